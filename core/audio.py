@@ -1,0 +1,140 @@
+"""Decoding and resampling recordings (SPEC section 3, step 1).
+
+soundfile decodes (wav 8/16/24/32-bit int and float, flac, ogg); torchaudio only resamples.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from .errors import AudioError, Problem
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
+MIN_SAMPLE_RATE = 4000
+_SUPPORTED = "wav (8/16/24/32-bit integer or float PCM), flac or ogg"
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    sample_rate: int
+    frames: int  # what the file holds
+    channels: int
+    subtype: str
+    declared_frames: int  # what its header promises; more than `frames` when the file was cut short
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate
+
+    @property
+    def truncated(self) -> bool:
+        return self.declared_frames > self.frames
+
+    def truncation_problem(self, path: Path) -> Problem:
+        return Problem(str(path), f"truncated: the header promises {self.declared_frames} samples but the file holds "
+                       f"{self.frames}; using what is there.", "copy the recording again from its source.")
+
+
+def _declared_wav_frames(path: Path) -> int | None:
+    """Frames the RIFF `data` chunk declares. libsndfile quietly shortens a cut-off file, so we look ourselves."""
+    with path.open("rb") as f:
+        if f.read(12)[8:12] != b"WAVE":
+            return None
+        block_align = None
+        while header := f.read(8):
+            if len(header) < 8:
+                return None
+            chunk, size = header[:4], struct.unpack("<I", header[4:])[0]
+            if chunk == b"fmt ":
+                block_align = struct.unpack("<H", f.read(16)[12:14])[0]
+                f.seek(size - 16 + (size & 1), 1)
+            elif chunk == b"data":
+                # 0 and 0xFFFFFFFF are what streaming writers leave when they cannot seek back.
+                return size // block_align if block_align and size not in (0, 0xFFFFFFFF) else None
+            else:
+                f.seek(size + (size & 1), 1)
+    return None
+
+
+@dataclass
+class DecodedAudio:
+    samples: np.ndarray  # float32, mono
+    sample_rate: int
+    warnings: list[Problem]
+
+
+def _check_extension(path: Path) -> None:
+    if path.suffix.lower() not in AUDIO_EXTENSIONS:
+        raise AudioError(f"unsupported audio format '{path.suffix or '(none)'}'.", path=path,
+                         fix=f"convert the recording to {_SUPPORTED}.")
+
+
+def probe_audio(path: str | Path) -> AudioInfo:
+    """Header information without decoding; raises AudioError for anything unreadable."""
+    path = Path(path)
+    _check_extension(path)
+    if not path.exists():
+        raise AudioError("the recording is missing.", path=path,
+                         fix="put the audio file back beside its annotation, or remove the annotation.")
+    if path.stat().st_size == 0:
+        raise AudioError("the file is empty (0 bytes).", path=path, fix="copy the recording again from its source.")
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # libsndfile's errors carry no type worth matching
+        raise AudioError(f"not a readable audio file ({exc}).", path=path,
+                         fix=f"check that it really is {_SUPPORTED}; re-export or copy it again.") from None
+    if info.samplerate < MIN_SAMPLE_RATE:
+        raise AudioError(f"sample rate {info.samplerate} Hz is below the {MIN_SAMPLE_RATE} Hz minimum.", path=path,
+                         fix="record or export at 4 kHz or more.")
+    if info.frames == 0:
+        raise AudioError("the recording holds no samples.", path=path, fix="copy the recording again from its source.")
+    declared = _declared_wav_frames(path) if info.format == "WAV" else None
+    return AudioInfo(info.samplerate, info.frames, info.channels, info.subtype, max(declared or 0, info.frames))
+
+
+def decode_audio(path: str | Path) -> DecodedAudio:
+    """Decode to float32 mono at the file's own rate.
+
+    Multi-channel audio is averaged. A file shorter than its header says (an interrupted copy)
+    is used as far as it goes, with a warning; NaN or infinite samples are an error.
+    """
+    path = Path(path)
+    info = probe_audio(path)
+    warnings = [info.truncation_problem(path)] if info.truncated else []
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:
+        raise AudioError(f"decoding failed ({exc}).", path=path,
+                         fix="the file is damaged; copy the recording again from its source.") from None
+    if data.shape[0] == 0:
+        raise AudioError("the recording holds no samples.", path=path, fix="copy the recording again from its source.")
+    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    bad = ~np.isfinite(mono)
+    if bad.any():
+        first = int(np.argmax(bad))
+        raise AudioError(f"{int(bad.sum())} NaN or infinite samples, the first at {first / sr:.3f} s.", path=path,
+                         fix="re-export the recording from its source; LungKD will not guess the missing samples.")
+    return DecodedAudio(np.ascontiguousarray(mono, dtype=np.float32), int(sr), warnings)
+
+
+def resample(samples: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Band-limited resampling through torchaudio (its default sinc interpolation)."""
+    if orig_sr == target_sr:
+        return samples.astype(np.float32, copy=False)
+    import torch
+    import torchaudio.functional as AF
+
+    out = AF.resample(torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)), orig_sr, target_sr)
+    return out.numpy()
+
+
+def load_audio(path: str | Path, target_sr: int | None = None) -> DecodedAudio:
+    """Decode and, when asked, resample the whole recording to `target_sr`."""
+    decoded = decode_audio(path)
+    if target_sr is not None and target_sr != decoded.sample_rate:
+        decoded = DecodedAudio(resample(decoded.samples, decoded.sample_rate, target_sr), target_sr, decoded.warnings)
+    return decoded

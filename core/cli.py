@@ -1,0 +1,82 @@
+"""`lungkd` on the command line: the headless face of the engine."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import LungKDError
+
+
+def _print_stats(stats: dict) -> None:
+    print(f"Dataset {stats['root']}")
+    print(f"  recordings {stats['recordings']} ({stats['recordings_with_audio']} with audio, "
+          f"{len(stats['unannotated'])} unannotated), patients {stats['patients']}")
+    print(f"  recordings per split: {', '.join(f'{k} {v}' for k, v in sorted(stats['recordings_per_split'].items()))}")
+    header = f"  {'split':<8}" + "".join(f"{name:>9}" for name in ("normal", "crackle", "wheeze", "both", "total"))
+    print(header)
+    for split, counts in stats["cycles"].items():
+        print(f"  {split:<8}" + "".join(f"{n:>9}" for n in counts.values()) + f"{sum(counts.values()):>9}")
+    print("  devices: " + ", ".join(f"{k} {v}" for k, v in stats["devices"].items()))
+    if stats["sample_rates"]:
+        print("  sample rates: " + ", ".join(f"{k} Hz x{v}" for k, v in stats["sample_rates"].items()))
+    for match in stats["name_matches"]:
+        print(f"  matched {match['file']} -> split entry {match['split']} ({match['reason']})")
+    if stats["warnings"]:
+        print(f"  {len(stats['warnings'])} warning(s):")
+        for warning in stats["warnings"]:
+            print(f"    {warning}")
+
+
+def _data_stats(args: argparse.Namespace) -> int:
+    from .dataset import load_dataset
+
+    stats = load_dataset(args.path).stats()
+    if args.json:
+        print(json.dumps(stats, indent=2))
+    else:
+        _print_stats(stats)
+    return 0
+
+
+def _data_synth(args: argparse.Namespace) -> int:
+    from .synth import write_synthetic_dataset
+
+    summary = write_synthetic_dataset(args.out, recordings=args.recordings, seed=args.seed,
+                                      label_noise=args.label_noise)
+    print(f"Wrote {summary.recordings} recordings of {summary.patients} patients to {Path(args.out)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lungkd", description="Lung-sound classifiers distilled from ensembles.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    data = commands.add_parser("data", help="inspect or generate datasets").add_subparsers(dest="data_command",
+                                                                                          required=True)
+    stats = data.add_parser("stats", help="recordings, patients and cycles per split and class")
+    stats.add_argument("path", type=Path, help="an ICBHI folder or a folder of recordings with .txt annotations")
+    stats.add_argument("--json", action="store_true", help="print one JSON object")
+    stats.set_defaults(run=_data_stats)
+
+    synth = data.add_parser("synth", help="write a synthetic dataset in ICBHI layout")
+    synth.add_argument("--out", type=Path, required=True)
+    synth.add_argument("--recordings", type=int, default=120)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--label-noise", type=float, default=0.0, help="fraction of cycles given a wrong label")
+    synth.set_defaults(run=_data_synth)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except LungKDError as exc:
+        print(f"lungkd: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
