@@ -1,0 +1,33 @@
+"""Run by test_training.py as a real subprocess: trains a tiny CNN6 on saved features, resumable.
+
+Usage: python train_worker.py FEATURES.npz RUN_DIR EPOCHS
+Prints `EPOCH n` after every finished epoch and a final JSON line with the history.
+"""
+import json
+import sys
+from dataclasses import asdict
+
+import numpy as np
+import torch
+
+from lungkd.core.models import create_model
+from lungkd.core.training import CycleSet, TrainConfig, Trainer
+
+
+def main(features_path: str, run_dir: str, epochs: int) -> None:
+    data = np.load(features_path)
+    train = CycleSet(torch.from_numpy(data["train_x"]), torch.from_numpy(data["train_y"]))
+    test = CycleSet(torch.from_numpy(data["test_x"]), torch.from_numpy(data["test_y"]))
+    config = TrainConfig(epochs=epochs, batch_size=8, lr=1e-3, weight_averaging=0.5, seed=1, deterministic=True)
+
+    def progress(p):
+        if p.stage == "epoch":
+            print(f"EPOCH {p.epoch}", flush=True)
+
+    torch.manual_seed(0)
+    result = Trainer(config, run_dir, progress).fit(create_model("cnn6", size="tiny"), train, test)
+    print(json.dumps({"history": [asdict(r) for r in result.history], "selected": result.selected_epoch}), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
