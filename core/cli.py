@@ -49,6 +49,55 @@ def _data_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _format_scores(scores: dict | None) -> str:
+    if not scores or scores["score"] is None:
+        return "n/a"
+    return f"Sp {scores['sp']:6.2f}  Se {scores['se']:6.2f}  Score {scores['score']:6.2f}"
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .recipes import load_recipe
+    from .single_run import train_from_recipe
+    from .cancel import Cancelled, CancelToken
+    from .training import Progress
+    from .workspace_paths import resolve_workspace
+
+    recipe = load_recipe(args.recipe)
+    workspace = resolve_workspace(args.workspace)
+
+    def show(p: Progress) -> None:
+        if p.stage == "notice":
+            print(f"note: {p.message}", file=sys.stderr)
+        elif p.stage == "epoch":
+            metrics = p.metrics or {}
+            line = f"epoch {p.epoch:>3}/{p.epochs}  loss {p.loss:.4f}  test {_format_scores(metrics.get('test'))}"
+            if metrics.get("val"):
+                line += f"  val {_format_scores(metrics['val'])}"
+            print(line, flush=True)
+
+    cancel = CancelToken()
+    try:
+        result, model_dir = train_from_recipe(recipe, workspace, show, cancel)
+    except KeyboardInterrupt:
+        cancel.cancel()
+        print("interrupted; run the same command again to resume from the last finished epoch.", file=sys.stderr)
+        return 130
+    except Cancelled as exc:
+        print(f"lungkd: {exc}", file=sys.stderr)
+        return 130
+    final = result.scores.to_dict() if result.scores else None
+    print(f"selected epoch {result.selected_epoch} ({result.selection}): test {_format_scores(final)}")
+    print(f"model saved to {model_dir}")
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from .models import models_table
+
+    print(models_table())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lungkd", description="Lung-sound classifiers distilled from ensembles.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -66,6 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--label-noise", type=float, default=0.0, help="fraction of cycles given a wrong label")
     synth.set_defaults(run=_data_synth)
+
+    train = commands.add_parser("train", help="train one model with hard labels from a recipe (resumable)")
+    train.add_argument("recipe", type=Path, help="a .toml training recipe (see resources/recipes/)")
+    train.add_argument("--workspace", type=Path, help="workspace folder (default: the user data folder)")
+    train.set_defaults(run=_train)
+
+    models = commands.add_parser("models", help="list the model architectures")
+    models.set_defaults(run=_models)
     return parser
 
 

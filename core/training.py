@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .cancel import Cancelled, CancelToken
 from .errors import LungKDError
 from .features import specaugment
 from .metrics import Scores, scores_from_logits
@@ -32,23 +32,6 @@ STATE_FILE = "train_state.pt"
 
 class TrainingError(LungKDError):
     """A run that cannot go on: out of memory, a bad setting, data that does not fit the model."""
-
-
-class Cancelled(LungKDError):
-    """The user cancelled; the last epoch checkpoint is kept and the run resumes from it."""
-
-
-class CancelToken:
-    """Set from any thread; the trainer checks it every step."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    def is_set(self) -> bool:
-        return self._event.is_set()
 
 
 @dataclass(frozen=True)
@@ -115,6 +98,8 @@ class EpochRecord:
     lr: float
     test: dict | None = None
     val: dict | None = None
+    seconds: float = 0.0  # training steps of this epoch, evaluation excluded
+    data_seconds: float = 0.0  # of which spent gathering, augmenting and moving batches
 
 
 @dataclass
@@ -161,7 +146,7 @@ def predict_logits(model: torch.nn.Module, data: CycleSet, batch_size: int = 64,
     device = device or next(model.parameters()).device
     model.eval()
     out = []
-    with torch.inference_mode(), _autocast(device, enabled=device.type == "cuda"):
+    with torch.inference_mode(), autocast_for(device, enabled=device.type == "cuda"):
         for start in range(0, len(data), batch_size):
             if cancel is not None and cancel.is_set():
                 raise Cancelled("cancelled while computing predictions.")
@@ -171,7 +156,7 @@ def predict_logits(model: torch.nn.Module, data: CycleSet, batch_size: int = 64,
     return torch.cat(out) if out else torch.zeros(0, 4)
 
 
-def _autocast(device: torch.device, enabled: bool):
+def autocast_for(device: torch.device, enabled: bool):
     if not enabled or device.type != "cuda":
         return torch.autocast("cpu", enabled=False)
     dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -260,9 +245,11 @@ class Trainer:
         for epoch in range(start_epoch, cfg.epochs + 1):
             for group in optimizer.param_groups:
                 group["lr"] = cosine_lr(cfg.lr, epoch, cfg.epochs, cfg.final_lr_ratio)
-            loss = self._train_epoch(model, optimizer, scaler, train, targets, epoch, steps, augment, device, use_amp,
-                                     started, start_epoch)
-            record = EpochRecord(epoch, loss, optimizer.param_groups[0]["lr"])
+            epoch_start = time.perf_counter()
+            loss, data_seconds = self._train_epoch(model, optimizer, scaler, train, targets, epoch, steps, augment,
+                                                   device, use_amp, started, start_epoch)
+            record = EpochRecord(epoch, loss, optimizer.param_groups[0]["lr"],
+                                 seconds=time.perf_counter() - epoch_start, data_seconds=data_seconds)
             for name, data in (("test", test), ("val", val)):
                 if data is not None:
                     logits = predict_logits(model, data, max(cfg.batch_size, 64), device, self.cancel)
@@ -289,10 +276,11 @@ class Trainer:
         order = torch.randperm(len(train), generator=generator)
         soft = targets.for_epoch(epoch) if hasattr(targets, "for_epoch") else targets
         model.train()
-        total, count = 0.0, 0
+        total, count, data_seconds = 0.0, 0, 0.0
         for step in range(steps):
             if self.cancel.is_set():
                 raise Cancelled("training cancelled; the last finished epoch is kept and the run resumes from it.")
+            fetch_start = time.perf_counter()
             idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
             x = train.features[idx]
             if augment:
@@ -300,10 +288,11 @@ class Trainer:
             x = x.to(device, non_blocking=True)
             y = (soft[idx] if soft is not None else train.labels[idx]).to(device)
             prompts = [train.prompts[i] for i in idx.tolist()] if train.prompts is not None else None
+            data_seconds += time.perf_counter() - fetch_start
             before = ({k: v.detach().clone() for k, v in model.state_dict().items()}
                       if cfg.weight_averaging else None)
             try:
-                with _autocast(device, use_amp):
+                with autocast_for(device, use_amp):
                     logits = forward(model, x, prompts)
                 loss = F.cross_entropy(logits.float(), y)
                 optimizer.zero_grad(set_to_none=True)
@@ -324,7 +313,7 @@ class Trainer:
             elapsed = time.monotonic() - started
             self.on_progress(Progress("train", epoch, cfg.epochs, step + 1, steps, eta_s=elapsed / done * remaining,
                                       loss=loss))
-        return total / max(count, 1)
+        return total / max(count, 1), data_seconds
 
     def _state_path(self) -> Path | None:
         return self.run_dir / STATE_FILE if self.run_dir else None

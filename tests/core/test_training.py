@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from lungkd.core.cache import FeatureCache
+from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.dataset import load_dataset
 from lungkd.core.inputs import build_cycle_sets
 from lungkd.core.models import create_model
-from lungkd.core.splits import patient_split
-from lungkd.core.training import (STATE_FILE, Cancelled, CancelToken, CycleSet, TrainConfig, Trainer, TrainingError,
+from lungkd.core.training import (STATE_FILE, CycleSet, TrainConfig, Trainer, TrainingError,
                                   cosine_lr)
 
 WORKER = Path(__file__).with_name("train_worker.py")

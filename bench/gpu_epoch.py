@@ -1,0 +1,63 @@
+"""One epoch of full-size cnn6 and bts on a synthetic dataset, with the trainer's mixed precision.
+
+Prints per architecture: feature preparation time, training cycles/s, peak GPU memory and the
+share of training time spent gathering and moving batches (waiting for data). Part of gpu_check.sh.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import describe  # noqa: E402
+
+from lungkd.core.cache import FeatureCache  # noqa: E402
+from lungkd.core.dataset import load_dataset  # noqa: E402
+from lungkd.core.inputs import build_cycle_sets  # noqa: E402
+from lungkd.core.models import create_model  # noqa: E402
+from lungkd.core.synth import write_synthetic_dataset  # noqa: E402
+from lungkd.core.training import TrainConfig, Trainer  # noqa: E402
+
+RECIPES = {"cnn6": TrainConfig(epochs=1, batch_size=128, lr=1e-3, selection="last", device="auto"),
+           "bts": TrainConfig(epochs=1, batch_size=8, lr=5e-5, weight_decay=1e-6, weight_averaging=0.5,
+                              selection="last", device="auto")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--recordings", type=int, default=96)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    print(describe())
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        write_synthetic_dataset(Path(tmp) / "data", recordings=args.recordings, seed=0)
+        index = load_dataset(Path(tmp) / "data")
+        cache = FeatureCache(Path(tmp) / "cache")
+        for arch, config in RECIPES.items():
+            start = time.perf_counter()
+            sets = build_cycle_sets(index, arch, cache=cache)
+            prepare_s = time.perf_counter() - start
+            if torch.cuda.is_available():
+                torch.cuda.reset_peak_memory_stats()
+            result = Trainer(config).fit(create_model(arch), sets["train"])
+            epoch = result.history[0]
+            row = {"arch": arch, "device": result.device, "train_cycles": len(sets["train"]),
+                   "prepare_s": round(prepare_s, 1), "cycles_per_s": round(len(sets["train"]) / epoch.seconds, 1),
+                   "data_wait_share": round(epoch.data_seconds / epoch.seconds, 3),
+                   "peak_gpu_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)
+                   if torch.cuda.is_available() else None}
+            results[arch] = row
+            print(json.dumps(row), flush=True)
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

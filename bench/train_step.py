@@ -1,0 +1,96 @@
+"""Training throughput and inference latency of every architecture at full size, random weights.
+
+    python bench/train_step.py [--archs cnn6,bts] [--device cpu|cuda] [--steps 2] [--batch-size N]
+
+Training: cycles/s of forward + backward + Adam step at the recipe's batch size (SPEC section 7:
+128 for the CNNs, 8 for CLAP and AST), mixed precision on CUDA. Inference: ms per cycle at batch 1.
+A warm-up step is run and not timed. Prints a table and the machine it ran on.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import describe  # noqa: E402
+
+from lungkd.core.models import create_model, list_models  # noqa: E402
+from lungkd.core.training import autocast_for, forward  # noqa: E402
+
+RECIPE_BATCH = {"cnn6": 128, "resnet18": 128, "efficientnet_b0": 128, "ast": 8, "audio_clap": 8, "bts": 8}
+PROMPT = "This sound was recorded from the left anterior chest of an adult male patient, using a Meditron stethoscope."
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _batch(info, batch: int, device: torch.device):
+    x = torch.randn(batch, *info.input_shape, device=device)
+    prompts = [PROMPT] * batch if info.name == "bts" else None
+    return x, prompts
+
+
+def train_throughput(info, batch: int, steps: int, device: torch.device) -> float:
+    model = create_model(info.name).to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-5)
+    x, prompts = _batch(info, batch, device)
+    y = torch.randint(0, 4, (batch,), device=device)
+    amp = device.type == "cuda"
+    for step in range(steps + 1):  # the first is warm-up
+        if step == 1:
+            _sync(device)
+            start = time.perf_counter()
+        with autocast_for(device, amp):
+            loss = F.cross_entropy(forward(model, x, prompts).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    _sync(device)
+    return batch * steps / (time.perf_counter() - start)
+
+
+def inference_latency_ms(info, device: torch.device, repeats: int = 3) -> float:
+    model = create_model(info.name).to(device).eval()
+    x, prompts = _batch(info, 1, device)
+    with torch.inference_mode(), autocast_for(device, device.type == "cuda"):
+        forward(model, x, prompts)
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            forward(model, x, prompts)
+        _sync(device)
+    return (time.perf_counter() - start) / repeats * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--archs", default=",".join(RECIPE_BATCH))
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, help="override the recipe's batch size (e.g. on a small CPU)")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    infos = {i.name: i for i in list_models()}
+    print(describe())
+    print(f"device {device}, {'bf16/fp16 autocast' if device.type == 'cuda' else 'fp32'}, {args.steps} timed steps\n")
+    print(f"{'arch':<16}{'params':>12}{'batch':>7}{'train cycles/s':>16}{'infer ms/cycle':>16}")
+    for name in args.archs.split(","):
+        info = infos[name]
+        batch = args.batch_size or RECIPE_BATCH[name]
+        try:
+            throughput = f"{train_throughput(info, batch, args.steps, device):.1f}"
+        except torch.OutOfMemoryError:
+            throughput = "OOM"
+        latency = inference_latency_ms(info, device)
+        print(f"{name:<16}{info.params:>12,}{batch:>7}{throughput:>16}{latency:>16.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

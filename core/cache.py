@@ -1,0 +1,395 @@
+"""Content-addressed on-disk cache of prepared clips and features, and `prepare_dataset`.
+
+One entry per recording: a safetensors file holding the (n_cycles, ...) float32 array of its clips
+(no feature settings) or features, with the preparation warnings in its metadata. The key is the
+sha256 of the audio bytes, the cycle boundaries, the preparation and feature settings, the library
+versions that shape the numbers and CACHE_VERSION, so a renamed or copied dataset still hits and a
+changed byte, boundary or setting misses. Labels are not part of the key: relabelling keeps the cache.
+
+Entries are written to a temporary file in the same folder and renamed into place (atomic), so a
+reader sees a whole entry or none; an entry that fails to parse or has the wrong shape is deleted
+and recomputed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import struct
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Sequence, Union
+
+import numpy as np
+
+from .cancel import Cancelled, CancelToken
+from .errors import AudioError, LungKDError, Problem
+from .prepare import PrepSettings, prepare_recording, require_audio
+from .records import Cycle, Recording
+
+if TYPE_CHECKING:
+    from .features import ClapFeatureSettings, FbankSettings
+
+    FeatureSettings = Union[FbankSettings, ClapFeatureSettings]
+
+CACHE_VERSION = 1
+_ARRAY = "inputs"
+_HASH_CHUNK = 1 << 20
+_THIS_AUDIO = "<audio>"  # stands for the audio path inside stored warnings (entries are path-independent)
+
+
+class PreparationCancelled(Cancelled):
+    """The caller's cancel token was set; nothing already cached is lost."""
+
+
+Progress = Callable[[int, int], None]  # (recordings done, recordings in all)
+
+
+# ---------------------------------------------------------------- keys
+
+@lru_cache(maxsize=8192)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    buf = bytearray(_HASH_CHUNK)
+    view = memoryview(buf)
+    with open(path, "rb") as f:
+        while n := f.readinto(buf):
+            h.update(view[:n])
+    return h.hexdigest()
+
+
+def audio_digest(path: str | Path) -> str:
+    """sha256 of a file's bytes, memoised per (path, size, mtime) within the process."""
+    st = os.stat(path)
+    return _file_sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=1)
+def _library_versions() -> tuple[str, ...]:
+    # Resampling, fbank and the CLAP extractor live in these; a new version may move the numbers.
+    return tuple(f"{name}={metadata.version(name)}" for name in ("torch", "torchaudio", "transformers"))
+
+
+def entry_key(audio_sha256: str, cycles: Sequence[Cycle], prep: PrepSettings,
+              features: FeatureSettings | None) -> str:
+    payload = {
+        "version": CACHE_VERSION,
+        "audio": audio_sha256,
+        "cycles": [[c.start, c.end] for c in cycles],
+        "prep": prep.key(),
+        "features": features.key() if features is not None else "clips",
+        "libraries": _library_versions(),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- the store
+
+@dataclass
+class CacheEntry:
+    """A computed entry, in memory."""
+
+    inputs: np.ndarray  # (n_cycles, ...) float32
+    warnings: list[Problem]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.inputs.shape
+
+    def read_into(self, out: np.ndarray) -> None:
+        out[...] = self.inputs
+
+
+@dataclass
+class StoredEntry:
+    """A validated entry on disk, read on demand straight into its rows of the dataset array."""
+
+    path: Path
+    offset: int  # where the array's bytes start
+    shape: tuple[int, ...]
+    warnings: list[Problem]
+
+    def read_into(self, out: np.ndarray) -> None:
+        if out.shape != self.shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+            raise ValueError(f"cannot read a {self.shape} float32 entry into a {out.shape} {out.dtype} array.")
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            if f.readinto(out) != out.nbytes:  # entries are never rewritten in place, so this is a disk fault
+                raise OSError(f"{self.path}: the cache entry ended early; delete it and run again.")
+
+    def load(self) -> np.ndarray:
+        out = np.empty(self.shape, dtype=np.float32)
+        self.read_into(out)
+        return out
+
+
+def _portable(problems: list[Problem], audio_path: str) -> str:
+    return json.dumps([{**p.to_dict(), "path": _THIS_AUDIO if p.path == audio_path else p.path} for p in problems])
+
+
+def _localised(text: str, audio_path: str) -> list[Problem]:
+    items = json.loads(text)
+    return [Problem(audio_path if d["path"] == _THIS_AUDIO else d["path"], d["message"], d["fix"], d["line"])
+            for d in items]
+
+
+class FeatureCache:
+    """root/ab/abcdef….safetensors; safe for concurrent readers and writers (processes or machines
+    sharing a folder), since every write is a rename of a complete file."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.safetensors"
+
+    def get(self, key: str, audio_path: str, rows: int) -> StoredEntry | None:
+        """The entry, or None when absent or unusable (an unusable one is deleted).
+
+        safetensors checks that the header is whole and that the tensor covers the rest of the file
+        exactly, so a truncated or padded file is refused before any data is read.
+        """
+        from safetensors import SafetensorError, safe_open
+
+        path = self.path(key)
+        if not path.exists():
+            return None
+        try:
+            with safe_open(str(path), framework="np") as f:
+                meta = f.metadata() or {}
+                tensor = f.get_slice(_ARRAY)
+                shape, dtype = tuple(tensor.get_shape()), tensor.get_dtype()
+            if dtype != "F32" or shape[:1] != (rows,) or meta.get("version") != str(CACHE_VERSION):
+                raise ValueError("unexpected shape, type or version")
+            with open(path, "rb") as f:
+                (header_len,) = struct.unpack("<Q", f.read(8))
+            # The only tensor covers the whole data section, so its bytes start right after the header.
+            return StoredEntry(path, 8 + header_len, shape, _localised(meta.get("warnings", "[]"), audio_path))
+        except (SafetensorError, OSError, ValueError, KeyError, TypeError, struct.error):
+            self._discard(path)
+            return None
+
+    def put(self, key: str, entry: CacheEntry, audio_path: str) -> bool:
+        """Store an entry atomically; False when the disk refused (the caller goes on uncached)."""
+        from safetensors.numpy import save_file
+
+        path = self.path(key)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_file({_ARRAY: np.ascontiguousarray(entry.inputs, dtype=np.float32)}, str(tmp),
+                      metadata={"version": str(CACHE_VERSION), "warnings": _portable(entry.warnings, audio_path)})
+            os.replace(tmp, path)
+            return True
+        except OSError:
+            self._discard(tmp)
+            return False
+
+    @staticmethod
+    def _discard(path: Path) -> None:
+        try:
+            path.unlink()
+        except OSError:
+            pass  # already gone, or another process holds it: the next reader retries
+
+
+# ---------------------------------------------------------------- one recording
+
+@dataclass(frozen=True)
+class _Job:
+    position: int  # in dataset order
+    recording: Recording
+    prep: PrepSettings
+    features: FeatureSettings | None
+    cache_root: str | None
+    key: str | None
+
+
+@dataclass
+class _Outcome:
+    position: int
+    entry: CacheEntry | StoredEntry | None = None
+    failure: Problem | None = None
+
+
+def _run_job(job: _Job) -> _Outcome:
+    """Prepare one recording and store it; runs in a worker process or inline.
+
+    A stored entry goes back as its location, not its array: nothing big crosses the process
+    boundary and the parent copies it once, from the page cache into the dataset array.
+    """
+    audio_path = str(job.recording.audio_path)
+    try:
+        clips, warnings = prepare_recording(job.recording, job.prep)
+    except LungKDError as exc:
+        return _Outcome(job.position, failure=exc.problem)
+    entry = CacheEntry(job.features.compute(clips) if job.features is not None else clips, warnings)
+    if job.key is None:
+        return _Outcome(job.position, entry)
+    store = FeatureCache(job.cache_root)
+    stored = None
+    if store.put(job.key, entry, audio_path):
+        stored = store.get(job.key, audio_path, len(job.recording.cycles))
+    if stored is None:
+        entry.warnings.append(Problem(job.cache_root, "could not write to the feature cache; continuing without it.",
+                                      "free some disk space or choose a writable cache folder."))
+        return _Outcome(job.position, entry)
+    return _Outcome(job.position, stored)
+
+
+def _init_worker() -> None:
+    # One intra-op thread per process: the pool is the parallelism; more would oversubscribe the cores.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
+
+# ---------------------------------------------------------------- the dataset
+
+@dataclass
+class PreparedDataset:
+    inputs: np.ndarray  # (N, ...) float32: clips, or features when feature settings were given
+    labels: np.ndarray  # (N,) int64
+    cycles: list[Cycle]  # the N cycles, in dataset order
+    problems: list[Problem] = field(default_factory=list)  # warnings and failures, in dataset order
+    failed: dict[str, Problem] = field(default_factory=dict)  # recording -> why its cycles are left out
+    cache_hits: int = 0  # recordings read from the cache
+    computed: int = 0  # recordings prepared now
+
+
+def default_workers() -> int:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cpus, 4))
+
+
+def _keys(recordings: list[Recording], prep: PrepSettings, features: FeatureSettings | None,
+          workers: int) -> list[str | Problem]:
+    """Cache key per recording, or the Problem that kept its audio from being read."""
+    def key(rec: Recording) -> str | Problem:
+        try:
+            return entry_key(audio_digest(rec.audio_path), rec.cycles, prep, features)
+        except OSError as exc:
+            return Problem(str(rec.audio_path), f"cannot read the audio file ({exc.strerror or exc}).",
+                           "check that the file exists and is readable.")
+
+    # hashlib releases the GIL on large buffers, so threads hash files in parallel.
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(key, recordings))
+
+
+def _execute(jobs: list[_Job], workers: int, on_done: Callable[[_Outcome], None],
+             cancel: CancelToken | None) -> None:
+    """Run jobs inline or in a spawn process pool, handing each outcome to on_done as it completes."""
+    def check_cancel() -> None:
+        if cancel is not None and cancel.is_set():
+            raise PreparationCancelled("preparation cancelled; recordings already prepared stay in the cache.")
+
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            check_cancel()
+            on_done(_run_job(job))
+        return
+    import multiprocessing
+
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_init_worker) as pool:
+        pending: set[Future] = {pool.submit(_run_job, job) for job in jobs}
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                for future in done:
+                    on_done(future.result())
+                check_cancel()
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
+def _look_up(recs: list[Recording], prep: PrepSettings, features: FeatureSettings | None,
+              cache: FeatureCache | None, workers: int) -> tuple[dict[int, _Outcome], dict[int, str]]:
+    """Outcomes known before any work (no audio, unreadable audio, cache hits) and the cache keys."""
+    outcomes: dict[int, _Outcome] = {}
+    readable: list[int] = []
+    for i, rec in enumerate(recs):
+        try:
+            require_audio(rec)
+            readable.append(i)
+        except AudioError as exc:
+            outcomes[i] = _Outcome(i, failure=exc.problem)
+    if cache is None:
+        return outcomes, {}
+    keys: dict[int, str] = {}
+    for i, key in zip(readable, _keys([recs[i] for i in readable], prep, features, workers)):
+        if isinstance(key, Problem):
+            outcomes[i] = _Outcome(i, failure=key)
+            continue
+        keys[i] = key
+        entry = cache.get(key, str(recs[i].audio_path), len(recs[i].cycles))
+        if entry is not None:
+            outcomes[i] = _Outcome(i, entry)
+    return outcomes, keys
+
+
+def prepare_dataset(recordings: Sequence[Recording], prep: PrepSettings,
+                    features: FeatureSettings | None = None, cache: FeatureCache | None = None,
+                    workers: int | None = None, progress: Progress | None = None,
+                    cancel: CancelToken | None = None) -> PreparedDataset:
+    """Clips or features of every cycle, in dataset order (recordings by name, cycles as annotated).
+
+    A recording that cannot be read is left out and named in `failed` and `problems`; the others go on.
+    With a cache, entries present are read in this process and only missing ones are computed (in a
+    process pool of `workers`, default min(cpus, 4)); when all are present no pool starts. The pool
+    spawns fresh interpreters (safe beside Qt and torch threads), so a script that calls this needs
+    the usual `if __name__ == "__main__":` guard.
+    """
+    if features is not None and features.sample_rate != prep.sample_rate:
+        raise ValueError(f"{type(features).__name__} needs clips at {features.sample_rate} Hz, "
+                         f"but the preparation makes {prep.sample_rate} Hz clips.")
+    workers = workers or default_workers()
+    recs = sorted((r for r in recordings if r.cycles), key=lambda r: r.name)
+    outcomes, keys = _look_up(recs, prep, features, cache, workers)
+    hits = sum(1 for o in outcomes.values() if o.entry is not None)
+
+    def report() -> None:
+        if progress is not None:
+            progress(len(outcomes), len(recs))
+
+    def on_done(outcome: _Outcome) -> None:
+        outcomes[outcome.position] = outcome
+        report()
+
+    report()
+    jobs = [_Job(i, recs[i], prep, features, str(cache.root) if cache else None, keys.get(i))
+            for i in range(len(recs)) if i not in outcomes]
+    _execute(jobs, workers, on_done, cancel)
+    result = _assemble(recs, outcomes)
+    result.cache_hits, result.computed = hits, len(jobs)
+    return result
+
+
+def _assemble(recs: list[Recording], outcomes: dict[int, _Outcome]) -> PreparedDataset:
+    """One array in dataset order, each entry copied once into its rows (cached ones straight from disk)."""
+    kept = [(rec, outcomes[i].entry) for i, rec in enumerate(recs) if outcomes[i].entry is not None]
+    item_shape = kept[0][1].shape[1:] if kept else ()
+    inputs = np.empty((sum(len(rec.cycles) for rec, _ in kept), *item_shape), dtype=np.float32)
+    cycles: list[Cycle] = []
+    for rec, entry in kept:
+        entry.read_into(inputs[len(cycles):len(cycles) + len(rec.cycles)])
+        cycles.extend(rec.cycles)
+    problems: list[Problem] = []
+    failed: dict[str, Problem] = {}
+    for i, rec in enumerate(recs):
+        outcome = outcomes[i]
+        if outcome.entry is None:
+            failed[rec.name] = outcome.failure
+            problems.append(outcome.failure)
+        else:
+            problems.extend(outcome.entry.warnings)
+    labels = np.array([c.label for c in cycles], dtype=np.int64)
+    return PreparedDataset(inputs, labels, cycles, problems, failed)

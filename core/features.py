@@ -1,0 +1,174 @@
+"""Model inputs from prepared clips (SPEC section 4): Kaldi fbank, CLAP log-mel, SpecAugment.
+
+Both feature settings classes carry `sample_rate` (the clip rate they need), `key()` (for cache keys)
+and `compute(clips)`, so callers never branch on the feature kind.
+"""
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Iterator
+
+import numpy as np
+import torch
+
+FBANK_RATE = 16000
+FBANK_FRAME_LENGTH_MS = 25.0
+FBANK_FRAME_SHIFT_MS = 10.0
+AUDIOSET_MEAN, AUDIOSET_STD = -4.2677393, 4.5689974  # AST's AudioSet statistics
+NORMALIZATIONS = ("per_sample", "audioset")
+_MIN_STD = 1e-5  # a silent clip has a constant fbank; the reference would divide by zero there
+
+
+@dataclass(frozen=True)
+class FbankSettings:
+    """Kaldi fbank as the ICBHI reference code computes it; AST uses `audioset`, the CNNs `per_sample`."""
+
+    num_mel_bins: int = 128
+    normalization: str = "per_sample"
+
+    def __post_init__(self) -> None:
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, not {self.normalization!r}.")
+
+    @property
+    def sample_rate(self) -> int:
+        return FBANK_RATE
+
+    def key(self) -> str:
+        return "fbank:" + json.dumps(asdict(self), sort_keys=True)
+
+    def compute(self, clips: np.ndarray) -> np.ndarray:
+        return normalize_fbank(fbank(clips, self.num_mel_bins), self.normalization)
+
+
+@dataclass(frozen=True)
+class ClapFeatureSettings:
+    """The laion/clap-htsat-unfused preprocessor_config.json values, set explicitly because the
+    transformers class defaults differ (frequency_min 0, truncation "fusion")."""
+
+    feature_size: int = 64
+    sampling_rate: int = 48000
+    hop_length: int = 480
+    max_length_s: int = 10
+    fft_window_size: int = 1024
+    padding: str = "repeatpad"
+    truncation: str = "rand_trunc"
+    frequency_min: float = 50
+    frequency_max: float = 14000
+    seed: int = 0  # rand_trunc's crop position, used only for clips longer than max_length_s
+
+    @property
+    def sample_rate(self) -> int:
+        return self.sampling_rate
+
+    def key(self) -> str:
+        return "clap:" + json.dumps(asdict(self), sort_keys=True)
+
+    def compute(self, clips: np.ndarray) -> np.ndarray:
+        return clap_features(clips, self)
+
+    def extractor_kwargs(self) -> dict:
+        kwargs = asdict(self)
+        del kwargs["seed"]
+        return {**kwargs, "return_attention_mask": False}
+
+
+def fbank_frames(n_samples: int) -> int:
+    """Frames Kaldi (snip_edges) gives for n samples at 16 kHz: 798 for 8 s."""
+    window = int(FBANK_RATE * FBANK_FRAME_LENGTH_MS / 1000)
+    shift = int(FBANK_RATE * FBANK_FRAME_SHIFT_MS / 1000)
+    return 0 if n_samples < window else 1 + (n_samples - window) // shift
+
+
+def fbank(clips16k: np.ndarray, num_mel_bins: int = 128) -> np.ndarray:
+    """Log mel filterbank (N, frames, num_mel_bins) float32 of 16 kHz clips (N, samples).
+
+    The waveform goes in as decoded (floats in [-1, 1]) without removing its mean, as in the
+    ICBHI reference code; Kaldi removes each frame's DC offset anyway.
+    """
+    import torchaudio.compliance.kaldi as kaldi
+
+    clips = torch.from_numpy(np.ascontiguousarray(clips16k, dtype=np.float32))
+    out = np.empty((len(clips), fbank_frames(clips.shape[-1]), num_mel_bins), dtype=np.float32)
+    for i, clip in enumerate(clips):
+        out[i] = kaldi.fbank(clip[None], sample_frequency=FBANK_RATE, num_mel_bins=num_mel_bins,
+                             frame_length=FBANK_FRAME_LENGTH_MS, frame_shift=FBANK_FRAME_SHIFT_MS,
+                             window_type="hanning", dither=0.0, use_energy=False, htk_compat=True).numpy()
+    return out
+
+
+def normalize_fbank(x: np.ndarray, mode: str = "per_sample") -> np.ndarray:
+    """(x - mean) / (2 * std) over each sample's last two axes (`per_sample`, unbiased std as
+    torch's) or with the AudioSet constants (`audioset`)."""
+    if mode == "audioset":
+        return ((x - AUDIOSET_MEAN) / (2 * AUDIOSET_STD)).astype(np.float32)
+    if mode != "per_sample":
+        raise ValueError(f"mode must be one of {NORMALIZATIONS}, not {mode!r}.")
+    x64 = np.asarray(x, dtype=np.float64)
+    mean = x64.mean(axis=(-2, -1), keepdims=True)
+    std = np.maximum(x64.std(axis=(-2, -1), keepdims=True, ddof=1), _MIN_STD)
+    return ((x64 - mean) / (2 * std)).astype(np.float32)
+
+
+@lru_cache(maxsize=4)
+def _clap_extractor(settings: ClapFeatureSettings):
+    from transformers import ClapFeatureExtractor
+
+    return ClapFeatureExtractor(**settings.extractor_kwargs())
+
+
+@contextmanager
+def _numpy_seed(seed: int) -> Iterator[None]:
+    """The extractor draws rand_trunc crops from numpy's global RNG: seed it, then restore it."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+def clap_features(clips48k: np.ndarray, settings: ClapFeatureSettings = ClapFeatureSettings()) -> np.ndarray:
+    """CLAP log-mel input features (N, 1, 1001, 64) float32 of 48 kHz clips (N, samples).
+
+    With `repeatpad`, a clip shorter than 10 s is tiled int(10 s / length) times and zero-padded to
+    10 s: an 8 s clip is tiled once, i.e. followed by 2 s of zeros.
+    """
+    if len(clips48k) == 0:
+        frames = settings.max_length_s * settings.sampling_rate // settings.hop_length + 1
+        return np.zeros((0, 1, frames, settings.feature_size), dtype=np.float32)
+    extractor = _clap_extractor(settings)
+    with _numpy_seed(settings.seed):
+        out = extractor(list(np.asarray(clips48k, dtype=np.float32)), sampling_rate=settings.sampling_rate,
+                        return_tensors="np")
+    return np.asarray(out["input_features"], dtype=np.float32)
+
+
+def specaugment(batch: torch.Tensor, generator: torch.Generator | None = None, *, freq_masks: int = 2,
+                freq_width: int = 48, time_masks: int = 2, time_width: int = 160) -> torch.Tensor:
+    """SpecAugment of a batch (B, ..., time, freq): per sample, `freq_masks` bands of width in
+    [0, freq_width) and `time_masks` spans of width in [0, time_width), set to the sample's mean.
+
+    Returns a new tensor. Widths and positions are drawn as in the patch-mix reference
+    (width ~ U{0..W-1}, start ~ U{0..size-width}).
+    """
+    b, t, f = batch.shape[0], batch.shape[-2], batch.shape[-1]
+    mask = _band_mask(b, f, freq_masks, freq_width, generator)[:, None, :] \
+        | _band_mask(b, t, time_masks, time_width, generator)[:, :, None]  # (B, T, F)
+    mask = mask.view(b, *([1] * (batch.dim() - 3)), t, f).to(batch.device)
+    mean = batch.mean(dim=tuple(range(1, batch.dim())), keepdim=True)
+    return torch.where(mask, mean, batch)
+
+
+def _band_mask(batch: int, size: int, count: int, max_width: int, generator: torch.Generator | None) -> torch.Tensor:
+    """(batch, size) bool: the union of `count` random bands per row."""
+    positions = torch.arange(size)
+    mask = torch.zeros(batch, size, dtype=torch.bool)
+    for _ in range(count):
+        width = torch.randint(0, min(max_width, size + 1), (batch, 1), generator=generator)
+        start = (torch.rand(batch, 1, generator=generator) * (size - width + 1)).long()
+        mask |= (positions >= start) & (positions < start + width)
+    return mask

@@ -1,0 +1,144 @@
+"""Reference cycle preparation (SPEC section 3): whole-recording fade, slicing, fixed 8 s clips.
+
+Matches the BTS / patch-mix reference code (`get_individual_cycles_torchaudio`, `cut_pad_sample_torchaudio`):
+- the fades are torchaudio's `Fade(fade_shape="linear")`: fade-in `linspace(0, 1, n)` (sample 0 is 0,
+  sample n-1 keeps its full value), fade-out its mirror (the last sample is 0), n = int(sr / 16);
+- a cycle is `[int(start*sr), int(end*sr))`, both ends clipped to the recording;
+- a cycle longer than the clip keeps its first `clip_len` samples, unfaded;
+- a cycle no longer than the clip (equal length included, as in the reference) is tiled, cut and
+  faded out; with `pad="zero"` it is centred in silence instead, without a fade (as in the reference).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .audio import load_audio
+from .errors import AudioError, Problem
+from .records import Cycle, Recording
+
+SAMPLE_RATES = (16000, 48000)  # fbank models / CLAP models
+PAD_MODES = ("repeat", "zero")
+FADE_DIVISOR = 16  # the reference fades over sr/16 samples (62.5 ms)
+
+
+@dataclass(frozen=True)
+class PrepSettings:
+    sample_rate: int = 16000
+    clip_seconds: float = 8.0
+    pad: str = "repeat"
+    fade: bool = True  # the whole-recording fade-in/out and the fade-out after tiling
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "clip_seconds", float(self.clip_seconds))  # 8 and 8.0 share a cache key
+        if self.sample_rate not in SAMPLE_RATES:
+            raise ValueError(f"sample_rate must be one of {SAMPLE_RATES}, not {self.sample_rate}.")
+        if self.pad not in PAD_MODES:
+            raise ValueError(f"pad must be one of {PAD_MODES}, not {self.pad!r}.")
+        if not self.clip_seconds > 0:
+            raise ValueError(f"clip_seconds must be positive, not {self.clip_seconds}.")
+
+    @property
+    def clip_len(self) -> int:
+        return int(round(self.clip_seconds * self.sample_rate))
+
+    @property
+    def fade_len(self) -> int:
+        return self.sample_rate // FADE_DIVISOR
+
+    def key(self) -> str:
+        """Stable text naming these settings, for cache keys."""
+        return "prep:" + json.dumps(asdict(self), sort_keys=True)
+
+
+def _fade_in_curve(n: int) -> np.ndarray:
+    # torchaudio.transforms.Fade's linear shape, bit for bit: torch.linspace differs from
+    # np.linspace in the last bit of some values.
+    import torch
+
+    return torch.linspace(0, 1, n).numpy()
+
+
+def fade_in(x: np.ndarray, n: int) -> np.ndarray:
+    """Linear fade-in over the first n samples (in place; fewer when x is shorter)."""
+    m = min(n, len(x))
+    x[:m] *= _fade_in_curve(n)[:m]
+    return x
+
+
+def fade_out(x: np.ndarray, n: int) -> np.ndarray:
+    """Linear fade-out over the last n samples (in place; fewer when x is shorter)."""
+    m = min(n, len(x))
+    if m:
+        x[-m:] *= (1 - _fade_in_curve(n))[n - m:]
+    return x
+
+
+def cycle_span(cycle: Cycle, sr: int, n_samples: int) -> tuple[int, int]:
+    """Sample range [a, b) of a cycle, clipped to the recording (empty when it starts past the end)."""
+    a = min(int(cycle.start * sr), n_samples)
+    b = min(int(cycle.end * sr), n_samples)
+    return a, max(a, b)
+
+
+def fix_length(chunk: np.ndarray, settings: PrepSettings) -> np.ndarray:
+    """Cut or pad one non-empty cycle to exactly clip_len samples, as the reference does."""
+    target = settings.clip_len
+    if len(chunk) > target:
+        return chunk[:target].copy()
+    if settings.pad == "zero":
+        out = np.zeros(target, dtype=np.float32)
+        offset = (target - len(chunk)) // 2
+        out[offset:offset + len(chunk)] = chunk
+        return out
+    out = np.tile(chunk, -(-target // len(chunk)))[:target]
+    return fade_out(out, settings.fade_len) if settings.fade else out
+
+
+def _empty_cycle(cycle: Cycle, start: int, n_samples: int, sr: int, source: str | None) -> Problem:
+    where = (f"lies entirely after the end of the audio ({n_samples / sr:.3f} s)" if start >= n_samples
+             else "is shorter than one sample")
+    return Problem(source or cycle.recording, f"the cycle {cycle.start}-{cycle.end} s {where}; its clip is silence.",
+                   "check that the annotation belongs to this recording, or remove the line.", cycle.line or None)
+
+
+def prepare_cycles(samples: np.ndarray, sr: int, cycles: Sequence[Cycle], settings: PrepSettings,
+                   source: str | None = None) -> tuple[np.ndarray, list[Problem]]:
+    """Clips (len(cycles), clip_len) float32 of a recording already at `settings.sample_rate`.
+
+    A cycle that holds no sample of the audio still gets a clip (silence) so that clips stay aligned
+    with `cycles`, and a Problem naming `source` (the file) and the annotation line.
+    """
+    if sr != settings.sample_rate:
+        raise ValueError(f"the audio is at {sr} Hz but the settings ask for {settings.sample_rate} Hz; resample first.")
+    audio = np.array(samples, dtype=np.float32)  # a copy: the fade works in place
+    if settings.fade:
+        fade_out(fade_in(audio, settings.fade_len), settings.fade_len)
+    clips = np.zeros((len(cycles), settings.clip_len), dtype=np.float32)
+    problems: list[Problem] = []
+    for i, cycle in enumerate(cycles):
+        a, b = cycle_span(cycle, sr, len(audio))
+        if a == b:
+            problems.append(_empty_cycle(cycle, a, len(audio), sr, source))
+        else:
+            clips[i] = fix_length(audio[a:b], settings)
+    return clips, problems
+
+
+def require_audio(recording: Recording) -> Path:
+    if recording.audio_path is None:
+        raise AudioError("no audio file for this recording.", path=recording.annotation_path or recording.name,
+                         fix="put the recording's audio file beside its annotation.")
+    return Path(recording.audio_path)
+
+
+def prepare_recording(recording: Recording, settings: PrepSettings) -> tuple[np.ndarray, list[Problem]]:
+    """Decode, resample and cut one recording's cycles. Raises AudioError when it cannot be decoded."""
+    audio_path = require_audio(recording)
+    decoded = load_audio(audio_path, settings.sample_rate)
+    clips, problems = prepare_cycles(decoded.samples, decoded.sample_rate, recording.cycles, settings, str(audio_path))
+    return clips, decoded.warnings + problems

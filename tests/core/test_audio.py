@@ -1,0 +1,79 @@
+"""Decoding every format the product accepts, to float32 mono at any rate from 4 kHz, and resampling."""
+import numpy as np
+import pytest
+import soundfile as sf
+
+from lungkd.core.audio import decode_audio, load_audio
+
+SR = 8000
+
+
+def tone(seconds=1.0, sr=SR, freq=440.0, amplitude=0.5):
+    t = np.arange(int(seconds * sr)) / sr
+    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float64)
+
+
+# (extension, format, subtype, largest error allowed against the written signal)
+LOSSLESS = [
+    (".wav", "WAV", "PCM_U8", 1 / 128),  # 8-bit wav is unsigned
+    (".wav", "WAV", "PCM_16", 1 / 2 ** 15),
+    (".wav", "WAV", "PCM_24", 1 / 2 ** 23),
+    (".wav", "WAV", "PCM_32", 1e-7),  # below float32 resolution of the value
+    (".wav", "WAV", "FLOAT", 1e-7),
+    (".wav", "WAV", "DOUBLE", 1e-7),
+    (".flac", "FLAC", "PCM_16", 1 / 2 ** 15),
+    (".flac", "FLAC", "PCM_24", 1 / 2 ** 23),
+]
+
+
+@pytest.mark.parametrize("ext,fmt,subtype,tolerance", LOSSLESS, ids=[f"{f}-{s}" for _, f, s, _ in LOSSLESS])
+def test_lossless_formats_decode_to_the_written_samples(tmp_path, ext, fmt, subtype, tolerance):
+    path = tmp_path / f"a{ext}"
+    signal = tone()
+    sf.write(path, signal, SR, format=fmt, subtype=subtype)
+    decoded = decode_audio(path)
+    assert decoded.sample_rate == SR and decoded.samples.dtype == np.float32 and decoded.samples.ndim == 1
+    assert len(decoded.samples) == len(signal) and decoded.warnings == []
+    assert np.abs(decoded.samples - signal).max() <= tolerance
+
+
+def test_ogg_vorbis_decodes_close_to_the_signal(tmp_path):
+    path = tmp_path / "a.ogg"
+    signal = tone(2.0, sr=16000)
+    sf.write(path, signal, 16000, format="OGG", subtype="VORBIS")
+    decoded = decode_audio(path)
+    assert decoded.sample_rate == 16000 and decoded.samples.dtype == np.float32
+    assert abs(len(decoded.samples) - len(signal)) <= 1
+    n = min(len(signal), len(decoded.samples))
+    assert np.corrcoef(decoded.samples[:n], signal[:n])[0, 1] > 0.99  # lossy, but the same sound
+
+
+@pytest.mark.parametrize("channels", [2, 4])
+def test_multichannel_is_averaged_to_mono(tmp_path, channels):
+    path = tmp_path / "multi.wav"
+    data = np.stack([tone(freq=200.0 * (c + 1), amplitude=0.2) for c in range(channels)], axis=1)
+    sf.write(path, data, SR, subtype="FLOAT")
+    decoded = decode_audio(path)
+    assert decoded.samples.shape == (len(data),)
+    np.testing.assert_allclose(decoded.samples, data.mean(axis=1), atol=1e-7)
+
+
+@pytest.mark.parametrize("sr", [4000, 8000, 11025, 22050, 44100, 48000, 96000])
+def test_any_rate_from_4khz_decodes_and_resamples_to_16_and_48khz(tmp_path, sr):
+    path = tmp_path / "r.wav"
+    sf.write(path, tone(2.0, sr=sr, freq=300.0), sr, subtype="PCM_16")
+    assert decode_audio(path).sample_rate == sr
+    for target in (16000, 48000):
+        out = load_audio(path, target)
+        assert out.sample_rate == target and out.samples.dtype == np.float32
+        assert len(out.samples) == int(np.ceil(2.0 * target))
+        # The 300 Hz tone survives: its spectral peak stays at 300 Hz (bins of 0.5 Hz).
+        spectrum = np.abs(np.fft.rfft(out.samples))
+        assert abs(np.argmax(spectrum) * target / len(out.samples) - 300.0) <= 1.0
+
+
+def test_resampling_keeps_a_tone_at_its_level(tmp_path):
+    path = tmp_path / "r.wav"
+    sf.write(path, tone(2.0, sr=44100, freq=1000.0), 44100, subtype="PCM_24")
+    out = load_audio(path, 16000).samples[1600:-1600]  # away from the edges
+    assert np.sqrt(np.mean(out ** 2)) == pytest.approx(0.5 / np.sqrt(2), rel=1e-3)

@@ -1,0 +1,181 @@
+"""Reference cycle preparation (SPEC section 3), checked sample by sample."""
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import torchaudio.transforms as T
+
+from lungkd.core.annotations import read_annotation_file
+from lungkd.core.prepare import PrepSettings, cycle_span, prepare_cycles, prepare_recording
+from lungkd.core.records import Cycle, Recording
+
+SR = 16000
+CLIP = 128000  # 8 s at 16 kHz
+FADE = 1000  # 16000 / 16
+
+
+def cyc(start, end, line=1):
+    return Cycle("rec", 0, start, end, 0, 0, line)
+
+
+def noise(seconds, sr=SR, seed=0):
+    return np.random.default_rng(seed).uniform(-0.5, 0.5, int(seconds * sr)).astype(np.float32)
+
+
+def faded(audio, n=FADE):
+    """The reference's whole-recording fade, straight from torchaudio."""
+    return T.Fade(fade_in_len=n, fade_out_len=n, fade_shape="linear")(torch.from_numpy(audio)).numpy()
+
+
+def test_settings_validate_and_have_stable_distinct_keys():
+    assert PrepSettings().key() == PrepSettings(16000, 8, "repeat", True).key()
+    keys = {PrepSettings().key(), PrepSettings(48000).key(), PrepSettings(clip_seconds=4.0).key(),
+            PrepSettings(pad="zero").key(), PrepSettings(fade=False).key()}
+    assert len(keys) == 5
+    for bad in ({"sample_rate": 22050}, {"pad": "reflect"}, {"clip_seconds": 0}):
+        with pytest.raises(ValueError):
+            PrepSettings(**bad)
+
+
+@pytest.mark.parametrize("sr,clip_len,fade_len", [(16000, 128000, 1000), (48000, 384000, 3000)])
+def test_clip_lengths_and_fade_lengths(sr, clip_len, fade_len):
+    settings = PrepSettings(sample_rate=sr)
+    assert (settings.clip_len, settings.fade_len) == (clip_len, fade_len)
+    clips, problems = prepare_cycles(noise(12, sr), sr, [cyc(0.5, 2.0), cyc(2.0, 11.5)], settings)
+    assert clips.shape == (2, clip_len) and clips.dtype == np.float32 and problems == []
+
+
+def test_whole_recording_fade_values_at_exact_samples():
+    audio = np.ones(10 * SR, dtype=np.float32)
+    clips, _ = prepare_cycles(audio, SR, [cyc(0.0, 9.0), cyc(9.5, 10.0)], PrepSettings())
+    head, tail = clips
+    # Fade-in: linspace(0, 1, 1000): sample 0 is 0, slope 1/999, full level from sample 999.
+    assert head[0] == 0.0
+    np.testing.assert_allclose(head[:FADE], np.arange(FADE) / (FADE - 1), atol=1e-6)
+    assert head[FADE - 1] == 1.0 and np.all(head[FADE:] == 1.0)
+    # The last 0.5 s holds the recording's fade-out: last sample 0, rising 1/999 per sample backwards.
+    np.testing.assert_allclose(tail[:8000][-FADE:], np.arange(FADE)[::-1] / (FADE - 1), atol=1e-6)
+    assert tail[7999] == 0.0 and np.all(tail[:8000 - FADE] == 1.0)
+
+
+def test_fades_match_torchaudio_fade_of_the_reference_bit_for_bit():
+    audio = noise(3)
+    clips, _ = prepare_cycles(audio, SR, [cyc(0.0, 3.0)], PrepSettings())
+    ref = faded(audio)
+    ref = T.Fade(fade_in_len=0, fade_out_len=FADE, fade_shape="linear")(
+        torch.from_numpy(np.tile(ref, 3)[:CLIP])).numpy()
+    np.testing.assert_array_equal(clips[0], ref)
+
+
+def test_short_cycle_is_tiled_then_faded_out():
+    audio = noise(6)
+    n = int(1.3 * SR)  # 20800 samples
+    clips, _ = prepare_cycles(audio, SR, [cyc(2.0, 3.3)], PrepSettings())
+    clip = clips[0]
+    np.testing.assert_array_equal(clip[:n], audio[2 * SR:2 * SR + n])  # inside the recording: no fade
+    i = np.arange(CLIP - n - FADE)
+    np.testing.assert_array_equal(clip[i], clip[i + n])  # period = the cycle length, up to the fade-out
+    tiled = np.tile(audio[2 * SR:2 * SR + n], 7)[:CLIP]
+    ramp = 1 - np.arange(FADE) / (FADE - 1)
+    np.testing.assert_allclose(clip[-FADE:], tiled[-FADE:] * ramp, atol=1e-7)
+    assert clip[-1] == 0.0 and clip[CLIP - FADE - 1] == tiled[CLIP - FADE - 1]
+
+
+def test_long_cycle_keeps_its_first_8_seconds_unfaded():
+    audio = noise(12)
+    clips, _ = prepare_cycles(audio, SR, [cyc(1.0, 10.7)], PrepSettings())
+    np.testing.assert_array_equal(clips[0], audio[SR:SR + CLIP])
+
+
+def test_a_cycle_of_exactly_8_seconds_is_faded_out_as_in_the_reference():
+    audio = noise(10)
+    clip = prepare_cycles(audio, SR, [cyc(1.0, 9.0)], PrepSettings())[0][0]
+    np.testing.assert_array_equal(clip[:-FADE], audio[SR:SR + CLIP - FADE])
+    assert clip[-1] == 0.0
+
+
+def test_slicing_truncates_start_times_times_rate():
+    assert cycle_span(cyc(0.036, 2.279), SR, 10 * SR) == (576, 36464)
+    assert cycle_span(cyc(0.0361, 1.0), SR, 10 * SR) == (577, 16000)  # int(577.6)
+
+
+def test_cycle_that_ends_past_the_audio_is_clipped_to_it():
+    audio = noise(5)
+    clips, problems = prepare_cycles(audio, SR, [cyc(3.0, 7.0)], PrepSettings())
+    chunk = faded(audio)[3 * SR:]  # 2 s, ending with the recording's fade-out
+    np.testing.assert_array_equal(clips[0][:2 * SR], chunk)
+    np.testing.assert_array_equal(clips[0][2 * SR:4 * SR], chunk)
+    assert problems == []
+
+
+def test_cycle_entirely_past_the_audio_gives_silence_and_a_warning_and_keeps_order():
+    audio = noise(5)
+    clips, problems = prepare_cycles(audio, SR, [cyc(1.0, 2.0, 1), cyc(6.0, 7.0, 2), cyc(2.0, 3.0, 3)],
+                                     PrepSettings(), source="x.wav")
+    assert clips.shape == (3, CLIP) and np.all(clips[1] == 0) and np.any(clips[0]) and np.any(clips[2])
+    assert len(problems) == 1 and problems[0].path == "x.wav" and problems[0].line == 2
+    assert "after the end of the audio (5.000 s)" in problems[0].message
+
+
+def test_a_cycle_shorter_than_one_sample_gives_silence_and_says_why():
+    clips, problems = prepare_cycles(noise(2), SR, [cyc(1.0, 1.00001, 4)], PrepSettings())
+    assert not clips.any() and problems[0].line == 4 and "shorter than one sample" in problems[0].message
+
+
+def test_zero_padding_centres_the_cycle_without_fade():
+    audio = noise(6)
+    clip = prepare_cycles(audio, SR, [cyc(2.0, 4.0)], PrepSettings(pad="zero"))[0][0]
+    offset = (CLIP - 2 * SR) // 2  # 48000, as the reference's diff // 2
+    np.testing.assert_array_equal(clip[offset:offset + 2 * SR], audio[2 * SR:4 * SR])
+    assert not clip[:offset].any() and not clip[offset + 2 * SR:].any()
+
+
+def test_fade_off_leaves_samples_untouched():
+    audio = noise(4)
+    clip = prepare_cycles(audio, SR, [cyc(0.0, 3.0)], PrepSettings(fade=False))[0][0]
+    np.testing.assert_array_equal(clip, np.tile(audio[:3 * SR], 3)[:CLIP])
+
+
+def test_recording_shorter_than_the_fade():
+    audio = np.ones(600, dtype=np.float32)  # 37.5 ms < 62.5 ms of fade
+    clip = prepare_cycles(audio, SR, [cyc(0.0, 1.0)], PrepSettings())[0][0]
+    assert clip.shape == (CLIP,) and clip[0] == 0.0 and np.isfinite(clip).all()
+
+
+def test_input_samples_are_not_modified():
+    audio = noise(3)
+    before = audio.copy()
+    prepare_cycles(audio, SR, [cyc(0.0, 3.0)], PrepSettings())
+    np.testing.assert_array_equal(audio, before)
+
+
+def test_rate_mismatch_is_refused():
+    with pytest.raises(ValueError, match="resample"):
+        prepare_cycles(noise(1, 8000), 8000, [cyc(0, 1)], PrepSettings())
+
+
+def test_prepare_recording_resamples_a_4khz_file_to_48khz(tmp_path):
+    path = tmp_path / "101_1b1_Al_sc_Litt3200.wav"
+    sf.write(path, 0.3 * np.sin(np.arange(4 * 4000) * 0.2), 4000, subtype="PCM_16")
+    rec = Recording("101_1b1_Al_sc_Litt3200", "101", audio_path=path, cycles=(cyc(0.5, 2.0), cyc(2.0, 6.0, 2)))
+    clips, problems = prepare_recording(rec, PrepSettings(sample_rate=48000))
+    assert clips.shape == (2, 384000)
+    assert [p.line for p in problems] == [] and np.abs(clips).max() <= 0.31
+
+
+def test_real_recording_matches_the_reference_pipeline(icbhi_audio_dir):
+    """prepare_recording against the BTS pipeline rebuilt from torchaudio (Resample + Fade)."""
+    name = "105_1b1_Tc_sc_Meditron"
+    cycles, _ = read_annotation_file(icbhi_audio_dir / f"{name}.txt", name)
+    rec = Recording(name, "105", audio_path=icbhi_audio_dir / f"{name}.wav", cycles=tuple(cycles))
+    clips, problems = prepare_recording(rec, PrepSettings())
+    data, sr = sf.read(rec.audio_path, dtype="float32")
+    audio = faded(T.Resample(sr, SR)(torch.from_numpy(data)).numpy())
+    fade_out = T.Fade(fade_in_len=0, fade_out_len=FADE, fade_shape="linear")
+    for clip, c in zip(clips, cycles):
+        chunk = audio[min(int(c.start * SR), len(audio)):min(int(c.end * SR), len(audio))]
+        ref = chunk[:CLIP] if len(chunk) > CLIP else \
+            fade_out(torch.from_numpy(np.tile(chunk, -(-CLIP // len(chunk)))[:CLIP])).numpy()
+        # T.Resample builds its kernel slightly differently from F.resample: ~1e-7 apart.
+        np.testing.assert_allclose(clip, ref, atol=2e-6)
+    assert clips.shape == (len(cycles), CLIP) and problems == []
