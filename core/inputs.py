@@ -41,13 +41,17 @@ def build_cycle_sets(index: DatasetIndex, arch: str, *, cache: FeatureCache | No
     index.warnings.extend(p for p in prepared.problems if p not in index.warnings)
     prompts = dataset_prompts(index, location_source=location_source, missing=missing) if arch == "bts" else None
     split_of = {r.name: r.split for r in usable}
+    patient_of = {r.name: r.patient for r in usable}
     sides = np.array([split_of[c.recording] for c in prepared.cycles])
     sets = {}
     for split in ("train", "val", "test"):
         rows = np.flatnonzero(sides == split)
         if rows.size == 0:
             continue
+        cycles = [prepared.cycles[i] for i in rows]
         sets[split] = CycleSet(torch.from_numpy(np.ascontiguousarray(prepared.inputs[rows])),
                                torch.from_numpy(prepared.labels[rows]),
-                               [prompts[prepared.cycles[i].recording] for i in rows] if prompts else None)
+                               [prompts[c.recording] for c in cycles] if prompts else None,
+                               [f"{c.recording}#{c.index}" for c in cycles],
+                               [patient_of[c.recording] for c in cycles])
     return sets

@@ -1,18 +1,36 @@
-"""Recipes: a TOML file that describes a training run completely (DESIGN.md), validated on load.
+"""Recipes: TOML files that describe a run completely (DESIGN.md), validated on load with errors that
+name the key and the allowed values.
 
+A training recipe (`lungkd train`) trains one model with hard labels:
+
+    name = "..."
     [data]   path = "ICBHI folder"  or  synthetic = { recordings = 120, seed = 0, label_noise = 0.0 }
-             split = "official" | "patient"; test_fraction, split_seed, val_fraction, location_source
+             split = "official" | "patient"; test_fraction, split_seed, val_fraction, location_source, missing
     [model]  arch, size = "full" | "tiny", pretrained = "" (random init) | hub id | local folder
     [train]  epochs, batch_size, lr, weight_decay, weight_averaging, specaugment, mixed_precision,
              selection, seed, deterministic, device
+
+An experiment recipe (`lungkd run`) is the method of SPEC section 9:
+
+    name = "..."; selection = "best_test"; device = "auto"; deterministic = false
+    [data]                 as above
+    [teachers]             arch, size, pretrained, k (seeds 1..k)
+    [teachers.train]       epochs, batch_size, lr, weight_decay, weight_averaging, specaugment, ...
+    [ensembles]            curated_k (0: no curated ensemble)
+    [[students]]           arch, size, pretrained, labels = "mean_5" | "random_15" | "curated_5" | "single" |
+                           "onehot_noise" | "onehot_teacher_noise", seeds = [1, 2, 3], baseline = true
+    [students.train]       as [teachers.train]
+    [second_generation]    student = N (the N-th [[students]] entry's seeds form the BTS-d++ ensemble; 0: off)
 """
 from __future__ import annotations
 
+import json
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from .errors import LungKDError
+from .soft_labels import SoftLabelSpec
 from .training import SELECTIONS, TrainConfig
 
 ARCHITECTURES = ("cnn6", "resnet18", "efficientnet_b0", "ast", "audio_clap", "bts")
@@ -60,6 +78,63 @@ class TrainRecipe:
         return {"name": self.name, "data": asdict(self.data), "model": asdict(self.model), "train": asdict(self.train)}
 
 
+# Set once per experiment, for teachers and students alike (seeds: teachers 1..k, students their list).
+RUN_WIDE = ("seed", "selection", "device", "deterministic")
+
+
+@dataclass(frozen=True)
+class RunWide:
+    selection: str = "best_test"
+    device: str = "auto"
+    deterministic: bool = False
+
+
+@dataclass(frozen=True)
+class TeacherSpec:
+    arch: str = "bts"
+    size: str = "full"
+    pretrained: str | None = None
+    k: int = 5
+
+
+@dataclass(frozen=True)
+class StudentSpec:
+    arch: str = "bts"
+    size: str = "full"
+    pretrained: str | None = None
+    labels: str = "mean_5"
+    seeds: tuple[int, ...] = (1,)
+    baseline: bool = False  # also train this student on hard labels, for the gain
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def soft_labels(self) -> SoftLabelSpec:
+        return SoftLabelSpec.parse(self.labels)
+
+
+@dataclass(frozen=True)
+class ExperimentRecipe:
+    name: str
+    data: DataSpec
+    teachers: TeacherSpec
+    teacher_train: TrainConfig
+    students: tuple[StudentSpec, ...] = ()
+    curated_k: int = 0
+    second_generation: int = 0  # 1-based index into students; 0 = off
+    selection: str = "best_test"
+    device: str = "auto"
+    deterministic: bool = False
+    description: str = ""
+    source: str | None = None
+
+    def to_dict(self) -> dict:
+        """Everything that decides the results (not the file it came from): compared on resume."""
+        d = asdict(self)
+        d.pop("source")
+        d.pop("description")
+        return json.loads(json.dumps(d))  # tuples become lists, as they come back from recipe.json
+
+
 _CHOICES = {
     ("data", "split"): ("official", "patient"),
     ("data", "location_source"): ("patient", "filename"),
@@ -67,6 +142,11 @@ _CHOICES = {
     ("model", "arch"): ARCHITECTURES,
     ("model", "size"): ("full", "tiny"),
     ("train", "selection"): SELECTIONS,
+    ("teachers", "arch"): ARCHITECTURES,
+    ("teachers", "size"): ("full", "tiny"),
+    ("students", "arch"): ARCHITECTURES,
+    ("students", "size"): ("full", "tiny"),
+    ("experiment", "selection"): SELECTIONS,
 }
 
 
@@ -94,11 +174,14 @@ def _build(cls, table: dict, section: str, path: str | None):
     return cls(**values)
 
 
-def parse_recipe(document: dict, path: str | None = None) -> TrainRecipe:
-    unknown = set(document) - {"name", "data", "model", "train"}
+def _check_sections(document: dict, allowed: set[str], what: str, path: str | None) -> None:
+    unknown = set(document) - allowed
     if unknown:
-        raise RecipeError(f"unknown section(s) {', '.join(sorted(unknown))}.", path=path,
-                          fix="a training recipe has name, [data], [model] and [train].")
+        raise RecipeError(f"unknown key(s) {', '.join(sorted(unknown))}.", path=path,
+                          fix=f"{what} has {', '.join(sorted(allowed))}.")
+
+
+def _parse_data(document: dict, path: str | None) -> DataSpec:
     data_table = dict(document.get("data", {}))
     synthetic = data_table.pop("synthetic", None)
     data = _build(DataSpec, data_table, "data", path)
@@ -107,22 +190,96 @@ def parse_recipe(document: dict, path: str | None = None) -> TrainRecipe:
     if (data.path is None) == (data.synthetic is None):
         raise RecipeError("[data] needs exactly one of path or synthetic.", path=path,
                           fix='write path = "/folder/of/ICBHI" or synthetic = { recordings = 120, seed = 0 }.')
-    model = _build(ModelSpec, document.get("model", {}), "model", path)
-    if model.pretrained == "":
-        model = ModelSpec(model.arch, model.size, None)
+    return data
+
+
+def _train_config(table: dict, section: str, path: str | None, **run_wide) -> TrainConfig:
     try:
-        train = _build(TrainConfig, document.get("train", {}), "train", path)
+        return _build(TrainConfig, {**table, **run_wide}, section, path)
+    except RecipeError:
+        raise
     except LungKDError as exc:
         raise RecipeError(exc.problem.message, path=path, fix=exc.problem.fix) from None
+
+
+def parse_recipe(document: dict, path: str | None = None) -> TrainRecipe:
+    _check_sections(document, {"name", "data", "model", "train"}, "a training recipe", path)
+    data = _parse_data(document, path)
+    model = _no_pretrained_blank(_build(ModelSpec, document.get("model", {}), "model", path))
+    train = _train_config(document.get("train", {}), "train", path)
     return TrainRecipe(str(document.get("name", Path(path).stem if path else "recipe")), data, model, train, path)
 
 
-def load_recipe(path: str | Path) -> TrainRecipe:
-    path = Path(path)
+def _no_pretrained_blank(spec):
+    return replace(spec, pretrained=None) if spec.pretrained == "" else spec
+
+
+def _run_wide_in(table: dict, section: str, path: str | None) -> None:
+    clash = sorted(set(table) & set(RUN_WIDE))
+    if clash:
+        raise RecipeError(f"[{section}] sets {', '.join(clash)}, which an experiment sets once for every run.",
+                          path=path, fix=f"move {', '.join(clash)} to the top of the recipe (seeds go in "
+                                         "[[students]] seeds; teachers use seeds 1..k).")
+
+
+def parse_experiment(document: dict, path: str | None = None) -> ExperimentRecipe:
+    _check_sections(document, {"name", "description", "selection", "device", "deterministic", "data", "teachers",
+                               "ensembles", "students", "second_generation"}, "an experiment recipe", path)
+    top = _build(RunWide, {k: document[k] for k in asdict(RunWide()) if k in document}, "experiment", path)
+    run_wide = asdict(top)
+    teachers_table = dict(document.get("teachers", {}))
+    teacher_train_table = teachers_table.pop("train", {})
+    _run_wide_in(teacher_train_table, "teachers.train", path)
+    teachers = _no_pretrained_blank(_build(TeacherSpec, teachers_table, "teachers", path))
+    if teachers.k < 1:
+        raise RecipeError("[teachers] k must be at least 1.", path=path, fix="write e.g. k = 5.")
+    students = []
+    for number, table in enumerate(document.get("students", []), start=1):
+        table = dict(table)
+        train_table = table.pop("train", {})
+        _run_wide_in(train_table, f"students.train (student {number})", path)
+        seeds = table.pop("seeds", [1])
+        if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+            raise RecipeError(f"[[students]] {number}: seeds must be a list of integers, not {seeds!r}.", path=path,
+                              fix="write e.g. seeds = [1, 2, 3].")
+        spec = _no_pretrained_blank(_build(StudentSpec, table, "students", path))
+        try:
+            labels = spec.soft_labels
+        except LungKDError as exc:
+            raise RecipeError(f"[[students]] {number}: {exc.problem.message}", path=path, fix=exc.problem.fix) from None
+        if labels.k > teachers.k:
+            raise RecipeError(f"[[students]] {number}: labels = {spec.labels!r} needs {labels.k} teachers, "
+                              f"but [teachers] k = {teachers.k}.", path=path,
+                              fix=f"raise [teachers] k to {labels.k} or lower the k in labels.")
+        students.append(replace(spec, seeds=tuple(seeds), train=_train_config(train_table, "students.train", path,
+                                                                              **run_wide)))
+    curated_k = int(document.get("ensembles", {}).get("curated_k", 0))
+    second = int(document.get("second_generation", {}).get("student", 0))
+    if not 0 <= curated_k <= teachers.k:
+        raise RecipeError(f"[ensembles] curated_k = {curated_k} must be between 0 and [teachers] k = {teachers.k}.",
+                          path=path, fix="lower curated_k.")
+    if not 0 <= second <= len(students):
+        raise RecipeError(f"[second_generation] student = {second} names no [[students]] entry "
+                          f"(there are {len(students)}).", path=path, fix="use 0 (off) or 1..number of students.")
+    return ExperimentRecipe(
+        name=str(document.get("name", Path(path).stem if path else "experiment")),
+        description=str(document.get("description", "")), data=_parse_data(document, path), teachers=teachers,
+        teacher_train=_train_config(teacher_train_table, "teachers.train", path, **run_wide),
+        students=tuple(students), curated_k=curated_k, second_generation=second, source=path, **run_wide)
+
+
+def _read_toml(path: Path) -> dict:
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RecipeError("recipe file not found.", path=path, fix="give the path of a .toml recipe.") from None
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"not valid TOML ({exc}).", path=path, fix="correct the syntax at the place named.") from None
-    return parse_recipe(document, str(path))
+
+
+def load_recipe(path: str | Path) -> TrainRecipe:
+    return parse_recipe(_read_toml(Path(path)), str(path))
+
+
+def load_experiment(path: str | Path) -> ExperimentRecipe:
+    return parse_experiment(_read_toml(Path(path)), str(path))

@@ -3,17 +3,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
-from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
-import torch
-
 from .cache import FeatureCache
 from .dataset import DatasetIndex, load_dataset
-from .inputs import build_cycle_sets, input_settings
-from .labels import CLASS_NAMES
+from .inputs import build_cycle_sets
+from .model_card import save_trained_model
 from .recipes import DataSpec, TrainRecipe
 from .splits import patient_split, validation_split
 from .cancel import CancelToken
@@ -49,7 +45,7 @@ def run_dir_for(recipe: TrainRecipe, workspace: Path) -> Path:
 def train_from_recipe(recipe: TrainRecipe, workspace: Path, on_progress: Callable[[Progress], None] | None = None,
                       cancel: CancelToken | None = None) -> tuple[TrainResult, Path]:
     """Train (or resume) the recipe's model; returns the result and the folder of the saved model."""
-    from .models import create_model, save_model
+    from .models import create_model
 
     index = resolve_dataset(recipe.data, workspace)
     if recipe.train.selection == "best_val":
@@ -64,15 +60,8 @@ def train_from_recipe(recipe: TrainRecipe, workspace: Path, on_progress: Callabl
     trainer = Trainer(recipe.train, run_dir, on_progress, cancel)
     result = trainer.fit(model, sets["train"], sets.get("test"), sets.get("val"))
     model_dir = run_dir / "model"
-    save_model(result.model, model_dir)
-    prep, features = input_settings(recipe.model.arch)
-    sidecar = {
-        "architecture": recipe.model.arch, "size": recipe.model.size, "pretrained": recipe.model.pretrained,
-        "labels": list(CLASS_NAMES), "preparation": asdict(prep), "features": features.key(),
-        "selection": result.selection, "selected_epoch": result.selected_epoch,
-        "test": result.scores.to_dict() if result.scores else None,
-        "data_fingerprint": index.fingerprint(), "seed": recipe.train.seed,
-        "versions": {"torch": torch.__version__, "python": platform.python_version()},
-    }
-    (model_dir / "lungkd.json").write_text(json.dumps(sidecar, indent=2))
+    save_trained_model(result.model, model_dir, size=recipe.model.size, pretrained=recipe.model.pretrained,
+                       selection=result.selection, selected_epoch=result.selected_epoch,
+                       test=result.scores.to_dict() if result.scores else None,
+                       data_fingerprint=index.fingerprint(), seed=recipe.train.seed)
     return result, model_dir

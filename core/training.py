@@ -64,6 +64,8 @@ class CycleSet:
     features: torch.Tensor  # (N, frames, mel) for fbank models, (N, 1, frames, mel) for CLAP models
     labels: torch.Tensor  # (N,) int64
     prompts: list[str] | None = None
+    cycle_ids: list[str] | None = None  # "recording#index": ties teacher logits to cycles across architectures
+    patients: list[str] | None = None  # for patient-level bootstrap intervals
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])

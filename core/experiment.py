@@ -1,0 +1,359 @@
+"""The method as one resumable experiment (SPEC section 9): teachers -> logits -> ensembles -> soft labels
+-> students -> second generation -> report, in one folder of the workspace.
+
+Every stage leaves a finished artifact on disk (a model card, an .npz written atomically); a stage
+whose artifact is there is not run again, so the same call after a kill continues where it stopped.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Callable, Protocol, Sequence, TypeVar
+
+import numpy as np
+import torch
+
+from .cache import FeatureCache
+from .cancel import CancelToken
+from .dataset import DatasetIndex
+from .errors import LungKDError
+from .events import Event, EventCallback, EventLog
+from .inputs import build_cycle_sets
+from .metrics import Scores, patient_bootstrap_ci, scores_from_logits
+from .model_card import read_model_card, save_trained_model, write_atomic_text
+from .models import create_model
+from .recipes import ExperimentRecipe, StudentSpec
+from .single_run import resolve_dataset
+from .soft_labels import build_targets, curated_members, ensemble_logits
+from .splits import validation_split
+from .training import CycleSet, Progress, TrainConfig, Trainer, predict_logits
+
+T = TypeVar("T")
+R = TypeVar("R")
+RECIPE_FILE = "recipe.json"
+EVENTS_FILE = "events.jsonl"
+LOGITS_FILE = "teacher_logits.npz"
+
+
+class ExperimentError(LungKDError):
+    """An experiment folder that does not fit the recipe or data it is asked to continue with."""
+
+
+class Executor(Protocol):
+    """Runs independent jobs (teachers, student seeds). A parallel or cluster executor implements `map`."""
+
+    def map(self, fn: Callable[[T], R], jobs: Sequence[T]) -> list[R]: ...
+
+
+class InProcessExecutor:
+    """One job after another in this process: the default, and the one that is cancelled within a step."""
+
+    def map(self, fn: Callable[[T], R], jobs: Sequence[T]) -> list[R]:
+        return [fn(job) for job in jobs]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One model to train: a teacher, a distilled student or a hard-label baseline."""
+
+    role: str  # teacher | student | baseline
+    arch: str
+    size: str
+    pretrained: str | None
+    labels: str  # "hard" or a soft-label mode
+    seed: int
+    train: TrainConfig
+
+    @property
+    def name(self) -> str:
+        return f"teacher seed {self.seed}" if self.role == "teacher" else f"{self.role} {self.arch} {self.labels} seed {self.seed}"
+
+    @property
+    def folder(self) -> str:
+        return f"teachers/seed-{self.seed}" if self.role == "teacher" else \
+            f"{self.role}s/{self.arch}-{self.labels}-seed-{self.seed}"
+
+
+def _recipe_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    keys = sorted(set(old) | set(new))
+    out = []
+    for key in keys:
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _recipe_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return out
+
+
+def _save_npz_atomic(path: Path, **arrays) -> None:
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def _scores_row(scores: Scores) -> dict:
+    d = scores.to_dict()
+    return {"sp": d["sp"], "se": d["se"], "score": d["score"]}
+
+
+class Experiment:
+    def __init__(self, recipe: ExperimentRecipe, workspace: Path, on_event: EventCallback | None = None,
+                 cancel: CancelToken | None = None, executor: Executor | None = None):
+        self.recipe = recipe
+        self.workspace = Path(workspace)
+        self.folder = self.workspace / "experiments" / recipe.name
+        self.cancel = cancel or CancelToken()
+        self.executor = executor or InProcessExecutor()
+        self._on_event = on_event or (lambda e: None)
+        self._log: EventLog | None = None
+        self._sets: dict[str, dict[str, CycleSet]] = {}
+        self.index: DatasetIndex | None = None
+
+    # ------------------------------------------------------------ events
+
+    def emit(self, event: Event) -> None:
+        if self._log is not None:
+            self._log.write(event)
+        self._on_event(event)
+
+    def _progress_adapter(self, stage: str, run: str) -> Callable[[Progress], None]:
+        def forward(p: Progress) -> None:
+            if p.stage == "train":
+                self.emit(Event(stage, "progress", run=run, step=(p.epoch - 1) * p.steps + p.step,
+                                total=p.epochs * p.steps, eta_s=p.eta_s, data={"epoch": p.epoch, "loss": p.loss}))
+            elif p.stage == "epoch":
+                self.emit(Event(stage, "metrics", run=run, step=p.epoch, total=p.epochs,
+                                data={"epoch": p.epoch, "loss": p.loss, **(p.metrics or {})}))
+            else:
+                self.emit(Event(stage, "notice", p.message, run=run))
+        return forward
+
+    # ------------------------------------------------------------ set-up and checks
+
+    def _open_folder(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        recipe_path = self.folder / RECIPE_FILE
+        current = self.recipe.to_dict()
+        if recipe_path.exists():
+            stored = json.loads(recipe_path.read_text(encoding="utf-8"))
+            differences = _recipe_differences(stored["recipe"], current)
+            if differences:
+                raise ExperimentError(
+                    f"experiment '{self.recipe.name}' was started with another recipe ({'; '.join(differences)}).",
+                    path=self.folder, fix="give the recipe a new name to start a new experiment, or restore the "
+                                          "recipe it was started with to continue it.")
+        else:
+            write_atomic_text(recipe_path, json.dumps({"recipe": current, "data_fingerprint": None}, indent=2))
+        self._log = EventLog(self.folder / EVENTS_FILE)
+
+    def _check_data(self) -> None:
+        recipe_path = self.folder / RECIPE_FILE
+        stored = json.loads(recipe_path.read_text(encoding="utf-8"))
+        fingerprint = self.index.fingerprint()
+        if stored["data_fingerprint"] is None:
+            stored["data_fingerprint"] = fingerprint
+            write_atomic_text(recipe_path, json.dumps(stored, indent=2))
+        elif stored["data_fingerprint"] != fingerprint:
+            raise ExperimentError(
+                "the dataset changed since this experiment started (its recordings, cycles, labels or split differ).",
+                path=self.folder, fix="restore the dataset, or start a new experiment (a new name) on the new data.")
+
+    def _load_data(self) -> None:
+        self.emit(Event("data", "started", "Indexing the dataset"))
+        self.index = resolve_dataset(self.recipe.data, self.workspace)
+        if self.recipe.selection == "best_val":
+            self.index.apply_split(validation_split(self.index, self.recipe.data.val_fraction,
+                                                    self.recipe.data.split_seed))
+        self._check_data()
+        for problem in self.index.warnings:
+            self.emit(Event("data", "notice", str(problem)))
+        self.emit(Event("data", "finished", data={"fingerprint": self.index.fingerprint()}))
+
+    def cycle_sets(self, arch: str) -> dict[str, CycleSet]:
+        """Prepared inputs per split for an architecture, computed once per experiment (and cached on disk)."""
+        if arch not in self._sets:
+            self.emit(Event("data", "started", f"Preparing {arch} inputs", run=arch))
+
+            def progress(done: int, total: int) -> None:
+                self.emit(Event("data", "progress", run=arch, step=done, total=total))
+
+            self._sets[arch] = build_cycle_sets(self.index, arch, cache=FeatureCache(self.workspace / "cache"),
+                                                location_source=self.recipe.data.location_source,
+                                                missing=self.recipe.data.missing, progress=progress,
+                                                cancel=self.cancel)
+            self.emit(Event("data", "finished", run=arch,
+                            data={split: len(s) for split, s in self._sets[arch].items()}))
+        return self._sets[arch]
+
+    # ------------------------------------------------------------ one model
+
+    def train_run(self, spec: RunSpec, stage: str, targets=None) -> dict:
+        """Train (or resume, or skip when finished) one model; returns its card."""
+        folder = self.folder / spec.folder
+        card = read_model_card(folder / "model")
+        if card is not None:
+            self.emit(Event(stage, "finished", "already trained", run=spec.name, data={"test": card["test"]}))
+            return card
+        sets = self.cycle_sets(spec.arch)
+        self.emit(Event(stage, "started", run=spec.name))
+        torch.manual_seed(spec.seed)  # the initial weights of randomly initialised parts
+        model = create_model(spec.arch, pretrained=spec.pretrained, size=spec.size)
+        trainer = Trainer(replace(spec.train, seed=spec.seed), folder, self._progress_adapter(stage, spec.name),
+                          self.cancel)
+        result = trainer.fit(model, sets["train"], sets.get("test"), sets.get("val"), targets)
+        test_logits = predict_logits(result.model, sets["test"], cancel=self.cancel) if "test" in sets else None
+        if test_logits is not None:
+            np.save(folder / "test_logits.npy", test_logits.numpy())
+        card = save_trained_model(result.model, folder / "model", size=spec.size, pretrained=spec.pretrained,
+                                  selection=result.selection, selected_epoch=result.selected_epoch,
+                                  test=result.scores.to_dict() if result.scores else None,
+                                  data_fingerprint=self.index.fingerprint(), seed=spec.seed,
+                                  extra={"role": spec.role, "labels": spec.labels,
+                                         "history": [asdict(r) for r in result.history]})
+        self.emit(Event(stage, "artifact", "model saved", run=spec.name, data={"path": str(folder / "model")}))
+        self.emit(Event(stage, "finished", run=spec.name, data={"test": card["test"]}))
+        return card
+
+    # ------------------------------------------------------------ stages
+
+    def _teacher_specs(self) -> list[RunSpec]:
+        t = self.recipe.teachers
+        return [RunSpec("teacher", t.arch, t.size, t.pretrained, "hard", seed, self.recipe.teacher_train)
+                for seed in range(1, t.k + 1)]
+
+    def train_teachers(self) -> list[dict]:
+        specs = self._teacher_specs()
+        self.emit(Event("teachers", "started", f"{len(specs)} {self.recipe.teachers.arch} teachers",
+                        total=len(specs)))
+        cards = self.executor.map(lambda spec: self.train_run(spec, "teachers"), specs)
+        self.emit(Event("teachers", "finished", data={"scores": [c["test"]["score"] for c in cards]}))
+        return cards
+
+    def teacher_logits(self) -> dict[str, np.ndarray]:
+        """(N, k, 4) raw logits of every teacher on the train and test cycles, in dataset order."""
+        path = self.folder / LOGITS_FILE
+        specs = self._teacher_specs()
+        ids = [spec.name for spec in specs]
+        fingerprint = self.index.fingerprint()
+        if path.exists():
+            stored = dict(np.load(path))
+            if list(stored["teacher_ids"]) == ids and str(stored["data_fingerprint"]) == fingerprint:
+                self.emit(Event("logits", "finished", "reused", data={"path": str(path)}))
+                return stored
+        self.emit(Event("logits", "started", total=len(specs)))
+        sets = self.cycle_sets(self.recipe.teachers.arch)
+        per_split: dict[str, list[np.ndarray]] = {split: [] for split in sets}
+        for number, spec in enumerate(specs, start=1):
+            model = create_model(spec.arch, pretrained=self.folder / spec.folder / "model")
+            device = torch.device("cuda" if torch.cuda.is_available() and spec.train.device != "cpu" else "cpu")
+            model.to(device)
+            for split, data in sets.items():
+                per_split[split].append(predict_logits(model, data, device=device, cancel=self.cancel).numpy())
+            self.emit(Event("logits", "progress", run=spec.name, step=number, total=len(specs)))
+        arrays = {f"{split}_logits": np.stack(values, axis=1) for split, values in per_split.items()}
+        arrays.update({f"{split}_labels": data.labels.numpy() for split, data in sets.items()})
+        arrays.update({f"{split}_cycle_ids": np.array(data.cycle_ids) for split, data in sets.items()})
+        arrays.update({f"{split}_patients": np.array(data.patients) for split, data in sets.items()})
+        _save_npz_atomic(path, teacher_ids=np.array(ids), data_fingerprint=np.array(fingerprint), **arrays)
+        self.emit(Event("logits", "artifact", data={"path": str(path), "shape": list(arrays["train_logits"].shape)}))
+        self.emit(Event("logits", "finished"))
+        return dict(np.load(path))
+
+    def evaluate_ensembles(self, logits: dict[str, np.ndarray], teacher_scores: list[float]) -> dict:
+        """The BTS++ curve (first k' teachers for every k') and the curated ensemble."""
+        self.emit(Event("ensembles", "started"))
+        test_logits, labels = logits["test_logits"], logits["test_labels"]
+        curve = []
+        for k in range(1, test_logits.shape[1] + 1):
+            scores = scores_from_logits(ensemble_logits(test_logits, list(range(k))), labels)
+            curve.append({"k": k, **_scores_row(scores)})
+            self.emit(Event("ensembles", "metrics", run=f"first {k}", data=curve[-1]))
+        curated = None
+        if self.recipe.curated_k:
+            members = curated_members(teacher_scores, self.recipe.curated_k)
+            scores = scores_from_logits(ensemble_logits(test_logits, members), labels)
+            curated = {"k": self.recipe.curated_k, "seeds": [m + 1 for m in members], **_scores_row(scores)}
+        self.emit(Event("ensembles", "finished"))
+        return {"first_k": curve, "curated": curated}
+
+    def _student_specs(self, student: StudentSpec) -> list[RunSpec]:
+        specs = [RunSpec("student", student.arch, student.size, student.pretrained, student.labels, seed, student.train)
+                 for seed in student.seeds]
+        if student.baseline:
+            specs += [RunSpec("baseline", student.arch, student.size, student.pretrained, "hard", seed, student.train)
+                      for seed in student.seeds]
+        return specs
+
+    def train_students(self, logits: dict[str, np.ndarray], teacher_scores: list[float]) -> list[list[dict]]:
+        groups = []
+        for student in self.recipe.students:
+            sets = self.cycle_sets(student.arch)
+            if list(sets["train"].cycle_ids) != list(logits["train_cycle_ids"]):
+                raise ExperimentError(f"the {student.arch} student sees other training cycles than the teachers "
+                                      "(a recording was readable for one architecture and not the other).",
+                                      path=self.folder, fix="check the dataset warnings and restart the experiment.")
+
+            def run(spec: RunSpec) -> dict:
+                targets = None
+                if spec.role == "student":
+                    soft = student.soft_labels
+                    targets = build_targets(replace(soft, seed=spec.seed), logits["train_logits"],
+                                            logits["train_labels"], teacher_scores)
+                return {**self.train_run(spec, "students", targets), "role": spec.role}
+
+            groups.append(self.executor.map(run, self._student_specs(student)))
+        return groups
+
+    def second_generation(self, groups: list[list[dict]]) -> dict | None:
+        if not self.recipe.second_generation:
+            return None
+        student = self.recipe.students[self.recipe.second_generation - 1]
+        self.emit(Event("second_generation", "started"))
+        stacked = np.stack([np.load(self.folder / spec.folder / "test_logits.npy")
+                            for spec in self._student_specs(student) if spec.role == "student"], axis=1)
+        labels = self.cycle_sets(student.arch)["test"].labels.numpy()
+        scores = scores_from_logits(ensemble_logits(stacked, list(range(stacked.shape[1]))), labels)
+        row = {"arch": student.arch, "labels": student.labels, "k": stacked.shape[1], **_scores_row(scores)}
+        self.emit(Event("second_generation", "metrics", data=row))
+        self.emit(Event("second_generation", "finished"))
+        return row
+
+    # ------------------------------------------------------------ the whole experiment
+
+    def run(self) -> dict:
+        self._open_folder()
+        started = time.time()
+        self.emit(Event("experiment", "started", self.recipe.name, data={"folder": str(self.folder)}))
+        try:
+            self._load_data()
+            teacher_cards = self.train_teachers()
+            teacher_scores = [c["test"]["score"] if c["test"] else float("nan") for c in teacher_cards]
+            logits = self.teacher_logits()
+            ensembles = self.evaluate_ensembles(logits, teacher_scores)
+            groups = self.train_students(logits, teacher_scores)
+            second = self.second_generation(groups)
+            from .report import build_report, write_reports
+
+            report = build_report(self, teacher_cards, ensembles, groups, second, logits)
+            paths = write_reports(report, self.folder)
+            for path in paths:
+                self.emit(Event("report", "artifact", data={"path": str(path)}))
+        except Exception as exc:
+            self.emit(Event("experiment", "failed", str(exc), data={"type": type(exc).__name__}))
+            raise
+        self.emit(Event("experiment", "finished", data={"seconds": round(time.time() - started, 1)}))
+        return report
+
+    # ------------------------------------------------------------ used by the report
+
+    def bootstrap(self, run_folder: str, arch: str) -> dict | None:
+        path = self.folder / run_folder / "test_logits.npy"
+        test = self.cycle_sets(arch).get("test")
+        if not path.exists() or test is None:
+            return None
+        predictions = np.load(path).argmax(axis=1)
+        return patient_bootstrap_ci(test.labels.numpy(), predictions, np.array(test.patients), n_boot=1000).to_dict()
