@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from .cancel import Cancelled, CancelToken
 from .errors import LungKDError
 
 
@@ -58,7 +59,6 @@ def _format_scores(scores: dict | None) -> str:
 def _train(args: argparse.Namespace) -> int:
     from .recipes import load_recipe
     from .single_run import train_from_recipe
-    from .cancel import Cancelled, CancelToken
     from .training import Progress
     from .workspace_paths import resolve_workspace
 
@@ -98,6 +98,77 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+class _StageProgress:
+    """One progress bar per stage and run on a terminal; plain lines (one per epoch) elsewhere."""
+
+    def __init__(self, stream=sys.stdout):
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.open_bar = False
+
+    def _line(self, text: str) -> None:
+        if self.open_bar:
+            self.stream.write("\n")
+            self.open_bar = False
+        print(text, file=self.stream, flush=True)
+
+    def __call__(self, event) -> None:
+        where = f"[{event.stage}{' ' + event.run if event.run else ''}]"
+        if event.kind == "progress" and event.total:
+            if not self.tty:
+                return
+            done = event.step / event.total
+            eta = f" ETA {_duration(event.eta_s)}" if event.eta_s is not None else ""
+            bar = "#" * int(30 * done)
+            self.stream.write(f"\r{where} |{bar:<30}| {100 * done:5.1f}%{eta}   ")
+            self.stream.flush()
+            self.open_bar = True
+        elif event.kind == "metrics" and "epoch" in event.data:
+            test = event.data.get("test")
+            self._line(f"{where} epoch {event.data['epoch']}/{event.total}  loss {event.data['loss']:.4f}  "
+                       f"test {_format_scores(test)}")
+        elif event.kind == "metrics":
+            self._line(f"{where} {_format_scores(event.data)}")
+        elif event.kind in ("started", "finished", "failed", "notice") and (event.message or event.kind != "notice"):
+            self._line(f"{where} {event.kind}{': ' + event.message if event.message else ''}")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
+        f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .experiment import Experiment
+    from .recipes import load_experiment
+    from .workspace_paths import resolve_workspace
+
+    recipe = load_experiment(args.recipe)
+    cancel = CancelToken()
+    experiment = Experiment(recipe, resolve_workspace(args.workspace), _StageProgress(), cancel)
+    try:
+        experiment.run()
+    except (KeyboardInterrupt, Cancelled):
+        cancel.cancel()
+        print("stopped; run the same command again to continue where it left off.", file=sys.stderr)
+        return 130
+    print(f"report: {experiment.folder / 'report.md'}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .workspace_paths import resolve_workspace
+
+    folder = resolve_workspace(args.workspace) / "experiments" / args.id
+    path = folder / ("report.json" if args.json else "report.md")
+    if not path.exists():
+        raise LungKDError(f"experiment '{args.id}' has no report yet.", path=folder,
+                          fix="run its recipe to the end with `lungkd run RECIPE.toml`; `lungkd runs` lists them.")
+    print(path.read_text(encoding="utf-8"), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lungkd", description="Lung-sound classifiers distilled from ensembles.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -120,6 +191,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("recipe", type=Path, help="a .toml training recipe (see resources/recipes/)")
     train.add_argument("--workspace", type=Path, help="workspace folder (default: the user data folder)")
     train.set_defaults(run=_train)
+
+    run = commands.add_parser("run", help="run an experiment recipe: teachers, soft labels, students (resumable)")
+    run.add_argument("recipe", type=Path, help="an experiment .toml (see resources/recipes/)")
+    run.add_argument("--workspace", type=Path, help="workspace folder (default: the user data folder)")
+    run.set_defaults(run=_run)
+
+    report = commands.add_parser("report", help="print an experiment's report")
+    report.add_argument("id", help="the experiment's name (see `lungkd runs`)")
+    report.add_argument("--json", action="store_true", help="print report.json instead of the Markdown")
+    report.add_argument("--workspace", type=Path)
+    report.set_defaults(run=_report)
 
     models = commands.add_parser("models", help="list the model architectures")
     models.set_defaults(run=_models)
