@@ -6,6 +6,7 @@ whose artifact is there is not run again, so the same call after a kill continue
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -71,10 +72,6 @@ class RunSpec:
     def name(self) -> str:
         return f"teacher seed {self.seed}" if self.role == "teacher" else f"{self.role} {self.arch} {self.labels} seed {self.seed}"
 
-    @property
-    def folder(self) -> str:
-        return f"teachers/seed-{self.seed}" if self.role == "teacher" else \
-            f"{self.role}s/{self.arch}-{self.labels}-seed-{self.seed}"
 
 
 def _recipe_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -112,6 +109,14 @@ class Experiment:
         self._log: EventLog | None = None
         self._sets: dict[str, dict[str, CycleSet]] = {}
         self.index: DatasetIndex | None = None
+        self.teacher_root: Path | None = None  # known once the data is loaded
+
+    def run_folder(self, spec: RunSpec) -> Path:
+        """Teachers live in the workspace, shared by every experiment with the same teachers and data;
+        students and baselines in the experiment's folder."""
+        if spec.role == "teacher":
+            return self.teacher_root / f"seed-{spec.seed}"
+        return self.folder / f"{spec.role}s" / f"{spec.arch}-{spec.labels}-seed-{spec.seed}"
 
     # ------------------------------------------------------------ events
 
@@ -169,6 +174,10 @@ class Experiment:
             self.index.apply_split(validation_split(self.index, self.recipe.data.val_fraction,
                                                     self.recipe.data.split_seed))
         self._check_data()
+        teachers = {"teachers": asdict(self.recipe.teachers), "train": asdict(self.recipe.teacher_train),
+                    "data": self.index.fingerprint()}
+        digest = hashlib.sha256(json.dumps(teachers, sort_keys=True).encode()).hexdigest()[:12]
+        self.teacher_root = self.workspace / "teachers" / f"{self.recipe.teachers.arch}-{digest}"
         for problem in self.index.warnings:
             self.emit(Event("data", "notice", str(problem)))
         self.emit(Event("data", "finished", data={"fingerprint": self.index.fingerprint()}))
@@ -193,11 +202,11 @@ class Experiment:
 
     def train_run(self, spec: RunSpec, stage: str, targets=None) -> dict:
         """Train (or resume, or skip when finished) one model; returns its card."""
-        folder = self.folder / spec.folder
+        folder = self.run_folder(spec)
         card = read_model_card(folder / "model")
         if card is not None:
             self.emit(Event(stage, "finished", "already trained", run=spec.name, data={"test": card["test"]}))
-            return card
+            return {**card, "run_folder": str(folder)}
         sets = self.cycle_sets(spec.arch)
         self.emit(Event(stage, "started", run=spec.name))
         torch.manual_seed(spec.seed)  # the initial weights of randomly initialised parts
@@ -216,7 +225,7 @@ class Experiment:
                                          "history": [asdict(r) for r in result.history]})
         self.emit(Event(stage, "artifact", "model saved", run=spec.name, data={"path": str(folder / "model")}))
         self.emit(Event(stage, "finished", run=spec.name, data={"test": card["test"]}))
-        return card
+        return {**card, "run_folder": str(folder)}
 
     # ------------------------------------------------------------ stages
 
@@ -233,32 +242,43 @@ class Experiment:
         self.emit(Event("teachers", "finished", data={"scores": [c["test"]["score"] for c in cards]}))
         return cards
 
-    def teacher_logits(self) -> dict[str, np.ndarray]:
-        """(N, k, 4) raw logits of every teacher on the train and test cycles, in dataset order."""
-        path = self.folder / LOGITS_FILE
-        specs = self._teacher_specs()
-        ids = [spec.name for spec in specs]
+    def _teacher_logits(self, spec: RunSpec, sets: dict[str, CycleSet]) -> tuple[dict[str, np.ndarray], bool]:
+        """One teacher's raw logits per split, computed once and kept beside its checkpoint (and whether
+        they were reused)."""
+        path = self.run_folder(spec) / "logits.npz"
         fingerprint = self.index.fingerprint()
         if path.exists():
             stored = dict(np.load(path))
-            if list(stored["teacher_ids"]) == ids and str(stored["data_fingerprint"]) == fingerprint:
-                self.emit(Event("logits", "finished", "reused", data={"path": str(path)}))
-                return stored
-        self.emit(Event("logits", "started", total=len(specs)))
+            if str(stored.pop("data_fingerprint")) == fingerprint:
+                return stored, True
+        model = create_model(spec.arch, pretrained=self.run_folder(spec) / "model")
+        device = torch.device("cuda" if torch.cuda.is_available() and spec.train.device != "cpu" else "cpu")
+        model.to(device)
+        logits = {split: predict_logits(model, data, device=device, cancel=self.cancel).numpy()
+                  for split, data in sets.items()}
+        _save_npz_atomic(path, data_fingerprint=np.array(fingerprint), **logits)
+        return logits, False
+
+    def teacher_logits(self) -> dict[str, np.ndarray]:
+        """(N, k, 4) raw logits of every teacher on each split's cycles, in dataset order, with the teacher
+        ids, the cycle ids and the data fingerprint."""
+        specs = self._teacher_specs()
         sets = self.cycle_sets(self.recipe.teachers.arch)
-        per_split: dict[str, list[np.ndarray]] = {split: [] for split in sets}
+        self.emit(Event("logits", "started", total=len(specs)))
+        per_teacher = []
         for number, spec in enumerate(specs, start=1):
-            model = create_model(spec.arch, pretrained=self.folder / spec.folder / "model")
-            device = torch.device("cuda" if torch.cuda.is_available() and spec.train.device != "cpu" else "cpu")
-            model.to(device)
-            for split, data in sets.items():
-                per_split[split].append(predict_logits(model, data, device=device, cancel=self.cancel).numpy())
-            self.emit(Event("logits", "progress", run=spec.name, step=number, total=len(specs)))
-        arrays = {f"{split}_logits": np.stack(values, axis=1) for split, values in per_split.items()}
+            logits, reused = self._teacher_logits(spec, sets)
+            per_teacher.append(logits)
+            self.emit(Event("logits", "progress", "reused" if reused else "computed", run=spec.name, step=number,
+                            total=len(specs)))
+        arrays = {f"{split}_logits": np.stack([t[split] for t in per_teacher], axis=1) for split in sets}
         arrays.update({f"{split}_labels": data.labels.numpy() for split, data in sets.items()})
         arrays.update({f"{split}_cycle_ids": np.array(data.cycle_ids) for split, data in sets.items()})
         arrays.update({f"{split}_patients": np.array(data.patients) for split, data in sets.items()})
-        _save_npz_atomic(path, teacher_ids=np.array(ids), data_fingerprint=np.array(fingerprint), **arrays)
+        path = self.folder / LOGITS_FILE
+        _save_npz_atomic(path, teacher_ids=np.array([s.name for s in specs]),
+                         teacher_folders=np.array([str(self.run_folder(s)) for s in specs]),
+                         data_fingerprint=np.array(self.index.fingerprint()), **arrays)
         self.emit(Event("logits", "artifact", data={"path": str(path), "shape": list(arrays["train_logits"].shape)}))
         self.emit(Event("logits", "finished"))
         return dict(np.load(path))
@@ -313,7 +333,7 @@ class Experiment:
             return None
         student = self.recipe.students[self.recipe.second_generation - 1]
         self.emit(Event("second_generation", "started"))
-        stacked = np.stack([np.load(self.folder / spec.folder / "test_logits.npy")
+        stacked = np.stack([np.load(self.run_folder(spec) / "test_logits.npy")
                             for spec in self._student_specs(student) if spec.role == "student"], axis=1)
         labels = self.cycle_sets(student.arch)["test"].labels.numpy()
         scores = scores_from_logits(ensemble_logits(stacked, list(range(stacked.shape[1]))), labels)
@@ -351,7 +371,7 @@ class Experiment:
     # ------------------------------------------------------------ used by the report
 
     def bootstrap(self, run_folder: str, arch: str) -> dict | None:
-        path = self.folder / run_folder / "test_logits.npy"
+        path = Path(run_folder) / "test_logits.npy"
         test = self.cycle_sets(arch).get("test")
         if not path.exists() or test is None:
             return None

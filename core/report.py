@@ -25,16 +25,15 @@ def build_report(experiment, teacher_cards: list[dict], ensembles: dict, groups:
                  second: dict | None, logits: dict) -> dict:
     recipe = experiment.recipe
     teachers = [{"seed": c["seed"], "arch": c["architecture"], "epoch": c["selected_epoch"], **_row(c),
-                 "bootstrap": experiment.bootstrap(f"teachers/seed-{c['seed']}", c["architecture"])}
+                 "bootstrap": experiment.bootstrap(c["run_folder"], c["architecture"])}
                 for c in teacher_cards]
     students, groups_out = [], []
     for spec, cards in zip(recipe.students, groups):
         rows = []
         for card in cards:
-            folder = f"{card['role']}s/{card['architecture']}-{card['labels']}-seed-{card['seed']}"
             rows.append({"arch": card["architecture"], "labels": card["labels"], "role": card["role"],
                          "seed": card["seed"], "epoch": card["selected_epoch"], **_row(card),
-                         "bootstrap": experiment.bootstrap(folder, card["architecture"])})
+                         "bootstrap": experiment.bootstrap(card["run_folder"], card["architecture"])})
         students += rows
         distilled = _summary([r["score"] for r in rows if r["role"] == "student"])
         baseline = _summary([r["score"] for r in rows if r["role"] == "baseline"])

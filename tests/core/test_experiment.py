@@ -104,6 +104,7 @@ def test_teacher_logits_are_stored_with_ids_and_fingerprint(finished):
     stored = np.load(experiment.folder / "teacher_logits.npz")
     assert stored["train_logits"].shape == (report["train_cycles"], 3, 4)
     assert list(stored["teacher_ids"]) == ["teacher seed 1", "teacher seed 2", "teacher seed 3"]
+    assert all(Path(folder, "model", "lungkd.json").exists() for folder in stored["teacher_folders"])
     assert str(stored["data_fingerprint"]) == report["data_fingerprint"]
     ids = list(stored["train_cycle_ids"])
     assert ids == sorted(ids, key=lambda s: (s.split("#")[0], int(s.split("#")[1])))  # dataset order
@@ -115,8 +116,20 @@ def test_a_second_run_recomputes_nothing(finished):
     again = Experiment(experiment.recipe, root / "ws", on_event=events.append).run()
     assert not [e for e in events if e.stage in ("teachers", "students") and e.kind == "metrics"]
     assert sum(e.message == "already trained" for e in events) == 3 + 4
-    assert any(e.stage == "logits" and e.message == "reused" for e in events)
+    assert sum(e.stage == "logits" and e.message == "reused" for e in events) == 3
     assert again["students"] == report["students"]
+
+
+def test_teachers_are_shared_by_experiments_with_the_same_teachers_and_data(finished, tmp_path):
+    _, _, _, root = finished
+    events = []
+    other = load_experiment(_recipe(tmp_path, name="other-students", labels="random_2"))
+    Experiment(other, root / "ws", on_event=events.append).run()
+    assert sum(e.stage == "teachers" and e.message == "already trained" for e in events) == 3
+    assert sum(e.stage == "logits" and e.message == "reused" for e in events) == 3
+    assert {e.run for e in events if e.stage == "students" and e.kind == "started"} == {
+        "student cnn6 random_2 seed 1", "student cnn6 random_2 seed 2",  # baselines belong to an experiment
+        "baseline cnn6 hard seed 1", "baseline cnn6 hard seed 2"}
 
 
 def test_a_changed_recipe_is_refused_with_the_difference(finished, tmp_path):
