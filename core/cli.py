@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from .cancel import Cancelled, CancelToken
@@ -145,6 +146,8 @@ def _run(args: argparse.Namespace) -> int:
     from .workspace_paths import resolve_workspace
 
     recipe = load_experiment(args.recipe)
+    if args.data:
+        recipe = replace(recipe, data=replace(recipe.data, path=str(args.data), synthetic=None))
     cancel = CancelToken()
     experiment = Experiment(recipe, resolve_workspace(args.workspace), _StageProgress(), cancel)
     try:
@@ -166,6 +169,25 @@ def _report(args: argparse.Namespace) -> int:
         raise LungKDError(f"experiment '{args.id}' has no report yet.", path=folder,
                           fix="run its recipe to the end with `lungkd run RECIPE.toml`; `lungkd runs` lists them.")
     print(path.read_text(encoding="utf-8"), end="")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .cache import FeatureCache
+    from .evaluation import evaluate_model
+    from .workspace_paths import resolve_workspace
+
+    result = evaluate_model(args.model, args.data, split=args.split,
+                            cache=FeatureCache(resolve_workspace(args.workspace) / "cache"))
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    print(f"{result.architecture} on {result.data} ({result.split}, {result.cycles} cycles)")
+    print(f"  {result.scores}   95% patient bootstrap interval of the Score: "
+          f"[{result.interval.low:.2f}, {result.interval.high:.2f}]")
+    print("  confusion (rows true, columns predicted: normal crackle wheeze both)")
+    for name, row in zip(("normal", "crackle", "wheeze", "both"), result.scores.confusion):
+        print(f"  {name:<8}" + "".join(f"{n:>8}" for n in row))
     return 0
 
 
@@ -195,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run an experiment recipe: teachers, soft labels, students (resumable)")
     run.add_argument("recipe", type=Path, help="an experiment .toml (see resources/recipes/)")
     run.add_argument("--workspace", type=Path, help="workspace folder (default: the user data folder)")
+    run.add_argument("--data", type=Path, help="use this dataset folder instead of the recipe's [data] path")
     run.set_defaults(run=_run)
 
     report = commands.add_parser("report", help="print an experiment's report")
@@ -202,6 +225,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--json", action="store_true", help="print report.json instead of the Markdown")
     report.add_argument("--workspace", type=Path)
     report.set_defaults(run=_report)
+
+    evaluate = commands.add_parser("evaluate", help="score a saved model on a dataset's test split")
+    evaluate.add_argument("model", type=Path, help="a model folder (runs/.../model, teachers/.../model, ...)")
+    evaluate.add_argument("data", type=Path, help="a dataset folder")
+    evaluate.add_argument("--split", default="test", help="train, test or val (default test)")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--workspace", type=Path)
+    evaluate.set_defaults(run=_evaluate)
 
     models = commands.add_parser("models", help="list the model architectures")
     models.set_defaults(run=_models)

@@ -21,6 +21,12 @@ def _summary(values: list[float]) -> dict:
     return {"mean": None if np.isnan(ms.mean) else ms.mean, "std": None if np.isnan(ms.std) else ms.std, "n": ms.n}
 
 
+def _same_as_teachers(student, recipe) -> bool:
+    t = recipe.teachers
+    return (student.arch, student.size, student.pretrained, student.train) == \
+        (t.arch, t.size, t.pretrained, recipe.teacher_train)
+
+
 def build_report(experiment, teacher_cards: list[dict], ensembles: dict, groups: list[list[dict]],
                  second: dict | None, logits: dict) -> dict:
     recipe = experiment.recipe
@@ -37,9 +43,13 @@ def build_report(experiment, teacher_cards: list[dict], ensembles: dict, groups:
         students += rows
         distilled = _summary([r["score"] for r in rows if r["role"] == "student"])
         baseline = _summary([r["score"] for r in rows if r["role"] == "baseline"])
+        baseline_source = "baseline runs"
+        if not baseline["n"] and _same_as_teachers(spec, recipe):
+            # A student of the teachers' own architecture and recipe on hard labels *is* a teacher.
+            baseline, baseline_source = _summary([t["score"] for t in teachers]), "the teachers"
         gain = (distilled["mean"] - baseline["mean"]) if baseline["n"] and distilled["n"] else None
         groups_out.append({"arch": spec.arch, "labels": spec.labels, "distilled": distilled, "baseline": baseline,
-                           "gain": gain})
+                           "baseline_source": baseline_source if baseline["n"] else None, "gain": gain})
     return {
         "name": recipe.name,
         "selection": recipe.selection,
@@ -99,8 +109,9 @@ def markdown_report(report: dict) -> str:
         lines += [f"| {s['arch']} | {s['labels']} | {s['seed']} | {s['epoch']} | {_f(s['sp'])} | {_f(s['se'])} | "
                   f"{_f(s['score'])} | {_ci(s)} |" for s in report["students"]]
         lines += ["", "| student | distilled Score | hard-label Score | gain |", "|---|---|---|---|"]
-        lines += [f"| {g['arch']} ({g['labels']}) | {_pm(g['distilled'])} | {_pm(g['baseline'])} | "
-                  f"{_f(g['gain'])} |" for g in report["student_groups"]]
+        lines += [f"| {g['arch']} ({g['labels']}) | {_pm(g['distilled'])} | {_pm(g['baseline'])}"
+                  f"{' (the teachers)' if g['baseline_source'] == 'the teachers' else ''} | {_f(g['gain'])} |"
+                  for g in report["student_groups"]]
     if report["second_generation"]:
         s = report["second_generation"]
         lines += ["", f"## Second generation (ensemble of {s['k']} {s['arch']} students, {s['labels']})", "",

@@ -1,0 +1,62 @@
+"""Scoring a saved model on a dataset: `lungkd evaluate MODEL DATA`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .cache import FeatureCache
+from .dataset import load_dataset
+from .errors import LungKDError
+from .inputs import build_cycle_sets
+from .metrics import BootstrapCI, Scores, patient_bootstrap_ci, scores_from_logits
+from .model_card import read_model_card
+from .training import predict_logits
+
+
+@dataclass
+class Evaluation:
+    model: str
+    architecture: str
+    data: str
+    split: str
+    cycles: int
+    scores: Scores
+    interval: BootstrapCI
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "architecture": self.architecture, "data": self.data, "split": self.split,
+                "cycles": self.cycles, **self.scores.to_dict(), "bootstrap": self.interval.to_dict()}
+
+
+def load_saved_model(folder: str | Path):
+    """A model folder written by training (weights + lungkd.json card), ready for inference."""
+    from .models import create_model
+
+    card = read_model_card(folder)
+    if card is None:
+        raise LungKDError("not a LungKD model folder (no lungkd.json).", path=folder,
+                          fix="give the `model` folder of a finished run (`lungkd runs` lists them).")
+    model = create_model(card["architecture"], pretrained=folder)
+    model.eval()
+    return model, card
+
+
+def evaluate_model(model_folder: str | Path, data_folder: str | Path, *, split: str = "test",
+                   cache: FeatureCache | None = None) -> Evaluation:
+    """Sp, Se, Score, confusion and a patient bootstrap interval on one split (on every annotated
+    cycle when the dataset has no split file)."""
+    model, card = load_saved_model(model_folder)
+    index = load_dataset(data_folder)
+    if not index.has_split_file:
+        index.apply_split({r.name: split for r in index.recordings})
+    sets = build_cycle_sets(index, card["architecture"], cache=cache)
+    if split not in sets:
+        raise LungKDError(f"the dataset has no '{split}' cycles with usable audio.", path=data_folder,
+                          fix="choose another split with --split, or check `lungkd data stats`.")
+    data = sets[split]
+    logits = predict_logits(model, data)
+    scores = scores_from_logits(logits, data.labels)
+    interval = patient_bootstrap_ci(data.labels.numpy(), logits.argmax(1).numpy(), np.array(data.patients))
+    return Evaluation(str(model_folder), card["architecture"], str(data_folder), split, len(data), scores, interval)
