@@ -26,7 +26,8 @@ def main(features_path: str, run_dir: str, epochs: int) -> None:
 
     torch.manual_seed(0)
     result = Trainer(config, run_dir, progress).fit(create_model("cnn6", size="tiny"), train, test)
-    print(json.dumps({"history": [asdict(r) for r in result.history], "selected": result.selected_epoch}), flush=True)
+    timeless = [{k: v for k, v in asdict(r).items() if k not in ("seconds", "data_seconds")} for r in result.history]
+    print(json.dumps({"history": timeless, "selected": result.selected_epoch}), flush=True)
 
 
 if __name__ == "__main__":
