@@ -191,6 +191,33 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _runs(args: argparse.Namespace) -> int:
+    from .catalog import Catalog
+
+    with Catalog.for_workspace(args.workspace) as catalog:
+        experiments = catalog.experiments()
+        if args.json:
+            print(json.dumps([{"name": e.name, "status": e.status, "folder": str(e.folder), "updated": e.updated,
+                               "summary": e.summary} for e in experiments], indent=2))
+            return 0
+        if not experiments:
+            print("no experiments yet; start one with `lungkd run RECIPE.toml`")
+            return 0
+        print(f"{'experiment':<28}{'status':<11}{'teachers':>9}{'ensemble':>14}  students (distilled / hard)")
+        for e in experiments:
+            s = e.summary or {}
+            ensemble = s.get("ensemble")
+            students = ", ".join(f"{g['arch']} {g['labels']} {_f(g['score'])}/{_f(g['hard'])}"
+                                 for g in s.get("students", []))
+            print(f"{e.name:<28}{e.status:<11}{_f(s.get('teachers')):>9}"
+                  f"{(_f(ensemble['score']) + ' (k=' + str(ensemble['k']) + ')') if ensemble else '—':>14}  {students}")
+    return 0
+
+
+def _f(value) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lungkd", description="Lung-sound classifiers distilled from ensembles.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -219,6 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workspace", type=Path, help="workspace folder (default: the user data folder)")
     run.add_argument("--data", type=Path, help="use this dataset folder instead of the recipe's [data] path")
     run.set_defaults(run=_run)
+
+    runs = commands.add_parser("runs", help="list the workspace's experiments with status and Scores")
+    runs.add_argument("--json", action="store_true")
+    runs.add_argument("--workspace", type=Path)
+    runs.set_defaults(run=_runs)
 
     report = commands.add_parser("report", help="print an experiment's report")
     report.add_argument("id", help="the experiment's name (see `lungkd runs`)")

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from .cache import FeatureCache
-from .cancel import CancelToken
+from .cancel import Cancelled, CancelToken
+from .catalog import Catalog
 from .dataset import DatasetIndex
 from .errors import LungKDError
 from .events import Event, EventCallback, EventLog
@@ -110,6 +111,8 @@ class Experiment:
         self._sets: dict[str, dict[str, CycleSet]] = {}
         self.index: DatasetIndex | None = None
         self.teacher_root: Path | None = None  # known once the data is loaded
+        self.catalog: Catalog | None = None
+        self.experiment_id: int | None = None
 
     def run_folder(self, spec: RunSpec) -> Path:
         """Teachers live in the workspace, shared by every experiment with the same teachers and data;
@@ -125,14 +128,16 @@ class Experiment:
             self._log.write(event)
         self._on_event(event)
 
-    def _progress_adapter(self, stage: str, run: str) -> Callable[[Progress], None]:
+    def _progress_adapter(self, stage: str, run: str, run_id: int) -> Callable[[Progress], None]:
         def forward(p: Progress) -> None:
             if p.stage == "train":
                 self.emit(Event(stage, "progress", run=run, step=(p.epoch - 1) * p.steps + p.step,
                                 total=p.epochs * p.steps, eta_s=p.eta_s, data={"epoch": p.epoch, "loss": p.loss}))
             elif p.stage == "epoch":
+                metrics = p.metrics or {}
+                self.catalog.record_epoch(run_id, p.epoch, p.loss, p.lr, metrics.get("test"), metrics.get("val"))
                 self.emit(Event(stage, "metrics", run=run, step=p.epoch, total=p.epochs,
-                                data={"epoch": p.epoch, "loss": p.loss, **(p.metrics or {})}))
+                                data={"epoch": p.epoch, "loss": p.loss, **metrics}))
             else:
                 self.emit(Event(stage, "notice", p.message, run=run))
         return forward
@@ -174,6 +179,7 @@ class Experiment:
             self.index.apply_split(validation_split(self.index, self.recipe.data.val_fraction,
                                                     self.recipe.data.split_seed))
         self._check_data()
+        self._register()
         teachers = {"teachers": asdict(self.recipe.teachers), "train": asdict(self.recipe.teacher_train),
                     "data": self.index.fingerprint()}
         digest = hashlib.sha256(json.dumps(teachers, sort_keys=True).encode()).hexdigest()[:12]
@@ -181,6 +187,17 @@ class Experiment:
         for problem in self.index.warnings:
             self.emit(Event("data", "notice", str(problem)))
         self.emit(Event("data", "finished", data={"fingerprint": self.index.fingerprint()}))
+
+    def _register(self) -> None:
+        """The experiment and its dataset in the workspace catalog (the same rows when resumed)."""
+        self.catalog = Catalog.for_workspace(self.workspace)
+        fingerprint = self.index.fingerprint()
+        self.catalog.upsert_dataset(self.index.root.name, self.index.root, fingerprint, self.index.stats())
+        recipe = self.recipe.to_dict()
+        recipe_hash = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
+        row = self.catalog.upsert_experiment(self.recipe.name, recipe, recipe_hash, fingerprint, self.folder)
+        self.experiment_id = row.id
+        self.catalog.set_experiment_status(row.id, "running")
 
     def cycle_sets(self, arch: str) -> dict[str, CycleSet]:
         """Prepared inputs per split for an architecture, computed once per experiment (and cached on disk)."""
@@ -203,17 +220,26 @@ class Experiment:
     def train_run(self, spec: RunSpec, stage: str, targets=None) -> dict:
         """Train (or resume, or skip when finished) one model; returns its card."""
         folder = self.run_folder(spec)
+        run_id = self.catalog.upsert_run(self.experiment_id, spec.role, spec.arch, spec.seed, spec.labels).id
         card = read_model_card(folder / "model")
         if card is not None:
+            self._finish_in_catalog(run_id, card, folder)
             self.emit(Event(stage, "finished", "already trained", run=spec.name, data={"test": card["test"]}))
             return {**card, "run_folder": str(folder)}
         sets = self.cycle_sets(spec.arch)
-        self.emit(Event(stage, "started", run=spec.name))
+        self.catalog.set_run_status(run_id, "running")
+        self.emit(Event(stage, "started", run=spec.name, data={"role": spec.role, "arch": spec.arch,
+                                                               "seed": spec.seed, "labels": spec.labels}))
         torch.manual_seed(spec.seed)  # the initial weights of randomly initialised parts
         model = create_model(spec.arch, pretrained=spec.pretrained, size=spec.size)
-        trainer = Trainer(replace(spec.train, seed=spec.seed), folder, self._progress_adapter(stage, spec.name),
-                          self.cancel)
-        result = trainer.fit(model, sets["train"], sets.get("test"), sets.get("val"), targets)
+        trainer = Trainer(replace(spec.train, seed=spec.seed), folder,
+                          self._progress_adapter(stage, spec.name, run_id), self.cancel)
+        try:
+            result = trainer.fit(model, sets["train"], sets.get("test"), sets.get("val"), targets)
+        except BaseException as exc:
+            self.catalog.set_run_status(run_id, "cancelled" if isinstance(exc, (Cancelled, KeyboardInterrupt))
+                                        else "failed")
+            raise
         test_logits = predict_logits(result.model, sets["test"], cancel=self.cancel) if "test" in sets else None
         if test_logits is not None:
             np.save(folder / "test_logits.npy", test_logits.numpy())
@@ -223,9 +249,14 @@ class Experiment:
                                   data_fingerprint=self.index.fingerprint(), seed=spec.seed,
                                   extra={"role": spec.role, "labels": spec.labels,
                                          "history": [asdict(r) for r in result.history]})
+        self._finish_in_catalog(run_id, card, folder)
         self.emit(Event(stage, "artifact", "model saved", run=spec.name, data={"path": str(folder / "model")}))
         self.emit(Event(stage, "finished", run=spec.name, data={"test": card["test"]}))
         return {**card, "run_folder": str(folder)}
+
+    def _finish_in_catalog(self, run_id: int, card: dict, folder: Path) -> None:
+        self.catalog.finish_run(run_id, selected_epoch=card["selected_epoch"], selection=card["selection"],
+                                test=card["test"], val=None, checkpoint=folder / "model")
 
     # ------------------------------------------------------------ stages
 
@@ -279,6 +310,8 @@ class Experiment:
         _save_npz_atomic(path, teacher_ids=np.array([s.name for s in specs]),
                          teacher_folders=np.array([str(self.run_folder(s)) for s in specs]),
                          data_fingerprint=np.array(self.index.fingerprint()), **arrays)
+        self.catalog.add_artifact(self.experiment_id, "logits", path,
+                                  metadata={"shape": list(arrays["train_logits"].shape)})
         self.emit(Event("logits", "artifact", data={"path": str(path), "shape": list(arrays["train_logits"].shape)}))
         self.emit(Event("logits", "finished"))
         return dict(np.load(path))
@@ -361,10 +394,15 @@ class Experiment:
             report = build_report(self, teacher_cards, ensembles, groups, second, logits)
             paths = write_reports(report, self.folder)
             for path in paths:
+                self.catalog.add_artifact(self.experiment_id, "report", path)
                 self.emit(Event("report", "artifact", data={"path": str(path)}))
-        except Exception as exc:
+        except BaseException as exc:
+            if self.catalog is not None and self.experiment_id is not None:
+                cancelled = isinstance(exc, (Cancelled, KeyboardInterrupt))
+                self.catalog.set_experiment_status(self.experiment_id, "cancelled" if cancelled else "failed")
             self.emit(Event("experiment", "failed", str(exc), data={"type": type(exc).__name__}))
             raise
+        self.catalog.set_experiment_status(self.experiment_id, "finished", headline_scores(report))
         self.emit(Event("experiment", "finished", data={"seconds": round(time.time() - started, 1)}))
         return report
 
@@ -377,3 +415,16 @@ class Experiment:
             return None
         predictions = np.load(path).argmax(axis=1)
         return patient_bootstrap_ci(test.labels.numpy(), predictions, np.array(test.patients), n_boot=1000).to_dict()
+
+
+def headline_scores(report: dict) -> dict:
+    """What `lungkd runs` and the Runs view show beside an experiment."""
+    best_ensemble = max((e for e in report["ensembles"] if e["score"] is not None), key=lambda e: e["score"],
+                        default=None)
+    return {
+        "teachers": report["teacher_summary"]["mean"],
+        "ensemble": {"k": best_ensemble["k"], "score": best_ensemble["score"]} if best_ensemble else None,
+        "students": [{"arch": g["arch"], "labels": g["labels"], "score": g["distilled"]["mean"],
+                      "hard": g["baseline"]["mean"], "gain": g["gain"]} for g in report["student_groups"]],
+        "second_generation": (report["second_generation"] or {}).get("score"),
+    }

@@ -405,7 +405,7 @@ def prompt_tokenizer(vocab_size: int = PROMPT_VOCAB):
 
 
 def _cnn6_config(size: str) -> CNN6Config:
-    return CNN6Config() if size == "full" else CNN6Config(channels=(4, 8, 16, 32))
+    return CNN6Config() if size == "full" else CNN6Config(channels=(8, 16, 32, 64))
 
 
 def _resnet_config(size: str):

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 from .cache import FeatureCache
 from .dataset import DatasetIndex, load_dataset
 from .inputs import build_cycle_sets
@@ -56,6 +58,7 @@ def train_from_recipe(recipe: TrainRecipe, workspace: Path, on_progress: Callabl
     run_dir = run_dir_for(recipe, workspace)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2))
+    torch.manual_seed(recipe.train.seed)  # the initial weights of randomly initialised parts
     model = create_model(recipe.model.arch, pretrained=recipe.model.pretrained, size=recipe.model.size)
     trainer = Trainer(recipe.train, run_dir, on_progress, cancel)
     result = trainer.fit(model, sets["train"], sets.get("test"), sets.get("val"))

@@ -91,6 +91,7 @@ class Progress:
     loss: float | None = None
     metrics: dict | None = None
     message: str = ""
+    lr: float | None = None
 
 
 @dataclass
@@ -263,7 +264,7 @@ class Trainer:
                 best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
             self._save_state(model, optimizer, scaler, history, best_state, best_epoch, best_value, epoch)
             self.on_progress(Progress("epoch", epoch, cfg.epochs, steps, steps, loss=loss,
-                                      metrics={"test": record.test, "val": record.val}))
+                                      metrics={"test": record.test, "val": record.val}, lr=record.lr))
         model.load_state_dict(best_state)
         scores = None
         if test is not None:

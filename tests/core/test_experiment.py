@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from lungkd.core.cancel import Cancelled, CancelToken
+from lungkd.core.catalog import Catalog
 from lungkd.core.experiment import Experiment, ExperimentError
 from lungkd.core.events import read_events
 from lungkd.core.recipes import RecipeError, load_experiment, parse_experiment
@@ -97,6 +98,25 @@ def test_every_stage_reported_events_mirrored_to_the_log(finished):
     logged = read_events(experiment.folder / "events.jsonl")
     assert [(e.stage, e.kind, e.run) for e in logged if e.kind != "progress"] == \
         [(e.stage, e.kind, e.run) for e in events if e.kind != "progress"]
+
+
+def test_the_catalog_holds_the_experiment_its_runs_epochs_and_models(finished):
+    experiment, report, _, root = finished
+    with Catalog.for_workspace(root / "ws") as catalog:
+        (row,) = [e for e in catalog.experiments() if e.name == "tiny"]
+        assert row.status == "finished" and row.summary["ensemble"]["k"] in (1, 2, 3)
+        assert row.summary["students"][0]["gain"] == pytest.approx(report["student_groups"][0]["gain"])
+        runs = catalog.runs(row.id)
+        assert sorted((r.role, r.seed) for r in runs) == [("baseline", 1), ("baseline", 2), ("student", 1),
+                                                          ("student", 2), ("teacher", 1), ("teacher", 2),
+                                                          ("teacher", 3)]
+        assert all(r.status == "finished" and r.checkpoint.is_dir() for r in runs)
+        assert [e.epoch for e in catalog.epochs(runs[0].id)] == [1, 2]
+        assert len(catalog.models("cnn6")) == 7
+        assert {a.kind for a in catalog.artifacts(row.id)} == {"logits", "report"}
+    listing = subprocess.run([sys.executable, "-m", "lungkd.core.cli", "runs", "--workspace", str(root / "ws")],
+                             capture_output=True, text=True, check=True).stdout
+    assert "tiny" in listing and "finished" in listing
 
 
 def test_teacher_logits_are_stored_with_ids_and_fingerprint(finished):
