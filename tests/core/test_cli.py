@@ -74,3 +74,15 @@ def test_default_workspace_is_the_user_data_folder_unless_overridden(tmp_path, m
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "elsewhere"))
     assert resolve_workspace(None) == tmp_path / "elsewhere" and (tmp_path / "elsewhere").is_dir()
     assert resolve_workspace(tmp_path / "given") == tmp_path / "given"
+
+
+def test_data_synth_writes_a_folder_that_data_stats_reads(tmp_path):
+    out = tmp_path / "synthetic"
+    written = lungkd("data", "synth", "--out", out, "--recordings", 6, "--seed", 2, "--label-noise", 0.2)
+    assert written.returncode == 0, written.stderr
+    assert "Wrote 6 recordings" in written.stdout
+    stats = json.loads(lungkd("data", "stats", out, "--json").stdout)
+    assert stats["recordings"] == 6 and stats["warnings"] == [] and stats["name_matches"] == []
+    assert sum(stats["cycles"]["train"].values()) + sum(stats["cycles"]["test"].values()) == \
+        sum(stats["cycles"]["all"].values()) > 0
+    assert (out / "ICBHI_challenge_train_test.txt").exists() and (out / "metadata_with_location.txt").exists()
