@@ -140,6 +140,20 @@ def _duration(seconds: float) -> str:
         f"{seconds // 60}:{seconds % 60:02d}"
 
 
+def shipped_recipe(name: str) -> Path:
+    """A recipe of resources/recipes/ (package data of lungkd.resources)."""
+    from importlib.resources import files
+
+    return Path(str(files("lungkd.resources") / "recipes" / f"{name}.toml"))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    args.recipe, args.data = shipped_recipe("demo-cpu"), None
+    print(f"Running the CPU demo ({args.recipe}): tiny CNN6 teachers, their ensemble and a distilled student "
+          "on a generated dataset.", flush=True)
+    return _run(args)
+
+
 def _run(args: argparse.Namespace) -> int:
     from .experiment import Experiment
     from .recipes import load_experiment
@@ -246,6 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workspace", type=Path, help="workspace folder (default: the user data folder)")
     run.add_argument("--data", type=Path, help="use this dataset folder instead of the recipe's [data] path")
     run.set_defaults(run=_run)
+
+    demo = commands.add_parser("demo", help="run the shipped CPU demo experiment (a few minutes)")
+    demo.add_argument("--workspace", type=Path, help="workspace folder (default: the user data folder)")
+    demo.set_defaults(run=_demo)
 
     runs = commands.add_parser("runs", help="list the workspace's experiments with status and Scores")
     runs.add_argument("--json", action="store_true")
