@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .cancel import Cancelled, CancelToken
 from .errors import LungKDError
+from .labels import CLASS_NAMES
 
 
 def _print_stats(stats: dict) -> None:
@@ -232,6 +233,32 @@ def _f(value) -> str:
     return "—" if value is None else f"{value:.2f}"
 
 
+def _predict(args: argparse.Namespace) -> int:
+    from .analysis import analyse_recording, to_json, write_csv
+    from .evaluation import load_saved_model
+
+    model, _ = load_saved_model(args.model)
+    analyses, failures = [], 0
+    for recording in args.recordings:
+        try:
+            analyses.append(analyse_recording(recording, model))
+        except LungKDError as exc:  # one bad file among many: say so, go on with the rest
+            print(f"lungkd: error: {exc}", file=sys.stderr)
+            failures += 1
+    if args.csv:
+        write_csv(analyses, sys.stdout if args.csv == "-" else args.csv)
+    elif args.json:
+        print(to_json(analyses))
+    else:
+        for a in analyses:
+            print(f"{a.name}: {len(a.cycles)} cycles from {a.cycle_source}, "
+                  + ", ".join(f"{k} {v}" for k, v in a.class_counts().items()))
+            for c in a.cycles:
+                truth = "" if c.truth is None else f"  (annotated {CLASS_NAMES[c.truth]})"
+                print(f"  {c.start:8.3f}-{c.end:8.3f} s  {CLASS_NAMES[c.predicted]:<8} {c.confidence:6.1%}{truth}")
+    return 1 if failures else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lungkd", description="Lung-sound classifiers distilled from ensembles.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -283,6 +310,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--workspace", type=Path)
     evaluate.set_defaults(run=_evaluate)
+
+    predict = commands.add_parser("predict", help="per-cycle predictions with probabilities for recordings")
+    predict.add_argument("model", type=Path, help="a model folder")
+    predict.add_argument("recordings", type=Path, nargs="+", help="wav, flac or ogg files")
+    form = predict.add_mutually_exclusive_group()
+    form.add_argument("--csv", nargs="?", const="-", help="CSV to a file (or standard output)")
+    form.add_argument("--json", action="store_true")
+    predict.set_defaults(run=_predict)
 
     models = commands.add_parser("models", help="list the model architectures")
     models.set_defaults(run=_models)
