@@ -122,7 +122,7 @@ def segment_cycles(samples: np.ndarray, sr: int) -> tuple[list[tuple[float, floa
         quiet = envelope < np.percentile(envelope, 10) + 0.25 * (np.percentile(envelope, 90) - np.percentile(envelope, 10))
         # the middle of each quiet stretch is a boundary between breaths
         edges = np.flatnonzero(np.diff(quiet.astype(np.int8)))
-        starts, ends = (edges[::2], edges[1::2]) if quiet[0] else (edges[1::2], edges[2::2])
+        starts, ends = (edges[1::2], edges[2::2]) if quiet[0] else (edges[::2], edges[1::2])
         bounds = sorted({0.0, duration, *(((s + e) / 2 * step) for s, e in zip(starts, ends))})
         cycles = [(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
         plausible = [c for c in cycles if MIN_CYCLE_S <= c[1] - c[0] <= MAX_CYCLE_S]
@@ -176,11 +176,12 @@ def analyse_recording(path: str | Path, model: torch.nn.Module, *, batch_size: i
 
 def display_spectrogram(samples: np.ndarray, sr: int, *, window_s: float = 0.032, hop_s: float = 0.008,
                         max_frames: int = 4000) -> tuple[np.ndarray, float, float]:
-    """dB magnitude (frames x bins) for display, with the seconds per frame and the Hz per bin; the hop
+    """dBFS magnitude (frames x bins) for display, with the seconds per frame and the Hz per bin; the hop
     grows on long recordings so the image stays under `max_frames` columns."""
     n_fft = 1 << max(6, int(np.ceil(np.log2(window_s * sr))))
     hop = max(int(hop_s * sr), int(np.ceil(len(samples) / max_frames)))
-    spec = torch.stft(torch.from_numpy(samples.astype(np.float32)), n_fft, hop, window=torch.hann_window(n_fft),
-                      return_complex=True).abs()
-    db = 20 * torch.log10(spec + 1e-7)
+    window = torch.hann_window(n_fft)
+    spec = torch.stft(torch.from_numpy(samples.astype(np.float32)), n_fft, hop, window=window,
+                      return_complex=True).abs() * (2 / window.sum())  # a full-scale sine reads 0 dBFS
+    db = 20 * torch.log10(spec + 1e-9)
     return db.T.numpy(), hop / sr, sr / n_fft
