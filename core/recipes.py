@@ -283,3 +283,43 @@ def load_recipe(path: str | Path) -> TrainRecipe:
 
 def load_experiment(path: str | Path) -> ExperimentRecipe:
     return parse_experiment(_read_toml(Path(path)), str(path))
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _toml_table(lines: list[str], header: str, table: dict) -> None:
+    lines += ["", header] + [f"{k} = {_toml_value(v)}" for k, v in table.items() if v is not None]
+
+
+def experiment_to_toml(recipe: ExperimentRecipe) -> str:
+    """The recipe as a TOML file that `load_experiment` reads back to the same recipe."""
+    run_wide = set(asdict(RunWide()))
+    train = lambda config: {k: v for k, v in asdict(config).items() if k not in run_wide and k != "seed"}  # noqa: E731
+    lines = [f"name = {_toml_value(recipe.name)}"]
+    if recipe.description:
+        lines.append(f"description = {_toml_value(recipe.description)}")
+    lines += [f"{k} = {_toml_value(getattr(recipe, k))}" for k in asdict(RunWide())]
+    data = {k: v for k, v in asdict(recipe.data).items() if v is not None}
+    _toml_table(lines, "[data]", data)
+    _toml_table(lines, "[teachers]", {**asdict(recipe.teachers), "pretrained": recipe.teachers.pretrained or ""})
+    _toml_table(lines, "[teachers.train]", train(recipe.teacher_train))
+    if recipe.curated_k:
+        _toml_table(lines, "[ensembles]", {"curated_k": recipe.curated_k})
+    for student in recipe.students:
+        fields_ = {k: v for k, v in asdict(student).items() if k != "train"}
+        _toml_table(lines, "[[students]]", {**fields_, "pretrained": student.pretrained or "",
+                                            "seeds": list(student.seeds)})
+        _toml_table(lines, "[students.train]", train(student.train))
+    if recipe.second_generation:
+        _toml_table(lines, "[second_generation]", {"student": recipe.second_generation})
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,95 @@
+"""The training wizard driven end to end on the demo recipe with tiny models, cancelled and resumed."""
+from pathlib import Path
+
+import pytest
+import torch  # noqa: F401  - before PySide6, as in the entry point
+from PySide6.QtWidgets import QWizard
+
+from lungkd.app.runs_view import RunsView
+from lungkd.app.wizard import (RECIPES_DIR, DataPage, ResultsPage, ReviewPage, RunPage, SoftLabelsPage, StudentPage, TeachersPage,
+                               TrainingWizard)
+from lungkd.core.recipes import load_experiment
+
+
+@pytest.fixture
+def wizard(qtbot, tmp_path):
+    w = TrainingWizard(tmp_path / "ws")
+    qtbot.addWidget(w)
+    w.show()
+    return w
+
+
+def _page(wizard, cls):
+    assert isinstance(wizard.currentPage(), cls), type(wizard.currentPage())
+    return wizard.currentPage()
+
+
+def test_wizard_end_to_end_with_cancel_and_resume(wizard, qtbot, tmp_path):
+    data = _page(wizard, DataPage)
+    assert data.synthetic.isChecked()  # the CPU demo is the default start
+    data.recordings.setValue(10)
+    data.inspect.click()
+    qtbot.waitUntil(lambda: hasattr(data, "stats"), timeout=60000)
+    assert data.counts.rowCount() == 3 and "ICBHI layout" in data.detected.text()
+    wizard.next()
+    teachers = _page(wizard, TeachersPage)
+    teachers.k.setValue(2)
+    teachers.epochs.setValue(2)
+    wizard.next()
+    soft = _page(wizard, SoftLabelsPage)
+    soft.mode.setCurrentText("mean")
+    soft.k.setValue(2)
+    wizard.next()
+    student = _page(wizard, StudentPage)
+    student.seeds.setText("1")
+    student.epochs.setValue(1)
+    student.baseline.setChecked(True)
+    wizard.next()
+    review = _page(wizard, ReviewPage)
+    review.name.setText("wizard-test")
+    assert 'labels = "mean_2"' in review.text.toPlainText() and "k = 2" in review.text.toPlainText()
+    review.save_to(tmp_path / "saved.toml")
+    saved = load_experiment(tmp_path / "saved.toml")
+    assert (saved.name, saved.teachers.k, saved.students[0].labels, saved.students[0].seeds) == (
+        "wizard-test", 2, "mean_2", (1,))
+    wizard.next()
+    run = _page(wizard, RunPage)
+    assert not run.isComplete()
+    run.start()
+    qtbot.waitUntil(lambda: bool(run.series), timeout=120000)  # teacher 1 finished its first epoch
+    run.cancel_button.click()
+    qtbot.waitUntil(lambda: run.start_button.text() == "Resume", timeout=120000)
+    assert "Cancelled" in run.stage.text()
+    run.start_button.click()
+    qtbot.waitUntil(run.isComplete, timeout=300000)
+    assert run.series  # loss and Score curves were drawn
+    assert "Resuming from epoch 1" in run.log.toPlainText()  # the cancelled teacher went on, not from scratch
+    wizard.next()
+    results = _page(wizard, ResultsPage)
+    assert results.teachers.rowCount() == 2 and results.students.rowCount() == 1
+    assert results.report_path().exists()
+    with qtbot.waitSignal(wizard.use_model) as used:
+        results.use_student.click()
+    assert (Path(used.args[0]) / "lungkd.json").exists()
+    runs = RunsView(tmp_path / "ws")
+    qtbot.addWidget(runs)
+    assert runs.table.rowCount() == 1 and runs.table.item(0, 1).text() == "finished"
+
+
+def test_a_bad_value_stays_on_the_page_with_the_reason(wizard):
+    wizard.next()
+    wizard.next()
+    wizard.next()
+    student = _page(wizard, StudentPage)
+    student.seeds.setText("one, two")
+    assert not student.validatePage()
+    assert "whole numbers" in student.error.text()
+
+
+def test_paper_recipes_are_one_click_away(wizard):
+    data = _page(wizard, DataPage)
+    data.preset.setCurrentText("paper-bts-mean5")
+    wizard.load_recipe(RECIPES_DIR / f"{data.preset.currentText()}.toml")  # what "Start from this recipe" does
+    assert wizard.recipe.teachers.arch == "bts" and wizard.recipe.teachers.k == 5
+    assert not data.synthetic.isChecked() and data.folder.text() == "ICBHI_final_database"
+    assert wizard.button(QWizard.WizardButton.NextButton).isEnabled()
