@@ -1,0 +1,132 @@
+"""How responsive LungKD Studio stays: the longest stall of the GUI event loop, measured with a QTimer
+probe that should tick every 10 ms, while
+
+  1. the demo experiment (tiny models, shortened) trains in the engine thread, and
+  2. a 10-minute recording is loaded and analysed by the main window.
+
+    QT_QPA_PLATFORM=offscreen python bench/ui_latency.py [--minutes 10] [--workspace DIR]
+
+Prints the longest gap between ticks, the 99th percentile and the tick count for each; a stall is what
+a user would feel as a frozen window.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch  # noqa: F401  - before PySide6
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import describe  # noqa: E402
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from lungkd.app.engine import EngineTask  # noqa: E402
+from lungkd.core.recipes import parse_experiment  # noqa: E402
+
+
+class StallProbe:
+    """Ticks every `interval_ms`; records the gaps between ticks as the event loop delivers them."""
+
+    def __init__(self, interval_ms: int = 10):
+        self.timer = QTimer()
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self._tick)
+        self.gaps: list[float] = []
+        self._last = None
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        if self._last is not None:
+            self.gaps.append(now - self._last)
+        self._last = now
+
+    def start(self) -> None:
+        self.timer.start()
+
+    def stop(self) -> str:
+        self.timer.stop()
+        gaps = np.array(self.gaps) * 1000
+        return f"longest stall {gaps.max():.0f} ms, 99th percentile {np.percentile(gaps, 99):.0f} ms, {len(gaps)} ticks"
+
+
+def run_until_done(task: EngineTask, timeout_s: float) -> None:
+    loop = QEventLoop()
+    task.done.connect(loop.quit)
+    QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+    task.start()
+    loop.exec()
+
+
+def demo_training(workspace: Path) -> str:
+    recipe = parse_experiment({
+        "name": "ui-latency", "data": {"synthetic": {"recordings": 16, "seed": 0}},
+        "teachers": {"arch": "cnn6", "size": "tiny", "k": 2, "train": {"epochs": 2, "batch_size": 16}},
+        "students": [{"arch": "cnn6", "size": "tiny", "labels": "mean_2", "seeds": [1],
+                      "train": {"epochs": 2, "batch_size": 16}}]})
+
+    def job(report, cancel):
+        from lungkd.core.experiment import Experiment
+
+        return Experiment(recipe, workspace, on_event=report, cancel=cancel).run()
+
+    events = []
+    task = EngineTask(job)
+    task.progress.connect(events.append)
+    probe = StallProbe()
+    probe.start()
+    started = time.perf_counter()
+    run_until_done(task, 1800)
+    return f"{probe.stop()} over {time.perf_counter() - started:.0f} s and {len(events)} engine events"
+
+
+def long_recording(workspace: Path, minutes: float) -> str:
+    from lungkd.app.main_window import MainWindow
+
+    sr = 4000
+    rng = np.random.default_rng(0)
+    t = np.arange(int(minutes * 60 * sr)) / sr
+    breath = rng.normal(size=t.size) * (0.3 + 0.25 * np.sin(2 * np.pi * t / 3.5) ** 2)
+    path = workspace / "ten_minutes.wav"
+    sf.write(path, (0.2 * breath).astype(np.float32), sr, subtype="PCM_16")
+    window = MainWindow(workspace)
+    window.show()
+    probe = StallProbe()
+    probe.start()
+    started = time.perf_counter()
+    task = window.open_paths([path])
+    loop = QEventLoop()
+    task.done.connect(loop.quit)
+    QTimer.singleShot(600000, loop.quit)
+    if task.is_running():
+        loop.exec()
+    for _ in range(20):  # let the view draw the result
+        QApplication.processEvents()
+    elapsed = time.perf_counter() - started
+    window.close()
+    return f"{probe.stop()} over {elapsed:.0f} s ({minutes:g} min at {sr} Hz)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--workspace", type=Path)
+    args = parser.parse_args()
+    app = QApplication.instance() or QApplication([])
+    workspace = args.workspace or Path(tempfile.mkdtemp(prefix="lungkd-ui-"))
+    print(describe())
+    print(f"demo training in the engine thread: {demo_training(workspace)}", flush=True)
+    print(f"loading a {args.minutes:g}-minute recording: {long_recording(workspace, args.minutes)}", flush=True)
+    del app
+
+
+if __name__ == "__main__":
+    main()
