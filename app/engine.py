@@ -1,23 +1,30 @@
-"""The QThread engine adapter: runs a long core call off the GUI thread and turns its progress,
-result and errors into Qt signals. Cancel sets the core's cancel token."""
+"""The QThread engine adapter: a long core call runs off the GUI thread, its progress, result and errors
+arrive as Qt signals, and Cancel sets the core's cancel token.
+
+A job is `job(report, cancel)`: it calls `report(x)` for each progress item (a core `Event` for the status
+bar, or anything its caller understands) and checks `cancel.is_set()` between steps, as every core call
+taking `progress`/`cancel` does. The training wizard runs experiments through the same classes.
+"""
 from __future__ import annotations
 
-import time
 import traceback
+from collections import deque
 from typing import Any, Callable
 
-from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal
+from PySide6.QtCore import QEventLoop, QObject, QThread, QTimer, Signal
 
 from lungkd.core.cancel import Cancelled, CancelToken
 
+Job = Callable[[Callable[[Any], None], CancelToken], Any]
+
 
 class _Worker(QObject):
-    progress = Signal(object)  # whatever the core reports (an Event, a (done, total) pair, ...)
+    progress = Signal(object)
     finished = Signal(object)
     failed = Signal(str, str)  # message, details to copy
     cancelled = Signal()
 
-    def __init__(self, job: Callable[[Callable[[Any], None], CancelToken], Any], cancel: CancelToken):
+    def __init__(self, job: Job, cancel: CancelToken):
         super().__init__()
         self.job = job
         self.cancel = cancel
@@ -28,27 +35,26 @@ class _Worker(QObject):
         except Cancelled:
             self.cancelled.emit()
         except Exception as exc:  # the window must keep working whatever the engine raises
-            self.failed.emit(str(exc), traceback.format_exc())
+            self.failed.emit(str(exc) or type(exc).__name__, traceback.format_exc())
         else:
             self.finished.emit(result)
 
 
 class EngineTask(QObject):
-    """One background job: `job(report, cancel)` runs in its own QThread.
-
-    Signals arrive on the GUI thread (queued connections), so slots may touch widgets.
-    """
+    """One job in its own QThread. Signals arrive on the GUI thread (queued), so slots may touch widgets;
+    `done` follows whichever of finished / failed / cancelled came."""
 
     progress = Signal(object)
     finished = Signal(object)
     failed = Signal(str, str)
     cancelled = Signal()
-    done = Signal()  # after any of finished / failed / cancelled
+    done = Signal()
 
-    def __init__(self, job: Callable[[Callable[[Any], None], CancelToken], Any], parent: QObject | None = None):
+    def __init__(self, job: Job, title: str = "", parent: QObject | None = None):
         super().__init__(parent)
+        self.title = title
         self.cancel_token = CancelToken()
-        self._thread = QThread()
+        self._thread = QThread(self)
         self._worker = _Worker(job, self.cancel_token)
         self._worker.moveToThread(self._thread)
         self._thread.started.connect(self._worker.run)
@@ -58,7 +64,7 @@ class EngineTask(QObject):
             getattr(self._worker, name).connect(self._thread.quit)
         self._thread.finished.connect(self.done)
 
-    def start(self) -> "EngineTask":
+    def start(self) -> EngineTask:
         self._thread.start()
         return self
 
@@ -69,10 +75,53 @@ class EngineTask(QObject):
         return self._thread.isRunning()
 
     def wait(self, ms: int = 30000) -> bool:
-        """Wait for the job while delivering its signals. (QThread.wait would hold the GIL the worker needs.)"""
-        deadline = time.monotonic() + ms / 1000
-        while self._thread.isRunning() and time.monotonic() < deadline:
-            QCoreApplication.processEvents()
-            time.sleep(0.01)
-        QCoreApplication.processEvents()
-        return not self._thread.isRunning()
+        return self._thread.wait(ms)
+
+
+class TaskQueue(QObject):
+    """Runs tasks one after another, so the engine's long calls never overlap (one model, one device).
+    `progress` relays the running task's reports; `busy` says when the queue starts and empties."""
+
+    progress = Signal(object)
+    busy = Signal(bool)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._pending: deque[EngineTask] = deque()
+        self.current: EngineTask | None = None
+
+    def submit(self, task: EngineTask) -> EngineTask:
+        task.setParent(self)
+        task.progress.connect(self.progress)
+        task.done.connect(self._next)
+        self._pending.append(task)
+        if self.current is None:
+            self.busy.emit(True)
+            self._next()
+        return task
+
+    def _next(self) -> None:
+        if self.current is not None:
+            self.current.deleteLater()
+        self.current = self._pending.popleft().start() if self._pending else None
+        if self.current is None:
+            self.busy.emit(False)
+
+    def cancel_all(self) -> None:
+        """Cancels the running task; the waiting ones are dropped without starting."""
+        self._pending.clear()
+        if self.current is not None:
+            self.current.cancel()
+
+    def is_busy(self) -> bool:
+        return self.current is not None
+
+    def wait_idle(self, ms: int = 300000) -> bool:
+        """Runs the event loop until the queue is empty (for closing, scripts and tests); False on timeout."""
+        if self.is_busy():
+            loop = QEventLoop()
+            self.busy.connect(loop.quit)
+            QTimer.singleShot(ms, loop.quit)
+            loop.exec()
+            self.busy.disconnect(loop.quit)
+        return not self.is_busy()

@@ -1,19 +1,36 @@
-"""`lungkd-studio`: LungKD Studio. torch is imported before PySide6 (on Windows the other order fails)."""
+"""`lungkd-studio`: LungKD Studio.
+
+torch is imported before PySide6: on Windows the other order fails to load torch's DLLs.
+"""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-import torch  # noqa: F401  - must come before PySide6
+import torch  # noqa: F401  (must come before PySide6)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lungkd-studio", description="LungKD Studio")
-    parser.add_argument("--workspace", type=Path, help="workspace folder (default: the user data folder)")
-    parser.add_argument("--open", type=Path, action="append", default=[], help="a recording or folder to open")
-    parser.add_argument("--screenshot", type=Path, help="render the window to this PNG and exit")
+    parser = argparse.ArgumentParser(prog="lungkd-studio", description="LungKD Studio: lung-sound recordings "
+                                     "with per-cycle predictions.")
+    parser.add_argument("--workspace", type=Path, help="workspace folder (default: $LUNGKD_WORKSPACE or the "
+                        "platform's user data folder)")
+    parser.add_argument("--open", type=Path, action="append", default=[], metavar="RECORDING",
+                        help="a recording or folder to open (repeatable)")
+    parser.add_argument("--screenshot", type=Path, metavar="PNG",
+                        help="render the window (after opening --open) to this PNG and exit")
     return parser
+
+
+def settle(app, ms: int = 300) -> None:
+    """Lets queued signals and layouts finish before a screenshot."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    QTimer.singleShot(ms, loop.quit)
+    loop.exec()
+    app.processEvents()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,16 +43,21 @@ def main(argv: list[str] | None = None) -> int:
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("LungKD Studio")
+    app.setOrganizationName("LungKD")
     window = MainWindow(resolve_workspace(args.workspace))
     window.show()
-    task = window.open_paths(args.open) if args.open else None
-    if args.screenshot:
-        if task is not None:
-            task.wait(300000)
-        window.grab().save(str(args.screenshot))
-        window.close()
-        return 0
-    return app.exec()
+    if args.open:
+        window.open_paths(args.open)
+    if args.screenshot is None:
+        return app.exec()
+    window.queue.wait_idle()
+    settle(app)
+    args.screenshot.parent.mkdir(parents=True, exist_ok=True)
+    if not window.grab().save(str(args.screenshot)):
+        print(f"lungkd-studio: could not write {args.screenshot}", file=sys.stderr)
+        return 1
+    window.close()
+    return 0
 
 
 if __name__ == "__main__":

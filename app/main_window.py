@@ -1,306 +1,252 @@
-"""LungKD Studio's main window: recordings with per-cycle predictions."""
+"""LungKD Studio's main window: pages in tabs (Recordings now; the training wizard and the Runs view
+join as further pages), one model picker, one task queue for the engine, a status bar with progress."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayout, QLabel,
-                               QListWidget, QListWidgetItem, QMainWindow, QMessageBox, QSplitter, QTableWidget,
-                               QTableWidgetItem, QToolBar, QVBoxLayout, QWidget)
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton,
+                               QTabWidget, QToolBar)
 
-from lungkd.core.analysis import RecordingAnalysis, analyse_recording, display_spectrogram, write_csv
-from lungkd.core.audio import AUDIO_EXTENSIONS, load_audio
-from lungkd.core.catalog import Catalog
-from lungkd.core.evaluation import load_saved_model
-from lungkd.core.labels import CLASS_NAMES
-from lungkd.core.model_card import read_model_card
+from lungkd.core.workspace_models import ModelEntry, find_models, shipped_models_folder
 
-from .engine import EngineTask
-from .recording_view import COLOUR_MAPS, RecordingView
-from .theme import CLASS_COLOURS, MISMATCH
+from .engine import TaskQueue
+from .playback import Player
+from .recordings_page import RecordingsPage
+from .runs_view import RunsView
+from .theme import STYLE_SHEET
+from .wizard import TrainingWizard
 
-DEMO_MODEL = Path(__file__).resolve().parents[1] / "resources" / "models" / "demo-cnn6"
-DEFAULT_SETTINGS = {"colour_map": "viridis", "db_floor": -110.0, "db_range": 90.0, "fmin": 0.0, "fmax": 4000.0}
-TABLE_COLUMNS = ("start (s)", "end (s)", "prediction", *(f"p({n})" for n in CLASS_NAMES), "annotated", "match")
+AUDIO_FILTER = "Recordings (*.wav *.flac *.ogg);;All files (*)"
+MODEL_KEY = "analysis/model"
 
 
-@dataclass
-class LoadedRecording:
-    analysis: RecordingAnalysis
-    samples: np.ndarray
-    spectrogram: np.ndarray
-    seconds_per_frame: float
-    hz_per_bin: float
-
-
-def expand_paths(paths: list[Path]) -> list[Path]:
-    """Files as given, folders as the audio files inside them (sorted); other files stay in, to be refused."""
-    out = []
-    for path in paths:
-        if path.is_dir():
-            out += sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
-        else:
-            out.append(path)
-    return out
-
-
-def load_for_display(path: Path, model) -> LoadedRecording:
-    """Everything the view needs, computed off the GUI thread."""
-    analysis = analyse_recording(path, model)
-    decoded = load_audio(path)
-    peak = float(np.abs(decoded.samples).max()) or 1.0
-    spectrogram, spf, hpb = display_spectrogram(decoded.samples, decoded.sample_rate)
-    return LoadedRecording(analysis, decoded.samples / peak, spectrogram, spf, hpb)
+def model_label(entry: ModelEntry) -> str:
+    score = "no Score" if entry.score is None else f"Score {entry.score:.1f}"
+    return f"{entry.name} — {entry.arch}, {score}"
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, workspace: Path, settings: QSettings | None = None):
+    def __init__(self, workspace: Path, store: QSettings | None = None):
         super().__init__()
-        self.workspace = workspace
-        self.settings = settings or QSettings("LungKD", "Studio")
-        self.recordings: dict[str, LoadedRecording] = {}
-        self.errors: dict[str, str] = {}
-        self.tasks: list[EngineTask] = []
-        self.current: LoadedRecording | None = None
-        self.setWindowTitle("LungKD Studio")
-        self.resize(1400, 860)
+        self.workspace = Path(workspace)
+        self.store = store or QSettings("LungKD", "LungKD Studio")
+        self.queue = TaskQueue(self)
+        self.player = Player(self)
+        self.last_error: QMessageBox | None = None
+        self.setWindowTitle(f"LungKD Studio — {self.workspace}")
+        self.setStyleSheet(STYLE_SHEET)
+        self.resize(1440, 900)
         self.setAcceptDrops(True)
-        self._build_actions()
-        self._build_layout()
-        self.refresh_models()
-        self.statusBar().showMessage("Drop wav, flac or ogg recordings (or folders) onto the window.")
 
-    # ---------------------------------------------------------------- layout
+        self.recordings = RecordingsPage(self.store, self.queue, self.player)
+        self.pages = QTabWidget(documentMode=True)
+        self.pages.setTabBarAutoHide(True)  # one page today; the wizard and Runs view add theirs
+        self.pages.addTab(self.recordings, "Recordings")
+        self.runs = RunsView(self.workspace)
+        self.pages.addTab(self.runs, "Experiments")
+        self.wizard: TrainingWizard | None = None
+        self.setCentralWidget(self.pages)
+        self._build_status_bar()
+        self._build_actions()
+
+        self.recordings.status.connect(self.status_message)
+        self.recordings.error.connect(self.show_error)
+        self.recordings.selection_changed.connect(self._update_actions)
+        self.queue.progress.connect(self._progress)
+        self.queue.busy.connect(self._busy)
+        self.refresh_models()
+        self._update_actions()
+        self.status_message("Drop wav, flac or ogg recordings (or folders) onto the window.")
+
+    # ---------------------------------------------------------------- actions, menus, toolbar
+
+    def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        action.triggered.connect(slot)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.setStatusTip(tip)
+        self.addAction(action)  # shortcuts work whichever widget has the focus
+        return action
 
     def _build_actions(self) -> None:
-        menu = self.menuBar().addMenu("&File")
-        self.open_action = QAction("&Open recordings…", self, shortcut=QKeySequence.StandardKey.Open,
-                                   triggered=self.open_dialog)
-        self.export_action = QAction("&Export cycles as CSV…", self, shortcut=QKeySequence("Ctrl+E"),
-                                     triggered=self.export_dialog)
-        quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit, triggered=self.close)
-        for action in (self.open_action, self.export_action, quit_action):
-            menu.addAction(action)
-        toolbar = QToolBar("Main")
-        toolbar.setMovable(False)
+        page = self.recordings
+        self.open_action = self._action("&Open recordings…", self.open_dialog, QKeySequence.StandardKey.Open,
+                                        "Open wav, flac or ogg recordings")
+        self.export_action = self._action("&Export cycles as CSV…", self.export_dialog, "Ctrl+E",
+                                          "Every analysed cycle of the open recordings, one row each")
+        self.remove_action = self._action("&Close recording", page.remove_current, QKeySequence.StandardKey.Close)
+        quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.play_action = self._action("&Play / stop", page.toggle_playback, "Space",
+                                        "Play the selected cycle (or what is in view); double click a cycle to play it")
+        zoom_in = self._action("Zoom &in", lambda: page.view.zoom(0.5), QKeySequence.StandardKey.ZoomIn)
+        zoom_out = self._action("Zoom &out", lambda: page.view.zoom(2.0), QKeySequence.StandardKey.ZoomOut)
+        fit = self._action("&Whole recording", page.view.fit, "Ctrl+0")
+        next_cycle = self._action("&Next cycle", lambda: page.step_cycle(1), "Ctrl+Right")
+        previous_cycle = self._action("P&revious cycle", lambda: page.step_cycle(-1), "Ctrl+Left")
+        refresh = self._action("&Refresh model list", self.refresh_models, "F5")
+        cancel = self._action("&Cancel", self.queue.cancel_all, "Esc")
+        self.train_action = self._action("&Train and distil…", self.open_wizard, "Ctrl+T",
+                                         "Train teachers, build soft labels and distil a student, step by step")
+        experiments = self._action("&Experiments", lambda: (self.runs.refresh(), self.pages.setCurrentWidget(self.runs)),
+                                   "Ctrl+R", "The workspace's experiments with their Scores")
+        menus = {"&File": (self.open_action, self.export_action, self.remove_action, None, quit_action),
+                 "&View": (zoom_in, zoom_out, fit, None, next_cycle, previous_cycle),
+                 "&Analysis": (self.play_action, None, refresh, cancel),
+                 "&Training": (self.train_action, experiments)}
+        for title, actions in menus.items():
+            menu = self.menuBar().addMenu(title)
+            for action in actions:
+                if action is None:
+                    menu.addSeparator()
+                else:
+                    menu.addAction(action)
+        self.menuBar().addMenu("&Help").addAction(self._action("&About LungKD Studio", self._about))
+
+        toolbar = QToolBar("Main", movable=False)
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         self.addToolBar(toolbar)
-        toolbar.addAction(self.open_action)
-        toolbar.addAction(self.export_action)
+        for action in (self.open_action, self.export_action, self.play_action, self.train_action):
+            toolbar.addAction(action)
         toolbar.addSeparator()
-        toolbar.addWidget(QLabel(" Model: "))
-        self.model_picker = QComboBox()
-        self.model_picker.setMinimumWidth(360)
-        self.model_picker.setToolTip("Models of the workspace, with their test Score")
+        toolbar.addWidget(QLabel(" Model "))
+        self.model_picker = QComboBox(minimumContentsLength=40)
+        self.model_picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.model_picker.setToolTip("The model that analyses the recordings: the workspace's models and the "
+                                     "shipped demo, best test Score first")
+        self.model_picker.currentIndexChanged.connect(self._model_chosen)
         toolbar.addWidget(self.model_picker)
 
-    def _spin(self, key: str, low: float, high: float, step: float, suffix: str) -> QDoubleSpinBox:
-        spin = QDoubleSpinBox()
-        spin.setRange(low, high)
-        spin.setSingleStep(step)
-        spin.setDecimals(0)
-        spin.setSuffix(suffix)
-        spin.setValue(self.display_settings()[key])
-        spin.valueChanged.connect(lambda value: self._set_setting(key, value))
-        return spin
+    def _build_status_bar(self) -> None:
+        self.progress = QProgressBar(maximumWidth=220, textVisible=True)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.queue.cancel_all)
+        for widget in (self.progress, self.cancel_button):
+            widget.setVisible(False)
+            self.statusBar().addPermanentWidget(widget)
 
-    def _build_layout(self) -> None:
-        self.recording_list = QListWidget()
-        self.recording_list.setMinimumWidth(280)
-        self.recording_list.currentItemChanged.connect(self._recording_chosen)
-        self.view = RecordingView()
-        self.view.cycle_clicked.connect(self.select_cycle)
-        self.table = QTableWidget(0, len(TABLE_COLUMNS))
-        self.table.setHorizontalHeaderLabels(TABLE_COLUMNS)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.itemSelectionChanged.connect(self._table_selection_changed)
-        controls = QHBoxLayout()
-        self.colour_map = QComboBox()
-        self.colour_map.addItems(COLOUR_MAPS)
-        self.colour_map.setCurrentText(self.display_settings()["colour_map"])
-        self.colour_map.currentTextChanged.connect(lambda name: self._set_setting("colour_map", name))
-        for label, widget in (("Colour map", self.colour_map),
-                              ("dB floor", self._spin("db_floor", -160, 0, 5, " dB")),
-                              ("dB range", self._spin("db_range", 10, 160, 5, " dB")),
-                              ("from", self._spin("fmin", 0, 20000, 100, " Hz")),
-                              ("to", self._spin("fmax", 100, 24000, 100, " Hz"))):
-            controls.addWidget(QLabel(label))
-            controls.addWidget(widget)
-        controls.addStretch(1)
-        right = QWidget()
-        right_layout = QVBoxLayout(right)
-        right_layout.addLayout(controls)
-        splitter_v = QSplitter(Qt.Orientation.Vertical)
-        splitter_v.addWidget(self.view)
-        splitter_v.addWidget(self.table)
-        splitter_v.setSizes([560, 240])
-        right_layout.addWidget(splitter_v)
-        splitter = QSplitter()
-        splitter.addWidget(self.recording_list)
-        splitter.addWidget(right)
-        splitter.setSizes([300, 1100])
-        self.setCentralWidget(splitter)
-
-    # ---------------------------------------------------------------- settings
-
-    def display_settings(self) -> dict:
-        return {key: type(default)(self.settings.value(f"spectrogram/{key}", default))
-                for key, default in DEFAULT_SETTINGS.items()}
-
-    def _set_setting(self, key: str, value) -> None:
-        self.settings.setValue(f"spectrogram/{key}", value)
-        self.view.apply_settings(self.display_settings())
+    def _update_actions(self) -> None:
+        page = self.recordings
+        self.export_action.setEnabled(bool(page.analyses()))
+        self.remove_action.setEnabled(page.current is not None)
+        self.play_action.setEnabled(self.player.available and page.current is not None)
+        self.play_action.setToolTip(self.player.unavailable_reason or "Play the selected cycle (Space)")
 
     # ---------------------------------------------------------------- models
 
     def refresh_models(self) -> None:
+        remembered = self.model_picker.currentData() or self.store.value(MODEL_KEY, "")
+        entries = find_models(self.workspace, shipped_models_folder())
+        self.model_picker.blockSignals(True)
         self.model_picker.clear()
-        entries = []
-        if (DEMO_MODEL / "lungkd.json").exists():
-            entries.append((DEMO_MODEL, read_model_card(DEMO_MODEL)))
-        catalog_path = self.workspace / "catalog.sqlite"
-        if catalog_path.exists():
-            with Catalog(catalog_path) as catalog:
-                entries += [(row.path, read_model_card(row.path)) for row in catalog.models()
-                            if read_model_card(row.path)]
-        for path, card in entries:
-            score = (card.get("test") or {}).get("score")
-            name = "demo (synthetic data)" if path == DEMO_MODEL else f"{Path(path).parent.name}"
-            self.model_picker.addItem(f"{name} — {card['architecture']}, Score "
-                                      f"{'n/a' if score is None else f'{score:.1f}'}", str(path))
+        for entry in entries:
+            self.model_picker.addItem(model_label(entry), str(entry.path))
+            self.model_picker.setItemData(self.model_picker.count() - 1, entry.description or str(entry.path),
+                                          Qt.ItemDataRole.ToolTipRole)
+        if not entries:
+            self.model_picker.addItem("no model yet — train one (lungkd demo)", None)
+        self.model_picker.setCurrentIndex(max(0, self.model_picker.findData(str(remembered))))
+        self.model_picker.blockSignals(False)
+        self._model_chosen()
 
-    def selected_model(self):
+    def _model_chosen(self) -> None:
         folder = self.model_picker.currentData()
-        return load_saved_model(folder)[0] if folder else None
+        if folder:
+            self.store.setValue(MODEL_KEY, folder)
+        if (Path(folder) if folder else None) != self.recordings.model_folder:
+            self.recordings.set_model(Path(folder) if folder else None)
 
-    # ---------------------------------------------------------------- loading
+    # ---------------------------------------------------------------- opening, exporting
 
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:
-        self.open_paths([Path(url.toLocalFile()) for url in event.mimeData().urls()])
+        self.open_paths([Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()])
         event.acceptProposedAction()
 
+    def open_paths(self, paths: list[Path]):
+        self.pages.setCurrentWidget(self.recordings)
+        return self.recordings.open_paths(paths)
+
     def open_dialog(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(self, "Open recordings", "", "Audio (*.wav *.flac *.ogg);;All files (*)")
-        self.open_paths([Path(f) for f in files])
-
-    def open_paths(self, paths: list[Path]) -> EngineTask | None:
-        files = expand_paths(paths)
-        if not files:
-            return None
-        model = self.selected_model()
-        if model is None:
-            self.statusBar().showMessage("No model to analyse with: train one with the wizard or `lungkd demo`.")
-            return None
-
-        def job(report, cancel):
-            for number, path in enumerate(files, start=1):
-                if cancel.is_set():
-                    break
-                try:
-                    report((number, len(files), path, load_for_display(path, model), None))
-                except Exception as exc:  # one bad file among many: it gets an error, the rest load
-                    report((number, len(files), path, None, str(exc)))
-
-        task = EngineTask(job, self)
-        task.progress.connect(self._loaded)
-        task.failed.connect(self.show_error)
-        task.done.connect(lambda: self.statusBar().showMessage(f"{len(self.recordings)} recording(s) analysed"
-                                                               + (f", {len(self.errors)} failed" if self.errors else "")))
-        self.tasks.append(task)
-        self.statusBar().showMessage(f"Analysing {len(files)} recording(s)…")
-        return task.start()
-
-    def _loaded(self, message) -> None:
-        number, total, path, loaded, error = message
-        self.statusBar().showMessage(f"Analysed {number}/{total}: {path.name}")
-        item = QListWidgetItem()
-        if error is not None:
-            self.errors[str(path)] = error
-            item.setText(f"⚠ {path.name}\n{error}")
-            item.setForeground(MISMATCH)
-            item.setToolTip(error)
-            self.recording_list.addItem(item)
-            return
-        a = loaded.analysis
-        self.recordings[str(path)] = loaded
-        counts = ", ".join(f"{n} {c}" for c, n in a.class_counts().items() if n)
-        item.setText(f"{a.name}\n{a.duration:.1f} s · {a.device or 'unknown device'} · {len(a.cycles)} cycles"
-                     f" ({a.cycle_source})\n{counts}")
-        item.setData(Qt.ItemDataRole.UserRole, str(path))
-        self.recording_list.addItem(item)
-        if self.current is None:
-            self.recording_list.setCurrentItem(item)
-
-    def _recording_chosen(self, item: QListWidgetItem | None) -> None:
-        key = item.data(Qt.ItemDataRole.UserRole) if item else None
-        if key not in self.recordings:
-            return
-        self.current = self.recordings[key]
-        c = self.current
-        self.view.show_recording(c.samples, c.analysis.sample_rate, c.spectrogram, c.seconds_per_frame,
-                                 c.hz_per_bin, c.analysis, self.display_settings())
-        self._fill_table(c.analysis)
-
-    def _fill_table(self, analysis: RecordingAnalysis) -> None:
-        self.table.blockSignals(True)
-        self.table.setRowCount(len(analysis.cycles))
-        for row, cycle in enumerate(analysis.cycles):
-            predicted = CLASS_NAMES[cycle.predicted]
-            values = (f"{cycle.start:.3f}", f"{cycle.end:.3f}", predicted, *(f"{p:.3f}" for p in cycle.probabilities),
-                      "" if cycle.truth is None else CLASS_NAMES[cycle.truth],
-                      "" if cycle.matches is None else ("yes" if cycle.matches else "NO"))
-            for column, value in enumerate(values):
-                item = QTableWidgetItem(value)
-                if column == 2:
-                    item.setForeground(CLASS_COLOURS[predicted].darker(130))
-                if column == len(values) - 1 and cycle.matches is False:
-                    item.setForeground(MISMATCH)
-                self.table.setItem(row, column, item)
-        self.table.resizeColumnsToContents()
-        self.table.blockSignals(False)
-
-    # ---------------------------------------------------------------- selection both ways
-
-    def select_cycle(self, index: int) -> None:
-        self.table.selectRow(index)
-
-    def _table_selection_changed(self) -> None:
-        rows = self.table.selectionModel().selectedRows()
-        if rows and self.current is not None:
-            self.view.select_cycle(rows[0].row(), self.current.analysis.cycles)
-
-    # ---------------------------------------------------------------- export and errors
-
-    def export_csv(self, path: Path) -> None:
-        write_csv([r.analysis for r in self.recordings.values()], path)
-        self.statusBar().showMessage(f"Wrote {path}")
+        files, _ = QFileDialog.getOpenFileNames(self, "Open recordings", str(self.store.value("last_folder", "")),
+                                                AUDIO_FILTER)
+        if files:
+            self.store.setValue("last_folder", str(Path(files[0]).parent))
+            self.open_paths([Path(f) for f in files])
 
     def export_dialog(self) -> None:
-        if not self.recordings:
-            self.statusBar().showMessage("Nothing to export yet.")
-            return
         path, _ = QFileDialog.getSaveFileName(self, "Export cycles", "cycles.csv", "CSV (*.csv)")
         if path:
-            self.export_csv(Path(path))
+            try:
+                self.recordings.export_csv(Path(path))
+            except OSError as exc:
+                self.show_error(f"Could not write {path}: {exc.strerror or exc}", str(exc))
+
+    # ---------------------------------------------------------------- progress, errors
+
+    def status_message(self, text: str) -> None:
+        self.statusBar().showMessage(text)
+
+    def _progress(self, event) -> None:
+        """Any core Event: its message, and its step of total in the progress bar."""
+        if event.message:
+            self.status_message(event.message)
+        if event.total:
+            self.progress.setRange(0, event.total)
+            self.progress.setValue(event.step or 0)
+            self.progress.setFormat(f"%v of %m" + (f" · {event.eta_s:.0f} s left" if event.eta_s else ""))
+
+    def _busy(self, busy: bool) -> None:
+        for widget in (self.progress, self.cancel_button):
+            widget.setVisible(busy)
+        if not busy:
+            count = len(self.recordings.recordings)
+            failed = len(self.recordings.recording_list.failures)
+            self.status_message(f"{count} recording(s) open" + (f", {failed} could not be opened" if failed else ""))
+        self._update_actions()
 
     def show_error(self, message: str, details: str) -> None:
-        box = QMessageBox(QMessageBox.Icon.Warning, "LungKD", message, parent=self)
+        """Not modal: the window keeps working while the message is up."""
+        box = QMessageBox(QMessageBox.Icon.Warning, "LungKD Studio", message, parent=self)
         box.setDetailedText(details)
-        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        copy = box.addButton("Copy details", QMessageBox.ButtonRole.ActionRole)
+        copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(f"{message}\n\n{details}"))
+        box.addButton(QMessageBox.StandardButton.Close)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
+        self.last_error = box
+
+    # ---------------------------------------------------------------- training
+
+    def open_wizard(self) -> TrainingWizard:
+        if self.wizard is None:
+            self.wizard = TrainingWizard(self.workspace, self)
+            self.wizard.use_model.connect(self.use_model)
+        self.wizard.show()
+        self.wizard.raise_()
+        return self.wizard
+
+    def use_model(self, folder: str) -> None:
+        """A model the wizard just distilled becomes the one that analyses recordings."""
+        self.refresh_models()
+        self.model_picker.setCurrentIndex(max(0, self.model_picker.findData(folder)))
+        self.runs.refresh()
+        self.pages.setCurrentWidget(self.recordings)
+
+    def _about(self) -> None:
+        QMessageBox.about(self, "LungKD Studio", "LungKD Studio — lung-sound cycles classified by models "
+                          "distilled from ensembles.\nNot a medical device.")
 
     def closeEvent(self, event) -> None:
-        for task in self.tasks:
-            task.cancel()
-            task.wait(10000)
+        if self.wizard is not None and not self.wizard.close():  # it asks while training runs
+            event.ignore()
+            return
+        self.player.stop()
+        self.queue.cancel_all()
+        self.queue.wait_idle(30000)
         super().closeEvent(event)

@@ -1,136 +1,324 @@
-"""Waveform above spectrogram on a shared time axis, with each cycle drawn by its predicted class."""
+"""Waveform, cycle track and spectrogram on one shared time axis; each cycle coloured by its predicted class.
+
+The cycle track between the plots has two lanes: the model's prediction (with its confidence) and,
+when an annotation was found, the annotated class; a mismatch gets a red outline and a cross.
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFontMetricsF
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from lungkd.core.labels import CLASS_NAMES
 
-from .theme import CLASS_COLOURS, MISMATCH, translucent
+from .recording_jobs import OpenRecording, Spectrogram
+from .spectrogram_settings import SpectrogramSettings
+from .theme import CLASS_COLOURS, INK, MISMATCH, MUTED, PLOT_BACKGROUND, class_colour, colour_map, translucent
 
-COLOUR_MAPS = ("viridis", "magma", "inferno", "greyscale")
+AXIS_WIDTH = 80  # the same for every plot, so their time axes line up; wide enough for "annotated"
+SOURCE_WORDS = {"annotation": "from the annotation file", "automatic": "from automatic segmentation",
+                "fixed windows": "in fixed 4 s windows (no breathing cycles were found)"}
 
 
-class CycleRegion(pg.LinearRegionItem):
-    """A fixed region that reports clicks, so the table can follow the plot."""
+def confidence_alpha(confidence: float) -> int:
+    """Opacity from a probability between 1/4 (a guess among four) and 1."""
+    return int(40 + 120 * np.clip((confidence - 0.25) / 0.75, 0, 1))
 
-    def __init__(self, index: int, span: tuple[float, float], brush, on_click):
-        super().__init__(values=span, movable=False, brush=brush, pen=pg.mkPen(None))
-        self.index = index
-        self._on_click = on_click
 
-    def mouseClickEvent(self, event):
-        if event.button() == Qt.MouseButton.LeftButton:
-            self._on_click(self.index)
-            event.accept()
+def legend_html() -> str:
+    return "  ".join(f"<span style='color:{c.name()}'>■</span> {name}" for name, c in CLASS_COLOURS.items())
+
+
+@dataclass
+class CycleLabel:
+    item: pg.TextItem
+    start: float
+    end: float
+    y: float
+    texts: tuple[str, ...]  # longest first: the one shown is the longest that fits
 
 
 class RecordingView(QWidget):
     cycle_clicked = Signal(int)
+    cycle_double_clicked = Signal(int)
 
-    def __init__(self, parent=None):
+    def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.layout_widget = pg.GraphicsLayoutWidget()
-        self.readout = QLabel("Drop recordings here, or File > Open.")
-        self.readout.setObjectName("readout")
+        self.recording: OpenRecording | None = None
+        self.title = QLabel(objectName="heading")
+        self.plots = pg.GraphicsLayoutWidget()
+        self.plots.setBackground(PLOT_BACKGROUND)
+        self.readout = QLabel(" ", objectName="readout")
+        legend = QLabel(legend_html())
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.layout_widget, 1)
-        layout.addWidget(self.readout)
-        self.layout_widget.setBackground("w")
-        self.wave = self.layout_widget.addPlot(row=0, col=0)
-        self.wave.setLabel("left", "amplitude")
-        self.wave.setMouseEnabled(y=False)
-        self.wave.hideAxis("bottom")
-        self.spec = self.layout_widget.addPlot(row=1, col=0)
-        self.spec.setLabel("left", "frequency", units="Hz")
-        self.spec.setLabel("bottom", "time", units="s")
-        self.spec.setMouseEnabled(y=False)
-        self.spec.setXLink(self.wave)
-        self.layout_widget.ci.layout.setRowStretchFactor(0, 2)
-        self.layout_widget.ci.layout.setRowStretchFactor(1, 3)
-        self.curve = self.wave.plot(pen=pg.mkPen((70, 70, 70), width=1))
-        # peak downsampling keeps a one-hour recording as fast as a ten-second one
+        layout.setSpacing(2)
+        layout.addWidget(self.title)
+        layout.addWidget(self.plots, 1)
+        footer = QHBoxLayout()
+        footer.addWidget(self.readout, 1)
+        footer.addWidget(legend)
+        layout.addLayout(footer)
+
+        self.wave = self.plots.addPlot(row=0, col=0)
+        self.track = self.plots.addPlot(row=1, col=0)
+        self.spec = self.plots.addPlot(row=2, col=0)
+        self._style_plots()
+        self.curve = self.wave.plot(pen=pg.mkPen(INK, width=1))
+        # peak downsampling and clipping keep an hour-long recording as quick to pan as a short one
         self.curve.setDownsampling(auto=True, method="peak")
         self.curve.setClipToView(True)
-        self.image = pg.ImageItem()
+        self.image = pg.ImageItem(axisOrder="col-major")
         self.spec.addItem(self.image)
-        self.colour_bar = pg.ColorBarItem(values=(-100, 0), colorMap="viridis", label="dBFS", width=12,
-                                          interactive=False)
+        self.colour_bar = pg.ColorBarItem(values=(-70, 0), colorMap=colour_map("viridis"), label="dB",
+                                          interactive=False, width=14)
         self.colour_bar.setImageItem(self.image)
-        # the bar gets its own column, beside both plots, so their time axes stay aligned pixel for pixel
-        self.layout_widget.addItem(self.colour_bar, row=1, col=1)
-        self.layout_widget.ci.layout.setColumnFixedWidth(1, 70)
-        for plot in (self.wave, self.spec):
-            plot.getAxis("left").setWidth(64)
-        self.regions: list[CycleRegion] = []
-        self.markers: list[pg.GraphicsObject] = []
-        self.selection = pg.LinearRegionItem(movable=False, brush=(0, 0, 0, 0), pen=pg.mkPen((20, 20, 20), width=2))
-        self.selection.setVisible(False)
-        self.spec.addItem(self.selection)
-        self.layout_widget.scene().sigMouseMoved.connect(self._mouse_moved)
-        self._fmax = 4000.0
+        self.plots.addItem(self.colour_bar, row=2, col=1)
+
+        self._cycle_items: list[pg.GraphicsObject] = []
+        self._labels: list[CycleLabel] = []
+        self.selection = [self._overlay(pg.LinearRegionItem(movable=False, brush=(0, 0, 0, 0),
+                                                            pen=pg.mkPen(pen, width=2)), plot)
+                          for plot, pen in ((self.wave, INK), (self.track, INK), (self.spec, "w"))]
+        self.hover = [self._overlay(pg.InfiniteLine(pen=pg.mkPen(MUTED, width=1, style=Qt.PenStyle.DotLine)), p)
+                      for p in (self.wave, self.track, self.spec)]
+        self.play_cursor = [self._overlay(pg.InfiniteLine(pen=pg.mkPen(MISMATCH, width=2)), p)
+                            for p in (self.wave, self.track, self.spec)]
+        self.plots.scene().sigMouseMoved.connect(self._mouse_moved)
+        self.plots.scene().sigMouseClicked.connect(self._mouse_clicked)
+        self.wave.sigXRangeChanged.connect(self._place_labels)
+
+    def _style_plots(self) -> None:
+        for plot in (self.wave, self.track, self.spec):
+            plot.setMouseEnabled(y=False)
+            plot.setMenuEnabled(False)
+            plot.getAxis("left").setWidth(AXIS_WIDTH)
+            plot.hideButtons()
+            for axis in ("left", "bottom"):
+                plot.getAxis(axis).setTextPen(INK)
+                plot.getAxis(axis).setPen(MUTED)
+        for plot in (self.track, self.spec):
+            plot.setXLink(self.wave)
+        self.wave.setLabel("left", "amplitude")
+        self.wave.hideAxis("bottom")
+        self.wave.setYRange(-1.05, 1.05, padding=0)
+        self.wave.getAxis("left").setTicks([[(-1, "-1"), (0, "0"), (1, "1")]])
+        self.track.hideAxis("bottom")
+        self.track.setYRange(0, 2, padding=0)
+        self.track.setFixedHeight(60)
+        self.spec.setLabel("left", "frequency", units="Hz")
+        self.spec.setLabel("bottom", "time", units="s")
+        self.plots.ci.layout.setRowStretchFactor(0, 2)
+        self.plots.ci.layout.setRowStretchFactor(2, 3)
+        self.plots.ci.layout.setVerticalSpacing(4)
+
+    @staticmethod
+    def _overlay(item, plot):
+        item.setZValue(20)
+        item.setVisible(False)
+        plot.addItem(item, ignoreBounds=True)
+        return item
 
     # ---------------------------------------------------------------- content
 
-    def show_recording(self, samples: np.ndarray, sr: int, spectrogram: np.ndarray, seconds_per_frame: float,
-                       hz_per_bin: float, analysis, settings: dict) -> None:
-        t = np.arange(len(samples)) / sr
-        self.curve.setData(t, samples)
-        self.image.setImage(spectrogram, autoLevels=False)
-        self.image.setRect(0, 0, spectrogram.shape[0] * seconds_per_frame, spectrogram.shape[1] * hz_per_bin)
+    def show_recording(self, recording: OpenRecording, settings: SpectrogramSettings) -> None:
+        self.recording = recording
+        duration = recording.duration
+        peak = float(np.abs(recording.samples).max()) or 1.0
+        self.curve.setData(np.arange(len(recording.samples)) / recording.sample_rate, recording.samples / peak)
+        for plot in (self.wave, self.track, self.spec):
+            plot.setLimits(xMin=0, xMax=duration)
+        self.set_spectrogram(recording.spectrogram)
         self.apply_settings(settings)
-        self._draw_cycles(analysis)
-        self.wave.setXRange(0, len(samples) / sr, padding=0)
-        self.readout.setText(f"{analysis.name}: {analysis.duration:.1f} s at {analysis.sample_rate} Hz, "
-                             f"{len(analysis.cycles)} cycles from {analysis.cycle_source}")
+        self.set_analysis()
+        self.set_play_position(None)
+        self.wave.setXRange(0, duration, padding=0)
 
-    def apply_settings(self, settings: dict) -> None:
-        name = settings["colour_map"]
-        cmap = pg.ColorMap(pos=[0, 1], color=[(0, 0, 0), (255, 255, 255)]) if name == "greyscale" \
-            else pg.colormap.get(name)
-        self.colour_bar.setColorMap(cmap)
-        self.colour_bar.setLevels((settings["db_floor"], settings["db_floor"] + settings["db_range"]))
-        self._fmax = settings["fmax"]
-        self.spec.setYRange(settings["fmin"], settings["fmax"], padding=0)
+    def set_spectrogram(self, spectrogram: Spectrogram) -> None:
+        self.image.setImage(spectrogram.db, autoLevels=False)
+        frames, bins = spectrogram.db.shape
+        self.image.setRect(QRectF(0, 0, frames * spectrogram.seconds_per_frame, bins * spectrogram.hz_per_bin))
 
-    def _draw_cycles(self, analysis) -> None:
-        for item in self.regions + self.markers:
-            item.getViewBox() and item.getViewBox().removeItem(item)
-        self.regions, self.markers = [], []
-        for i, cycle in enumerate(analysis.cycles):
-            colour = CLASS_COLOURS[CLASS_NAMES[cycle.predicted]]
-            region = CycleRegion(i, (cycle.start, cycle.end), translucent(colour, int(25 + 70 * cycle.confidence)),
-                                 self.cycle_clicked.emit)
-            self.wave.addItem(region)
-            self.regions.append(region)
-            label = pg.TextItem(f"{CLASS_NAMES[cycle.predicted]} {cycle.confidence:.0%}", color=colour.darker(170),
-                                anchor=(0, 0))
-            label.setPos(cycle.start, 1.0)
-            self.wave.addItem(label)
-            self.markers.append(label)
+    def apply_settings(self, settings: SpectrogramSettings) -> None:
+        self.colour_bar.setColorMap(colour_map(settings.colour_map))
+        self.colour_bar.setLevels((-settings.db_range, 0))
+        nyquist = self.recording.sample_rate / 2 if self.recording else settings.fmax
+        self.spec.setYRange(min(settings.fmin, nyquist - 100), min(settings.fmax, nyquist), padding=0)
+
+    def set_analysis(self) -> None:
+        """Draws the cycles of the current recording's analysis (none before a model has run)."""
+        for item in self._cycle_items:
+            item.getViewBox().removeItem(item)
+        self._cycle_items, self._labels = [], []
+        self.select_cycle(None)
+        recording = self.recording
+        analysis = recording.analysis if recording else None
+        self.title.setText(self._title())
+        annotated = [c for c in analysis.cycles if c.truth is not None] if analysis else []
+        self.track.getAxis("left").setTicks([[(1.5, "model")] + ([(0.5, "annotated")] if annotated else [])])
+        if analysis is None or not analysis.cycles:
+            return
+        cycles = analysis.cycles
+        predicted = [class_colour(c.predicted) for c in cycles]
+        # one item per lane rather than one per cycle: an hour of breathing stays quick to draw and to drop
+        self._bars(self.wave, cycles, -1.05, 2.1,
+                   [translucent(colour, confidence_alpha(c.confidence) // 2) for colour, c in zip(predicted, cycles)],
+                   [pg.mkPen(colour.darker(130), width=1) for colour in predicted], z=-10)
+        self._bars(self.track, cycles, 1.06, 0.88,
+                   [translucent(colour, confidence_alpha(c.confidence)) for colour, c in zip(predicted, cycles)])
+        if annotated:
+            self._bars(self.track, annotated, 0.06, 0.88, [translucent(class_colour(c.truth), 110) for c in annotated],
+                       [pg.mkPen(MISMATCH, width=2) if c.matches is False else None for c in annotated])
+        boundaries = np.repeat([c.start for c in cycles], 2)
+        self._add(self.spec, pg.PlotCurveItem(boundaries, np.tile([0.0, recording.sample_rate / 2], len(cycles)),
+                                              connect="pairs", pen=pg.mkPen((255, 255, 255, 120), width=1)))
+        for cycle, colour in zip(cycles, predicted):
+            name, confidence = CLASS_NAMES[cycle.predicted], f"{cycle.confidence:.0%}"
+            self._label((f"{name} {confidence}", name, confidence), cycle, 1.5, colour.darker(170))
             if cycle.truth is not None:
-                # the annotation as a thin band under the prediction; a red edge where they disagree
-                truth_colour = CLASS_COLOURS[CLASS_NAMES[cycle.truth]]
-                pen = pg.mkPen(MISMATCH, width=3) if not cycle.matches else pg.mkPen(None)
-                band = pg.BarGraphItem(x0=[cycle.start], x1=[cycle.end], y0=[-1.0], y1=[-0.85], brush=truth_colour,
-                                       pen=pen)
-                self.wave.addItem(band)
-                self.markers.append(band)
-        self.wave.setYRange(-1.0, 1.1, padding=0)
+                truth = CLASS_NAMES[cycle.truth]
+                mismatch = cycle.matches is False
+                self._label((f"{truth}  ✗", "✗") if mismatch else (truth,), cycle, 0.5,
+                            MISMATCH if mismatch else class_colour(cycle.truth).darker(170))
+        self._place_labels()
 
-    def select_cycle(self, index: int, cycles) -> None:
-        cycle = cycles[index]
-        self.selection.setRegion((cycle.start, cycle.end))
-        self.selection.setVisible(True)
-        width = cycle.end - cycle.start
-        self.wave.setXRange(cycle.start - width, cycle.end + width, padding=0)
+    def _title(self) -> str:
+        r = self.recording
+        if r is None:
+            return ""
+        a = r.analysis
+        device = f" · {a.device}" if a and a.device else ""
+        head = f"<b>{r.path.name}</b> — {r.duration:.1f} s · {r.sample_rate / 1000:g} kHz{device}"
+        if a is None:
+            return f"{head} · <i>{r.notice}</i>"
+        source = SOURCE_WORDS.get(a.cycle_source, a.cycle_source)
+        emphasis = ("<b style='color:%s'>" % MISMATCH.name(), "</b>") if a.cycle_source == "fixed windows" else ("", "")
+        return f"{head} · {len(a.cycles)} cycles {emphasis[0]}{source}{emphasis[1]}"
 
-    def _mouse_moved(self, position) -> None:
-        for plot, what in ((self.spec, "frequency"), (self.wave, "amplitude")):
-            if plot.sceneBoundingRect().contains(position):
-                point = plot.vb.mapSceneToView(position)
-                value = f"{point.y():.0f} Hz" if what == "frequency" else f"{point.y():+.3f}"
-                self.readout.setText(f"time {point.x():.3f} s   {what} {value}")
+    def _add(self, plot, item, z: float = 5) -> None:
+        item.setZValue(z)
+        plot.addItem(item, ignoreBounds=True)
+        self._cycle_items.append(item)
+
+    def _bars(self, plot, cycles, y0: float, height: float, brushes: list[QColor], pens=None, z: float = 5) -> None:
+        """A band per cycle from y0 up; a pen of None draws a hairline in the background colour."""
+        pens = [pen or pg.mkPen(PLOT_BACKGROUND, width=1) for pen in (pens or [None] * len(cycles))]
+        self._add(plot, pg.BarGraphItem(x0=[c.start for c in cycles], x1=[c.end for c in cycles], y0=y0, height=height,
+                                        brushes=brushes, pens=pens), z=z)
+
+    def _label(self, texts: tuple[str, ...], cycle, y: float, colour: QColor) -> None:
+        label = pg.TextItem(texts[0], color=colour, anchor=(0.5, 0.5))
+        self._add(self.track, label, z=10)
+        self._labels.append(CycleLabel(label, cycle.start, cycle.end, y, texts))
+
+    def _place_labels(self) -> None:
+        """Puts each label in the middle of the visible part of its cycle, in the longest wording that fits
+        there, or hides it."""
+        seconds_per_pixel = self.track.vb.viewPixelSize()[0] if self.track.vb.width() else 0
+        x0, x1 = self.wave.vb.viewRange()[0]
+        for label in self._labels:
+            start, end = max(label.start, x0), min(label.end, x1)
+            room = (end - start) / seconds_per_pixel - 8 if seconds_per_pixel and end > start else 0
+            metrics = QFontMetricsF(label.item.textItem.font())
+            text = next((t for t in label.texts if metrics.horizontalAdvance(t) < room), None)
+            label.item.setVisible(text is not None)
+            if text is not None:
+                label.item.setText(text)
+                label.item.setPos((start + end) / 2, label.y)
+
+    # ---------------------------------------------------------------- selection, playback, zoom
+
+    def select_cycle(self, index: int | None) -> None:
+        cycles = self.recording.analysis.cycles if self.recording and self.recording.analysis else []
+        visible = index is not None and 0 <= index < len(cycles)
+        for region in self.selection:
+            region.setVisible(visible)
+            if visible:
+                region.setRegion((cycles[index].start, cycles[index].end))
+        if visible:
+            self.reveal(cycles[index].start, cycles[index].end)
+
+    def reveal(self, start: float, end: float) -> None:
+        """Pans (zooming out only if needed) so that start..end is in view."""
+        x0, x1 = self.wave.vb.viewRange()[0]
+        if start >= x0 and end <= x1:
+            return
+        width = max(x1 - x0, (end - start) * 1.5)
+        centre = (start + end) / 2
+        self.wave.setXRange(centre - width / 2, centre + width / 2, padding=0)
+
+    def set_play_position(self, seconds: float | None) -> None:
+        for line in self.play_cursor:
+            line.setVisible(seconds is not None)
+            if seconds is not None:
+                line.setValue(seconds)
+
+    def zoom(self, factor: float) -> None:
+        """factor < 1 zooms in around the middle of the view."""
+        x0, x1 = self.wave.vb.viewRange()[0]
+        centre, half = (x0 + x1) / 2, (x1 - x0) * factor / 2
+        self.wave.setXRange(centre - half, centre + half, padding=0)
+
+    def fit(self) -> None:
+        if self.recording:
+            self.wave.setXRange(0, self.recording.duration, padding=0)
+
+    def visible_range(self) -> tuple[float, float]:
+        x0, x1 = self.wave.vb.viewRange()[0]
+        return max(0.0, x0), x1
+
+    # ---------------------------------------------------------------- mouse
+
+    def _plot_at(self, scene_pos):
+        for plot in (self.wave, self.track, self.spec):
+            if plot.vb.sceneBoundingRect().contains(scene_pos):
+                return plot, plot.vb.mapSceneToView(scene_pos)
+        return None, None
+
+    def cycle_at(self, seconds: float) -> int | None:
+        cycles = self.recording.analysis.cycles if self.recording and self.recording.analysis else []
+        return next((i for i, c in enumerate(cycles) if c.start <= seconds < c.end), None)
+
+    def _mouse_clicked(self, event) -> None:
+        plot, point = self._plot_at(event.scenePos())
+        if plot is None or event.button() != Qt.MouseButton.LeftButton:
+            return
+        index = self.cycle_at(point.x())
+        if index is not None:
+            (self.cycle_double_clicked if event.double() else self.cycle_clicked).emit(index)
+
+    def _mouse_moved(self, scene_pos) -> None:
+        plot, point = self._plot_at(scene_pos)
+        for line in self.hover:
+            line.setVisible(plot is not None and self.recording is not None)
+            if point is not None:
+                line.setValue(point.x())
+        if plot is None or self.recording is None:
+            return
+        self.readout.setText(self.describe(plot, point.x(), point.y()))
+
+    def describe(self, plot, seconds: float, y: float) -> str:
+        """The readout: time, and frequency with the level there, the amplitude, or the cycle."""
+        text = f"time {seconds:7.3f} s"
+        if plot is self.spec:
+            level = self._level_at(seconds, y)
+            return f"{text}   frequency {y:6.0f} Hz" + (f"   {level:5.1f} dB" if level is not None else "")
+        if plot is self.wave:
+            return f"{text}   amplitude {y:+.3f} (of the peak)"
+        index = self.cycle_at(seconds)
+        if index is None:
+            return text
+        c = self.recording.analysis.cycles[index]
+        truth = "" if c.truth is None else f", annotated {CLASS_NAMES[c.truth]}"
+        return f"{text}   cycle {index + 1}: {CLASS_NAMES[c.predicted]} {c.confidence:.0%}{truth}"
+
+    def _level_at(self, seconds: float, hz: float) -> float | None:
+        s = self.recording.spectrogram
+        frame, bin_ = int(seconds / s.seconds_per_frame), int(hz / s.hz_per_bin)
+        if 0 <= frame < s.db.shape[0] and 0 <= bin_ < s.db.shape[1]:
+            return float(s.db[frame, bin_])
+        return None

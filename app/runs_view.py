@@ -5,7 +5,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import QDialog, QHBoxLayout, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout
+from PySide6.QtWidgets import QHBoxLayout, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from lungkd.core.catalog import CATALOG_FILE, Catalog
 
@@ -33,12 +33,12 @@ def experiment_rows(workspace: Path) -> list[tuple]:
         return rows
 
 
-class RunsView(QDialog):
+class RunsView(QWidget):
+    """The Experiments page of the main window."""
+
     def __init__(self, workspace: Path, parent=None):
         super().__init__(parent)
         self.workspace = workspace
-        self.setWindowTitle("LungKD — experiments")
-        self.resize(1100, 420)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.verticalHeader().setVisible(False)

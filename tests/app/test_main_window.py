@@ -1,115 +1,173 @@
-"""LungKD Studio's main window, offscreen, on real ICBHI recordings with the shipped demo model."""
+"""LungKD Studio's Recordings page, driven as a user would: drops, the analysis of a real annotated
+recording, selection between table and plot, CSV export, settings kept, errors, the --screenshot path."""
 import csv
-import subprocess
-import sys
-from pathlib import Path
+import shutil
 
+import numpy as np
 import pytest
-import torch  # noqa: F401  - before PySide6, as in the entry point
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
-from PySide6.QtGui import QDropEvent
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QApplication
 
+from lungkd.app.engine import EngineTask
+from lungkd.app.main import main
 from lungkd.app.main_window import MainWindow
+from lungkd.core.analysis import CSV_COLUMNS
 from lungkd.core.annotations import read_annotation_file
+from lungkd.core.labels import CLASS_NAMES
 
-RECORDING = "107_2b3_Pr_mc_AKGC417L"
+RECORDING = "105_1b1_Tc_sc_Meditron"
+
+
+def drop(window, paths) -> bool:
+    """Drags the paths onto the window and drops them, as a file manager would; True when it took them."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    accepted = []
+    for kind, position in ((QDragEnterEvent, QPoint(300, 300)), (QDropEvent, QPointF(300, 300))):
+        event = kind(position, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                     Qt.KeyboardModifier.NoModifier)
+        QApplication.sendEvent(window, event)
+        accepted.append(event.isAccepted())
+    return all(accepted)
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    settings = QSettings(str(tmp_path / "studio.ini"), QSettings.Format.IniFormat)
-    w = MainWindow(tmp_path / "ws", settings)
-    qtbot.addWidget(w)
-    w.show()
-    return w
+def analysed(window, icbhi_audio_dir, wait_idle):
+    """The window with one real annotated recording analysed."""
+    window.open_paths([icbhi_audio_dir / f"{RECORDING}.wav"])
+    wait_idle(window)
+    return window.recordings
 
 
-def _open(window, paths):
-    task = window.open_paths(paths)
-    assert task is not None
-    assert task.wait(120000)
-    return task
-
-
-def test_a_real_recording_is_analysed_with_its_annotation(window, icbhi_audio_dir):
-    _open(window, [icbhi_audio_dir / f"{RECORDING}.wav"])
-    cycles, _ = read_annotation_file(icbhi_audio_dir / f"{RECORDING}.txt")
-    analysis = window.current.analysis
-    assert analysis.cycle_source == "annotation"
-    assert window.table.rowCount() == len(cycles) == 8
-    assert [float(window.table.item(r, 0).text()) for r in range(8)] == pytest.approx([c.start for c in cycles])
-    truth = [window.table.item(r, 7).text() for r in range(8)]
-    assert truth == [("normal", "crackle", "wheeze", "both")[c.label] for c in cycles]
-    for row in range(8):
-        probabilities = [float(window.table.item(row, col).text()) for col in range(3, 7)]
-        assert sum(probabilities) == pytest.approx(1.0, abs=0.01)
-    assert len(window.view.regions) == 8
-    assert "8 cycles (annotation)" in window.recording_list.item(0).text()
-
-
-def test_drop_files_and_a_bad_one_the_rest_load(window, icbhi_audio_dir, tmp_path):
+def test_dropped_files_and_folders_load_and_a_bad_file_gets_its_own_error(window, icbhi_audio_dir, tmp_path,
+                                                                          wait_idle):
+    folder = tmp_path / "dropped"
+    folder.mkdir()
+    for name in ("103_2b2_Ar_mc_LittC2SE", "106_2b1_Pl_mc_LittC2SE"):  # links: audio and annotation side by side
+        for suffix in (".wav", ".txt"):
+            (folder / f"{name}{suffix}").symlink_to(icbhi_audio_dir / f"{name}{suffix}")
     bad = tmp_path / "broken.wav"
-    bad.write_text("not audio")
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(icbhi_audio_dir / f"{RECORDING}.wav")), QUrl.fromLocalFile(str(bad))])
-    event = QDropEvent(QPointF(200, 200), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                       Qt.KeyboardModifier.NoModifier)
-    window.dropEvent(event)
-    task = window.tasks[-1]
-    assert task.wait(120000)
-    assert window.recording_list.count() == 2
-    assert str(bad) in window.errors and "not a readable audio file" in window.errors[str(bad)]
-    assert window.recording_list.item(1).text().startswith("⚠ broken.wav")
-    assert len(window.recordings) == 1
+    bad.write_text("not a recording")
+    assert drop(window, [bad, folder])
+    wait_idle(window)
+    page = window.recordings
+    assert sorted(p.name for p in page.recordings) == ["103_2b2_Ar_mc_LittC2SE.wav", "106_2b1_Pl_mc_LittC2SE.wav"]
+    assert page.recording_list.count() == 3
+    assert list(page.recording_list.failures) == [bad]
+    assert "broken.wav" in page.recording_list.failures[bad].message
+    assert "broken.wav" in page.recording_list.label_text(bad)
+    assert "1 could not be opened" in window.statusBar().currentMessage()
+    assert window.last_error is None  # a bad file among many does not interrupt with a dialog
+    assert page.current is not None and page.view.recording is page.current
+    summary = page.recording_list.label_text(folder / "106_2b1_Pl_mc_LittC2SE.wav")
+    assert "20.0 s" in summary and "LittC2SE" in summary and "9 cycles (annotation)" in summary
 
 
-def test_table_and_plot_select_each_other(window, icbhi_audio_dir):
-    _open(window, [icbhi_audio_dir / f"{RECORDING}.wav"])
-    cycles = window.current.analysis.cycles
-    window.table.selectRow(3)
-    assert window.view.selection.isVisible()
-    assert window.view.selection.getRegion() == pytest.approx((cycles[3].start, cycles[3].end))
-    window.view.regions[5]._on_click(5)  # what a click on the region does
-    assert window.table.selectionModel().selectedRows()[0].row() == 5
-    assert window.view.selection.getRegion() == pytest.approx((cycles[5].start, cycles[5].end))
+def test_a_real_recording_shows_its_annotated_cycles_with_the_truth(analysed, icbhi_audio_dir):
+    annotated, _ = read_annotation_file(icbhi_audio_dir / f"{RECORDING}.txt")
+    table = analysed.table
+    assert table.rowCount() == len(annotated)
+    column = {table.horizontalHeaderItem(i).text(): i for i in range(table.columnCount())}
+    assert [float(table.item(r, column["start (s)"]).text()) for r in range(table.rowCount())] == \
+        [pytest.approx(c.start) for c in annotated]
+    assert [table.item(r, column["annotated"]).text() for r in range(table.rowCount())] == \
+        [CLASS_NAMES[c.label] for c in annotated]
+    for row, cycle in enumerate(analysed.current.analysis.cycles):
+        assert table.item(row, column["match"]).text() == ("✓" if cycle.matches else "✗ mismatch")
+        assert sum(float(table.item(row, column[n]).text()) for n in CLASS_NAMES) == pytest.approx(1, abs=0.01)
+    assert "from the annotation file" in analysed.view.title.text()
+    assert len(analysed.view._labels) == 2 * len(annotated)  # a prediction and an annotation label per cycle
 
 
-def test_csv_export_has_one_row_per_cycle(window, icbhi_audio_dir, tmp_path):
-    _open(window, [icbhi_audio_dir])  # a folder: its ten recordings
-    out = tmp_path / "cycles.csv"
-    window.export_csv(out)
-    rows = list(csv.DictReader(out.open()))
-    assert len(rows) == 80  # the ten recordings' annotated cycles
-    assert set(rows[0]) >= {"recording", "start", "end", "prediction", "p_normal", "p_crackle", "p_wheeze", "p_both",
-                            "truth", "match"}
-    assert {r["recording"] for r in rows} == {p.stem for p in icbhi_audio_dir.glob("*.wav")}
+def test_table_and_plot_select_each_other(analysed, qtbot):
+    view, table = analysed.view, analysed.table
+    cycles = analysed.current.analysis.cycles
+    table.selectRow(2)
+    assert view.selection[0].isVisible() and view.selection[0].getRegion() == pytest.approx(
+        (cycles[2].start, cycles[2].end))
+    middle = (cycles[5].start + cycles[5].end) / 2
+    scene_point = view.wave.vb.mapViewToScene(QPointF(middle, 0.0))
+    qtbot.mouseClick(view.plots.viewport(), Qt.MouseButton.LeftButton, pos=view.plots.mapFromScene(scene_point))
+    assert table.current_cycle() == 5
+    assert view.selection[2].getRegion() == pytest.approx((cycles[5].start, cycles[5].end))
+    assert "cycle 6" in view.describe(view.track, middle, 1.5)
 
 
-def test_spectrogram_settings_are_kept_between_sessions(qtbot, tmp_path):
-    ini = str(tmp_path / "studio.ini")
-    first = MainWindow(tmp_path / "ws", QSettings(ini, QSettings.Format.IniFormat))
-    qtbot.addWidget(first)
-    first.colour_map.setCurrentText("greyscale")
-    first._set_setting("fmax", 2000.0)
-    first.settings.sync()
-    second = MainWindow(tmp_path / "ws", QSettings(ini, QSettings.Format.IniFormat))
-    qtbot.addWidget(second)
-    assert second.display_settings()["colour_map"] == "greyscale"
-    assert second.display_settings()["fmax"] == 2000.0
-    assert second.colour_map.currentText() == "greyscale"
+def test_cycles_export_as_csv(analysed, window, tmp_path, monkeypatch):
+    target = tmp_path / "cycles.csv"
+    monkeypatch.setattr("lungkd.app.main_window.QFileDialog.getSaveFileName", lambda *a, **k: (str(target), ""))
+    assert window.export_action.isEnabled()
+    window.export_action.trigger()
+    with open(target, newline="") as f:
+        rows = list(csv.DictReader(f))
+    cycles = analysed.current.analysis.cycles
+    assert list(rows[0]) == list(CSV_COLUMNS)
+    assert len(rows) == len(cycles) and {r["recording"] for r in rows} == {RECORDING}
+    assert [r["prediction"] for r in rows] == [CLASS_NAMES[c.predicted] for c in cycles]
+    assert [r["truth"] for r in rows] == [CLASS_NAMES[c.truth] for c in cycles]
 
 
-def test_screenshot_flag_writes_a_png(icbhi_audio_dir, tmp_path):
-    shot = tmp_path / "window.png"
-    result = subprocess.run([sys.executable, "-m", "lungkd.app.main", "--workspace", str(tmp_path / "ws"),
-                             "--open", str(icbhi_audio_dir / f"{RECORDING}.wav"), "--screenshot", str(shot)],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+def test_spectrogram_settings_apply_and_are_kept_between_sessions(analysed, window, workspace, store, qtbot):
+    bar = analysed.spectrogram_bar
+    bar.spins["window_ms"].setValue(64)
+    bar.spins["fmax"].setValue(1500)
+    bar.colour_map.setCurrentText("greyscale")
+    qtbot.waitUntil(lambda: analysed.current.spectrogram.key == (64.0, 8.0), timeout=10000)
+    assert analysed.view.spec.vb.viewRange()[1] == pytest.approx([0, 1500])
+    assert analysed.view.colour_bar.levels() == pytest.approx((-70, 0))
+    store.sync()
+    reopened = MainWindow(workspace, QSettings(store.fileName(), QSettings.Format.IniFormat))
+    qtbot.addWidget(reopened)
+    kept = reopened.recordings.settings
+    assert (kept.window_ms, kept.fmax, kept.colour_map) == (64, 1500, "greyscale")
+    assert reopened.recordings.spectrogram_bar.colour_map.currentText() == "greyscale"
 
 
-def test_the_model_picker_lists_the_demo_model(window):
-    assert window.model_picker.count() >= 1
-    assert "cnn6" in window.model_picker.itemText(0) and "Score" in window.model_picker.itemText(0)
-    assert QApplication.instance() is not None
+def test_choosing_another_model_analyses_the_open_recordings_again(analysed, window, workspace, wait_idle):
+    before = analysed.current.analysis
+    shutil.copytree(workspace / "runs" / "tiny-cnn6" / "model", workspace / "runs" / "tiny-copy" / "model")
+    window.refresh_models()
+    picker = window.model_picker
+    names = [picker.itemText(i) for i in range(picker.count())]
+    assert "runs/tiny-copy — cnn6, Score 51.5" in names and "runs/tiny-cnn6 — cnn6, Score 51.5" in names
+    assert any(n.startswith("demo-cnn6 — cnn6, Score") for n in names)  # the shipped demo
+    picker.setCurrentIndex(picker.findData(str(workspace / "runs" / "tiny-copy" / "model")))
+    wait_idle(window)
+    assert analysed.current.analysis is not before
+    np.testing.assert_allclose([c.probabilities for c in analysed.current.analysis.cycles],
+                               [c.probabilities for c in before.cycles], atol=1e-5)
+
+
+def test_an_engine_failure_shows_details_and_the_window_keeps_working(window, icbhi_audio_dir, wait_idle):
+    def broken(report, cancel):
+        raise RuntimeError("the engine broke")
+
+    task = EngineTask(broken)
+    task.failed.connect(window.show_error)
+    window.queue.submit(task)
+    wait_idle(window)
+    assert window.last_error.text() == "the engine broke"
+    assert "RuntimeError" in window.last_error.detailedText()
+    window.open_paths([icbhi_audio_dir / f"{RECORDING}.wav"])
+    wait_idle(window)
+    assert window.recordings.table.rowCount() > 0
+
+
+def test_playback_is_disabled_with_the_reason_when_there_is_no_audio_output(analysed, window):
+    if window.player.available:
+        pytest.skip("this machine has an audio output device")
+    assert not window.play_action.isEnabled()
+    assert window.play_action.toolTip().startswith("Playback is unavailable")
+    analysed.toggle_playback()  # harmless without a device
+    assert not window.player.is_playing()
+
+
+def test_screenshot_option_writes_a_png(workspace, tmp_path, icbhi_audio_dir, qapp):
+    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    png = tmp_path / "shots" / "main.png"
+    assert main(["--workspace", str(workspace), "--open", str(icbhi_audio_dir / f"{RECORDING}.wav"),
+                 "--screenshot", str(png)]) == 0
+    image = QImage(str(png))
+    assert image.width() >= 1000 and image.height() >= 600
+    assert len({image.pixel(x, y) for x in range(0, image.width(), 37) for y in range(0, image.height(), 37)}) > 20

@@ -1,13 +1,18 @@
 """The training wizard driven end to end on the demo recipe with tiny models, cancelled and resumed."""
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch  # noqa: F401  - before PySide6, as in the entry point
+from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QWizard
+
+from lungkd.app.main_window import MainWindow
 
 from lungkd.app.runs_view import RunsView
 from lungkd.app.wizard import (RECIPES_DIR, DataPage, ResultsPage, ReviewPage, RunPage, SoftLabelsPage, StudentPage, TeachersPage,
                                TrainingWizard)
+from lungkd.core.experiment import Experiment
 from lungkd.core.recipes import load_experiment
 
 
@@ -93,3 +98,38 @@ def test_paper_recipes_are_one_click_away(wizard):
     assert wizard.recipe.teachers.arch == "bts" and wizard.recipe.teachers.k == 5
     assert not data.synthetic.isChecked() and data.folder.text() == "ICBHI_final_database"
     assert wizard.button(QWizard.WizardButton.NextButton).isEnabled()
+
+
+def test_closing_during_training_asks_cancels_and_the_run_resumes_next_time(qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    window = MainWindow(tmp_path / "ws", QSettings(str(tmp_path / "studio.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(window)
+    wizard = window.open_wizard()
+    wizard.recipe = replace(wizard.recipe, name="closing", teacher_train=replace(wizard.recipe.teacher_train, epochs=3),
+                            data=replace(wizard.recipe.data, synthetic=replace(wizard.recipe.data.synthetic,
+                                                                               recordings=10)))
+    run = wizard.pages[5]
+    run.start()
+    qtbot.waitUntil(lambda: bool(run.series), timeout=120000)
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *args: asked.append(args) or QMessageBox.StandardButton.Yes)
+    assert window.close()
+    assert asked and not wizard.task.is_running()
+    events = []  # next time: the same recipe, here run headless
+    Experiment(wizard.recipe, tmp_path / "ws", on_event=events.append).run()
+    notices = [e.message for e in events if e.kind == "notice"]
+    assert any(m.startswith("Resuming from epoch") for m in notices)
+
+
+def test_the_main_window_opens_the_wizard_and_takes_its_student(qtbot, tmp_path):
+    from lungkd.core.workspace_models import shipped_models_folder
+
+    window = MainWindow(tmp_path / "ws", QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(window)
+    window.train_action.trigger()
+    assert window.wizard is not None and window.wizard.isVisible()
+    demo = str(shipped_models_folder() / "demo-cnn6")
+    window.wizard.use_model.emit(demo)
+    assert window.model_picker.currentData() == demo
+    assert window.pages.indexOf(window.runs) >= 0

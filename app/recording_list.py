@@ -1,0 +1,106 @@
+"""The list of open recordings, each with its summary: duration, device, cycles and predicted classes.
+A file that could not be opened stays in the list with its error (double click for the details)."""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem
+
+from .recording_jobs import FailedRecording, OpenRecording
+from .theme import CLASS_COLOURS, MISMATCH, MUTED
+
+PATH_ROLE = Qt.ItemDataRole.UserRole
+
+
+def summary_html(recording: OpenRecording) -> str:
+    """Name; duration, rate, device; cycles and where they came from; predicted classes and mismatches."""
+    a = recording.analysis
+    facts = [f"{recording.duration:.1f} s", f"{recording.sample_rate / 1000:g} kHz"] + ([a.device] if a and a.device
+                                                                                       else [])
+    lines = [f"<b>{html.escape(recording.path.name)}</b>",
+             f"<span style='color:{MUTED.name()}'>{html.escape(' · '.join(facts))}</span>"]
+    if a is None:
+        lines.append(f"<span style='color:{MUTED.name()}'>not analysed</span>")
+    else:
+        counts = "&nbsp; ".join(f"<span style='color:{CLASS_COLOURS[name].name()}'>■</span>&nbsp;{n}&nbsp;{name}"
+                                for name, n in a.class_counts().items() if n)
+        mismatches = sum(c.matches is False for c in a.cycles)
+        flag = f" · <span style='color:{MISMATCH.name()}'>✗ {mismatches} unlike annotated</span>" * bool(mismatches)
+        source = f"<span style='color:{MUTED.name()}'>{len(a.cycles)} cycles ({a.cycle_source})</span>"
+        lines += [source + flag, counts]
+    return "<br>".join(lines)
+
+
+def failure_html(failure: FailedRecording) -> str:
+    message = failure.message if len(failure.message) < 160 else failure.message[:157] + "…"
+    return (f"<b style='color:{MISMATCH.name()}'>⚠ {html.escape(failure.path.name)}</b><br>"
+            f"<span style='color:{MUTED.name()}'>{html.escape(message)}</span>")
+
+
+class RecordingList(QListWidget):
+    recording_chosen = Signal(object)  # the Path of an open recording
+    failure_activated = Signal(object)  # a FailedRecording, to show its details
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.failures: dict[Path, FailedRecording] = {}
+        self.setMinimumWidth(260)
+        self.setSpacing(1)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.currentItemChanged.connect(self._current_changed)
+        self.itemDoubleClicked.connect(self._double_clicked)
+
+    def show_result(self, result: OpenRecording | FailedRecording) -> QListWidgetItem:
+        """Adds the recording, or updates its entry when it is already listed."""
+        item = self.item_for(result.path) or QListWidgetItem(self)
+        item.setData(PATH_ROLE, result.path)
+        label = QLabel(summary_html(result) if isinstance(result, OpenRecording) else failure_html(result),
+                       wordWrap=True)
+        label.setContentsMargins(6, 4, 6, 4)
+        label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        if isinstance(result, FailedRecording):
+            self.failures[result.path] = result
+            item.setToolTip(f"{result.message}\n(double click for the details)")
+        else:
+            self.failures.pop(result.path, None)
+            item.setToolTip(str(result.path))
+        self.setItemWidget(item, label)
+        self._fit(item)
+        return item
+
+    def _fit(self, item: QListWidgetItem) -> None:
+        """Item height for the list's width, so wrapped summaries show in full."""
+        width = self.viewport().width() - 2 * self.spacing()
+        item.setSizeHint(QSize(width, self.itemWidget(item).heightForWidth(width)))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        for i in range(self.count()):
+            self._fit(self.item(i))
+
+    def item_for(self, path: Path) -> QListWidgetItem | None:
+        return next((self.item(i) for i in range(self.count()) if self.item(i).data(PATH_ROLE) == path), None)
+
+    def current_path(self) -> Path | None:
+        item = self.currentItem()
+        return item.data(PATH_ROLE) if item else None
+
+    def label_text(self, path: Path) -> str:
+        return self.itemWidget(self.item_for(path)).text()
+
+    def remove(self, path: Path) -> None:
+        item = self.item_for(path)
+        if item is not None:
+            self.failures.pop(path, None)
+            self.takeItem(self.row(item))
+
+    def _current_changed(self, item: QListWidgetItem | None) -> None:
+        if item is not None and item.data(PATH_ROLE) not in self.failures:
+            self.recording_chosen.emit(item.data(PATH_ROLE))
+
+    def _double_clicked(self, item: QListWidgetItem) -> None:
+        failure = self.failures.get(item.data(PATH_ROLE))
+        if failure is not None:
+            self.failure_activated.emit(failure)

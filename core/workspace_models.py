@@ -1,0 +1,48 @@
+"""The trained models a user can analyse with: every model folder with a card under the workspace, and
+the ones LungKD ships (resources/models/). A scan, so models of `lungkd train` runs, experiments and
+copied-in folders all appear without being registered anywhere."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+
+from .model_card import CARD_FILE, read_model_card
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str  # where it sits, e.g. "runs/cnn6-tiny-3f2a…" or "demo-cnn6"
+    arch: str
+    score: float | None  # the ICBHI Score on its test set, when it was measured
+    path: Path
+    description: str = ""
+
+
+def shipped_models_folder() -> Path:
+    return Path(str(files("lungkd.resources") / "models"))
+
+
+def _entry(folder: Path, root: Path) -> ModelEntry | None:
+    card = read_model_card(folder)
+    if not card or "architecture" not in card:
+        return None
+    where = folder.parent if folder.name == "model" and folder.parent != root else folder
+    return ModelEntry(where.relative_to(root).as_posix() if where != root else root.name, card["architecture"],
+                      (card.get("test") or {}).get("score"), folder, card.get("description", ""))
+
+
+def find_models(*roots: Path) -> list[ModelEntry]:
+    """Model folders (weights + lungkd.json) under each root, best Score first, unscored last; roots that
+    do not exist are skipped. Hidden folders (unfinished atomic writes) are left out."""
+    entries = []
+    for root in (Path(r) for r in roots):
+        if not root.is_dir():
+            continue
+        for card in root.rglob(CARD_FILE):
+            if any(part.startswith(".") for part in card.relative_to(root).parts):
+                continue
+            entry = _entry(card.parent, root)
+            if entry is not None:
+                entries.append(entry)
+    return sorted(entries, key=lambda e: (e.score is None, -(e.score or 0.0), e.name))

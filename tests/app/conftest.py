@@ -1,0 +1,44 @@
+import shutil
+
+import pytest
+from PySide6.QtCore import QSettings
+
+from lungkd.app.main_window import MODEL_KEY, MainWindow
+from tiny_model import tiny_model_folder
+
+
+@pytest.fixture(scope="session")
+def model_folder(icbhi_audio_dir, tmp_path_factory):
+    return tiny_model_folder(icbhi_audio_dir, tmp_path_factory)
+
+
+@pytest.fixture
+def workspace(tmp_path, model_folder):
+    """A workspace holding the tiny model as a finished run."""
+    folder = tmp_path / "workspace"
+    shutil.copytree(model_folder, folder / "runs" / "tiny-cnn6" / "model")
+    return folder
+
+
+@pytest.fixture
+def store(tmp_path, workspace):
+    """Settings in a temporary ini file, with the tiny model as the one last chosen."""
+    settings = QSettings(str(tmp_path / "studio.ini"), QSettings.Format.IniFormat)
+    settings.setValue(MODEL_KEY, str(workspace / "runs" / "tiny-cnn6" / "model"))
+    return settings
+
+
+@pytest.fixture
+def window(qtbot, workspace, store):
+    win = MainWindow(workspace, store)
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.queue.cancel_all()
+    win.queue.wait_idle(30000)
+
+
+@pytest.fixture
+def wait_idle(qtbot):
+    """Waits until the window's engine queue has finished every task."""
+    return lambda window, timeout=60000: qtbot.waitUntil(lambda: not window.queue.is_busy(), timeout=timeout)

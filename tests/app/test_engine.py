@@ -1,0 +1,54 @@
+"""The engine adapter: jobs run off the GUI thread in turn, report progress and results as signals, and
+stop when cancelled."""
+import threading
+import time
+
+from lungkd.app.engine import EngineTask, TaskQueue
+from lungkd.core.cancel import Cancelled
+
+
+def test_tasks_run_in_turn_off_the_gui_thread_and_report(qtbot):
+    queue, seen, results = TaskQueue(), [], []
+
+    def job(number):
+        def run(report, cancel):
+            seen.append((number, threading.current_thread() is threading.main_thread()))
+            report(f"{number} half way")
+            return number * 10
+        return run
+
+    progress = []
+    queue.progress.connect(progress.append)
+    for number in (1, 2, 3):
+        queue.submit(EngineTask(job(number))).finished.connect(results.append)
+    qtbot.waitUntil(lambda: not queue.is_busy(), timeout=10000)
+    assert seen == [(1, False), (2, False), (3, False)]
+    assert results == [10, 20, 30] and progress == ["1 half way", "2 half way", "3 half way"]
+
+
+def test_cancel_stops_the_running_task_and_drops_the_waiting_ones(qtbot):
+    queue, started, outcome = TaskQueue(), threading.Event(), []
+
+    def endless(report, cancel):
+        started.set()
+        while not cancel.is_set():
+            time.sleep(0.01)
+        raise Cancelled("stopped")
+
+    first = queue.submit(EngineTask(endless))
+    second = queue.submit(EngineTask(endless))
+    first.cancelled.connect(lambda: outcome.append("first cancelled"))
+    second.finished.connect(lambda _: outcome.append("second ran"))
+    started.wait(5)
+    queue.cancel_all()
+    assert queue.wait_idle(10000)
+    assert outcome == ["first cancelled"]
+
+
+def test_an_exception_becomes_a_failed_signal_with_the_traceback(qtbot):
+    task = EngineTask(lambda report, cancel: 1 / 0)
+    with qtbot.waitSignal(task.failed, timeout=5000) as failed:
+        task.start()
+    message, details = failed.args
+    assert message == "division by zero" and "ZeroDivisionError" in details
+    task.wait()
