@@ -33,6 +33,23 @@ def settle(app, ms: int = 300) -> None:
     app.processEvents()
 
 
+FIRST_START_KEY = "first_start_done"
+
+
+def demo_recordings(workspace: Path) -> Path:
+    """Six synthetic recordings in ICBHI layout (with annotations), generated once per workspace."""
+    import shutil
+
+    from lungkd.core.synth import write_synthetic_dataset
+
+    folder = workspace / "datasets" / "studio-demo"
+    if not (folder / ".complete").exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        write_synthetic_dataset(folder, recordings=6, seed=0)
+        (folder / ".complete").write_text("")
+    return folder
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from PySide6.QtWidgets import QApplication
@@ -44,8 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("LungKD Studio")
     app.setOrganizationName("LungKD")
-    window = MainWindow(resolve_workspace(args.workspace))
+    workspace = resolve_workspace(args.workspace)
+    window = MainWindow(workspace)
     window.show()
+    if not args.open and not window.store.value(FIRST_START_KEY, False, type=bool):
+        # A newcomer sees predictions at once: a few generated recordings, analysed by the demo model.
+        args.open = [demo_recordings(workspace)]
+        window.store.setValue(FIRST_START_KEY, True)
     if args.open:
         window.open_paths(args.open)
     if args.screenshot is None:

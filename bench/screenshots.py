@@ -74,8 +74,30 @@ def main() -> int:
         page.view.zoom(0.35)
         settle(app, 800)  # the bar waits for the user to pause before applying
         shot("04-zoomed-greyscale")
+        wizard_pages(app, window, args.out)
         window.close()
     return 0
+
+
+def wizard_pages(app, window, out: Path) -> None:
+    """Every page of the training wizard, with the CPU demo recipe; Inspect is run on the data page."""
+    from lungkd.app.main import settle
+
+    wizard = window.open_wizard()
+    wizard.resize(1000, 720)
+    names = ["data", "teachers", "soft-labels", "student", "review"]
+    data = wizard.currentPage()
+    data.inspect.click()
+    for _ in range(600):
+        if hasattr(data, "stats"):
+            break
+        settle(app, 100)
+    for number, name in enumerate(names, start=5):
+        settle(app, 300)
+        path = out / f"{number:02d}-wizard-{name}.png"
+        wizard.grab().save(str(path))
+        print(path)
+        wizard.next()
 
 
 if __name__ == "__main__":

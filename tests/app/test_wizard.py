@@ -133,3 +133,17 @@ def test_the_main_window_opens_the_wizard_and_takes_its_student(qtbot, tmp_path)
     window.wizard.use_model.emit(demo)
     assert window.model_picker.currentData() == demo
     assert window.pages.indexOf(window.runs) >= 0
+
+
+def test_first_start_opens_generated_recordings_with_predictions(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # a fresh user: no settings yet
+    shot = tmp_path / "first.png"
+    result = subprocess.run([sys.executable, "-m", "lungkd.app.main", "--workspace", str(tmp_path / "ws"),
+                             "--screenshot", str(shot)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    demo = tmp_path / "ws" / "datasets" / "studio-demo"
+    assert len(list(demo.glob("*.wav"))) == 6 and (demo / "ICBHI_challenge_train_test.txt").exists()
+    assert shot.stat().st_size > 50_000
