@@ -542,6 +542,8 @@ class ResultsPage(RecipePage):
         self.use_student = QPushButton("Use the student for analysis")
         self.use_student.clicked.connect(self._use_student)
         self.summary = QLabel()
+        self.confusions = {role: _table(["true \\ predicted", *CLASS_NAMES], []) for role in ("student", "baseline")}
+        self.confusion_titles = {role: QLabel() for role in self.confusions}
         layout = QVBoxLayout(self)
         layout.addWidget(self.summary)
         row = QHBoxLayout()
@@ -549,6 +551,13 @@ class ResultsPage(RecipePage):
         row.addWidget(curve, 1)
         layout.addLayout(row)
         layout.addWidget(self.students)
+        row = QHBoxLayout()
+        for role, table in self.confusions.items():
+            column = QVBoxLayout()
+            column.addWidget(self.confusion_titles[role])
+            column.addWidget(table)
+            row.addLayout(column)
+        layout.addLayout(row)
         buttons = QHBoxLayout()
         buttons.addWidget(self.open_report)
         buttons.addWidget(self.use_student)
@@ -565,6 +574,13 @@ class ResultsPage(RecipePage):
                                     g["baseline"]["mean"], g["gain"]] for g in report["student_groups"]])
         self.summary.setText(f"Selection: {report['selection']} · {report['train_cycles']} training cycles, "
                              f"{report['test_cycles']} test cycles")
+        for role, title in (("student", "distilled student"), ("baseline", "same student, hard labels")):
+            runs = [s for s in report["students"] if s["role"] == role and s.get("confusion")]
+            best = max(runs, key=lambda s: s["score"] or 0.0, default=None)
+            self.confusion_titles[role].setText(f"Confusion, best {title}" + (f" (seed {best['seed']})" if best
+                                                                              else ": not trained"))
+            fill_table(self.confusions[role], [[name, *counts] for name, counts in zip(CLASS_NAMES, best["confusion"])]
+                       if best else [])
 
     def _folder(self) -> Path:
         wizard = self.wizard_()

@@ -13,7 +13,7 @@ from .model_card import write_atomic_text
 
 def _row(card: dict) -> dict:
     test = card.get("test") or {}
-    return {"sp": test.get("sp"), "se": test.get("se"), "score": test.get("score")}
+    return {"sp": test.get("sp"), "se": test.get("se"), "score": test.get("score"), "confusion": test.get("confusion")}
 
 
 def _summary(values: list[float]) -> dict:

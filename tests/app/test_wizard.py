@@ -72,6 +72,11 @@ def test_wizard_end_to_end_with_cancel_and_resume(wizard, qtbot, tmp_path):
     wizard.next()
     results = _page(wizard, ResultsPage)
     assert results.teachers.rowCount() == 2 and results.students.rowCount() == 1
+    for role in ("student", "baseline"):
+        confusion = results.confusions[role]
+        assert confusion.rowCount() == 4
+        total = sum(int(confusion.item(r, c).text()) for r in range(4) for c in range(1, 5))
+        assert total == wizard.report["test_cycles"]
     assert results.report_path().exists()
     with qtbot.waitSignal(wizard.use_model) as used:
         results.use_student.click()
