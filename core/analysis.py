@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .annotations import clip_cycles_to_duration, read_annotation_file
-from .audio import load_audio
+from .audio import load_audio, resample
 from .cancel import Cancelled, CancelToken
 from .errors import Problem
 from .inputs import input_settings
@@ -154,8 +154,9 @@ def analyse_recording(path: str | Path, model: torch.nn.Module, *, batch_size: i
     prep, features = input_settings(model.arch_name)
     decoded = load_audio(path)  # at its own rate, for the duration and the segmentation
     cycles, source, problems = find_cycles(path, decoded.samples, decoded.sample_rate)
-    audio = load_audio(path, prep.sample_rate)
-    clips, clip_problems = prepare_cycles(audio.samples, prep.sample_rate, cycles, prep, str(path))
+    # one decode serves both: the segmentation at the file's rate, the model at its own
+    samples = resample(decoded.samples, decoded.sample_rate, prep.sample_rate)
+    clips, clip_problems = prepare_cycles(samples, prep.sample_rate, cycles, prep, str(path))
     if cancel is not None and cancel.is_set():
         raise Cancelled("analysis cancelled.")
     inputs = torch.from_numpy(features.compute(clips)) if len(clips) else torch.zeros(0)
