@@ -5,7 +5,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
-from lungkd.core.analysis import RecordingAnalysis
+from lungkd.core.analysis.predict import RecordingAnalysis
 from lungkd.core.labels import CLASS_NAMES
 
 from .theme import CLASS_COLOURS, MISMATCH, class_colour, translucent

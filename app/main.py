@@ -40,7 +40,7 @@ def demo_recordings(workspace: Path) -> Path:
     """Six synthetic recordings in ICBHI layout (with annotations), generated once per workspace."""
     import shutil
 
-    from lungkd.core.synth import write_synthetic_dataset
+    from lungkd.core.data.synth import write_synthetic_dataset
 
     folder = workspace / "datasets" / "studio-demo"
     if not (folder / ".complete").exists():
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from PySide6.QtWidgets import QApplication
 
-    from lungkd.core.workspace_paths import resolve_workspace
+    from lungkd.core.workspace.paths import resolve_workspace
 
     from .main_window import MainWindow
 

@@ -9,7 +9,7 @@ from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton,
                                QTabWidget, QToolBar)
 
-from lungkd.core.workspace_models import ModelEntry, find_models, shipped_models_folder
+from lungkd.core.models.inventory import ModelEntry, find_models, shipped_models_folder
 
 from .engine import TaskQueue
 from .playback import Player

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QByteArray, QBuffer, QIODevice, QObject, QTimer, Signal
 
-from lungkd.core.audio import resample
+from lungkd.core.data.audio import resample
 
 
 def _multimedia():

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from lungkd.core.analysis import RecordingAnalysis, analyse_recording, display_spectrogram
-from lungkd.core.audio import AUDIO_EXTENSIONS, load_audio
+from lungkd.core.analysis.predict import RecordingAnalysis, analyse_recording, display_spectrogram
+from lungkd.core.data.audio import AUDIO_EXTENSIONS, load_audio
 from lungkd.core.cancel import Cancelled
 from lungkd.core.errors import LungKDError
-from lungkd.core.evaluation import load_saved_model
+from lungkd.core.analysis.evaluation import load_saved_model
 from lungkd.core.events import Event
 
 from .spectrogram_settings import SpectrogramSettings

@@ -7,7 +7,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import QLabel, QSplitter, QStackedWidget, QVBoxLayout, QWidget
 
-from lungkd.core.analysis import write_csv
+from lungkd.core.analysis.predict import write_csv
 
 from .cycle_table import CycleTable
 from .engine import EngineTask, TaskQueue

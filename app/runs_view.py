@@ -7,7 +7,7 @@ from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
-from lungkd.core.catalog import CATALOG_FILE, Catalog
+from lungkd.core.workspace.catalog import CATALOG_FILE, Catalog
 
 COLUMNS = ("experiment", "status", "updated", "mean teacher", "best ensemble", "students (distilled / hard)",
            "second generation")

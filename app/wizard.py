@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
 from lungkd.core.labels import CLASS_NAMES
 from lungkd.core.recipes import (ARCHITECTURES, ExperimentRecipe, SyntheticData, experiment_to_toml,
                                  load_experiment, parse_experiment)
-from lungkd.core.soft_labels import SoftLabelSpec
+from lungkd.core.kd.soft_labels import SoftLabelSpec
 
 from .engine import EngineTask
 
@@ -211,7 +211,7 @@ class DataPage(RecipePage):
         workspace = self.wizard_().workspace
 
         def job(report, cancel):
-            from lungkd.core.single_run import resolve_dataset
+            from lungkd.core.training.single_run import resolve_dataset
 
             return resolve_dataset(recipe.data, workspace).stats()
 
@@ -282,7 +282,7 @@ class TeachersPage(RecipePage):
         epochs, k = self.epochs.value(), self.k.value()
 
         def job(report, cancel):
-            from lungkd.core.estimates import training_seconds, training_throughput
+            from lungkd.core.training.estimates import training_seconds, training_throughput
 
             rate = training_throughput(arch, size, min(batch, 16), device)
             return rate, training_seconds(cycles, epochs, k, rate)
@@ -459,7 +459,7 @@ class RunPage(RecipePage):
         recipe, workspace = wizard.recipe, wizard.workspace
 
         def job(report, cancel):
-            from lungkd.core.experiment import Experiment
+            from lungkd.core.kd.experiment import Experiment
 
             return Experiment(recipe, workspace, on_event=report, cancel=cancel).run()
 

@@ -17,12 +17,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe  # noqa: E402
 
-from lungkd.core.cache import FeatureCache  # noqa: E402
-from lungkd.core.dataset import load_dataset  # noqa: E402
-from lungkd.core.inputs import build_cycle_sets  # noqa: E402
-from lungkd.core.models import create_model  # noqa: E402
-from lungkd.core.synth import write_synthetic_dataset  # noqa: E402
-from lungkd.core.training import TrainConfig, Trainer  # noqa: E402
+from lungkd.core.features.cache import FeatureCache  # noqa: E402
+from lungkd.core.data.dataset import load_dataset  # noqa: E402
+from lungkd.core.features.cycle_sets import build_cycle_sets  # noqa: E402
+from lungkd.core.models.registry import create_model  # noqa: E402
+from lungkd.core.data.synth import write_synthetic_dataset  # noqa: E402
+from lungkd.core.training.trainer import TrainConfig, Trainer  # noqa: E402
 
 RECIPES = {"cnn6": TrainConfig(epochs=1, batch_size=128, lr=1e-3, selection="last", device="auto"),
            "bts": TrainConfig(epochs=1, batch_size=8, lr=5e-5, weight_decay=1e-6, weight_averaging=0.5,

@@ -24,19 +24,19 @@ from machine import describe  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from lungkd.core.cache import FeatureCache  # noqa: E402
-from lungkd.core.experiment import Experiment  # noqa: E402
-from lungkd.core.inputs import build_cycle_sets  # noqa: E402
+from lungkd.core.features.cache import FeatureCache  # noqa: E402
+from lungkd.core.kd.experiment import Experiment  # noqa: E402
+from lungkd.core.features.cycle_sets import build_cycle_sets  # noqa: E402
 from lungkd.core.metrics import mean_std, scores_from_logits  # noqa: E402
 from lungkd.core.recipes import DataSpec, SyntheticData, parse_experiment  # noqa: E402
-from lungkd.core.single_run import resolve_dataset  # noqa: E402
-from lungkd.core.soft_labels import ensemble_logits  # noqa: E402
-from lungkd.core.training import predict_logits  # noqa: E402
+from lungkd.core.training.single_run import resolve_dataset  # noqa: E402
+from lungkd.core.kd.soft_labels import ensemble_logits  # noqa: E402
+from lungkd.core.training.trainer import predict_logits  # noqa: E402
 
 
 def clean_test_scores(experiment: Experiment, args) -> dict[str, list[float]]:
     """Scores of every trained model on the true labels of the same test recordings."""
-    from lungkd.core.evaluation import load_saved_model
+    from lungkd.core.analysis.evaluation import load_saved_model
 
     clean = resolve_dataset(DataSpec(synthetic=SyntheticData(args.recordings, args.data_seed, 0.0)),
                             experiment.workspace)

@@ -17,11 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from lungkd.core import cache as cache_module
-from lungkd.core.cache import FeatureCache, default_workers, prepare_dataset
-from lungkd.core.dataset import load_dataset
-from lungkd.core.features import ClapFeatureSettings, FbankSettings
-from lungkd.core.prepare import PrepSettings
+from lungkd.core.features import cache as cache_module
+from lungkd.core.features.cache import FeatureCache, default_workers, prepare_dataset
+from lungkd.core.data.dataset import load_dataset
+from lungkd.core.features.spectral import ClapFeatureSettings, FbankSettings
+from lungkd.core.features.prepare import PrepSettings
 
 REAL_AUDIO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "icbhi" / "audio"
 FEATURES = {
@@ -68,7 +68,7 @@ def bench(name: str, root: Path, kind: str, workspace: Path, workers: int) -> No
 
 def synthetic(workspace: Path, recordings: int) -> Path | None:
     try:
-        from lungkd.core.synth import write_synthetic_dataset
+        from lungkd.core.data.synth import write_synthetic_dataset
     except ImportError as exc:
         print(f"synthetic dataset skipped: {exc}")
         return None

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe  # noqa: E402
 
-from lungkd.core.models import create_model, list_models  # noqa: E402
-from lungkd.core.training import autocast_for, forward  # noqa: E402
+from lungkd.core.models.registry import create_model, list_models  # noqa: E402
+from lungkd.core.training.trainer import autocast_for, forward  # noqa: E402
 
 RECIPE_BATCH = {"cnn6": 128, "resnet18": 128, "efficientnet_b0": 128, "ast": 8, "audio_clap": 8, "bts": 8}
 PROMPT = "This sound was recorded from the left anterior chest of an adult male patient, using a Meditron stethoscope."

@@ -74,7 +74,7 @@ def demo_training(workspace: Path) -> str:
                       "train": {"epochs": 2, "batch_size": 16}}]})
 
     def job(report, cancel):
-        from lungkd.core.experiment import Experiment
+        from lungkd.core.kd.experiment import Experiment
 
         return Experiment(recipe, workspace, on_event=report, cancel=cancel).run()
 

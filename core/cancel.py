@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 
-from .errors import LungKDError
+from lungkd.core.errors import LungKDError
 
 
 class Cancelled(LungKDError):

@@ -7,9 +7,9 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from .cancel import Cancelled, CancelToken
-from .errors import LungKDError
-from .labels import CLASS_NAMES
+from lungkd.core.cancel import Cancelled, CancelToken
+from lungkd.core.errors import LungKDError
+from lungkd.core.labels import CLASS_NAMES
 
 
 def _print_stats(stats: dict) -> None:
@@ -33,7 +33,7 @@ def _print_stats(stats: dict) -> None:
 
 
 def _data_stats(args: argparse.Namespace) -> int:
-    from .dataset import load_dataset
+    from lungkd.core.data.dataset import load_dataset
 
     stats = load_dataset(args.path).stats()
     if args.json:
@@ -44,7 +44,7 @@ def _data_stats(args: argparse.Namespace) -> int:
 
 
 def _data_synth(args: argparse.Namespace) -> int:
-    from .synth import write_synthetic_dataset
+    from lungkd.core.data.synth import write_synthetic_dataset
 
     summary = write_synthetic_dataset(args.out, recordings=args.recordings, seed=args.seed,
                                       label_noise=args.label_noise)
@@ -59,10 +59,10 @@ def _format_scores(scores: dict | None) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .recipes import load_recipe
-    from .single_run import train_from_recipe
-    from .training import Progress
-    from .workspace_paths import resolve_workspace
+    from lungkd.core.recipes import load_recipe
+    from lungkd.core.training.single_run import train_from_recipe
+    from lungkd.core.training.trainer import Progress
+    from lungkd.core.workspace.paths import resolve_workspace
 
     recipe = load_recipe(args.recipe)
     workspace = resolve_workspace(args.workspace)
@@ -94,7 +94,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from .models import models_table
+    from lungkd.core.models.registry import models_table
 
     print(models_table())
     return 0
@@ -156,9 +156,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .experiment import Experiment
-    from .recipes import load_experiment
-    from .workspace_paths import resolve_workspace
+    from lungkd.core.kd.experiment import Experiment
+    from lungkd.core.recipes import load_experiment
+    from lungkd.core.workspace.paths import resolve_workspace
 
     recipe = load_experiment(args.recipe)
     if args.data:
@@ -176,7 +176,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .workspace_paths import resolve_workspace
+    from lungkd.core.workspace.paths import resolve_workspace
 
     folder = resolve_workspace(args.workspace) / "experiments" / args.id
     path = folder / ("report.json" if args.json else "report.md")
@@ -188,9 +188,9 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .cache import FeatureCache
-    from .evaluation import evaluate_model
-    from .workspace_paths import resolve_workspace
+    from lungkd.core.features.cache import FeatureCache
+    from lungkd.core.analysis.evaluation import evaluate_model
+    from lungkd.core.workspace.paths import resolve_workspace
 
     result = evaluate_model(args.model, args.data, split=args.split,
                             cache=FeatureCache(resolve_workspace(args.workspace) / "cache"))
@@ -207,7 +207,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _runs(args: argparse.Namespace) -> int:
-    from .catalog import Catalog
+    from lungkd.core.workspace.catalog import Catalog
 
     with Catalog.for_workspace(args.workspace) as catalog:
         experiments = catalog.experiments()
@@ -234,8 +234,8 @@ def _f(value) -> str:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from .analysis import analyse_recording, to_json, write_csv
-    from .evaluation import load_saved_model
+    from lungkd.core.analysis.predict import analyse_recording, to_json, write_csv
+    from lungkd.core.analysis.evaluation import load_saved_model
 
     model, _ = load_saved_model(args.model)
     analyses, failures = [], 0

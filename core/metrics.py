@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .labels import CLASS_NAMES, NUM_CLASSES
+from lungkd.core.labels import CLASS_NAMES, NUM_CLASSES
 
 
 @dataclass(frozen=True, eq=False)  # arrays inside: compare fields, not Scores

@@ -29,9 +29,9 @@ import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from .errors import LungKDError
-from .soft_labels import SoftLabelSpec
-from .training import SELECTIONS, TrainConfig
+from lungkd.core.errors import LungKDError
+from lungkd.core.kd.soft_labels import SoftLabelSpec
+from lungkd.core.training.trainer import SELECTIONS, TrainConfig
 
 ARCHITECTURES = ("cnn6", "resnet18", "efficientnet_b0", "ast", "audio_clap", "bts")
 

@@ -26,7 +26,7 @@ def test_no_core_module_imports_qt_or_the_app():
 
 
 def test_importing_every_core_module_loads_no_qt():
-    modules = sorted(f"lungkd.core.{p.stem}" for p in CORE.glob("*.py") if p.stem != "__init__")
+    modules = sorted("lungkd.core." + ".".join(p.relative_to(CORE).with_suffix("").parts) for p in CORE.rglob("*.py") if p.stem != "__init__")
     code = ("import importlib, sys\n"
             f"for m in {modules!r}: importlib.import_module(m)\n"
             "print(sorted(k for k in sys.modules if k.split('.')[0] in ('PySide6', 'pyqtgraph', 'shiboken6')))")

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import torch
 
-from lungkd.core.dataset import load_dataset
-from lungkd.core.inputs import build_cycle_sets
-from lungkd.core.model_card import save_trained_model
-from lungkd.core.models import create_model
-from lungkd.core.training import TrainConfig, Trainer
+from lungkd.core.data.dataset import load_dataset
+from lungkd.core.features.cycle_sets import build_cycle_sets
+from lungkd.core.models.card import save_trained_model
+from lungkd.core.models.registry import create_model
+from lungkd.core.training.trainer import TrainConfig, Trainer
 
 
 def tiny_model_folder(audio_dir: Path, tmp_path_factory) -> Path:

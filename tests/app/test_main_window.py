@@ -12,8 +12,8 @@ from PySide6.QtWidgets import QApplication
 from lungkd.app.engine import EngineTask
 from lungkd.app.main import main
 from lungkd.app.main_window import MainWindow
-from lungkd.core.analysis import CSV_COLUMNS
-from lungkd.core.annotations import read_annotation_file
+from lungkd.core.analysis.predict import CSV_COLUMNS
+from lungkd.core.data.annotations import read_annotation_file
 from lungkd.core.labels import CLASS_NAMES
 
 RECORDING = "105_1b1_Tc_sc_Meditron"

@@ -12,7 +12,7 @@ from lungkd.app.main_window import MainWindow
 from lungkd.app.runs_view import RunsView
 from lungkd.app.wizard import (RECIPES_DIR, DataPage, ResultsPage, ReviewPage, RunPage, SoftLabelsPage, StudentPage, TeachersPage,
                                TrainingWizard)
-from lungkd.core.experiment import Experiment
+from lungkd.core.kd.experiment import Experiment
 from lungkd.core.recipes import load_experiment
 
 
@@ -128,7 +128,7 @@ def test_closing_during_training_asks_cancels_and_the_run_resumes_next_time(qtbo
 
 
 def test_the_main_window_opens_the_wizard_and_takes_its_student(qtbot, tmp_path):
-    from lungkd.core.workspace_models import shipped_models_folder
+    from lungkd.core.models.inventory import shipped_models_folder
 
     window = MainWindow(tmp_path / "ws", QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
     qtbot.addWidget(window)

@@ -5,7 +5,7 @@ Usage: python experiment_worker.py RECIPE.toml WORKSPACE
 import sys
 from pathlib import Path
 
-from lungkd.core.experiment import Experiment
+from lungkd.core.kd.experiment import Experiment
 from lungkd.core.recipes import load_experiment
 
 

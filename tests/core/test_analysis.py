@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lungkd.core.analysis import (CSV_COLUMNS, FIXED_WINDOW_S, analyse_recording, display_spectrogram,
+from lungkd.core.analysis.predict import (CSV_COLUMNS, FIXED_WINDOW_S, analyse_recording, display_spectrogram,
                                   segment_cycles, to_json, write_csv)
-from lungkd.core.annotations import read_annotation_file
+from lungkd.core.data.annotations import read_annotation_file
 from lungkd.core.cancel import CancelToken, Cancelled
 from lungkd.core.errors import AudioError, LungKDError
-from lungkd.core.evaluation import load_saved_model
+from lungkd.core.analysis.evaluation import load_saved_model
 from tiny_model import tiny_model_folder
 
 RECORDING = "105_1b1_Tc_sc_Meditron"

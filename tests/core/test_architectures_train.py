@@ -2,11 +2,11 @@
 import pytest
 import torch
 
-from lungkd.core.cache import FeatureCache
-from lungkd.core.dataset import load_dataset
-from lungkd.core.inputs import build_cycle_sets
-from lungkd.core.models import create_model
-from lungkd.core.training import CycleSet, TrainConfig, Trainer
+from lungkd.core.features.cache import FeatureCache
+from lungkd.core.data.dataset import load_dataset
+from lungkd.core.features.cycle_sets import build_cycle_sets
+from lungkd.core.models.registry import create_model
+from lungkd.core.training.trainer import CycleSet, TrainConfig, Trainer
 
 HANDFUL = 6
 RECORDINGS = ("105_1b1_Tc_sc_Meditron", "107_2b3_Pr_mc_AKGC417L")

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lungkd.core.audio import decode_audio, load_audio
+from lungkd.core.data.audio import decode_audio, load_audio
 
 SR = 8000
 

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lungkd.core.audio import decode_audio, load_audio
-from lungkd.core.dataset import load_dataset
+from lungkd.core.data.audio import decode_audio, load_audio
+from lungkd.core.data.dataset import load_dataset
 from lungkd.core.errors import AudioError
 
 GOOD = "101_1b1_Al_sc_Meditron"

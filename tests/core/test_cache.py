@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lungkd.core import cache as cache_module
-from lungkd.core.annotations import read_annotation_file
-from lungkd.core.cache import (CacheEntry, FeatureCache, PreparationCancelled, audio_digest, entry_key,
+from lungkd.core.features import cache as cache_module
+from lungkd.core.data.annotations import read_annotation_file
+from lungkd.core.features.cache import (CacheEntry, FeatureCache, PreparationCancelled, audio_digest, entry_key,
                                prepare_dataset)
 from lungkd.core.errors import Problem
-from lungkd.core.features import ClapFeatureSettings, FbankSettings
-from lungkd.core.prepare import PrepSettings, prepare_recording
-from lungkd.core.records import Cycle, Recording
+from lungkd.core.features.spectral import ClapFeatureSettings, FbankSettings
+from lungkd.core.features.prepare import PrepSettings, prepare_recording
+from lungkd.core.data.records import Cycle, Recording
 
 PREP = PrepSettings()
 SHORT = PrepSettings(clip_seconds=1.0)  # small clips keep the synthetic cases fast
@@ -110,7 +110,7 @@ def test_left_over_temporary_files_are_never_read(tmp_path):
 
 WRITER = textwrap.dedent("""
     import sys, numpy as np
-    from lungkd.core.cache import CacheEntry, FeatureCache
+    from lungkd.core.features.cache import CacheEntry, FeatureCache
     root, value = sys.argv[1], float(sys.argv[2])
     store = FeatureCache(root)
     for _ in range(100):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lungkd.core.catalog import CATALOG_FILE, SCHEMA_VERSION, Catalog, CatalogError
+from lungkd.core.workspace.catalog import CATALOG_FILE, SCHEMA_VERSION, Catalog, CatalogError
 
 SCORES = {"sp": 80.0, "se": 40.0, "score": 60.0}
 
@@ -19,7 +19,7 @@ SCORES = {"sp": 80.0, "se": 40.0, "score": 60.0}
 # argv: catalog, worker number, epochs (-1: until killed), go.
 WORKER = """
 import os, sys, time
-from lungkd.core.catalog import Catalog
+from lungkd.core.workspace.catalog import Catalog
 
 path, worker, epochs, go = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 catalog = Catalog(path)

@@ -67,7 +67,7 @@ def test_models_lists_the_registry_with_spec_counts():
 def test_default_workspace_is_the_user_data_folder_unless_overridden(tmp_path, monkeypatch):
     from platformdirs import user_data_dir
 
-    from lungkd.core.workspace_paths import ENV_VAR, default_workspace, resolve_workspace
+    from lungkd.core.workspace.paths import ENV_VAR, default_workspace, resolve_workspace
 
     monkeypatch.delenv(ENV_VAR, raising=False)
     assert default_workspace() == Path(user_data_dir("LungKD", appauthor=False)) / "workspace"

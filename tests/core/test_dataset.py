@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import soundfile as sf
 
-from lungkd.core.dataset import load_dataset
-from lungkd.core.metadata import match_split_names, parse_recording_name
+from lungkd.core.data.dataset import load_dataset
+from lungkd.core.data.metadata import match_split_names, parse_recording_name
 
 SPEC_COUNTS = {
     "train": {"normal": 2063, "crackle": 1215, "wheeze": 501, "both": 363},

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from lungkd.core.cancel import Cancelled, CancelToken
-from lungkd.core.catalog import Catalog
-from lungkd.core.experiment import Experiment, ExperimentError
+from lungkd.core.workspace.catalog import Catalog
+from lungkd.core.kd.experiment import Experiment, ExperimentError
 from lungkd.core.events import read_events
 from lungkd.core.recipes import RecipeError, load_experiment, parse_experiment
 

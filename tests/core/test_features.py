@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from lungkd.core.features import (AUDIOSET_MEAN, AUDIOSET_STD, ClapFeatureSettings, FbankSettings, clap_features,
+from lungkd.core.features.spectral import (AUDIOSET_MEAN, AUDIOSET_STD, ClapFeatureSettings, FbankSettings, clap_features,
                                   fbank, fbank_frames, normalize_fbank, specaugment)
 
 
@@ -60,7 +60,7 @@ def test_fbank_settings_compute_and_keys(raw_fbank):
 
 
 def test_clap_settings_are_the_checkpoints_not_the_class_defaults():
-    from lungkd.core.features import _clap_extractor
+    from lungkd.core.features.spectral import _clap_extractor
 
     config = _clap_extractor(ClapFeatureSettings()).to_dict()
     expected = {"feature_size": 64, "sampling_rate": 48000, "hop_length": 480, "max_length_s": 10,

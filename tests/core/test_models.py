@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from lungkd.core.models import (CNN6, CNN6Config, WeightsUnavailableError, backbone_config, count_parameters,
+from lungkd.core.models.registry import (CNN6, CNN6Config, WeightsUnavailableError, backbone_config, count_parameters,
                                 create_model, fit_ast_positions, list_models, models_table, prompt_tokenizer,
                                 save_model)
-from lungkd.core.prompts import build_prompt
+from lungkd.core.data.prompts import build_prompt
 
 NAMES = ["cnn6", "resnet18", "efficientnet_b0", "ast", "audio_clap", "bts"]
 INFO = {m.name: m for m in list_models()}

@@ -5,9 +5,9 @@ import soundfile as sf
 import torch
 import torchaudio.transforms as T
 
-from lungkd.core.annotations import read_annotation_file
-from lungkd.core.prepare import PrepSettings, cycle_span, prepare_cycles, prepare_recording
-from lungkd.core.records import Cycle, Recording
+from lungkd.core.data.annotations import read_annotation_file
+from lungkd.core.features.prepare import PrepSettings, cycle_span, prepare_cycles, prepare_recording
+from lungkd.core.data.records import Cycle, Recording
 
 SR = 16000
 CLIP = 128000  # 8 s at 16 kHz

@@ -1,9 +1,9 @@
 """BTS prompts (SPEC section 5) on SPEC's examples and on the real ICBHI metadata."""
 import pytest
 
-from lungkd.core.dataset import load_dataset
-from lungkd.core.prompts import build_prompt, dataset_prompts, recording_prompt
-from lungkd.core.records import Patient, Recording
+from lungkd.core.data.dataset import load_dataset
+from lungkd.core.data.prompts import build_prompt, dataset_prompts, recording_prompt
+from lungkd.core.data.records import Patient, Recording
 
 
 @pytest.mark.parametrize("words, sentence", [

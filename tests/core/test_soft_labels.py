@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from lungkd.core.soft_labels import (RandomTeacherTargets, SoftLabelError, SoftLabelSpec, build_targets,
+from lungkd.core.kd.soft_labels import (RandomTeacherTargets, SoftLabelError, SoftLabelSpec, build_targets,
                                      curated_members, ensemble_logits, mean_teacher_targets, noisy_onehot_targets)
 
 # Two cycles, three teachers, four classes.

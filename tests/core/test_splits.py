@@ -1,9 +1,9 @@
 """Patient-wise splits: no patient on both sides, reproducible for a seed, validation carved from train."""
 import pytest
 
-from lungkd.core.dataset import load_dataset
+from lungkd.core.data.dataset import load_dataset
 from lungkd.core.errors import DataError
-from lungkd.core.splits import patient_split, validation_split
+from lungkd.core.data.splits import patient_split, validation_split
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from lungkd.core.labels import CLASS_NAMES
-from lungkd.core.synth import (CLASS_SHARES, COARSE_CRACKLE_HZ, DIAGNOSES, FINE_CRACKLE_HZ, SynthSummary,
+from lungkd.core.data.synth import (CLASS_SHARES, COARSE_CRACKLE_HZ, DIAGNOSES, FINE_CRACKLE_HZ, SynthSummary,
                                crackle_waves, write_synthetic_dataset)
 
 SEED = 7

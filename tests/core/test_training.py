@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from lungkd.core.cache import FeatureCache
+from lungkd.core.features.cache import FeatureCache
 from lungkd.core.cancel import Cancelled, CancelToken
-from lungkd.core.dataset import load_dataset
-from lungkd.core.inputs import build_cycle_sets
-from lungkd.core.models import create_model
-from lungkd.core.training import (STATE_FILE, CycleSet, TrainConfig, Trainer, TrainingError,
+from lungkd.core.data.dataset import load_dataset
+from lungkd.core.features.cycle_sets import build_cycle_sets
+from lungkd.core.models.registry import create_model
+from lungkd.core.training.trainer import (STATE_FILE, CycleSet, TrainConfig, Trainer, TrainingError,
                                   cosine_lr)
 
 WORKER = Path(__file__).with_name("train_worker.py")

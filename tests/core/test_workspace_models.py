@@ -1,8 +1,8 @@
 """The model picker's list: every model folder with a card under the workspace and the shipped ones."""
 import json
 
-from lungkd.core.model_card import CARD_FILE
-from lungkd.core.workspace_models import find_models, shipped_models_folder
+from lungkd.core.models.card import CARD_FILE
+from lungkd.core.models.inventory import find_models, shipped_models_folder
 
 
 def card(folder, arch, score=None, **extra):

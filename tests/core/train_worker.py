@@ -10,8 +10,8 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
-from lungkd.core.models import create_model
-from lungkd.core.training import CycleSet, TrainConfig, Trainer
+from lungkd.core.models.registry import create_model
+from lungkd.core.training.trainer import CycleSet, TrainConfig, Trainer
 
 
 def main(features_path: str, run_dir: str, epochs: int) -> None:

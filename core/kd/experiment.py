@@ -17,21 +17,21 @@ from typing import Callable, Protocol, Sequence, TypeVar
 import numpy as np
 import torch
 
-from .cache import FeatureCache
-from .cancel import Cancelled, CancelToken
-from .catalog import Catalog
-from .dataset import DatasetIndex
-from .errors import LungKDError
-from .events import Event, EventCallback, EventLog
-from .inputs import build_cycle_sets
-from .metrics import Scores, patient_bootstrap_ci, scores_from_logits
-from .model_card import read_model_card, save_trained_model, write_atomic_text
-from .models import create_model
-from .recipes import ExperimentRecipe, StudentSpec
-from .single_run import resolve_dataset
-from .soft_labels import build_targets, curated_members, ensemble_logits
-from .splits import validation_split
-from .training import CycleSet, Progress, TrainConfig, Trainer, predict_logits
+from lungkd.core.features.cache import FeatureCache
+from lungkd.core.cancel import Cancelled, CancelToken
+from lungkd.core.workspace.catalog import Catalog
+from lungkd.core.data.dataset import DatasetIndex
+from lungkd.core.errors import LungKDError
+from lungkd.core.events import Event, EventCallback, EventLog
+from lungkd.core.features.cycle_sets import build_cycle_sets
+from lungkd.core.metrics import Scores, patient_bootstrap_ci, scores_from_logits
+from lungkd.core.models.card import read_model_card, save_trained_model, write_atomic_text
+from lungkd.core.models.registry import create_model
+from lungkd.core.recipes import ExperimentRecipe, StudentSpec
+from lungkd.core.training.single_run import resolve_dataset
+from lungkd.core.kd.soft_labels import build_targets, curated_members, ensemble_logits
+from lungkd.core.data.splits import validation_split
+from lungkd.core.training.trainer import CycleSet, Progress, TrainConfig, Trainer, predict_logits
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -389,7 +389,7 @@ class Experiment:
             ensembles = self.evaluate_ensembles(logits, teacher_scores)
             groups = self.train_students(logits, teacher_scores)
             second = self.second_generation(groups)
-            from .report import build_report, write_reports
+            from lungkd.core.kd.report import build_report, write_reports
 
             report = build_report(self, teacher_cards, ensembles, groups, second, logits)
             paths = write_reports(report, self.folder)

@@ -26,8 +26,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from .errors import LungKDError
-from .workspace_paths import resolve_workspace
+from lungkd.core.errors import LungKDError
+from lungkd.core.workspace.paths import resolve_workspace
 
 CATALOG_FILE = "catalog.sqlite"
 BUSY_TIMEOUT_S = 30.0

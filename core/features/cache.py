@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING, Callable, Sequence, Union
 
 import numpy as np
 
-from .cancel import Cancelled, CancelToken
-from .errors import AudioError, LungKDError, Problem
-from .prepare import PrepSettings, prepare_recording, require_audio
-from .records import Cycle, Recording
+from lungkd.core.cancel import Cancelled, CancelToken
+from lungkd.core.errors import AudioError, LungKDError, Problem
+from lungkd.core.features.prepare import PrepSettings, prepare_recording, require_audio
+from lungkd.core.data.records import Cycle, Recording
 
 if TYPE_CHECKING:
-    from .features import ClapFeatureSettings, FbankSettings
+    from lungkd.core.features.spectral import ClapFeatureSettings, FbankSettings
 
     FeatureSettings = Union[FbankSettings, ClapFeatureSettings]
 

@@ -6,13 +6,13 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .cache import FeatureCache, prepare_dataset
-from .dataset import DatasetIndex
-from .errors import DataError
-from .features import ClapFeatureSettings, FbankSettings
-from .prepare import PrepSettings
-from .prompts import dataset_prompts
-from .training import CycleSet
+from lungkd.core.features.cache import FeatureCache, prepare_dataset
+from lungkd.core.data.dataset import DatasetIndex
+from lungkd.core.errors import DataError
+from lungkd.core.features.spectral import ClapFeatureSettings, FbankSettings
+from lungkd.core.features.prepare import PrepSettings
+from lungkd.core.data.prompts import dataset_prompts
+from lungkd.core.training.trainer import CycleSet
 
 CLAP_ARCHITECTURES = ("audio_clap", "bts")
 

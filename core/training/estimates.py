@@ -6,8 +6,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from .models import create_model, list_models
-from .training import autocast_for, forward, resolve_device
+from lungkd.core.models.registry import create_model, list_models
+from lungkd.core.training.trainer import autocast_for, forward, resolve_device
 
 _PROMPT = "This sound was recorded from the trachea of an adult male patient, using a Meditron stethoscope."
 

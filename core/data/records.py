@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .labels import label_from_flags
+from lungkd.core.labels import label_from_flags
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DataError, Problem
-from .records import Patient
+from lungkd.core.errors import DataError, Problem
+from lungkd.core.data.records import Patient
 
 LOCATIONS = ("Tc", "Al", "Ar", "Pl", "Pr", "Ll", "Lr")
 MODES = ("sc", "mc")

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .cache import FeatureCache
-from .dataset import load_dataset
-from .errors import LungKDError
-from .inputs import build_cycle_sets
-from .metrics import BootstrapCI, Scores, patient_bootstrap_ci, scores_from_logits
-from .model_card import read_model_card
-from .training import predict_logits
+from lungkd.core.features.cache import FeatureCache
+from lungkd.core.data.dataset import load_dataset
+from lungkd.core.errors import LungKDError
+from lungkd.core.features.cycle_sets import build_cycle_sets
+from lungkd.core.metrics import BootstrapCI, Scores, patient_bootstrap_ci, scores_from_logits
+from lungkd.core.models.card import read_model_card
+from lungkd.core.training.trainer import predict_logits
 
 
 @dataclass
@@ -32,7 +32,7 @@ class Evaluation:
 
 def load_saved_model(folder: str | Path):
     """A model folder written by training (weights + lungkd.json card), ready for inference."""
-    from .models import create_model
+    from lungkd.core.models.registry import create_model
 
     card = read_model_card(folder)
     if card is None:

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .errors import LungKDError
-from .labels import NUM_CLASSES
+from lungkd.core.errors import LungKDError
+from lungkd.core.labels import NUM_CLASSES
 
 MODES = ("mean", "random", "curated", "onehot_noise", "onehot_teacher_noise")
 _SPEC = re.compile(r"^(mean|random|curated)_(\d+)$")

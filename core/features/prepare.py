@@ -17,9 +17,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .audio import load_audio
-from .errors import AudioError, Problem
-from .records import Cycle, Recording
+from lungkd.core.data.audio import load_audio
+from lungkd.core.errors import AudioError, Problem
+from lungkd.core.data.records import Cycle, Recording
 
 SAMPLE_RATES = (16000, 48000)  # fbank models / CLAP models
 PAD_MODES = ("repeat", "zero")

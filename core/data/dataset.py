@@ -11,13 +11,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .annotations import clip_cycles_to_duration, read_annotation_file
-from .audio import AUDIO_EXTENSIONS, probe_audio
-from .errors import AudioError, DataError, Problem
-from .labels import CLASS_NAMES
-from .metadata import (NAME_DIFFERENCES_FILE, SIDE_FILES, SPLIT_FILE, NameMatch, match_split_names, name_problems,
+from lungkd.core.data.annotations import clip_cycles_to_duration, read_annotation_file
+from lungkd.core.data.audio import AUDIO_EXTENSIONS, probe_audio
+from lungkd.core.errors import AudioError, DataError, Problem
+from lungkd.core.labels import CLASS_NAMES
+from lungkd.core.data.metadata import (NAME_DIFFERENCES_FILE, SIDE_FILES, SPLIT_FILE, NameMatch, match_split_names, name_problems,
                        parse_recording_name, read_name_differences, read_patients, read_split_file)
-from .records import Cycle, Patient, Recording
+from lungkd.core.data.records import Cycle, Patient, Recording
 
 SPLITS = ("train", "test")
 # Audio containers people have that libsndfile (and so LungKD) does not read.

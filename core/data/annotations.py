@@ -4,8 +4,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .errors import DataError, Problem
-from .records import Cycle
+from lungkd.core.errors import DataError, Problem
+from lungkd.core.data.records import Cycle
 
 _FORMAT_FIX = "each line must read `start_s end_s crackle(0/1) wheeze(0/1)`, e.g. `0.036 0.579 0 0`."
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .errors import AudioError, Problem
+from lungkd.core.errors import AudioError, Problem
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 MIN_SAMPLE_RATE = 4000

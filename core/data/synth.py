@@ -25,8 +25,8 @@ from typing import Callable
 import numpy as np
 import soundfile as sf
 
-from .labels import CLASS_NAMES
-from .metadata import DEMOGRAPHICS_FILE, DIAGNOSIS_FILE, LOCATIONS, METADATA_FILE, SPLIT_FILE
+from lungkd.core.labels import CLASS_NAMES
+from lungkd.core.data.metadata import DEMOGRAPHICS_FILE, DIAGNOSIS_FILE, LOCATIONS, METADATA_FILE, SPLIT_FILE
 
 CLASS_SHARES = np.array([0.53, 0.27, 0.13, 0.07])  # ICBHI: 3642 / 1864 / 886 / 506 of 6898 cycles
 TRAIN_SHARE = 0.6  # of recordings; ICBHI has 539 / 920

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
-from .model_card import CARD_FILE, read_model_card
+from lungkd.core.models.card import CARD_FILE, read_model_card
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from .records import Patient, Recording
+from lungkd.core.data.records import Patient, Recording
 
 LOCATION_WORDS = {
     "Tc": "trachea", "Al": "left anterior chest", "Ar": "right anterior chest", "Pl": "left posterior chest",

@@ -8,14 +8,14 @@ from typing import Callable
 
 import torch
 
-from .cache import FeatureCache
-from .dataset import DatasetIndex, load_dataset
-from .inputs import build_cycle_sets
-from .model_card import save_trained_model
-from .recipes import DataSpec, TrainRecipe
-from .splits import patient_split, validation_split
-from .cancel import CancelToken
-from .training import Progress, Trainer, TrainResult
+from lungkd.core.features.cache import FeatureCache
+from lungkd.core.data.dataset import DatasetIndex, load_dataset
+from lungkd.core.features.cycle_sets import build_cycle_sets
+from lungkd.core.models.card import save_trained_model
+from lungkd.core.recipes import DataSpec, TrainRecipe
+from lungkd.core.data.splits import patient_split, validation_split
+from lungkd.core.cancel import CancelToken
+from lungkd.core.training.trainer import Progress, Trainer, TrainResult
 
 
 def _digest(obj) -> str:
@@ -25,7 +25,7 @@ def _digest(obj) -> str:
 def resolve_dataset(data: DataSpec, workspace: Path) -> DatasetIndex:
     """Load the recipe's dataset (writing the synthetic one into the workspace once) and apply its split."""
     if data.synthetic is not None:
-        from .synth import write_synthetic_dataset
+        from lungkd.core.data.synth import write_synthetic_dataset
 
         s = data.synthetic
         folder = workspace / "datasets" / f"synthetic-{s.recordings}-seed{s.seed}-noise{s.label_noise:g}"
@@ -47,7 +47,7 @@ def run_dir_for(recipe: TrainRecipe, workspace: Path) -> Path:
 def train_from_recipe(recipe: TrainRecipe, workspace: Path, on_progress: Callable[[Progress], None] | None = None,
                       cancel: CancelToken | None = None) -> tuple[TrainResult, Path]:
     """Train (or resume) the recipe's model; returns the result and the folder of the saved model."""
-    from .models import create_model
+    from lungkd.core.models.registry import create_model
 
     index = resolve_dataset(recipe.data, workspace)
     if recipe.train.selection == "best_val":

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from .inputs import input_settings
-from .labels import CLASS_NAMES
+from lungkd.core.features.cycle_sets import input_settings
+from lungkd.core.labels import CLASS_NAMES
 
 CARD_FILE = "lungkd.json"
 
@@ -27,7 +27,7 @@ def save_trained_model(model: torch.nn.Module, folder: Path, *, size: str, pretr
                        selected_epoch: int, test: dict | None, data_fingerprint: str, seed: int,
                        extra: dict | None = None) -> dict:
     """Weights first, the card last: a kill in between leaves no card, so the run counts as unfinished."""
-    from .models import save_model
+    from lungkd.core.models.registry import save_model
 
     save_model(model, folder)
     prep, features = input_settings(model.arch_name)

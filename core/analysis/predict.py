@@ -13,17 +13,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .annotations import clip_cycles_to_duration, read_annotation_file
-from .audio import load_audio, resample
-from .cancel import Cancelled, CancelToken
-from .errors import Problem
-from .inputs import input_settings
-from .labels import CLASS_NAMES
-from .metadata import parse_recording_name
-from .prepare import prepare_cycles
-from .prompts import LOCATION_WORDS, build_prompt
-from .records import Cycle
-from .training import CycleSet, predict_logits
+from lungkd.core.data.annotations import clip_cycles_to_duration, read_annotation_file
+from lungkd.core.data.audio import load_audio, resample
+from lungkd.core.cancel import Cancelled, CancelToken
+from lungkd.core.errors import Problem
+from lungkd.core.features.cycle_sets import input_settings
+from lungkd.core.labels import CLASS_NAMES
+from lungkd.core.data.metadata import parse_recording_name
+from lungkd.core.features.prepare import prepare_cycles
+from lungkd.core.data.prompts import LOCATION_WORDS, build_prompt
+from lungkd.core.data.records import Cycle
+from lungkd.core.training.trainer import CycleSet, predict_logits
 
 FIXED_WINDOW_S = 4.0
 MIN_CYCLE_S, MAX_CYCLE_S = 1.0, 8.0

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .dataset import DatasetIndex
-from .errors import DataError
+from lungkd.core.data.dataset import DatasetIndex
+from lungkd.core.errors import DataError
 
 
 def _patients(index: DatasetIndex, split: str | None = None) -> list[str]:

@@ -19,10 +19,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .cancel import Cancelled, CancelToken
-from .errors import LungKDError
-from .features import specaugment
-from .metrics import Scores, scores_from_logits
+from lungkd.core.cancel import Cancelled, CancelToken
+from lungkd.core.errors import LungKDError
+from lungkd.core.features.spectral import specaugment
+from lungkd.core.metrics import Scores, scores_from_logits
 
 Selection = Literal["best_test", "best_val", "last"]
 SELECTIONS = ("best_test", "best_val", "last")

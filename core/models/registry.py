@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import LungKDError
-from .labels import NUM_CLASSES
+from lungkd.core.errors import LungKDError
+from lungkd.core.labels import NUM_CLASSES
 
 FBANK_FRAMES, FBANK_BINS = 798, 128
 CLAP_FRAMES, CLAP_MELS = 1001, 64
@@ -384,7 +384,7 @@ def prompt_tokenizer(vocab_size: int = PROMPT_VOCAB):
     """A RoBERTa-style byte-level BPE tokenizer trained on every BTS prompt wording (offline, ~0.1 s)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
-    from .prompts import LOCATION_WORDS, UNKNOWN, build_prompt
+    from lungkd.core.data.prompts import LOCATION_WORDS, UNKNOWN, build_prompt
 
     devices = ("AKGC417L", "LittC2SE", "Litt3200", "Meditron", UNKNOWN)
     corpus = [build_prompt(age, sex, loc, dev) for age in ("adult", "pediatric", UNKNOWN, None)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .metrics import mean_std
-from .model_card import write_atomic_text
+from lungkd.core.metrics import mean_std
+from lungkd.core.models.card import write_atomic_text
 
 
 def _row(card: dict) -> dict:
