@@ -38,16 +38,9 @@ FIRST_START_KEY = "first_start_done"
 
 def demo_recordings(workspace: Path) -> Path:
     """Six synthetic recordings in ICBHI layout (with annotations), generated once per workspace."""
-    import shutil
+    from lungkd.core.data.sources import SyntheticData, ensure_synthetic_dataset
 
-    from lungkd.core.data.synth import write_synthetic_dataset
-
-    folder = workspace / "datasets" / "studio-demo"
-    if not (folder / ".complete").exists():
-        shutil.rmtree(folder, ignore_errors=True)
-        write_synthetic_dataset(folder, recordings=6, seed=0)
-        (folder / ".complete").write_text("")
-    return folder
+    return ensure_synthetic_dataset(workspace / "datasets" / "studio-demo", SyntheticData(recordings=6, seed=0))
 
 
 def main(argv: list[str] | None = None) -> int:

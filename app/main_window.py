@@ -6,6 +6,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from superqt.utils import qthrottled
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton,
                                QTabWidget, QToolBar)
 
@@ -54,7 +55,9 @@ class MainWindow(QMainWindow):
         self.recordings.status.connect(self.status_message)
         self.recordings.error.connect(self.show_error)
         self.recordings.selection_changed.connect(self._update_actions)
-        self.queue.progress.connect(self._progress)
+        # a training step or a recording per event: the status bar needs at most ten updates a second
+        self._show_progress = qthrottled(self._progress, timeout=100, parent=self)
+        self.queue.progress.connect(self._show_progress)
         self.queue.busy.connect(self._busy)
         self.refresh_models()
         self._update_actions()
@@ -199,9 +202,11 @@ class MainWindow(QMainWindow):
         if event.total:
             self.progress.setRange(0, event.total)
             self.progress.setValue(event.step or 0)
-            self.progress.setFormat(f"%v of %m" + (f" · {event.eta_s:.0f} s left" if event.eta_s else ""))
+            self.progress.setFormat("%v of %m" + (f" · {event.eta_s:.0f} s left" if event.eta_s else ""))
 
     def _busy(self, busy: bool) -> None:
+        if not busy:
+            self._show_progress.cancel()  # a late progress message must not overwrite the summary below
         for widget in (self.progress, self.cancel_button):
             widget.setVisible(busy)
         if not busy:
@@ -225,7 +230,7 @@ class MainWindow(QMainWindow):
 
     def open_wizard(self) -> TrainingWizard:
         if self.wizard is None:
-            self.wizard = TrainingWizard(self.workspace, self)
+            self.wizard = TrainingWizard(self.workspace, self, self.queue)
             self.wizard.use_model.connect(self.use_model)
         self.wizard.show()
         self.wizard.raise_()

@@ -1,5 +1,6 @@
 """The background jobs of the Recordings page: core calls composed for one window, run by the engine
-adapter. Each reports a core `Event` per recording, carrying the result (or the error) in `data`."""
+adapter. Each reports a core `Event` per recording for progress and delivers each recording's result (or
+its error) as a partial result."""
 from __future__ import annotations
 
 import traceback
@@ -8,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from lungkd.core.analysis.predict import RecordingAnalysis, analyse_recording, display_spectrogram
-from lungkd.core.data.audio import AUDIO_EXTENSIONS, load_audio
+from lungkd.core.analysis.display import display_spectrogram, relative_to_loud_parts
+from lungkd.core.analysis.predict import RecordingAnalysis, analyse_samples
+from lungkd.core.data.audio import AUDIO_EXTENSIONS, DecodedAudio, load_audio
 from lungkd.core.cancel import Cancelled
 from lungkd.core.errors import LungKDError
-from lungkd.core.analysis.evaluation import load_saved_model
+from lungkd.core.models.card import load_saved_model
 from lungkd.core.events import Event
 
 from .spectrogram_settings import SpectrogramSettings
@@ -29,11 +31,18 @@ class Spectrogram:
 @dataclass
 class OpenRecording:
     path: Path
-    samples: np.ndarray  # mono, at the file's own rate
-    sample_rate: int
+    audio: DecodedAudio  # mono, at the file's own rate: decoded once, analysed and drawn from here
     spectrogram: Spectrogram
     analysis: RecordingAnalysis | None = None  # None until a model has analysed it
     notice: str = ""  # why there is no analysis, or what the analysis warned about
+
+    @property
+    def samples(self) -> np.ndarray:
+        return self.audio.samples
+
+    @property
+    def sample_rate(self) -> int:
+        return self.audio.sample_rate
 
     @property
     def duration(self) -> float:
@@ -74,10 +83,7 @@ def expand_paths(paths: list[Path]) -> list[Path]:
 def compute_spectrogram(samples: np.ndarray, sample_rate: int, settings: SpectrogramSettings) -> Spectrogram:
     db, seconds_per_frame, hz_per_bin = display_spectrogram(samples, sample_rate, window_s=settings.window_ms / 1000,
                                                             hop_s=settings.hop_ms / 1000)
-    # 0 dB at the loud parts above 60 Hz: heart sounds, hum and DC below would otherwise push the breath
-    # sounds to the bottom of the colour scale
-    loud = float(np.percentile(db[:, int(60 / hz_per_bin) + 1:], 99.9))
-    return Spectrogram(db - loud, seconds_per_frame, hz_per_bin, settings.image_key())
+    return Spectrogram(relative_to_loud_parts(db, hz_per_bin), seconds_per_frame, hz_per_bin, settings.image_key())
 
 
 def failure(path: Path, exc: Exception) -> FailedRecording:
@@ -86,43 +92,47 @@ def failure(path: Path, exc: Exception) -> FailedRecording:
     return FailedRecording(path, words or type(exc).__name__, f"{exc}\n\n{traceback.format_exc()}")
 
 
-def _analyse(path: Path, model_folder: Path | None, models: ModelCache, cancel) -> tuple[RecordingAnalysis | None, str]:
+def _analyse(path: Path, audio: DecodedAudio, model_folder: Path | None, models: ModelCache,
+             cancel) -> tuple[RecordingAnalysis | None, str]:
     if model_folder is None:
         return None, "No model chosen: pick one in the toolbar to see predictions."
-    analysis = analyse_recording(path, models.get(model_folder), cancel=cancel)
+    analysis = analyse_samples(path, audio, models.get(model_folder), cancel=cancel)
     return analysis, "\n".join(analysis.warnings)
 
 
-def _each_recording(paths: list[Path], work):
-    """A job running `work(path, cancel)` on each path in turn; an error becomes that path's
-    FailedRecording (one bad file among many) and the rest go on."""
+def _each_recording(items: list, work):
+    """A job running `work(item, cancel)` on each item (a path, or an open recording) in turn and delivering
+    each result; an error becomes that recording's FailedRecording (one bad file among many) and the rest
+    go on."""
     def job(report, cancel) -> None:
-        for number, path in enumerate(paths, start=1):
-            report(Event("recordings", "progress", f"Analysing {path.name}", step=number - 1, total=len(paths)))
+        for number, item in enumerate(items, start=1):
+            path = item.path if isinstance(item, OpenRecording) else item
+            report(Event("recordings", "progress", f"Analysing {path.name}", step=number - 1, total=len(items)))
             try:
-                result = work(path, cancel)
+                result = work(item, cancel)
             except Cancelled:
                 raise
             except Exception as exc:
                 result = failure(path, exc)
-            report(Event("recordings", "progress", path.name, step=number, total=len(paths), data={"result": result}))
+            report.deliver(result)
+            report(Event("recordings", "progress", path.name, step=number, total=len(items)))
     return job
 
 
 def open_job(paths: list[Path], model_folder: Path | None, settings: SpectrogramSettings, models: ModelCache):
-    """Decode, draw and analyse each recording: OpenRecording results."""
+    """Decode each recording once, then draw and analyse it from those samples: OpenRecording results."""
     def work(path: Path, cancel) -> OpenRecording:
         audio = load_audio(path)
-        recording = OpenRecording(path, audio.samples, audio.sample_rate,
-                                  compute_spectrogram(audio.samples, audio.sample_rate, settings))
-        recording.analysis, recording.notice = _analyse(path, model_folder, models, cancel)
+        recording = OpenRecording(path, audio, compute_spectrogram(audio.samples, audio.sample_rate, settings))
+        recording.analysis, recording.notice = _analyse(path, audio, model_folder, models, cancel)
         return recording
     return _each_recording(paths, work)
 
 
-def reanalyse_job(paths: list[Path], model_folder: Path, models: ModelCache):
-    """The open recordings again with another model: (path, analysis, notice) results."""
-    return _each_recording(paths, lambda path, cancel: (path, *_analyse(path, model_folder, models, cancel)))
+def reanalyse_job(recordings: list[OpenRecording], model_folder: Path, models: ModelCache):
+    """The open recordings again with another model, from their decoded samples: (path, analysis, notice)."""
+    return _each_recording(recordings, lambda recording, cancel: (
+        recording.path, *_analyse(recording.path, recording.audio, model_folder, models, cancel)))
 
 
 def spectrogram_job(samples: np.ndarray, sample_rate: int, settings: SpectrogramSettings):

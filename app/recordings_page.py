@@ -88,7 +88,7 @@ class RecordingsPage(QWidget):
             self.status.emit("No wav, flac or ogg files there.")
             return None
         task = EngineTask(open_job(files, self.model_folder, self.settings, self.models), "Opening recordings")
-        task.progress.connect(self._result)
+        task.partial.connect(self._result)
         task.failed.connect(self.error)
         return self.queue.submit(task)
 
@@ -96,13 +96,12 @@ class RecordingsPage(QWidget):
         """Analyses with this model from now on, and again every recording already open."""
         self.model_folder = folder
         if folder is not None and self.recordings:
-            task = EngineTask(reanalyse_job(list(self.recordings), folder, self.models), "Analysing")
-            task.progress.connect(self._result)
+            task = EngineTask(reanalyse_job(list(self.recordings.values()), folder, self.models), "Analysing")
+            task.partial.connect(self._result)
             task.failed.connect(self.error)
             self.queue.submit(task)
 
-    def _result(self, event) -> None:
-        result = event.data.get("result")
+    def _result(self, result) -> None:
         if isinstance(result, OpenRecording):
             self.recordings[result.path] = result
         elif isinstance(result, FailedRecording):
@@ -157,7 +156,9 @@ class RecordingsPage(QWidget):
         self._refresh_spectrogram()
 
     def _refresh_spectrogram(self) -> None:
-        """Recomputes the current image off the GUI thread when its window or hop changed."""
+        """Recomputes the current image off the GUI thread when its window or hop changed. Deliberately not
+        through the task queue: a redraw of the recording on screen must not wait behind the analysis of
+        many others."""
         recording = self.current
         if recording is None or recording.spectrogram.key == self.settings.image_key():
             return

@@ -5,22 +5,23 @@ Every page edits one experiment recipe (core.recipes); Run drives core.experimen
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pyqtgraph as pg
 from PySide6.QtCore import QEventLoop, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
+from superqt.utils import qthrottled
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWizard, QWizardPage)
 
 from lungkd.core.labels import CLASS_NAMES
-from lungkd.core.recipes import (ARCHITECTURES, ExperimentRecipe, SyntheticData, experiment_to_toml,
-                                 load_experiment, parse_experiment)
-from lungkd.core.kd.soft_labels import SoftLabelSpec
+from lungkd.core.models.registry import ARCHITECTURES, SIZES
+from lungkd.core.recipes import (SELECTIONS, ExperimentRecipe, SecondGeneration, SoftLabelSpec, SyntheticData,
+                                 load_experiment, recipe_to_toml)
+from lungkd.core.workspace.layout import MODEL_FOLDER, experiment_folder, student_run_folder
 
-from .engine import EngineTask
+from .engine import EngineTask, TaskQueue
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "resources" / "recipes"
 
@@ -58,9 +59,10 @@ class TrainingWizard(QWizard):
 
     use_model = Signal(str)  # a student's model folder, for analysis in the main window
 
-    def __init__(self, workspace: Path, parent=None):
+    def __init__(self, workspace: Path, parent=None, queue: TaskQueue | None = None):
         super().__init__(parent)
         self.workspace = workspace
+        self.queue = queue or TaskQueue(self)  # the window's, so short engine calls never overlap its analyses
         self.setWindowTitle("LungKD — train and distil")
         self.resize(1000, 720)
         self.recipe: ExperimentRecipe = load_experiment(RECIPES_DIR / "demo-cpu.toml")
@@ -153,7 +155,7 @@ class DataPage(RecipePage):
         self.split = QComboBox()
         self.split.addItems(["official", "patient"])
         self.selection = QComboBox()
-        self.selection.addItems(["best_test", "best_val", "last"])
+        self.selection.addItems(SELECTIONS)
         self.inspect = QPushButton("Inspect")
         self.inspect.clicked.connect(self._inspect)
         self.counts = _table(["split", *CLASS_NAMES, "total"], [])
@@ -196,13 +198,13 @@ class DataPage(RecipePage):
     def updated(self, recipe: ExperimentRecipe) -> ExperimentRecipe:
         if self.synthetic.isChecked():
             old = recipe.data.synthetic or SyntheticData()
-            data = replace(recipe.data, path=None, synthetic=replace(old, recordings=self.recordings.value()))
+            data = recipe.data.replace(path=None, synthetic=old.replace(recordings=self.recordings.value()),
+                                       split=self.split.currentText())
         else:
             if not self.folder.text().strip():
                 raise ValueError("Choose a dataset folder, or the generated synthetic dataset.")
-            data = replace(recipe.data, path=self.folder.text().strip(), synthetic=None)
-        data = replace(data, split=self.split.currentText())
-        return replace(recipe, data=data, selection=self.selection.currentText())
+            data = recipe.data.replace(path=self.folder.text().strip(), synthetic=None, split=self.split.currentText())
+        return recipe.replace(data=data, selection=self.selection.currentText())
 
     def _inspect(self) -> None:
         if not self.validatePage():
@@ -211,15 +213,15 @@ class DataPage(RecipePage):
         workspace = self.wizard_().workspace
 
         def job(report, cancel):
-            from lungkd.core.training.single_run import resolve_dataset
+            from lungkd.core.data.sources import resolve_dataset
 
-            return resolve_dataset(recipe.data, workspace).stats()
+            return resolve_dataset(recipe.data, workspace, selection=recipe.selection).stats()
 
         self.detected.setText("Reading the dataset…")
-        task = EngineTask(job, parent=self)
+        task = EngineTask(job, "Reading the dataset")
         task.finished.connect(self.show_stats)
         task.failed.connect(lambda message, _: self.error.setText(message))
-        self._task = task.start()
+        self.wizard_().queue.submit(task)
 
     def show_stats(self, stats: dict) -> None:
         rows = [[split, *counts.values(), sum(counts.values())] for split, counts in stats["cycles"].items()]
@@ -236,7 +238,7 @@ class TeachersPage(RecipePage):
         self.setTitle("Teachers")
         self.setSubTitle("k models of one architecture, seeds 1..k, trained on the hard labels.")
         self.arch, self.size = _arch_combo(), QComboBox()
-        self.size.addItems(["full", "tiny"])
+        self.size.addItems(SIZES)
         self.pretrained = QLineEdit()
         self.pretrained.setPlaceholderText("Hugging Face id or local folder; empty = random initialisation")
         self.k = _spin(1, 100, 5)
@@ -257,7 +259,7 @@ class TeachersPage(RecipePage):
         form.addRow(self._error_label())
 
     def show_recipe(self, recipe: ExperimentRecipe) -> None:
-        t, train = recipe.teachers, recipe.teacher_train
+        t, train = recipe.teachers, recipe.teachers.train
         self.arch.setCurrentText(t.arch)
         self.size.setCurrentText(t.size)
         self.pretrained.setText(t.pretrained or "")
@@ -268,11 +270,16 @@ class TeachersPage(RecipePage):
         self.device.setCurrentText(recipe.device)
 
     def updated(self, recipe: ExperimentRecipe) -> ExperimentRecipe:
-        teachers = replace(recipe.teachers, arch=self.arch.currentText(), size=self.size.currentText(),
-                           pretrained=self.pretrained.text().strip() or None, k=self.k.value())
-        train = replace(recipe.teacher_train, epochs=self.epochs.value(), batch_size=self.batch.value(),
-                        lr=self.lr.value(), device=self.device.currentText())
-        return replace(recipe, teachers=teachers, teacher_train=train, device=self.device.currentText())
+        train = recipe.teachers.train.replace(epochs=self.epochs.value(), batch_size=self.batch.value(),
+                                              lr=self.lr.value())
+        k = self.k.value()
+        teachers = recipe.teachers.replace(arch=self.arch.currentText(), size=self.size.currentText(),
+                                           pretrained=self.pretrained.text().strip() or None, k=k, train=train)
+        # fewer teachers: soft labels and the curated ensemble take at most k of them (the next page shows it)
+        students = tuple(s.replace(labels=_at_most(s.soft_labels, k)) for s in recipe.students)
+        ensembles = recipe.ensembles.replace(curated_k=min(recipe.ensembles.curated_k, k))
+        return recipe.replace(teachers=teachers, students=students, ensembles=ensembles,
+                              device=self.device.currentText())
 
     def _estimate(self) -> None:
         arch, size, batch, device = (self.arch.currentText(), self.size.currentText(), self.batch.value(),
@@ -288,12 +295,17 @@ class TeachersPage(RecipePage):
             return rate, training_seconds(cycles, epochs, k, rate)
 
         self.estimate.setText("measuring one training step…")
-        task = EngineTask(job, parent=self)
+        task = EngineTask(job, "Measuring one training step")
         task.finished.connect(lambda r: self.estimate.setText(
             f"≈ {r[1] / 3600:.1f} h for {k} teachers ({r[0]:.1f} cycles/s measured here on {device}, "
             f"{cycles} training cycles)"))
         task.failed.connect(lambda message, _: self.estimate.setText(message))
-        self._task = task.start()
+        self.wizard_().queue.submit(task)
+
+
+def _at_most(labels: SoftLabelSpec, k: int) -> str:
+    """The soft-label mode with at most k teachers (the ablations use none)."""
+    return labels.name if labels.k <= k else f"{labels.mode}_{k}"
 
 
 class SoftLabelsPage(RecipePage):
@@ -321,9 +333,9 @@ class SoftLabelsPage(RecipePage):
 
     def updated(self, recipe: ExperimentRecipe) -> ExperimentRecipe:
         labels = f"{self.mode.currentText()}_{self.k.value()}"
-        students = tuple(replace(s, labels=labels) for s in recipe.students)
-        return replace(recipe, students=students, curated_k=self.k.value() if self.mode.currentText() == "curated"
-                       else recipe.curated_k)
+        students = tuple(s.replace(labels=labels) for s in recipe.students)
+        curated_k = self.k.value() if self.mode.currentText() == "curated" else recipe.ensembles.curated_k
+        return recipe.replace(students=students, ensembles=recipe.ensembles.replace(curated_k=curated_k))
 
 
 class StudentPage(RecipePage):
@@ -332,7 +344,7 @@ class StudentPage(RecipePage):
         self.setTitle("Student")
         self.setSubTitle("Any architecture, trained on the soft labels alone.")
         self.arch, self.size = _arch_combo(), QComboBox()
-        self.size.addItems(["full", "tiny"])
+        self.size.addItems(SIZES)
         self.pretrained = QLineEdit()
         self.seeds = QLineEdit()
         self.baseline = QCheckBox("Also train it on the hard labels (the baseline for the gain)")
@@ -356,7 +368,7 @@ class StudentPage(RecipePage):
         self.pretrained.setText(s.pretrained or "")
         self.seeds.setText(", ".join(map(str, s.seeds)))
         self.baseline.setChecked(s.baseline)
-        self.second.setChecked(recipe.second_generation == 1)
+        self.second.setChecked(recipe.second_generation.student == 1)
         self.epochs.setValue(s.train.epochs)
         self.batch.setValue(s.train.batch_size)
         self.lr.setValue(s.train.lr)
@@ -369,12 +381,13 @@ class StudentPage(RecipePage):
         if not seeds:
             raise ValueError("Give at least one seed, e.g. 1, 2, 3.")
         base = recipe.students[0]
-        student = replace(base, arch=self.arch.currentText(), size=self.size.currentText(),
-                          pretrained=self.pretrained.text().strip() or None, seeds=seeds,
-                          baseline=self.baseline.isChecked(),
-                          train=replace(base.train, epochs=self.epochs.value(), batch_size=self.batch.value(),
-                                        lr=self.lr.value()))
-        return replace(recipe, students=(student,), second_generation=1 if self.second.isChecked() else 0)
+        student = base.replace(arch=self.arch.currentText(), size=self.size.currentText(),
+                               pretrained=self.pretrained.text().strip() or None, seeds=seeds,
+                               baseline=self.baseline.isChecked(),
+                               train=base.train.replace(epochs=self.epochs.value(), batch_size=self.batch.value(),
+                                                        lr=self.lr.value()))
+        return recipe.replace(students=(student,),
+                              second_generation=SecondGeneration(student=1 if self.second.isChecked() else 0))
 
 
 class ReviewPage(RecipePage):
@@ -396,20 +409,22 @@ class ReviewPage(RecipePage):
 
     def show_recipe(self, recipe: ExperimentRecipe) -> None:
         self.name.setText(recipe.name)
-        self.text.setPlainText(experiment_to_toml(recipe))
+        self.text.setPlainText(recipe_to_toml(recipe))
 
     def _refresh(self) -> None:
-        if self.wizard() is not None:
-            self.text.setPlainText(experiment_to_toml(replace(self.wizard_().recipe, name=self.name.text())))
+        if self.wizard() is None:
+            return
+        try:
+            self.text.setPlainText(recipe_to_toml(self.updated(self.wizard_().recipe)))
+            self.error.setText("")
+        except Exception as exc:  # a name that cannot be a folder: say so while it is typed
+            self.error.setText(str(exc))
 
     def updated(self, recipe: ExperimentRecipe) -> ExperimentRecipe:
-        import tomllib
-
-        recipe = replace(recipe, name=self.name.text().strip() or recipe.name)
-        return parse_experiment(tomllib.loads(experiment_to_toml(recipe)))  # validated like a file
+        return recipe.replace(name=self.name.text().strip() or recipe.name)  # validated as a loaded file is
 
     def save_to(self, path: Path) -> None:
-        path.write_text(experiment_to_toml(self.updated(self.wizard_().recipe)), encoding="utf-8")
+        path.write_text(recipe_to_toml(self.updated(self.wizard_().recipe)), encoding="utf-8")
 
     def _save(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save recipe", f"{self.name.text()}.toml", "TOML (*.toml)")
@@ -450,6 +465,7 @@ class RunPage(RecipePage):
         layout.addLayout(buttons)
         layout.addWidget(self._error_label())
         self.finished_ok = False
+        self._show_progress = qthrottled(self._progress_now, timeout=100, parent=self)  # one event per step
 
     def isComplete(self) -> bool:
         return self.finished_ok
@@ -466,6 +482,8 @@ class RunPage(RecipePage):
         self.error.setText("")
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
+        # Deliberately not through the window's task queue: an experiment trains for minutes to days, and the
+        # recordings must stay analysable meanwhile.
         task = EngineTask(job, parent=self)
         task.progress.connect(self.on_event)
         task.finished.connect(self._finished)
@@ -479,19 +497,22 @@ class RunPage(RecipePage):
             self.stage.setText("Cancelling after the current step…")
 
     def on_event(self, event) -> None:
-        where = f"{event.stage}{' · ' + event.run if event.run else ''}"
         if event.kind == "progress" and event.total:
-            self.stage.setText(where)
-            self.bar.setMaximum(event.total)
-            self.bar.setValue(event.step)
-            if event.eta_s is not None:
-                self.eta.setText(f"about {event.eta_s / 60:.1f} min left in this run")
+            self._show_progress(event)
             return
+        where = f"{event.stage}{' · ' + event.run if event.run else ''}"
         if event.kind == "metrics" and "epoch" in event.data and event.run:
             self._plot(event.run, event.data)
         if event.kind in ("started", "finished", "failed", "notice", "artifact") or event.kind == "metrics":
             text = event.message or (json.dumps(event.data)[:160] if event.kind in ("metrics", "artifact") else "")
             self.log.appendPlainText(f"[{where}] {event.kind} {text}".rstrip())
+
+    def _progress_now(self, event) -> None:
+        self.stage.setText(f"{event.stage}{' · ' + event.run if event.run else ''}")
+        self.bar.setMaximum(event.total)
+        self.bar.setValue(event.step)
+        if event.eta_s is not None:
+            self.eta.setText(f"about {event.eta_s / 60:.1f} min left in this run")
 
     def _plot(self, run: str, data: dict) -> None:
         if run not in self.series:
@@ -584,7 +605,7 @@ class ResultsPage(RecipePage):
 
     def _folder(self) -> Path:
         wizard = self.wizard_()
-        return wizard.workspace / "experiments" / wizard.recipe.name
+        return experiment_folder(wizard.workspace, wizard.recipe.name)
 
     def report_path(self) -> Path:
         return self._folder() / "report.html"
@@ -598,7 +619,7 @@ class ResultsPage(RecipePage):
         if not students:
             return None
         best = max(students, key=lambda s: s["score"] or 0.0)
-        return self._folder() / "students" / f"{best['arch']}-{best['labels']}-seed-{best['seed']}" / "model"
+        return student_run_folder(self._folder(), "student", best["arch"], best["labels"], best["seed"]) / MODEL_FOLDER
 
     def _use_student(self) -> None:
         folder = self.student_model()

@@ -36,7 +36,7 @@ from lungkd.core.training.trainer import predict_logits  # noqa: E402
 
 def clean_test_scores(experiment: Experiment, args) -> dict[str, list[float]]:
     """Scores of every trained model on the true labels of the same test recordings."""
-    from lungkd.core.analysis.evaluation import load_saved_model
+    from lungkd.core.models.card import load_saved_model
 
     clean = resolve_dataset(DataSpec(synthetic=SyntheticData(args.recordings, args.data_seed, 0.0)),
                             experiment.workspace)

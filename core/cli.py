@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from lungkd.core.cancel import Cancelled, CancelToken
@@ -162,7 +161,7 @@ def _run(args: argparse.Namespace) -> int:
 
     recipe = load_experiment(args.recipe)
     if args.data:
-        recipe = replace(recipe, data=replace(recipe.data, path=str(args.data), synthetic=None))
+        recipe = recipe.replace(data=recipe.data.replace(path=str(args.data), synthetic=None))
     cancel = CancelToken()
     experiment = Experiment(recipe, resolve_workspace(args.workspace), _StageProgress(), cancel)
     try:
@@ -176,9 +175,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from lungkd.core.workspace.layout import experiment_folder
     from lungkd.core.workspace.paths import resolve_workspace
 
-    folder = resolve_workspace(args.workspace) / "experiments" / args.id
+    folder = experiment_folder(resolve_workspace(args.workspace), args.id)
     path = folder / ("report.json" if args.json else "report.md")
     if not path.exists():
         raise LungKDError(f"experiment '{args.id}' has no report yet.", path=folder,
@@ -235,7 +235,7 @@ def _f(value) -> str:
 
 def _predict(args: argparse.Namespace) -> int:
     from lungkd.core.analysis.predict import analyse_recording, to_json, write_csv
-    from lungkd.core.analysis.evaluation import load_saved_model
+    from lungkd.core.models.card import load_saved_model
 
     model, _ = load_saved_model(args.model)
     analyses, failures = [], 0

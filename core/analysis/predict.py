@@ -14,16 +14,17 @@ import numpy as np
 import torch
 
 from lungkd.core.data.annotations import clip_cycles_to_duration, read_annotation_file
-from lungkd.core.data.audio import load_audio, resample
+from lungkd.core.data.audio import DecodedAudio, load_audio, resample
 from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.errors import Problem
-from lungkd.core.features.cycle_sets import input_settings
+from lungkd.core.features.cycle_sets import CycleSet
 from lungkd.core.labels import CLASS_NAMES
 from lungkd.core.data.metadata import parse_recording_name
 from lungkd.core.features.prepare import prepare_cycles
-from lungkd.core.data.prompts import LOCATION_WORDS, build_prompt
+from lungkd.core.data.prompts import file_prompt
 from lungkd.core.data.records import Cycle
-from lungkd.core.training.trainer import CycleSet, predict_logits
+from lungkd.core.models.registry import model_info
+from lungkd.core.training.trainer import predict_logits
 
 FIXED_WINDOW_S = 4.0
 MIN_CYCLE_S, MAX_CYCLE_S = 1.0, 8.0
@@ -150,39 +151,29 @@ def find_cycles(path: Path, samples: np.ndarray, sr: int) -> tuple[list[Cycle], 
 def analyse_recording(path: str | Path, model: torch.nn.Module, *, batch_size: int = 16,
                       cancel: CancelToken | None = None) -> RecordingAnalysis:
     """The four class probabilities of every cycle, through the model's own preparation and features."""
+    decoded = load_audio(path)
+    return analyse_samples(path, decoded, model, batch_size=batch_size, cancel=cancel)
+
+
+def analyse_samples(path: str | Path, decoded: DecodedAudio, model: torch.nn.Module, *, batch_size: int = 16,
+                    cancel: CancelToken | None = None) -> RecordingAnalysis:
+    """`analyse_recording` on audio already decoded (at the file's own rate): the cycles are found at that
+    rate, the model's clips are cut from the same samples resampled to its rate."""
     path = Path(path)
-    prep, features = input_settings(model.arch_name)
-    decoded = load_audio(path)  # at its own rate, for the duration and the segmentation
+    inputs = model_info(model.arch_name).inputs
     cycles, source, problems = find_cycles(path, decoded.samples, decoded.sample_rate)
-    # one decode serves both: the segmentation at the file's rate, the model at its own
-    samples = resample(decoded.samples, decoded.sample_rate, prep.sample_rate)
-    clips, clip_problems = prepare_cycles(samples, prep.sample_rate, cycles, prep, str(path))
+    samples = resample(decoded.samples, decoded.sample_rate, inputs.prep.sample_rate)
+    clips, clip_problems = prepare_cycles(samples, inputs.prep.sample_rate, cycles, inputs.prep, str(path))
     if cancel is not None and cancel.is_set():
         raise Cancelled("analysis cancelled.")
-    inputs = torch.from_numpy(features.compute(clips)) if len(clips) else torch.zeros(0)
-    parsed = parse_recording_name(path.stem)
-    prompts = None
-    if model.arch_name == "bts":  # no patient metadata here: the sentence keeps what the file name says
-        prompts = [build_prompt(location=LOCATION_WORDS.get(parsed.location) if parsed else None,
-                                device=parsed.device if parsed else None)] * len(cycles)
-    data = CycleSet(inputs, torch.tensor([c.label for c in cycles], dtype=torch.int64), prompts)
+    features = torch.from_numpy(inputs.features.compute(clips)) if len(clips) else torch.zeros(0)
+    prompts = [file_prompt(path.stem)] * len(cycles) if inputs.prompts else None
+    data = CycleSet(features, torch.tensor([c.label for c in cycles], dtype=torch.int64), prompts)
     probabilities = torch.softmax(predict_logits(model, data, batch_size, cancel=cancel), dim=1).numpy() \
         if len(cycles) else np.zeros((0, 4))
+    parsed = parse_recording_name(path.stem)
     return RecordingAnalysis(
         str(path), decoded.sample_rate, len(decoded.samples) / decoded.sample_rate, parsed.device if parsed else None,
         source, [CyclePrediction(c.start, c.end, [float(p) for p in probs], c.label if source == "annotation" else None)
                  for c, probs in zip(cycles, probabilities)],
         [str(p) for p in (*decoded.warnings, *problems, *clip_problems)])
-
-
-def display_spectrogram(samples: np.ndarray, sr: int, *, window_s: float = 0.032, hop_s: float = 0.008,
-                        max_frames: int = 4000) -> tuple[np.ndarray, float, float]:
-    """dBFS magnitude (frames x bins) for display, with the seconds per frame and the Hz per bin; the hop
-    grows on long recordings so the image stays under `max_frames` columns."""
-    n_fft = 1 << max(6, int(np.ceil(np.log2(window_s * sr))))
-    hop = max(int(hop_s * sr), int(np.ceil(len(samples) / max_frames)))
-    window = torch.hann_window(n_fft)
-    spec = torch.stft(torch.from_numpy(samples.astype(np.float32)), n_fft, hop, window=window,
-                      return_complex=True).abs() * (2 / window.sum())  # a full-scale sine reads 0 dBFS
-    db = 20 * torch.log10(spec + 1e-9)
-    return db.T.numpy(), hop / sr, sr / n_fft

@@ -60,7 +60,9 @@ def read_annotation_file(path: str | Path, recording: str | None = None) -> tupl
 
 def clip_cycles_to_duration(cycles: list[Cycle] | tuple[Cycle, ...], duration: float, path: str | Path | None
                             ) -> tuple[tuple[Cycle, ...], list[Problem]]:
-    """Clip cycles that end past the audio (SPEC: clip to the audio) and say so; drop those that start past it."""
+    """Cycles that end past the audio are kept as annotated and said so: their clip stops at the end of the
+    resampled audio, in samples, as in the reference (core.features.prepare.cycle_span). Cycles that start
+    after the audio ends hold no sound and are dropped, with a warning."""
     kept: list[Cycle] = []
     problems: list[Problem] = []
     where = str(path) if path else None
@@ -72,9 +74,8 @@ def clip_cycles_to_duration(cycles: list[Cycle] | tuple[Cycle, ...], duration: f
             continue
         if cycle.end > duration:
             problems.append(Problem(where, f"the cycle {cycle.start}-{cycle.end} s ends after the audio "
-                                    f"({duration:.3f} s); clipped to the audio.", "", cycle.line))
-            cycle = Cycle(cycle.recording, len(kept), cycle.start, duration, cycle.crackle, cycle.wheeze, cycle.line)
-        elif cycle.index != len(kept):
+                                    f"({duration:.3f} s); its clip stops at the end of the audio.", "", cycle.line))
+        if cycle.index != len(kept):
             cycle = Cycle(cycle.recording, len(kept), cycle.start, cycle.end, cycle.crackle, cycle.wheeze, cycle.line)
         kept.append(cycle)
     return tuple(kept), problems

@@ -4,8 +4,10 @@ soundfile decodes (wav 8/16/24/32-bit int and float, flac, ogg); torchaudio only
 """
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -121,15 +123,97 @@ def decode_audio(path: str | Path) -> DecodedAudio:
     return DecodedAudio(np.ascontiguousarray(mono, dtype=np.float32), int(sr), warnings)
 
 
-def resample(samples: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
-    """Band-limited resampling through torchaudio (its default sinc interpolation)."""
+# The reference resamples with torchaudio.transforms.Resample (sinc interpolation with a Hann window, six
+# zero crossings, roll-off 0.99, the kernel computed in float64). Its kernel has (n) x (2 w + o) taps for
+# the rate ratio o/n in lowest terms, which is gigabytes for an awkward rate such as 44,101 Hz; above
+# KERNEL_LIMIT taps the same interpolation runs phase by phase with only the (2 w + 2) taps each needs.
+LOWPASS_WIDTH, ROLLOFF = 6, 0.99
+KERNEL_LIMIT = 4_000_000
+CHUNK_OUTPUT = 1 << 21  # output samples per block: long recordings never need a whole-length convolution
+
+
+@lru_cache(maxsize=16)
+def _reference_resampler(orig_sr: int, target_sr: int):
+    import torchaudio.transforms as T
+
+    return T.Resample(orig_sr, target_sr, lowpass_filter_width=LOWPASS_WIDTH, rolloff=ROLLOFF)
+
+
+def _reduced(orig_sr: int, target_sr: int) -> tuple[int, int, int]:
+    """(o, n, w): the ratio in lowest terms and the kernel's half-width in input samples."""
+    g = math.gcd(orig_sr, target_sr)
+    o, n = orig_sr // g, target_sr // g
+    return o, n, math.ceil(LOWPASS_WIDTH * o / (min(o, n) * ROLLOFF))
+
+
+def resample(samples: np.ndarray, orig_sr: int, target_sr: int, *, kernel_limit: int = KERNEL_LIMIT) -> np.ndarray:
+    """Band-limited resampling as the reference does it, with memory bounded whatever the rates: the
+    reference transform (cached per rate pair) applied block by block, or for awkward rate pairs the same
+    interpolation phase by phase."""
     if orig_sr == target_sr:
         return samples.astype(np.float32, copy=False)
     import torch
-    import torchaudio.functional as AF
 
-    out = AF.resample(torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)), orig_sr, target_sr)
+    x = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
+    o, n, width = _reduced(orig_sr, target_sr)
+    length = math.ceil(n * len(x) / o)  # what the reference returns
+    if n * (2 * width + o) <= kernel_limit:
+        transform = _reference_resampler(orig_sr, target_sr)
+        out = _blockwise(x, transform.kernel, o, n, width, length)
+    else:
+        out = _phase_by_phase(x, o, n, width, length)
     return out.numpy()
+
+
+def _blockwise(x, kernel, o: int, n: int, width: int, length: int):
+    """The reference's strided convolution over blocks of the signal (bit for bit the reference when the
+    recording fits in one block)."""
+    import torch
+    import torch.nn.functional as F
+
+    padded = F.pad(x[None], (width, width + o))[0]
+    blocks = -(-length // n)  # output blocks of n samples, each reading o input samples further
+    per_chunk = max(1, CHUNK_OUTPUT // n)
+    pieces = []
+    for first in range(0, blocks, per_chunk):
+        last = min(blocks, first + per_chunk)
+        segment = padded[first * o:(last - 1) * o + 2 * width + o]
+        pieces.append(F.conv1d(segment[None, None], kernel, stride=o)[0].T.reshape(-1))
+    return torch.cat(pieces)[:length]
+
+
+def _phase_kernel(o: int, n: int, width: int):
+    """(n, 2 width + 2) float32 taps: output phase j reads inputs floor(j o / n) - width + i of its block."""
+    import torch
+
+    j = torch.arange(n, dtype=torch.float64)[:, None]
+    first = torch.div(j * o, n, rounding_mode="floor") - width
+    i = torch.arange(2 * width + 2, dtype=torch.float64)[None, :]
+    base = min(o, n) * ROLLOFF
+    phase = -(torch.arange(0, -n, -1) / n).double()[:, None]  # j / n in float32, as the reference computes it
+    t = ((first + i) / o - phase) * base
+    t = t.clamp(-LOWPASS_WIDTH, LOWPASS_WIDTH)
+    window = torch.cos(t * math.pi / LOWPASS_WIDTH / 2) ** 2
+    t = t * math.pi
+    taps = torch.where(t == 0, torch.ones_like(t), torch.sin(t) / t) * window * (base / o)
+    return taps.float(), first.long()[:, 0]
+
+
+def _phase_by_phase(x, o: int, n: int, width: int, length: int):
+    import torch
+    import torch.nn.functional as F
+
+    taps, first = _phase_kernel(o, n, width)
+    blocks = -(-length // n)
+    pad_left = width
+    padded = F.pad(x[None], (pad_left, (blocks + 1) * o + 2 * width + 2 - len(x)))[0]
+    out = torch.empty(blocks, n)
+    span = 2 * width + 2
+    for j in range(n):
+        start = int(first[j]) + pad_left
+        windows = padded.as_strided((blocks, span), (o, 1), start)
+        out[:, j] = windows @ taps[j]
+    return out.reshape(-1)[:length]
 
 
 def load_audio(path: str | Path, target_sr: int | None = None) -> DecodedAudio:

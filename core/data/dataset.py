@@ -5,17 +5,16 @@ every skipped line, unmatched name and unreadable file becomes a Problem in `war
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lungkd.core.data.annotations import clip_cycles_to_duration, read_annotation_file
 from lungkd.core.data.audio import AUDIO_EXTENSIONS, probe_audio
+from lungkd.core.storage import json_sha256
 from lungkd.core.errors import AudioError, DataError, Problem
 from lungkd.core.labels import CLASS_NAMES
-from lungkd.core.data.metadata import (NAME_DIFFERENCES_FILE, SIDE_FILES, SPLIT_FILE, NameMatch, match_split_names, name_problems,
+from lungkd.core.data.metadata import (METADATA_FILE, NAME_DIFFERENCES_FILE, SIDE_FILES, SPLIT_FILE, NameMatch, match_split_names, name_problems,
                        parse_recording_name, read_name_differences, read_patients, read_split_file)
 from lungkd.core.data.records import Cycle, Patient, Recording
 
@@ -52,10 +51,8 @@ class DatasetIndex:
 
     def fingerprint(self) -> str:
         """Hash of names, cycles and split: what teacher logits and cached results are tied to."""
-        h = hashlib.sha256()
-        for rec in self.recordings:
-            h.update(json.dumps([rec.name, rec.split, [(c.start, c.end, c.label) for c in rec.cycles]]).encode())
-        return h.hexdigest()[:16]
+        return json_sha256([[rec.name, rec.split, [(c.start, c.end, c.label) for c in rec.cycles]]
+                            for rec in self.recordings], 16)
 
     def stats(self) -> dict:
         cycles: dict[str, dict[str, int]] = {}
@@ -176,6 +173,13 @@ def load_dataset(root: str | Path, *, probe_audio_files: bool = True) -> Dataset
     index = DatasetIndex(root, recordings, patients, warnings=warnings, has_split_file=SPLIT_FILE in side)
     if index.has_split_file:
         _assign_official_split(index, side)
+        if METADATA_FILE not in side:
+            warnings.append(Problem(str(root / METADATA_FILE), (
+                "missing: BTS prompts take each patient's chest location from this file (location_source = "
+                '"patient", the BTS default); without it they take the location from each file name instead '
+                "(on ICBHI, 698 of 920 prompts change)."),
+                'copy metadata_with_location.txt (from the BTS code) into the dataset folder, or set '
+                'location_source = "filename" in the recipe\'s [data] to use file names on purpose.'))
     return index
 
 

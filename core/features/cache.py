@@ -12,10 +12,8 @@ and recomputed.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import secrets
 import struct
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -27,6 +25,7 @@ from typing import TYPE_CHECKING, Callable, Sequence, Union
 import numpy as np
 
 from lungkd.core.cancel import Cancelled, CancelToken
+from lungkd.core.storage import atomic_path, file_sha256, json_sha256
 from lungkd.core.errors import AudioError, LungKDError, Problem
 from lungkd.core.features.prepare import PrepSettings, prepare_recording, require_audio
 from lungkd.core.data.records import Cycle, Recording
@@ -36,9 +35,8 @@ if TYPE_CHECKING:
 
     FeatureSettings = Union[FbankSettings, ClapFeatureSettings]
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: resampling by the reference transform; cycles clipped in samples
 _ARRAY = "inputs"
-_HASH_CHUNK = 1 << 20
 _THIS_AUDIO = "<audio>"  # stands for the audio path inside stored warnings (entries are path-independent)
 
 
@@ -50,23 +48,6 @@ Progress = Callable[[int, int], None]  # (recordings done, recordings in all)
 
 
 # ---------------------------------------------------------------- keys
-
-@lru_cache(maxsize=8192)
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    buf = bytearray(_HASH_CHUNK)
-    view = memoryview(buf)
-    with open(path, "rb") as f:
-        while n := f.readinto(buf):
-            h.update(view[:n])
-    return h.hexdigest()
-
-
-def audio_digest(path: str | Path) -> str:
-    """sha256 of a file's bytes, memoised per (path, size, mtime) within the process."""
-    st = os.stat(path)
-    return _file_sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
-
 
 @lru_cache(maxsize=1)
 def _library_versions() -> tuple[str, ...]:
@@ -84,7 +65,7 @@ def entry_key(audio_sha256: str, cycles: Sequence[Cycle], prep: PrepSettings,
         "features": features.key() if features is not None else "clips",
         "libraries": _library_versions(),
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return json_sha256(payload)
 
 
 # ---------------------------------------------------------------- the store
@@ -177,16 +158,12 @@ class FeatureCache:
         """Store an entry atomically; False when the disk refused (the caller goes on uncached)."""
         from safetensors.numpy import save_file
 
-        path = self.path(key)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            save_file({_ARRAY: np.ascontiguousarray(entry.inputs, dtype=np.float32)}, str(tmp),
-                      metadata={"version": str(CACHE_VERSION), "warnings": _portable(entry.warnings, audio_path)})
-            os.replace(tmp, path)
+            with atomic_path(self.path(key)) as tmp:
+                save_file({_ARRAY: np.ascontiguousarray(entry.inputs, dtype=np.float32)}, str(tmp),
+                          metadata={"version": str(CACHE_VERSION), "warnings": _portable(entry.warnings, audio_path)})
             return True
         except OSError:
-            self._discard(tmp)
             return False
 
     @staticmethod
@@ -273,7 +250,7 @@ def _keys(recordings: list[Recording], prep: PrepSettings, features: FeatureSett
     """Cache key per recording, or the Problem that kept its audio from being read."""
     def key(rec: Recording) -> str | Problem:
         try:
-            return entry_key(audio_digest(rec.audio_path), rec.cycles, prep, features)
+            return entry_key(file_sha256(rec.audio_path), rec.cycles, prep, features)
         except OSError as exc:
             return Problem(str(rec.audio_path), f"cannot read the audio file ({exc.strerror or exc}).",
                            "check that the file exists and is readable.")

@@ -43,6 +43,9 @@ class FbankSettings:
     def compute(self, clips: np.ndarray) -> np.ndarray:
         return normalize_fbank(fbank(clips, self.num_mel_bins), self.normalization)
 
+    def output_shape(self, clip_samples: int) -> tuple[int, int]:
+        return fbank_frames(clip_samples), self.num_mel_bins
+
 
 @dataclass(frozen=True)
 class ClapFeatureSettings:
@@ -69,6 +72,10 @@ class ClapFeatureSettings:
 
     def compute(self, clips: np.ndarray) -> np.ndarray:
         return clap_features(clips, self)
+
+    def output_shape(self, clip_samples: int) -> tuple[int, int, int]:
+        """Clips up to max_length_s are padded to it; longer ones are cropped to it (rand_trunc)."""
+        return 1, self.max_length_s * self.sampling_rate // self.hop_length + 1, self.feature_size
 
     def extractor_kwargs(self) -> dict:
         kwargs = asdict(self)
@@ -138,8 +145,7 @@ def clap_features(clips48k: np.ndarray, settings: ClapFeatureSettings = ClapFeat
     10 s: an 8 s clip is tiled once, i.e. followed by 2 s of zeros.
     """
     if len(clips48k) == 0:
-        frames = settings.max_length_s * settings.sampling_rate // settings.hop_length + 1
-        return np.zeros((0, 1, frames, settings.feature_size), dtype=np.float32)
+        return np.zeros((0, *settings.output_shape(clips48k.shape[-1])), dtype=np.float32)
     extractor = _clap_extractor(settings)
     with _numpy_seed(settings.seed):
         out = extractor(list(np.asarray(clips48k, dtype=np.float32)), sampling_rate=settings.sampling_rate,

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 
 import numpy as np
 
 from lungkd.core.metrics import mean_std
-from lungkd.core.models.card import write_atomic_text
+from lungkd.core.recipes import ExperimentRecipe, StudentSpec
+from lungkd.core.storage import write_json_atomic, write_text_atomic
 
 
 def _row(card: dict) -> dict:
@@ -21,25 +21,21 @@ def _summary(values: list[float]) -> dict:
     return {"mean": None if np.isnan(ms.mean) else ms.mean, "std": None if np.isnan(ms.std) else ms.std, "n": ms.n}
 
 
-def _same_as_teachers(student, recipe) -> bool:
+def _same_as_teachers(student: StudentSpec, recipe: ExperimentRecipe) -> bool:
     t = recipe.teachers
-    return (student.arch, student.size, student.pretrained, student.train) == \
-        (t.arch, t.size, t.pretrained, recipe.teacher_train)
+    return (student.arch, student.size, student.pretrained, student.train) == (t.arch, t.size, t.pretrained, t.train)
 
 
-def build_report(experiment, teacher_cards: list[dict], ensembles: dict, groups: list[list[dict]],
-                 second: dict | None, logits: dict) -> dict:
-    recipe = experiment.recipe
+def build_report(recipe: ExperimentRecipe, data_fingerprint: str, teacher_cards: list[dict], ensembles: dict,
+                 groups: list[list[dict]], second: dict | None, *, train_cycles: int, test_cycles: int) -> dict:
+    """The report from plain data: the cards of every run (each with its bootstrap interval), the ensemble
+    curve and the second generation."""
     teachers = [{"seed": c["seed"], "arch": c["architecture"], "epoch": c["selected_epoch"], **_row(c),
-                 "bootstrap": experiment.bootstrap(c["run_folder"], c["architecture"])}
-                for c in teacher_cards]
+                 "bootstrap": c.get("bootstrap")} for c in teacher_cards]
     students, groups_out = [], []
     for spec, cards in zip(recipe.students, groups):
-        rows = []
-        for card in cards:
-            rows.append({"arch": card["architecture"], "labels": card["labels"], "role": card["role"],
-                         "seed": card["seed"], "epoch": card["selected_epoch"], **_row(card),
-                         "bootstrap": experiment.bootstrap(card["run_folder"], card["architecture"])})
+        rows = [{"arch": c["architecture"], "labels": c["labels"], "role": c["role"], "seed": c["seed"],
+                 "epoch": c["selected_epoch"], **_row(c), "bootstrap": c.get("bootstrap")} for c in cards]
         students += rows
         distilled = _summary([r["score"] for r in rows if r["role"] == "student"])
         baseline = _summary([r["score"] for r in rows if r["role"] == "baseline"])
@@ -53,7 +49,7 @@ def build_report(experiment, teacher_cards: list[dict], ensembles: dict, groups:
     return {
         "name": recipe.name,
         "selection": recipe.selection,
-        "data_fingerprint": experiment.index.fingerprint(),
+        "data_fingerprint": data_fingerprint,
         "teacher_arch": recipe.teachers.arch,
         "teachers": teachers,
         "teacher_summary": _summary([t["score"] for t in teachers]),
@@ -62,9 +58,22 @@ def build_report(experiment, teacher_cards: list[dict], ensembles: dict, groups:
         "students": students,
         "student_groups": groups_out,
         "second_generation": second,
-        "test_cycles": int(len(logits["test_labels"])),
-        "train_cycles": int(len(logits["train_labels"])),
+        "test_cycles": int(test_cycles),
+        "train_cycles": int(train_cycles),
         "recipe": recipe.to_dict(),
+    }
+
+
+def headline_scores(report: dict) -> dict:
+    """What `lungkd runs` and the Experiments page show beside an experiment."""
+    best_ensemble = max((e for e in report["ensembles"] if e["score"] is not None), key=lambda e: e["score"],
+                        default=None)
+    return {
+        "teachers": report["teacher_summary"]["mean"],
+        "ensemble": {"k": best_ensemble["k"], "score": best_ensemble["score"]} if best_ensemble else None,
+        "students": [{"arch": g["arch"], "labels": g["labels"], "score": g["distilled"]["mean"],
+                      "hard": g["baseline"]["mean"], "gain": g["gain"]} for g in report["student_groups"]],
+        "second_generation": (report["second_generation"] or {}).get("score"),
     }
 
 
@@ -179,8 +188,8 @@ def html_report(report: dict) -> str:
 
 def write_reports(report: dict, folder: Path) -> list[Path]:
     paths = [folder / "report.json", folder / "report.md", folder / "report.html"]
-    write_atomic_text(paths[0], json.dumps(report, indent=2))
-    write_atomic_text(paths[1], markdown_report(report))
-    write_atomic_text(paths[2], html_report(report))
+    write_json_atomic(paths[0], report)
+    write_text_atomic(paths[1], markdown_report(report))
+    write_text_atomic(paths[2], html_report(report))
     return paths
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
-from lungkd.core.models.card import CARD_FILE, read_model_card
+from lungkd.core.models.card import read_model_card
+from lungkd.core.models.registry import CARD_FILE
 
 
 @dataclass(frozen=True)

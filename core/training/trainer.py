@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Literal, Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
@@ -21,54 +20,19 @@ import torch.nn.functional as F
 
 from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.errors import LungKDError
+from lungkd.core.features.cycle_sets import CycleSet
 from lungkd.core.features.spectral import specaugment
 from lungkd.core.metrics import Scores, scores_from_logits
+from lungkd.core.models.registry import model_info
+from lungkd.core.recipes import RunSettings, TrainConfig
+from lungkd.core.storage import save_torch_atomic
 
-Selection = Literal["best_test", "best_val", "last"]
-SELECTIONS = ("best_test", "best_val", "last")
 MIN_SE_FOR_SELECTION = 5.0  # the papers ignore epochs whose Se is below 5 %
 STATE_FILE = "train_state.pt"
 
 
 class TrainingError(LungKDError):
     """A run that cannot go on: out of memory, a bad setting, data that does not fit the model."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 200
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    final_lr_ratio: float = 1e-3  # cosine decay, stepped per epoch, reaching lr * this in the last epoch
-    weight_averaging: float | None = None  # w = a * w_before + (1 - a) * w_after after every step
-    specaugment: bool = True  # applied to fbank models only; CLAP models never get it
-    mixed_precision: bool = True  # on CUDA only: bf16 where supported, else fp16 with a grad scaler
-    selection: Selection = "best_test"
-    seed: int = 1
-    deterministic: bool = False
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-
-    def __post_init__(self) -> None:
-        if self.selection not in SELECTIONS:
-            raise TrainingError(f"selection '{self.selection}' is not one of {', '.join(SELECTIONS)}.",
-                                fix="use best_test (the papers), best_val or last.")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise TrainingError("epochs and batch_size must be at least 1.", fix="set positive values in the recipe.")
-
-
-@dataclass
-class CycleSet:
-    """Model inputs of a set of cycles in dataset order, with hard labels (and BTS prompts)."""
-
-    features: torch.Tensor  # (N, frames, mel) for fbank models, (N, 1, frames, mel) for CLAP models
-    labels: torch.Tensor  # (N,) int64
-    prompts: list[str] | None = None
-    cycle_ids: list[str] | None = None  # "recording#index": ties teacher logits to cycles across architectures
-    patients: list[str] | None = None  # for patient-level bootstrap intervals
-
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
 
 
 class SoftTargetProvider(Protocol):
@@ -136,13 +100,6 @@ def resolve_device(requested: str, notify: Callable[[str], None] | None = None) 
     return torch.device(requested)
 
 
-def forward(model: torch.nn.Module, features: torch.Tensor, prompts: list[str] | None) -> torch.Tensor:
-    """One call for every architecture: BTS also takes the prompts of its cycles."""
-    if getattr(model, "arch_name", None) == "bts":
-        return model(features, prompts)
-    return model(features)
-
-
 def predict_logits(model: torch.nn.Module, data: CycleSet, batch_size: int = 64, device: torch.device | None = None,
                    cancel: CancelToken | None = None) -> torch.Tensor:
     """Raw logits (N, 4) in eval mode, in the set's order."""
@@ -155,7 +112,7 @@ def predict_logits(model: torch.nn.Module, data: CycleSet, batch_size: int = 64,
                 raise Cancelled("cancelled while computing predictions.")
             stop = start + batch_size
             prompts = data.prompts[start:stop] if data.prompts is not None else None
-            out.append(forward(model, data.features[start:stop].to(device), prompts).float().cpu())
+            out.append(model(data.features[start:stop].to(device), prompts).float().cpu())
     return torch.cat(out) if out else torch.zeros(0, 4)
 
 
@@ -184,12 +141,6 @@ def _average_weights(model: torch.nn.Module, before: dict[str, torch.Tensor], ke
                 value.mul_(1.0 - keep).add_(before[name], alpha=keep)
 
 
-def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def _selection_value(record: EpochRecord, selection: str) -> float:
     scores = record.test if selection == "best_test" else record.val
     if not scores or scores["score"] is None or (scores["se"] or 0.0) <= MIN_SE_FOR_SELECTION:
@@ -200,9 +151,12 @@ def _selection_value(record: EpochRecord, selection: str) -> float:
 class Trainer:
     """Trains one model. `run_dir` holds the resumable state; None keeps everything in memory."""
 
-    def __init__(self, config: TrainConfig, run_dir: str | Path | None = None,
-                 on_progress: Callable[[Progress], None] | None = None, cancel: CancelToken | None = None):
+    def __init__(self, config: TrainConfig, *, seed: int = 1, settings: RunSettings = RunSettings(),
+                 run_dir: str | Path | None = None, on_progress: Callable[[Progress], None] | None = None,
+                 cancel: CancelToken | None = None):
         self.config = config
+        self.seed = seed
+        self.settings = settings
         self.run_dir = Path(run_dir) if run_dir else None
         self.on_progress = on_progress or (lambda p: None)
         self.cancel = cancel or CancelToken()
@@ -213,17 +167,17 @@ class Trainer:
     def fit(self, model: torch.nn.Module, train: CycleSet, test: CycleSet | None = None, val: CycleSet | None = None,
             targets: Targets = None) -> TrainResult:
         cfg = self.config
-        if cfg.selection == "best_val" and val is None:
+        if self.settings.selection == "best_val" and val is None:
             raise TrainingError("selection best_val needs a validation set.",
                                 fix="carve one from train (splits.validation_split) or use best_test.")
-        if cfg.selection == "best_test" and test is None:
+        if self.settings.selection == "best_test" and test is None:
             raise TrainingError("selection best_test needs the test set.", fix="pass the test cycles or use last.")
         if len(train) == 0:
             raise TrainingError("no training cycles.", fix="check the dataset and its split.")
-        if cfg.deterministic:
+        if self.settings.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
-        seed_everything(cfg.seed)
-        device = resolve_device(cfg.device, self._notify)
+        seed_everything(self.seed)
+        device = resolve_device(self.settings.device, self._notify)
         model.to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         use_amp = cfg.mixed_precision and device.type == "cuda"
@@ -242,7 +196,7 @@ class Trainer:
             start_epoch = resumed["epoch"] + 1
             self._notify(f"Resuming from epoch {resumed['epoch']}.")
 
-        augment = cfg.specaugment and getattr(model, "input_kind", "fbank") == "fbank"
+        augment = cfg.specaugment and model_info(model.arch_name).input_kind == "fbank"
         steps = math.ceil(len(train) / cfg.batch_size)
         started = time.monotonic()
         for epoch in range(start_epoch, cfg.epochs + 1):
@@ -258,8 +212,8 @@ class Trainer:
                     logits = predict_logits(model, data, max(cfg.batch_size, 64), device, self.cancel)
                     setattr(record, name, scores_from_logits(logits, data.labels).to_dict())
             history.append(record)
-            value = _selection_value(record, cfg.selection)
-            if cfg.selection == "last" or value > best_value or best_state is None:
+            value = _selection_value(record, self.settings.selection)
+            if self.settings.selection == "last" or value > best_value or best_state is None:
                 best_value, best_epoch = value, epoch
                 best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
             self._save_state(model, optimizer, scaler, history, best_state, best_epoch, best_value, epoch)
@@ -269,13 +223,13 @@ class Trainer:
         scores = None
         if test is not None:
             scores = scores_from_logits(predict_logits(model, test, max(cfg.batch_size, 64), device), test.labels)
-        return TrainResult(model, cfg.selection, best_epoch, scores, history, str(device))
+        return TrainResult(model, self.settings.selection, best_epoch, scores, history, str(device))
 
     def _train_epoch(self, model, optimizer, scaler, train: CycleSet, targets: Targets, epoch: int, steps: int,
                      augment: bool, device, use_amp: bool, started: float, start_epoch: int) -> float:
         cfg = self.config
-        generator = _epoch_generator(cfg.seed, epoch)
-        torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout: the same per epoch, resumed or not
+        generator = _epoch_generator(self.seed, epoch)
+        torch.manual_seed(self.seed * 100_003 + epoch)  # dropout: the same per epoch, resumed or not
         order = torch.randperm(len(train), generator=generator)
         soft = targets.for_epoch(epoch) if hasattr(targets, "for_epoch") else targets
         model.train()
@@ -296,7 +250,7 @@ class Trainer:
                       if cfg.weight_averaging else None)
             try:
                 with autocast_for(device, use_amp):
-                    logits = forward(model, x, prompts)
+                    logits = model(x, prompts)
                 loss = F.cross_entropy(logits.float(), y)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
@@ -318,6 +272,11 @@ class Trainer:
                                       loss=loss))
         return total / max(count, 1), data_seconds
 
+    def _identity(self) -> str:
+        """What a resumed run must share with the one that wrote the state."""
+        return json.dumps({"train": self.config.model_dump(mode="json"), "seed": self.seed,
+                           "settings": self.settings.model_dump(mode="json")}, sort_keys=True)
+
     def _state_path(self) -> Path | None:
         return self.run_dir / STATE_FILE if self.run_dir else None
 
@@ -326,7 +285,7 @@ class Trainer:
         if path is None or not path.exists():
             return None
         state = torch.load(path, map_location="cpu", weights_only=True)
-        if state.get("config") != json.dumps(asdict(self.config), sort_keys=True):
+        if state.get("config") != self._identity():
             raise TrainingError("this run folder holds a run with other settings.", path=path,
                                 fix="use a new run folder, or restore the settings it was started with.")
         return state
@@ -340,7 +299,7 @@ class Trainer:
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "history": json.dumps([asdict(r) for r in history]), "best_model": best_state,
                  "best_epoch": best_epoch, "best_value": best_value, "epoch": epoch,
-                 "config": json.dumps(asdict(self.config), sort_keys=True)}
+                 "config": self._identity()}
         if scaler.is_enabled():
             state["scaler"] = scaler.state_dict()
-        _atomic_torch_save(state, path)
+        save_torch_atomic(path, state)

@@ -1,5 +1,4 @@
 """The training wizard driven end to end on the demo recipe with tiny models, cancelled and resumed."""
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -29,6 +28,7 @@ def _page(wizard, cls):
     return wizard.currentPage()
 
 
+@pytest.mark.slow
 def test_wizard_end_to_end_with_cancel_and_resume(wizard, qtbot, tmp_path):
     data = _page(wizard, DataPage)
     assert data.synthetic.isChecked()  # the CPU demo is the default start
@@ -105,15 +105,17 @@ def test_paper_recipes_are_one_click_away(wizard):
     assert wizard.button(QWizard.WizardButton.NextButton).isEnabled()
 
 
+@pytest.mark.slow
 def test_closing_during_training_asks_cancels_and_the_run_resumes_next_time(qtbot, tmp_path, monkeypatch):
     from PySide6.QtWidgets import QMessageBox
 
     window = MainWindow(tmp_path / "ws", QSettings(str(tmp_path / "studio.ini"), QSettings.Format.IniFormat))
     qtbot.addWidget(window)
     wizard = window.open_wizard()
-    wizard.recipe = replace(wizard.recipe, name="closing", teacher_train=replace(wizard.recipe.teacher_train, epochs=3),
-                            data=replace(wizard.recipe.data, synthetic=replace(wizard.recipe.data.synthetic,
-                                                                               recordings=10)))
+    recipe = wizard.recipe
+    wizard.recipe = recipe.replace(name="closing",
+                                   teachers=recipe.teachers.replace(train=recipe.teachers.train.replace(epochs=3)),
+                                   data=recipe.data.replace(synthetic=recipe.data.synthetic.replace(recordings=10)))
     run = wizard.pages[5]
     run.start()
     qtbot.waitUntil(lambda: bool(run.series), timeout=120000)
@@ -140,6 +142,7 @@ def test_the_main_window_opens_the_wizard_and_takes_its_student(qtbot, tmp_path)
     assert window.pages.indexOf(window.runs) >= 0
 
 
+@pytest.mark.slow
 def test_first_start_opens_generated_recordings_with_predictions(tmp_path, monkeypatch):
     import subprocess
     import sys

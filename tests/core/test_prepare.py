@@ -163,19 +163,44 @@ def test_prepare_recording_resamples_a_4khz_file_to_48khz(tmp_path):
     assert [p.line for p in problems] == [] and np.abs(clips).max() <= 0.31
 
 
-def test_real_recording_matches_the_reference_pipeline(icbhi_audio_dir):
-    """prepare_recording against the BTS pipeline rebuilt from torchaudio (Resample + Fade)."""
-    name = "105_1b1_Tc_sc_Meditron"
-    cycles, _ = read_annotation_file(icbhi_audio_dir / f"{name}.txt", name)
-    rec = Recording(name, "105", audio_path=icbhi_audio_dir / f"{name}.wav", cycles=tuple(cycles))
-    clips, problems = prepare_recording(rec, PrepSettings())
-    data, sr = sf.read(rec.audio_path, dtype="float32")
-    audio = faded(T.Resample(sr, SR)(torch.from_numpy(data)).numpy())
-    fade_out = T.Fade(fade_in_len=0, fade_out_len=FADE, fade_shape="linear")
-    for clip, c in zip(clips, cycles):
-        chunk = audio[min(int(c.start * SR), len(audio)):min(int(c.end * SR), len(audio))]
-        ref = chunk[:CLIP] if len(chunk) > CLIP else \
-            fade_out(torch.from_numpy(np.tile(chunk, -(-CLIP // len(chunk)))[:CLIP])).numpy()
-        # T.Resample builds its kernel slightly differently from F.resample: ~1e-7 apart.
-        np.testing.assert_allclose(clip, ref, atol=2e-6)
-    assert clips.shape == (len(cycles), CLIP) and problems == []
+def _reference_clips(path, cycles, sr_out):
+    """The BTS pipeline rebuilt from torchaudio: transforms.Resample, Fade, slice clipped to the resampled
+    length in samples, first 8 s or tiled and faded out."""
+    data, sr = sf.read(path, dtype="float32")
+    audio = T.Resample(sr, sr_out)(torch.from_numpy(data)) if sr != sr_out else torch.from_numpy(data)
+    n = sr_out // 16
+    audio = T.Fade(fade_in_len=n, fade_out_len=n, fade_shape="linear")(audio).numpy()
+    clip_len, fade_out = 8 * sr_out, T.Fade(fade_in_len=0, fade_out_len=n, fade_shape="linear")
+    out = []
+    for c in cycles:
+        chunk = audio[min(int(c.start * sr_out), len(audio)):min(int(c.end * sr_out), len(audio))]
+        out.append(chunk[:clip_len] if len(chunk) > clip_len else
+                   fade_out(torch.from_numpy(np.tile(chunk, -(-clip_len // len(chunk)))[:clip_len])).numpy())
+    return np.stack(out)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rate", [16000, 48000])
+def test_every_real_recording_matches_the_reference_pipeline(icbhi_audio_dir, rate):
+    """prepare_recording against the reference, on all ten real recordings at both model rates."""
+    for path in sorted(icbhi_audio_dir.glob("*.wav")):
+        cycles, _ = read_annotation_file(path.with_suffix(".txt"), path.stem)
+        rec = Recording(path.stem, path.stem.split("_")[0], audio_path=path, cycles=tuple(cycles))
+        clips, problems = prepare_recording(rec, PrepSettings(sample_rate=rate))
+        np.testing.assert_allclose(clips, _reference_clips(path, cycles, rate), rtol=0, atol=1e-7,
+                                   err_msg=path.name)
+        assert problems == []
+
+
+def test_a_cycle_past_the_end_is_clipped_to_the_resampled_length_in_samples(tmp_path):
+    """44,101 samples at 44.1 kHz resample to ceil(16000 * 44101 / 44100) = 16001 samples at 16 kHz, while
+    int(duration * 16000) = 16000: clipping in seconds would lose the last sample."""
+    path = tmp_path / "101_1b1_Al_sc_Meditron.wav"
+    sf.write(path, noise(44101 / 44100, sr=44100, seed=3), 44100, subtype="FLOAT")
+    duration = 44101 / 44100
+    assert int(duration * SR) == 16000
+    cycle = Cycle("101_1b1_Al_sc_Meditron", 0, 0.5, 5.0, 0, 0, 1)  # ends 4 s after the audio
+    clips, _ = prepare_recording(Recording(cycle.recording, "101", audio_path=path, cycles=(cycle,)), PrepSettings())
+    reference = _reference_clips(path, [cycle], SR)
+    np.testing.assert_allclose(clips, reference, rtol=0, atol=1e-7)
+    assert cycle_span(cycle, SR, 16001) == (8000, 16001)  # the clip holds 8001 samples, the last one included

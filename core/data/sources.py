@@ -1,0 +1,69 @@
+"""Where a run's recordings come from: a folder (ICBHI or ICBHI-style) or a synthetic dataset generated
+into the workspace, and the split applied to them — the `[data]` table of every recipe."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from lungkd.core.data.dataset import DatasetIndex, load_dataset
+from lungkd.core.data.splits import patient_split, validation_split
+from lungkd.core.schema import Spec
+from lungkd.core.storage import atomic_folder
+
+MAX_SYNTHETIC_RECORDINGS = 20_000
+
+
+class SyntheticData(Spec):
+    recordings: int = Field(120, ge=1, le=MAX_SYNTHETIC_RECORDINGS)
+    seed: int = 0
+    label_noise: float = Field(0.0, ge=0.0, lt=1.0)  # the share of cycles given a wrong label
+
+
+class DataSpec(Spec):
+    path: str | None = None
+    synthetic: SyntheticData | None = None
+    split: Literal["official", "patient"] = "official"  # the dataset's split file | random, patient-wise
+    test_fraction: float = Field(0.4, gt=0.0, lt=1.0)  # for split = "patient"
+    split_seed: int = 0
+    val_fraction: float = Field(0.2, gt=0.0, lt=1.0)  # for selection = "best_val"
+    location_source: Literal["patient", "filename"] = "patient"  # where BTS prompts take the chest location
+    missing: Literal["reference", "unknown"] = "reference"  # how BTS prompts word missing age and sex
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "DataSpec":
+        if (self.path is None) == (self.synthetic is None):
+            raise ValueError('needs exactly one of path = "/folder/of/ICBHI" or '
+                             "synthetic = { recordings = 120, seed = 0 }")
+        return self
+
+
+def synthetic_dataset_folder(workspace: Path, spec: SyntheticData) -> Path:
+    return workspace / "datasets" / f"synthetic-{spec.recordings}-seed{spec.seed}-noise{spec.label_noise:g}"
+
+
+def ensure_synthetic_dataset(folder: Path, spec: SyntheticData) -> Path:
+    """The synthetic dataset at `folder`, generated once. It is written into a temporary folder and renamed
+    into place, so an interrupted generation leaves nothing behind and the next call starts afresh."""
+    from lungkd.core.data.synth import write_synthetic_dataset
+
+    if not folder.is_dir():
+        with atomic_folder(folder) as tmp:
+            write_synthetic_dataset(tmp, recordings=spec.recordings, seed=spec.seed, label_noise=spec.label_noise)
+    return folder
+
+
+def resolve_dataset(data: DataSpec, workspace: Path, *, selection: str = "best_test") -> DatasetIndex:
+    """The dataset of a recipe with its split applied: the official or a patient-wise split, and for
+    `best_val` a patient-wise validation set carved from train."""
+    if data.synthetic is not None:
+        index = load_dataset(ensure_synthetic_dataset(synthetic_dataset_folder(workspace, data.synthetic),
+                                                      data.synthetic))
+    else:
+        index = load_dataset(data.path)
+    if data.split == "patient":
+        index.apply_split(patient_split(index, data.test_fraction, data.split_seed))
+    if selection == "best_val":
+        index.apply_split(validation_split(index, data.val_fraction, data.split_seed))
+    return index
