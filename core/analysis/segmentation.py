@@ -46,7 +46,7 @@ TIGHTNESS = 1.0  # the cost of a cycle length deviating from the period, per squ
 GAP_COST = 2.0  # of bridging more than two periods without a start (a pause, a cough, noise)
 SHAPE_POINTS = 40  # samples of a cycle's envelope when comparing cycles
 REGULARITY_SPREAD = 0.35  # a cycle 1.5 times the period (log 0.41) is about half as sure
-LAST_PIECE = 1 / 3  # of a period: the cycle cut off by the file's end is kept when it holds an inspiration
+END_PIECE = 1 / 3  # of a period: a cycle cut off by a file end is kept when at least this long
 MIN_CONTRAST_DB = 3.0  # less loudness change than this in the breath band: no breathing heard
 MIN_CONFIDENCE = 0.3  # a segmentation less sure than this is no better than fixed windows
 FIXED_WINDOW_S = 4.0
@@ -175,26 +175,31 @@ def period_and_starts(envelope: BreathEnvelope, onsets: np.ndarray) -> tuple[flo
     return best[:2]
 
 
-def _likeness(envelope: BreathEnvelope, spans: list[tuple[float, float]], cut_off: bool) -> np.ndarray:
+def _likeness(envelope: BreathEnvelope, spans: list[tuple[float, float]], cut_first: bool,
+              cut_last: bool) -> np.ndarray:
     """How much each cycle's envelope looks like a typical cycle's: the correlation of its course, on a common
-    time scale, with the median course of the whole cycles (below 0 counts as 0). The cycle cut off by the
-    file's end is compared with the same share of a typical cycle."""
+    time scale, with the median course of the whole cycles (below 0 counts as 0). A cycle cut off by a file
+    end is compared with the same share of a typical cycle: its end at the start, its start at the end."""
     def course(start: float, end: float) -> np.ndarray:
         return np.interp(np.linspace(start, end, SHAPE_POINTS), envelope.times, envelope.values)
 
-    whole = spans[:-1] if cut_off else spans
+    def likeness(span: tuple[float, float], part: tuple[float, float] = (0.0, 1.0)) -> float:
+        typical_part = np.interp(np.linspace(*part, SHAPE_POINTS), np.linspace(0, 1, SHAPE_POINTS), typical)
+        return float(np.corrcoef(course(*span), typical_part)[0, 1])
+
+    whole = spans[int(cut_first):len(spans) - int(cut_last)]
     typical = np.median([course(*span) for span in whole], axis=0)
-    likeness = [np.corrcoef(course(*span), typical)[0, 1] for span in whole]
-    if cut_off:
-        start, end = spans[-1]
-        share = min(1.0, (end - start) / np.median([e - s for s, e in whole]))
-        typical_part = np.interp(np.linspace(0, share, SHAPE_POINTS), np.linspace(0, 1, SHAPE_POINTS), typical)
-        likeness.append(np.corrcoef(course(start, end), typical_part)[0, 1])
-    return np.clip(np.nan_to_num(np.array(likeness)), 0.0, 1.0)
+    usual = np.median([end - start for start, end in whole])
+    values = [likeness(span) for span in whole]
+    if cut_first:
+        values.insert(0, likeness(spans[0], (max(0.0, 1 - (spans[0][1] - spans[0][0]) / usual), 1.0)))
+    if cut_last:
+        values.append(likeness(spans[-1], (0.0, min(1.0, (spans[-1][1] - spans[-1][0]) / usual))))
+    return np.clip(np.nan_to_num(np.array(values)), 0.0, 1.0)
 
 
 def _regularity(length: float, period: float, cut_off: bool) -> float:
-    """1 for a cycle one period long, less the more it differs; the cycle cut off by the file's end may be shorter."""
+    """1 for a cycle one period long, less the more it differs; a cycle cut off by a file end may be shorter."""
     ratio = (max(length, period) if cut_off else length) / period
     return float(np.exp(-0.5 * (np.log(ratio) / REGULARITY_SPREAD) ** 2))
 
@@ -225,16 +230,18 @@ def segment_cycles(samples: np.ndarray, sr: int) -> Segmentation:
     period_frames = period / envelope.hop
     clarity = np.clip(onsets[starts] / _typical_onset(onsets, period_frames), 0.0, 1.0)
     times = envelope.times[starts]
-    # Whole cycles between consecutive starts, and the cycle the recording cuts off at its end. Like ICBHI's
-    # annotators (whose first cycle starts a median 0.4 s into a file, and whose last one ends a median 0.18 s
-    # before its end) we leave out the expiration before the first start: no cycle starts there.
+    # Whole cycles between consecutive starts, and the pieces the file's ends cut off when they hold at least
+    # END_PIECE of a breath: ICBHI's annotators start a median 0.4 s into a file and end 0.18 s before its end.
     bounds = [(times[i], times[i + 1], np.sqrt(clarity[i] * clarity[i + 1])) for i in range(len(times) - 1)]
-    if duration - times[-1] >= LAST_PIECE * period:
+    cut_first, cut_last = times[0] >= END_PIECE * period, duration - times[-1] >= END_PIECE * period
+    if cut_first:
+        bounds.insert(0, (0.0, times[0], clarity[0]))
+    if cut_last:
         bounds.append((times[-1], duration, clarity[-1]))
-    likeness = _likeness(envelope, [(start, end) for start, end, _ in bounds], bounds[-1][1] == duration)
-    cycles = [SegmentedCycle(round(float(start), 3), round(float(end), 3),
-                             round(float(sharp * alike * _regularity(end - start, period, end == duration)), 3))
-              for (start, end, sharp), alike in zip(bounds, likeness)]
+    likeness = _likeness(envelope, [(start, end) for start, end, _ in bounds], cut_first, cut_last)
+    cycles = [SegmentedCycle(round(float(start), 3), round(float(end), 3), round(float(
+        sharp * alike * _regularity(end - start, period, cut_off=start == 0 or end == duration)), 3))
+        for (start, end, sharp), alike in zip(bounds, likeness)]
     lengths = np.array([c.end - c.start for c in cycles])
     overall = float(np.average([c.confidence for c in cycles], weights=lengths))
     if overall < MIN_CONFIDENCE:
@@ -267,11 +274,15 @@ class SegmentationScore:
 
     @property
     def precision(self) -> float:
-        return self.matched / self.found_boundaries if self.found_boundaries else float(not self.reference_boundaries)
+        if not self.found_boundaries:
+            return float(not self.reference_boundaries)
+        return self.matched / self.found_boundaries
 
     @property
     def recall(self) -> float:
-        return self.matched / self.reference_boundaries if self.reference_boundaries else float(not self.found_boundaries)
+        if not self.reference_boundaries:
+            return float(not self.found_boundaries)
+        return self.matched / self.reference_boundaries
 
     @property
     def f1(self) -> float:
@@ -298,7 +309,8 @@ def score_segmentation(reference, found, duration: float,
     ends are left out. Found cycles are counted when their middle lies inside the stretch the reference
     annotates, so that a reference leaving a file's ends unannotated does not count against the segmentation.
     """
-    ref_bounds, found_bounds = inner_boundaries(reference, duration, tolerance), inner_boundaries(found, duration, tolerance)
+    ref_bounds = inner_boundaries(reference, duration, tolerance)
+    found_bounds = inner_boundaries(found, duration, tolerance)
     matched = len(match_events(ref_bounds, found_bounds, tolerance)) if len(ref_bounds) and len(found_bounds) else 0
     first, last = (min(s for s, _ in reference), max(e for _, e in reference)) if len(reference) else (0.0, 0.0)
     inside = sum(first <= (s + e) / 2 <= last for s, e in found)
