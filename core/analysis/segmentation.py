@@ -185,7 +185,8 @@ def _likeness(envelope: BreathEnvelope, spans: list[tuple[float, float]], cut_fi
 
     def likeness(span: tuple[float, float], part: tuple[float, float] = (0.0, 1.0)) -> float:
         typical_part = np.interp(np.linspace(*part, SHAPE_POINTS), np.linspace(0, 1, SHAPE_POINTS), typical)
-        return float(np.corrcoef(course(*span), typical_part)[0, 1])
+        with np.errstate(divide="ignore", invalid="ignore"):  # a flat course has no correlation: 0 below
+            return float(np.corrcoef(course(*span), typical_part)[0, 1])
 
     whole = spans[int(cut_first):len(spans) - int(cut_last)]
     typical = np.median([course(*span) for span in whole], axis=0)
