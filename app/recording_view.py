@@ -21,7 +21,7 @@ from .theme import CLASS_COLOURS, INK, MISMATCH, MUTED, PLOT_BACKGROUND, class_c
 
 AXIS_WIDTH = 80  # the same for every plot, so their time axes line up; wide enough for "annotated"
 SOURCE_WORDS = {"annotation": "from the annotation file", "automatic": "from automatic segmentation",
-                "fixed windows": "in fixed 4 s windows (no breathing cycles were found)"}
+                "fixed windows": "in fixed 4 s windows"}
 
 
 def confidence_alpha(confidence: float) -> int:
@@ -90,7 +90,10 @@ class RecordingView(QWidget):
                             for p in (self.wave, self.track, self.spec)]
         self.plots.scene().sigMouseMoved.connect(self._mouse_moved)
         self.plots.scene().sigMouseClicked.connect(self._mouse_clicked)
-        self.wave.sigXRangeChanged.connect(self._place_labels)
+        # the labels live in the track: place them on its own range (it follows the waveform's a moment
+        # later) and again when a narrower window leaves less room per cycle
+        self.track.sigXRangeChanged.connect(self._place_labels)
+        self.track.vb.sigResized.connect(self._place_labels)
 
     def _style_plots(self) -> None:
         for plot in (self.wave, self.track, self.spec):
@@ -196,8 +199,12 @@ class RecordingView(QWidget):
         if a is None:
             return f"{head} · <i>{r.notice}</i>"
         source = SOURCE_WORDS.get(a.cycle_source, a.cycle_source)
-        emphasis = ("<b style='color:%s'>" % MISMATCH.name(), "</b>") if a.cycle_source == "fixed windows" else ("", "")
-        return f"{head} · {len(a.cycles)} cycles {emphasis[0]}{source}{emphasis[1]}"
+        if a.cycle_source == "fixed windows":
+            return (f"{head} · {len(a.cycles)} cycles <b style='color:{MISMATCH.name()}'>{source}</b>"
+                    f" — {a.fallback_reason or 'no breathing cycles were found'}")
+        if a.segmentation_confidence is not None:
+            source += f", {a.segmentation_confidence:.0%} sure (a breath every {a.breathing_period:.1f} s)"
+        return f"{head} · {len(a.cycles)} cycles {source}"
 
     def _add(self, plot, item, z: float = 5) -> None:
         item.setZValue(z)
@@ -217,18 +224,24 @@ class RecordingView(QWidget):
 
     def _place_labels(self) -> None:
         """Puts each label in the middle of the visible part of its cycle, in the longest wording that fits
-        there, or hides it."""
+        there and clears the label before it in its lane (annotated cycles may overlap), or hides it."""
         seconds_per_pixel = self.track.vb.viewPixelSize()[0] if self.track.vb.width() else 0
-        x0, x1 = self.wave.vb.viewRange()[0]
-        for label in self._labels:
+        x0, x1 = self.track.vb.viewRange()[0]
+        lane_end: dict[float, float] = {}  # where the last label shown in each lane ends, s
+        for label in sorted(self._labels, key=lambda label: (label.y, label.start)):
             start, end = max(label.start, x0), min(label.end, x1)
-            room = (end - start) / seconds_per_pixel - 8 if seconds_per_pixel and end > start else 0
+            margins = 2 * label.item.textItem.document().documentMargin()  # drawn around the text
+            room = (end - start) / seconds_per_pixel - margins if seconds_per_pixel and end > start else 0
             metrics = QFontMetricsF(label.item.textItem.font())
-            text = next((t for t in label.texts if metrics.horizontalAdvance(t) < room), None)
+            centre = (start + end) / 2
+            text = next((t for t in label.texts if metrics.horizontalAdvance(t) < room
+                         and centre - (metrics.horizontalAdvance(t) + margins) / 2 * seconds_per_pixel
+                         >= lane_end.get(label.y, -np.inf)), None)
             label.item.setVisible(text is not None)
             if text is not None:
                 label.item.setText(text)
-                label.item.setPos((start + end) / 2, label.y)
+                label.item.setPos(centre, label.y)
+                lane_end[label.y] = centre + (metrics.horizontalAdvance(text) + margins) / 2 * seconds_per_pixel
 
     # ---------------------------------------------------------------- selection, playback, zoom
 
@@ -314,7 +327,8 @@ class RecordingView(QWidget):
             return text
         c = self.recording.analysis.cycles[index]
         truth = "" if c.truth is None else f", annotated {CLASS_NAMES[c.truth]}"
-        return f"{text}   cycle {index + 1}: {CLASS_NAMES[c.predicted]} {c.confidence:.0%}{truth}"
+        bounds = "" if c.segmentation_confidence is None else f", its bounds {c.segmentation_confidence:.0%} sure"
+        return f"{text}   cycle {index + 1}: {CLASS_NAMES[c.predicted]} {c.confidence:.0%}{truth}{bounds}"
 
     def _level_at(self, seconds: float, hz: float) -> float | None:
         s = self.recording.spectrogram

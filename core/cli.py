@@ -233,6 +233,14 @@ def _f(value) -> str:
     return "—" if value is None else f"{value:.2f}"
 
 
+def _how_sure(analysis) -> str:
+    if analysis.fallback_reason:
+        return f" ({analysis.fallback_reason})"
+    if analysis.segmentation_confidence is None:
+        return ""
+    return (f" ({analysis.segmentation_confidence:.0%} sure, breathing every {analysis.breathing_period:.1f} s)")
+
+
 def _predict(args: argparse.Namespace) -> int:
     from lungkd.core.analysis.predict import analyse_recording, to_json, write_csv
     from lungkd.core.models.card import load_saved_model
@@ -251,11 +259,12 @@ def _predict(args: argparse.Namespace) -> int:
         print(to_json(analyses))
     else:
         for a in analyses:
-            print(f"{a.name}: {len(a.cycles)} cycles from {a.cycle_source}, "
+            print(f"{a.name}: {len(a.cycles)} cycles from {a.cycle_source}{_how_sure(a)}, "
                   + ", ".join(f"{k} {v}" for k, v in a.class_counts().items()))
             for c in a.cycles:
                 truth = "" if c.truth is None else f"  (annotated {CLASS_NAMES[c.truth]})"
-                print(f"  {c.start:8.3f}-{c.end:8.3f} s  {CLASS_NAMES[c.predicted]:<8} {c.confidence:6.1%}{truth}")
+                bounds = "" if c.segmentation_confidence is None else f"  (bounds {c.segmentation_confidence:.0%} sure)"
+                print(f"  {c.start:8.3f}-{c.end:8.3f} s  {CLASS_NAMES[c.predicted]:<8} {c.confidence:6.1%}{truth}{bounds}")
     return 1 if failures else 0
 
 

@@ -1,7 +1,8 @@
 """Per-cycle predictions on a user's recording: the engine behind `lungkd predict` and LungKD Studio.
 
 Cycles come from the annotation file beside the recording when there is one (ground truth is then
-known), else from an energy-envelope segmentation of the breathing, else from fixed windows.
+known), else from the automatic segmentation of the breathing (core/analysis/segmentation.py), which falls
+back to fixed windows when it finds no breathing it can trust.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lungkd.core.analysis.segmentation import FIXED_WINDOWS, Segmentation, segment_cycles
 from lungkd.core.data.annotations import clip_cycles_to_duration, read_annotation_file
 from lungkd.core.data.audio import DecodedAudio, load_audio, resample
 from lungkd.core.cancel import Cancelled, CancelToken
@@ -26,9 +28,7 @@ from lungkd.core.data.records import Cycle
 from lungkd.core.models.registry import model_info
 from lungkd.core.training.trainer import predict_logits
 
-FIXED_WINDOW_S = 4.0
-MIN_CYCLE_S, MAX_CYCLE_S = 1.0, 8.0
-CYCLE_SOURCES = ("annotation", "automatic", "fixed windows")
+CYCLE_SOURCES = ("annotation", "automatic", FIXED_WINDOWS)
 
 
 @dataclass
@@ -37,6 +37,7 @@ class CyclePrediction:
     end: float
     probabilities: list[float]  # normal, crackle, wheeze, both
     truth: int | None = None  # the annotated class, when an annotation was found
+    segmentation_confidence: float | None = None  # how sure the cycle's bounds are; None when annotated
 
     @property
     def predicted(self) -> int:
@@ -60,6 +61,9 @@ class RecordingAnalysis:
     cycle_source: str  # one of CYCLE_SOURCES
     cycles: list[CyclePrediction] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    segmentation_confidence: float | None = None  # of the whole segmentation; None when annotated
+    breathing_period: float | None = None  # s, found by the automatic segmentation
+    fallback_reason: str = ""  # why the cycles are fixed windows
 
     @property
     def name(self) -> str:
@@ -73,12 +77,13 @@ class RecordingAnalysis:
         return {**{k: v for k, v in asdict(self).items() if k != "cycles"},
                 "cycles": [{"start": c.start, "end": c.end, "prediction": CLASS_NAMES[c.predicted],
                             **dict(zip(CLASS_NAMES, c.probabilities)),
-                            "truth": None if c.truth is None else CLASS_NAMES[c.truth], "match": c.matches}
+                            "truth": None if c.truth is None else CLASS_NAMES[c.truth], "match": c.matches,
+                            "segmentation_confidence": c.segmentation_confidence}
                            for c in self.cycles]}
 
 
 CSV_COLUMNS = ("recording", "cycle_source", "start", "end", "prediction", *(f"p_{n}" for n in CLASS_NAMES),
-               "truth", "match")
+               "truth", "match", "segmentation_confidence")
 
 
 def write_csv(analyses: list[RecordingAnalysis], target) -> None:
@@ -93,7 +98,8 @@ def write_csv(analyses: list[RecordingAnalysis], target) -> None:
             writer.writerow([analysis.name, analysis.cycle_source, f"{c.start:.3f}", f"{c.end:.3f}",
                              CLASS_NAMES[c.predicted], *(f"{p:.4f}" for p in c.probabilities),
                              "" if c.truth is None else CLASS_NAMES[c.truth],
-                             "" if c.matches is None else ("yes" if c.matches else "no")])
+                             "" if c.matches is None else ("yes" if c.matches else "no"),
+                             "" if c.segmentation_confidence is None else f"{c.segmentation_confidence:.3f}"])
 
 
 def to_json(analyses: list[RecordingAnalysis]) -> str:
@@ -103,46 +109,25 @@ def to_json(analyses: list[RecordingAnalysis]) -> str:
 # ---------------------------------------------------------------- finding the cycles
 
 
-def breathing_envelope(samples: np.ndarray, sr: int, hop_s: float = 0.02) -> tuple[np.ndarray, float]:
-    """RMS of the 100-1000 Hz band (where breath sounds live) every `hop_s`, smoothed over 0.3 s."""
-    spectrum = np.fft.rfft(samples)
-    freqs = np.fft.rfftfreq(len(samples), 1 / sr)
-    band = np.fft.irfft(np.where((freqs >= 100) & (freqs <= 1000), spectrum, 0), n=len(samples))
-    hop = max(1, int(hop_s * sr))
-    frames = len(band) // hop
-    rms = np.sqrt((band[: frames * hop].reshape(frames, hop) ** 2).mean(axis=1) + 1e-12)
-    width = max(1, int(0.3 / hop_s))
-    return np.convolve(rms, np.ones(width) / width, mode="same"), hop / sr
+@dataclass
+class FoundCycles:
+    cycles: list[Cycle]
+    source: str  # one of CYCLE_SOURCES
+    problems: list[Problem]
+    segmentation: Segmentation | None = None  # when there was no annotation
 
 
-def segment_cycles(samples: np.ndarray, sr: int) -> tuple[list[tuple[float, float]], str]:
-    """Breathing cycles between the quiet pauses of the envelope; fixed windows when none are plausible."""
-    duration = len(samples) / sr
-    envelope, step = breathing_envelope(samples, sr)
-    if envelope.size > 10 and envelope.max() > 4 * np.percentile(envelope, 10):
-        quiet = envelope < np.percentile(envelope, 10) + 0.25 * (np.percentile(envelope, 90) - np.percentile(envelope, 10))
-        # the middle of each quiet stretch is a boundary between breaths
-        edges = np.flatnonzero(np.diff(quiet.astype(np.int8)))
-        starts, ends = (edges[1::2], edges[2::2]) if quiet[0] else (edges[::2], edges[1::2])
-        bounds = sorted({0.0, duration, *(((s + e) / 2 * step) for s, e in zip(starts, ends))})
-        cycles = [(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
-        plausible = [c for c in cycles if MIN_CYCLE_S <= c[1] - c[0] <= MAX_CYCLE_S]
-        if len(plausible) >= max(2, 0.6 * len(cycles)):
-            return [(round(a, 3), round(b, 3)) for a, b in cycles if b - a >= MIN_CYCLE_S / 2], "automatic"
-    starts = np.arange(0.0, duration, FIXED_WINDOW_S)
-    return [(round(s, 3), round(min(s + FIXED_WINDOW_S, duration), 3)) for s in starts
-            if min(s + FIXED_WINDOW_S, duration) - s >= 0.5], "fixed windows"
-
-
-def find_cycles(path: Path, samples: np.ndarray, sr: int) -> tuple[list[Cycle], str, list[Problem]]:
+def find_cycles(path: Path, samples: np.ndarray, sr: int) -> FoundCycles:
+    """The annotation beside the recording, else the automatic segmentation (or its fixed windows)."""
     annotation = path.with_suffix(".txt")
     if annotation.is_file():
         cycles, problems = read_annotation_file(annotation, path.stem)
         if cycles:
             kept, clipped = clip_cycles_to_duration(cycles, len(samples) / sr, annotation)
-            return list(kept), "annotation", problems + clipped
-    spans, method = segment_cycles(samples, sr)
-    return [Cycle(path.stem, i, a, b, 0, 0) for i, (a, b) in enumerate(spans)], method, []
+            return FoundCycles(list(kept), "annotation", problems + clipped)
+    segmentation = segment_cycles(samples, sr)
+    return FoundCycles([Cycle(path.stem, i, c.start, c.end, 0, 0) for i, c in enumerate(segmentation.cycles)],
+                       segmentation.method, [], segmentation)
 
 
 # ---------------------------------------------------------------- predicting
@@ -161,7 +146,8 @@ def analyse_samples(path: str | Path, decoded: DecodedAudio, model: torch.nn.Mod
     rate, the model's clips are cut from the same samples resampled to its rate."""
     path = Path(path)
     inputs = model_info(model.arch_name).inputs
-    cycles, source, problems = find_cycles(path, decoded.samples, decoded.sample_rate)
+    found = find_cycles(path, decoded.samples, decoded.sample_rate)
+    cycles, segmentation = found.cycles, found.segmentation
     samples = resample(decoded.samples, decoded.sample_rate, inputs.prep.sample_rate)
     clips, clip_problems = prepare_cycles(samples, inputs.prep.sample_rate, cycles, inputs.prep, str(path))
     if cancel is not None and cancel.is_set():
@@ -172,8 +158,12 @@ def analyse_samples(path: str | Path, decoded: DecodedAudio, model: torch.nn.Mod
     probabilities = torch.softmax(predict_logits(model, data, batch_size, cancel=cancel), dim=1).numpy() \
         if len(cycles) else np.zeros((0, 4))
     parsed = parse_recording_name(path.stem)
+    cycle_confidences = [c.confidence for c in segmentation.cycles] if segmentation else [None] * len(cycles)
     return RecordingAnalysis(
         str(path), decoded.sample_rate, len(decoded.samples) / decoded.sample_rate, parsed.device if parsed else None,
-        source, [CyclePrediction(c.start, c.end, [float(p) for p in probs], c.label if source == "annotation" else None)
-                 for c, probs in zip(cycles, probabilities)],
-        [str(p) for p in (*decoded.warnings, *problems, *clip_problems)])
+        found.source,
+        [CyclePrediction(c.start, c.end, [float(p) for p in probs], None if segmentation else c.label, sure)
+         for c, probs, sure in zip(cycles, probabilities, cycle_confidences)],
+        [str(p) for p in (*decoded.warnings, *found.problems, *clip_problems)],
+        segmentation.confidence if segmentation else None, segmentation.period if segmentation else None,
+        segmentation.reason if segmentation else "")
