@@ -1,19 +1,19 @@
 """Executors run independent training jobs (teachers, student seeds) and relay their events.
 
-Jobs are plain data (core.kd.jobs.RunJob), so an executor may run them in this process, in child
-processes or on a cluster; whatever it does, events reach `emit` in the calling thread and the cards come
-back in job order.
+Jobs are plain data (core.kd.jobs: a RunJob trains one model, a TogetherJob several as one batched model),
+so an executor may run them in this process, in child processes or on a cluster; whatever it does, events
+reach `emit` in the calling thread and the cards come back in job order (a TogetherJob's members in turn).
 """
 from __future__ import annotations
 
 from typing import Protocol, Sequence
 
 from lungkd.core.cancel import CancelToken
-from lungkd.core.kd.jobs import EventSink, RunContext, RunJob, run_job
+from lungkd.core.kd.jobs import EventSink, Job, RunContext, execute
 
 
 class Executor(Protocol):
-    def run(self, jobs: Sequence[RunJob], emit: EventSink, cancel: CancelToken) -> list[dict]: ...
+    def run(self, jobs: Sequence[Job], emit: EventSink, cancel: CancelToken) -> list[dict]: ...
 
 
 class InProcessExecutor:
@@ -22,5 +22,5 @@ class InProcessExecutor:
     def __init__(self) -> None:
         self.context = RunContext()
 
-    def run(self, jobs: Sequence[RunJob], emit: EventSink, cancel: CancelToken) -> list[dict]:
-        return [run_job(job, emit, cancel, self.context) for job in jobs]
+    def run(self, jobs: Sequence[Job], emit: EventSink, cancel: CancelToken) -> list[dict]:
+        return [card for job in jobs for card in execute(job, emit, cancel, self.context)]

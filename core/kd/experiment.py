@@ -19,7 +19,7 @@ from lungkd.core.data.dataset import DatasetIndex
 from lungkd.core.data.sources import resolve_dataset
 from lungkd.core.events import Event, EventCallback, broadcast
 from lungkd.core.kd.executors import Executor, InProcessExecutor
-from lungkd.core.kd.jobs import TEST_LOGITS_FILE, RunJob, RunSpec, teacher_logits_file
+from lungkd.core.kd.jobs import TEST_LOGITS_FILE, RunJob, RunSpec, TogetherJob, teacher_logits_file
 from lungkd.core.kd.recorder import CatalogRecorder
 from lungkd.core.kd.report import build_report, headline_scores, write_reports
 from lungkd.core.kd.soft_labels import curated_members, ensemble_logits
@@ -28,6 +28,7 @@ from lungkd.core.metrics import patient_bootstrap_ci, scores_from_logits
 from lungkd.core.recipes import ExperimentRecipe, ModelSpec, StudentSpec
 from lungkd.core.storage import write_npz_atomic
 from lungkd.core.workspace.catalog import Catalog
+from lungkd.core.workspace.layout import together_folder
 
 
 @dataclass
@@ -125,8 +126,13 @@ def plan_jobs(specs: list[RunSpec], stage: str, recipe: ExperimentRecipe, store:
 def train_teachers(recipe: ExperimentRecipe, store: ExperimentStore, executor: Executor, emit: EventCallback,
                    cancel: CancelToken) -> list[dict]:
     specs = teacher_specs(recipe)
-    emit(Event("teachers", "started", f"{len(specs)} {recipe.teachers.arch} teachers", total=len(specs)))
-    cards = executor.run(plan_jobs(specs, "teachers", recipe, store), emit, cancel)
+    together = recipe.teachers.trains_together and len(specs) > 1
+    emit(Event("teachers", "started", f"{len(specs)} {recipe.teachers.arch} teachers"
+               + (", trained together as one batched model" if together else ""), total=len(specs)))
+    jobs = plan_jobs(specs, "teachers", recipe, store)
+    if together:
+        jobs = [TogetherJob(tuple(jobs), str(together_folder(store.teachers_root, [s.seed for s in specs])))]
+    cards = executor.run(jobs, emit, cancel)
     emit(Event("teachers", "finished", data={"scores": [c["test"]["score"] if c["test"] else None for c in cards]}))
     return cards
 

@@ -32,7 +32,7 @@ from lungkd.core.models.card import read_model_card, save_trained_model
 from lungkd.core.models.registry import create_model, model_info
 from lungkd.core.recipes import ModelSpec, RunSettings, SoftLabelSpec, TrainConfig
 from lungkd.core.storage import write_npy_atomic, write_npz_atomic
-from lungkd.core.training.trainer import Progress, Trainer, predict_logits, resolve_device
+from lungkd.core.training.trainer import Progress, Trainer, TrainResult, predict_logits, resolve_device
 from lungkd.core.workspace.layout import MODEL_FOLDER, cache_folder
 
 TEST_LOGITS_FILE = "test_logits.npy"
@@ -136,8 +136,9 @@ class RunContext:
         return self._sets[key]
 
 
-def _progress_events(job: RunJob, emit: EventSink) -> Callable[[Progress], None]:
-    run = job.spec.name
+def _progress_events(job: RunJob, emit: EventSink, run: str | None = None) -> Callable[[Progress], None]:
+    """Trainer progress as events of the job's stage, for `run` (the job's own run by default)."""
+    run = run or job.spec.name
 
     def forward(p: Progress) -> None:
         if p.stage == "train":
@@ -226,6 +227,14 @@ def _train(job: RunJob, sets: dict[str, CycleSet], emit: EventSink, cancel: Canc
     trainer = Trainer(spec.train, seed=spec.seed, settings=job.settings, run_dir=folder,
                       on_progress=_progress_events(job, emit), cancel=cancel)
     result = trainer.fit(model, sets["train"], sets.get("test"), sets.get("val"), _targets(job, sets["train"]))
+    return _save_result(job, result, sets, emit, cancel)
+
+
+def _save_result(job: RunJob, result: TrainResult, sets: dict[str, CycleSet], emit: EventSink,
+                 cancel: CancelToken | None, **extra) -> dict:
+    """The trained model's folder: test logits, then the model with its card (written last: the folder is
+    finished when the card is there)."""
+    spec, folder = job.spec, Path(job.folder)
     if "test" in sets:
         test_logits = predict_logits(result.model, sets["test"], cancel=cancel).numpy()
         write_npy_atomic(folder / TEST_LOGITS_FILE, test_logits)
@@ -234,7 +243,87 @@ def _train(job: RunJob, sets: dict[str, CycleSet], emit: EventSink, cancel: Canc
                        test=result.scores.to_dict() if result.scores else None,
                        data_fingerprint=job.data_fingerprint, seed=spec.seed,
                        extra={"role": spec.role, "labels": spec.labels,
-                              "history": [asdict(r) for r in result.history]})
+                              "history": [asdict(r) for r in result.history], **extra})
     emit(Event(job.stage, "artifact", "model saved", run=spec.name,
                data={"kind": "model", "path": str(folder / MODEL_FOLDER)}))
     return _finished_card(folder)
+
+
+# ---------------------------------------------------------------- teachers trained together
+
+
+@dataclass(frozen=True)
+class TogetherJob:
+    """Teachers of one architecture trained as one batched model (core.training.members.StackedMembers):
+    each member is an ordinary teacher job and ends in an ordinary teacher folder; the shared training
+    state lives in `folder`."""
+
+    members: tuple[RunJob, ...]
+    folder: str
+
+    @property
+    def seeds(self) -> list[int]:
+        return [m.spec.seed for m in self.members]
+
+    @property
+    def name(self) -> str:
+        return f"teachers seeds {', '.join(map(str, self.seeds))} together"
+
+    def to_json(self) -> str:
+        return json.dumps({"members": [json.loads(m.to_json()) for m in self.members], "folder": self.folder})
+
+    @classmethod
+    def from_json(cls, text: str) -> "TogetherJob":
+        value = json.loads(text)
+        return cls(tuple(RunJob.from_json(json.dumps(m)) for m in value["members"]), value["folder"])
+
+
+Job = RunJob | TogetherJob
+
+
+def execute(job: Job, emit: EventSink, cancel: CancelToken | None = None,
+            context: RunContext | None = None) -> list[dict]:
+    """Run one job of either kind; the cards of the models it trained, in member order."""
+    if isinstance(job, TogetherJob):
+        return run_together(job, emit, cancel, context)
+    return [run_job(job, emit, cancel, context)]
+
+
+def run_together(job: TogetherJob, emit: EventSink, cancel: CancelToken | None = None,
+                 context: RunContext | None = None) -> list[dict]:
+    """Train the members as one batched model unless every one is finished (resumable from the group's
+    epoch checkpoint); each member's folder gets its model, card, test logits and teacher logits."""
+    context = context or RunContext()
+    members = job.members
+    if all(_finished_card(Path(m.folder)) is not None for m in members):
+        return [run_job(m, emit, cancel, context) for m in members]  # at most the logits left to compute
+    first = members[0]
+    sets = context.cycle_sets(first, emit, cancel)
+    for member in members:
+        emit(Event(member.stage, "started", "trained together with the other teachers", run=member.spec.name,
+                   data=member.spec.describe()))
+    models = []
+    for member in members:
+        torch.manual_seed(member.spec.seed)  # each member's own initial weights, as alone
+        models.append(create_model(member.spec.arch, pretrained=member.spec.model.pretrained,
+                                   size=member.spec.model.size))
+    trainer = Trainer(first.spec.train, settings=first.settings, run_dir=job.folder,
+                      on_progress=_together_progress(job, emit), cancel=cancel)
+    try:
+        results = trainer.fit_together(models, job.seeds, sets["train"], sets.get("test"), sets.get("val"))
+    except BaseException as exc:
+        kind = "cancelled" if isinstance(exc, (Cancelled, KeyboardInterrupt)) else "failed"
+        for member in members:
+            emit(Event(member.stage, kind, str(exc), run=member.spec.name, data=member.spec.describe()))
+        raise
+    for member, result in zip(members, results):
+        if _finished_card(Path(member.folder)) is None:
+            _save_result(member, result, sets, emit, cancel, trained_together_with=job.seeds)
+    return [run_job(m, emit, cancel, context) for m in members]  # each member's logits, and its finished event
+
+
+def _together_progress(job: TogetherJob, emit: EventSink) -> Callable[[Progress], None]:
+    """Each member's epochs as its own run's metrics; steps and notices once, for the group."""
+    per_member = [_progress_events(m, emit) for m in job.members]
+    group = _progress_events(job.members[0], emit, run=job.name)
+    return lambda p: (per_member[p.member] if p.member is not None else group)(p)

@@ -6,6 +6,7 @@ the engine, the command line and the application alike.
       cache/                       prepared inputs, content-addressed (core.features.cache)
       datasets/                    datasets LungKD generated
       teachers/<arch>-<digest>/seed-N/   teachers shared by every experiment with the same teachers and data
+                      together-seeds-1-2-3/   the training state of teachers trained as one batched model
       experiments/<name>/          recipe.json, events.jsonl, teacher_logits.npz, students/, baselines/, reports
       runs/<name>-<digest>/        single models of `lungkd train`
 """
@@ -46,6 +47,12 @@ def teachers_folder(workspace: Path, arch: str, digest: str) -> Path:
 
 def teacher_run_folder(teachers: Path, seed: int) -> Path:
     return teachers / f"seed-{seed}"
+
+
+def together_folder(teachers: Path, seeds: list[int]) -> Path:
+    """The shared training state of teachers trained as one batched model (their models go to their own
+    seed folders)."""
+    return teachers / f"together-seeds-{'-'.join(map(str, seeds))}"
 
 
 def student_run_folder(experiment: Path, role: str, arch: str, labels: str, seed: int) -> Path:

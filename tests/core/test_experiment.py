@@ -176,19 +176,25 @@ def _run_until(command, predicate):
     return seen
 
 
-def test_killed_mid_teacher_and_mid_student_resumes_to_the_same_report(finished, tmp_path):
+@pytest.mark.parametrize("together", [True, False], ids=["teachers together", "teachers one by one"])
+def test_killed_mid_teacher_and_mid_student_resumes_to_the_same_report(finished, tmp_path, together):
     _, reference, _, _ = finished
-    recipe = tiny_recipe(tmp_path)  # the same recipe as the uninterrupted run, in another workspace
+    recipe = tiny_recipe(tmp_path, together=together)  # the tiny recipe, in another workspace
     command = [sys.executable, str(WORKER), str(recipe), str(tmp_path / "ws")]
     _run_until(command, lambda e: e["stage"] == "teachers" and e["run"] == "teacher seed 2" and e["kind"] == "metrics")
     second = _run_until(command, lambda e: e["stage"] == "students" and e["kind"] == "metrics")
-    assert any(e["message"] == "already trained" and e["run"] == "teacher seed 1" for e in second)
-    assert not any(e["kind"] == "metrics" and e["run"] == "teacher seed 2" and e["data"]["epoch"] == 1
-                   for e in second)  # teacher 2 resumed from its finished epoch, epoch 1 not retrained
+    assert any(e["message"] == "Resuming from epoch 1." for e in second)
+    resumed = ("teacher seed 1", "teacher seed 2", "teacher seed 3") if together else ("teacher seed 2",)
+    assert not any(e["kind"] == "metrics" and e["run"] in resumed and e["data"]["epoch"] == 1
+                   for e in second)  # the interrupted teachers did not train their finished epoch again
+    if not together:  # one after another: teacher 1 was finished before the kill
+        assert any(e["message"] == "already trained" and e["run"] == "teacher seed 1" for e in second)
     final = subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines()
     events = [json.loads(line) for line in final]
     assert [e for e in events if e["kind"] == "metrics" and e["stage"] == "teachers"] == []
     report = json.loads((tmp_path / "ws" / "experiments" / "tiny" / "report.json").read_text())
+    if not together:  # the reference is the same recipe run without interruption
+        reference = Experiment(load_experiment(recipe), tmp_path / "fresh").run()
     for key in ("teachers", "ensembles", "students", "second_generation"):
         for ours, theirs in zip(report[key] if isinstance(report[key], list) else [report[key]],
                                 reference[key] if isinstance(reference[key], list) else [reference[key]]):

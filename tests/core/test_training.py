@@ -17,7 +17,7 @@ from lungkd.core.features.cycle_sets import CycleSet
 from lungkd.core.models.registry import create_model
 from lungkd.core.recipes import RunSettings, TrainConfig
 from lungkd.core.training.trainer import (STATE_FILE, EpochRecord, Trainer, TrainingError, _selection_value,
-                                          cosine_lr)
+                                          cosine_lr, predict_logits)
 
 WORKER = Path(__file__).with_name("train_worker.py")
 LAST = RunSettings(selection="last")
@@ -201,3 +201,61 @@ def test_killed_process_resumes_with_the_same_metrics(synthetic_sets, tmp_path):
     fresh = subprocess.run(command[:3] + [str(tmp_path / "fresh"), "4"], capture_output=True, text=True,
                            check=True).stdout.splitlines()
     assert json.loads(resumed[-1]) == json.loads(fresh[-1])
+
+
+# ---------------------------------------------------------------- k models trained as one batched model
+
+SEEDS = [1, 2, 3]
+
+
+def _members():
+    return [_tiny(seed) for seed in SEEDS]  # each member initialised with its own seed, as a teacher job does
+
+
+@pytest.mark.slow
+def test_teachers_trained_together_equal_the_same_teachers_trained_alone(small_train, synthetic_sets):
+    """Tiny CNN6, deterministic CPU, 2 epochs with SpecAugment and weight averaging: each member of the
+    batched model ends where the same teacher trained alone ends (weights, losses, test logits)."""
+    config, settings = TrainConfig(epochs=2, batch_size=16, lr=1e-3, weight_averaging=0.5), \
+        RunSettings(deterministic=True)
+    together = Trainer(config, settings=settings).fit_together(_members(), SEEDS, small_train, synthetic_sets["test"])
+    for seed, member in zip(SEEDS, together):
+        alone = Trainer(config, seed=seed, settings=settings).fit(_tiny(seed), small_train, synthetic_sets["test"])
+        # A grouped convolution rounds differently; Adam divides each gradient by its own running size, so on the
+        # few weights whose gradient is near zero that rounding can move the step by up to lr. Compared tensor by
+        # tensor, the weights agree to 1e-3 of their size, and the models compute the same function.
+        for (name, expected), actual in zip(alone.model.state_dict().items(), member.model.state_dict().values()):
+            if expected.is_floating_point():
+                gap = (actual - expected).norm() / expected.norm().clamp_min(1e-12)
+                assert gap < 1e-3, f"seed {seed}: {name} differs by {gap:.1e} of its size"
+            else:
+                assert torch.equal(actual, expected), name
+        assert [r.loss for r in member.history] == pytest.approx([r.loss for r in alone.history], rel=1e-4)
+        torch.testing.assert_close(predict_logits(member.model, synthetic_sets["test"]),
+                                   predict_logits(alone.model, synthetic_sets["test"]), rtol=0, atol=1e-5)
+        assert member.selected_epoch == alone.selected_epoch
+    # three different teachers, not one copied three times
+    assert not torch.equal(together[0].model.head.weight, together[1].model.head.weight)
+
+
+@pytest.mark.slow
+def test_teachers_trained_together_cancel_and_resume_as_one(small_train, synthetic_sets, tmp_path):
+    cancel, config, settings = CancelToken(), TrainConfig(epochs=3, batch_size=16), RunSettings(deterministic=True)
+
+    def progress(p):
+        if p.stage == "train" and p.epoch == 2:
+            cancel.cancel()
+
+    with pytest.raises(Cancelled):
+        Trainer(config, settings=settings, run_dir=tmp_path, on_progress=progress, cancel=cancel).fit_together(
+            _members(), SEEDS, small_train, synthetic_sets["test"])
+    assert torch.load(tmp_path / STATE_FILE, weights_only=True)["epoch"] == 1
+    epochs_run = []
+    resumed = Trainer(config, settings=settings, run_dir=tmp_path,
+                      on_progress=lambda p: p.stage == "epoch" and epochs_run.append((p.member, p.epoch))).fit_together(
+        _members(), SEEDS, small_train, synthetic_sets["test"])
+    assert sorted(epochs_run) == [(m, e) for m in range(3) for e in (2, 3)]  # epoch 1 was not trained again
+    uninterrupted = Trainer(config, settings=settings).fit_together(_members(), SEEDS, small_train,
+                                                                    synthetic_sets["test"])
+    for a, b in zip(resumed, uninterrupted):
+        assert [r.loss for r in a.history] == [r.loss for r in b.history]

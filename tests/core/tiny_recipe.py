@@ -13,6 +13,7 @@ synthetic = {{ recordings = {recordings}, seed = 3, label_noise = 0.1 }}
 arch = "cnn6"
 size = "tiny"
 k = 3
+together = {together}
 
 [teachers.train]
 epochs = 2
@@ -37,7 +38,8 @@ student = 1
 """
 
 
-def tiny_recipe(tmp_path, name="tiny", labels="mean_3", recordings=16):
+def tiny_recipe(tmp_path, name="tiny", labels="mean_3", recordings=16, together=True):
+    """The recipe as a file; `together` trains the teachers as one batched model (the default for CNN6)."""
     path = tmp_path / f"{name}.toml"
-    path.write_text(RECIPE.format(name=name, labels=labels, recordings=recordings))
+    path.write_text(RECIPE.format(name=name, labels=labels, recordings=recordings, together=str(together).lower()))
     return path
