@@ -17,12 +17,12 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
 
 from lungkd.core.labels import CLASS_NAMES
 from lungkd.core.recipes import (ARCHITECTURES, ExperimentRecipe, SyntheticData, experiment_to_toml,
-                                 load_experiment, parse_experiment)
+                                 load_experiment, parse_experiment, shipped_recipes_folder)
 from lungkd.core.kd.soft_labels import SoftLabelSpec
 
 from .engine import EngineTask
 
-RECIPES_DIR = Path(__file__).resolve().parents[1] / "resources" / "recipes"
+RECIPES_DIR = shipped_recipes_folder()
 
 
 def wait_for(task: EngineTask, ms: int) -> bool:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
+from importlib.resources import files
 from pathlib import Path
 
 from lungkd.core.errors import LungKDError
@@ -279,6 +280,12 @@ def _read_toml(path: Path) -> dict:
 
 def load_recipe(path: str | Path) -> TrainRecipe:
     return parse_recipe(_read_toml(Path(path)), str(path))
+
+
+def shipped_recipes_folder() -> Path:
+    """The recipes LungKD ships: package data of lungkd.resources, found through the package wherever it is
+    (a checkout, an installed wheel or the frozen bundle)."""
+    return Path(str(files("lungkd.resources") / "recipes"))
 
 
 def load_experiment(path: str | Path) -> ExperimentRecipe:
