@@ -248,19 +248,19 @@ class MainWindow(QMainWindow):
         from lungkd.core.about import gather_about
 
         about = gather_about(qt=f"{qVersion()} (PySide6 {PySide6.__version__})")
-        details = about.text() + f"\nWorkspace     {self.workspace}"
+        workspace = [("Workspace", str(self.workspace))]
         box = QMessageBox(self)
         box.setWindowTitle("About LungKD Studio")
         box.setIconPixmap(application_icon().pixmap(64, 64))
         box.setText(f"<b>LungKD Studio {about.lungkd}</b><br>Lung-sound cycles classified by models distilled "
                     "from ensembles.<br>Not a medical device.")
-        rows = about.rows() + [("Workspace", str(self.workspace))]
+        rows = about.rows() + workspace
         box.setInformativeText("<table cellspacing='2'>" + "".join(
             f"<tr><td><b>{label}</b>&nbsp;&nbsp;</td><td>{html.escape(value)}</td></tr>" for label, value in rows)
             + "</table>")
         box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         copy = box.addButton("Copy", QMessageBox.ButtonRole.ActionRole)
-        copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(details))
+        copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(about.text(workspace)))
         box.addButton(QMessageBox.StandardButton.Close)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()

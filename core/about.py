@@ -30,9 +30,11 @@ class About:
                 ("torch", self.torch), ("torchaudio", self.torchaudio), ("transformers", self.transformers),
                 ("Qt", self.qt), ("Device", self.device)]
 
-    def text(self) -> str:
-        width = max(len(label) for label, _ in self.rows())
-        return "\n".join(f"{label:<{width}}  {value}" for label, value in self.rows())
+    def text(self, extra: list[tuple[str, str]] = ()) -> str:
+        """One `label  value` line per fact, then the caller's `extra` rows, the values aligned."""
+        rows = self.rows() + list(extra)
+        width = max(len(label) for label, _ in rows)
+        return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
 
 
 def _installed(distribution: str) -> str:
