@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import platform
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from importlib.util import find_spec
@@ -30,7 +31,7 @@ class About:
                 ("torch", self.torch), ("torchaudio", self.torchaudio), ("transformers", self.transformers),
                 ("Qt", self.qt), ("Device", self.device)]
 
-    def text(self, extra: list[tuple[str, str]] = ()) -> str:
+    def text(self, extra: Sequence[tuple[str, str]] = ()) -> str:
         """One `label  value` line per fact, then the caller's `extra` rows, the values aligned."""
         rows = self.rows() + list(extra)
         width = max(len(label) for label, _ in rows)
