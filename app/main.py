@@ -50,10 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     from lungkd.core.workspace.paths import resolve_workspace
 
     from .main_window import MainWindow
+    from .theme import application_icon
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("LungKD Studio")
     app.setOrganizationName("LungKD")
+    app.setDesktopFileName("lungkd-studio")  # Wayland and the taskbar match the window to the desktop entry
+    app.setWindowIcon(application_icon())
     workspace = resolve_workspace(args.workspace)
     window = MainWindow(workspace)
     window.show()

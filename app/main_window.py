@@ -2,6 +2,7 @@
 join as further pages), one model picker, one task queue for the engine, a status bar with progress."""
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt
@@ -16,7 +17,7 @@ from .engine import TaskQueue
 from .playback import Player
 from .recordings_page import RecordingsPage
 from .runs_view import RunsView
-from .theme import STYLE_SHEET
+from .theme import STYLE_SHEET, application_icon
 from .wizard import TrainingWizard
 
 AUDIO_FILTER = "Recordings (*.wav *.flac *.ogg);;All files (*)"
@@ -106,7 +107,7 @@ class MainWindow(QMainWindow):
                     menu.addSeparator()
                 else:
                     menu.addAction(action)
-        self.menuBar().addMenu("&Help").addAction(self._action("&About LungKD Studio", self._about))
+        self.menuBar().addMenu("&Help").addAction(self._action("&About LungKD Studio", self.show_about))
 
         toolbar = QToolBar("Main", movable=False)
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
@@ -243,9 +244,32 @@ class MainWindow(QMainWindow):
         self.runs.refresh()
         self.pages.setCurrentWidget(self.recordings)
 
-    def _about(self) -> None:
-        QMessageBox.about(self, "LungKD Studio", "LungKD Studio — lung-sound cycles classified by models "
-                          "distilled from ensembles.\nNot a medical device.")
+    def show_about(self) -> QMessageBox:
+        """Help > About: the versions and the device (core.about, plus the Qt this window runs on), to copy
+        into a bug report. Not modal, like the error messages."""
+        import PySide6
+        from PySide6.QtCore import qVersion
+
+        from lungkd.core.about import gather_about
+
+        about = gather_about(qt=f"{qVersion()} (PySide6 {PySide6.__version__})")
+        workspace = [("Workspace", str(self.workspace))]
+        box = QMessageBox(self)
+        box.setWindowTitle("About LungKD Studio")
+        box.setIconPixmap(application_icon().pixmap(64, 64))
+        box.setText(f"<b>LungKD Studio {about.lungkd}</b><br>Lung-sound cycles classified by models distilled "
+                    "from ensembles.<br>Not a medical device.")
+        rows = about.rows() + workspace
+        box.setInformativeText("<table cellspacing='2'>" + "".join(
+            f"<tr><td><b>{label}</b>&nbsp;&nbsp;</td><td>{html.escape(value)}</td></tr>" for label, value in rows)
+            + "</table>")
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        copy = box.addButton("Copy", QMessageBox.ButtonRole.ActionRole)
+        copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(about.text(workspace)))
+        box.addButton(QMessageBox.StandardButton.Close)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+        return box
 
     def closeEvent(self, event) -> None:
         if self.wizard is not None and not self.wizard.close():  # it asks while training runs

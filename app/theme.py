@@ -1,8 +1,11 @@
 """Colours and the style sheet shared by every view: the same class is the same colour everywhere."""
 from __future__ import annotations
 
+from importlib.resources import files
+from pathlib import Path
+
 import pyqtgraph as pg
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QIcon
 
 from lungkd.core.labels import CLASS_NAMES
 
@@ -48,3 +51,11 @@ def colour_map(name: str) -> pg.ColorMap:
     if name == "greyscale":
         return pg.ColorMap(pos=[0.0, 1.0], color=[(0, 0, 0), (255, 255, 255)])
     return pg.colormap.get(name)
+
+
+def application_icon() -> QIcon:
+    """The LungKD icon at every size rendered from resources/icons/lungkd.svg (packaging/render_icons.py)."""
+    icon = QIcon()
+    for png in Path(str(files("lungkd.resources") / "icons")).glob("lungkd-*.png"):
+        icon.addFile(str(png))
+    return icon

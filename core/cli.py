@@ -140,15 +140,10 @@ def _duration(seconds: float) -> str:
         f"{seconds // 60}:{seconds % 60:02d}"
 
 
-def shipped_recipe(name: str) -> Path:
-    """A recipe of resources/recipes/ (package data of lungkd.resources)."""
-    from importlib.resources import files
-
-    return Path(str(files("lungkd.resources") / "recipes" / f"{name}.toml"))
-
-
 def _demo(args: argparse.Namespace) -> int:
-    args.recipe, args.data = shipped_recipe("demo-cpu"), None
+    from lungkd.core.recipes import shipped_recipes_folder
+
+    args.recipe, args.data = shipped_recipes_folder() / "demo-cpu.toml", None
     print(f"Running the CPU demo ({args.recipe}): tiny CNN6 teachers, their ensemble and a distilled student "
           "on a generated dataset.", flush=True)
     return _run(args)
@@ -268,8 +263,23 @@ def _predict(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+class _PrintVersion(argparse.Action):
+    """`--version`: the facts of core.about, gathered only when asked (importing torch takes seconds)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from lungkd.core.about import gather_about
+
+        print(gather_about().text())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lungkd", description="Lung-sound classifiers distilled from ensembles.")
+    parser.add_argument("--version", action=_PrintVersion,
+                        help="print the versions of LungKD, torch, Qt and transformers and the device found")
     commands = parser.add_subparsers(dest="command", required=True)
 
     data = commands.add_parser("data", help="inspect or generate datasets").add_subparsers(dest="data_command",

@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -278,6 +279,12 @@ def read_toml(path: str | Path) -> dict:
     except RecursionError:
         raise RecipeError("nested too deeply to be a recipe.", path=path,
                           fix="recipes have at most three levels of tables; see docs/recipes.md.") from None
+
+
+def shipped_recipes_folder() -> Path:
+    """The recipes LungKD ships: package data of lungkd.resources, found through the package wherever it is
+    (a checkout, an installed wheel or the frozen bundle)."""
+    return Path(str(files("lungkd.resources") / "recipes"))
 
 
 def load_recipe(path: str | Path) -> TrainRecipe:

@@ -87,3 +87,31 @@ def test_data_synth_writes_a_folder_that_data_stats_reads(tmp_path):
     assert sum(stats["cycles"]["train"].values()) + sum(stats["cycles"]["test"].values()) == \
         sum(stats["cycles"]["all"].values()) > 0
     assert (out / "ICBHI_challenge_train_test.txt").exists() and (out / "metadata_with_location.txt").exists()
+
+
+def test_version_prints_lungkd_torch_qt_transformers_and_the_device():
+    import tomllib
+    from importlib import metadata
+
+    import torch
+
+    result = lungkd("--version")
+    assert result.returncode == 0, result.stderr
+    facts = dict(line.split(None, 1) for line in result.stdout.splitlines())
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]
+    assert facts["LungKD"] == project["version"]
+    assert facts["torch"].startswith(torch.__version__)
+    assert facts["transformers"] == metadata.version("transformers")
+    assert facts["Qt"] == f"PySide6 {metadata.version('PySide6-Essentials')}"
+    if torch.cuda.is_available():
+        assert facts["Device"].startswith(f"GPU: {torch.cuda.get_device_name(0)}")
+    else:
+        assert facts["Device"].startswith("CPU") and "no GPU found" in facts["Device"]
+
+
+def test_version_names_qt_without_loading_it():
+    code = ("import sys\nfrom lungkd.core.cli import main\ntry:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
+            "print('loaded:', sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'shiboken6')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "Qt            PySide6 " in result.stdout and "loaded: []" in result.stdout
