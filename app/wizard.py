@@ -24,6 +24,9 @@ from lungkd.core.workspace.layout import MODEL_FOLDER, experiment_folder, studen
 from .engine import EngineTask, TaskQueue
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "resources" / "recipes"
+# where the Run page trains (core.kd.executors); child processes keep the window smooth
+EXECUTOR_LABELS = {"process": "child processes on this computer", "inprocess": "the window's own process",
+                   "ray": "a Ray cluster"}
 
 
 def wait_for(task: EngineTask, ms: int) -> bool:
@@ -448,15 +451,26 @@ class RunPage(RecipePage):
         self.series: dict[str, tuple[list, list, list, object, object]] = {}
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
+        self.executor = QComboBox()
+        for name, label in EXECUTOR_LABELS.items():
+            self.executor.addItem(label, name)
+        self.address = QLineEdit()
+        self.address.setPlaceholderText("empty: start Ray on this computer · auto: join this computer's Ray cluster · "
+                                        "ray://HOST:10001")
+        self.executor.currentIndexChanged.connect(
+            lambda _: self.address.setEnabled(self.executor.currentData() == "ray"))
+        self.address.setEnabled(False)
         self.start_button = QPushButton("Run")
         self.start_button.clicked.connect(self.start)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel)
         self.cancel_button.setEnabled(False)
         buttons = QHBoxLayout()
+        buttons.addWidget(QLabel("Train in"))
+        buttons.addWidget(self.executor)
+        buttons.addWidget(self.address, 1)
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.cancel_button)
-        buttons.addStretch(1)
         layout = QVBoxLayout(self)
         for widget in (self.stage, self.bar, self.eta):
             layout.addWidget(widget)
@@ -470,14 +484,24 @@ class RunPage(RecipePage):
     def isComplete(self) -> bool:
         return self.finished_ok
 
+    def show_recipe(self, recipe: ExperimentRecipe) -> None:
+        self.executor.setCurrentIndex(self.executor.findData(recipe.executor or "process"))
+
     def start(self) -> None:
         wizard = self.wizard_()
+        wizard.recipe = wizard.recipe.replace(executor=self.executor.currentData())  # saved with the recipe
         recipe, workspace = wizard.recipe, wizard.workspace
+        address = self.address.text().strip() or None if recipe.executor == "ray" else None
 
         def job(report, cancel):
+            from lungkd.core.kd.executors import create_executor
             from lungkd.core.kd.experiment import Experiment
 
-            return Experiment(recipe, workspace, on_event=report, cancel=cancel).run()
+            executor = create_executor(recipe.executor, workers=recipe.workers, address=address)
+            try:
+                return Experiment(recipe, workspace, on_event=report, cancel=cancel, executor=executor).run()
+            finally:
+                executor.close()
 
         self.error.setText("")
         self.start_button.setEnabled(False)
