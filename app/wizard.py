@@ -454,12 +454,15 @@ class RunPage(RecipePage):
         self.executor = QComboBox()
         for name, label in EXECUTOR_LABELS.items():
             self.executor.addItem(label, name)
-        self.address = QLineEdit()
-        self.address.setPlaceholderText("empty: start Ray on this computer · auto: join this computer's Ray cluster · "
-                                        "ray://HOST:10001")
+        self.address = QLineEdit()  # shown for Ray only
+        self.address.setPlaceholderText("Ray address: empty starts one here · auto · ray://HOST:10001")
+        self.address.setToolTip("Leave empty to start Ray on this computer; auto joins the Ray cluster this computer "
+                                "belongs to (`ray start`); ray://HOST:10001 joins one from outside. The workspace must "
+                                "be on storage every node mounts at the same path.")
         self.executor.currentIndexChanged.connect(
-            lambda _: self.address.setEnabled(self.executor.currentData() == "ray"))
-        self.address.setEnabled(False)
+            lambda _: self.address.setVisible(self.executor.currentData() == "ray"))
+        self.address.setVisible(False)
+        self.address.setMinimumWidth(self.address.fontMetrics().horizontalAdvance(self.address.placeholderText()) + 24)
         self.start_button = QPushButton("Run")
         self.start_button.clicked.connect(self.start)
         self.cancel_button = QPushButton("Cancel")
@@ -468,7 +471,8 @@ class RunPage(RecipePage):
         buttons = QHBoxLayout()
         buttons.addWidget(QLabel("Train in"))
         buttons.addWidget(self.executor)
-        buttons.addWidget(self.address, 1)
+        buttons.addWidget(self.address)
+        buttons.addStretch(1)
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.cancel_button)
         layout = QVBoxLayout(self)

@@ -120,18 +120,21 @@ class _Outbox:
             self.cancel.cancel()
 
     def _loop(self) -> None:
-        while not self.stopped.wait(FLUSH_INTERVAL_S):
+        # Only this thread waits on the relay while the run trains: a task whose main thread blocks in ray.get
+        # hands its CPU back to Ray, which then starts more tasks than the cluster has CPUs.
+        while True:
             self.flush()
+            if self.stopped.wait(FLUSH_INTERVAL_S):
+                return
 
     def __enter__(self) -> "_Outbox":
-        self.flush()  # at once: a run cancelled before it started does not start
         self.thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.stopped.set()
         self.thread.join()
-        self.flush()
+        self.flush()  # the last events (the run's end), before the task returns
 
 
 def train_run(job_json: str, relay, marker: str, threads: int) -> dict:
