@@ -175,7 +175,9 @@ class _Supervision:
         try:
             child, line = self.lines.get(timeout=0.2)
         except queue.Empty:
-            if self.stopping_since is not None and time.monotonic() - self.stopping_since > self.executor.stop_timeout_s:
+            overdue = self.stopping_since is not None and \
+                time.monotonic() - self.stopping_since > self.executor.stop_timeout_s
+            if overdue:
                 self._kill_all()
             return
         if line is not None:

@@ -6,6 +6,8 @@ and a cancel mid-run stops every run and leaves a workspace the next run resumes
 import json
 import os
 import signal
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
@@ -22,7 +24,7 @@ from lungkd.core.kd.jobs import ExperimentError, RunJob, RunSpec
 from lungkd.core.kd.ray_executor import (EventRelay, RayExecutor, WorkspaceNotShared, gpu_request,
                                          require_shared_workspace, train_run)
 from lungkd.core.kd.worker import WorkerError, card_from_outcome
-from lungkd.core.recipes import ModelSpec, RunSettings, TrainConfig, parse_experiment
+from lungkd.core.recipes import ModelSpec, RunSettings, TrainConfig, parse_experiment, recipe_to_toml
 from lungkd.core.workspace.catalog import Catalog
 from lungkd.core.workspace.layout import MODEL_FOLDER
 
@@ -240,3 +242,47 @@ def test_the_executor_is_chosen_by_name_and_is_not_part_of_the_results():
     assert on_ray.to_dict() == RECIPE.to_dict()  # an experiment started one way may be continued another
     with pytest.raises(LungKDError, match="executor"):
         parse_experiment({**SMALL, "executor": "gpu"})
+
+
+def _lungkd(*args):
+    return subprocess.run([sys.executable, "-m", "lungkd.core.cli", *map(str, args)], capture_output=True, text=True)
+
+
+def test_lungkd_run_names_a_wrong_executor_or_address_before_anything_runs(tmp_path):
+    recipe = tmp_path / "small.toml"
+    recipe.write_text(recipe_to_toml(RECIPE))
+    wrong = _lungkd("run", recipe, "--workspace", tmp_path / "ws", "--executor", "gpu")
+    assert wrong.returncode == 2
+    assert "unknown executor 'gpu'" in wrong.stderr and "inprocess, process, ray" in wrong.stderr
+    address = _lungkd("run", recipe, "--workspace", tmp_path / "ws", "--executor", "process", "--address", "auto")
+    assert address.returncode == 2 and "only for the ray executor" in address.stderr
+    assert not (tmp_path / "ws" / "experiments").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_lungkd_run_and_its_workers_and_the_same_command_continues(reference, tmp_path):
+    recipe = tmp_path / "small.toml"
+    recipe.write_text(recipe_to_toml(RECIPE))
+    command = [sys.executable, "-m", "lungkd.core.cli", "run", str(recipe), "--workspace", str(tmp_path / "ws"),
+               "--executor", "process", "--workers", "2"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)  # its own process group, as a terminal's foreground job
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith("[teachers teacher seed 1] epoch 1/2"):
+            os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends
+            break
+    lines += process.stdout.readlines()
+    assert process.wait(timeout=300) == 130, "".join(lines) + process.stderr.read()
+    assert "run the same command again" in process.stderr.read()
+    pids = [int(line.rsplit(" ", 1)[1]) for line in lines if "notice: training in worker process" in line]
+    assert len(pids) == 2
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    again = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr
+    assert "[teachers teacher seed 1] notice: Resuming from epoch 1." in again.stdout
+    assert "report: " in again.stdout
+    assert json.loads((tmp_path / "ws" / "experiments" / "small" / "report.json").read_text()) == reference
