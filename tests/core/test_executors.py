@@ -193,6 +193,19 @@ def test_a_worker_that_keeps_dying_is_reported_with_its_exit_code(synthetic_dir,
     assert "starting it again" in events[1].message
 
 
+def test_children_see_one_gpu_each_and_share_the_cpu_threads(synthetic_dir, tmp_path):
+    executor = ProcessExecutor(workers=2)
+    executor.gpus = ["0", "3"]  # what visible_gpus() finds on a machine with CUDA_VISIBLE_DEVICES=0,3
+    job = _job(synthetic_dir, tmp_path)
+    assert [executor.device_env(job, slot) for slot in (0, 1, 2)] == [
+        {"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "3"}, {"CUDA_VISIBLE_DEVICES": "0"}]
+    assert executor.device_env(replace(job, settings=RunSettings(device="cuda:1")), 1) == {}  # the recipe chose
+    assert executor.device_env(replace(job, settings=RunSettings(device="cpu")), 1) == {}
+    threads = torch.get_num_threads()
+    assert executor.threads(job) == max(1, threads // 2)
+    assert executor.threads(replace(job, settings=RunSettings(deterministic=True))) == threads  # the same bits
+
+
 # ---------------------------------------------------------------- the Ray executor's requests and checks
 
 
