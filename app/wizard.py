@@ -24,6 +24,9 @@ from lungkd.core.workspace.layout import MODEL_FOLDER, experiment_folder, studen
 from .engine import EngineTask, TaskQueue
 
 RECIPES_DIR = shipped_recipes_folder()
+# where the Run page trains (core.kd.executors); child processes keep the window smooth
+EXECUTOR_LABELS = {"process": "child processes on this computer", "inprocess": "the window's own process",
+                   "ray": "a Ray cluster"}
 
 
 def wait_for(task: EngineTask, ms: int) -> bool:
@@ -448,15 +451,30 @@ class RunPage(RecipePage):
         self.series: dict[str, tuple[list, list, list, object, object]] = {}
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
+        self.executor = QComboBox()
+        for name, label in EXECUTOR_LABELS.items():
+            self.executor.addItem(label, name)
+        self.address = QLineEdit()  # shown for Ray only
+        self.address.setPlaceholderText("Ray address: empty starts one here · auto · ray://HOST:10001")
+        self.address.setToolTip("Leave empty to start Ray on this computer; auto joins the Ray cluster this computer "
+                                "belongs to (`ray start`); ray://HOST:10001 joins one from outside. The workspace must "
+                                "be on storage every node mounts at the same path.")
+        self.executor.currentIndexChanged.connect(
+            lambda _: self.address.setVisible(self.executor.currentData() == "ray"))
+        self.address.setVisible(False)
+        self.address.setMinimumWidth(self.address.fontMetrics().horizontalAdvance(self.address.placeholderText()) + 24)
         self.start_button = QPushButton("Run")
         self.start_button.clicked.connect(self.start)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel)
         self.cancel_button.setEnabled(False)
         buttons = QHBoxLayout()
+        buttons.addWidget(QLabel("Train in"))
+        buttons.addWidget(self.executor)
+        buttons.addWidget(self.address)
+        buttons.addStretch(1)
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.cancel_button)
-        buttons.addStretch(1)
         layout = QVBoxLayout(self)
         for widget in (self.stage, self.bar, self.eta):
             layout.addWidget(widget)
@@ -470,14 +488,24 @@ class RunPage(RecipePage):
     def isComplete(self) -> bool:
         return self.finished_ok
 
+    def show_recipe(self, recipe: ExperimentRecipe) -> None:
+        self.executor.setCurrentIndex(self.executor.findData(recipe.executor or "process"))
+
     def start(self) -> None:
         wizard = self.wizard_()
+        wizard.recipe = wizard.recipe.replace(executor=self.executor.currentData())  # saved with the recipe
         recipe, workspace = wizard.recipe, wizard.workspace
+        address = self.address.text().strip() or None if recipe.executor == "ray" else None
 
         def job(report, cancel):
+            from lungkd.core.kd.executors import create_executor
             from lungkd.core.kd.experiment import Experiment
 
-            return Experiment(recipe, workspace, on_event=report, cancel=cancel).run()
+            executor = create_executor(recipe.executor, workers=recipe.workers, address=address)
+            try:
+                return Experiment(recipe, workspace, on_event=report, cancel=cancel, executor=executor).run()
+            finally:
+                executor.close()
 
         self.error.setText("")
         self.start_button.setEnabled(False)

@@ -85,7 +85,7 @@ def wizard_pages(app, window, out: Path) -> None:
 
     wizard = window.open_wizard()
     wizard.resize(1000, 720)
-    names = ["data", "teachers", "soft-labels", "student", "review"]
+    names = ["data", "teachers", "soft-labels", "student", "review", "run"]
     data = wizard.currentPage()
     data.inspect.click()
     for _ in range(600):

@@ -1,7 +1,8 @@
 """How responsive LungKD Studio stays: the longest stall of the GUI event loop, measured with a QTimer
 probe that should tick every 10 ms, while
 
-  1. the demo experiment (tiny models, shortened) trains in the engine thread, and
+  1. the demo experiment (tiny models, shortened) trains from the engine thread, once with each executor: in
+     the window's own process (inprocess) and in child processes (process, the window's default), and
   2. a 10-minute recording is loaded and analysed by the main window.
 
     QT_QPA_PLATFORM=offscreen python bench/ui_latency.py [--minutes 10] [--workspace DIR]
@@ -52,10 +53,15 @@ class StallProbe:
     def start(self) -> None:
         self.timer.start()
 
-    def stop(self) -> str:
+    def stop(self) -> dict:
         self.timer.stop()
         gaps = np.array(self.gaps) * 1000
-        return f"longest stall {gaps.max():.0f} ms, 99th percentile {np.percentile(gaps, 99):.0f} ms, {len(gaps)} ticks"
+        return {"longest_ms": gaps.max(), "p99_ms": np.percentile(gaps, 99), "ticks": len(gaps)}
+
+
+def _stalls(stats: dict) -> str:
+    return (f"longest stall {stats['longest_ms']:.0f} ms, 99th percentile {stats['p99_ms']:.0f} ms, "
+            f"{stats['ticks']} ticks")
 
 
 def run_until_done(task: EngineTask, timeout_s: float) -> None:
@@ -66,17 +72,22 @@ def run_until_done(task: EngineTask, timeout_s: float) -> None:
     loop.exec()
 
 
-def demo_training(workspace: Path) -> str:
+def demo_training(workspace: Path, executor_name: str) -> dict:
     recipe = parse_experiment({
         "name": "ui-latency", "data": {"synthetic": {"recordings": 16, "seed": 0}},
         "teachers": {"arch": "cnn6", "size": "tiny", "k": 2, "train": {"epochs": 2, "batch_size": 16}},
         "students": [{"arch": "cnn6", "size": "tiny", "labels": "mean_2", "seeds": [1],
                       "train": {"epochs": 2, "batch_size": 16}}]})
 
-    def job(report, cancel):
+    def job(report, cancel):  # as the wizard's Run page does it
+        from lungkd.core.kd.executors import create_executor
         from lungkd.core.kd.experiment import Experiment
 
-        return Experiment(recipe, workspace, on_event=report, cancel=cancel).run()
+        executor = create_executor(executor_name)
+        try:
+            return Experiment(recipe, workspace, on_event=report, cancel=cancel, executor=executor).run()
+        finally:
+            executor.close()
 
     events = []
     task = EngineTask(job)
@@ -85,7 +96,7 @@ def demo_training(workspace: Path) -> str:
     probe.start()
     started = time.perf_counter()
     run_until_done(task, 1800)
-    return f"{probe.stop()} over {time.perf_counter() - started:.0f} s and {len(events)} engine events"
+    return {**probe.stop(), "seconds": time.perf_counter() - started, "events": len(events)}
 
 
 def long_recording(workspace: Path, minutes: float) -> str:
@@ -108,7 +119,7 @@ def long_recording(workspace: Path, minutes: float) -> str:
         QApplication.processEvents()
     elapsed = time.perf_counter() - started
     window.close()
-    return f"{probe.stop()} over {elapsed:.0f} s ({minutes:g} min at {sr} Hz)"
+    return f"{_stalls(probe.stop())} over {elapsed:.0f} s ({minutes:g} min at {sr} Hz)"
 
 
 def main() -> None:
@@ -119,7 +130,17 @@ def main() -> None:
     app = QApplication.instance() or QApplication([])
     workspace = args.workspace or Path(tempfile.mkdtemp(prefix="lungkd-ui-"))
     print(describe())
-    print(f"demo training in the engine thread: {demo_training(workspace)}", flush=True)
+    training = {}
+    for name in ("inprocess", "process"):  # each in a workspace of its own: both generate, prepare and train
+        training[name] = demo_training(workspace / f"demo-{name}", name)
+        print(f"demo training, {name} executor: {_stalls(training[name])} over {training[name]['seconds']:.0f} s "
+              f"and {training[name]['events']} engine events", flush=True)
+    print("| executor | longest stall | 99th percentile | wall time |")
+    print("|---|---|---|---|")
+    for name, stats in training.items():
+        print(f"| {name} | {stats['longest_ms']:.0f} ms | {stats['p99_ms']:.0f} ms | {stats['seconds']:.0f} s |")
+    ratio = training["inprocess"]["longest_ms"] / training["process"]["longest_ms"]
+    print(f"longest stall, inprocess / process: {ratio:.1f}x", flush=True)
     print(f"loading a {args.minutes:g}-minute recording: {long_recording(workspace, args.minutes)}", flush=True)
     del app
 

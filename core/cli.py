@@ -100,12 +100,14 @@ def _models(args: argparse.Namespace) -> int:
 
 
 class _StageProgress:
-    """One progress bar per stage and run on a terminal; plain lines (one per epoch) elsewhere."""
+    """One progress bar per stage and run on a terminal (runs training at once share the line, each with its
+    percentage); plain lines (one per epoch) elsewhere."""
 
     def __init__(self, stream=sys.stdout):
         self.stream = stream
         self.tty = stream.isatty()
         self.open_bar = False
+        self.running: dict[str, float] = {}  # the runs with a bar, and how far each is
 
     def _line(self, text: str) -> None:
         if self.open_bar:
@@ -115,13 +117,17 @@ class _StageProgress:
 
     def __call__(self, event) -> None:
         where = f"[{event.stage}{' ' + event.run if event.run else ''}]"
+        if event.kind in ("finished", "failed", "cancelled"):
+            self.running.pop(where, None)
         if event.kind == "progress" and event.total:
             if not self.tty:
                 return
-            done = event.step / event.total
+            done = self.running[where] = event.step / event.total
             eta = f" ETA {_duration(event.eta_s)}" if event.eta_s is not None else ""
             bar = "#" * int(30 * done)
-            self.stream.write(f"\r{where} |{bar:<30}| {100 * done:5.1f}%{eta}   ")
+            line = f"{where} |{bar:<30}| {100 * done:5.1f}%{eta}" if len(self.running) == 1 else \
+                "  ".join(f"{run} {100 * d:3.0f}%" for run, d in self.running.items())
+            self.stream.write(f"\r{line}   ")
             self.stream.flush()
             self.open_bar = True
         elif event.kind == "metrics" and "epoch" in event.data:
@@ -150,6 +156,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from lungkd.core.kd.executors import create_executor
     from lungkd.core.kd.experiment import Experiment
     from lungkd.core.recipes import load_experiment
     from lungkd.core.workspace.paths import resolve_workspace
@@ -157,14 +164,21 @@ def _run(args: argparse.Namespace) -> int:
     recipe = load_experiment(args.recipe)
     if args.data:
         recipe = recipe.replace(data=recipe.data.replace(path=str(args.data), synthetic=None))
+    # --address names a Ray cluster, so it alone chooses the ray executor
+    name = getattr(args, "executor", None) or ("ray" if getattr(args, "address", None) else None) or \
+        recipe.executor or "process"
+    executor = create_executor(name, workers=getattr(args, "workers", None) or recipe.workers,
+                               address=getattr(args, "address", None))
     cancel = CancelToken()
-    experiment = Experiment(recipe, resolve_workspace(args.workspace), _StageProgress(), cancel)
+    experiment = Experiment(recipe, resolve_workspace(args.workspace), _StageProgress(), cancel, executor)
     try:
         experiment.run()
     except (KeyboardInterrupt, Cancelled):
         cancel.cancel()
         print("stopped; run the same command again to continue where it left off.", file=sys.stderr)
         return 130
+    finally:
+        executor.close()
     print(f"report: {experiment.folder / 'report.md'}")
     return 0
 
@@ -305,6 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("recipe", type=Path, help="an experiment .toml (see resources/recipes/)")
     run.add_argument("--workspace", type=Path, help="workspace folder (default: the user data folder)")
     run.add_argument("--data", type=Path, help="use this dataset folder instead of the recipe's [data] path")
+    run.add_argument("--executor", help="where the runs train: process (child processes; the default unless the "
+                                        "recipe says), inprocess (this process) or ray (a Ray cluster)")
+    run.add_argument("--address", help="the Ray cluster to join: auto (this machine's cluster) or ray://HOST:10001; "
+                                       "without it a local Ray is started")
+    run.add_argument("--workers", type=int, help="runs that train at once (default: one per GPU, or one)")
     run.set_defaults(run=_run)
 
     demo = commands.add_parser("demo", help="run the shipped CPU demo experiment (a few minutes)")

@@ -14,6 +14,7 @@ A training recipe (`lungkd train`) trains one model on hard labels:
 An experiment recipe (`lungkd run`) is the method of SPEC section 9:
 
     name = "..."; selection = "best_test"; device = "auto"; deterministic = false
+    executor = "inprocess" | "process" | "ray"; workers = N    (where the runs train; not part of the results)
     [data]                 as above
     [teachers]             arch, size, pretrained, k (seeds 1..k), together (train them as one batched model)
     [teachers.train]       as [train] above
@@ -44,6 +45,7 @@ from lungkd.core.workspace.layout import NAME_RULE, is_valid_name
 __all__ = ["RecipeError", "DataSpec", "SyntheticData"]
 
 SELECTIONS = ("best_test", "best_val", "last")
+EXECUTORS = ("inprocess", "process", "ray")  # who trains an experiment's runs (core.kd.executors)
 Selection = Literal["best_test", "best_val", "last"]
 Architecture = Literal[ARCHITECTURES]  # type: ignore[valid-type]  # the registry's names
 Size = Literal[SIZES]  # type: ignore[valid-type]
@@ -215,6 +217,9 @@ class ExperimentRecipe(RunSettings):
     ensembles: Ensembles = Ensembles()
     students: Annotated[tuple[StudentSpec, ...], Field(strict=False)] = ()
     second_generation: SecondGeneration = SecondGeneration()
+    # Where the runs train, not what they give: left out of to_dict, so a resumed experiment may change them.
+    executor: Literal[EXECUTORS] | None = None  # type: ignore[valid-type]  # None: the caller's default
+    workers: int | None = Field(None, ge=1, le=4096)  # runs at once (None: one per GPU, or one)
     source: str | None = Field(None, exclude=True)
 
     @model_validator(mode="after")
@@ -233,9 +238,9 @@ class ExperimentRecipe(RunSettings):
         return self
 
     def to_dict(self) -> dict:
-        """Everything that decides the results (not the file it came from, nor its description): what a
-        resumed experiment is compared with."""
-        return self.model_dump(mode="json", exclude={"description"})
+        """Everything that decides the results (not the file it came from, its description, nor where its runs
+        train): what a resumed experiment is compared with."""
+        return self.model_dump(mode="json", exclude={"description", "executor", "workers"})
 
 
 # ---------------------------------------------------------------- files

@@ -18,7 +18,7 @@ from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.data.dataset import DatasetIndex
 from lungkd.core.data.sources import resolve_dataset
 from lungkd.core.events import Event, EventCallback, broadcast
-from lungkd.core.kd.executors import Executor, InProcessExecutor
+from lungkd.core.kd.executors import Executor, create_executor
 from lungkd.core.kd.jobs import TEST_LOGITS_FILE, RunJob, RunSpec, TogetherJob, teacher_logits_file
 from lungkd.core.kd.recorder import CatalogRecorder
 from lungkd.core.kd.report import build_report, headline_scores, write_reports
@@ -60,13 +60,17 @@ def student_specs(student: StudentSpec) -> list[RunSpec]:
 
 
 class Experiment:
+    """`executor`: who trains the runs; None builds the recipe's (`executor`, `workers`; in-process when it names
+    none) and closes it at the end, while one passed in stays the caller's."""
+
     def __init__(self, recipe: ExperimentRecipe, workspace: Path, on_event: EventCallback | None = None,
                  cancel: CancelToken | None = None, executor: Executor | None = None):
         self.recipe = recipe
-        self.store = ExperimentStore(Path(workspace), recipe)
+        # absolute: jobs carry it to other processes and machines, whose working folder may differ
+        self.store = ExperimentStore(Path(workspace).absolute(), recipe)
         self.folder = self.store.folder
         self.cancel = cancel or CancelToken()
-        self.executor = executor or InProcessExecutor()
+        self.executor = executor
         self.on_event = on_event
 
     def run(self) -> dict:
@@ -75,24 +79,29 @@ class Experiment:
             emit = broadcast(store.log, CatalogRecorder(catalog, self.recipe, store.folder), self.on_event)
             started = time.time()
             emit(Event("experiment", "started", self.recipe.name, data={"folder": str(store.folder)}))
+            executor = self.executor
             try:
-                report = self._stages(store, emit)
+                executor = executor or create_executor(self.recipe.executor or "inprocess", workers=self.recipe.workers)
+                report = self._stages(store, executor, emit)
             except BaseException as exc:
                 cancelled = isinstance(exc, (Cancelled, KeyboardInterrupt))
                 emit(Event("experiment", "cancelled" if cancelled else "failed", str(exc),
                            data={"type": type(exc).__name__}))
                 raise
+            finally:
+                if self.executor is None and executor is not None:
+                    executor.close()
             emit(Event("experiment", "finished", data={"seconds": round(time.time() - started, 1),
                                                        "summary": headline_scores(report)}))
         return report
 
-    def _stages(self, store: ExperimentStore, emit: EventCallback) -> dict:
+    def _stages(self, store: ExperimentStore, executor: Executor, emit: EventCallback) -> dict:
         index = load_data(self.recipe, store, emit)
-        teacher_cards = train_teachers(self.recipe, store, self.executor, emit, self.cancel)
+        teacher_cards = train_teachers(self.recipe, store, executor, emit, self.cancel)
         teacher_scores = [c["test"]["score"] if c["test"] else float("nan") for c in teacher_cards]
         logits = gather_teacher_logits(teacher_cards, store, emit)
         ensembles = evaluate_ensembles(self.recipe, logits, teacher_scores, emit)
-        groups = train_students(self.recipe, store, self.executor, teacher_scores, emit, self.cancel)
+        groups = train_students(self.recipe, store, executor, teacher_scores, emit, self.cancel)
         second = second_generation(self.recipe, groups, logits, emit)
         report = build_report(self.recipe, index.fingerprint(), _with_intervals(teacher_cards, logits), ensembles,
                               [_with_intervals(cards, logits) for cards in groups], second,
@@ -179,11 +188,14 @@ def evaluate_ensembles(recipe: ExperimentRecipe, logits: TeacherLogits, teacher_
 
 def train_students(recipe: ExperimentRecipe, store: ExperimentStore, executor: Executor,
                    teacher_scores: list[float], emit: EventCallback, cancel: CancelToken) -> list[list[dict]]:
-    groups = []
-    for student in recipe.students:
-        jobs = plan_jobs(student_specs(student), "students", recipe, store, teacher_logits=str(store.logits_file),
-                     teacher_scores=tuple(teacher_scores))
-        groups.append(executor.run(jobs, emit, cancel))
+    """Every [[students]] entry's runs, handed over at once (they are independent); their cards per entry."""
+    plans = [plan_jobs(student_specs(student), "students", recipe, store, teacher_logits=str(store.logits_file),
+                       teacher_scores=tuple(teacher_scores)) for student in recipe.students]
+    cards = executor.run([job for jobs in plans for job in jobs], emit, cancel)
+    groups, start = [], 0
+    for jobs in plans:
+        groups.append(cards[start:start + len(jobs)])
+        start += len(jobs)
     return groups
 
 

@@ -81,6 +81,13 @@ class RunJob:
     teacher_logits: str | None = None  # a student's soft labels come from this experiment file
     teacher_scores: tuple[float, ...] = ()  # for curated soft labels
 
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def describe(self) -> dict:
+        return self.spec.describe()
+
     def to_json(self) -> str:
         value = asdict(self)
         value["spec"] = {**value["spec"], "model": self.spec.model.model_dump(mode="json"),
@@ -269,6 +276,26 @@ class TogetherJob:
     def name(self) -> str:
         return f"teachers seeds {', '.join(map(str, self.seeds))} together"
 
+    # what executors read of any job: the same for every member
+    @property
+    def spec(self) -> RunSpec:
+        return self.members[0].spec
+
+    @property
+    def stage(self) -> str:
+        return self.members[0].stage
+
+    @property
+    def settings(self) -> RunSettings:
+        return self.members[0].settings
+
+    @property
+    def workspace(self) -> str:
+        return self.members[0].workspace
+
+    def describe(self) -> dict:
+        return {**self.spec.describe(), "seeds": self.seeds}
+
     def to_json(self) -> str:
         return json.dumps({"members": [json.loads(m.to_json()) for m in self.members], "folder": self.folder})
 
@@ -279,6 +306,15 @@ class TogetherJob:
 
 
 Job = RunJob | TogetherJob
+
+
+def job_to_json(job: Job) -> str:
+    return json.dumps({"kind": "together" if isinstance(job, TogetherJob) else "run", "job": job.to_json()})
+
+
+def job_from_json(text: str) -> Job:
+    value = json.loads(text)
+    return (TogetherJob if value["kind"] == "together" else RunJob).from_json(value["job"])
 
 
 def execute(job: Job, emit: EventSink, cancel: CancelToken | None = None,

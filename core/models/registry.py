@@ -34,6 +34,7 @@ CLAP_ID = "laion/clap-htsat-unfused"
 HEAD_FILE = "head.safetensors"
 CARD_FILE = "lungkd.json"  # the one sidecar of a model folder: architecture, provenance, metrics
 SIZES = ("full", "tiny")
+TINY_GPU_SHARE = 0.1
 
 
 class WeightsUnavailableError(LungKDError):
@@ -74,6 +75,7 @@ class ModelInfo:
     params_note: str  # why `params` differs from SPEC's figure
     paper_train: dict = field(hash=False)  # SPEC section 7's recipe for this architecture
     together: bool = False  # k members can train as one batched model (small convolutional networks)
+    gpu_share: float = 1.0  # of one GPU, what a full-size run asks a scheduler for (a Ray task's num_gpus)
     classifier: type[Classifier] = field(default=Classifier, repr=False, compare=False)
     hub_id: str | None = None  # None: weights are not on the Hugging Face hub (CNN6)
 
@@ -89,6 +91,10 @@ class ModelInfo:
     def needs_prompts(self) -> bool:
         return self.inputs.prompts
 
+    def gpu_request(self, size: str) -> float:
+        """The share of a GPU one run asks for: small models share a GPU, a tiny configuration takes little."""
+        return self.gpu_share if size == "full" else TINY_GPU_SHARE
+
 
 _REGISTRY: dict[str, ModelInfo] = {m.name: m for m in (
     ModelInfo(
@@ -96,19 +102,20 @@ _REGISTRY: dict[str, ModelInfo] = {m.name: m for m in (
         "PANNs CNN6 trunk (4 x 5x5 conv-BN-ReLU-avgpool, 64-128-256-512), max+mean pooling, Linear(512,4)",
         "SPEC counts PANNs Cnn6 whole (4,837,455): its AudioSet layers fc1 512x512 (262,656), fc_audioset "
         "512x527 (270,351) and bn0 (128) are dropped; the trunk is 4,304,320, the head 2,052.",
-        _CNN_RECIPE, together=True, classifier=CNN6Classifier),
+        _CNN_RECIPE, together=True, gpu_share=0.25, classifier=CNN6Classifier),
     ModelInfo(
         "resnet18", _FBANK, 11_172_292, 11.7, "microsoft/resnet-18",
         "ResNet-18 (ImageNet), one-channel stem, global average pooling, Linear(512,4)",
         "SPEC counts ResNet-18 with its 1000-class ImageNet fc (513,000): 11,689,512. Ours drops that fc, "
         "sums the stem over RGB (-6,272) and adds the head (2,052).",
-        _CNN_RECIPE, together=True, classifier=ResNetClassifier, hub_id="microsoft/resnet-18"),
+        _CNN_RECIPE, together=True, gpu_share=0.5, classifier=ResNetClassifier, hub_id="microsoft/resnet-18"),
     ModelInfo(
         "efficientnet_b0", _FBANK, 4_012_096, 5.3, "google/efficientnet-b0",
         "EfficientNet-B0 (ImageNet), one-channel stem, global average pooling, Linear(1280,4)",
         "SPEC counts EfficientNet-B0 with its 1000-class classifier (1,281,000): 5,288,548. Ours drops it, "
         "sums the stem over RGB (-576) and adds the head (5,124).",
-        _CNN_RECIPE, together=True, classifier=EfficientNetClassifier, hub_id="google/efficientnet-b0"),
+        _CNN_RECIPE, together=True, gpu_share=0.5, classifier=EfficientNetClassifier,
+        hub_id="google/efficientnet-b0"),
     ModelInfo(
         "ast", _FBANK_AUDIOSET, 85_987_588, 87.7, "MIT/ast-finetuned-audioset-10-10-0.4593",
         "Audio Spectrogram Transformer (AudioSet), 798-frame positions, Linear(768,4) on the pooled tokens",

@@ -61,16 +61,19 @@ def test_an_exception_becomes_a_failed_signal_with_the_traceback(qtbot):
 def test_the_status_bar_shows_a_burst_of_progress_at_most_ten_times_a_second(window, qtbot):
     from lungkd.core.events import Event
 
-    shown = []
+    shown, span = [], []
     window.statusBar().messageChanged.connect(shown.append)
 
     def burst(report, cancel):
+        span.append(time.monotonic())
         for step in range(1, 201):  # a training step every millisecond
             report(Event("teachers", "progress", f"step {step}", step=step, total=200))
             time.sleep(0.001)
+        span.append(time.monotonic())
 
     window.queue.submit(EngineTask(burst))
     qtbot.waitUntil(lambda: not window.queue.is_busy(), timeout=10000)
     steps = [m for m in shown if m.startswith("step ")]
-    assert 1 <= len(steps) <= 10  # about 0.2 s of events: a first update, then one per 100 ms
-    assert steps[0] == "step 1"
+    seconds = span[1] - span[0]  # about 0.2 s on an idle machine
+    assert steps[0] == "step 1"  # the first at once, then at most one per 100 ms
+    assert len(steps) <= seconds / 0.1 + 2 and len(steps) < 40, (len(steps), seconds)

@@ -9,10 +9,10 @@ from PySide6.QtWidgets import QWizard
 from lungkd.app.main_window import MainWindow
 
 from lungkd.app.runs_view import RunsView
-from lungkd.app.wizard import (RECIPES_DIR, DataPage, ResultsPage, ReviewPage, RunPage, SoftLabelsPage, StudentPage, TeachersPage,
-                               TrainingWizard)
+from lungkd.app.wizard import (EXECUTOR_LABELS, RECIPES_DIR, DataPage, ResultsPage, ReviewPage, RunPage, SoftLabelsPage,
+                               StudentPage, TeachersPage, TrainingWizard)
 from lungkd.core.kd.experiment import Experiment
-from lungkd.core.recipes import load_experiment
+from lungkd.core.recipes import EXECUTORS, load_experiment
 
 
 @pytest.fixture
@@ -84,6 +84,21 @@ def test_wizard_end_to_end_with_cancel_and_resume(wizard, qtbot, tmp_path):
     runs = RunsView(tmp_path / "ws")
     qtbot.addWidget(runs)
     assert runs.table.rowCount() == 1 and runs.table.item(0, 1).text() == "finished"
+
+
+def test_the_run_page_chooses_where_the_runs_train(wizard, tmp_path):
+    for _ in range(5):
+        wizard.next()
+    run = _page(wizard, RunPage)
+    assert [run.executor.itemData(i) for i in range(run.executor.count())] == list(EXECUTOR_LABELS)
+    assert set(EXECUTOR_LABELS) == set(EXECUTORS)
+    assert run.executor.currentData() == "process" and run.address.isHidden()  # the window's default
+    run.executor.setCurrentIndex(run.executor.findData("ray"))
+    assert not run.address.isHidden() and "auto" in run.address.placeholderText()
+    run.show_recipe(wizard.recipe.replace(executor="inprocess"))  # a recipe that names one
+    assert run.executor.currentData() == "inprocess" and run.address.isHidden()
+    wizard.grab().save(str(tmp_path / "run.png"))
+    assert (tmp_path / "run.png").stat().st_size > 10_000
 
 
 def test_a_bad_value_stays_on_the_page_with_the_reason(wizard):
