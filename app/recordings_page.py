@@ -83,11 +83,12 @@ class RecordingsPage(QWidget):
     # ---------------------------------------------------------------- opening and analysing
 
     def open_paths(self, paths: list[Path]) -> EngineTask | None:
-        files = expand_paths([Path(p) for p in paths])
-        if not files:
+        files, left_out = expand_paths([Path(p) for p in paths])
+        if not files and not left_out:
             self.status.emit("No wav, flac or ogg files there.")
             return None
-        task = EngineTask(open_job(files, self.model_folder, self.settings, self.models), "Opening recordings")
+        task = EngineTask(open_job(files, self.model_folder, self.settings, self.models, left_out),
+                          "Opening recordings")
         task.partial.connect(self._result)
         task.failed.connect(self.error)
         return self.queue.submit(task)
