@@ -195,7 +195,7 @@ class MainWindow(QMainWindow):
     # ---------------------------------------------------------------- progress, errors
 
     def status_message(self, text: str) -> None:
-        self.statusBar().showMessage(text)
+        self.statusBar().showMessage(printable(text))  # Qt would cut the text at a name's byte that is not UTF-8
 
     def _progress(self, event) -> None:
         """Any core Event: its message, and its step of total in the progress bar."""

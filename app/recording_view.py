@@ -162,6 +162,8 @@ class RecordingView(QWidget):
         recording = self.recording
         analysis = recording.analysis if recording else None
         self.title.setText(self._title())
+        warnings = analysis.warnings if analysis else []
+        self.title.setToolTip(f"<qt>{'<br>'.join(html_text(w) for w in warnings)}</qt>" if warnings else "")
         annotated = [c for c in analysis.cycles if c.truth is not None] if analysis else []
         self.track.getAxis("left").setTicks([[(1.5, "model")] + ([(0.5, "annotated")] if annotated else [])])
         if analysis is None or not analysis.cycles:
@@ -209,8 +211,9 @@ class RecordingView(QWidget):
                 source += f", {a.segmentation_confidence:.0%} sure (a breath every {a.breathing_period:.1f} s)"
             title = f"{head} · {len(a.cycles)} cycles {source}"
         if a.warnings:  # e.g. an annotation without a usable cycle, replaced by the segmentation
-            more = f" (and {len(a.warnings) - 1} more)" if len(a.warnings) > 1 else ""
-            title += f"<br><span style='color:{MISMATCH.name()}'>⚠ {html_text(a.warnings[0])}{more}</span>"
+            first = a.warnings[0] if len(a.warnings[0]) <= 200 else a.warnings[0][:199] + "…"
+            more = f" (and {len(a.warnings) - 1} more: hover for all)" if len(a.warnings) > 1 else ""
+            title += f"<br><span style='color:{MISMATCH.name()}'>⚠ {html_text(first)}{more}</span>"
         return title
 
     def _add(self, plot, item, z: float = 5) -> None:

@@ -132,8 +132,8 @@ def find_cycles(path: Path, samples: np.ndarray, sr: int) -> FoundCycles:
             return FoundCycles(list(kept), "annotation", problems + clipped)
     segmentation = segment_cycles(samples, sr)
     if annotation is not None:
-        problems.append(Problem(str(annotation), "the annotation gives no usable cycle, so the cycles were found "
-                                f"without it ({segmentation.method}).", "correct the annotation file."))
+        problems.insert(0, Problem(str(annotation), "the annotation gives no usable cycle, so the cycles were "
+                                   f"found without it ({segmentation.method}).", "correct the annotation file."))
     return FoundCycles([Cycle(path.stem, i, c.start, c.end, 0, 0) for i, c in enumerate(segmentation.cycles)],
                        segmentation.method, problems, segmentation)
 

@@ -72,6 +72,11 @@ def _declared_wav_frames(path: Path) -> int | None:
     return None
 
 
+def _reason(exc: Exception) -> str:
+    """libsndfile's own words ("Format not recognised"), without the file name the message already has."""
+    return str(getattr(exc, "error_string", None) or exc).rstrip(".")
+
+
 def _native(path: Path):
     """The path as libsndfile opens it: bytes on POSIX, so names that are not valid UTF-8 open too."""
     return str(path) if os.name == "nt" else os.fsencode(path)
@@ -112,22 +117,25 @@ def probe_audio(path: str | Path) -> AudioInfo:
     """Header information without decoding; raises AudioError for anything unreadable."""
     path = Path(path)
     _check_extension(path)
-    if not path.exists():
-        raise AudioError("the recording is missing.", path=path,
-                         fix="put the audio file back beside its annotation, or remove the annotation.")
-    if path.stat().st_size == 0:
-        raise AudioError("the file is empty (0 bytes).", path=path, fix="copy the recording again from its source.")
     try:
-        with path.open("rb"):
-            pass
+        with path.open("rb") as f:
+            empty = not f.read(1)
+    except FileNotFoundError:
+        raise AudioError("the recording is missing.", path=path,
+                         fix="put the audio file back beside its annotation, or remove the annotation.") from None
     except PermissionError:
         raise AudioError("permission denied: the file cannot be read.", path=path,
                          fix="give your user read permission (e.g. `chmod u+r FILE`) or copy the file somewhere "
                              "you can read.") from None
+    except OSError as exc:  # a folder named like a recording, a broken link, a disk error
+        raise AudioError(f"the file cannot be read ({exc.strerror or exc}).", path=path,
+                         fix="give the path of a recording file.") from None
+    if empty:
+        raise AudioError("the file is empty (0 bytes).", path=path, fix="copy the recording again from its source.")
     try:
         info = sf.info(_native(path))
     except Exception as exc:  # libsndfile's errors carry no type worth matching
-        raise AudioError(f"not a readable audio file ({exc}).", path=path,
+        raise AudioError(f"not a readable audio file ({_reason(exc)}).", path=path,
                          fix=f"check that it really is {_SUPPORTED}; re-export or copy it again.") from None
     if info.samplerate < MIN_SAMPLE_RATE:
         raise AudioError(f"sample rate {info.samplerate} Hz is below the {MIN_SAMPLE_RATE} Hz minimum.", path=path,
@@ -160,7 +168,7 @@ def decode_audio(path: str | Path) -> DecodedAudio:
     try:
         data, sr = sf.read(_native(path), dtype="float32", always_2d=True)
     except Exception as exc:
-        raise AudioError(f"decoding failed ({exc}).", path=path,
+        raise AudioError(f"decoding failed ({_reason(exc)}).", path=path,
                          fix="the file is damaged; copy the recording again from its source.") from None
     if data.shape[0] == 0:
         raise AudioError("the recording holds no samples.", path=path, fix="copy the recording again from its source.")

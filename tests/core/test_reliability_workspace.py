@@ -213,3 +213,26 @@ def test_a_second_run_of_the_same_experiment_is_refused_naming_the_first(copy):
     assert report == reference
     holder_file = json.loads((workspace / "experiments" / "damage" / ".lock-holder.json").read_text())
     assert holder_file["pid"] == os.getpid()
+
+
+def test_a_teacher_being_trained_for_one_experiment_is_not_trained_for_another_at_once(finished, tmp_path):
+    """Teachers are shared by experiments with the same teachers and data: their run folders are locked too."""
+    from lungkd.core.kd.experiment import plan_jobs, teacher_specs
+    from lungkd.core.kd.jobs import run_job
+    from lungkd.core.kd.store import ExperimentStore
+
+    recipe = load_experiment(finished[0])
+    store = ExperimentStore(tmp_path / "ws", recipe)
+    store.data_fingerprint = "f"
+    job = plan_jobs(teacher_specs(recipe), "teachers", recipe, store)[0]
+    code = ("import sys, time; from lungkd.core.workspace.locks import FolderLock; "
+            "FolderLock(sys.argv[1], 'x').acquire(); print('holding', flush=True); time.sleep(600)")
+    holder = subprocess.Popen([sys.executable, "-c", code, job.folder], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "holding\n"
+        with pytest.raises(FolderBusy, match=f"the run 'teacher seed 1' is being written by process {holder.pid}"):
+            run_job(job, lambda event: None)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not (Path(job.folder) / "model").exists()  # nothing was trained beside the holder
