@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -53,10 +54,26 @@ import sys, time
 from pathlib import Path
 from lungkd.core.kd.store import ExperimentStore
 from lungkd.core.recipes import load_experiment
-store = ExperimentStore(Path(sys.argv[2]), load_experiment(sys.argv[1])).open()
+from lungkd.core.workspace.locks import FolderLock
+if len(sys.argv) == 3:
+    held = ExperimentStore(Path(sys.argv[2]), load_experiment(sys.argv[1])).open()
+else:
+    held = FolderLock(sys.argv[1], "a run").acquire()
 print("holding", flush=True)
 time.sleep(600)
 """
+
+
+@contextmanager
+def _held(*args):
+    """Another process holding an experiment (recipe, workspace) or a folder, until the block ends with its kill."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, *map(str, args)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "holding\n"
+        yield holder
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
 
 
 @pytest.fixture(scope="module")
@@ -194,10 +211,7 @@ def test_a_second_run_of_the_same_experiment_is_refused_naming_the_first(copy):
     """Two `lungkd run`s (or the Studio and one) never train into the same folders. The first one's lock goes
     with it when it is killed, and the next run takes the experiment over."""
     recipe, workspace, reference = copy
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(recipe), str(workspace)], stdout=subprocess.PIPE,
-                              text=True)
-    try:
-        assert holder.stdout.readline() == "holding\n"
+    with _held(recipe, workspace) as holder:
         with pytest.raises(FolderBusy) as caught:
             Experiment(load_experiment(recipe), workspace).run()
         message = str(caught.value)
@@ -206,9 +220,6 @@ def test_a_second_run_of_the_same_experiment_is_refused_naming_the_first(copy):
                               str(workspace)], capture_output=True, text=True)
         assert cli.returncode == 2 and f"being written by process {holder.pid}" in cli.stderr
         assert "wait for that run to finish" in cli.stderr
-    finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait()
     report, _ = _run_again(recipe, workspace)  # the killed holder's lock is gone with it
     assert report == reference
     holder_file = json.loads((workspace / "experiments" / "damage" / ".lock-holder.json").read_text())
@@ -225,14 +236,23 @@ def test_a_teacher_being_trained_for_one_experiment_is_not_trained_for_another_a
     store = ExperimentStore(tmp_path / "ws", recipe)
     store.data_fingerprint = "f"
     job = plan_jobs(teacher_specs(recipe), "teachers", recipe, store)[0]
-    code = ("import sys, time; from lungkd.core.workspace.locks import FolderLock; "
-            "FolderLock(sys.argv[1], 'x').acquire(); print('holding', flush=True); time.sleep(600)")
-    holder = subprocess.Popen([sys.executable, "-c", code, job.folder], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline() == "holding\n"
+    with _held(job.folder) as holder:
         with pytest.raises(FolderBusy, match=f"the run 'teacher seed 1' is being written by process {holder.pid}"):
             run_job(job, lambda event: None)
-    finally:
-        holder.kill()
-        holder.wait()
     assert not (Path(job.folder) / "model").exists()  # nothing was trained beside the holder
+
+
+def test_two_lungkd_train_of_one_recipe_do_not_train_into_one_folder(tmp_path):
+    from lungkd.core.recipes import load_recipe
+    from lungkd.core.training.single_run import run_dir_for
+
+    recipe = tmp_path / "one.toml"
+    recipe.write_text('name = "one"\nselection = "last"\n[data]\nsynthetic = { recordings = 8 }\n'
+                      '[model]\narch = "cnn6"\nsize = "tiny"\n[train]\nepochs = 1\n')
+    folder = run_dir_for(load_recipe(recipe), tmp_path / "ws")
+    with _held(folder) as holder:
+        second = subprocess.run([sys.executable, "-m", "lungkd.core.cli", "train", str(recipe), "--workspace",
+                                 str(tmp_path / "ws")], capture_output=True, text=True)
+    assert second.returncode == 2
+    assert f"the training run 'one' is being written by process {holder.pid}" in second.stderr
+    assert not (folder / "model").exists() and not (tmp_path / "ws" / "datasets").exists()  # refused before work
