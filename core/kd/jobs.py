@@ -189,8 +189,8 @@ def _usable_card(job: RunJob, emit: EventSink) -> dict | None:
     try:
         return _finished_card(Path(job.folder))
     except DamagedModelError as exc:
-        emit(Event(job.stage, "notice", f"{exc} Training the run again from its last saved state.",
-                   run=job.spec.name))
+        emit(Event(job.stage, "notice", f"{exc.problem.path}: {exc.problem.message} Training the run again from its "
+                   "last saved state.", run=job.spec.name))
         return None
 
 
