@@ -230,6 +230,7 @@ def _strict_json(text):
     return json.loads(text, parse_constant=refuse)
 
 
+@pytest.mark.slow  # two `lungkd predict` processes over ten recordings
 def test_predict_output_is_valid_json_with_finite_probabilities_and_every_warning(predicted, awkward):
     as_json, _ = predicted
     assert as_json.returncode == 1  # one file failed (the short one): said, and the others analysed
@@ -255,6 +256,7 @@ def test_predict_output_is_valid_json_with_finite_probabilities_and_every_warnin
     assert "caf\udce9.wav" in analyses  # the name as the file system has it, escaped in the JSON
 
 
+@pytest.mark.slow
 def test_csv_export_never_holds_a_formula_and_shows_names_that_are_not_utf8(predicted):
     _, as_csv = predicted
     rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
