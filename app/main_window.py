@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow, QMes
                                QTabWidget, QToolBar)
 
 from lungkd.core.models.inventory import ModelEntry, find_models, shipped_models_folder
+from lungkd.core.text import html_text, printable
 
 from .engine import TaskQueue
 from .playback import Player
@@ -37,7 +38,7 @@ class MainWindow(QMainWindow):
         self.queue = TaskQueue(self)
         self.player = Player(self)
         self.last_error: QMessageBox | None = None
-        self.setWindowTitle(f"LungKD Studio — {self.workspace}")
+        self.setWindowTitle(f"LungKD Studio — {printable(str(self.workspace))}")
         self.setStyleSheet(STYLE_SHEET)
         self.resize(1440, 900)
         self.setAcceptDrops(True)
@@ -146,8 +147,9 @@ class MainWindow(QMainWindow):
         self.model_picker.blockSignals(True)
         self.model_picker.clear()
         for entry in entries:
-            self.model_picker.addItem(model_label(entry), str(entry.path))
-            self.model_picker.setItemData(self.model_picker.count() - 1, entry.description or str(entry.path),
+            self.model_picker.addItem(printable(model_label(entry)), str(entry.path))
+            self.model_picker.setItemData(self.model_picker.count() - 1,
+                                          f"<qt>{html_text(entry.description or str(entry.path))}</qt>",
                                           Qt.ItemDataRole.ToolTipRole)
         if not entries:
             self.model_picker.addItem("no model yet — train one (lungkd demo)", None)
@@ -194,7 +196,7 @@ class MainWindow(QMainWindow):
     # ---------------------------------------------------------------- progress, errors
 
     def status_message(self, text: str) -> None:
-        self.statusBar().showMessage(text)
+        self.statusBar().showMessage(printable(text))  # Qt would cut the text at a name's byte that is not UTF-8
 
     def _progress(self, event) -> None:
         """Any core Event: its message, and its step of total in the progress bar."""
@@ -218,7 +220,9 @@ class MainWindow(QMainWindow):
 
     def show_error(self, message: str, details: str) -> None:
         """Not modal: the window keeps working while the message is up."""
+        message, details = printable(message), printable(details)
         box = QMessageBox(QMessageBox.Icon.Warning, "LungKD Studio", message, parent=self)
+        box.setTextFormat(Qt.TextFormat.PlainText)  # messages quote file and experiment names: never markup
         box.setDetailedText(details)
         copy = box.addButton("Copy details", QMessageBox.ButtonRole.ActionRole)
         copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(f"{message}\n\n{details}"))

@@ -3,6 +3,7 @@ adapter. Each reports a core `Event` per recording for progress and delivers eac
 its error) as a partial result."""
 from __future__ import annotations
 
+import os
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,9 +12,9 @@ import numpy as np
 
 from lungkd.core.analysis.display import display_spectrogram, relative_to_loud_parts
 from lungkd.core.analysis.predict import RecordingAnalysis, analyse_samples
-from lungkd.core.data.audio import AUDIO_EXTENSIONS, DecodedAudio, load_audio
+from lungkd.core.data.audio import AUDIO_EXTENSIONS, DecodedAudio, distinct_recordings, load_audio
 from lungkd.core.cancel import Cancelled
-from lungkd.core.errors import LungKDError
+from lungkd.core.errors import LungKDError, Problem
 from lungkd.core.models.card import load_saved_model
 from lungkd.core.events import Event
 
@@ -69,15 +70,25 @@ class ModelCache:
         return self._models[folder]
 
 
-def expand_paths(paths: list[Path]) -> list[Path]:
-    """Files as given (a wrong one is refused later, with its name), folders as the audio files inside."""
+def expand_paths(paths: list[Path]) -> tuple[list[Path], list[FailedRecording]]:
+    """Files as given (a wrong one is refused later, with its name), folders as the audio files inside; one
+    file per recording name, as every command has it (`distinct_recordings`). What is left out (a second file
+    of a recording, a folder that cannot be read) comes back as FailedRecordings saying why."""
     out: list[Path] = []
+    problems: list[Problem] = []
+
+    def unreadable(exc: OSError) -> None:
+        problems.append(Problem(exc.filename, f"this folder cannot be read ({exc.strerror or exc}).",
+                                "give your user read permission."))
+
     for path in paths:
         if path.is_dir():
-            out += sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+            out += sorted(Path(folder) / name for folder, _, names in os.walk(path, onerror=unreadable)
+                          for name in names if Path(name).suffix.lower() in AUDIO_EXTENSIONS)
         else:
             out.append(path)
-    return out
+    kept, duplicates = distinct_recordings(out)
+    return kept, [FailedRecording(Path(p.path), f"{p.message} {p.fix}", str(p)) for p in problems + duplicates]
 
 
 def compute_spectrogram(samples: np.ndarray, sample_rate: int, settings: SpectrogramSettings) -> Spectrogram:
@@ -119,14 +130,22 @@ def _each_recording(items: list, work):
     return job
 
 
-def open_job(paths: list[Path], model_folder: Path | None, settings: SpectrogramSettings, models: ModelCache):
-    """Decode each recording once, then draw and analyse it from those samples: OpenRecording results."""
+def open_job(paths: list[Path], model_folder: Path | None, settings: SpectrogramSettings, models: ModelCache,
+             left_out: list[FailedRecording] = ()):
+    """Decode each recording once, then draw and analyse it from those samples: OpenRecording results, after
+    the FailedRecordings of what `expand_paths` left out."""
     def work(path: Path, cancel) -> OpenRecording:
         audio = load_audio(path)
         recording = OpenRecording(path, audio, compute_spectrogram(audio.samples, audio.sample_rate, settings))
         recording.analysis, recording.notice = _analyse(path, audio, model_folder, models, cancel)
         return recording
-    return _each_recording(paths, work)
+    each = _each_recording(paths, work)
+
+    def job(report, cancel) -> None:
+        for failed in left_out:
+            report.deliver(failed)
+        each(report, cancel)
+    return job
 
 
 def reanalyse_job(recordings: list[OpenRecording], model_folder: Path, models: ModelCache):

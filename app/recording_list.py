@@ -2,11 +2,12 @@
 A file that could not be opened stays in the list with its error (double click for the details)."""
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem
+
+from lungkd.core.text import html_text
 
 from .recording_jobs import FailedRecording, OpenRecording
 from .theme import CLASS_COLOURS, MISMATCH, MUTED
@@ -19,8 +20,8 @@ def summary_html(recording: OpenRecording) -> str:
     a = recording.analysis
     facts = [f"{recording.duration:.1f} s", f"{recording.sample_rate / 1000:g} kHz"] + ([a.device] if a and a.device
                                                                                        else [])
-    lines = [f"<b>{html.escape(recording.path.name)}</b>",
-             f"<span style='color:{MUTED.name()}'>{html.escape(' · '.join(facts))}</span>"]
+    lines = [f"<b>{html_text(recording.path.name)}</b>",
+             f"<span style='color:{MUTED.name()}'>{html_text(' · '.join(facts))}</span>"]
     if a is None:
         lines.append(f"<span style='color:{MUTED.name()}'>not analysed</span>")
     else:
@@ -35,8 +36,8 @@ def summary_html(recording: OpenRecording) -> str:
 
 def failure_html(failure: FailedRecording) -> str:
     message = failure.message if len(failure.message) < 160 else failure.message[:157] + "…"
-    return (f"<b style='color:{MISMATCH.name()}'>⚠ {html.escape(failure.path.name)}</b><br>"
-            f"<span style='color:{MUTED.name()}'>{html.escape(message)}</span>")
+    return (f"<b style='color:{MISMATCH.name()}'>⚠ {html_text(failure.path.name)}</b><br>"
+            f"<span style='color:{MUTED.name()}'>{html_text(message)}</span>")
 
 
 class RecordingList(QListWidget):
@@ -62,10 +63,10 @@ class RecordingList(QListWidget):
         label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         if isinstance(result, FailedRecording):
             self.failures[result.path] = result
-            item.setToolTip(f"{result.message}\n(double click for the details)")
+            item.setToolTip(f"<qt>{html_text(result.message)}<br>(double click for the details)</qt>")
         else:
             self.failures.pop(result.path, None)
-            item.setToolTip(str(result.path))
+            item.setToolTip(f"<qt>{html_text(str(result.path))}</qt>")
         self.setItemWidget(item, label)
         self._fit(item)
         return item

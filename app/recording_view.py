@@ -14,6 +14,7 @@ from PySide6.QtGui import QColor, QFontMetricsF
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from lungkd.core.labels import CLASS_NAMES
+from lungkd.core.text import html_text
 
 from .recording_jobs import OpenRecording, Spectrogram
 from .spectrogram_settings import SpectrogramSettings
@@ -161,6 +162,8 @@ class RecordingView(QWidget):
         recording = self.recording
         analysis = recording.analysis if recording else None
         self.title.setText(self._title())
+        warnings = analysis.warnings if analysis else []
+        self.title.setToolTip(f"<qt>{'<br>'.join(html_text(w) for w in warnings)}</qt>" if warnings else "")
         annotated = [c for c in analysis.cycles if c.truth is not None] if analysis else []
         self.track.getAxis("left").setTicks([[(1.5, "model")] + ([(0.5, "annotated")] if annotated else [])])
         if analysis is None or not analysis.cycles:
@@ -194,17 +197,24 @@ class RecordingView(QWidget):
         if r is None:
             return ""
         a = r.analysis
-        device = f" · {a.device}" if a and a.device else ""
-        head = f"<b>{r.path.name}</b> — {r.duration:.1f} s · {r.sample_rate / 1000:g} kHz{device}"
+        # Names come from files: escaped, so they are shown as written and never read as markup.
+        device = f" · {html_text(a.device)}" if a and a.device else ""
+        head = f"<b>{html_text(r.path.name)}</b> — {r.duration:.1f} s · {r.sample_rate / 1000:g} kHz{device}"
         if a is None:
-            return f"{head} · <i>{r.notice}</i>"
+            return f"{head} · <i>{html_text(r.notice)}</i>"
         source = SOURCE_WORDS.get(a.cycle_source, a.cycle_source)
         if a.cycle_source == "fixed windows":
-            return (f"{head} · {len(a.cycles)} cycles <b style='color:{MISMATCH.name()}'>{source}</b>"
-                    f" — {a.fallback_reason or 'no breathing cycles were found'}")
-        if a.segmentation_confidence is not None:
-            source += f", {a.segmentation_confidence:.0%} sure (a breath every {a.breathing_period:.1f} s)"
-        return f"{head} · {len(a.cycles)} cycles {source}"
+            title = (f"{head} · {len(a.cycles)} cycles <b style='color:{MISMATCH.name()}'>{source}</b>"
+                     f" — {html_text(a.fallback_reason or 'no breathing cycles were found')}")
+        else:
+            if a.segmentation_confidence is not None:
+                source += f", {a.segmentation_confidence:.0%} sure (a breath every {a.breathing_period:.1f} s)"
+            title = f"{head} · {len(a.cycles)} cycles {source}"
+        if a.warnings:  # e.g. an annotation without a usable cycle, replaced by the segmentation
+            first = a.warnings[0] if len(a.warnings[0]) <= 200 else a.warnings[0][:199] + "…"
+            more = f" (and {len(a.warnings) - 1} more: hover for all)" if len(a.warnings) > 1 else ""
+            title += f"<br><span style='color:{MISMATCH.name()}'>⚠ {html_text(first)}{more}</span>"
+        return title
 
     def _add(self, plot, item, z: float = 5) -> None:
         item.setZValue(z)

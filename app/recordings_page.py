@@ -8,6 +8,7 @@ from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import QLabel, QSplitter, QStackedWidget, QVBoxLayout, QWidget
 
 from lungkd.core.analysis.predict import write_csv
+from lungkd.core.text import printable
 
 from .cycle_table import CycleTable
 from .engine import EngineTask, TaskQueue
@@ -83,11 +84,12 @@ class RecordingsPage(QWidget):
     # ---------------------------------------------------------------- opening and analysing
 
     def open_paths(self, paths: list[Path]) -> EngineTask | None:
-        files = expand_paths([Path(p) for p in paths])
-        if not files:
+        files, left_out = expand_paths([Path(p) for p in paths])
+        if not files and not left_out:
             self.status.emit("No wav, flac or ogg files there.")
             return None
-        task = EngineTask(open_job(files, self.model_folder, self.settings, self.models), "Opening recordings")
+        task = EngineTask(open_job(files, self.model_folder, self.settings, self.models, left_out),
+                          "Opening recordings")
         task.partial.connect(self._result)
         task.failed.connect(self.error)
         return self.queue.submit(task)
@@ -106,7 +108,8 @@ class RecordingsPage(QWidget):
             self.recordings[result.path] = result
         elif isinstance(result, FailedRecording):
             self.recordings.pop(result.path, None)
-            self.status.emit(f"Could not open {result.path.name}: {result.message}")
+            # printable: Qt cuts a text at a name's byte that is not UTF-8; it is shown as U+FFFD instead
+            self.status.emit(printable(f"Could not open {result.path.name}: {result.message}"))
         elif isinstance(result, tuple):  # (path, analysis, notice) from re-analysis
             path, analysis, notice = result
             if path not in self.recordings:  # removed meanwhile

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pyqtgraph as pg
-from PySide6.QtCore import QEventLoop, QTimer, QUrl, Signal
+from PySide6.QtCore import QEventLoop, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from superqt.utils import qthrottled
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
@@ -118,7 +118,7 @@ class RecipePage(QWizardPage):
         return recipe
 
     def _error_label(self) -> QLabel:
-        self.error = QLabel()
+        self.error = QLabel(textFormat=Qt.TextFormat.PlainText)  # errors quote names: shown, never markup
         self.error.setStyleSheet("color: #c0392b")
         self.error.setWordWrap(True)
         return self.error
@@ -440,7 +440,7 @@ class RunPage(RecipePage):
         super().__init__()
         self.setTitle("Run")
         self.setSubTitle("Stages with progress; closing or cancelling keeps what is finished.")
-        self.stage = QLabel("Not started")
+        self.stage = QLabel("Not started", textFormat=Qt.TextFormat.PlainText)
         self.bar = QProgressBar()
         self.eta = QLabel()
         self.curves = pg.GraphicsLayoutWidget()

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 from pathlib import Path
 
 from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.errors import LungKDError
 from lungkd.core.labels import CLASS_NAMES
+from lungkd.core.storage import json_text
 
 
 def _print_stats(stats: dict) -> None:
@@ -36,7 +37,7 @@ def _data_stats(args: argparse.Namespace) -> int:
 
     stats = load_dataset(args.path).stats()
     if args.json:
-        print(json.dumps(stats, indent=2))
+        print(json_text(stats))
     else:
         _print_stats(stats)
     return 0
@@ -204,7 +205,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     result = evaluate_model(args.model, args.data, split=args.split,
                             cache=FeatureCache(resolve_workspace(args.workspace) / "cache"))
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(json_text(result.to_dict()))
         return 0
     print(f"{result.architecture} on {result.data} ({result.split}, {result.cycles} cycles)")
     print(f"  {result.scores}   95% patient bootstrap interval of the Score: "
@@ -221,8 +222,8 @@ def _runs(args: argparse.Namespace) -> int:
     with Catalog.for_workspace(args.workspace) as catalog:
         experiments = catalog.experiments()
         if args.json:
-            print(json.dumps([{"name": e.name, "status": e.status, "folder": str(e.folder), "updated": e.updated,
-                               "summary": e.summary} for e in experiments], indent=2))
+            print(json_text([{"name": e.name, "status": e.status, "folder": str(e.folder), "updated": e.updated,
+                              "summary": e.summary} for e in experiments]))
             return 0
         if not experiments:
             print("no experiments yet; start one with `lungkd run RECIPE.toml`")
@@ -252,11 +253,15 @@ def _how_sure(analysis) -> str:
 
 def _predict(args: argparse.Namespace) -> int:
     from lungkd.core.analysis.predict import analyse_recording, to_json, write_csv
+    from lungkd.core.data.audio import distinct_recordings
     from lungkd.core.models.card import load_saved_model
 
     model, _ = load_saved_model(args.model)
+    recordings, duplicates = distinct_recordings(args.recordings)
+    for problem in duplicates:
+        print(f"lungkd: warning: {problem}", file=sys.stderr)
     analyses, failures = [], 0
-    for recording in args.recordings:
+    for recording in recordings:
         try:
             analyses.append(analyse_recording(recording, model))
         except LungKDError as exc:  # one bad file among many: say so, go on with the rest
@@ -363,12 +368,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # names that are not valid UTF-8 are shown, not a crash
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        code = args.run(args)
+        sys.stdout.flush()  # here, not at exit: output that fit the buffer meets a closed pipe now
+        return code
     except LungKDError as exc:
         print(f"lungkd: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `lungkd ... | head` read what it wanted: end quietly, as a pipe's writer does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return 141
 
 
 if __name__ == "__main__":

@@ -49,8 +49,11 @@ EXECUTORS = ("inprocess", "process", "ray")  # who trains an experiment's runs (
 Selection = Literal["best_test", "best_val", "last"]
 Architecture = Literal[ARCHITECTURES]  # type: ignore[valid-type]  # the registry's names
 Size = Literal[SIZES]  # type: ignore[valid-type]
-MAX_RECIPE_BYTES = 1 << 20  # a recipe is a few hundred bytes; anything near this is not one
-
+MAX_RECIPE_BYTES = 64 << 10  # a recipe is a few hundred bytes; tomllib takes seconds and GBs on a megabyte of tables
+# The deepest key of a recipe is [students.train] lr, three levels. tomllib builds a dotted key of n parts
+# (a.a.a... = 1) in time and memory that grow as n squared, so such keys are refused before it sees them.
+MAX_NESTING_PER_LINE = 32
+_STRINGS_AND_COMMENTS = re.compile(r'"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'|"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|#[^\n]*')
 
 
 def _check_name(name: str) -> str:
@@ -271,6 +274,7 @@ def read_toml(path: str | Path) -> dict:
             raise RecipeError(f"{size:,} bytes is far too large for a recipe.", path=path,
                               fix="give the .toml recipe file (a few hundred bytes), not another file.")
         text = path.read_text(encoding="utf-8-sig")  # a byte-order mark from a Windows editor is fine
+        _check_nesting(text, path)
         return tomllib.loads(text)
     except FileNotFoundError:
         raise RecipeError("recipe file not found.", path=path, fix="give the path of a .toml recipe.") from None
@@ -290,6 +294,19 @@ def shipped_recipes_folder() -> Path:
     """The recipes LungKD ships: package data of lungkd.resources, found through the package wherever it is
     (a checkout, an installed wheel or the frozen bundle)."""
     return Path(str(files("lungkd.resources") / "recipes"))
+
+
+def _check_nesting(text: str, path: Path) -> None:
+    """Refuses a line that opens more tables, arrays or key levels ('.', '[', '{' outside strings and comments)
+    than any recipe needs. Keys and inline tables cannot span lines in TOML, so this bounds how deep one
+    statement can reach; arrays nested deeper than Python's recursion limit end in RecursionError below."""
+    def blank(match: re.Match) -> str:  # keep the line breaks of multi-line strings, so line numbers stay right
+        return "\n" * match.group().count("\n")
+
+    for number, line in enumerate(_STRINGS_AND_COMMENTS.sub(blank, text).split("\n"), start=1):
+        if sum(line.count(c) for c in ".[{") > MAX_NESTING_PER_LINE:
+            raise RecipeError(f"line {number} is nested too deeply to be part of a recipe.", path=path,
+                              fix="recipes have at most three levels of tables; see docs/recipes.md.")
 
 
 def load_recipe(path: str | Path) -> TrainRecipe:

@@ -22,8 +22,12 @@ class Spec(BaseModel):
                               validate_default=True)
 
     def replace(self, **changes: Any):
-        """A copy with `changes`, validated like a new spec."""
-        return type(self).model_validate({**self.model_dump(), **changes})
+        """A copy with `changes`, validated like a new spec: a bad value is a RecipeError worded as a loaded
+        file's would be (the wizard shows it as typed)."""
+        try:
+            return type(self).model_validate({**self.model_dump(), **changes})
+        except ValidationError as exc:
+            raise recipe_error(exc, None) from None
 
 
 def _where(loc: tuple) -> tuple[str, str]:

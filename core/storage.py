@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import secrets
 import shutil
@@ -43,8 +44,25 @@ def write_text_atomic(target: str | Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def finite_json(value: Any) -> Any:
+    """`value` with every NaN or infinity replaced by None: JSON has no such numbers, and a reader must never
+    meet the `NaN` that Python's json module writes by default."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(item) for item in value]
+    return value
+
+
+def json_text(value: Any, indent: int | None = 2) -> str:
+    """Valid JSON, always: non-finite numbers become null."""
+    return json.dumps(finite_json(value), indent=indent, allow_nan=False)
+
+
 def write_json_atomic(target: str | Path, value: Any) -> None:
-    write_text_atomic(target, json.dumps(value, indent=2))
+    write_text_atomic(target, json_text(value))
 
 
 def write_npz_atomic(target: str | Path, **arrays) -> None:

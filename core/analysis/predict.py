@@ -7,7 +7,6 @@ back to fixed windows when it finds no breathing it can trust.
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import numpy as np
 import torch
 
 from lungkd.core.analysis.segmentation import FIXED_WINDOWS, Segmentation, segment_cycles
-from lungkd.core.data.annotations import clip_cycles_to_duration, read_annotation_file
+from lungkd.core.data.annotations import annotation_beside, clip_cycles_to_duration, read_annotation_file
 from lungkd.core.data.audio import DecodedAudio, load_audio, resample
 from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.errors import Problem
@@ -26,6 +25,8 @@ from lungkd.core.features.prepare import prepare_cycles
 from lungkd.core.data.prompts import file_prompt
 from lungkd.core.data.records import Cycle
 from lungkd.core.models.registry import model_info
+from lungkd.core.storage import json_text
+from lungkd.core.text import spreadsheet_cell
 from lungkd.core.training.trainer import predict_logits
 
 CYCLE_SOURCES = ("annotation", "automatic", FIXED_WINDOWS)
@@ -87,7 +88,8 @@ CSV_COLUMNS = ("recording", "cycle_source", "start", "end", "prediction", *(f"p_
 
 
 def write_csv(analyses: list[RecordingAnalysis], target) -> None:
-    """One row per cycle to a path or an open text stream."""
+    """One row per cycle to a path or an open text stream. Recording names are text, never a formula, in a
+    spreadsheet (`spreadsheet_cell`)."""
     if not hasattr(target, "write"):
         with open(target, "w", newline="", encoding="utf-8") as f:
             return write_csv(analyses, f)
@@ -95,15 +97,16 @@ def write_csv(analyses: list[RecordingAnalysis], target) -> None:
     writer.writerow(CSV_COLUMNS)
     for analysis in analyses:
         for c in analysis.cycles:
-            writer.writerow([analysis.name, analysis.cycle_source, f"{c.start:.3f}", f"{c.end:.3f}",
-                             CLASS_NAMES[c.predicted], *(f"{p:.4f}" for p in c.probabilities),
+            writer.writerow([spreadsheet_cell(analysis.name), analysis.cycle_source, f"{c.start:.3f}",
+                             f"{c.end:.3f}", CLASS_NAMES[c.predicted], *(f"{p:.4f}" for p in c.probabilities),
                              "" if c.truth is None else CLASS_NAMES[c.truth],
                              "" if c.matches is None else ("yes" if c.matches else "no"),
                              "" if c.segmentation_confidence is None else f"{c.segmentation_confidence:.3f}"])
 
 
 def to_json(analyses: list[RecordingAnalysis]) -> str:
-    return json.dumps([a.to_dict() for a in analyses], indent=2)
+    """Valid JSON whatever the model gave: a NaN probability is written as null."""
+    return json_text([a.to_dict() for a in analyses])
 
 
 # ---------------------------------------------------------------- finding the cycles
@@ -118,16 +121,21 @@ class FoundCycles:
 
 
 def find_cycles(path: Path, samples: np.ndarray, sr: int) -> FoundCycles:
-    """The annotation beside the recording, else the automatic segmentation (or its fixed windows)."""
-    annotation = path.with_suffix(".txt")
-    if annotation.is_file():
-        cycles, problems = read_annotation_file(annotation, path.stem)
+    """The annotation beside the recording, else the automatic segmentation (or its fixed windows). An
+    annotation without a usable cycle is named in the problems, which say that segmentation replaced it."""
+    annotation, problems = annotation_beside(path)
+    if annotation is not None:
+        cycles, line_problems = read_annotation_file(annotation, path.stem)
+        problems += line_problems
         if cycles:
             kept, clipped = clip_cycles_to_duration(cycles, len(samples) / sr, annotation)
             return FoundCycles(list(kept), "annotation", problems + clipped)
     segmentation = segment_cycles(samples, sr)
+    if annotation is not None:
+        problems.insert(0, Problem(str(annotation), "the annotation gives no usable cycle, so the cycles were "
+                                   f"found without it ({segmentation.method}).", "correct the annotation file."))
     return FoundCycles([Cycle(path.stem, i, c.start, c.end, 0, 0) for i, c in enumerate(segmentation.cycles)],
-                       segmentation.method, [], segmentation)
+                       segmentation.method, problems, segmentation)
 
 
 # ---------------------------------------------------------------- predicting

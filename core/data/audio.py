@@ -5,6 +5,7 @@ soundfile decodes (wav 8/16/24/32-bit int and float, flac, ogg); torchaudio only
 from __future__ import annotations
 
 import math
+import os
 import struct
 from dataclasses import dataclass
 from functools import lru_cache
@@ -17,6 +18,8 @@ from lungkd.core.errors import AudioError, Problem
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 MIN_SAMPLE_RATE = 4000
+MAX_SAMPLE_RATE = 768_000  # the fastest audio interfaces; above it a header is damaged, not a recording
+MIN_DURATION_S = 0.25  # the shortest breathing cycles ICBHI annotates are about this long
 _SUPPORTED = "wav (8/16/24/32-bit integer or float PCM), flac or ogg"
 
 
@@ -41,25 +44,42 @@ class AudioInfo:
                        f"{self.frames}; using what is there.", "copy the recording again from its source.")
 
 
+MAX_WAV_CHUNKS = 1000  # a real file has a handful; a damaged header could otherwise send the walk in circles
+
+
 def _declared_wav_frames(path: Path) -> int | None:
-    """Frames the RIFF `data` chunk declares. libsndfile quietly shortens a cut-off file, so we look ourselves."""
+    """Frames the RIFF `data` chunk declares. libsndfile quietly shortens a cut-off file, so we look ourselves.
+    None when the header does not say (or is too damaged to say)."""
     with path.open("rb") as f:
         if f.read(12)[8:12] != b"WAVE":
             return None
         block_align = None
-        while header := f.read(8):
+        for _ in range(MAX_WAV_CHUNKS):
+            header = f.read(8)
             if len(header) < 8:
                 return None
             chunk, size = header[:4], struct.unpack("<I", header[4:])[0]
+            start = f.tell()
             if chunk == b"fmt ":
-                block_align = struct.unpack("<H", f.read(16)[12:14])[0]
-                f.seek(size - 16 + (size & 1), 1)
+                fmt = f.read(16)
+                if size < 16 or len(fmt) < 16:
+                    return None
+                block_align = struct.unpack("<H", fmt[12:14])[0]
             elif chunk == b"data":
                 # 0 and 0xFFFFFFFF are what streaming writers leave when they cannot seek back.
                 return size // block_align if block_align and size not in (0, 0xFFFFFFFF) else None
-            else:
-                f.seek(size + (size & 1), 1)
+            f.seek(start + size + (size & 1))  # always forward: chunks are read in order
     return None
+
+
+def _reason(exc: Exception) -> str:
+    """libsndfile's own words ("Format not recognised"), without the file name the message already has."""
+    return str(getattr(exc, "error_string", None) or exc).rstrip(".")
+
+
+def _native(path: Path):
+    """The path as libsndfile opens it: bytes on POSIX, so names that are not valid UTF-8 open too."""
+    return str(path) if os.name == "nt" else os.fsencode(path)
 
 
 @dataclass
@@ -67,6 +87,24 @@ class DecodedAudio:
     samples: np.ndarray  # float32, mono
     sample_rate: int
     warnings: list[Problem]
+
+
+def distinct_recordings(paths: list[Path]) -> tuple[list[Path], list[Problem]]:
+    """One file per recording name: a recording is known by its name (the file stem) in datasets, reports and
+    exports, so `X.wav` beside `X.flac` is one recording twice. The first by AUDIO_EXTENSIONS order (then by
+    path) is kept, in the order given; the others are named in a warning. Every command applies this rule."""
+    by_name: dict[str, list[Path]] = {}
+    for path in paths:
+        by_name.setdefault(path.stem, []).append(path)
+    rank = {ext: n for n, ext in enumerate(AUDIO_EXTENSIONS)}
+    kept, problems = set(), []
+    for name, same in by_name.items():
+        chosen, *others = sorted(same, key=lambda p: (rank.get(p.suffix.lower(), len(rank)), str(p)))
+        kept.add(chosen)
+        problems += [Problem(str(other), f"another file of the recording '{name}' ({chosen}) is used; this one is "
+                             "left out.", "keep one file per recording: delete or rename the other.")
+                     for other in others if other != chosen]
+    return [p for p in dict.fromkeys(paths) if p in kept], problems
 
 
 def _check_extension(path: Path) -> None:
@@ -79,21 +117,39 @@ def probe_audio(path: str | Path) -> AudioInfo:
     """Header information without decoding; raises AudioError for anything unreadable."""
     path = Path(path)
     _check_extension(path)
-    if not path.exists():
+    try:
+        with path.open("rb") as f:
+            empty = not f.read(1)
+    except FileNotFoundError:
         raise AudioError("the recording is missing.", path=path,
-                         fix="put the audio file back beside its annotation, or remove the annotation.")
-    if path.stat().st_size == 0:
+                         fix="put the audio file back beside its annotation, or remove the annotation.") from None
+    except PermissionError:
+        raise AudioError("permission denied: the file cannot be read.", path=path,
+                         fix="give your user read permission (e.g. `chmod u+r FILE`) or copy the file somewhere "
+                             "you can read.") from None
+    except OSError as exc:  # a folder named like a recording, a broken link, a disk error
+        raise AudioError(f"the file cannot be read ({exc.strerror or exc}).", path=path,
+                         fix="give the path of a recording file.") from None
+    if empty:
         raise AudioError("the file is empty (0 bytes).", path=path, fix="copy the recording again from its source.")
     try:
-        info = sf.info(str(path))
+        info = sf.info(_native(path))
     except Exception as exc:  # libsndfile's errors carry no type worth matching
-        raise AudioError(f"not a readable audio file ({exc}).", path=path,
+        raise AudioError(f"not a readable audio file ({_reason(exc)}).", path=path,
                          fix=f"check that it really is {_SUPPORTED}; re-export or copy it again.") from None
     if info.samplerate < MIN_SAMPLE_RATE:
         raise AudioError(f"sample rate {info.samplerate} Hz is below the {MIN_SAMPLE_RATE} Hz minimum.", path=path,
                          fix="record or export at 4 kHz or more.")
+    if info.samplerate > MAX_SAMPLE_RATE:
+        raise AudioError(f"the header gives a sample rate of {info.samplerate:,} Hz, above the {MAX_SAMPLE_RATE:,} Hz "
+                         "of any audio device: the header is damaged.", path=path,
+                         fix="copy the recording again from its source, or re-export it.")
     if info.frames == 0:
         raise AudioError("the recording holds no samples.", path=path, fix="copy the recording again from its source.")
+    if info.frames < MIN_DURATION_S * info.samplerate:
+        raise AudioError(f"the recording lasts {info.frames / info.samplerate:.3f} s ({info.frames} samples), too short "
+                         f"to hold a breathing cycle (at least {MIN_DURATION_S} s).", path=path,
+                         fix="check that the file is the whole recording; copy it again from its source.")
     declared = _declared_wav_frames(path) if info.format == "WAV" else None
     return AudioInfo(info.samplerate, info.frames, info.channels, info.subtype, max(declared or 0, info.frames))
 
@@ -102,15 +158,17 @@ def decode_audio(path: str | Path) -> DecodedAudio:
     """Decode to float32 mono at the file's own rate.
 
     Multi-channel audio is averaged. A file shorter than its header says (an interrupted copy)
-    is used as far as it goes, with a warning; NaN or infinite samples are an error.
+    is used as far as it goes, with a warning; NaN or infinite samples are an error. Audio beyond full scale
+    (float files can hold any value; 1e30 would overflow every spectrum into NaN) is scaled to peak at 1, with
+    a warning.
     """
     path = Path(path)
     info = probe_audio(path)
     warnings = [info.truncation_problem(path)] if info.truncated else []
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        data, sr = sf.read(_native(path), dtype="float32", always_2d=True)
     except Exception as exc:
-        raise AudioError(f"decoding failed ({exc}).", path=path,
+        raise AudioError(f"decoding failed ({_reason(exc)}).", path=path,
                          fix="the file is damaged; copy the recording again from its source.") from None
     if data.shape[0] == 0:
         raise AudioError("the recording holds no samples.", path=path, fix="copy the recording again from its source.")
@@ -120,6 +178,12 @@ def decode_audio(path: str | Path) -> DecodedAudio:
         first = int(np.argmax(bad))
         raise AudioError(f"{int(bad.sum())} NaN or infinite samples, the first at {first / sr:.3f} s.", path=path,
                          fix="re-export the recording from its source; LungKD will not guess the missing samples.")
+    peak = float(np.abs(mono).max())
+    if peak > 1.0:
+        mono = mono / np.float32(peak)
+        warnings.append(Problem(str(path), f"samples reach {peak:.3g}, beyond the full scale of audio (1.0); the "
+                                "recording is scaled down to fit, and its predictions may not mean much.",
+                                "re-export the recording as integer PCM, or as float audio within -1..1."))
     return DecodedAudio(np.ascontiguousarray(mono, dtype=np.float32), int(sr), warnings)
 
 

@@ -19,7 +19,7 @@ from lungkd.core.data.dataset import DatasetIndex
 from lungkd.core.data.sources import resolve_dataset
 from lungkd.core.events import Event, EventCallback, broadcast
 from lungkd.core.kd.executors import Executor, create_executor
-from lungkd.core.kd.jobs import TEST_LOGITS_FILE, RunJob, RunSpec, TogetherJob, teacher_logits_file
+from lungkd.core.kd.jobs import TEST_LOGITS_FILE, RunJob, RunSpec, TogetherJob, load_teacher_logits
 from lungkd.core.kd.recorder import CatalogRecorder
 from lungkd.core.kd.report import build_report, headline_scores, write_reports
 from lungkd.core.kd.soft_labels import curated_members, ensemble_logits
@@ -74,8 +74,7 @@ class Experiment:
         self.on_event = on_event
 
     def run(self) -> dict:
-        store = self.store.open()
-        with Catalog.for_workspace(store.workspace) as catalog:
+        with self.store.open() as store, Catalog.for_workspace(store.workspace) as catalog:
             emit = broadcast(store.log, CatalogRecorder(catalog, self.recipe, store.folder), self.on_event)
             started = time.time()
             emit(Event("experiment", "started", self.recipe.name, data={"folder": str(store.folder)}))
@@ -151,9 +150,7 @@ def gather_teacher_logits(teacher_cards: list[dict], store: ExperimentStore, emi
     emit(Event("logits", "started", total=len(teacher_cards)))
     per_teacher = []
     for card in teacher_cards:
-        path = teacher_logits_file(Path(card["run_folder"]), store.data_fingerprint)
-        with np.load(path) as stored:
-            per_teacher.append({key: stored[key] for key in stored.files})
+        per_teacher.append(load_teacher_logits(Path(card["run_folder"]), store.data_fingerprint))
     first = per_teacher[0]
     splits = [key.removesuffix("_logits") for key in first if key.endswith("_logits")]
     arrays = {f"{split}_logits": np.stack([t[f"{split}_logits"] for t in per_teacher], axis=1) for split in splits}

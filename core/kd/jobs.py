@@ -8,11 +8,14 @@ so `run_job` gives the same result in this process, a child process or on anothe
 same workspace.
 
 A run whose model folder exists is finished and is not trained again; a run with a `train_state.pt`
-resumes from its last finished epoch.
+resumes from its last finished epoch. A finished model whose files no longer match the checksums of its card
+is finished again (from the saved state, so it comes back the same), and a teacher's damaged logits are
+computed again. One process at a time works in a run folder (teachers are shared by experiments).
 """
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -29,11 +32,12 @@ from lungkd.core.features.cache import FeatureCache
 from lungkd.core.features.cycle_sets import CycleSet, build_cycle_sets
 from lungkd.core.kd.soft_labels import build_targets
 from lungkd.core.models.card import read_model_card, save_trained_model
-from lungkd.core.models.registry import create_model, model_info
+from lungkd.core.models.registry import DamagedModelError, check_saved_files, create_model, model_info
 from lungkd.core.recipes import ModelSpec, RunSettings, SoftLabelSpec, TrainConfig
-from lungkd.core.storage import write_npy_atomic, write_npz_atomic
+from lungkd.core.storage import file_sha256, write_npy_atomic, write_npz_atomic
 from lungkd.core.training.trainer import Progress, Trainer, TrainResult, predict_logits, resolve_device
 from lungkd.core.workspace.layout import MODEL_FOLDER, cache_folder
+from lungkd.core.workspace.locks import FolderLock
 
 TEST_LOGITS_FILE = "test_logits.npy"
 TEACHER_LOGITS_FILE = "logits.npz"  # a teacher's raw logits on every split, beside its checkpoint
@@ -172,8 +176,30 @@ def _targets(job: RunJob, train: CycleSet):
 
 
 def _finished_card(folder: Path) -> dict | None:
+    """The card of the run's finished model, with `run_folder`; None when the run is not finished. Raises
+    DamagedModelError when a file of the model, or its test logits, differs from what the card recorded."""
     card = read_model_card(folder / MODEL_FOLDER)
-    return None if card is None else {**card, "run_folder": str(folder)}
+    if card is None:
+        return None
+    check_saved_files(folder / MODEL_FOLDER)
+    recorded = card.get("test_logits_sha256")
+    if recorded is not None:
+        path = folder / TEST_LOGITS_FILE
+        if not path.is_file() or file_sha256(path) != recorded:
+            raise DamagedModelError("the run's test logits are missing or differ from the ones it was saved with.",
+                                    path=path, fix="run the recipe again: the run is finished again.")
+    return {**card, "run_folder": str(folder)}
+
+
+def _usable_card(job: RunJob, emit: EventSink) -> dict | None:
+    """The finished run's card, or None to (re)train it: a damaged model is said so, and training it again
+    resumes from the run's last saved state."""
+    try:
+        return _finished_card(Path(job.folder))
+    except DamagedModelError as exc:
+        emit(Event(job.stage, "notice", f"{exc.problem.path}: {exc.problem.message} Training the run again from its "
+                   "last saved state.", run=job.spec.name))
+        return None
 
 
 def _write_teacher_logits(model, sets: dict[str, CycleSet], folder: Path, fingerprint: str, device,
@@ -187,24 +213,32 @@ def _write_teacher_logits(model, sets: dict[str, CycleSet], folder: Path, finger
     write_npz_atomic(folder / TEACHER_LOGITS_FILE, data_fingerprint=np.array(fingerprint), **arrays)
 
 
-def teacher_logits_file(folder: Path, fingerprint: str) -> Path | None:
-    """A teacher's stored logits when they belong to this data (None: compute them)."""
+def load_teacher_logits(folder: Path, fingerprint: str) -> dict[str, np.ndarray] | None:
+    """A teacher's stored logits, every array read (the zip's CRC checks each one), when they are whole and
+    belong to this data; None: compute them."""
     path = folder / TEACHER_LOGITS_FILE
-    if path.is_file():
+    if not path.is_file():
+        return None
+    try:
         with np.load(path) as stored:
-            if str(stored["data_fingerprint"]) == fingerprint:
-                return path
-    return None
+            arrays = {key: stored[key] for key in stored.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return None  # cut short or changed on disk: computed again from the teacher
+    return arrays if str(arrays.get("data_fingerprint")) == fingerprint else None
 
 
 def run_job(job: RunJob, emit: EventSink, cancel: CancelToken | None = None,
             context: RunContext | None = None) -> dict:
     """Train (or resume, or skip when finished) one model; returns its card with `run_folder`. A teacher
     also leaves its raw logits on every split beside its checkpoint."""
-    context = context or RunContext()
+    with FolderLock(job.folder, f"the run '{job.spec.name}'"):
+        return _run_locked(job, emit, cancel, context or RunContext())
+
+
+def _run_locked(job: RunJob, emit: EventSink, cancel: CancelToken | None, context: RunContext) -> dict:
     spec, folder = job.spec, Path(job.folder)
-    card = _finished_card(folder)
-    needs_logits = spec.role == "teacher" and teacher_logits_file(folder, job.data_fingerprint) is None
+    card = _usable_card(job, emit)
+    needs_logits = spec.role == "teacher" and load_teacher_logits(folder, job.data_fingerprint) is None
     if card is not None and not needs_logits:
         emit(Event(job.stage, "finished", "already trained", run=spec.name,
                    data={**spec.describe(), "card": card}))
@@ -242,15 +276,15 @@ def _save_result(job: RunJob, result: TrainResult, sets: dict[str, CycleSet], em
     """The trained model's folder: test logits, then the model with its card (written last: the folder is
     finished when the card is there)."""
     spec, folder = job.spec, Path(job.folder)
+    extra = {"role": spec.role, "labels": spec.labels, "history": [asdict(r) for r in result.history], **extra}
     if "test" in sets:
         test_logits = predict_logits(result.model, sets["test"], cancel=cancel).numpy()
         write_npy_atomic(folder / TEST_LOGITS_FILE, test_logits)
+        extra["test_logits_sha256"] = file_sha256(folder / TEST_LOGITS_FILE)  # .npy has no checksum of its own
     save_trained_model(result.model, folder / MODEL_FOLDER, size=spec.model.size, pretrained=spec.model.pretrained,
                        selection=result.selection, selected_epoch=result.selected_epoch,
                        test=result.scores.to_dict() if result.scores else None,
-                       data_fingerprint=job.data_fingerprint, seed=spec.seed,
-                       extra={"role": spec.role, "labels": spec.labels,
-                              "history": [asdict(r) for r in result.history], **extra})
+                       data_fingerprint=job.data_fingerprint, seed=spec.seed, extra=extra)
     emit(Event(job.stage, "artifact", "model saved", run=spec.name,
                data={"kind": "model", "path": str(folder / MODEL_FOLDER)}))
     return _finished_card(folder)
@@ -329,7 +363,12 @@ def run_together(job: TogetherJob, emit: EventSink, cancel: CancelToken | None =
                  context: RunContext | None = None) -> list[dict]:
     """Train the members as one batched model unless every one is finished (resumable from the group's
     epoch checkpoint); each member's folder gets its model, card, test logits and teacher logits."""
-    context = context or RunContext()
+    with FolderLock(job.folder, f"the teachers trained together in {Path(job.folder).name}"):
+        return _run_together_locked(job, emit, cancel, context or RunContext())
+
+
+def _run_together_locked(job: TogetherJob, emit: EventSink, cancel: CancelToken | None,
+                         context: RunContext) -> list[dict]:
     members = job.members
     if all(_finished_card(Path(m.folder)) is not None for m in members):
         return [run_job(m, emit, cancel, context) for m in members]  # at most the logits left to compute

@@ -9,6 +9,7 @@ import numpy as np
 from lungkd.core.metrics import mean_std
 from lungkd.core.recipes import ExperimentRecipe, StudentSpec
 from lungkd.core.storage import write_json_atomic, write_text_atomic
+from lungkd.core.text import markdown_text, unescape_markdown
 
 
 def _row(card: dict) -> dict:
@@ -17,10 +18,10 @@ def _row(card: dict) -> dict:
 
 
 def _summary(values: list[float]) -> dict:
-    values = [v for v in values if v is not None]
-    if not values:  # e.g. no baseline runs (baseline = false)
+    scored = [v for v in values if v is not None]
+    if not scored:  # e.g. no hard-label baseline was asked for
         return {"mean": None, "std": None, "n": 0}
-    ms = mean_std(values)
+    ms = mean_std(scored)
     return {"mean": None if np.isnan(ms.mean) else ms.mean, "std": None if np.isnan(ms.std) else ms.std, "n": ms.n}
 
 
@@ -96,14 +97,16 @@ def _ci(row: dict) -> str:
 
 
 def markdown_report(report: dict) -> str:
-    lines = [f"# LungKD experiment `{report['name']}`", "",
+    """The report for people. What it quotes (names, architectures, labels) is escaped: shown, never markup."""
+    q = markdown_text
+    lines = [f"# LungKD experiment {q(report['name'])}", "",
              f"Checkpoint selection: **{report['selection']}**"
              + (" (the papers' protocol: the test set doubles as validation)" if report["selection"] == "best_test"
                 else ""),
              f"Training cycles {report['train_cycles']}, test cycles {report['test_cycles']}, "
-             f"data fingerprint `{report['data_fingerprint']}`. Scores are percentages; intervals are 95% "
+             f"data fingerprint {q(report['data_fingerprint'])}. Scores are percentages; intervals are 95% "
              "patient-level bootstrap intervals of the Score.", "",
-             f"## Teachers ({report['teacher_arch']})", "", "| seed | epoch | Sp | Se | Score | 95% CI |",
+             f"## Teachers ({q(report['teacher_arch'])})", "", "| seed | epoch | Sp | Se | Score | 95% CI |",
              "|---|---|---|---|---|---|"]
     lines += [f"| {t['seed']} | {t['epoch']} | {_f(t['sp'])} | {_f(t['se'])} | {_f(t['score'])} | {_ci(t)} |"
               for t in report["teachers"]]
@@ -118,15 +121,15 @@ def markdown_report(report: dict) -> str:
     if report["students"]:
         lines += ["", "## Students", "", "| arch | labels | seed | epoch | Sp | Se | Score | 95% CI |",
                   "|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {s['arch']} | {s['labels']} | {s['seed']} | {s['epoch']} | {_f(s['sp'])} | {_f(s['se'])} | "
+        lines += [f"| {q(s['arch'])} | {q(s['labels'])} | {s['seed']} | {s['epoch']} | {_f(s['sp'])} | {_f(s['se'])} | "
                   f"{_f(s['score'])} | {_ci(s)} |" for s in report["students"]]
         lines += ["", "| student | distilled Score | hard-label Score | gain |", "|---|---|---|---|"]
-        lines += [f"| {g['arch']} ({g['labels']}) | {_pm(g['distilled'])} | {_pm(g['baseline'])}"
+        lines += [f"| {q(g['arch'])} ({q(g['labels'])}) | {_pm(g['distilled'])} | {_pm(g['baseline'])}"
                   f"{' (the teachers)' if g['baseline_source'] == 'the teachers' else ''} | {_f(g['gain'])} |"
                   for g in report["student_groups"]]
     if report["second_generation"]:
         s = report["second_generation"]
-        lines += ["", f"## Second generation (ensemble of {s['k']} {s['arch']} students, {s['labels']})", "",
+        lines += ["", f"## Second generation (ensemble of {s['k']} {q(s['arch'])} students, {q(s['labels'])})", "",
                   f"Sp {_f(s['sp'])}, Se {_f(s['se'])}, Score {_f(s['score'])}"]
     return "\n".join(lines) + "\n"
 
@@ -159,12 +162,15 @@ def html_report(report: dict) -> str:
     body = []
     table: list[str] = []
 
+    def text(markdown: str) -> str:  # the words of our Markdown as HTML text
+        return html.escape(unescape_markdown(markdown.replace("**", "")))
+
     def flush() -> None:
         if table:
             rows = [r.strip("|").split(" | ") for r in table if not set(r) <= set("|-")]
             head, *rest = rows
-            body.append("<table><tr>" + "".join(f"<th>{html.escape(c.strip())}</th>" for c in head) + "</tr>"
-                        + "".join("<tr>" + "".join(f"<td>{html.escape(c.strip())}</td>" for c in r) + "</tr>"
+            body.append("<table><tr>" + "".join(f"<th>{text(c.strip())}</th>" for c in head) + "</tr>"
+                        + "".join("<tr>" + "".join(f"<td>{text(c.strip())}</td>" for c in r) + "</tr>"
                                   for r in rest) + "</table>")
             table.clear()
 
@@ -174,13 +180,13 @@ def html_report(report: dict) -> str:
             continue
         flush()
         if line.startswith("## "):
-            body.append(f"<h2>{html.escape(line[3:])}</h2>")
+            body.append(f"<h2>{text(line[3:])}</h2>")
             if line.startswith("## Teacher ensembles"):
                 body.append(_curve_svg(report["ensembles"]))
         elif line.startswith("# "):
-            body.append(f"<h1>{html.escape(line[2:]).replace('`', '')}</h1>")
+            body.append(f"<h1>{text(line[2:])}</h1>")
         elif line:
-            body.append(f"<p>{html.escape(line).replace('**', '')}</p>")
+            body.append(f"<p>{text(line)}</p>")
     flush()
     style = ("body{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;color:#222}"
              "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;"

@@ -3,7 +3,8 @@
 The folder keeps the recipe it was started with (`recipe.json`) and the fingerprint of its data; the
 same recipe continues it, a changed one is refused with the differences. Teachers live outside it, in the
 workspace's teachers folder keyed by what decides them, so experiments with the same teachers and data
-share them.
+share them. An open store holds the folder's lock: a second run of the same experiment (another `lungkd
+run`, or the Studio) is refused with the name of the process that has it.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from lungkd.core.recipes import ExperimentRecipe
 from lungkd.core.storage import json_sha256, write_json_atomic
 from lungkd.core.workspace.layout import (experiment_folder, student_run_folder, teacher_run_folder,
                                          teachers_folder)
+from lungkd.core.workspace.locks import FolderLock
 
 RECIPE_FILE = "recipe.json"
 EVENTS_FILE = "events.jsonl"
@@ -41,10 +43,29 @@ class ExperimentStore:
         self.folder = experiment_folder(self.workspace, recipe.name)
         self.log = EventLog(self.folder / EVENTS_FILE)
         self.data_fingerprint: str | None = None
+        self._lock = FolderLock(self.folder, f"experiment '{recipe.name}'")
 
     def open(self) -> "ExperimentStore":
-        """Create the folder, or check that the recipe it holds is this one."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        """Take the folder's lock, then create the folder or check that the recipe it holds is this one.
+        `close` (or the end of a `with` block) lets the folder go."""
+        self._lock.acquire()
+        try:
+            self._check_recipe()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> "ExperimentStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _check_recipe(self) -> None:
         current = self.recipe.to_dict()
         stored = self._stored()
         if stored is None:
@@ -54,11 +75,22 @@ class ExperimentStore:
                 f"experiment '{self.recipe.name}' was started with another recipe ({'; '.join(differences)}).",
                 path=self.folder, fix="give the recipe a new name to start a new experiment, or restore the recipe "
                                       "it was started with to continue it.")
-        return self
 
     def _stored(self) -> dict | None:
         path = self.folder / RECIPE_FILE
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        if not path.is_file():
+            return None
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(stored, dict) and isinstance(stored.get("recipe"), dict) and "data_fingerprint" in stored:
+                return stored
+        except (OSError, ValueError):
+            pass
+        raise ExperimentError(  # what this folder's runs were made with can no longer be checked
+            "the experiment's copy of its recipe is damaged, so LungKD cannot tell whether this recipe is the one "
+            "it was started with.", path=path,
+            fix="if this recipe is the one the experiment was started with, delete this file and run again (finished "
+                "runs are kept and checked against the data); otherwise give the recipe a new name.")
 
     def bind_data(self, fingerprint: str) -> None:
         """Tie the experiment to its data the first time; refuse other data afterwards."""

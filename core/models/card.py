@@ -4,7 +4,6 @@ metrics, data fingerprint, versions. The folder is written whole or not at all, 
 is a finished model."""
 from __future__ import annotations
 
-import json
 import platform
 from dataclasses import asdict
 from pathlib import Path
@@ -13,7 +12,7 @@ import torch
 
 from lungkd.core.errors import LungKDError
 from lungkd.core.labels import CLASS_NAMES
-from lungkd.core.models.registry import CARD_FILE, Classifier, create_model, model_info, save_model
+from lungkd.core.models.registry import CARD_FILE, Classifier, create_model, model_info, save_model, saved_card
 
 
 def save_trained_model(model: Classifier, folder: Path, *, size: str, pretrained: str | None, selection: str,
@@ -31,8 +30,9 @@ def save_trained_model(model: Classifier, folder: Path, *, size: str, pretrained
 
 
 def read_model_card(folder: str | Path) -> dict | None:
-    path = Path(folder) / CARD_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    """The card; None when the folder has none (no finished model there). A damaged card raises
+    DamagedModelError naming it."""
+    return saved_card(Path(folder))
 
 
 def load_saved_model(folder: str | Path) -> tuple[Classifier, dict]:

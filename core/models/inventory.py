@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
+from lungkd.core.errors import LungKDError
 from lungkd.core.models.card import read_model_card
 from lungkd.core.models.registry import CARD_FILE
 
@@ -25,7 +26,10 @@ def shipped_models_folder() -> Path:
 
 
 def _entry(folder: Path, root: Path) -> ModelEntry | None:
-    card = read_model_card(folder)
+    try:
+        card = read_model_card(folder)
+    except LungKDError:  # a damaged card: nothing to analyse with; opening it says why
+        return None
     if not card or "architecture" not in card:
         return None
     where = folder.parent if folder.name == "model" and folder.parent != root else folder

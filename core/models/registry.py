@@ -28,7 +28,7 @@ from lungkd.core.labels import NUM_CLASSES
 from lungkd.core.models.classifiers import (ASTClassifier, AudioClapClassifier, BTSClassifier, Classifier,
                                             CNN6Classifier, EfficientNetClassifier, ResNetClassifier)
 from lungkd.core.models.cnn6 import PANNS_CNN6_URL
-from lungkd.core.storage import atomic_folder
+from lungkd.core.storage import atomic_folder, file_sha256, json_text
 
 CLAP_ID = "laion/clap-htsat-unfused"
 HEAD_FILE = "head.safetensors"
@@ -39,6 +39,10 @@ TINY_GPU_SHARE = 0.1
 
 class WeightsUnavailableError(LungKDError):
     """Pretrained weights that cannot be found or read (offline, wrong folder, wrong file)."""
+
+
+class DamagedModelError(LungKDError):
+    """A saved model whose files are not the ones it was saved with (cut short, or bytes changed on disk)."""
 
 
 _RANDOM_INIT = 'or train from random initialisation instead (pretrained = "" in the recipe).'
@@ -209,6 +213,7 @@ def _load(info: ModelInfo, source: str | os.PathLike, num_classes: int, offline:
         raise _unavailable(info, os.fspath(source), "CNN6 weights are not on the Hugging Face hub")
     if local and path.is_dir():
         _check_saved_arch(info.name, path)
+        check_saved_files(path)
     try:
         model = info.classifier.load(info.name, str(path) if local else os.fspath(source), num_classes, offline)
     except OSError as exc:  # what transformers/huggingface_hub raise offline, or for an incomplete folder
@@ -219,10 +224,46 @@ def _load(info: ModelInfo, source: str | os.PathLike, num_classes: int, offline:
     return model
 
 
+def saved_card(folder: Path) -> dict | None:
+    """The card of a folder written by `save_model`; None when there is none (a hub-style checkpoint)."""
+    path = folder / CARD_FILE
+    if not path.is_file():
+        return None
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DamagedModelError(f"the model card cannot be read ({exc}).", path=path, fix=_DAMAGED_FIX) from None
+    if not isinstance(card, dict):
+        raise DamagedModelError("the model card is not a JSON object.", path=path, fix=_DAMAGED_FIX)
+    return card
+
+
+_DAMAGED_FIX = ("copy the model folder again from where it came from; a model LungKD trained in this workspace is "
+                "trained again by running its recipe again (`lungkd run` / `lungkd train`).")
+
+
+def check_saved_files(folder: str | os.PathLike) -> None:
+    """Raises DamagedModelError when a file of a saved model is missing or differs from the sha256 its card
+    recorded (a byte flipped on disk loads without complaint otherwise). Cards written before checksums
+    were recorded are taken as they are."""
+    folder = Path(folder)
+    card = saved_card(folder)
+    for name, digest in ((card or {}).get("checksums") or {}).items():
+        path = folder / name
+        try:
+            actual = file_sha256(path)
+        except OSError:
+            raise DamagedModelError("a file of the saved model is missing or unreadable.", path=path,
+                                    fix=_DAMAGED_FIX) from None
+        if actual != digest:
+            raise DamagedModelError("the file's bytes changed after the model was saved (its sha256 differs from the "
+                                    "one in lungkd.json).", path=path, fix=_DAMAGED_FIX)
+
+
 def _check_saved_arch(name: str, folder: Path) -> None:
-    card_path = folder / CARD_FILE
-    if card_path.is_file():
-        saved = json.loads(card_path.read_text(encoding="utf-8")).get("architecture")
+    card = saved_card(folder)
+    if card is not None:
+        saved = card.get("architecture")
         if saved != name:
             raise WeightsUnavailableError(f"{folder} holds a {saved} model, not {name}.", path=folder,
                                           fix=f"create a {saved} model from it, or pick the folder of a {name} model.")
@@ -245,15 +286,18 @@ def save_model(model: Classifier, folder: str | os.PathLike, card: dict | None =
 
     The backbone goes through its `save_pretrained` (the format hub weights come in), the head to
     head.safetensors, and `card` (what the model is and how it was made) to lungkd.json with the
-    architecture and class count. The folder appears whole or not at all.
+    architecture, class count and the sha256 of every other file (`check_saved_files`). The folder appears
+    whole or not at all.
     """
     from safetensors.torch import save_file
 
     with atomic_folder(folder) as tmp:
         model.save_parts(tmp)
         save_file({k: v.detach().contiguous() for k, v in model.head.state_dict().items()}, str(tmp / HEAD_FILE))
-        full_card = {**(card or {}), "architecture": model.arch_name, "num_classes": model.head.out_features}
-        (tmp / CARD_FILE).write_text(json.dumps(full_card, indent=2), encoding="utf-8")
+        checksums = {p.name: file_sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        full_card = {**(card or {}), "architecture": model.arch_name, "num_classes": model.head.out_features,
+                     "checksums": checksums}
+        (tmp / CARD_FILE).write_text(json_text(full_card), encoding="utf-8")
     return Path(folder)
 
 

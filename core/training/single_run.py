@@ -16,6 +16,7 @@ from lungkd.core.recipes import TrainRecipe
 from lungkd.core.storage import json_sha256, write_json_atomic
 from lungkd.core.training.trainer import Progress, Trainer, TrainResult
 from lungkd.core.workspace.layout import MODEL_FOLDER, cache_folder, single_run_folder
+from lungkd.core.workspace.locks import FolderLock
 
 
 def run_dir_for(recipe: TrainRecipe, workspace: Path) -> Path:
@@ -24,7 +25,14 @@ def run_dir_for(recipe: TrainRecipe, workspace: Path) -> Path:
 
 def train_from_recipe(recipe: TrainRecipe, workspace: Path, on_progress: Callable[[Progress], None] | None = None,
                       cancel: CancelToken | None = None) -> tuple[TrainResult, Path]:
-    """Train (or resume) the recipe's model; returns the result and the folder of the saved model."""
+    """Train (or resume) the recipe's model; returns the result and the folder of the saved model. A second
+    process training the same recipe at the same time is refused (FolderBusy names the first)."""
+    with FolderLock(run_dir_for(recipe, workspace), f"the training run '{recipe.name}'"):
+        return _train_locked(recipe, workspace, on_progress, cancel)
+
+
+def _train_locked(recipe: TrainRecipe, workspace: Path, on_progress: Callable[[Progress], None] | None,
+                  cancel: CancelToken | None) -> tuple[TrainResult, Path]:
     index = resolve_dataset(recipe.data, workspace, selection=recipe.selection)
     sets = build_cycle_sets(index, model_info(recipe.model.arch).inputs, cache=FeatureCache(cache_folder(workspace)),
                             location_source=recipe.data.location_source, missing=recipe.data.missing, cancel=cancel)

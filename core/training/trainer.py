@@ -30,6 +30,7 @@ from lungkd.core.storage import save_torch_atomic
 
 MIN_SE_FOR_SELECTION = 5.0  # the papers ignore epochs whose Se is below 5 %
 STATE_FILE = "train_state.pt"
+_STATE_KEYS = {"model", "optimizer", "members", "best_models", "epoch", "config"}
 
 
 class TrainingError(LungKDError):
@@ -306,7 +307,16 @@ class Trainer:
         path = self._state_path()
         if path is None or not path.exists():
             return None
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(state, dict) or not _STATE_KEYS <= state.keys():
+                raise ValueError("not a LungKD training state")
+        except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError... for a damaged file
+            # Only the progress of this run is lost, never a result: start it again from epoch 1.
+            self._notify(f"{path} is damaged ({str(exc).splitlines()[0][:120]}); this run starts again from "
+                         "epoch 1.")
+            path.unlink(missing_ok=True)
+            return None
         if state.get("config") != self._identity(seeds):
             raise TrainingError("this run folder holds a run with other settings.", path=path,
                                 fix="use a new run folder, or restore the settings it was started with.")

@@ -44,3 +44,26 @@ def test_run_wide_settings_are_set_once_and_reach_every_run(tmp_path):
     assert {(j.settings.selection, j.settings.device, j.settings.deterministic) for j in jobs} == {
         ("best_val", "cpu", True)}
     assert all("selection" not in j.spec.train.model_dump() for j in jobs)
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"teachers": {"arch": "cnn6", "k": 2, "train": {"weight_averaging": True}}},
+     r"\[teachers.train\] weight_averaging = true: Input should be a valid number"),
+    ({"teachers": {"arch": "cnn6", "k": 2, "train": {"weight_averaging": 1.0}}},
+     r"weight_averaging = 1.0: .*Fix: use a value less than 1.0"),
+    ({"teachers": {"arch": "cnn6", "k": 2, "train": {"lr": float("nan")}}}, r"lr = nan: .*finite"),
+    ({"teachers": {"arch": "cnn6", "k": 2, "train": {"lr": float("inf")}}}, r"lr = inf: .*finite"),
+    ({"teachers": {"arch": "cnn6", "k": 2, "train": {"lr": 0.0}}}, r"lr = 0.0: .*Fix: use a value more than 0.0"),
+    ({"data": {"synthetic": {"recordings": 0}}}, r"\[data.synthetic\] recordings = 0: .*at least 1"),
+    ({"data": {"synthetic": {"recordings": 8, "label_noise": 1.0}}}, r"label_noise = 1.0: .*less than 1"),
+    ({"device": "tpu"}, r'device = "tpu": device must be "auto"'),
+    ({"second_generation": {"studnet": 1}}, r"unknown key \[second_generation\] studnet"),
+    ({"students": [{"arch": "cnn6", "labels": "mean_2", "seeds": [1, 2, 1]}]},
+     r"\[students 1\] seeds = \[1, 2, 1\]: a seed is listed twice"),
+    ({"teachers": {"arch": "cnn6", "k": 2.0}}, r"\[teachers\] k = 2.0: .*whole number"),
+], ids=["boolean weight averaging", "weight averaging 1", "lr nan", "lr inf", "lr 0", "no recordings",
+        "label noise 1", "unknown device", "typo in second_generation", "a seed twice", "k = 2.0"])
+def test_every_value_is_checked_at_load_with_the_key_the_value_and_what_is_allowed(change, expected):
+    base = {"data": {"synthetic": {"recordings": 8}}, "teachers": {"arch": "cnn6", "k": 2}}
+    with pytest.raises(RecipeError, match=expected):
+        parse_experiment({**base, **change})
