@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -247,12 +248,36 @@ def _validated(cls, document: dict, path: str | None, what: str):
         raise recipe_error(exc, path, what) from None
 
 
+def recipe_kind(document: dict) -> str | None:
+    """"training" (one [model]), "experiment" ([teachers]), or None when the document is neither."""
+    if "teachers" in document:
+        return "experiment"
+    return "training" if "model" in document else None
+
+
+_COMMANDS = {"training": ("lungkd train", "a training recipe (one [model], no [teachers])"),
+             "experiment": ("lungkd run", "an experiment recipe ([teachers] and [[students]])")}
+
+
+def _refuse_other_kind(document: dict, path: str | None, expected: str) -> None:
+    kind = recipe_kind(document)
+    if kind is None or kind == expected:
+        return
+    command, what = _COMMANDS[kind]
+    shipped = path is not None and Path(path).resolve().is_relative_to(shipped_recipes_folder().resolve())
+    given = Path(path).stem if shipped else (path or "RECIPE.toml")
+    raise RecipeError(f"this is {what}, not {_COMMANDS[expected][1].split(' (')[0]}.", path=path,
+                      fix=f"run it with `{command} {given}`.")
+
+
 def parse_recipe(document: dict, path: str | None = None) -> TrainRecipe:
+    _refuse_other_kind(document, path, "training")
     document = {"name": Path(path).stem if path else "recipe", **document}
     return _validated(TrainRecipe, document, path, "the training recipe")
 
 
 def parse_experiment(document: dict, path: str | None = None) -> ExperimentRecipe:
+    _refuse_other_kind(document, path, "experiment")
     document = {"name": Path(path).stem if path else "experiment", **document}
     return _validated(ExperimentRecipe, document, path, "the experiment recipe")
 
@@ -278,6 +303,51 @@ def read_toml(path: str | Path) -> dict:
     except RecursionError:
         raise RecipeError("nested too deeply to be a recipe.", path=path,
                           fix="recipes have at most three levels of tables; see docs/recipes.md.") from None
+
+
+@dataclass(frozen=True)
+class ShippedRecipe:
+    name: str
+    kind: str  # "experiment" or "training"
+    description: str
+    path: Path
+
+
+def shipped_recipes_folder() -> Path:
+    return Path(str(files("lungkd.resources") / "recipes"))
+
+
+def _description(document: dict, path: Path) -> str:
+    """The recipe's `description`, else the first comment line of the file."""
+    if document.get("description"):
+        return document["description"]
+    comments = [line.lstrip("# ").strip() for line in path.read_text(encoding="utf-8").splitlines()
+                if line.startswith("#")]
+    return comments[0] if comments else ""
+
+
+def shipped_recipes() -> list[ShippedRecipe]:
+    """The recipes LungKD ships (resources/recipes/): experiments first, then training recipes, by name."""
+    recipes = []
+    for path in sorted(shipped_recipes_folder().rglob("*.toml")):
+        document = read_toml(path)
+        recipes.append(ShippedRecipe(path.stem, recipe_kind(document) or "unknown", _description(document, path),
+                                     path))
+    return sorted(recipes, key=lambda r: (r.kind != "experiment", r.name))
+
+
+def find_recipe(text: str | Path) -> Path:
+    """A recipe file given by its path, or a shipped recipe given by its name (`paper-bts-mean5`)."""
+    path = Path(text).expanduser()
+    if path.exists() or path.suffix == ".toml" or len(path.parts) > 1:
+        return path  # a path, even a wrong one: reading it names the problem
+    for recipe in shipped_recipes():
+        if recipe.name == path.name:
+            return recipe.path
+    names = ", ".join(r.name for r in shipped_recipes())
+    raise RecipeError(f"no recipe file '{text}' here, and no shipped recipe of that name.", path=path,
+                      fix=f"give the path of a .toml recipe, or one of the shipped recipes: {names} "
+                          "(`lungkd recipes` describes them).")
 
 
 def load_recipe(path: str | Path) -> TrainRecipe:

@@ -78,10 +78,13 @@ def _check_extension(path: Path) -> None:
 def probe_audio(path: str | Path) -> AudioInfo:
     """Header information without decoding; raises AudioError for anything unreadable."""
     path = Path(path)
-    _check_extension(path)
+    if path.is_dir():
+        raise AudioError("this is a folder, not a recording.", path=path,
+                         fix=f"give the recordings inside it ({_SUPPORTED} files), e.g. {path / '*.wav'}.")
     if not path.exists():
-        raise AudioError("the recording is missing.", path=path,
-                         fix="put the audio file back beside its annotation, or remove the annotation.")
+        raise AudioError("no such file.", path=path,
+                         fix="check the path; a recording that was moved or deleted must be put back.")
+    _check_extension(path)
     if path.stat().st_size == 0:
         raise AudioError("the file is empty (0 bytes).", path=path, fix="copy the recording again from its source.")
     try:

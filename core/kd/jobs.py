@@ -22,7 +22,7 @@ import torch
 
 from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.data.dataset import DatasetIndex
-from lungkd.core.data.sources import DataSpec, resolve_dataset
+from lungkd.core.data.sources import DataSpec, dataset_label, resolve_dataset
 from lungkd.core.errors import LungKDError
 from lungkd.core.events import Event
 from lungkd.core.features.cache import FeatureCache
@@ -80,6 +80,7 @@ class RunJob:
     data_fingerprint: str
     teacher_logits: str | None = None  # a student's soft labels come from this experiment file
     teacher_scores: tuple[float, ...] = ()  # for curated soft labels
+    experiment: str = ""  # the name of the experiment that planned the job (kept in the model's card)
 
     def to_json(self) -> str:
         value = asdict(self)
@@ -163,9 +164,13 @@ def _targets(job: RunJob, train: CycleSet):
     return build_targets(soft, stored["train_logits"], stored["train_labels"], list(job.teacher_scores) or None)
 
 
-def _finished_card(folder: Path) -> dict | None:
+def _finished_card(folder: Path, spec: RunSpec) -> dict | None:
+    """The card of the finished model in `folder`, as the job's run: a hard-label baseline that reuses an
+    identical teacher's folder is still the baseline."""
     card = read_model_card(folder / MODEL_FOLDER)
-    return None if card is None else {**card, "run_folder": str(folder)}
+    if card is None:
+        return None
+    return {**card, "run_folder": str(folder), "role": spec.role, "labels": spec.labels}
 
 
 def _write_teacher_logits(model, sets: dict[str, CycleSet], folder: Path, fingerprint: str, device,
@@ -195,7 +200,7 @@ def run_job(job: RunJob, emit: EventSink, cancel: CancelToken | None = None,
     also leaves its raw logits on every split beside its checkpoint."""
     context = context or RunContext()
     spec, folder = job.spec, Path(job.folder)
-    card = _finished_card(folder)
+    card = _finished_card(folder, spec)
     needs_logits = spec.role == "teacher" and teacher_logits_file(folder, job.data_fingerprint) is None
     if card is not None and not needs_logits:
         emit(Event(job.stage, "finished", "already trained", run=spec.name,
@@ -233,8 +238,11 @@ def _train(job: RunJob, sets: dict[str, CycleSet], emit: EventSink, cancel: Canc
                        selection=result.selection, selected_epoch=result.selected_epoch,
                        test=result.scores.to_dict() if result.scores else None,
                        data_fingerprint=job.data_fingerprint, seed=spec.seed,
-                       extra={"role": spec.role, "labels": spec.labels,
+                       extra={"role": spec.role, "labels": spec.labels, "experiment": job.experiment,
+                              "selection_note": result.selection_note,
+                              "test_data": {"dataset": dataset_label(job.data), "split": "test",
+                                            "cycles": len(sets["test"])} if "test" in sets else None,
                               "history": [asdict(r) for r in result.history]})
     emit(Event(job.stage, "artifact", "model saved", run=spec.name,
                data={"kind": "model", "path": str(folder / MODEL_FOLDER)}))
-    return _finished_card(folder)
+    return _finished_card(folder, spec)

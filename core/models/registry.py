@@ -40,13 +40,13 @@ class WeightsUnavailableError(LungKDError):
     """Pretrained weights that cannot be found or read (offline, wrong folder, wrong file)."""
 
 
-_RANDOM_INIT = 'or train from random initialisation instead (pretrained = "" in the recipe).'
+_RANDOM_INIT = 'or set pretrained = "" in the recipe to train from random initialisation.'
 
 
 def _download_fix(hub_id: str) -> str:
-    return (f"on a machine with network access run `hf download {hub_id} --local-dir DIR` (older huggingface_hub: "
-            f"`huggingface-cli download {hub_id} --local-dir DIR`), copy DIR here and give its path as "
-            f"pretrained; {_RANDOM_INIT}")
+    return (f"on a machine with network access, run `hf download {hub_id} --local-dir DIR` (older huggingface_hub: "
+            f"`huggingface-cli download {hub_id} --local-dir DIR`), copy DIR to this machine and set "
+            f'pretrained = "DIR" in the recipe (its full path); {_RANDOM_INIT}')
 
 
 # SPEC section 7: the papers' training recipes (weight averaging is on in the paper recipes).
@@ -185,12 +185,13 @@ def backbone_config(name: str, size: str = "full"):
 
 def _unavailable(info: ModelInfo, source: str, reason: str) -> WeightsUnavailableError:
     if info.hub_id is None:
-        fix = (f"download the PANNs weights from {PANNS_CNN6_URL} and give the file's path (or a folder written "
-               f"by LungKD) as pretrained; {_RANDOM_INIT}")
+        fix = (f"download the PANNs weights from {PANNS_CNN6_URL} and set pretrained = \"FILE\" in the recipe (the "
+               f".pth file's full path, or a folder written by LungKD); {_RANDOM_INIT}")
     else:
         fix = _download_fix(source if not _is_local(source) else info.hub_id)
-    return WeightsUnavailableError(f"pretrained weights for {info.name} are not available from {source!r}: "
-                                   f"{reason.rstrip('.')}.", fix=fix)
+    reason = reason.strip().rstrip(".")
+    return WeightsUnavailableError(f"pretrained weights for {info.name} are not available from {source!r} "
+                                   f"({reason[:1].lower() + reason[1:]}).", fix=fix)
 
 
 def _load(info: ModelInfo, source: str | os.PathLike, num_classes: int, offline: bool) -> Classifier:

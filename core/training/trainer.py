@@ -77,6 +77,7 @@ class TrainResult:
     scores: Scores | None  # of the selected checkpoint on the test set
     history: list[EpochRecord] = field(default_factory=list)
     device: str = "cpu"
+    selection_note: str = ""  # set when no epoch qualified for the selection and it fell back to another
 
 
 def seed_everything(seed: int) -> None:
@@ -146,6 +147,15 @@ def _selection_value(record: EpochRecord, selection: str) -> float:
     if not scores or scores["score"] is None or (scores["se"] or 0.0) <= MIN_SE_FOR_SELECTION:
         return -math.inf
     return scores["score"]
+
+
+def _fallback_note(selection: str, best_value: float, epoch: int) -> str:
+    """What to tell the user when no epoch had Se above the threshold: the selection kept the first epoch."""
+    if selection == "last" or best_value > -math.inf:
+        return ""
+    split = "test" if selection == "best_test" else "validation"
+    return (f"no epoch reached Se > {MIN_SE_FOR_SELECTION:g} % on the {split} set, so {selection} had nothing to "
+            f"choose from and epoch {epoch} (the first) was used")
 
 
 class Trainer:
@@ -223,7 +233,8 @@ class Trainer:
         scores = None
         if test is not None:
             scores = scores_from_logits(predict_logits(model, test, max(cfg.batch_size, 64), device), test.labels)
-        return TrainResult(model, self.settings.selection, best_epoch, scores, history, str(device))
+        return TrainResult(model, self.settings.selection, best_epoch, scores, history, str(device),
+                           selection_note=_fallback_note(self.settings.selection, best_value, best_epoch))
 
     def _train_epoch(self, model, optimizer, scaler, train: CycleSet, targets: Targets, epoch: int, steps: int,
                      augment: bool, device, use_amp: bool, started: float, start_epoch: int) -> float:

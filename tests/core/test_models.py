@@ -248,7 +248,14 @@ def test_hub_weights_offline_raise_an_error_that_says_how_to_get_them():
     text = str(err.value)
     assert "pretrained weights for ast" in text and "'lungkd-tests/no-such-model'" in text
     assert "hf download lungkd-tests/no-such-model --local-dir DIR" in text
-    assert 'random initialisation instead (pretrained = "" in the recipe).' in text  # advice that works
+    assert text.endswith('or set pretrained = "" in the recipe to train from random initialisation.')
+    message = err.value.problem.message
+    assert message.startswith("pretrained weights for ast are not available from 'lungkd-tests/no-such-model' (")
+    assert message.endswith(").") and ".)" not in message and ".." not in text
+    # the advice works: a model table with pretrained = "" is random initialisation
+    from lungkd.core.recipes import ModelSpec
+
+    assert ModelSpec.model_validate({"arch": "ast", "pretrained": ""}).pretrained is None
 
 
 def test_hf_hub_offline_gives_the_same_error(monkeypatch):
