@@ -18,7 +18,11 @@ def _row(card: dict) -> dict:
 
 
 def _summary(values: list[float]) -> dict:
-    ms = mean_std([v for v in values if v is not None])
+    """Mean ± std of the Scores there are; none (no baseline trained, no class to score) is n = 0."""
+    scored = [v for v in values if v is not None]
+    if not scored:
+        return {"mean": None, "std": None, "n": 0}
+    ms = mean_std(scored)
     return {"mean": None if np.isnan(ms.mean) else ms.mean, "std": None if np.isnan(ms.std) else ms.std, "n": ms.n}
 
 

@@ -30,7 +30,7 @@ from lungkd.core.recipes import ExperimentRecipe, parse_experiment, recipe_to_to
 from lungkd.core.storage import json_sha256, write_json_atomic, write_text_atomic
 from lungkd.core.workspace.catalog import Catalog
 from lungkd.core.workspace.layout import (experiment_folder, student_run_folder, teacher_run_folder,
-                                         teachers_folder)
+                                         teachers_folder, teachers_root)
 from lungkd.core.workspace.paths import default_workspace
 
 RECIPE_FILE = "recipe.json"
@@ -179,7 +179,8 @@ def delete_experiment(workspace: Path, name: str) -> None:
 
 def rename_experiment(workspace: Path, name: str, new_name: str) -> Path:
     """Gives an experiment a new name: its folder, its stored recipe (so the renamed recipe continues it), its
-    reports, its students' model cards and its catalog entry. Returns the new folder."""
+    reports, the model cards that name it (its students', and its teachers' where they were trained for it) and
+    its catalog entry. The teachers stay where they are. Returns the new folder."""
     workspace = Path(workspace)
     folder = _idle_folder(workspace, name)
     target = experiment_folder(workspace, new_name)  # refuses a name that cannot be a folder
@@ -194,8 +195,8 @@ def rename_experiment(workspace: Path, name: str, new_name: str) -> Path:
     if (target / REPORT_FILES[0]).is_file():
         report = json.loads((target / REPORT_FILES[0]).read_text(encoding="utf-8"))
         write_reports({**report, "name": new_name, "recipe": recipe.to_dict()}, target)
-    for card_path in target.rglob(CARD_FILE):
-        card = read_model_card(card_path.parent)
+    for card_path in [*target.rglob(CARD_FILE), *teachers_root(workspace).rglob(CARD_FILE)]:
+        card = read_model_card(card_path.parent)  # the students, and the teachers trained for this experiment
         if card.get("experiment") == name:
             write_json_atomic(card_path, {**card, "experiment": new_name})
     with Catalog.for_workspace(workspace) as catalog:

@@ -50,7 +50,8 @@ def _entry(folder: Path, root: Path) -> ModelEntry | None:
     if not card or "architecture" not in card:
         return None
     where = folder.parent if folder.name == "model" and folder.parent != root else folder
-    name = _card_name(card) or (where.relative_to(root).as_posix() if where != root else root.name)
+    place = where.relative_to(root).as_posix() if where != root else root.name
+    name = _card_name(card) or (place if card.get("description") else f"{place} ({card['architecture']})")
     return ModelEntry(name, card["architecture"], (card.get("test") or {}).get("score"), folder,
                       card.get("description", ""), _scored_on(card))
 

@@ -34,7 +34,7 @@ def test_wizard_end_to_end_with_cancel_and_resume(wizard, qtbot, tmp_path):
     assert data.synthetic.isChecked()  # the CPU demo is the default start
     data.recordings.setValue(10)
     data.inspect.click()
-    qtbot.waitUntil(lambda: hasattr(data, "stats"), timeout=60000)
+    qtbot.waitUntil(lambda: data.stats is not None, timeout=60000)
     assert data.counts.rowCount() == 3 and "ICBHI layout" in data.detected.text()
     wizard.next()
     teachers = _page(wizard, TeachersPage)
