@@ -1,4 +1,4 @@
-"""Recipes: TOML files that describe a run completely (DESIGN.md), validated when they are loaded — before
+"""Recipes: TOML files that describe a run completely (docs/design.md), validated when they are loaded — before
 any data is read — with errors that name the key, the value and what is allowed. docs/recipes.md
 describes every key.
 
@@ -11,7 +11,7 @@ A training recipe (`lungkd train`) trains one model on hard labels:
     [train]  epochs, batch_size, lr, weight_decay, final_lr_ratio, weight_averaging, specaugment,
              mixed_precision
 
-An experiment recipe (`lungkd run`) is the method of SPEC section 9:
+An experiment recipe (`lungkd run`) is the method of docs/method.md section 9:
 
     name = "..."; selection = "best_test"; device = "auto"; deterministic = false
     [data]                 as above
@@ -60,7 +60,7 @@ def _check_name(name: str) -> str:
 Name = Annotated[str, AfterValidator(_check_name)]
 
 
-# ---------------------------------------------------------------- soft labels (SPEC section 9)
+# ---------------------------------------------------------------- soft labels (docs/method.md section 9)
 
 _LABELS = re.compile(r"^(mean|random|curated)_(\d+)$")
 SOFT_LABEL_MODES = ("mean", "random", "curated", "onehot_noise", "onehot_teacher_noise")
@@ -98,7 +98,7 @@ class SoftLabelSpec:
 
 
 class TrainConfig(Spec):
-    """Hyperparameters of one model's training (SPEC section 7); the same for every seed."""
+    """Hyperparameters of one model's training (docs/method.md section 7); the same for every seed."""
 
     epochs: int = Field(50, ge=1, le=100_000)
     batch_size: int = Field(8, ge=1, le=65_536)

@@ -1,4 +1,4 @@
-"""Decoding and resampling recordings (SPEC section 3, step 1).
+"""Decoding and resampling recordings (docs/method.md section 3, step 1).
 
 soundfile decodes (wav 8/16/24/32-bit int and float, flac, ogg); torchaudio only resamples.
 """

@@ -1,4 +1,4 @@
-"""The method as one resumable experiment (SPEC section 9), a pipeline of stages over the experiment's
+"""The method as one resumable experiment (docs/method.md section 9), a pipeline of stages over the experiment's
 store: data -> teachers -> teacher logits -> ensembles -> students -> second generation -> report.
 
 Every stage leaves a finished artifact on disk (a model folder, an .npz written atomically); a stage whose

@@ -1,4 +1,4 @@
-"""Training one model on a set of cycles: the paper's recipe (SPEC section 7), checkpoint selection
+"""Training one model on a set of cycles: the paper's recipe (docs/method.md section 7), checkpoint selection
 (section 8), resumable every epoch, cancellable every step.
 
 The model (`nn.Module`, core.models) is kept apart from the loop here (Lightning's split). Data order,
@@ -36,7 +36,7 @@ class TrainingError(LungKDError):
 
 
 class SoftTargetProvider(Protocol):
-    """Targets that change per epoch (the random teacher of SPEC section 9)."""
+    """Targets that change per epoch (the random teacher of docs/method.md section 9)."""
 
     def for_epoch(self, epoch: int) -> torch.Tensor: ...
 
