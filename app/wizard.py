@@ -12,8 +12,8 @@ from PySide6.QtCore import QEventLoop, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from superqt.utils import qthrottled
 from PySide6.QtWidgets import (QAbstractScrollArea, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
-                               QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox,
-                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWizard, QWizardPage)
+                               QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QProgressBar, QPushButton, QSizePolicy,
+                               QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWizard, QWizardPage)
 
 from lungkd.core.data.sources import trainability_problem
 from lungkd.core.kd.progress import describe
@@ -58,10 +58,16 @@ def fill_table(table: QTableWidget, rows: list[list]) -> None:
 
 
 def show_every_row(table: QTableWidget) -> QTableWidget:
-    """A table as tall as its rows (with room for the horizontal scroll bar), so none hides behind a scroll."""
+    """A table exactly as tall as its rows, so none hides behind a scroll bar and no empty space is left."""
     table.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents)
     table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    table.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Maximum)
     return table
+
+
+def _reason(problem: tuple[str, str]) -> str:
+    message, fix = problem
+    return f"{message} {fix[:1].upper()}{fix[1:]}"
 
 
 class IntegerAxis(pg.AxisItem):
@@ -195,7 +201,6 @@ class DataPage(RecipePage):
         self.detected = QLabel(wordWrap=True)
         self.warnings = QPlainTextEdit(readOnly=True)  # every warning Inspect found, one per line
         self.warnings.setPlaceholderText("Warnings about the dataset appear here after Inspect.")
-        self.warnings.setMaximumHeight(140)
         self.stats: dict | None = None
         self.inspected: str | None = None  # the data and selection the stats describe
         self._advance_when_inspected = False
@@ -271,7 +276,7 @@ class DataPage(RecipePage):
             return False
         problem = trainability_problem(self.stats, self.wizard_().recipe.selection)
         if problem is not None:
-            self.error.setText(" ".join(problem))
+            self.error.setText(_reason(problem))
             return False
         return True
 
@@ -314,7 +319,7 @@ class DataPage(RecipePage):
         self.stats, self.inspected = stats, key
         advance, self._advance_when_inspected = self._advance_when_inspected, False
         problem = trainability_problem(stats, self.wizard_().recipe.selection)
-        self.error.setText(" ".join(problem) if problem else "")
+        self.error.setText(_reason(problem) if problem else "")
         if advance and problem is None and self.wizard_().currentPage() is self:
             self.wizard_().next()
 
@@ -371,8 +376,8 @@ class TeachersPage(RecipePage):
     def _estimate(self) -> None:
         arch, size, batch, device = (self.arch.currentText(), self.size.currentText(), self.batch.value(),
                                      self.device.currentText())
-        stats = getattr(self.wizard_().pages[0], "stats", None)
-        cycles = sum(stats["cycles"]["train"].values()) if stats else 4142  # ICBHI's training cycles
+        stats = self.wizard_().pages[0].stats
+        cycles = stats["cycles_with_audio"]["train"] if stats else 4142  # ICBHI's training cycles
         epochs, k = self.epochs.value(), self.k.value()
 
         def job(report, cancel):

@@ -150,6 +150,8 @@ def models_table() -> str:
         lines.append(f"{m.name:<16}{m.input_kind:<7}{shape:<14}{m.params:>13,}{m.spec_params_m:>7.1f}M  {m.pretrained}")
         lines.append(f"{'':<4}{m.description}")
         lines.append(f"{'':<4}params vs the paper: {m.params_note}")
+    lines.append("params: ours, with the 4-class head; paper: the papers' counts, with the original heads "
+                 "(docs/method.md section 6).")
     return "\n".join(lines)
 
 

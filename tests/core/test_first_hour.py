@@ -336,3 +336,31 @@ def test_the_run_sentences_read_as_sentences():
         "Ensemble of the first 3 teachers: Score 57.00 (Sp 81.00, Se 33.00).",
         "Teacher seed 2: model saved to /m."]
     assert describe(Event("teachers", "progress", run="teacher seed 2", step=1, total=8)) is None
+
+
+@pytest.mark.slow
+def test_train_on_a_terminal_shows_progress_within_each_epoch(tmp_path):
+    import os
+    import pty
+
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text('name = "tty"\nselection = "last"\n[data]\nsynthetic = { recordings = 12, seed = 1 }\n'
+                      '[model]\narch = "cnn6"\nsize = "tiny"\n[train]\nepochs = 2\nbatch_size = 16\n')
+    main_fd, terminal = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "lungkd.core.cli", "train", str(recipe), "--workspace",
+                                str(tmp_path / "ws")], stdout=terminal, stderr=subprocess.PIPE)
+    os.close(terminal)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(main_fd, 4096)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        output += chunk
+    assert process.wait() == 0, process.stderr.read()
+    text = output.decode()
+    bars = [part for part in text.split("\r") if part.startswith("epoch   1/2 |")]
+    assert len(bars) >= 2 and "%" in bars[-1] and "ETA" in bars[0]  # redrawn in place within epoch 1
+    assert "\nepoch   1/2  loss " in text and "selected epoch 2 (last)" in text
