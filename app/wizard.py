@@ -539,8 +539,10 @@ class RunPage(RecipePage):
                                               axisItems={"bottom": IntegerAxis("bottom")})
         for plot in (self.loss_plot, self.score_plot):
             plot.setLabel("bottom", "epoch")
-        self.legend = pg.LegendItem()  # in a column of its own: it never covers a curve
+        self.legend = pg.LegendItem()  # in a column of its own, at its own size: it never covers a curve
+        self.legend.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         self.curves.addItem(self.legend, row=0, col=2)
+        self.curves.ci.layout.setAlignment(self.legend, Qt.AlignmentFlag.AlignTop)
         self.series: dict[str, tuple[list, list, list, object, object]] = {}
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
@@ -640,9 +642,9 @@ class RunPage(RecipePage):
 
     def _show_time_left(self, event) -> None:
         minutes = event.eta_s / 60
-        left = f"{minutes:.0f} min" if minutes >= 2 else "under 2 min" if minutes >= 1 else "under a minute"
-        self.eta.setText(f"About {left} left for the whole experiment ({event.step} of {event.total} models "
-                         "trained; data preparation and evaluation come on top).")
+        left = f"About {minutes:.0f} min" if minutes >= 2 else "Under 2 min" if minutes >= 1 else "Under a minute"
+        self.eta.setText(f"{left} left for the whole experiment ({event.step} of {event.total} models trained; "
+                         "data preparation and evaluation come on top).")
 
     def _progress_now(self, event) -> None:
         what = event.run or event.message or event.stage
