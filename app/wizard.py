@@ -21,12 +21,12 @@ from lungkd.core.kd.report import selection_notes
 from lungkd.core.labels import CLASS_NAMES
 from lungkd.core.models.registry import ARCHITECTURES, SIZES
 from lungkd.core.recipes import (SELECTIONS, ExperimentRecipe, SecondGeneration, SoftLabelSpec, SyntheticData,
-                                 load_experiment, recipe_to_toml)
+                                 load_experiment, recipe_to_toml, shipped_recipes_folder)
 from lungkd.core.workspace.layout import MODEL_FOLDER, experiment_folder, student_run_folder
 
 from .engine import EngineTask, TaskQueue
 
-RECIPES_DIR = Path(__file__).resolve().parents[1] / "resources" / "recipes"
+RECIPES_DIR = shipped_recipes_folder()  # the package data, wherever LungKD is installed
 
 
 def wait_for(task: EngineTask, ms: int) -> bool:
