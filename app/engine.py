@@ -13,7 +13,7 @@ import traceback
 from collections import deque
 from typing import Any, Callable
 
-from PySide6.QtCore import QEventLoop, QObject, QThread, QTimer, Signal
+from PySide6.QtCore import QEventLoop, QObject, Qt, QThread, QTimer, Signal
 
 from lungkd.core.cancel import Cancelled, CancelToken
 
@@ -76,7 +76,9 @@ class EngineTask(QObject):
         for name in ("progress", "partial", "finished", "failed", "cancelled"):
             getattr(self._worker, name).connect(getattr(self, name))
         for name in ("finished", "failed", "cancelled"):
-            getattr(self._worker, name).connect(self._thread.quit)
+            # Direct (quit() is thread-safe): the thread ends with its job even while the GUI thread runs no event
+            # loop, as in wait(); queued, wait() could time out and the task be destroyed with its thread running.
+            getattr(self._worker, name).connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
         self._thread.finished.connect(self._thread_finished)
 
     def _thread_finished(self) -> None:
