@@ -2,14 +2,15 @@
 join as further pages), one model picker, one task queue for the engine, a status bar with progress."""
 from __future__ import annotations
 
+import hashlib
 import html
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from superqt.utils import qthrottled
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton,
-                               QTabWidget, QToolBar)
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow, QMenu, QMessageBox, QProgressBar,
+                               QPushButton, QTabWidget, QToolBar)
 
 from lungkd.core.models.inventory import ModelEntry, find_models, shipped_models_folder
 from lungkd.core.text import html_text, printable
@@ -23,11 +24,20 @@ from .wizard import TrainingWizard
 
 AUDIO_FILTER = "Recordings (*.wav *.flac *.ogg);;All files (*)"
 MODEL_KEY = "analysis/model"
+RECENT_KEY = "recent"  # files and folders opened lately, newest first
+RECENT_COUNT = 10
+
+
+def session_key(workspace: Path) -> str:
+    """Where the settings keep the recordings open when `workspace` was last closed (one list per workspace)."""
+    return "sessions/" + hashlib.sha1(str(Path(workspace).resolve()).encode()).hexdigest()[:16]
 
 
 def model_label(entry: ModelEntry) -> str:
-    score = "no Score" if entry.score is None else f"Score {entry.score:.1f}"
-    return f"{entry.name} — {entry.arch}, {score}"
+    """The model by what made it, with its Score and the data it was measured on."""
+    if entry.score is None:
+        return f"{entry.name} — not scored"
+    return f"{entry.name} — Score {entry.score:.1f}" + (f" on {entry.scored_on}" if entry.scored_on else "")
 
 
 class MainWindow(QMainWindow):
@@ -48,6 +58,7 @@ class MainWindow(QMainWindow):
         self.pages.setTabBarAutoHide(True)  # one page today; the wizard and Runs view add theirs
         self.pages.addTab(self.recordings, "Recordings")
         self.runs = RunsView(self.workspace)
+        self.runs.changed.connect(self.refresh_models)
         self.pages.addTab(self.runs, "Experiments")
         self.wizard: TrainingWizard | None = None
         self.setCentralWidget(self.pages)
@@ -80,6 +91,10 @@ class MainWindow(QMainWindow):
         page = self.recordings
         self.open_action = self._action("&Open recordings…", self.open_dialog, QKeySequence.StandardKey.Open,
                                         "Open wav, flac or ogg recordings")
+        self.open_folder_action = self._action("Open &folder…", self.open_folder_dialog, "Ctrl+Shift+O",
+                                               "Open every wav, flac or ogg recording in a folder and its subfolders")
+        self.recent_menu = QMenu("Open &recent", self)
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         self.export_action = self._action("&Export cycles as CSV…", self.export_dialog, "Ctrl+E",
                                           "Every analysed cycle of the open recordings, one row each")
         self.remove_action = self._action("&Close recording", page.remove_current, QKeySequence.StandardKey.Close)
@@ -97,7 +112,8 @@ class MainWindow(QMainWindow):
                                          "Train teachers, build soft labels and distil a student, step by step")
         experiments = self._action("&Experiments", lambda: (self.runs.refresh(), self.pages.setCurrentWidget(self.runs)),
                                    "Ctrl+R", "The workspace's experiments with their Scores")
-        menus = {"&File": (self.open_action, self.export_action, self.remove_action, None, quit_action),
+        menus = {"&File": (self.open_action, self.open_folder_action, self.recent_menu, None, self.export_action,
+                           self.remove_action, None, quit_action),
                  "&View": (zoom_in, zoom_out, fit, None, next_cycle, previous_cycle),
                  "&Analysis": (self.play_action, None, refresh, cancel),
                  "&Training": (self.train_action, experiments)}
@@ -106,6 +122,8 @@ class MainWindow(QMainWindow):
             for action in actions:
                 if action is None:
                     menu.addSeparator()
+                elif isinstance(action, QMenu):
+                    menu.addMenu(action)
                 else:
                     menu.addAction(action)
         self.menuBar().addMenu("&Help").addAction(self._action("&About LungKD Studio", self.show_about))
@@ -148,8 +166,8 @@ class MainWindow(QMainWindow):
         self.model_picker.clear()
         for entry in entries:
             self.model_picker.addItem(printable(model_label(entry)), str(entry.path))
-            self.model_picker.setItemData(self.model_picker.count() - 1,
-                                          f"<qt>{html_text(entry.description or str(entry.path))}</qt>",
+            tip = "\n".join(filter(None, (entry.description, f"{entry.arch} model in {entry.path}")))
+            self.model_picker.setItemData(self.model_picker.count() - 1, f"<qt>{html_text(tip)}</qt>",
                                           Qt.ItemDataRole.ToolTipRole)
         if not entries:
             self.model_picker.addItem("no model yet — train one (lungkd demo)", None)
@@ -176,6 +194,7 @@ class MainWindow(QMainWindow):
 
     def open_paths(self, paths: list[Path]):
         self.pages.setCurrentWidget(self.recordings)
+        self._remember_recent(paths)
         return self.recordings.open_paths(paths)
 
     def open_dialog(self) -> None:
@@ -184,6 +203,41 @@ class MainWindow(QMainWindow):
         if files:
             self.store.setValue("last_folder", str(Path(files[0]).parent))
             self.open_paths([Path(f) for f in files])
+
+    def open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of recordings",
+                                                  str(self.store.value("last_folder", "")))
+        if folder:
+            self.store.setValue("last_folder", folder)
+            self.open_paths([Path(folder)])
+
+    # ---------------------------------------------------------------- recent files, the last session
+
+    def recent_paths(self) -> list[Path]:
+        return [Path(p) for p in self.store.value(RECENT_KEY, [], type=list)]
+
+    def _remember_recent(self, paths: list[Path]) -> None:
+        given = [str(Path(p).resolve()) for p in paths]
+        kept = [str(p) for p in self.recent_paths() if str(p) not in given]
+        self.store.setValue(RECENT_KEY, (given + kept)[:RECENT_COUNT])
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        for path in self.recent_paths():
+            action = self.recent_menu.addAction(f"{path.name}{'/' if path.is_dir() else ''} — {path.parent}",
+                                                lambda p=path: self.open_paths([p]))
+            action.setEnabled(path.exists())
+        if self.recent_menu.isEmpty():
+            self.recent_menu.addAction("Nothing opened yet").setEnabled(False)
+
+    def reopen_last_session(self) -> None:
+        """Opens again the recordings that were open when this workspace was last closed (those still there)."""
+        paths = [Path(p) for p in self.store.value(session_key(self.workspace), [], type=list)]
+        present = [p for p in paths if p.exists()]
+        if present:
+            self.recordings.open_paths(present)
+        if len(present) < len(paths):
+            self.status_message(f"{len(paths) - len(present)} recording(s) of the last session are no longer there.")
 
     def export_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export cycles", "cycles.csv", "CSV (*.csv)")
@@ -237,9 +291,16 @@ class MainWindow(QMainWindow):
         if self.wizard is None:
             self.wizard = TrainingWizard(self.workspace, self, self.queue)
             self.wizard.use_model.connect(self.use_model)
+            self.wizard.experiment_ended.connect(self._experiment_ended)
         self.wizard.show()
         self.wizard.raise_()
         return self.wizard
+
+    def _experiment_ended(self, finished: bool) -> None:
+        """New models and Scores: the picker and the Experiments page show them at once."""
+        if finished:
+            self.refresh_models()
+        self.runs.refresh()
 
     def use_model(self, folder: str) -> None:
         """A model the wizard just distilled becomes the one that analyses recordings."""
@@ -279,6 +340,7 @@ class MainWindow(QMainWindow):
         if self.wizard is not None and not self.wizard.close():  # it asks while training runs
             event.ignore()
             return
+        self.store.setValue(session_key(self.workspace), [str(p) for p in self.recordings.recordings])
         self.player.stop()
         self.queue.cancel_all()
         self.queue.wait_idle(30000)

@@ -91,6 +91,24 @@ def expand_paths(paths: list[Path]) -> tuple[list[Path], list[FailedRecording]]:
     return kept, [FailedRecording(Path(p.path), f"{p.message} {p.fix}", str(p)) for p in problems + duplicates]
 
 
+def nothing_to_open(paths: list[Path]) -> str:
+    """Why `paths` gave no recording to open, naming each: an empty folder, a folder without audio (and what it
+    holds instead), or a path that is not there."""
+    reasons = []
+    for path in paths:
+        if not path.exists():
+            reasons.append(f"{path} does not exist")
+        elif path.is_dir():
+            files = [p for p in path.rglob("*") if p.is_file()]
+            if not files:
+                reasons.append(f"the folder {path} is empty")
+            else:
+                kinds = ", ".join(sorted({p.suffix.lower() or "no extension" for p in files})[:5])
+                reasons.append(f"the folder {path} holds no wav, flac or ogg recordings ({len(files)} other "
+                               f"file(s): {kinds})")
+    return ("Nothing to open: " + "; ".join(reasons) + ".") if reasons else "No wav, flac or ogg files there."
+
+
 def compute_spectrogram(samples: np.ndarray, sample_rate: int, settings: SpectrogramSettings) -> Spectrogram:
     db, seconds_per_frame, hz_per_bin = display_spectrogram(samples, sample_rate, window_s=settings.window_ms / 1000,
                                                             hop_s=settings.hop_ms / 1000)

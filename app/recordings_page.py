@@ -2,6 +2,7 @@
 table on the right. Everything slow (decoding, spectrograms, analysis) runs in the engine thread."""
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, Signal
@@ -13,8 +14,8 @@ from lungkd.core.text import printable
 from .cycle_table import CycleTable
 from .engine import EngineTask, TaskQueue
 from .playback import Player
-from .recording_jobs import (FailedRecording, ModelCache, OpenRecording, expand_paths, open_job, reanalyse_job,
-                             spectrogram_job)
+from .recording_jobs import (FailedRecording, ModelCache, OpenRecording, expand_paths, nothing_to_open, open_job,
+                             reanalyse_job, spectrogram_job)
 from .recording_list import RecordingList
 from .recording_view import RecordingView
 from .spectrogram_settings import SpectrogramBar, SpectrogramSettings
@@ -69,7 +70,8 @@ class RecordingsPage(QWidget):
         self.plots_and_table.setStretchFactor(1, 1)
         self.plots_and_table.setSizes([560, 220])
         self.stack = QStackedWidget()  # the invitation to drop files until a recording is open
-        self.stack.addWidget(QLabel(PLACEHOLDER, alignment=Qt.AlignmentFlag.AlignCenter))
+        self.placeholder = QLabel(PLACEHOLDER, alignment=Qt.AlignmentFlag.AlignCenter, wordWrap=True)
+        self.stack.addWidget(self.placeholder)
         self.stack.addWidget(self.plots_and_table)
         column.addWidget(self.stack, 1)
         splitter = QSplitter()
@@ -86,8 +88,12 @@ class RecordingsPage(QWidget):
     def open_paths(self, paths: list[Path]) -> EngineTask | None:
         files, left_out = expand_paths([Path(p) for p in paths])
         if not files and not left_out:
-            self.status.emit("No wav, flac or ogg files there.")
+            reason = nothing_to_open([Path(p) for p in paths])
+            self.status.emit(reason)
+            if not self.recordings:  # the empty page says it too, where the user is looking
+                self.placeholder.setText(PLACEHOLDER + f"<p style='color:#c0392b'>{html.escape(reason)}</p>")
             return None
+        self.placeholder.setText(PLACEHOLDER)
         task = EngineTask(open_job(files, self.model_folder, self.settings, self.models, left_out),
                           "Opening recordings")
         task.partial.connect(self._result)

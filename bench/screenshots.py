@@ -89,7 +89,7 @@ def wizard_pages(app, window, out: Path) -> None:
     data = wizard.currentPage()
     data.inspect.click()
     for _ in range(600):
-        if hasattr(data, "stats"):
+        if data.stats is not None:
             break
         settle(app, 100)
     for number, name in enumerate(names, start=5):

@@ -2,7 +2,7 @@
 
     python bench/train_step.py [--archs cnn6,bts] [--device cpu|cuda] [--steps 2] [--batch-size N]
 
-Training: cycles/s of forward + backward + Adam step at the recipe's batch size (SPEC section 7:
+Training: cycles/s of forward + backward + Adam step at the recipe's batch size (docs/method.md section 7:
 128 for the CNNs, 8 for CLAP and AST), mixed precision on CUDA. Inference: ms per cycle at batch 1.
 A warm-up step is run and not timed. Prints a table and the machine it ran on.
 """

@@ -1,4 +1,4 @@
-"""Recipes: TOML files that describe a run completely (DESIGN.md), validated when they are loaded — before
+"""Recipes: TOML files that describe a run completely (docs/design.md), validated when they are loaded — before
 any data is read — with errors that name the key, the value and what is allowed. docs/recipes.md
 describes every key.
 
@@ -11,7 +11,7 @@ A training recipe (`lungkd train`) trains one model on hard labels:
     [train]  epochs, batch_size, lr, weight_decay, final_lr_ratio, weight_averaging, specaugment,
              mixed_precision
 
-An experiment recipe (`lungkd run`) is the method of SPEC section 9:
+An experiment recipe (`lungkd run`) is the method of docs/method.md section 9:
 
     name = "..."; selection = "best_test"; device = "auto"; deterministic = false
     executor = "inprocess" | "process" | "ray"; workers = N    (where the runs train; not part of the results)
@@ -65,7 +65,7 @@ def _check_name(name: str) -> str:
 Name = Annotated[str, AfterValidator(_check_name)]
 
 
-# ---------------------------------------------------------------- soft labels (SPEC section 9)
+# ---------------------------------------------------------------- soft labels (docs/method.md section 9)
 
 _LABELS = re.compile(r"^(mean|random|curated)_(\d+)$")
 SOFT_LABEL_MODES = ("mean", "random", "curated", "onehot_noise", "onehot_teacher_noise")
@@ -103,7 +103,7 @@ class SoftLabelSpec:
 
 
 class TrainConfig(Spec):
-    """Hyperparameters of one model's training (SPEC section 7); the same for every seed."""
+    """Hyperparameters of one model's training (docs/method.md section 7); the same for every seed."""
 
     epochs: int = Field(50, ge=1, le=100_000)
     batch_size: int = Field(8, ge=1, le=65_536)
@@ -256,12 +256,36 @@ def _validated(cls, document: dict, path: str | None, what: str):
         raise recipe_error(exc, path, what) from None
 
 
+def recipe_kind(document: dict) -> str | None:
+    """"training" (one [model]), "experiment" ([teachers]), or None when the document is neither."""
+    if "teachers" in document:
+        return "experiment"
+    return "training" if "model" in document else None
+
+
+_COMMANDS = {"training": ("lungkd train", "a training recipe (one [model], no [teachers])"),
+             "experiment": ("lungkd run", "an experiment recipe ([teachers] and [[students]])")}
+
+
+def _refuse_other_kind(document: dict, path: str | None, expected: str) -> None:
+    kind = recipe_kind(document)
+    if kind is None or kind == expected:
+        return
+    command, what = _COMMANDS[kind]
+    shipped = path is not None and Path(path).resolve().is_relative_to(shipped_recipes_folder().resolve())
+    given = Path(path).stem if shipped else (path or "RECIPE.toml")
+    raise RecipeError(f"this is {what}, not {_COMMANDS[expected][1].split(' (')[0]}.", path=path,
+                      fix=f"run it with `{command} {given}`.")
+
+
 def parse_recipe(document: dict, path: str | None = None) -> TrainRecipe:
+    _refuse_other_kind(document, path, "training")
     document = {"name": Path(path).stem if path else "recipe", **document}
     return _validated(TrainRecipe, document, path, "the training recipe")
 
 
 def parse_experiment(document: dict, path: str | None = None) -> ExperimentRecipe:
+    _refuse_other_kind(document, path, "experiment")
     document = {"name": Path(path).stem if path else "experiment", **document}
     return _validated(ExperimentRecipe, document, path, "the experiment recipe")
 
@@ -290,10 +314,51 @@ def read_toml(path: str | Path) -> dict:
                           fix="recipes have at most three levels of tables; see docs/recipes.md.") from None
 
 
+@dataclass(frozen=True)
+class ShippedRecipe:
+    name: str
+    kind: str  # "experiment" or "training"
+    description: str
+    path: Path
+
+
 def shipped_recipes_folder() -> Path:
     """The recipes LungKD ships: package data of lungkd.resources, found through the package wherever it is
     (a checkout, an installed wheel or the frozen bundle)."""
     return Path(str(files("lungkd.resources") / "recipes"))
+
+
+def _description(document: dict, path: Path) -> str:
+    """The recipe's `description`, else the first comment line of the file."""
+    if document.get("description"):
+        return document["description"]
+    comments = [line.lstrip("# ").strip() for line in path.read_text(encoding="utf-8").splitlines()
+                if line.startswith("#")]
+    return comments[0] if comments else ""
+
+
+def shipped_recipes() -> list[ShippedRecipe]:
+    """The recipes LungKD ships (resources/recipes/): experiments first, then training recipes, by name."""
+    recipes = []
+    for path in sorted(shipped_recipes_folder().rglob("*.toml")):
+        document = read_toml(path)
+        recipes.append(ShippedRecipe(path.stem, recipe_kind(document) or "unknown", _description(document, path),
+                                     path))
+    return sorted(recipes, key=lambda r: (r.kind != "experiment", r.name))
+
+
+def find_recipe(text: str | Path) -> Path:
+    """A recipe file given by its path, or a shipped recipe given by its name (`paper-bts-mean5`)."""
+    path = Path(text).expanduser()
+    if path.exists() or path.suffix == ".toml" or len(path.parts) > 1:
+        return path  # a path, even a wrong one: reading it names the problem
+    for recipe in shipped_recipes():
+        if recipe.name == path.name:
+            return recipe.path
+    names = ", ".join(r.name for r in shipped_recipes())
+    raise RecipeError(f"no recipe file '{text}' here, and no shipped recipe of that name.", path=path,
+                      fix=f"give the path of a .toml recipe, or one of the shipped recipes: {names} "
+                          "(`lungkd recipes` describes them).")
 
 
 def _check_nesting(text: str, path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The engine's shape (DESIGN.md), as import-linter contracts in pyproject.toml: core/ never imports Qt or
+"""The engine's shape (docs/design.md), as import-linter contracts in pyproject.toml: core/ never imports Qt or
 the application, and each layer of the pipeline imports only the layers below it."""
 import subprocess
 import sys

@@ -1,4 +1,4 @@
-"""ICBHI-style cycle annotation files: one cycle per line, `start end crackle wheeze` (SPEC section 2)."""
+"""ICBHI-style cycle annotation files: one cycle per line, `start end crackle wheeze` (docs/method.md section 2)."""
 from __future__ import annotations
 
 import itertools

@@ -1,4 +1,4 @@
-"""Decoding and resampling recordings (SPEC section 3, step 1).
+"""Decoding and resampling recordings (docs/method.md section 3, step 1).
 
 soundfile decodes (wav 8/16/24/32-bit int and float, flac, ogg); torchaudio only resamples.
 """
@@ -116,6 +116,9 @@ def _check_extension(path: Path) -> None:
 def probe_audio(path: str | Path) -> AudioInfo:
     """Header information without decoding; raises AudioError for anything unreadable."""
     path = Path(path)
+    if path.is_dir():
+        raise AudioError("this is a folder, not a recording.", path=path,
+                         fix=f"give the recordings inside it ({_SUPPORTED} files), e.g. {path / '*.wav'}.")
     _check_extension(path)
     try:
         with path.open("rb") as f:
@@ -127,7 +130,7 @@ def probe_audio(path: str | Path) -> AudioInfo:
         raise AudioError("permission denied: the file cannot be read.", path=path,
                          fix="give your user read permission (e.g. `chmod u+r FILE`) or copy the file somewhere "
                              "you can read.") from None
-    except OSError as exc:  # a folder named like a recording, a broken link, a disk error
+    except OSError as exc:  # a broken link, a disk error
         raise AudioError(f"the file cannot be read ({exc.strerror or exc}).", path=path,
                          fix="give the path of a recording file.") from None
     if empty:

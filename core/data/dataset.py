@@ -72,6 +72,9 @@ class DatasetIndex:
             "patients": len({r.patient for r in self.recordings}),
             "recordings_per_split": dict(Counter(r.split or "none" for r in self.recordings)),
             "cycles": cycles,
+            # what training can use: cycles whose recording has readable audio, per split
+            "cycles_with_audio": {split: len(self.cycles(None if split == "all" else split, need_audio=True))
+                                  for split in cycles},
             "devices": dict(sorted(Counter(r.device or "unknown" for r in self.recordings).items())),
             "sample_rates": {str(k): v for k, v in sorted(Counter(r.sample_rate for r in self.recordings
                                                                    if r.sample_rate).items())},

@@ -1,4 +1,4 @@
-"""BTS text prompts from recording metadata (SPEC section 5), worded as the BTS reference does.
+"""BTS text prompts from recording metadata (docs/method.md section 5), worded as the BTS reference does.
 
 Each of the four parts (age group, sex, location, device) is a word, "unknown", or None to leave
 it out of the sentence.

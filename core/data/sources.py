@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from lungkd.core.data.dataset import DatasetIndex, load_dataset
 from lungkd.core.data.splits import patient_split, validation_split
+from lungkd.core.errors import DataError
 from lungkd.core.schema import Spec
 from lungkd.core.storage import atomic_folder
 
@@ -67,3 +68,44 @@ def resolve_dataset(data: DataSpec, workspace: Path, *, selection: str = "best_t
     if selection == "best_val":
         index.apply_split(validation_split(index, data.val_fraction, data.split_seed))
     return index
+
+
+# The splits a selection protocol trains or selects on (`last` scores on test when it has audio, but needs none).
+SPLITS_NEEDED = {"best_test": ("train", "test"), "best_val": ("train", "val"), "last": ("train",)}
+_SPLIT_WORDS = {"train": "training", "test": "test", "val": "validation"}
+
+
+def dataset_label(data: DataSpec) -> str:
+    """A short name of the recipe's data, as a person would say it: the folder's name, or the synthetic
+    dataset's folder name (e.g. `synthetic-48-seed0-noise0.1`)."""
+    if data.synthetic is not None:
+        return synthetic_dataset_folder(Path("."), data.synthetic).name
+    return Path(data.path).name
+
+
+_FIXES = {"train": "put the recordings' audio files (.wav) beside their annotations",
+          "test": "put the test recordings' audio files beside their annotations (the full ICBHI download has them), "
+                  'or choose selection = "best_val" (validation carved from train) or "last"',
+          "val": 'add recordings of more training patients, or choose selection = "last"'}
+
+
+def trainability_problem(stats: dict, selection: str) -> tuple[str, str] | None:
+    """Why a dataset (its `DatasetIndex.stats()`) cannot be trained on with `selection`, and the fix; None when
+    it can. A split the selection needs without cycles that have readable audio is the reason."""
+    for split in SPLITS_NEEDED[selection]:
+        if stats["cycles_with_audio"].get(split, 0):
+            continue
+        annotated = sum(stats["cycles"].get(split, {}).values())
+        words = _SPLIT_WORDS[split]
+        why = (f"its {annotated} annotated cycles have no readable audio here" if annotated else
+               f"the dataset has no {words} cycles")
+        needs = "training needs" if split == "train" else f'selection = "{selection}" needs'
+        return f"{needs} cycles with audio in the {words} split, but {why}.", _FIXES[split] + "."
+    return None
+
+
+def check_trainable(index: DatasetIndex, selection: str) -> None:
+    """Refuses, before anything trains, a dataset whose needed split has no cycles with audio."""
+    problem = trainability_problem(index.stats(), selection)
+    if problem is not None:
+        raise DataError(problem[0], path=index.root, fix=problem[1])

@@ -1,4 +1,4 @@
-"""Reference cycle preparation (SPEC section 3): whole-recording fade, slicing, fixed 8 s clips.
+"""Reference cycle preparation (docs/method.md section 3): whole-recording fade, slicing, fixed 8 s clips.
 
 Matches the BTS / patch-mix reference code (`get_individual_cycles_torchaudio`, `cut_pad_sample_torchaudio`):
 - the fades are torchaudio's `Fade(fade_shape="linear")`: fade-in `linspace(0, 1, n)` (sample 0 is 0,

@@ -1,4 +1,4 @@
-"""Model inputs from prepared clips (SPEC section 4): Kaldi fbank, CLAP log-mel, SpecAugment.
+"""Model inputs from prepared clips (docs/method.md section 4): Kaldi fbank, CLAP log-mel, SpecAugment.
 
 Both feature settings classes carry `sample_rate` (the clip rate they need), `key()` (for cache keys)
 and `compute(clips)`, so callers never branch on the feature kind.

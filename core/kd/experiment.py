@@ -1,4 +1,4 @@
-"""The method as one resumable experiment (SPEC section 9), a pipeline of stages over the experiment's
+"""The method as one resumable experiment (docs/method.md section 9), a pipeline of stages over the experiment's
 store: data -> teachers -> teacher logits -> ensembles -> students -> second generation -> report.
 
 Every stage leaves a finished artifact on disk (a model folder, an .npz written atomically); a stage whose
@@ -9,17 +9,18 @@ writes the workspace catalog (from the events).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.data.dataset import DatasetIndex
-from lungkd.core.data.sources import resolve_dataset
+from lungkd.core.data.sources import check_trainable, resolve_dataset
 from lungkd.core.events import Event, EventCallback, broadcast
 from lungkd.core.kd.executors import Executor, create_executor
 from lungkd.core.kd.jobs import TEST_LOGITS_FILE, RunJob, RunSpec, TogetherJob, load_teacher_logits
+from lungkd.core.kd.progress import ExperimentClock, PlannedRun
 from lungkd.core.kd.recorder import CatalogRecorder
 from lungkd.core.kd.report import build_report, headline_scores, write_reports
 from lungkd.core.kd.soft_labels import curated_members, ensemble_logits
@@ -59,6 +60,22 @@ def student_specs(student: StudentSpec) -> list[RunSpec]:
     return [RunSpec(role, model, labels, seed, student.train) for role, labels in roles for seed in student.seeds]
 
 
+def identical_teacher(spec: RunSpec, recipe: ExperimentRecipe) -> RunSpec | None:
+    """The teacher a hard-label baseline would duplicate: the same architecture, size, weights, training and
+    seed on the same data and run-wide settings give the same model, so the baseline reuses it."""
+    if spec.role != "baseline":
+        return None
+    return next((t for t in teacher_specs(recipe) if replace(t, role="baseline") == spec), None)
+
+
+def planned_runs(recipe: ExperimentRecipe) -> list[PlannedRun]:
+    """Every model the experiment trains (reused baselines train nothing), for the time-left estimate."""
+    specs = teacher_specs(recipe) + [spec for student in recipe.students for spec in student_specs(student)
+                                     if identical_teacher(spec, recipe) is None]
+    return [PlannedRun(spec.name, spec.arch, spec.model.size, spec.train.batch_size, spec.train.epochs)
+            for spec in specs]
+
+
 class Experiment:
     """`executor`: who trains the runs; None builds the recipe's (`executor`, `workers`; in-process when it names
     none) and closes it at the end, while one passed in stays the caller's."""
@@ -75,7 +92,9 @@ class Experiment:
 
     def run(self) -> dict:
         with self.store.open() as store, Catalog.for_workspace(store.workspace) as catalog:
-            emit = broadcast(store.log, CatalogRecorder(catalog, self.recipe, store.folder), self.on_event)
+            emit = ExperimentClock(planned_runs(self.recipe),
+                                   broadcast(store.log, CatalogRecorder(catalog, self.recipe, store.folder),
+                                             self.on_event))
             started = time.time()
             emit(Event("experiment", "started", self.recipe.name, data={"folder": str(store.folder)}))
             executor = self.executor
@@ -116,9 +135,10 @@ class Experiment:
 def load_data(recipe: ExperimentRecipe, store: ExperimentStore, emit: EventCallback) -> DatasetIndex:
     emit(Event("data", "started", "Indexing the dataset"))
     index = resolve_dataset(recipe.data, store.workspace, selection=recipe.selection)
-    store.bind_data(index.fingerprint())
     for problem in index.warnings:
         emit(Event("data", "notice", str(problem)))
+    check_trainable(index, recipe.selection)
+    store.bind_data(index.fingerprint())
     emit(Event("data", "finished", data={"fingerprint": index.fingerprint(), "root": str(index.root),
                                          "stats": index.stats()}))
     return index
@@ -126,9 +146,11 @@ def load_data(recipe: ExperimentRecipe, store: ExperimentStore, emit: EventCallb
 
 def plan_jobs(specs: list[RunSpec], stage: str, recipe: ExperimentRecipe, store: ExperimentStore,
               **student_inputs) -> list[RunJob]:
-    """The training jobs of `specs`, each carrying the recipe's run-wide settings."""
-    return [RunJob(spec, stage, str(store.workspace), str(store.run_folder(spec)), recipe.data,
-                   recipe.run_settings(), store.data_fingerprint, **student_inputs) for spec in specs]
+    """The training jobs of `specs`, each carrying the recipe's run-wide settings. A baseline identical to a
+    teacher points at the teacher's folder, where it finds its model finished."""
+    return [RunJob(spec, stage, str(store.workspace), str(store.run_folder(identical_teacher(spec, recipe) or spec)),
+                   recipe.data, recipe.run_settings(), store.data_fingerprint, experiment=recipe.name,
+                   **student_inputs) for spec in specs]
 
 
 def train_teachers(recipe: ExperimentRecipe, store: ExperimentStore, executor: Executor, emit: EventCallback,

@@ -25,7 +25,7 @@ import torch
 
 from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.data.dataset import DatasetIndex
-from lungkd.core.data.sources import DataSpec, resolve_dataset
+from lungkd.core.data.sources import DataSpec, dataset_label, resolve_dataset
 from lungkd.core.errors import LungKDError
 from lungkd.core.events import Event
 from lungkd.core.features.cache import FeatureCache
@@ -84,6 +84,7 @@ class RunJob:
     data_fingerprint: str
     teacher_logits: str | None = None  # a student's soft labels come from this experiment file
     teacher_scores: tuple[float, ...] = ()  # for curated soft labels
+    experiment: str = ""  # the name of the experiment that planned the job (kept in the model's card)
 
     @property
     def name(self) -> str:
@@ -175,8 +176,9 @@ def _targets(job: RunJob, train: CycleSet):
     return build_targets(soft, stored["train_logits"], stored["train_labels"], list(job.teacher_scores) or None)
 
 
-def _finished_card(folder: Path) -> dict | None:
-    """The card of the run's finished model, with `run_folder`; None when the run is not finished. Raises
+def _finished_card(folder: Path, spec: RunSpec) -> dict | None:
+    """The card of the finished model in `folder`, as the job's run (a hard-label baseline that reuses an
+    identical teacher's folder is still the baseline); None when the run is not finished. Raises
     DamagedModelError when a file of the model, or its test logits, differs from what the card recorded."""
     card = read_model_card(folder / MODEL_FOLDER)
     if card is None:
@@ -188,14 +190,14 @@ def _finished_card(folder: Path) -> dict | None:
         if not path.is_file() or file_sha256(path) != recorded:
             raise DamagedModelError("the run's test logits are missing or differ from the ones it was saved with.",
                                     path=path, fix="run the recipe again: the run is finished again.")
-    return {**card, "run_folder": str(folder)}
+    return {**card, "run_folder": str(folder), "role": spec.role, "labels": spec.labels}
 
 
 def _usable_card(job: RunJob, emit: EventSink) -> dict | None:
     """The finished run's card, or None to (re)train it: a damaged model is said so, and training it again
     resumes from the run's last saved state."""
     try:
-        return _finished_card(Path(job.folder))
+        return _finished_card(Path(job.folder), job.spec)
     except DamagedModelError as exc:
         emit(Event(job.stage, "notice", f"{exc.problem.path}: {exc.problem.message} Training the run again from its "
                    "last saved state.", run=job.spec.name))
@@ -276,7 +278,11 @@ def _save_result(job: RunJob, result: TrainResult, sets: dict[str, CycleSet], em
     """The trained model's folder: test logits, then the model with its card (written last: the folder is
     finished when the card is there)."""
     spec, folder = job.spec, Path(job.folder)
-    extra = {"role": spec.role, "labels": spec.labels, "history": [asdict(r) for r in result.history], **extra}
+    extra = {"role": spec.role, "labels": spec.labels, "experiment": job.experiment,
+             "selection_note": result.selection_note,
+             "test_data": {"dataset": dataset_label(job.data), "split": "test",
+                           "cycles": len(sets["test"])} if "test" in sets else None,
+             "history": [asdict(r) for r in result.history], **extra}
     if "test" in sets:
         test_logits = predict_logits(result.model, sets["test"], cancel=cancel).numpy()
         write_npy_atomic(folder / TEST_LOGITS_FILE, test_logits)
@@ -287,7 +293,7 @@ def _save_result(job: RunJob, result: TrainResult, sets: dict[str, CycleSet], em
                        data_fingerprint=job.data_fingerprint, seed=spec.seed, extra=extra)
     emit(Event(job.stage, "artifact", "model saved", run=spec.name,
                data={"kind": "model", "path": str(folder / MODEL_FOLDER)}))
-    return _finished_card(folder)
+    return _finished_card(folder, spec)
 
 
 # ---------------------------------------------------------------- teachers trained together
@@ -370,7 +376,7 @@ def run_together(job: TogetherJob, emit: EventSink, cancel: CancelToken | None =
 def _run_together_locked(job: TogetherJob, emit: EventSink, cancel: CancelToken | None,
                          context: RunContext) -> list[dict]:
     members = job.members
-    if all(_finished_card(Path(m.folder)) is not None for m in members):
+    if all(_finished_card(Path(m.folder), m.spec) is not None for m in members):
         return [run_job(m, emit, cancel, context) for m in members]  # at most the logits left to compute
     first = members[0]
     sets = context.cycle_sets(first, emit, cancel)
@@ -392,7 +398,7 @@ def _run_together_locked(job: TogetherJob, emit: EventSink, cancel: CancelToken 
             emit(Event(member.stage, kind, str(exc), run=member.spec.name, data=member.spec.describe()))
         raise
     for member, result in zip(members, results):
-        if _finished_card(Path(member.folder)) is None:
+        if _finished_card(Path(member.folder), member.spec) is None:
             _save_result(member, result, sets, emit, cancel, trained_together_with=job.seeds)
     return [run_job(m, emit, cancel, context) for m in members]  # each member's logits, and its finished event
 

@@ -14,12 +14,14 @@ from lungkd.core.text import markdown_text, unescape_markdown
 
 def _row(card: dict) -> dict:
     test = card.get("test") or {}
-    return {"sp": test.get("sp"), "se": test.get("se"), "score": test.get("score"), "confusion": test.get("confusion")}
+    return {"sp": test.get("sp"), "se": test.get("se"), "score": test.get("score"), "confusion": test.get("confusion"),
+            "selection_note": card.get("selection_note") or ""}
 
 
 def _summary(values: list[float]) -> dict:
+    """Mean ± std of the Scores there are; none (no baseline trained, no class to score) is n = 0."""
     scored = [v for v in values if v is not None]
-    if not scored:  # e.g. no hard-label baseline was asked for
+    if not scored:
         return {"mean": None, "std": None, "n": 0}
     ms = mean_std(scored)
     return {"mean": None if np.isnan(ms.mean) else ms.mean, "std": None if np.isnan(ms.std) else ms.std, "n": ms.n}
@@ -81,6 +83,35 @@ def headline_scores(report: dict) -> dict:
     }
 
 
+def selection_notes(report: dict) -> list[str]:
+    """One line per model whose checkpoint selection found no qualifying epoch, naming the epoch it used."""
+    runs = [(f"teacher seed {t['seed']}", t) for t in report["teachers"]]
+    runs += [(f"{s['role']} {s['arch']} {s['labels']} seed {s['seed']}", s) for s in report["students"]]
+    return [f"{name}: {row['selection_note']}." for name, row in runs if row.get("selection_note")]
+
+
+def headline(report: dict) -> list[str]:
+    """The result in a few lines, as `lungkd run` ends: best teacher, best ensemble, each student and its gain."""
+    teachers = [t for t in report["teachers"] if t["score"] is not None]
+    lines = []
+    if teachers:
+        best = max(teachers, key=lambda t: t["score"])
+        lines.append(f"best teacher: seed {best['seed']}, Score {_f(best['score'])} "
+                     f"(mean of {len(teachers)}: {_pm(report['teacher_summary'])})")
+    scored = [e for e in report["ensembles"] if e["score"] is not None]
+    if scored:
+        best = max(scored, key=lambda e: e["score"])
+        lines.append(f"best ensemble: the first {best['k']} teachers, Score {_f(best['score'])}")
+    for g in report["student_groups"]:
+        hard = f"hard labels {_pm(g['baseline'])}" + (" (the teachers)" if g["baseline_source"] == "the teachers"
+                                                       else "")
+        gain = "n/a" if g["gain"] is None else f"{g['gain']:+.2f}"
+        lines.append(f"student {g['arch']} ({g['labels']}): Score {_pm(g['distilled'])}, {hard}, gain {gain}")
+    if report["second_generation"]:
+        lines.append(f"second generation: Score {_f(report['second_generation']['score'])}")
+    return lines + [f"note: {note}" for note in selection_notes(report)]
+
+
 def _f(value, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
@@ -131,6 +162,10 @@ def markdown_report(report: dict) -> str:
         s = report["second_generation"]
         lines += ["", f"## Second generation (ensemble of {s['k']} {q(s['arch'])} students, {q(s['labels'])})", "",
                   f"Sp {_f(s['sp'])}, Se {_f(s['se'])}, Score {_f(s['score'])}"]
+    if notes := selection_notes(report):
+        lines += ["", "## Checkpoint selection fell back", "",
+                  "Selection ignores epochs with Se ≤ 5 %; where no epoch qualified, the first was used:", ""]
+        lines += [f"- {note}" for note in notes]
     return "\n".join(lines) + "\n"
 
 

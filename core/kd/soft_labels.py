@@ -1,4 +1,4 @@
-"""Soft labels from teacher logits, and logit-mean ensembles (SPEC section 9).
+"""Soft labels from teacher logits, and logit-mean ensembles (docs/method.md section 9).
 
 Every target here is reproducible from the stored (N, T, 4) logits, the mode and a seed.
 """

@@ -1,4 +1,4 @@
-"""The model registry (SPEC section 6): every fact about an architecture, and `create_model`.
+"""The model registry (docs/method.md section 6): every fact about an architecture, and `create_model`.
 
 An entry says what the architecture consumes (its `InputSpec`: clip rate, features, prompts), its sizes,
 parameter count, paper weights and training recipe, and whether k copies can train as one batched model.
@@ -45,16 +45,16 @@ class DamagedModelError(LungKDError):
     """A saved model whose files are not the ones it was saved with (cut short, or bytes changed on disk)."""
 
 
-_RANDOM_INIT = 'or train from random initialisation instead (pretrained = "" in the recipe).'
+_RANDOM_INIT = 'or set pretrained = "" in the recipe to train from random initialisation.'
 
 
 def _download_fix(hub_id: str) -> str:
-    return (f"on a machine with network access run `hf download {hub_id} --local-dir DIR` (older huggingface_hub: "
-            f"`huggingface-cli download {hub_id} --local-dir DIR`), copy DIR here and give its path as "
-            f"pretrained; {_RANDOM_INIT}")
+    return (f"on a machine with network access, run `hf download {hub_id} --local-dir DIR` (older huggingface_hub: "
+            f"`huggingface-cli download {hub_id} --local-dir DIR`), copy DIR to this machine and set "
+            f'pretrained = "DIR" in the recipe (its full path); {_RANDOM_INIT}')
 
 
-# SPEC section 7: the papers' training recipes (weight averaging is on in the paper recipes).
+# docs/method.md section 7: the papers' training recipes (weight averaging is on in the paper recipes).
 _CNN_RECIPE = {"epochs": 200, "batch_size": 128, "lr": 1e-3, "weight_decay": 0.0, "weight_averaging": 0.5,
                "specaugment": True, "mixed_precision": True}
 _TRANSFORMER_RECIPE = {"epochs": 50, "batch_size": 8, "lr": 5e-5, "weight_decay": 1e-6, "weight_averaging": 0.5,
@@ -71,13 +71,13 @@ class ModelInfo:
     """One architecture. Parameter counts are at full size."""
 
     name: str
-    inputs: InputSpec  # SPEC section 4: what the model reads
+    inputs: InputSpec  # docs/method.md section 4: what the model reads
     params: int  # ours, with the 4-class head (tested against a built model)
-    spec_params_m: float  # SPEC section 6, in millions, which counts the original classification heads
+    spec_params_m: float  # docs/method.md section 6, in millions, which counts the original classification heads
     pretrained: str  # the paper's weights: a Hugging Face id, or where to get a file
     description: str
-    params_note: str  # why `params` differs from SPEC's figure
-    paper_train: dict = field(hash=False)  # SPEC section 7's recipe for this architecture
+    params_note: str  # why `params` differs from the paper's figure
+    paper_train: dict = field(hash=False)  # docs/method.md section 7's recipe for this architecture
     together: bool = False  # k members can train as one batched model (small convolutional networks)
     gpu_share: float = 1.0  # of one GPU, what a full-size run asks a scheduler for (a Ray task's num_gpus)
     classifier: type[Classifier] = field(default=Classifier, repr=False, compare=False)
@@ -104,19 +104,19 @@ _REGISTRY: dict[str, ModelInfo] = {m.name: m for m in (
     ModelInfo(
         "cnn6", _FBANK, 4_306_372, 4.8, f"PANNs Cnn6_mAP=0.343.pth ({PANNS_CNN6_URL})",
         "PANNs CNN6 trunk (4 x 5x5 conv-BN-ReLU-avgpool, 64-128-256-512), max+mean pooling, Linear(512,4)",
-        "SPEC counts PANNs Cnn6 whole (4,837,455): its AudioSet layers fc1 512x512 (262,656), fc_audioset "
+        "The paper counts PANNs Cnn6 whole (4,837,455): its AudioSet layers fc1 512x512 (262,656), fc_audioset "
         "512x527 (270,351) and bn0 (128) are dropped; the trunk is 4,304,320, the head 2,052.",
         _CNN_RECIPE, together=True, gpu_share=0.25, classifier=CNN6Classifier),
     ModelInfo(
         "resnet18", _FBANK, 11_172_292, 11.7, "microsoft/resnet-18",
         "ResNet-18 (ImageNet), one-channel stem, global average pooling, Linear(512,4)",
-        "SPEC counts ResNet-18 with its 1000-class ImageNet fc (513,000): 11,689,512. Ours drops that fc, "
+        "The paper counts ResNet-18 with its 1000-class ImageNet fc (513,000): 11,689,512. Ours drops that fc, "
         "sums the stem over RGB (-6,272) and adds the head (2,052).",
         _CNN_RECIPE, together=True, gpu_share=0.5, classifier=ResNetClassifier, hub_id="microsoft/resnet-18"),
     ModelInfo(
         "efficientnet_b0", _FBANK, 4_012_096, 5.3, "google/efficientnet-b0",
         "EfficientNet-B0 (ImageNet), one-channel stem, global average pooling, Linear(1280,4)",
-        "SPEC counts EfficientNet-B0 with its 1000-class classifier (1,281,000): 5,288,548. Ours drops it, "
+        "The paper counts EfficientNet-B0 with its 1000-class classifier (1,281,000): 5,288,548. Ours drops it, "
         "sums the stem over RGB (-576) and adds the head (5,124).",
         _CNN_RECIPE, together=True, gpu_share=0.5, classifier=EfficientNetClassifier,
         hub_id="google/efficientnet-b0"),
@@ -124,18 +124,18 @@ _REGISTRY: dict[str, ModelInfo] = {m.name: m for m in (
         "ast", _FBANK_AUDIOSET, 85_987_588, 87.7, "MIT/ast-finetuned-audioset-10-10-0.4593",
         "Audio Spectrogram Transformer (AudioSet), 798-frame positions, Linear(768,4) on the pooled tokens",
         "transformers' ASTModel is 86,187,264 at 1024 frames; 798 frames have 79 instead of 101 time patches "
-        "(-202,752 position parameters); head 3,076. SPEC's 87.7M matches the original AST code, which keeps "
+        "(-202,752 position parameters); head 3,076. The paper's 87.7M matches the original AST code, which keeps "
         "DeiT's two unused 1000-class heads (2 x 769,000) and a LayerNorm+Linear head: 87,729,876.",
         _TRANSFORMER_RECIPE, classifier=ASTClassifier, hub_id="MIT/ast-finetuned-audioset-10-10-0.4593"),
     ModelInfo(
         "audio_clap", _CLAP, 28_192_924, 28.0, CLAP_ID,
         "CLAP HTSAT audio tower + projection, Linear(512,4) on the audio embedding",
-        "Audio tower and projection 28,190,872 (SPEC's 28M) plus the head (2,052).",
+        "Audio tower and projection 28,190,872 (the paper's 28M) plus the head (2,052).",
         _TRANSFORMER_RECIPE, classifier=AudioClapClassifier, hub_id=CLAP_ID),
     ModelInfo(
         "bts", _CLAP_WITH_PROMPTS, 153_496_990, 153.0, CLAP_ID,
         "Full CLAP (HTSAT audio + RoBERTa text) with metadata prompts, Linear(1024,4) on [text, audio] embeddings",
-        "Full CLAP 153,492,890 (SPEC's 153M: both towers, projections and the two logit scales, unused here) "
+        "Full CLAP 153,492,890 (the paper's 153M: both towers, projections and the two logit scales, unused here) "
         "plus the head (4,100).",
         _TRANSFORMER_RECIPE, classifier=BTSClassifier, hub_id=CLAP_ID),
 )}
@@ -153,13 +153,16 @@ def model_info(name: str) -> ModelInfo:
 
 
 def models_table() -> str:
-    """The registry as `lungkd models` prints it."""
-    lines = [f"{'name':<16}{'input':<7}{'shape':<14}{'params':>13}{'SPEC':>8}  pretrained weights"]
+    """The registry as `lungkd models` prints it: our parameter counts beside the paper's (docs/method.md
+    section 6 explains each difference)."""
+    lines = [f"{'name':<16}{'input':<7}{'shape':<14}{'params':>13}{'paper':>8}  pretrained weights"]
     for m in list_models():
         shape = "x".join(map(str, m.input_shape))
         lines.append(f"{m.name:<16}{m.input_kind:<7}{shape:<14}{m.params:>13,}{m.spec_params_m:>7.1f}M  {m.pretrained}")
         lines.append(f"{'':<4}{m.description}")
-        lines.append(f"{'':<4}params vs SPEC: {m.params_note}")
+        lines.append(f"{'':<4}params vs the paper: {m.params_note}")
+    lines.append("params: ours, with the 4-class head; paper: the papers' counts, with the original heads "
+                 "(docs/method.md section 6).")
     return "\n".join(lines)
 
 
@@ -196,12 +199,13 @@ def backbone_config(name: str, size: str = "full"):
 
 def _unavailable(info: ModelInfo, source: str, reason: str) -> WeightsUnavailableError:
     if info.hub_id is None:
-        fix = (f"download the PANNs weights from {PANNS_CNN6_URL} and give the file's path (or a folder written "
-               f"by LungKD) as pretrained; {_RANDOM_INIT}")
+        fix = (f"download the PANNs weights from {PANNS_CNN6_URL} and set pretrained = \"FILE\" in the recipe (the "
+               f".pth file's full path, or a folder written by LungKD); {_RANDOM_INIT}")
     else:
         fix = _download_fix(source if not _is_local(source) else info.hub_id)
-    return WeightsUnavailableError(f"pretrained weights for {info.name} are not available from {source!r}: "
-                                   f"{reason.rstrip('.')}.", fix=fix)
+    reason = reason.strip().rstrip(".")
+    return WeightsUnavailableError(f"pretrained weights for {info.name} are not available from {source!r} "
+                                   f"({reason[:1].lower() + reason[1:]}).", fix=fix)
 
 
 def _load(info: ModelInfo, source: str | os.PathLike, num_classes: int, offline: bool) -> Classifier:

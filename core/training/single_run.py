@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 
 from lungkd.core.cancel import CancelToken
-from lungkd.core.data.sources import resolve_dataset
+from lungkd.core.data.sources import check_trainable, dataset_label, resolve_dataset
 from lungkd.core.features.cache import FeatureCache
 from lungkd.core.features.cycle_sets import build_cycle_sets
 from lungkd.core.models.card import save_trained_model
@@ -34,6 +34,7 @@ def train_from_recipe(recipe: TrainRecipe, workspace: Path, on_progress: Callabl
 def _train_locked(recipe: TrainRecipe, workspace: Path, on_progress: Callable[[Progress], None] | None,
                   cancel: CancelToken | None) -> tuple[TrainResult, Path]:
     index = resolve_dataset(recipe.data, workspace, selection=recipe.selection)
+    check_trainable(index, recipe.selection)
     sets = build_cycle_sets(index, model_info(recipe.model.arch).inputs, cache=FeatureCache(cache_folder(workspace)),
                             location_source=recipe.data.location_source, missing=recipe.data.missing, cancel=cancel)
     run_dir = run_dir_for(recipe, workspace)
@@ -47,5 +48,8 @@ def _train_locked(recipe: TrainRecipe, workspace: Path, on_progress: Callable[[P
     save_trained_model(result.model, model_dir, size=recipe.model.size, pretrained=recipe.model.pretrained,
                        selection=result.selection, selected_epoch=result.selected_epoch,
                        test=result.scores.to_dict() if result.scores else None,
-                       data_fingerprint=index.fingerprint(), seed=recipe.seed)
+                       data_fingerprint=index.fingerprint(), seed=recipe.seed,
+                       extra={"run": recipe.name, "selection_note": result.selection_note,
+                              "test_data": {"dataset": dataset_label(recipe.data), "split": "test",
+                                            "cycles": len(sets["test"])} if "test" in sets else None})
     return result, model_dir

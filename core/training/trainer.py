@@ -1,4 +1,4 @@
-"""Training one model on a set of cycles: the paper's recipe (SPEC section 7), checkpoint selection
+"""Training one model on a set of cycles: the paper's recipe (docs/method.md section 7), checkpoint selection
 (section 8), resumable every epoch, cancellable every step.
 
 The model (`nn.Module`, core.models) is kept apart from the loop here (Lightning's split). Data order,
@@ -38,7 +38,7 @@ class TrainingError(LungKDError):
 
 
 class SoftTargetProvider(Protocol):
-    """Targets that change per epoch (the random teacher of SPEC section 9)."""
+    """Targets that change per epoch (the random teacher of docs/method.md section 9)."""
 
     def for_epoch(self, epoch: int) -> torch.Tensor: ...
 
@@ -80,6 +80,7 @@ class TrainResult:
     scores: Scores | None  # of the selected checkpoint on the test set
     history: list[EpochRecord] = field(default_factory=list)
     device: str = "cpu"
+    selection_note: str = ""  # set when no epoch qualified for the selection and it fell back to another
 
 
 def seed_everything(seed: int) -> None:
@@ -133,6 +134,15 @@ def _selection_value(record: EpochRecord, selection: str) -> float:
     if not scores or scores["score"] is None or (scores["se"] or 0.0) <= MIN_SE_FOR_SELECTION:
         return -math.inf
     return scores["score"]
+
+
+def _fallback_note(selection: str, best_value: float, epoch: int) -> str:
+    """What to tell the user when no epoch had Se above the threshold: the selection kept the first epoch."""
+    if selection == "last" or best_value > -math.inf:
+        return ""
+    split = "test" if selection == "best_test" else "validation"
+    return (f"no epoch reached Se > {MIN_SE_FOR_SELECTION:g} % on the {split} set, so {selection} had nothing to "
+            f"choose from and epoch {epoch} (the first) was used")
 
 
 @dataclass
@@ -241,7 +251,9 @@ class Trainer:
             scores = None
             if test is not None:
                 scores = scores_from_logits(predict_logits(model, test, max(cfg.batch_size, 64), device), test.labels)
-            results.append(TrainResult(model, selection, member.best_epoch, scores, member.history, str(device)))
+            results.append(TrainResult(model, selection, member.best_epoch, scores, member.history, str(device),
+                                       selection_note=_fallback_note(selection, member.best_value,
+                                                                     member.best_epoch)))
         return results
 
     def _train_epoch(self, members, seeds: list[int], optimizer, scaler, train: CycleSet, targets: Targets,

@@ -410,6 +410,32 @@ class Catalog:
         with self._write() as tx:
             self._update(tx, "experiments", experiment_id, "experiment", **values)
 
+    def delete_experiment(self, experiment_id: int) -> None:
+        """Removes an experiment with its runs, epochs and artifacts (the folders on disk are the caller's)."""
+        with self._write() as tx:
+            if tx.execute("DELETE FROM experiments WHERE id = ?", (experiment_id,)).rowcount == 0:
+                raise self._missing("experiment", experiment_id)
+
+    def rename_experiment(self, experiment_id: int, name: str, folder: str | Path, recipe: dict,
+                          recipe_hash: str) -> None:
+        """Records an experiment's new name, folder and recipe; the paths of its runs and artifacts that lay in
+        the old folder move with it."""
+        old = self.experiment(experiment_id).folder
+        new = Path(folder)
+
+        def moved(path: Path | None) -> str | None:
+            if path is None or not path.is_relative_to(old):
+                return self._store_path(path)
+            return self._store_path(new / path.relative_to(old))
+
+        with self._write() as tx:
+            self._update(tx, "experiments", experiment_id, "experiment", name=name, folder=self._store_path(new),
+                         recipe=_to_json(recipe), recipe_hash=recipe_hash, updated=_now())
+            for run in self._select(RunRow, "runs", "experiment_id = ?", (experiment_id,), conn=tx):
+                self._update(tx, "runs", run.id, "run", checkpoint=moved(run.checkpoint))
+            for artifact in self._select(ArtifactRow, "artifacts", "experiment_id = ?", (experiment_id,), conn=tx):
+                self._update(tx, "artifacts", artifact.id, "artifact", path=moved(artifact.path))
+
     def experiment(self, experiment_id: int) -> ExperimentRow:
         return self._get(ExperimentRow, "experiments", experiment_id, "experiment")
 

@@ -41,8 +41,12 @@ def experiment_folder(workspace: Path, name: str) -> Path:
     return experiments_root(workspace) / _checked(name)
 
 
+def teachers_root(workspace: Path) -> Path:
+    return Path(workspace) / "teachers"
+
+
 def teachers_folder(workspace: Path, arch: str, digest: str) -> Path:
-    return Path(workspace) / "teachers" / f"{arch}-{digest}"
+    return teachers_root(workspace) / f"{arch}-{digest}"
 
 
 def teacher_run_folder(teachers: Path, seed: int) -> Path:

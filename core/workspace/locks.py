@@ -48,6 +48,20 @@ def describe_holder(holder: dict | None) -> str:
             f"(`{holder.get('command')}`)")
 
 
+def is_held(folder: str | Path) -> bool:
+    """Whether a process (this one included) holds the folder's lock now; a killed holder holds nothing."""
+    path = Path(folder) / LOCK_FILE
+    if not path.exists():
+        return False
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    lock.release()
+    return False
+
+
 class FolderLock:
     """`with FolderLock(folder, "experiment 'x'"):` — the folder is this process's until the block ends, or
     FolderBusy names the process that has it."""

@@ -132,8 +132,8 @@ def test_choosing_another_model_analyses_the_open_recordings_again(analysed, win
     window.refresh_models()
     picker = window.model_picker
     names = [picker.itemText(i) for i in range(picker.count())]
-    assert "runs/tiny-copy — cnn6, Score 51.5" in names and "runs/tiny-cnn6 — cnn6, Score 51.5" in names
-    assert any(n.startswith("demo-cnn6 — cnn6, Score") for n in names)  # the shipped demo
+    assert "runs/tiny-copy (cnn6) — Score 51.5" in names and "runs/tiny-cnn6 (cnn6) — Score 51.5" in names
+    assert "demo-cnn6 — Score 75.2 on the test split of synthetic-120-seed0-noise0 (254 cycles)" in names  # shipped
     picker.setCurrentIndex(picker.findData(str(workspace / "runs" / "tiny-copy" / "model")))
     wait_idle(window)
     assert analysed.current.analysis is not before

@@ -4,11 +4,11 @@ from pathlib import Path
 import pytest
 import torch  # noqa: F401  - before PySide6, as in the entry point
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QWizard
+from PySide6.QtWidgets import QLabel, QWizard
 
 from lungkd.app.main_window import MainWindow
 
-from lungkd.app.runs_view import RunsView
+from lungkd.app.runs_view import COLUMNS, RunsView
 from lungkd.app.wizard import (EXECUTOR_LABELS, RECIPES_DIR, DataPage, ResultsPage, ReviewPage, RunPage, SoftLabelsPage,
                                StudentPage, TeachersPage, TrainingWizard)
 from lungkd.core.kd.experiment import Experiment
@@ -34,7 +34,7 @@ def test_wizard_end_to_end_with_cancel_and_resume(wizard, qtbot, tmp_path):
     assert data.synthetic.isChecked()  # the CPU demo is the default start
     data.recordings.setValue(10)
     data.inspect.click()
-    qtbot.waitUntil(lambda: hasattr(data, "stats"), timeout=60000)
+    qtbot.waitUntil(lambda: data.stats is not None, timeout=60000)
     assert data.counts.rowCount() == 3 and "ICBHI layout" in data.detected.text()
     wizard.next()
     teachers = _page(wizard, TeachersPage)
@@ -62,13 +62,25 @@ def test_wizard_end_to_end_with_cancel_and_resume(wizard, qtbot, tmp_path):
     assert not run.isComplete()
     run.start()
     qtbot.waitUntil(lambda: bool(run.series), timeout=120000)  # teacher 1 finished its first epoch
+    qtbot.waitUntil(lambda: "left for the whole experiment" in run.eta.text(), timeout=120000)
+    assert "of 4 models trained" in run.eta.text()  # 2 teachers, the student and its baseline
     run.cancel_button.click()
     qtbot.waitUntil(lambda: run.start_button.text() == "Resume", timeout=120000)
-    assert "Cancelled" in run.stage.text()
+    assert "Cancelled" in run.stage.text() and run.eta.text() == ""
     run.start_button.click()
     qtbot.waitUntil(run.isComplete, timeout=300000)
     assert run.series  # loss and Score curves were drawn
-    assert "Resuming from epoch 1" in run.log.toPlainText()  # the cancelled teacher went on, not from scratch
+    log = run.log.toPlainText()
+    assert "Teacher seed 1: Resuming from epoch 1." in log  # the cancelled teacher went on, not from scratch
+    assert "Teacher seed 1, epoch 2 of 2: loss " in log and "Student cnn6 mean_2 seed 1 finished: epoch 1" in log
+    assert "{" not in log  # sentences, not raw events
+    assert run.eta.text() == "" and run.stage.text() == "Finished"
+    legend = run.legend.sceneBoundingRect()
+    assert run.legend.items and not any(legend.intersects(plot.vb.sceneBoundingRect())
+                                        for plot in (run.loss_plot, run.score_plot))  # it hides no curve
+    for plot in (run.loss_plot, run.score_plot):  # epochs are whole numbers
+        ticks = [v for _, values in plot.getAxis("bottom").tickValues(0.8, 2.2, 400) for v in values]
+        assert ticks and all(v == int(v) for v in ticks)
     wizard.next()
     results = _page(wizard, ResultsPage)
     assert results.teachers.rowCount() == 2 and results.students.rowCount() == 1
@@ -77,13 +89,32 @@ def test_wizard_end_to_end_with_cancel_and_resume(wizard, qtbot, tmp_path):
         assert confusion.rowCount() == 4
         total = sum(int(confusion.item(r, c).text()) for r in range(4) for c in range(1, 5))
         assert total == wizard.report["test_cycles"]
+        qtbot.waitUntil(lambda: confusion.rowViewportPosition(3) + confusion.rowHeight(3)
+                        <= confusion.viewport().height(), timeout=5000)  # all four rows in view
+    titles = [label.text() for label in results.findChildren(QLabel)]
+    assert any(t.startswith("<b>Teachers") for t in titles) and any(t.startswith("<b>Students") for t in titles)
     assert results.report_path().exists()
     with qtbot.waitSignal(wizard.use_model) as used:
         results.use_student.click()
     assert (Path(used.args[0]) / "lungkd.json").exists()
     runs = RunsView(tmp_path / "ws")
     qtbot.addWidget(runs)
-    assert runs.table.rowCount() == 1 and runs.table.item(0, 1).text() == "finished"
+    assert runs.table.rowCount() == 1 and runs.table.item(0, COLUMNS.index("status")).text() == "finished"
+    wizard.button(QWizard.WizardButton.FinishButton).click()
+    assert not wizard.isVisible()  # Finish closes it
+
+    again = TrainingWizard(tmp_path / "ws")  # the same recipe once more: everything is there already
+    qtbot.addWidget(again)
+    again.show()
+    again.load_recipe(tmp_path / "saved.toml")
+    while not isinstance(again.currentPage(), RunPage):
+        again.next()
+    again.currentPage().start()
+    qtbot.waitUntil(again.currentPage().isComplete, timeout=120000)
+    again.next()
+    assert isinstance(again.currentPage(), ResultsPage) and again.currentPage().teachers.rowCount() == 2
+    again.button(QWizard.WizardButton.FinishButton).click()
+    assert not again.isVisible()
 
 
 def test_the_run_page_chooses_where_the_runs_train(wizard, tmp_path):
@@ -163,6 +194,8 @@ def test_first_start_opens_generated_recordings_with_predictions(tmp_path, monke
     import sys
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # a fresh user: no settings yet
+    for name in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"):  # no display: a screenshot renders offscreen
+        monkeypatch.delenv(name, raising=False)
     shot = tmp_path / "first.png"
     result = subprocess.run([sys.executable, "-m", "lungkd.app.main", "--workspace", str(tmp_path / "ws"),
                              "--screenshot", str(shot)], capture_output=True, text=True, timeout=300)

@@ -112,8 +112,15 @@ def test_bad_files_raise_errors_that_name_them(model, tmp_path):
     fake.write_text("this is text")
     with pytest.raises(AudioError, match="not-audio.wav"):
         analyse_recording(fake, model)
+    (tmp_path / "notes.mp3").write_bytes(b"ID3" + bytes(100))
     with pytest.raises(AudioError, match="unsupported audio format"):
         analyse_recording(tmp_path / "notes.mp3", model)
+    with pytest.raises(AudioError, match="missing.wav: no such file") as missing:
+        analyse_recording(tmp_path / "missing.wav", model)
+    assert "check the path" in missing.value.problem.fix
+    with pytest.raises(AudioError, match="this is a folder, not a recording") as folder:
+        analyse_recording(tmp_path, model)
+    assert "recordings inside it" in folder.value.problem.fix
     with pytest.raises(LungKDError, match="not a LungKD model folder"):
         load_saved_model(tmp_path)
 

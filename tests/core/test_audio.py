@@ -93,8 +93,6 @@ def test_resampling_from_any_rate_is_exact_where_it_matters_and_bounded_in_memor
 
     # The peak is this process's own (VmHWM): ru_maxrss would carry over the test runner's peak through exec.
     code = f"""
-import sys
-
 import numpy as np
 from lungkd.core.data.audio import resample
 x = (0.5 * np.sin(2 * np.pi * 300 * np.arange(2 * {rate}) / {rate})).astype(np.float32)

@@ -63,6 +63,8 @@ def test_models_lists_the_registry_with_spec_counts():
     for name in ("cnn6", "resnet18", "efficientnet_b0", "ast", "audio_clap", "bts"):
         assert f"\n{name}" in "\n" + result.stdout
     assert "153,496,990" in result.stdout and "153.0M" in result.stdout
+    assert "docs/method.md section 6" in result.stdout and "SPEC" not in result.stdout  # docs the project carries
+    assert (Path(__file__).parents[2] / "docs" / "method.md").read_text().count("## 6. Architectures") == 1
 
 
 def test_default_workspace_is_the_user_data_folder_unless_overridden(tmp_path, monkeypatch):

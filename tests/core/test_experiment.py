@@ -74,13 +74,56 @@ def test_the_catalog_holds_the_experiment_its_runs_epochs_and_models(finished):
                                                           ("teacher", 3)]
         assert all(r.status == "finished" and r.checkpoint.is_dir() for r in runs)
         assert [e.epoch for e in catalog.epochs(runs[0].id)] == [1, 2]
-    # the model picker's inventory finds the same seven model folders the catalog lists
-    assert sorted(m.path for m in find_models(root / "ws")) == sorted(r.checkpoint for r in runs)
+    # the model picker's inventory finds the model folders the catalog lists: five, since each baseline is the
+    # teacher of its seed (the same model, recipe and seed on the same data)
+    assert sorted(m.path for m in find_models(root / "ws")) == sorted({r.checkpoint for r in runs})
+    checkpoint = {(r.role, r.seed): r.checkpoint for r in runs}
+    assert checkpoint["baseline", 1] == checkpoint["teacher", 1] and checkpoint["baseline", 2] == checkpoint[
+        "teacher", 2]
     with Catalog.for_workspace(root / "ws") as catalog:
         assert {a.kind for a in catalog.artifacts(row.id)} == {"logits", "report"}
     listing = subprocess.run([sys.executable, "-m", "lungkd.core.cli", "runs", "--workspace", str(root / "ws")],
                              capture_output=True, text=True, check=True).stdout
     assert "tiny" in listing and "finished" in listing
+
+
+def test_a_baseline_identical_to_a_teacher_is_reused_not_retrained(finished):
+    experiment, report, events, _ = finished
+    baselines = [e for e in events if e.stage == "students" and (e.run or "").startswith("baseline")]
+    assert {(e.kind, e.message) for e in baselines} == {("finished", "already trained")}
+    teachers = {t["seed"]: t for t in report["teachers"]}
+    for row in (s for s in report["students"] if s["role"] == "baseline"):
+        assert (row["labels"], row["score"], row["epoch"]) == ("hard", teachers[row["seed"]]["score"],
+                                                               teachers[row["seed"]]["epoch"])
+    assert not (experiment.folder / "baselines").exists()
+
+
+def test_the_time_left_covers_the_whole_experiment(finished):
+    _, _, events, _ = finished
+    clock = [e for e in events if e.stage == "experiment" and e.kind == "progress"]
+    assert clock and {e.total for e in clock} == {5}  # 3 teachers and 2 students; the baselines train nothing
+    assert [e.step for e in clock] == sorted(e.step for e in clock) and all(e.eta_s >= 0 for e in clock)
+    first_run = next(e for e in events if e.kind == "progress" and e.stage == "teachers")
+    first_clock = next(e for e in clock if e.time >= first_run.time)
+    assert first_clock.eta_s > first_run.eta_s  # more than the teacher in training: the runs after it too
+
+
+def test_run_ends_with_the_headline_and_the_report(finished):
+    experiment, report, _, root = finished
+    recipe = root / "tiny.toml"  # written by the fixture; the same command again recomputes nothing
+    result = subprocess.run([sys.executable, "-m", "lungkd.core.cli", "run", str(recipe), "--workspace",
+                             str(root / "ws")], capture_output=True, text=True, check=True)
+    lines = result.stdout.splitlines()
+    start = lines.index(f"Result of tiny (best_test, {report['test_cycles']} test cycles):")
+    headline = lines[start + 1:]
+    best = max(report["teachers"], key=lambda t: t["score"])
+    assert headline[0].startswith(f"  best teacher: seed {best['seed']}, Score {best['score']:.2f}")
+    assert headline[1].startswith("  best ensemble: the first ")
+    group = report["student_groups"][0]
+    assert headline[2].startswith(f"  student cnn6 (mean_3): Score {group['distilled']['mean']:.2f} ± ")
+    assert f"gain {group['gain']:+.2f}" in headline[2]
+    assert lines[-1] == f"report: {experiment.folder / 'report.md'} (and report.html beside it)"
+    assert "{" not in result.stdout  # sentences, not raw events
 
 
 def test_teacher_logits_are_stored_with_ids_and_fingerprint(finished):
@@ -118,8 +161,7 @@ def test_teachers_are_shared_by_experiments_with_the_same_teachers_and_data(fini
     assert sum(e.stage == "teachers" and e.message == "already trained" for e in events) == 3
     assert not [e for e in events if e.stage == "teachers" and e.run and e.kind == "started"]
     assert {e.run for e in events if e.stage == "students" and e.kind == "started"} == {
-        "student cnn6 random_2 seed 1", "student cnn6 random_2 seed 2",  # baselines belong to an experiment
-        "baseline cnn6 hard seed 1", "baseline cnn6 hard seed 2"}
+        "student cnn6 random_2 seed 1", "student cnn6 random_2 seed 2"}  # the baselines are the teachers
 
 
 def test_a_changed_recipe_is_refused_with_the_difference(finished, tmp_path):

@@ -40,13 +40,13 @@ def test_registry_lists_the_six_architectures_with_their_inputs():
     assert {n: (m.input_kind, m.input_shape) for n, m in INFO.items()} == {
         "cnn6": ("fbank", (798, 128)), "resnet18": ("fbank", (798, 128)), "efficientnet_b0": ("fbank", (798, 128)),
         "ast": ("fbank", (798, 128)), "audio_clap": ("clap", (1, 1001, 64)), "bts": ("clap", (1, 1001, 64))}
-    # SPEC section 4: 16 kHz clips for fbank models, 48 kHz for CLAP; AST normalises with AudioSet's statistics
+    # docs/method.md section 4: 16 kHz clips for fbank models, 48 kHz for CLAP; AST normalises with AudioSet's statistics
     assert {n: (m.inputs.prep.sample_rate, getattr(m.inputs.features, "normalization", None), m.needs_prompts)
             for n, m in INFO.items()} == {
         "cnn6": (16000, "per_sample", False), "resnet18": (16000, "per_sample", False),
         "efficientnet_b0": (16000, "per_sample", False), "ast": (16000, "audioset", False),
         "audio_clap": (48000, None, False), "bts": (48000, None, True)}
-    # SPEC section 7: the paper recipes
+    # docs/method.md section 7: the paper recipes
     assert {n: (m.paper_train["lr"], m.paper_train["batch_size"], m.paper_train["epochs"]) for n, m in INFO.items()} \
         == {"cnn6": (1e-3, 128, 200), "resnet18": (1e-3, 128, 200), "efficientnet_b0": (1e-3, 128, 200),
             "ast": (5e-5, 8, 50), "audio_clap": (5e-5, 8, 50), "bts": (5e-5, 8, 50)}
@@ -68,7 +68,7 @@ def test_tiny_model_is_small_and_maps_a_batch_to_four_logits(name):
     assert logits.shape == (3, 4) and torch.isfinite(logits).all()
 
 
-# SPEC section 6 counts the original classification heads; each entry turns our count into SPEC's by
+# docs/method.md section 6 counts the original classification heads; each entry turns our count into the paper's by
 # taking off our 4-class head and putting back what the original model has and ours has not.
 TO_SPEC = {
     "cnn6": -2_052 + 262_656 + 270_351 + 128,  # PANNs fc1, fc_audioset, bn0
@@ -87,7 +87,7 @@ def test_full_size_model_has_the_listed_parameter_count_and_runs(name):
     params = count_parameters(model)
     assert params == INFO[name].params
     spec = INFO[name].spec_params_m
-    digits = 0 if name in ("audio_clap", "bts") else 1  # SPEC writes 28M and 153M
+    digits = 0 if name in ("audio_clap", "bts") else 1  # the paper writes 28M and 153M
     assert round((params + TO_SPEC[name]) / 1e6, digits) == spec
     assert _logits(model, _inputs(name, batch=1)).shape == (1, 4)
 
@@ -248,7 +248,14 @@ def test_hub_weights_offline_raise_an_error_that_says_how_to_get_them():
     text = str(err.value)
     assert "pretrained weights for ast" in text and "'lungkd-tests/no-such-model'" in text
     assert "hf download lungkd-tests/no-such-model --local-dir DIR" in text
-    assert 'random initialisation instead (pretrained = "" in the recipe).' in text  # advice that works
+    assert text.endswith('or set pretrained = "" in the recipe to train from random initialisation.')
+    message = err.value.problem.message
+    assert message.startswith("pretrained weights for ast are not available from 'lungkd-tests/no-such-model' (")
+    assert message.endswith(").") and ".)" not in message and ".." not in text
+    # the advice works: a model table with pretrained = "" is random initialisation
+    from lungkd.core.recipes import ModelSpec
+
+    assert ModelSpec.model_validate({"arch": "ast", "pretrained": ""}).pretrained is None
 
 
 def test_hf_hub_offline_gives_the_same_error(monkeypatch):

@@ -1,4 +1,4 @@
-"""Reference cycle preparation (SPEC section 3), checked sample by sample."""
+"""Reference cycle preparation (docs/method.md section 3), checked sample by sample."""
 import numpy as np
 import pytest
 import soundfile as sf

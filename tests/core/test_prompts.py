@@ -1,4 +1,4 @@
-"""BTS prompts (SPEC section 5) on SPEC's examples and on the real ICBHI metadata."""
+"""BTS prompts (docs/method.md section 5) on the paper's examples and on the real ICBHI metadata."""
 import pytest
 
 from lungkd.core.data.dataset import load_dataset
@@ -56,7 +56,7 @@ def test_53_distinct_prompts_over_the_920_recordings(icbhi_dir):
     prompts = dataset_prompts(index)
     assert len(prompts) == 920
     assert len(set(prompts.values())) == 53
-    # the file-name location differs from the per-patient one for 698 of the 920 files (SPEC section 2)
+    # the file-name location differs from the per-patient one for 698 of the 920 files (docs/method.md section 2)
     differ = sum(r.location != index.patients[r.patient].chest_location for r in index.recordings)
     assert differ == 698
     assert len(set(dataset_prompts(index, location_source="filename").values())) == 68

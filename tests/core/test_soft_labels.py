@@ -1,4 +1,4 @@
-"""Soft-label arithmetic against hand-computed logits (SPEC section 9)."""
+"""Soft-label arithmetic against hand-computed logits (docs/method.md section 9)."""
 import math
 
 import numpy as np
