@@ -26,7 +26,7 @@ from lungkd.core.models.registry import create_model, model_info  # noqa: E402
 from lungkd.core.recipes import RunSettings, TrainConfig  # noqa: E402
 from lungkd.core.training.trainer import Trainer  # noqa: E402
 
-ARCHS = ("cnn6", "bts")  # the paper recipes (SPEC section 7), one epoch each
+ARCHS = ("cnn6", "bts")  # the paper recipes (docs/method.md), one epoch each
 
 
 def main() -> None:

@@ -124,8 +124,8 @@ def probe_audio(path: str | Path) -> AudioInfo:
         with path.open("rb") as f:
             empty = not f.read(1)
     except FileNotFoundError:
-        raise AudioError("the recording is missing.", path=path,
-                         fix="put the audio file back beside its annotation, or remove the annotation.") from None
+        raise AudioError("no such file.", path=path,
+                         fix="check the path; a recording that was moved or deleted must be put back.") from None
     except PermissionError:
         raise AudioError("permission denied: the file cannot be read.", path=path,
                          fix="give your user read permission (e.g. `chmod u+r FILE`) or copy the file somewhere "

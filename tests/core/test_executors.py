@@ -159,14 +159,13 @@ def _job(synthetic_dir, workspace, fingerprint=None, seed=1) -> RunJob:
 
 def test_a_crashed_worker_comes_back_with_its_traceback_and_exit_code(synthetic_dir, tmp_path):
     job = _job(synthetic_dir, tmp_path)
-    card = tmp_path / "teacher-1" / MODEL_FOLDER / "lungkd.json"
-    card.parent.mkdir(parents=True)
-    card.write_text("{ not json")  # the worker's json.loads raises: an unexpected exception, not bad input
+    # a file where the run folder goes: the worker's mkdir raises, an unexpected exception rather than bad input
+    (tmp_path / "teacher-1").write_text("not a folder")
     with pytest.raises(WorkerError) as caught:
         ProcessExecutor(workers=1).run([job], lambda e: None, CancelToken())
     error = caught.value
     assert error.exit_code == 1 and "teacher seed 1 crashed in its worker (process " in str(error)
-    assert "JSONDecodeError" in str(error) and "read_model_card" in error.worker_traceback
+    assert "FileExistsError" in str(error) and "mkdir" in error.worker_traceback
     assert "The worker's traceback:" in str(error) and "Traceback (most recent call last)" in str(error)
 
 

@@ -41,7 +41,7 @@ def test_report_reads_only_experiments_of_the_workspace(tmp_path):
         assert result.returncode == 2 and "SECRET" not in result.stdout
         assert f"'{name}' is not a valid experiment name" in result.stderr and "Fix: use 1 to 64 letters" in result.stderr
     missing = lungkd("report", "not-there", "--workspace", workspace)
-    assert missing.returncode == 2 and "experiment 'not-there' has no report yet" in missing.stderr
+    assert missing.returncode == 2 and "there is no experiment 'not-there'" in missing.stderr
 
 
 def _report(name: str) -> dict:
