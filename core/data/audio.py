@@ -165,6 +165,32 @@ def resample(samples: np.ndarray, orig_sr: int, target_sr: int, *, kernel_limit:
     return out.numpy()
 
 
+def resampled_length(frames: int, orig_sr: int, target_sr: int) -> int:
+    """How many samples `resample` returns for `frames` input samples."""
+    if orig_sr == target_sr:
+        return frames
+    o, n, _ = _reduced(orig_sr, target_sr)
+    return math.ceil(n * frames / o)
+
+
+def resample_span(samples: np.ndarray, orig_sr: int, target_sr: int, start: int, stop: int) -> np.ndarray:
+    """Samples [start, stop) of `resample(samples, orig_sr, target_sr)`, computed from only the input they
+    depend on, so that a long recording can be prepared piece by piece in bounded memory.
+
+    Both interpolations work in blocks: output block b (n samples) reads input samples within `width` + o + 2
+    of input block b (o samples). Resampling from a whole number of blocks before `start` to as many after
+    `stop` reproduces those outputs; the margin blocks, which saw zeros instead of their neighbours, are cut off.
+    """
+    if orig_sr == target_sr:
+        return samples[start:stop].astype(np.float32, copy=False)
+    o, n, width = _reduced(orig_sr, target_sr)
+    margin = -(-(o + width + 2) // o)  # blocks
+    first = max(0, start // n - margin)
+    last = -(-stop // n) + margin
+    out = resample(samples[first * o:last * o], orig_sr, target_sr)
+    return out[start - first * n:stop - first * n]
+
+
 def _blockwise(x, kernel, o: int, n: int, width: int, length: int):
     """The reference's strided convolution over blocks of the signal (bit for bit the reference when the
     recording fits in one block)."""
