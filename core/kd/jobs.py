@@ -22,7 +22,7 @@ import torch
 
 from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.data.dataset import DatasetIndex
-from lungkd.core.data.sources import DataSpec, resolve_dataset
+from lungkd.core.data.sources import DataSpec, describe_training_data, resolve_dataset
 from lungkd.core.errors import LungKDError
 from lungkd.core.events import Event
 from lungkd.core.features.cache import FeatureCache
@@ -32,6 +32,7 @@ from lungkd.core.models.card import read_model_card, save_trained_model
 from lungkd.core.models.registry import create_model, model_info
 from lungkd.core.recipes import ModelSpec, RunSettings, SoftLabelSpec, TrainConfig
 from lungkd.core.storage import write_npy_atomic, write_npz_atomic
+from lungkd.core.training.calibration import fit_limits
 from lungkd.core.training.trainer import Progress, Trainer, predict_logits, resolve_device
 from lungkd.core.workspace.layout import MODEL_FOLDER, cache_folder
 
@@ -206,7 +207,7 @@ def run_job(job: RunJob, emit: EventSink, cancel: CancelToken | None = None,
     if card is None:
         emit(Event(job.stage, "started", run=spec.name, data=spec.describe()))
         try:
-            card = _train(job, sets, emit, cancel)
+            card = _train(job, sets, describe_training_data(job.data, context.index(job)), emit, cancel)
         except BaseException as exc:
             cancelled = isinstance(exc, (Cancelled, KeyboardInterrupt))
             emit(Event(job.stage, "cancelled" if cancelled else "failed", str(exc), run=spec.name,
@@ -219,20 +220,23 @@ def run_job(job: RunJob, emit: EventSink, cancel: CancelToken | None = None,
     return card
 
 
-def _train(job: RunJob, sets: dict[str, CycleSet], emit: EventSink, cancel: CancelToken | None) -> dict:
+def _train(job: RunJob, sets: dict[str, CycleSet], training_data: dict, emit: EventSink,
+           cancel: CancelToken | None) -> dict:
     spec, folder = job.spec, Path(job.folder)
     torch.manual_seed(spec.seed)  # the initial weights of randomly initialised parts
     model = create_model(spec.arch, pretrained=spec.model.pretrained, size=spec.model.size)
     trainer = Trainer(spec.train, seed=spec.seed, settings=job.settings, run_dir=folder,
                       on_progress=_progress_events(job, emit), cancel=cancel)
     result = trainer.fit(model, sets["train"], sets.get("test"), sets.get("val"), _targets(job, sets["train"]))
+    test_logits = None
     if "test" in sets:
         test_logits = predict_logits(result.model, sets["test"], cancel=cancel).numpy()
         write_npy_atomic(folder / TEST_LOGITS_FILE, test_logits)
     save_trained_model(result.model, folder / MODEL_FOLDER, size=spec.model.size, pretrained=spec.model.pretrained,
                        selection=result.selection, selected_epoch=result.selected_epoch,
                        test=result.scores.to_dict() if result.scores else None,
-                       data_fingerprint=job.data_fingerprint, seed=spec.seed,
+                       data_fingerprint=job.data_fingerprint, seed=spec.seed, training_data=training_data,
+                       limits=fit_limits(result.model, sets, test_logits=test_logits, cancel=cancel),
                        extra={"role": spec.role, "labels": spec.labels,
                               "history": [asdict(r) for r in result.history]})
     emit(Event(job.stage, "artifact", "model saved", run=spec.name,

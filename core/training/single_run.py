@@ -7,13 +7,14 @@ from typing import Callable
 import torch
 
 from lungkd.core.cancel import CancelToken
-from lungkd.core.data.sources import resolve_dataset
+from lungkd.core.data.sources import describe_training_data, resolve_dataset
 from lungkd.core.features.cache import FeatureCache
 from lungkd.core.features.cycle_sets import build_cycle_sets
 from lungkd.core.models.card import save_trained_model
 from lungkd.core.models.registry import create_model, model_info
 from lungkd.core.recipes import TrainRecipe
 from lungkd.core.storage import json_sha256, write_json_atomic
+from lungkd.core.training.calibration import fit_limits
 from lungkd.core.training.trainer import Progress, Trainer, TrainResult
 from lungkd.core.workspace.layout import MODEL_FOLDER, cache_folder, single_run_folder
 
@@ -39,5 +40,7 @@ def train_from_recipe(recipe: TrainRecipe, workspace: Path, on_progress: Callabl
     save_trained_model(result.model, model_dir, size=recipe.model.size, pretrained=recipe.model.pretrained,
                        selection=result.selection, selected_epoch=result.selected_epoch,
                        test=result.scores.to_dict() if result.scores else None,
-                       data_fingerprint=index.fingerprint(), seed=recipe.seed)
+                       data_fingerprint=index.fingerprint(), seed=recipe.seed,
+                       training_data=describe_training_data(recipe.data, index),
+                       limits=fit_limits(result.model, sets, cancel=cancel))
     return result, model_dir
