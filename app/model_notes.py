@@ -24,9 +24,9 @@ class ModelNotesLabel(QLabel):
             return
         notes = model_notes(card)
         warnings = notes.warnings()
-        text = f"trained on {notes.trained_on}" + ("" if notes.calibrated else " · uncalibrated")
-        if warnings:
-            text = f"<span style='color:{NOTICE.name()}'>⚠ {text}</span>"
-        self.setText(text)
+        source = f"⚠ trained on {notes.source}" if warnings else f"trained on {notes.source}"
+        amount = " · ".join(part for part in (notes.amount, "calibrated" if notes.calibrated else "uncalibrated") if part)
+        colour = NOTICE.name() if warnings else "#3a404b"
+        self.setText(f"<span style='color:{colour}'>{source}<br><small>{amount}</small></span>")
         self.setToolTip("\n".join(warnings) or "Calibrated on cycles it did not train on; cycles unlike its training "
                                                 "data are greyed.")

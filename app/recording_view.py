@@ -184,8 +184,9 @@ class RecordingView(QWidget):
         for cycle, colour in zip(cycles, predicted):
             name, confidence = CLASS_NAMES[cycle.predicted], f"{cycle.confidence:.0%}"
             texts = (f"{name} {confidence}", name, confidence)
-            self._label((f"{texts[0]} · unlike training", *texts) if analysis.doubted(cycle) else texts, cycle, 1.5,
-                        colour.darker(170))
+            if cycle.unlike_training and not analysis.unlike_training:  # a whole recording: the notice above says so
+                texts = (f"{texts[0]} · unlike training", *texts)
+            self._label(texts, cycle, 1.5, colour.darker(170))
             if cycle.truth is not None:
                 truth = CLASS_NAMES[cycle.truth]
                 mismatch = cycle.matches is False

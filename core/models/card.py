@@ -57,10 +57,15 @@ def update_model_card(folder: str | Path, fields: dict) -> dict:
 class ModelNotes:
     """What a user is told beside a model's predictions: what it learnt from and what its numbers mean."""
 
-    trained_on: str  # one line, e.g. "synthetic recordings only: 120 recordings, 458 cycles, ..."
+    source: str  # e.g. "synthetic recordings only", "ICBHI 2017 Respiratory Sound Database"
+    amount: str  # e.g. "74 recordings, 458 cycles, 4 device(s), 4–44.1 kHz"
     synthetic_only: bool
     calibrated: bool
     marks_unlike: bool  # its card holds statistics of its training data
+
+    @property
+    def trained_on(self) -> str:
+        return f"{self.source}: {self.amount}" if self.amount else self.source
 
     def warnings(self) -> list[str]:
         out = []
@@ -80,7 +85,7 @@ def model_notes(card: dict) -> ModelNotes:
     calibrated = bool((card.get("calibration") or {}).get("temperature"))
     marks = "precision" in (card.get("training_statistics") or {})
     if not data:
-        return ModelNotes("unknown data (its card does not say)", False, calibrated, marks)
+        return ModelNotes("unknown data (its card does not say)", "", False, calibrated, marks)
     train = data.get("train", {})
     rates = sorted(int(r) for r in train.get("sample_rates", {}))
     counts = [f"{train.get('recordings', 0)} recordings", f"{sum(train.get('cycles', {}).values())} cycles",
@@ -89,7 +94,7 @@ def model_notes(card: dict) -> ModelNotes:
         counts.append(f"{rates[0] / 1000:g}–{rates[-1] / 1000:g} kHz" if len(rates) > 1 else f"{rates[0] / 1000:g} kHz")
     synthetic = data.get("kind") == "synthetic"
     where = "synthetic recordings only" if synthetic else data.get("name", "a folder")
-    return ModelNotes(f"{where}: {', '.join(counts)}", synthetic, calibrated, marks)
+    return ModelNotes(where, ", ".join(counts), synthetic, calibrated, marks)
 
 
 def load_saved_model(folder: str | Path) -> tuple[Classifier, dict]:
