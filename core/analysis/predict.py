@@ -35,7 +35,8 @@ from lungkd.core.models.registry import model_info
 from lungkd.core.training.trainer import predict_logits
 
 CYCLE_SOURCES = ("annotation", "automatic", FIXED_WINDOWS)
-BATCH_CYCLES = 32  # cycles prepared and classified at once: about 30 MB of 16 kHz clips and features
+BATCH_CYCLES = 16  # cycles prepared and classified at once: 15 MB of 16 kHz clips and features, and the model's
+# activations (a full-size CNN6's first block alone holds 26 MB per cycle)
 
 
 @dataclass
