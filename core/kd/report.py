@@ -179,11 +179,14 @@ def _calibration_lines(report: dict) -> list[str]:
         lines.append(f"| {name} | {_f(c['temperature'])} | {_percent(c['ece_before'])} | {_percent(c['ece_after'])} |"
                      if c else f"| {name} | uncalibrated | n/a | n/a |")
     for diagram in report.get("reliability", []):
-        lines += ["", f"Reliability of the {diagram['name']} ({diagram['runs']} runs): ECE "
+        runs = f"{diagram['runs']} run{'s' * (diagram['runs'] != 1)}"
+        lines += ["", f"Reliability of the {diagram['name']} ({runs}, their test cycles together): ECE "
                       f"{_percent(diagram['ece_before'])} before, {_percent(diagram['ece_after'])} after", "",
-                  "| confidence | cycles | accuracy before | cycles | accuracy after |", "|---|---|---|---|---|"]
-        lines += [f"| {b['low']:.1f}–{b['high']:.1f} | {b['count']} | {_percent(b['accuracy'])} | {a['count']} | "
-                  f"{_percent(a['accuracy'])} |" for b, a in zip(diagram["before"], diagram["after"])]
+                  "| confidence | cycles before | mean confidence | accuracy | cycles after | mean confidence | accuracy |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {b['low']:.1f}–{b['high']:.1f} | {b['count']} | {_percent(b['confidence'])} | "
+                  f"{_percent(b['accuracy'])} | {a['count']} | {_percent(a['confidence'])} | {_percent(a['accuracy'])} |"
+                  for b, a in zip(diagram["before"], diagram["after"]) if b["count"] or a["count"]]
     return lines
 
 
@@ -213,10 +216,12 @@ def _curve_svg(points: list[dict], width: int = 480, height: int = 220) -> str:
 def _reliability_svg(diagram: dict, size: int = 240) -> str:
     """Accuracy against confidence per bin, before (grey) and after (blue) calibration, beside the diagonal
     of a perfectly calibrated model; a bar's width follows how many cycles its bin holds."""
-    pad, plot = 36, size - 56
+    pad, plot = 36, size - 66
     x = lambda v: pad + v * plot  # noqa: E731
-    y = lambda v: size - 20 - v * plot  # noqa: E731
+    y = lambda v: size - 32 - v * plot  # noqa: E731
     total = max(1, sum(b["count"] for b in diagram["after"]))
+    ticks = "".join(f'<text x="{x(v):.1f}" y="{size - 19}" text-anchor="middle">{v:g}</text>'
+                    f'<text x="{pad - 4}" y="{y(v) + 3:.1f}" text-anchor="end">{v:g}</text>' for v in (0, 0.5, 1))
     bars = []
     for when, colour, shift in (("before", "#999999", 0.0), ("after", "#3366cc", 0.5)):
         for b in diagram[when]:
@@ -231,7 +236,7 @@ def _reliability_svg(diagram: dict, size: int = 240) -> str:
             f'<line x1="{x(0)}" y1="{y(0)}" x2="{x(0)}" y2="{y(1)}" stroke="#888"/>{"".join(bars)}'
             f'<line x1="{x(0)}" y1="{y(0)}" x2="{x(1)}" y2="{y(1)}" stroke="#cc3333" stroke-dasharray="4 3"/>'
             f'<text x="{size / 2}" y="{size - 4}" text-anchor="middle">confidence</text>'
-            f'<text x="2" y="12">accuracy</text></svg><figcaption>{html.escape(diagram["name"])}: ECE '
+            f'<text x="2" y="12">accuracy</text>{ticks}</svg><figcaption>{html.escape(diagram["name"])}: ECE '
             f'{_percent(diagram["ece_before"])} before (grey), {_percent(diagram["ece_after"])} after (blue)'
             f'</figcaption></figure>')
 
