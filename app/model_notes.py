@@ -25,7 +25,8 @@ class ModelNotesLabel(QLabel):
         notes = model_notes(card)
         warnings = notes.warnings()
         source = f"⚠ trained on {notes.source}" if warnings else f"trained on {notes.source}"
-        amount = " · ".join(part for part in (notes.amount, "calibrated" if notes.calibrated else "uncalibrated") if part)
+        calibration = "calibrated" if notes.calibrated else "uncalibrated"
+        amount = f"{notes.amount} · {calibration}" if notes.amount else calibration
         colour = NOTICE.name() if warnings else "#3a404b"
         self.setText(f"<span style='color:{colour}'>{source}<br><small>{amount}</small></span>")
         self.setToolTip("\n".join(warnings) or "Calibrated on cycles it did not train on; cycles unlike its training "

@@ -11,7 +11,7 @@ recordings it never saw: fresh ones from the same generator settings with anothe
 the calibration error is measured on the training data's test split. The card is rewritten atomically; the
 weights are not touched. The shipped demo model got its limits this way:
 
-    python bench/fit_model_limits.py resources/models/demo-cnn6 --synthetic 120 --seed 0 --held-out 120 --held-out-seed 100
+    python bench/fit_model_limits.py resources/models/demo-cnn6 --synthetic 120 --held-out 120 --held-out-seed 100
 """
 from __future__ import annotations
 

@@ -91,7 +91,8 @@ def model_notes(card: dict) -> ModelNotes:
     counts = [f"{train.get('recordings', 0)} recordings", f"{sum(train.get('cycles', {}).values())} cycles",
               f"{len(train.get('devices', {}))} device(s)"]
     if rates:
-        counts.append(f"{rates[0] / 1000:g}–{rates[-1] / 1000:g} kHz" if len(rates) > 1 else f"{rates[0] / 1000:g} kHz")
+        low, high = rates[0] / 1000, rates[-1] / 1000
+        counts.append(f"{low:g}–{high:g} kHz" if len(rates) > 1 else f"{low:g} kHz")
     synthetic = data.get("kind") == "synthetic"
     where = "synthetic recordings only" if synthetic else data.get("name", "a folder")
     return ModelNotes(where, ", ".join(counts), synthetic, calibrated, marks)

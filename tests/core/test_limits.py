@@ -160,7 +160,8 @@ def test_the_demo_model_does_not_mark_synthetic_recordings_of_its_generator_sett
 @pytest.fixture(scope="module")
 def thirty(tmp_path_factory):
     """30 synthetic recordings of 9 patients, 6 of them in train: enough to hold some out."""
-    return ensure_synthetic_dataset(tmp_path_factory.getbasetemp() / "synthetic-30", SyntheticData(recordings=30, seed=1))
+    return ensure_synthetic_dataset(tmp_path_factory.getbasetemp() / "synthetic-30",
+                                    SyntheticData(recordings=30, seed=1))
 
 
 def test_calibration_patients_are_held_out_of_train_only_when_there_are_enough(thirty, synthetic_dir, tmp_path):

@@ -217,7 +217,8 @@ def test_clips_prepared_batch_by_batch_are_the_clips_of_the_whole_recording(sett
     audio = noise(30, 4000)
     cycles = [cyc(12.0, 14.5, 1), cyc(0.0, 0.03, 2), cyc(0.0, 9.5, 3), cyc(29.98, 31.0, 4), cyc(2.5, 3.0, 5),
               cyc(31.0, 32.0, 6), cyc(20.0, 29.0, 7)]  # unordered; one past the end
-    whole, problems = prepare_cycles(resample(audio, 4000, settings.sample_rate), settings.sample_rate, cycles, settings)
+    rate = settings.sample_rate
+    whole, problems = prepare_cycles(resample(audio, 4000, rate), rate, cycles, settings)
     streamed, streamed_problems = np.full_like(whole, np.nan), []
     for batch in clip_batches(audio, 4000, cycles, settings, batch_size=3, source=None):
         assert len(batch.indices) <= 3
