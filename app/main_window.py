@@ -16,6 +16,7 @@ from lungkd.core.models.inventory import ModelEntry, find_models, shipped_models
 from lungkd.core.text import html_text, printable
 
 from .engine import TaskQueue
+from .model_notes import ModelNotesLabel
 from .playback import Player
 from .recordings_page import RecordingsPage
 from .runs_view import RunsView
@@ -141,6 +142,8 @@ class MainWindow(QMainWindow):
                                      "shipped demo, best test Score first")
         self.model_picker.currentIndexChanged.connect(self._model_chosen)
         toolbar.addWidget(self.model_picker)
+        self.model_notes = ModelNotesLabel()
+        toolbar.addWidget(self.model_notes)
 
     def _build_status_bar(self) -> None:
         self.progress = QProgressBar(maximumWidth=220, textVisible=True)
@@ -177,6 +180,7 @@ class MainWindow(QMainWindow):
 
     def _model_chosen(self) -> None:
         folder = self.model_picker.currentData()
+        self.model_notes.show_model(Path(folder) if folder else None)
         if folder:
             self.store.setValue(MODEL_KEY, folder)
         if (Path(folder) if folder else None) != self.recordings.model_folder:

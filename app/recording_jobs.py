@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from lungkd.core.analysis.display import display_spectrogram, relative_to_loud_parts
+from lungkd.core.analysis.limits import ModelLimits, load_model_with_limits
 from lungkd.core.analysis.predict import RecordingAnalysis, analyse_samples
 from lungkd.core.data.audio import AUDIO_EXTENSIONS, DecodedAudio, distinct_recordings, load_audio
 from lungkd.core.cancel import Cancelled
 from lungkd.core.errors import LungKDError, Problem
-from lungkd.core.models.card import load_saved_model
 from lungkd.core.events import Event
 
 from .spectrogram_settings import SpectrogramSettings
@@ -58,15 +58,15 @@ class FailedRecording:
 
 
 class ModelCache:
-    """Loaded models by folder, so re-analysing ten recordings loads the model once. Used by one job at a
-    time (the task queue runs them in turn)."""
+    """Loaded models (with the limits their cards store) by folder, so re-analysing ten recordings loads the
+    model once. Used by one job at a time (the task queue runs them in turn)."""
 
     def __init__(self) -> None:
-        self._models: dict[Path, object] = {}
+        self._models: dict[Path, tuple[object, ModelLimits]] = {}
 
-    def get(self, folder: Path):
+    def get(self, folder: Path) -> tuple[object, ModelLimits]:
         if folder not in self._models:
-            self._models[folder] = load_saved_model(folder)[0]
+            self._models[folder] = load_model_with_limits(folder)
         return self._models[folder]
 
 
@@ -125,7 +125,8 @@ def _analyse(path: Path, audio: DecodedAudio, model_folder: Path | None, models:
              cancel) -> tuple[RecordingAnalysis | None, str]:
     if model_folder is None:
         return None, "No model chosen: pick one in the toolbar to see predictions."
-    analysis = analyse_samples(path, audio, models.get(model_folder), cancel=cancel)
+    model, limits = models.get(model_folder)
+    analysis = analyse_samples(path, audio, model, limits=limits, cancel=cancel)
     return analysis, "\n".join(analysis.warnings)
 
 

@@ -1,4 +1,5 @@
-"""The list of open recordings, each with its summary: duration, device, cycles and predicted classes.
+"""The list of open recordings, each with its summary: duration, device, cycles and predicted classes, and
+whether the recording is unlike the model's training data.
 A file that could not be opened stays in the list with its error (double click for the details)."""
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem
 from lungkd.core.text import html_text
 
 from .recording_jobs import FailedRecording, OpenRecording
-from .theme import CLASS_COLOURS, MISMATCH, MUTED
+from .theme import CLASS_COLOURS, MISMATCH, MUTED, NOTICE
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
 
@@ -31,6 +32,8 @@ def summary_html(recording: OpenRecording) -> str:
         flag = f" · <span style='color:{MISMATCH.name()}'>✗ {mismatches} unlike annotated</span>" * bool(mismatches)
         source = f"<span style='color:{MUTED.name()}'>{len(a.cycles)} cycles ({a.cycle_source})</span>"
         lines += [source + flag, counts]
+        if a.unlike_training:
+            lines.append(f"<span style='color:{NOTICE.name()}'>⚠ unlike the model's training data</span>")
     return "<br>".join(lines)
 
 

@@ -18,7 +18,8 @@ from lungkd.core.text import html_text
 
 from .recording_jobs import OpenRecording, Spectrogram
 from .spectrogram_settings import SpectrogramSettings
-from .theme import CLASS_COLOURS, INK, MISMATCH, MUTED, PLOT_BACKGROUND, class_colour, colour_map, translucent
+from .theme import (CLASS_COLOURS, DOUBTED, INK, MISMATCH, MUTED, PLOT_BACKGROUND, class_colour, colour_map,
+                    translucent)
 
 AXIS_WIDTH = 80  # the same for every plot, so their time axes line up; wide enough for "annotated"
 SOURCE_WORDS = {"annotation": "from the annotation file", "automatic": "from automatic segmentation",
@@ -31,7 +32,8 @@ def confidence_alpha(confidence: float) -> int:
 
 
 def legend_html() -> str:
-    return "  ".join(f"<span style='color:{c.name()}'>■</span> {name}" for name, c in CLASS_COLOURS.items())
+    return "  ".join(f"<span style='color:{c.name()}'>■</span> {name}" for name, c in
+                     (*CLASS_COLOURS.items(), ("unlike the training data", DOUBTED)))
 
 
 @dataclass
@@ -169,7 +171,7 @@ class RecordingView(QWidget):
         if analysis is None or not analysis.cycles:
             return
         cycles = analysis.cycles
-        predicted = [class_colour(c.predicted) for c in cycles]
+        predicted = [DOUBTED if analysis.doubted(c) else class_colour(c.predicted) for c in cycles]
         # one item per lane rather than one per cycle: an hour of breathing stays quick to draw and to drop
         self._bars(self.wave, cycles, -1.05, 2.1,
                    [translucent(colour, confidence_alpha(c.confidence) // 2) for colour, c in zip(predicted, cycles)],
@@ -184,7 +186,10 @@ class RecordingView(QWidget):
                                               connect="pairs", pen=pg.mkPen((255, 255, 255, 120), width=1)))
         for cycle, colour in zip(cycles, predicted):
             name, confidence = CLASS_NAMES[cycle.predicted], f"{cycle.confidence:.0%}"
-            self._label((f"{name} {confidence}", name, confidence), cycle, 1.5, colour.darker(170))
+            texts = (f"{name} {confidence}", name, confidence)
+            if cycle.unlike_training and not analysis.unlike_training:  # a whole recording: the notice above says so
+                texts = (f"{texts[0]} · unlike training", *texts)
+            self._label(texts, cycle, 1.5, colour.darker(170))
             if cycle.truth is not None:
                 truth = CLASS_NAMES[cycle.truth]
                 mismatch = cycle.matches is False

@@ -46,6 +46,7 @@ class RecordingsPage(QWidget):
         self.spectrogram_bar = SpectrogramBar(self.settings)
         self.view = RecordingView()
         self.table = CycleTable()
+        self.notice = QLabel(objectName="notice", wordWrap=True, visible=False)
         self._layout()
 
         self.recording_list.recording_chosen.connect(self.show_recording)
@@ -63,6 +64,7 @@ class RecordingsPage(QWidget):
         column = QVBoxLayout(right)
         column.setContentsMargins(0, 0, 0, 0)
         column.addWidget(self.spectrogram_bar)
+        column.addWidget(self.notice)
         self.plots_and_table = QSplitter(Qt.Orientation.Vertical)
         self.plots_and_table.addWidget(self.view)
         self.plots_and_table.addWidget(self.table)
@@ -140,6 +142,7 @@ class RecordingsPage(QWidget):
         self.stack.setCurrentWidget(self.plots_and_table)
         self.view.show_recording(recording, self.settings)
         self.table.show_analysis(recording.analysis)
+        self._show_notice(recording.analysis)
         self._refresh_spectrogram()
         self.selection_changed.emit()
 
@@ -154,7 +157,23 @@ class RecordingsPage(QWidget):
         if not self.recordings:
             self.stack.setCurrentIndex(0)
             self.table.show_analysis(None)
+            self._show_notice(None)
         self.selection_changed.emit()
+
+    def _show_notice(self, analysis) -> None:
+        """Above the predictions, what must be known before trusting them: whether the recording (or some of its
+        cycles) is unlike the model's training data, and what the model's card warns of."""
+        lines = list(analysis.model_warnings) if analysis else []
+        unlike = [c for c in analysis.cycles if c.unlike_training] if analysis else []
+        if analysis and analysis.unlike_training:
+            lines.insert(0, f"<b>This recording is unlike the model's training data</b> (median distance "
+                            f"{analysis.training_distance:.1f}, limit {analysis.distance_limit:.1f}): every prediction "
+                            "on it is greyed and not to be trusted.")
+        elif unlike:
+            lines.insert(0, f"<b>{len(unlike)} of {len(analysis.cycles)} cycles are unlike the model's training "
+                            "data</b>: their predictions are greyed and not to be trusted.")
+        self.notice.setText("<br>".join(lines))
+        self.notice.setVisible(bool(lines))
 
     # ---------------------------------------------------------------- spectrogram settings
 

@@ -16,6 +16,8 @@ CLASS_COLOURS = {
     "both": QColor(148, 72, 190),
 }
 MISMATCH = QColor(214, 39, 40)
+DOUBTED = QColor(150, 152, 156)  # a prediction on a cycle unlike the model's training data
+NOTICE = QColor(138, 90, 0)  # what a user must know about the model or the recording
 INK = QColor(40, 44, 52)
 MUTED = QColor(110, 116, 126)
 PLOT_BACKGROUND = QColor(252, 252, 253)
@@ -32,6 +34,8 @@ QHeaderView::section { background: #eef0f3; border: none; border-bottom: 1px sol
                        font-weight: 600; color: #3a404b; }
 QLabel#readout { color: #3a404b; font-family: monospace; padding: 2px 6px; }
 QLabel#heading { font-weight: 600; color: #3a404b; padding: 4px 2px; }
+QLabel#notice { background: #fff4d6; border: 1px solid #e8c76a; border-radius: 4px; color: #5c4300; padding: 4px 8px; }
+QLabel#model_notes { color: #3a404b; padding: 0 4px; }
 QToolBar { spacing: 6px; border: none; background: #eef0f3; padding: 3px; }
 QStatusBar { background: #eef0f3; }
 """

@@ -325,10 +325,17 @@ def _check_output(out: Path, inputs: list[Path], force: bool) -> None:
                           fix="give another name, or add --force to replace it.")
 
 
+def _unlike(analysis) -> str:
+    if not analysis.unlike_training:
+        return ""
+    return (f"; UNLIKE the model's training data (median distance {analysis.training_distance:.1f}, "
+            f"limit {analysis.distance_limit:.1f}): do not trust these predictions")
+
+
 def _predict(args: argparse.Namespace) -> int:
+    from lungkd.core.analysis.limits import load_model_with_limits
     from lungkd.core.analysis.predict import analyse_recording, to_json, write_csv
     from lungkd.core.data.audio import distinct_recordings
-    from lungkd.core.models.card import load_saved_model
     from lungkd.core.storage import write_text_atomic
 
     if args.out is not None:
@@ -336,14 +343,17 @@ def _predict(args: argparse.Namespace) -> int:
             raise LungKDError("--out needs --csv or --json to say what to write.",
                               fix="add --csv (one row per cycle) or --json.")
         _check_output(args.out, [args.model, *args.recordings], args.force)
-    model, _ = load_saved_model(args.model)
     recordings, duplicates = distinct_recordings(args.recordings)
     for problem in duplicates:
         print(f"lungkd: warning: {problem}", file=sys.stderr)
+    model, limits = load_model_with_limits(args.model)
+    print(f"note: {args.model} was trained on {limits.notes.trained_on}", file=sys.stderr)
+    for warning in limits.notes.warnings():
+        print(f"note: {warning}", file=sys.stderr)
     analyses, failures = [], 0
     for recording in recordings:
         try:
-            analyses.append(analyse_recording(recording, model))
+            analyses.append(analyse_recording(recording, model, limits=limits))
         except LungKDError as exc:  # one bad file among many: say so, go on with the rest
             print(f"lungkd: error: {exc}", file=sys.stderr)
             failures += 1
@@ -361,11 +371,13 @@ def _predict(args: argparse.Namespace) -> int:
     else:
         for a in analyses:
             print(f"{a.name}: {len(a.cycles)} cycles from {a.cycle_source}{_how_sure(a)}, "
-                  + ", ".join(f"{k} {v}" for k, v in a.class_counts().items()))
+                  + ", ".join(f"{k} {v}" for k, v in a.class_counts().items()) + _unlike(a))
             for c in a.cycles:
                 truth = "" if c.truth is None else f"  (annotated {CLASS_NAMES[c.truth]})"
                 bounds = "" if c.segmentation_confidence is None else f"  (bounds {c.segmentation_confidence:.0%} sure)"
-                print(f"  {c.start:8.3f}-{c.end:8.3f} s  {CLASS_NAMES[c.predicted]:<8} {c.confidence:6.1%}{truth}{bounds}")
+                unlike = "  (unlike the training data)" if c.unlike_training else ""
+                print(f"  {c.start:8.3f}-{c.end:8.3f} s  {CLASS_NAMES[c.predicted]:<8} {c.confidence:6.1%}"
+                      f"{truth}{bounds}{unlike}")
     return 1 if failures else 0
 
 

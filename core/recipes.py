@@ -6,7 +6,7 @@ A training recipe (`lungkd train`) trains one model on hard labels:
 
     name = "..."; seed = 1; selection = "best_test"; device = "auto"; deterministic = false
     [data]   path = "ICBHI folder"  or  synthetic = { recordings = 120, seed = 0, label_noise = 0.0 }
-             split, test_fraction, split_seed, val_fraction, location_source, missing
+             split, test_fraction, split_seed, val_fraction, calibration_fraction, location_source, missing
     [model]  arch, size = "full" | "tiny", pretrained = "" (random init) | hub id | local folder
     [train]  epochs, batch_size, lr, weight_decay, final_lr_ratio, weight_averaging, specaugment,
              mixed_precision

@@ -53,3 +53,18 @@ def synthetic_sets(synthetic_dir, tmp_path_factory):
 
     return build_cycle_sets(load_dataset(synthetic_dir), model_info("cnn6").inputs,
                             cache=FeatureCache(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="session")
+def tone_recording(tmp_path_factory) -> Path:
+    """20 s of a swelling 440 Hz tone at 8 kHz, no annotation: a sound like no breathing, for the marks of
+    recordings unlike a model's training data."""
+    import numpy as np
+    import soundfile as sf
+
+    path = tmp_path_factory.mktemp("unlike") / "tone.wav"
+    sr = 8000
+    t = np.arange(20 * sr) / sr
+    x = 0.3 * np.sin(2 * np.pi * 440 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 0.3 * t))
+    sf.write(path, (x + np.random.default_rng(0).normal(0, 0.01, len(t))).astype(np.float32), sr)
+    return path

@@ -3,6 +3,11 @@
 Cycles come from the annotation file beside the recording when there is one (ground truth is then
 known), else from the automatic segmentation of the breathing (core/analysis/segmentation.py), which falls
 back to fixed windows when it finds no breathing it can trust.
+
+The recording is decoded once; its cycles are prepared, featurised and classified a batch at a time, each
+batch resampling only the stretch of audio it needs, so memory does not grow with the recording's length
+beyond the decoded samples. Probabilities are calibrated and cycles unlike the model's training data are
+marked where the model's card allows it (core/analysis/limits.py).
 """
 from __future__ import annotations
 
@@ -13,15 +18,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lungkd.core.analysis.limits import ModelLimits
 from lungkd.core.analysis.segmentation import FIXED_WINDOWS, Segmentation, segment_cycles
 from lungkd.core.data.annotations import annotation_beside, clip_cycles_to_duration, read_annotation_file
-from lungkd.core.data.audio import DecodedAudio, load_audio, resample
+from lungkd.core.data.audio import DecodedAudio, load_audio
 from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.errors import Problem
 from lungkd.core.features.cycle_sets import CycleSet
-from lungkd.core.labels import CLASS_NAMES
+from lungkd.core.labels import CLASS_NAMES, NUM_CLASSES
 from lungkd.core.data.metadata import parse_recording_name
-from lungkd.core.features.prepare import prepare_cycles
+from lungkd.core.features.prepare import clip_batches
 from lungkd.core.data.prompts import file_prompt
 from lungkd.core.data.records import Cycle
 from lungkd.core.models.registry import model_info
@@ -30,6 +36,8 @@ from lungkd.core.text import spreadsheet_cell
 from lungkd.core.training.trainer import predict_logits
 
 CYCLE_SOURCES = ("annotation", "automatic", FIXED_WINDOWS)
+BATCH_CYCLES = 16  # cycles prepared and classified at once: 15 MB of 16 kHz clips and features, and the model's
+# activations (a full-size CNN6's first block alone holds 26 MB per cycle)
 
 
 @dataclass
@@ -39,6 +47,8 @@ class CyclePrediction:
     probabilities: list[float]  # normal, crackle, wheeze, both
     truth: int | None = None  # the annotated class, when an annotation was found
     segmentation_confidence: float | None = None  # how sure the cycle's bounds are; None when annotated
+    training_distance: float | None = None  # from the model's training data; None: the model has no statistics
+    unlike_training: bool | None = None  # the distance is beyond the model's limit
 
     @property
     def predicted(self) -> int:
@@ -65,10 +75,20 @@ class RecordingAnalysis:
     segmentation_confidence: float | None = None  # of the whole segmentation; None when annotated
     breathing_period: float | None = None  # s, found by the automatic segmentation
     fallback_reason: str = ""  # why the cycles are fixed windows
+    calibrated: bool = False  # the probabilities are divided by the model's temperature
+    training_distance: float | None = None  # the median of the cycles' distances from the training data
+    distance_limit: float | None = None  # the model's limit: farther cycles are unlike its training data
+    unlike_training: bool | None = None  # most cycles are beyond the limit; None: the model cannot tell
+    model_warnings: list[str] = field(default_factory=list)  # what the model's card says to beware of
 
     @property
     def name(self) -> str:
         return Path(self.path).stem
+
+    def doubted(self, cycle: CyclePrediction) -> bool:
+        """The cycle's prediction is not to be trusted: the cycle, or its whole recording, is unlike the model's
+        training data. Views grey it."""
+        return bool(cycle.unlike_training or self.unlike_training)
 
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount([c.predicted for c in self.cycles], minlength=len(CLASS_NAMES))
@@ -79,12 +99,17 @@ class RecordingAnalysis:
                 "cycles": [{"start": c.start, "end": c.end, "prediction": CLASS_NAMES[c.predicted],
                             **dict(zip(CLASS_NAMES, c.probabilities)),
                             "truth": None if c.truth is None else CLASS_NAMES[c.truth], "match": c.matches,
-                            "segmentation_confidence": c.segmentation_confidence}
+                            "segmentation_confidence": c.segmentation_confidence,
+                            "training_distance": c.training_distance, "unlike_training": c.unlike_training}
                            for c in self.cycles]}
 
 
 CSV_COLUMNS = ("recording", "cycle_source", "start", "end", "prediction", *(f"p_{n}" for n in CLASS_NAMES),
-               "truth", "match", "segmentation_confidence")
+               "truth", "match", "segmentation_confidence", "training_distance", "unlike_training")
+
+
+def _yes_no(value: bool | None) -> str:
+    return "" if value is None else ("yes" if value else "no")
 
 
 def write_csv(analyses: list[RecordingAnalysis], target) -> None:
@@ -97,11 +122,12 @@ def write_csv(analyses: list[RecordingAnalysis], target) -> None:
     writer.writerow(CSV_COLUMNS)
     for analysis in analyses:
         for c in analysis.cycles:
-            writer.writerow([spreadsheet_cell(analysis.name), analysis.cycle_source, f"{c.start:.3f}",
-                             f"{c.end:.3f}", CLASS_NAMES[c.predicted], *(f"{p:.4f}" for p in c.probabilities),
-                             "" if c.truth is None else CLASS_NAMES[c.truth],
-                             "" if c.matches is None else ("yes" if c.matches else "no"),
-                             "" if c.segmentation_confidence is None else f"{c.segmentation_confidence:.3f}"])
+            writer.writerow([spreadsheet_cell(analysis.name), analysis.cycle_source, f"{c.start:.3f}", f"{c.end:.3f}",
+                             CLASS_NAMES[c.predicted], *(f"{p:.4f}" for p in c.probabilities),
+                             "" if c.truth is None else CLASS_NAMES[c.truth], _yes_no(c.matches),
+                             "" if c.segmentation_confidence is None else f"{c.segmentation_confidence:.3f}",
+                             "" if c.training_distance is None else f"{c.training_distance:.2f}",
+                             _yes_no(c.unlike_training)])
 
 
 def to_json(analyses: list[RecordingAnalysis]) -> str:
@@ -141,37 +167,48 @@ def find_cycles(path: Path, samples: np.ndarray, sr: int) -> FoundCycles:
 # ---------------------------------------------------------------- predicting
 
 
-def analyse_recording(path: str | Path, model: torch.nn.Module, *, batch_size: int = 16,
-                      cancel: CancelToken | None = None) -> RecordingAnalysis:
+def analyse_recording(path: str | Path, model: torch.nn.Module, *, limits: ModelLimits | None = None,
+                      batch_size: int = BATCH_CYCLES, cancel: CancelToken | None = None) -> RecordingAnalysis:
     """The four class probabilities of every cycle, through the model's own preparation and features."""
     decoded = load_audio(path)
-    return analyse_samples(path, decoded, model, batch_size=batch_size, cancel=cancel)
+    return analyse_samples(path, decoded, model, limits=limits, batch_size=batch_size, cancel=cancel)
 
 
-def analyse_samples(path: str | Path, decoded: DecodedAudio, model: torch.nn.Module, *, batch_size: int = 16,
+def analyse_samples(path: str | Path, decoded: DecodedAudio, model: torch.nn.Module, *,
+                    limits: ModelLimits | None = None, batch_size: int = BATCH_CYCLES,
                     cancel: CancelToken | None = None) -> RecordingAnalysis:
     """`analyse_recording` on audio already decoded (at the file's own rate): the cycles are found at that
-    rate, the model's clips are cut from the same samples resampled to its rate."""
+    rate, the model's clips are cut from the same samples resampled to its rate, `batch_size` at a time.
+    `limits` (ModelLimits.from_card of the model's card) calibrate and mark; without them the probabilities
+    are the plain softmax and nothing is marked."""
     path = Path(path)
+    limits = limits or ModelLimits.from_card({})
     inputs = model_info(model.arch_name).inputs
     found = find_cycles(path, decoded.samples, decoded.sample_rate)
     cycles, segmentation = found.cycles, found.segmentation
-    samples = resample(decoded.samples, decoded.sample_rate, inputs.prep.sample_rate)
-    clips, clip_problems = prepare_cycles(samples, inputs.prep.sample_rate, cycles, inputs.prep, str(path))
-    if cancel is not None and cancel.is_set():
-        raise Cancelled("analysis cancelled.")
-    features = torch.from_numpy(inputs.features.compute(clips)) if len(clips) else torch.zeros(0)
-    prompts = [file_prompt(path.stem)] * len(cycles) if inputs.prompts else None
-    data = CycleSet(features, torch.tensor([c.label for c in cycles], dtype=torch.int64), prompts)
-    probabilities = torch.softmax(predict_logits(model, data, batch_size, cancel=cancel), dim=1).numpy() \
-        if len(cycles) else np.zeros((0, 4))
+    probabilities = np.zeros((len(cycles), NUM_CLASSES))
+    distances = np.full(len(cycles), np.nan)
+    clip_problems: list[Problem] = []
+    for batch in clip_batches(decoded.samples, decoded.sample_rate, cycles, inputs.prep, batch_size, str(path)):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("analysis cancelled.")
+        features = torch.from_numpy(inputs.features.compute(batch.clips))
+        prompts = [file_prompt(path.stem)] * len(features) if inputs.prompts else None
+        data = CycleSet(features, torch.zeros(len(features), dtype=torch.int64), prompts)
+        probabilities[batch.indices] = limits.probabilities(predict_logits(model, data, batch_size, cancel=cancel))
+        distances[batch.indices] = limits.distances(features)
+        clip_problems += batch.problems
     parsed = parse_recording_name(path.stem)
     cycle_confidences = [c.confidence for c in segmentation.cycles] if segmentation else [None] * len(cycles)
+    known = limits.statistics is not None
+    median = float(np.median(distances)) if known and len(cycles) else None
     return RecordingAnalysis(
         str(path), decoded.sample_rate, len(decoded.samples) / decoded.sample_rate, parsed.device if parsed else None,
         found.source,
-        [CyclePrediction(c.start, c.end, [float(p) for p in probs], None if segmentation else c.label, sure)
-         for c, probs, sure in zip(cycles, probabilities, cycle_confidences)],
+        [CyclePrediction(c.start, c.end, [float(p) for p in probs], None if segmentation else c.label, sure,
+                         float(d) if known else None, limits.unlike(d))
+         for c, probs, sure, d in zip(cycles, probabilities, cycle_confidences, distances)],
         [str(p) for p in (*decoded.warnings, *found.problems, *clip_problems)],
         segmentation.confidence if segmentation else None, segmentation.period if segmentation else None,
-        segmentation.reason if segmentation else "")
+        segmentation.reason if segmentation else "", limits.calibrated, median, limits.limit,
+        None if median is None else limits.unlike(median), limits.notes.warnings())

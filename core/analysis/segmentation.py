@@ -50,6 +50,7 @@ END_PIECE = 1 / 3  # of a period: a cycle cut off by a file end is kept when at 
 MIN_CONTRAST_DB = 3.0  # less loudness change than this in the breath band: no breathing heard
 MIN_CONFIDENCE = 0.3  # a segmentation less sure than this is no better than fixed windows
 FIXED_WINDOW_S = 4.0
+STFT_BLOCK_FRAMES = 4096  # frames of the breath band's spectrum computed at once (about 80 s of audio)
 AUTOMATIC, FIXED_WINDOWS = "automatic", "fixed windows"
 
 
@@ -87,11 +88,17 @@ def breath_envelope(samples: np.ndarray, sr: int) -> BreathEnvelope:
     frame, hop = int(round(FRAME_S * rate)), int(round(HOP_S * rate))
     if len(audio) < frame:
         return BreathEnvelope(np.zeros(0), np.zeros(0), HOP_S)
-    freqs, times, spectrum = signal.stft(audio, rate, nperseg=frame, noverlap=frame - hop, boundary=None,
-                                         padded=False)
-    power = np.abs(spectrum) ** 2
     edges = np.geomspace(BREATH_BAND_HZ[0], min(BREATH_BAND_HZ[1], 0.45 * rate), BANDS + 1)
-    bands = np.stack([power[(freqs >= lo) & (freqs < hi)].mean(axis=0) for lo, hi in zip(edges[:-1], edges[1:])])
+    frames = 1 + (len(audio) - frame) // hop
+    bands = np.empty((BANDS, frames))
+    for first in range(0, frames, STFT_BLOCK_FRAMES):  # the spectrum a block at a time: memory stays bounded
+        last = min(frames, first + STFT_BLOCK_FRAMES)
+        freqs, _, spectrum = signal.stft(audio[first * hop:(last - 1) * hop + frame], rate, nperseg=frame,
+                                         noverlap=frame - hop, boundary=None, padded=False)
+        power = np.abs(spectrum) ** 2
+        bands[:, first:last] = [power[(freqs >= lo) & (freqs < hi)].mean(axis=0)
+                                for lo, hi in zip(edges[:-1], edges[1:])]
+    times = (frame / 2 + hop * np.arange(frames)) / rate  # the middle of each frame, as signal.stft gives it
     level = 10 * np.log10(bands + 1e-12)
     level = ndimage.median_filter(level, size=(1, int(round(MEDIAN_S / HOP_S)) | 1), mode="nearest")
     level -= np.percentile(level, 10, axis=1, keepdims=True)

@@ -20,6 +20,7 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 MIN_SAMPLE_RATE = 4000
 MAX_SAMPLE_RATE = 768_000  # the fastest audio interfaces; above it a header is damaged, not a recording
 MIN_DURATION_S = 0.25  # the shortest breathing cycles ICBHI annotates are about this long
+CHECK_BLOCK = 1 << 21  # samples checked for NaN at once: no whole-length mask for an hour-long recording
 _SUPPORTED = "wav (8/16/24/32-bit integer or float PCM), flac or ogg"
 
 
@@ -176,8 +177,8 @@ def decode_audio(path: str | Path) -> DecodedAudio:
     if data.shape[0] == 0:
         raise AudioError("the recording holds no samples.", path=path, fix="copy the recording again from its source.")
     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    bad = ~np.isfinite(mono)
-    if bad.any():
+    if not all(np.isfinite(mono[i:i + CHECK_BLOCK]).all() for i in range(0, len(mono), CHECK_BLOCK)):
+        bad = ~np.isfinite(mono)  # checked a block at a time above: a whole-length mask only for a damaged file
         first = int(np.argmax(bad))
         raise AudioError(f"{int(bad.sum())} NaN or infinite samples, the first at {first / sr:.3f} s.", path=path,
                          fix="re-export the recording from its source; LungKD will not guess the missing samples.")
@@ -230,6 +231,32 @@ def resample(samples: np.ndarray, orig_sr: int, target_sr: int, *, kernel_limit:
     else:
         out = _phase_by_phase(x, o, n, width, length)
     return out.numpy()
+
+
+def resampled_length(frames: int, orig_sr: int, target_sr: int) -> int:
+    """How many samples `resample` returns for `frames` input samples."""
+    if orig_sr == target_sr:
+        return frames
+    o, n, _ = _reduced(orig_sr, target_sr)
+    return math.ceil(n * frames / o)
+
+
+def resample_span(samples: np.ndarray, orig_sr: int, target_sr: int, start: int, stop: int) -> np.ndarray:
+    """Samples [start, stop) of `resample(samples, orig_sr, target_sr)`, computed from only the input they
+    depend on, so that a long recording can be prepared piece by piece in bounded memory.
+
+    Both interpolations work in blocks: output block b (n samples) reads input samples within `width` + o + 2
+    of input block b (o samples). Resampling from a whole number of blocks before `start` to as many after
+    `stop` reproduces those outputs; the margin blocks, which saw zeros instead of their neighbours, are cut off.
+    """
+    if orig_sr == target_sr:
+        return samples[start:stop].astype(np.float32, copy=False)
+    o, n, width = _reduced(orig_sr, target_sr)
+    margin = -(-(o + width + 2) // o)  # blocks
+    first = max(0, start // n - margin)
+    last = -(-stop // n) + margin
+    out = resample(samples[first * o:last * o], orig_sr, target_sr)
+    return out[start - first * n:stop - first * n]
 
 
 def _blockwise(x, kernel, o: int, n: int, width: int, length: int):

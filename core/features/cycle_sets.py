@@ -15,7 +15,7 @@ from lungkd.core.features.cache import FeatureCache, prepare_dataset
 from lungkd.core.features.prepare import PrepSettings
 from lungkd.core.features.spectral import ClapFeatureSettings, FbankSettings
 
-SPLIT_ORDER = ("train", "val", "test")
+SPLIT_ORDER = ("train", "val", "calibration", "test")  # calibration: held out of train (core.data.sources)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import torch
 
 from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.data.dataset import DatasetIndex
-from lungkd.core.data.sources import DataSpec, dataset_label, resolve_dataset
+from lungkd.core.data.sources import DataSpec, dataset_label, describe_training_data, resolve_dataset
 from lungkd.core.errors import LungKDError
 from lungkd.core.events import Event
 from lungkd.core.features.cache import FeatureCache
@@ -35,6 +35,7 @@ from lungkd.core.models.card import read_model_card, save_trained_model
 from lungkd.core.models.registry import DamagedModelError, check_saved_files, create_model, model_info
 from lungkd.core.recipes import ModelSpec, RunSettings, SoftLabelSpec, TrainConfig
 from lungkd.core.storage import file_sha256, write_npy_atomic, write_npz_atomic
+from lungkd.core.training.calibration import fit_limits
 from lungkd.core.training.trainer import Progress, Trainer, TrainResult, predict_logits, resolve_device
 from lungkd.core.workspace.layout import MODEL_FOLDER, cache_folder
 from lungkd.core.workspace.locks import FolderLock
@@ -250,7 +251,7 @@ def _run_locked(job: RunJob, emit: EventSink, cancel: CancelToken | None, contex
     if card is None:
         emit(Event(job.stage, "started", run=spec.name, data=spec.describe()))
         try:
-            card = _train(job, sets, emit, cancel)
+            card = _train(job, sets, describe_training_data(job.data, context.index(job)), emit, cancel)
         except BaseException as exc:
             cancelled = isinstance(exc, (Cancelled, KeyboardInterrupt))
             emit(Event(job.stage, "cancelled" if cancelled else "failed", str(exc), run=spec.name,
@@ -263,26 +264,29 @@ def _run_locked(job: RunJob, emit: EventSink, cancel: CancelToken | None, contex
     return card
 
 
-def _train(job: RunJob, sets: dict[str, CycleSet], emit: EventSink, cancel: CancelToken | None) -> dict:
+def _train(job: RunJob, sets: dict[str, CycleSet], training_data: dict, emit: EventSink,
+           cancel: CancelToken | None) -> dict:
     spec, folder = job.spec, Path(job.folder)
     torch.manual_seed(spec.seed)  # the initial weights of randomly initialised parts
     model = create_model(spec.arch, pretrained=spec.model.pretrained, size=spec.model.size)
     trainer = Trainer(spec.train, seed=spec.seed, settings=job.settings, run_dir=folder,
                       on_progress=_progress_events(job, emit), cancel=cancel)
     result = trainer.fit(model, sets["train"], sets.get("test"), sets.get("val"), _targets(job, sets["train"]))
-    return _save_result(job, result, sets, emit, cancel)
+    return _save_result(job, result, sets, training_data, emit, cancel)
 
 
-def _save_result(job: RunJob, result: TrainResult, sets: dict[str, CycleSet], emit: EventSink,
-                 cancel: CancelToken | None, **extra) -> dict:
+def _save_result(job: RunJob, result: TrainResult, sets: dict[str, CycleSet], training_data: dict,
+                 emit: EventSink, cancel: CancelToken | None, **extra) -> dict:
     """The trained model's folder: test logits, then the model with its card (written last: the folder is
-    finished when the card is there)."""
+    finished when the card is there); the card says what the model learnt from and the limits of the data
+    it knows (core.training.calibration)."""
     spec, folder = job.spec, Path(job.folder)
     extra = {"role": spec.role, "labels": spec.labels, "experiment": job.experiment,
              "selection_note": result.selection_note,
              "test_data": {"dataset": dataset_label(job.data), "split": "test",
                            "cycles": len(sets["test"])} if "test" in sets else None,
              "history": [asdict(r) for r in result.history], **extra}
+    test_logits = None
     if "test" in sets:
         test_logits = predict_logits(result.model, sets["test"], cancel=cancel).numpy()
         write_npy_atomic(folder / TEST_LOGITS_FILE, test_logits)
@@ -290,7 +294,8 @@ def _save_result(job: RunJob, result: TrainResult, sets: dict[str, CycleSet], em
     save_trained_model(result.model, folder / MODEL_FOLDER, size=spec.model.size, pretrained=spec.model.pretrained,
                        selection=result.selection, selected_epoch=result.selected_epoch,
                        test=result.scores.to_dict() if result.scores else None,
-                       data_fingerprint=job.data_fingerprint, seed=spec.seed, extra=extra)
+                       data_fingerprint=job.data_fingerprint, seed=spec.seed, training_data=training_data,
+                       limits=fit_limits(result.model, sets, test_logits=test_logits, cancel=cancel), extra=extra)
     emit(Event(job.stage, "artifact", "model saved", run=spec.name,
                data={"kind": "model", "path": str(folder / MODEL_FOLDER)}))
     return _finished_card(folder, spec)
@@ -397,9 +402,10 @@ def _run_together_locked(job: TogetherJob, emit: EventSink, cancel: CancelToken 
         for member in members:
             emit(Event(member.stage, kind, str(exc), run=member.spec.name, data=member.spec.describe()))
         raise
+    training_data = describe_training_data(first.data, context.index(first))
     for member, result in zip(members, results):
         if _finished_card(Path(member.folder), member.spec) is None:
-            _save_result(member, result, sets, emit, cancel, trained_together_with=job.seeds)
+            _save_result(member, result, sets, training_data, emit, cancel, trained_together_with=job.seeds)
     return [run_job(m, emit, cancel, context) for m in members]  # each member's logits, and its finished event
 
 

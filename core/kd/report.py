@@ -10,12 +10,39 @@ from lungkd.core.metrics import mean_std
 from lungkd.core.recipes import ExperimentRecipe, StudentSpec
 from lungkd.core.storage import write_json_atomic, write_text_atomic
 from lungkd.core.text import markdown_text, unescape_markdown
+from lungkd.core.training.calibration import expected_calibration_error
 
 
 def _row(card: dict) -> dict:
     test = card.get("test") or {}
     return {"sp": test.get("sp"), "se": test.get("se"), "score": test.get("score"), "confusion": test.get("confusion"),
-            "selection_note": card.get("selection_note") or ""}
+            "selection_note": card.get("selection_note") or "", "calibration": _calibration(card)}
+
+
+def _calibration(card: dict) -> dict | None:
+    """A run's temperature and its calibration error before and after (None: uncalibrated)."""
+    c = card.get("calibration") or {}
+    if not c.get("temperature"):
+        return None
+    return {"temperature": c["temperature"], "ece_before": c["ece_before"], "ece_after": c["ece_after"],
+            "split": c["measured_on"]["split"], "cycles": c["measured_on"]["cycles"]}
+
+
+def _pooled_reliability(name: str, cards: list[dict]) -> dict | None:
+    """The reliability diagram of a group of runs (their bins added up), before and after calibration."""
+    fitted = [c["calibration"] for c in cards if (c.get("calibration") or {}).get("temperature")]
+    if not fitted:
+        return None
+    out = {"name": name, "runs": len(fitted)}
+    for when in ("before", "after"):
+        bins = []
+        for parts in zip(*(f[f"reliability_{when}"] for f in fitted)):
+            count = sum(p["count"] for p in parts)
+            mean = (lambda key: sum(p[key] * p["count"] for p in parts if p["count"]) / count if count else None)
+            bins.append({"low": parts[0]["low"], "high": parts[0]["high"], "count": count,
+                         "confidence": mean("confidence"), "accuracy": mean("accuracy")})
+        out[when], out[f"ece_{when}"] = bins, expected_calibration_error(bins)
+    return out
 
 
 def _summary(values: list[float]) -> dict:
@@ -39,7 +66,10 @@ def build_report(recipe: ExperimentRecipe, data_fingerprint: str, teacher_cards:
     teachers = [{"seed": c["seed"], "arch": c["architecture"], "epoch": c["selected_epoch"], **_row(c),
                  "bootstrap": c.get("bootstrap")} for c in teacher_cards]
     students, groups_out = [], []
+    reliability = [_pooled_reliability(f"{recipe.teachers.arch} teachers", teacher_cards)]
     for spec, cards in zip(recipe.students, groups):
+        reliability.append(_pooled_reliability(f"{spec.arch} students ({spec.labels})",
+                                                [c for c in cards if c["role"] == "student"]))
         rows = [{"arch": c["architecture"], "labels": c["labels"], "role": c["role"], "seed": c["seed"],
                  "epoch": c["selected_epoch"], **_row(c), "bootstrap": c.get("bootstrap")} for c in cards]
         students += rows
@@ -64,6 +94,7 @@ def build_report(recipe: ExperimentRecipe, data_fingerprint: str, teacher_cards:
         "students": students,
         "student_groups": groups_out,
         "second_generation": second,
+        "reliability": [r for r in reliability if r is not None],
         "test_cycles": int(test_cycles),
         "train_cycles": int(train_cycles),
         "recipe": recipe.to_dict(),
@@ -166,7 +197,37 @@ def markdown_report(report: dict) -> str:
         lines += ["", "## Checkpoint selection fell back", "",
                   "Selection ignores epochs with Se ≤ 5 %; where no epoch qualified, the first was used:", ""]
         lines += [f"- {note}" for note in notes]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _calibration_lines(report)) + "\n"
+
+
+def _percent(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _calibration_lines(report: dict) -> list[str]:
+    """Each run's temperature and expected calibration error (ECE) before and after, and the reliability
+    diagrams of the teachers and of each group of students."""
+    runs = [(f"teacher seed {t['seed']}", t) for t in report["teachers"]]
+    runs += [(f"{s['role']} {s['arch']} {s['labels']} seed {s['seed']}", s) for s in report["students"]]
+    lines = ["", "## Calibration", "",
+             "Each run's temperature is fitted on cycles it neither trained nor was selected on (its validation "
+             "split, or the part of train held out for calibration); the expected calibration error (ECE: the "
+             "cycles' share-weighted gap between confidence and accuracy, ten bins) is measured on the test cycles.",
+             "", "| run | temperature | ECE before | ECE after |", "|---|---|---|---|"]
+    for name, row in runs:
+        c = row.get("calibration")
+        lines.append(f"| {name} | {_f(c['temperature'])} | {_percent(c['ece_before'])} | {_percent(c['ece_after'])} |"
+                     if c else f"| {name} | uncalibrated | n/a | n/a |")
+    for diagram in report.get("reliability", []):
+        runs = f"{diagram['runs']} run{'s' * (diagram['runs'] != 1)}"
+        lines += ["", f"Reliability of the {diagram['name']} ({runs}, their test cycles together): ECE "
+                      f"{_percent(diagram['ece_before'])} before, {_percent(diagram['ece_after'])} after", "",
+                  "| confidence | cycles before | mean confidence | accuracy | cycles after | mean confidence | accuracy |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {b['low']:.1f}–{b['high']:.1f} | {b['count']} | {_percent(b['confidence'])} | "
+                  f"{_percent(b['accuracy'])} | {a['count']} | {_percent(a['confidence'])} | {_percent(a['accuracy'])} |"
+                  for b, a in zip(diagram["before"], diagram["after"]) if b["count"] or a["count"]]
+    return lines
 
 
 def _curve_svg(points: list[dict], width: int = 480, height: int = 220) -> str:
@@ -190,6 +251,34 @@ def _curve_svg(points: list[dict], width: int = 480, height: int = 220) -> str:
             f'<text x="4" y="{y(lo + 1) + 4:.0f}">{lo + 1:.1f}</text>'
             f'<path d="{path}" fill="none" stroke="#3366cc" stroke-width="2"/>'
             f'<g fill="#3366cc">{dots}</g></svg>')
+
+
+def _reliability_svg(diagram: dict, size: int = 240) -> str:
+    """Accuracy against confidence per bin, before (grey) and after (blue) calibration, beside the diagonal
+    of a perfectly calibrated model; a bar's width follows how many cycles its bin holds."""
+    pad, plot = 36, size - 66
+    x = lambda v: pad + v * plot  # noqa: E731
+    y = lambda v: size - 32 - v * plot  # noqa: E731
+    total = max(1, sum(b["count"] for b in diagram["after"]))
+    ticks = "".join(f'<text x="{x(v):.1f}" y="{size - 19}" text-anchor="middle">{v:g}</text>'
+                    f'<text x="{pad - 4}" y="{y(v) + 3:.1f}" text-anchor="end">{v:g}</text>' for v in (0, 0.5, 1))
+    bars = []
+    for when, colour, shift in (("before", "#999999", 0.0), ("after", "#3366cc", 0.5)):
+        for b in diagram[when]:
+            if b["count"]:
+                width = 0.5 * (b["high"] - b["low"]) * plot * min(1.0, 0.3 + 5 * b["count"] / total)
+                left = x(b["low"] + shift * (b["high"] - b["low"]))
+                bars.append(f'<rect x="{left:.1f}" y="{y(b["accuracy"]):.1f}" width="{width:.1f}" '
+                            f'height="{b["accuracy"] * plot:.1f}" fill="{colour}"><title>{when}: {b["count"]} cycles, '
+                            f'confidence {b["confidence"]:.2f}, accuracy {b["accuracy"]:.2f}</title></rect>')
+    return (f'<figure><svg width="{size}" height="{size}" xmlns="http://www.w3.org/2000/svg" font-size="10">'
+            f'<line x1="{x(0)}" y1="{y(0)}" x2="{x(1)}" y2="{y(0)}" stroke="#888"/>'
+            f'<line x1="{x(0)}" y1="{y(0)}" x2="{x(0)}" y2="{y(1)}" stroke="#888"/>{"".join(bars)}'
+            f'<line x1="{x(0)}" y1="{y(0)}" x2="{x(1)}" y2="{y(1)}" stroke="#cc3333" stroke-dasharray="4 3"/>'
+            f'<text x="{size / 2}" y="{size - 4}" text-anchor="middle">confidence</text>'
+            f'<text x="2" y="12">accuracy</text>{ticks}</svg><figcaption>{html.escape(diagram["name"])}: ECE '
+            f'{_percent(diagram["ece_before"])} before (grey), {_percent(diagram["ece_after"])} after (blue)'
+            f'</figcaption></figure>')
 
 
 def html_report(report: dict) -> str:
@@ -218,6 +307,8 @@ def html_report(report: dict) -> str:
             body.append(f"<h2>{text(line[3:])}</h2>")
             if line.startswith("## Teacher ensembles"):
                 body.append(_curve_svg(report["ensembles"]))
+            if line.startswith("## Calibration"):
+                body += [_reliability_svg(diagram) for diagram in report.get("reliability", [])]
         elif line.startswith("# "):
             body.append(f"<h1>{text(line[2:])}</h1>")
         elif line:

@@ -7,13 +7,14 @@ from typing import Callable
 import torch
 
 from lungkd.core.cancel import CancelToken
-from lungkd.core.data.sources import check_trainable, dataset_label, resolve_dataset
+from lungkd.core.data.sources import check_trainable, dataset_label, describe_training_data, resolve_dataset
 from lungkd.core.features.cache import FeatureCache
 from lungkd.core.features.cycle_sets import build_cycle_sets
 from lungkd.core.models.card import save_trained_model
 from lungkd.core.models.registry import create_model, model_info
 from lungkd.core.recipes import TrainRecipe
 from lungkd.core.storage import json_sha256, write_json_atomic
+from lungkd.core.training.calibration import fit_limits
 from lungkd.core.training.trainer import Progress, Trainer, TrainResult
 from lungkd.core.workspace.layout import MODEL_FOLDER, cache_folder, single_run_folder
 from lungkd.core.workspace.locks import FolderLock
@@ -51,5 +52,7 @@ def _train_locked(recipe: TrainRecipe, workspace: Path, on_progress: Callable[[P
                        data_fingerprint=index.fingerprint(), seed=recipe.seed,
                        extra={"run": recipe.name, "selection_note": result.selection_note,
                               "test_data": {"dataset": dataset_label(recipe.data), "split": "test",
-                                            "cycles": len(sets["test"])} if "test" in sets else None})
+                                            "cycles": len(sets["test"])} if "test" in sets else None},
+                       training_data=describe_training_data(recipe.data, index),
+                       limits=fit_limits(result.model, sets, cancel=cancel))
     return result, model_dir

@@ -12,10 +12,13 @@ from PySide6.QtWidgets import QApplication
 
 from lungkd.app.engine import EngineTask
 from lungkd.app.main import main
+from lungkd.app.cycle_table import TRAINING
 from lungkd.app.main_window import MainWindow
+from lungkd.app.theme import DOUBTED
 from lungkd.core.analysis.predict import CSV_COLUMNS
 from lungkd.core.data.annotations import read_annotation_file
 from lungkd.core.labels import CLASS_NAMES
+from lungkd.core.models.inventory import shipped_models_folder
 
 
 def drop(window, paths) -> bool:
@@ -139,6 +142,38 @@ def test_choosing_another_model_analyses_the_open_recordings_again(analysed, win
     assert analysed.current.analysis is not before
     np.testing.assert_allclose([c.probabilities for c in analysed.current.analysis.cycles],
                                [c.probabilities for c in before.cycles], atol=1e-5)
+
+
+def test_the_model_says_what_it_learnt_from_and_predictions_on_unlike_sounds_are_greyed(window, recording,
+                                                                                        tone_recording, wait_idle,
+                                                                                        tmp_path):
+    """The shipped demo model (synthetic recordings only) beside the picker and above the predictions; a tone,
+    unlike its training data, with every prediction greyed in the table and the plot; a synthetic recording not."""
+    picker = window.model_picker
+    picker.setCurrentIndex(picker.findData(str(shipped_models_folder() / "demo-cnn6")))
+    assert "⚠ trained on synthetic recordings only<br><small>74 recordings, 458 cycles" in window.model_notes.text()
+    assert "demonstration, not a diagnosis" in window.model_notes.toolTip()
+    window.open_paths([recording, tone_recording])
+    wait_idle(window)
+    page = window.recordings
+    page.show_recording(tone_recording)
+    window.grab().save(str(tmp_path / "unlike.png"))
+    analysis = page.current.analysis
+    assert analysis.unlike_training and analysis.calibrated
+    assert page.notice.isVisible() and "This recording is unlike the model's training data" in page.notice.text()
+    assert "unlike the model's training data" in page.recording_list.label_text(tone_recording)
+    assert "training data" not in page.recording_list.label_text(recording)
+    assert "synthetic recordings only" in page.notice.text()
+    for row in range(page.table.rowCount()):
+        assert page.table.item(row, 3).foreground().color() == DOUBTED
+        assert page.table.item(row, TRAINING).text().startswith("unlike · ")
+    page.show_recording(recording)
+    assert page.current.analysis.unlike_training is False and "unlike" not in page.notice.text()
+    assert "synthetic recordings only" in page.notice.text()  # the model's warning stays on every prediction view
+    assert page.table.item(0, 3).foreground().color() != DOUBTED
+    picker.setCurrentIndex(picker.findData(str(window.workspace / "runs" / "tiny-cnn6" / "model")))
+    wait_idle(window)
+    assert "synthetic recordings only" not in window.model_notes.text() + page.notice.text()
 
 
 def test_an_engine_failure_shows_details_and_the_window_keeps_working(window, recording, wait_idle):

@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from lungkd.core.analysis.display import display_spectrogram
 from lungkd.core.analysis.predict import CSV_COLUMNS, analyse_recording, to_json, write_csv
@@ -15,7 +16,11 @@ from lungkd.core.analysis.segmentation import score_segmentation
 from lungkd.core.data.annotations import read_annotation_file
 from lungkd.core.cancel import CancelToken, Cancelled
 from lungkd.core.errors import AudioError, LungKDError
+from lungkd.core.data.dataset import load_dataset
+from lungkd.core.features.cycle_sets import CycleSet, build_cycle_sets
 from lungkd.core.models.card import load_saved_model
+from lungkd.core.models.registry import model_info
+from lungkd.core.training.trainer import predict_logits
 from tiny_model import tiny_model_folder
 
 @pytest.fixture(scope="module")
@@ -96,6 +101,20 @@ def test_recording_without_annotation_is_segmented_with_confidences(model, recor
         rows = list(csv.DictReader(f))
     assert [float(r["segmentation_confidence"]) for r in rows] == \
         [pytest.approx(c.segmentation_confidence, abs=1e-3) for c in result.cycles]
+
+
+def test_cycles_stream_through_the_model_in_batches_with_the_probabilities_of_lungkd_evaluate(model, recording,
+                                                                                              synthetic_dir):
+    """`lungkd predict` prepares, featurises and classifies a batch of cycles at a time; any batch size gives
+    what `lungkd evaluate` computes for the same cycles from the prepared dataset."""
+    probabilities = lambda analysis: np.array([c.probabilities for c in analysis.cycles])  # noqa: E731
+    one, many = analyse_recording(recording, model, batch_size=1), analyse_recording(recording, model, batch_size=64)
+    np.testing.assert_allclose(probabilities(one), probabilities(many), rtol=0, atol=1e-6)
+    sets = build_cycle_sets(load_dataset(synthetic_dir), model_info("cnn6").inputs)
+    (subset,) = [CycleSet(s.features[rows], s.labels[rows]) for s in sets.values()
+                 if (rows := [i for i, cid in enumerate(s.cycle_ids) if cid.startswith(f"{recording.stem}#")])]
+    expected = torch.softmax(predict_logits(model, subset), dim=1).numpy()
+    np.testing.assert_allclose(probabilities(many), expected, rtol=0, atol=1e-5)
 
 
 def test_silence_is_analysed_in_fixed_windows_and_says_why(model, tmp_path):

@@ -135,3 +135,19 @@ def test_long_recordings_resample_block_by_block_to_the_same_samples(monkeypatch
     for target in (16000, 48000):
         reference = T.Resample(44100, target)(torch.from_numpy(x)).numpy()
         np.testing.assert_allclose(audio.resample(x, 44100, target), reference, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("orig,target,limit", [(4000, 16000, None), (44100, 16000, None), (22050, 48000, None),
+                                               (44100, 48000, 0)])  # 0: the phase-by-phase path
+def test_a_span_of_the_resampled_audio_is_resampled_from_only_the_input_it_needs(orig, target, limit, monkeypatch):
+    """How `lungkd predict` prepares a long recording a batch of cycles at a time (core.features.prepare)."""
+    from lungkd.core.data import audio
+
+    if limit is not None:
+        monkeypatch.setattr(audio, "KERNEL_LIMIT", limit)
+    x = np.random.default_rng(2).uniform(-0.5, 0.5, 4 * orig + 3).astype(np.float32)
+    whole = audio.resample(x, orig, target)
+    assert len(whole) == audio.resampled_length(len(x), orig, target)
+    for start, stop in ((0, 7), (0, len(whole)), (1234, 9876), (len(whole) - 500, len(whole)), (target, target + 1)):
+        np.testing.assert_allclose(audio.resample_span(x, orig, target, start, stop), whole[start:stop],
+                                   rtol=0, atol=1e-6)

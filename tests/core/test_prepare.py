@@ -204,3 +204,25 @@ def test_a_cycle_past_the_end_is_clipped_to_the_resampled_length_in_samples(tmp_
     reference = _reference_clips(path, [cycle], SR)
     np.testing.assert_allclose(clips, reference, rtol=0, atol=1e-7)
     assert cycle_span(cycle, SR, 16001) == (8000, 16001)  # the clip holds 8001 samples, the last one included
+
+
+@pytest.mark.parametrize("settings", [PrepSettings(), PrepSettings(pad="zero"), PrepSettings(fade=False),
+                                      PrepSettings(sample_rate=48000)], ids=["repeat", "zero", "no fade", "48k"])
+def test_clips_prepared_batch_by_batch_are_the_clips_of_the_whole_recording(settings):
+    """`clip_batches` resamples only the stretch each batch needs: the clips (fades at the recording's ends
+    included) are those `prepare_cycles` cuts from the whole resampled recording, in any cycle order."""
+    from lungkd.core.data.audio import resample
+    from lungkd.core.features.prepare import clip_batches
+
+    audio = noise(30, 4000)
+    cycles = [cyc(12.0, 14.5, 1), cyc(0.0, 0.03, 2), cyc(0.0, 9.5, 3), cyc(29.98, 31.0, 4), cyc(2.5, 3.0, 5),
+              cyc(31.0, 32.0, 6), cyc(20.0, 29.0, 7)]  # unordered; one past the end
+    rate = settings.sample_rate
+    whole, problems = prepare_cycles(resample(audio, 4000, rate), rate, cycles, settings)
+    streamed, streamed_problems = np.full_like(whole, np.nan), []
+    for batch in clip_batches(audio, 4000, cycles, settings, batch_size=3, source=None):
+        assert len(batch.indices) <= 3
+        streamed[batch.indices] = batch.clips
+        streamed_problems += batch.problems
+    np.testing.assert_array_equal(streamed, whole)
+    assert [p.line for p in streamed_problems] == [p.line for p in problems] == [6]

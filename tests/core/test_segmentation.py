@@ -191,3 +191,17 @@ def test_real_recordings_meet_the_goals(icbhi_audio_dir):
     assert all(0.8 <= score.count_ratio <= 1.25 for score in totals.values()), \
         {device: round(score.count_ratio, 2) for device, score in totals.items()}
     assert fallbacks <= 1
+
+
+def test_the_breath_envelope_of_a_long_recording_is_computed_block_by_block_to_the_same_values(monkeypatch):
+    """The spectrum is computed a block of frames at a time (bounded memory); the blocks change nothing."""
+    from lungkd.core.analysis import segmentation
+
+    _, samples, sr, _ = next(synthetic_recordings(1))
+    whole, spans = segmentation.breath_envelope(samples, sr), segment_cycles(samples, sr).spans
+    assert len(whole.values) > 37 * 10
+    monkeypatch.setattr(segmentation, "STFT_BLOCK_FRAMES", 37)
+    blocks = segmentation.breath_envelope(samples, sr)
+    np.testing.assert_array_equal(blocks.times, whole.times)
+    np.testing.assert_allclose(blocks.values, whole.values, rtol=0, atol=1e-4)
+    assert segment_cycles(samples, sr).spans == spans
