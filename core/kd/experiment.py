@@ -28,6 +28,7 @@ from lungkd.core.kd.store import ExperimentStore
 from lungkd.core.metrics import patient_bootstrap_ci, scores_from_logits
 from lungkd.core.recipes import ExperimentRecipe, ModelSpec, StudentSpec
 from lungkd.core.storage import write_npz_atomic
+from lungkd.core.training.trainer import resolve_device
 from lungkd.core.workspace.catalog import Catalog
 from lungkd.core.workspace.layout import together_folder
 
@@ -156,7 +157,8 @@ def plan_jobs(specs: list[RunSpec], stage: str, recipe: ExperimentRecipe, store:
 def train_teachers(recipe: ExperimentRecipe, store: ExperimentStore, executor: Executor, emit: EventCallback,
                    cancel: CancelToken) -> list[dict]:
     specs = teacher_specs(recipe)
-    together = recipe.teachers.trains_together and len(specs) > 1
+    on_gpu = resolve_device(recipe.device).type == "cuda"
+    together = recipe.teachers.trains_together(on_gpu) and len(specs) > 1
     emit(Event("teachers", "started", f"{len(specs)} {recipe.teachers.arch} teachers"
                + (", trained together as one batched model" if together else ""), total=len(specs)))
     jobs = plan_jobs(specs, "teachers", recipe, store)
