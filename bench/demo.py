@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe  # noqa: E402
 
+from lungkd.core.kd.executors import create_executor  # noqa: E402
 from lungkd.core.kd.experiment import Experiment  # noqa: E402
 from lungkd.core.recipes import load_experiment  # noqa: E402
 
@@ -60,6 +61,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", type=Path, default=Path(str(files("lungkd.resources") / "recipes" / "demo-cpu.toml")))
     parser.add_argument("--workspace", type=Path)
+    parser.add_argument("--executor", default="process", choices=("inprocess", "process"),
+                        help="who trains the runs (default: process, as `lungkd run` and the Studio)")
     args = parser.parse_args()
     recipe = load_experiment(args.recipe)
     print(describe())
@@ -68,7 +71,11 @@ def main() -> None:
         workspace = args.workspace or Path(tmp) / "ws"
         clock = StageClock()
         start_wall, start_cpu = time.perf_counter(), cpu_seconds()
-        report = Experiment(recipe, workspace, on_event=clock).run()
+        executor = create_executor(args.executor)
+        try:
+            report = Experiment(recipe, workspace, on_event=clock, executor=executor).run()
+        finally:
+            executor.close()
         end_wall, end_cpu = time.perf_counter(), cpu_seconds()
     print(f"load average after:  {' '.join(f'{x:.1f}' for x in os.getloadavg())}\n")
     print(f"recipe {args.recipe}")

@@ -1,10 +1,11 @@
 """Does distillation help where labels are noisy? A measured run on a synthetic dataset, with intervals.
 
-    python bench/kd_effect.py [--recordings 160] [--label-noise 0.2] [--teachers 5] [--seeds 5]
-                              [--epochs 12] [--arch cnn6] [--size tiny] [--workspace DIR]
+    python bench/kd_effect.py [--recordings 240] [--test-fraction 0.25] [--label-noise 0.2] [--teachers 5]
+                              [--seeds 5] [--epochs 10] [--specaugment] [--arch cnn6] [--size tiny] [--workspace DIR]
 
-Trains k teachers (together, as one batched model), then the same student architecture on the teachers'
-mean_k soft labels and on the (noisy) hard labels, each with several seeds, all with one fixed recipe and
+Trains k teachers (as one batched model on a GPU; one after another on a CPU, where that is faster), then the
+same student architecture on the teachers' mean_k soft labels and on the (noisy) hard labels, each with
+several seeds, all with one fixed recipe and
 `selection = last` (no checkpoint picked on the test set, so the comparison is not tuned on it). Every
 model is scored on the test labels as written (wrong at the same rate as the training labels, like a real
 dataset's) and on the generator's true labels (the same recordings written with no label noise).
@@ -41,12 +42,18 @@ from lungkd.core.training.trainer import predict_logits  # noqa: E402
 from lungkd.core.workspace.layout import MODEL_FOLDER, cache_folder  # noqa: E402
 
 
+def data_spec(args, label_noise: float) -> DataSpec:
+    """The recipe's data (recordings split by patient as in the CPU demo), with labels written at `label_noise`."""
+    return DataSpec(synthetic=SyntheticData(recordings=args.recordings, seed=args.data_seed, label_noise=label_noise),
+                    split="patient", test_fraction=args.test_fraction)
+
+
 def recipe(args) -> dict:
-    train = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr}
+    train = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "specaugment": args.specaugment}
     return {
         "name": f"kd-effect-{args.arch}-{args.recordings}-noise{args.label_noise:g}-k{args.teachers}",
         "selection": "last",
-        "data": {"synthetic": {"recordings": args.recordings, "seed": args.data_seed, "label_noise": args.label_noise}},
+        "data": data_spec(args, args.label_noise).model_dump(mode="json", exclude_defaults=True),
         "teachers": {"arch": args.arch, "size": args.size, "k": args.teachers, "train": train},
         "students": [{"arch": args.arch, "size": args.size, "labels": f"mean_{args.teachers}",
                       "seeds": [100 + s for s in range(args.seeds)], "baseline": True, "train": train}],
@@ -79,14 +86,17 @@ def interval(values: np.ndarray) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--recordings", type=int, default=160)
+    parser.add_argument("--recordings", type=int, default=240)
+    parser.add_argument("--test-fraction", type=float, default=0.25)
     parser.add_argument("--label-noise", type=float, default=0.2)
     parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--teachers", type=int, default=5)
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--specaugment", action="store_true",
+                        help="SpecAugment while training (off, as in the CPU demo: on this little data it slows learning)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--arch", default="cnn6")
     parser.add_argument("--size", default="tiny")
     parser.add_argument("--draws", type=int, default=2000)
@@ -111,13 +121,13 @@ def main() -> None:
     models = {role: [load_saved_model(f / MODEL_FOLDER)[0] for f in found] for role, found in folders.items()}
     print(f"\nsynthetic data: {args.recordings} recordings, {args.label_noise:.0%} wrong labels, "
           f"{report['train_cycles']} train / {report['test_cycles']} test cycles; {args.arch} ({args.size}), "
-          f"{args.epochs} epochs, batch {args.batch_size}, lr {args.lr:g}, selection = last; "
-          f"{args.teachers} teachers (trained together), {args.seeds} seed pairs; training took {trained:.0f} s")
+          f"{args.epochs} epochs, batch {args.batch_size}, lr {args.lr:g}, SpecAugment {'on' if args.specaugment else 'off'}, "
+          "selection = last; "
+          f"{args.teachers} teachers, {args.seeds} seed pairs; training took {trained:.0f} s")
 
     inputs, cache, rng = model_info(args.arch).inputs, FeatureCache(cache_folder(workspace)), np.random.default_rng(1)
     for truth, noise in (("as written", args.label_noise), ("true", 0.0)):
-        index = resolve_dataset(DataSpec(synthetic=SyntheticData(recordings=args.recordings, seed=args.data_seed,
-                                                                 label_noise=noise)), workspace)
+        index = resolve_dataset(data_spec(args, noise), workspace)
         test = build_cycle_sets(index, inputs, cache=cache)["test"]
         boot = PatientBootstrap(test.labels.numpy(), np.array(test.patients), args.draws)
         logits = {role: np.stack([predict_logits(m, test).numpy() for m in found]) for role, found in models.items()}
