@@ -27,7 +27,7 @@ from lungkd.core.training.trainer import CycleSet, predict_logits
 
 FIXED_WINDOW_S = 4.0
 MIN_CYCLE_S, MAX_CYCLE_S = 1.0, 8.0
-CYCLE_SOURCES = ("annotation", "automatic", "fixed windows")
+CYCLE_SOURCES = ("annotation", "automatic", "fixed windows", "edited")
 
 
 @dataclass
@@ -148,12 +148,18 @@ def find_cycles(path: Path, samples: np.ndarray, sr: int) -> tuple[list[Cycle], 
 
 
 def analyse_recording(path: str | Path, model: torch.nn.Module, *, batch_size: int = 16,
-                      cancel: CancelToken | None = None) -> RecordingAnalysis:
-    """The four class probabilities of every cycle, through the model's own preparation and features."""
+                      cancel: CancelToken | None = None,
+                      spans: list[tuple[float, float]] | None = None) -> RecordingAnalysis:
+    """The four class probabilities of every cycle, through the model's own preparation and features.
+    `spans` (start, end in seconds) replace the cycles found beside the recording: the cycles of an
+    annotation being edited, predicted before it is saved (cycle source "edited", no truth)."""
     path = Path(path)
     prep, features = input_settings(model.arch_name)
     decoded = load_audio(path)  # at its own rate, for the duration and the segmentation
-    cycles, source, problems = find_cycles(path, decoded.samples, decoded.sample_rate)
+    if spans is None:
+        cycles, source, problems = find_cycles(path, decoded.samples, decoded.sample_rate)
+    else:
+        cycles, source, problems = [Cycle(path.stem, i, a, b, 0, 0) for i, (a, b) in enumerate(spans)], "edited", []
     # one decode serves both: the segmentation at the file's rate, the model at its own
     samples = resample(decoded.samples, decoded.sample_rate, prep.sample_rate)
     clips, clip_problems = prepare_cycles(samples, prep.sample_rate, cycles, prep, str(path))

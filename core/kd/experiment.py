@@ -98,6 +98,26 @@ def _scores_row(scores: Scores) -> dict:
     return {"sp": d["sp"], "se": d["se"], "score": d["score"]}
 
 
+def teacher_root(workspace: Path, teachers: dict, teacher_train: dict, data_fingerprint: str) -> Path:
+    """Where the teachers of this recipe and data live: `workspace/teachers/<arch>-<digest>`, shared by every
+    experiment with the same teachers, teacher training and data (the recipe's sections as in recipe.json)."""
+    key = {"teachers": teachers, "train": teacher_train, "data": data_fingerprint}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    return Path(workspace) / "teachers" / f"{teachers['arch']}-{digest}"
+
+
+def experiment_teacher_models(experiment_folder: Path) -> list[Path]:
+    """The finished teacher model folders of an experiment, by seed (none before its data was indexed)."""
+    stored = json.loads((Path(experiment_folder) / RECIPE_FILE).read_text(encoding="utf-8"))
+    if stored.get("data_fingerprint") is None:
+        return []
+    recipe = stored["recipe"]
+    root = teacher_root(Path(experiment_folder).parent.parent, recipe["teachers"], recipe["teacher_train"],
+                        stored["data_fingerprint"])
+    models = [root / f"seed-{seed}" / "model" for seed in range(1, recipe["teachers"]["k"] + 1)]
+    return [m for m in models if read_model_card(m) is not None]
+
+
 class Experiment:
     def __init__(self, recipe: ExperimentRecipe, workspace: Path, on_event: EventCallback | None = None,
                  cancel: CancelToken | None = None, executor: Executor | None = None):
@@ -180,10 +200,8 @@ class Experiment:
                                                     self.recipe.data.split_seed))
         self._check_data()
         self._register()
-        teachers = {"teachers": asdict(self.recipe.teachers), "train": asdict(self.recipe.teacher_train),
-                    "data": self.index.fingerprint()}
-        digest = hashlib.sha256(json.dumps(teachers, sort_keys=True).encode()).hexdigest()[:12]
-        self.teacher_root = self.workspace / "teachers" / f"{self.recipe.teachers.arch}-{digest}"
+        self.teacher_root = teacher_root(self.workspace, asdict(self.recipe.teachers),
+                                         asdict(self.recipe.teacher_train), self.index.fingerprint())
         for problem in self.index.warnings:
             self.emit(Event("data", "notice", str(problem)))
         self.emit(Event("data", "finished", data={"fingerprint": self.index.fingerprint()}))

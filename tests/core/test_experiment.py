@@ -11,7 +11,8 @@ import pytest
 
 from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.workspace.catalog import Catalog
-from lungkd.core.kd.experiment import Experiment, ExperimentError
+from lungkd.core.analysis.review import teachers_for_model
+from lungkd.core.kd.experiment import Experiment, ExperimentError, experiment_teacher_models
 from lungkd.core.events import read_events
 from lungkd.core.recipes import RecipeError, load_experiment, parse_experiment
 
@@ -150,6 +151,17 @@ def test_teachers_are_shared_by_experiments_with_the_same_teachers_and_data(fini
     assert {e.run for e in events if e.stage == "students" and e.kind == "started"} == {
         "student cnn6 random_2 seed 1", "student cnn6 random_2 seed 2",  # baselines belong to an experiment
         "baseline cnn6 hard seed 1", "baseline cnn6 hard seed 2"}
+
+
+def test_a_student_leads_to_its_experiments_teachers(finished):
+    experiment, report, _, root = finished
+    stored = np.load(experiment.folder / "teacher_logits.npz")
+    expected = [Path(folder) / "model" for folder in stored["teacher_folders"]]
+    assert experiment_teacher_models(experiment.folder) == expected == \
+        [experiment.teacher_root / f"seed-{seed}" / "model" for seed in (1, 2, 3)]
+    student = experiment.folder / "students" / "cnn6-mean_3-seed-1" / "model"
+    assert teachers_for_model(student) == expected
+    assert teachers_for_model(expected[0]) == []  # a teacher belongs to no experiment folder
 
 
 def test_a_changed_recipe_is_refused_with_the_difference(finished, tmp_path):
