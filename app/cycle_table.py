@@ -1,74 +1,174 @@
-"""The cycle table: one row per cycle with its prediction, the four probabilities and the annotation."""
+"""The cycle table: one row per cycle with its prediction, the four probabilities and the annotated class
+(double click it, or F2, to choose another); where an experiment's teachers voted, each teacher's vote and
+their ensemble's probabilities beside the student's. Rows select with the plot; several can be selected
+for accepting the model's classes or setting one class at once."""
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHeaderView, QStyledItemDelegate, QTableWidget,
+                               QTableWidgetItem)
 
-from lungkd.core.analysis.predict import RecordingAnalysis
+from lungkd.core.analysis.review import ensemble_probabilities, teacher_votes
 from lungkd.core.labels import CLASS_NAMES
 
-from .theme import CLASS_COLOURS, MISMATCH, class_colour, translucent
+from .annotation_editing import ShownCycle
+from .theme import CLASS_COLOURS, MISMATCH, MUTED, class_colour, translucent
 
 COLUMNS = ("#", "start (s)", "end (s)", "prediction", *CLASS_NAMES, "annotated", "match")
+TEACHER_COLUMNS = ("teachers", *(f"ens. {name}" for name in CLASS_NAMES))
 FIRST_PROBABILITY = COLUMNS.index(CLASS_NAMES[0])
+ANNOTATED = COLUMNS.index("annotated")
+
+
+class ClassDelegate(QStyledItemDelegate):
+    """A class chooser in the annotated column; the choice goes to the document, which redraws the table."""
+
+    def __init__(self, table: "CycleTable"):
+        super().__init__(table)
+        self.table = table
+
+    def createEditor(self, parent, option, index):
+        combo = QComboBox(parent)
+        combo.addItems(CLASS_NAMES)
+        combo.activated.connect(lambda _: (self.commitData.emit(combo), self.closeEditor.emit(combo)))
+        return combo
+
+    def setEditorData(self, editor, index) -> None:
+        editor.setCurrentText(index.data() or CLASS_NAMES[0])
+
+    def setModelData(self, editor, model, index) -> None:
+        row, label = index.row(), editor.currentIndex()
+        QTimer.singleShot(0, lambda: self.table.label_chosen.emit(row, label))  # after the editor has closed
 
 
 class CycleTable(QTableWidget):
     cycle_selected = Signal(int)
     cycle_activated = Signal(int)  # double click or Enter: play it
+    label_chosen = Signal(int, int)  # row, class chosen in the annotated column
 
     def __init__(self, parent=None):
         super().__init__(0, len(COLUMNS), parent)
-        self.setHorizontalHeaderLabels(COLUMNS)
-        for name in CLASS_NAMES:
-            header = self.horizontalHeaderItem(COLUMNS.index(name))
-            header.setForeground(CLASS_COLOURS[name].darker(140))
-            header.setToolTip(f"probability of {name}")
+        self._set_columns(False)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed)
+        self.setItemDelegateForColumn(ANNOTATED, ClassDelegate(self))
         self.verticalHeader().setVisible(False)
         self.verticalHeader().setDefaultSectionSize(24)
-        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         self.setAlternatingRowColors(False)
         self.itemSelectionChanged.connect(self._selection_changed)
-        self.cellDoubleClicked.connect(lambda row, _: self.cycle_activated.emit(row))
+        self.cellDoubleClicked.connect(lambda row, column: column != ANNOTATED and self.cycle_activated.emit(row))
 
-    def show_analysis(self, analysis: RecordingAnalysis | None) -> None:
+    def _set_columns(self, teachers: bool) -> None:
+        columns = COLUMNS + (TEACHER_COLUMNS if teachers else ())
+        if self.columnCount() == len(columns) and self.horizontalHeaderItem(0) is not None:
+            return
+        self.setColumnCount(len(columns))
+        self.setHorizontalHeaderLabels(columns)
+        for name in CLASS_NAMES:
+            for column, tip in ((name, f"probability of {name}"), (f"ens. {name}", f"the teachers' ensemble: "
+                                                                   f"probability of {name}")):
+                if column in columns:
+                    header = self.horizontalHeaderItem(columns.index(column))
+                    header.setForeground(CLASS_COLOURS[name].darker(140))
+                    header.setToolTip(tip)
+        self.horizontalHeaderItem(ANNOTATED).setToolTip("double click (or F2) to choose the class; keys N, C, W, B")
+        if teachers:
+            self.horizontalHeaderItem(len(COLUMNS)).setToolTip("each teacher's vote: N normal, C crackle, W wheeze, "
+                                                               "B both")
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+
+    def column(self, name: str) -> int:
+        return [self.horizontalHeaderItem(i).text() for i in range(self.columnCount())].index(name)
+
+    def _item(self, row: int, column: int, text: str, background=None, editable: bool = False) -> QTableWidgetItem:
+        item = QTableWidgetItem(text)
+        item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+        if not editable:
+            item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+        if background is not None:
+            item.setBackground(QBrush(background))
+        self.setItem(row, column, item)
+        return item
+
+    def show_cycles(self, cycles: list[ShownCycle], teachers: list[list[list[float]] | None] | None = None) -> None:
+        """`teachers`: per cycle, each teacher's four probabilities (None: not predicted yet), or None to
+        leave the teacher columns out."""
         self.blockSignals(True)
         self.clearSelection()
-        cycles = analysis.cycles if analysis else []
+        self._set_columns(teachers is not None)
         self.setRowCount(len(cycles))
         for row, c in enumerate(cycles):
-            predicted = CLASS_NAMES[c.predicted]
-            mismatch = c.matches is False
-            values = (str(row + 1), f"{c.start:.3f}", f"{c.end:.3f}", f"{predicted} {c.confidence:.0%}",
-                      *(f"{p:.3f}" for p in c.probabilities), "" if c.truth is None else CLASS_NAMES[c.truth],
-                      "" if c.matches is None else ("✓" if c.matches else "✗ mismatch"))
-            for column, value in enumerate(values):
-                item = QTableWidgetItem(value)
-                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
-                self.setItem(row, column, item)
-            self.item(row, 3).setBackground(QBrush(translucent(class_colour(c.predicted), 70)))
-            for k, p in enumerate(c.probabilities):  # a heat map: the stronger the colour, the likelier
-                self.item(row, FIRST_PROBABILITY + k).setBackground(QBrush(translucent(class_colour(k), int(150 * p))))
-            if c.truth is not None:
-                self.item(row, COLUMNS.index("annotated")).setBackground(
-                    QBrush(translucent(class_colour(c.truth), 70)))
-            if mismatch:
-                self.item(row, len(COLUMNS) - 1).setForeground(MISMATCH)
+            self._item(row, 0, str(row + 1))
+            self._item(row, 1, f"{c.start:.3f}")
+            self._item(row, 2, f"{c.end:.3f}")
+            if c.predicted is None:
+                self._item(row, 3, "predicting…").setForeground(MUTED)
+                for k in range(len(CLASS_NAMES)):
+                    self._item(row, FIRST_PROBABILITY + k, "")
+            else:
+                self._item(row, 3, f"{CLASS_NAMES[c.predicted]} {c.confidence:.0%}",
+                           translucent(class_colour(c.predicted), 70))
+                for k, p in enumerate(c.probabilities):  # a heat map: the stronger the colour, the likelier
+                    self._item(row, FIRST_PROBABILITY + k, f"{p:.3f}", translucent(class_colour(k), int(150 * p)))
+            truth = self._item(row, ANNOTATED, "" if c.truth is None else CLASS_NAMES[c.truth],
+                               None if c.truth is None else translucent(class_colour(c.truth), 70), editable=True)
+            truth.setToolTip("double click to choose the class")
+            match = self._item(row, ANNOTATED + 1, "" if c.matches is None else ("✓" if c.matches else "✗ mismatch"))
+            if c.matches is False:
+                match.setForeground(MISMATCH)
+            if teachers is not None:
+                self._teacher_cells(row, teachers[row])
         self.blockSignals(False)
 
+    def _teacher_cells(self, row: int, probabilities: list[list[float]] | None) -> None:
+        first = len(COLUMNS)
+        if not probabilities:
+            for k in range(len(TEACHER_COLUMNS)):
+                self._item(row, first + k, "…" if k == 0 else "").setForeground(MUTED)
+            return
+        votes = teacher_votes(probabilities)
+        cell = self._item(row, first, " ".join(CLASS_NAMES[v][0].upper() for v in votes))
+        cell.setToolTip("\n".join(f"teacher {i + 1}: {CLASS_NAMES[v]} {max(p):.0%}"
+                                  for i, (v, p) in enumerate(zip(votes, probabilities))))
+        for k, p in enumerate(ensemble_probabilities(probabilities)):
+            self._item(row, first + 1 + k, f"{p:.3f}", translucent(class_colour(k), int(150 * p)))
+
+    # ---------------------------------------------------------------- selection
+
     def select_cycle(self, index: int) -> None:
-        if 0 <= index < self.rowCount() and self.current_cycle() != index:
-            self.selectRow(index)
+        """Selects that row alone (a click in the plot, a step, a review), whatever keys are held."""
+        if 0 <= index < self.rowCount() and self.selected_cycles() != [index]:
+            flags = QItemSelectionModel.SelectionFlag
+            self.selectionModel().setCurrentIndex(self.model().index(index, 0), flags.ClearAndSelect | flags.Rows)
             self.scrollToItem(self.item(index, 0))
 
+    def select_cycles(self, indices: list[int]) -> None:
+        """Restores a selection without announcing it (after a redraw)."""
+        rows = [i for i in indices if 0 <= i < self.rowCount()]
+        flags = QItemSelectionModel.SelectionFlag
+        selection = QItemSelection()
+        for row in rows:
+            selection.select(self.model().index(row, 0), self.model().index(row, self.columnCount() - 1))
+        self.blockSignals(True)
+        self.selectionModel().select(selection, flags.ClearAndSelect)
+        if rows:
+            self.selectionModel().setCurrentIndex(self.model().index(rows[0], 0), flags.NoUpdate)
+            self.scrollToItem(self.item(rows[0], 0))
+        self.blockSignals(False)
+
+    def selected_cycles(self) -> list[int]:
+        return sorted(index.row() for index in self.selectionModel().selectedRows())
+
     def current_cycle(self) -> int | None:
-        rows = self.selectionModel().selectedRows()
-        return rows[0].row() if rows else None
+        """The row with the focus when it is selected, else the first selected one."""
+        rows = self.selected_cycles()
+        if not rows:
+            return None
+        return self.currentRow() if self.currentRow() in rows else rows[0]
 
     def _selection_changed(self) -> None:
         index = self.current_cycle()

@@ -11,9 +11,11 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow, QMes
 
 from lungkd.core.models.inventory import ModelEntry, find_models, shipped_models_folder
 
+from .annotation_actions import AnnotationActions, ask_to_save
 from .engine import TaskQueue
 from .playback import Player
 from .recordings_page import RecordingsPage
+from .review_mode import ReviewMode
 from .runs_view import RunsView
 from .theme import STYLE_SHEET
 from .wizard import TrainingWizard
@@ -35,7 +37,7 @@ class MainWindow(QMainWindow):
         self.queue = TaskQueue(self)
         self.player = Player(self)
         self.last_error: QMessageBox | None = None
-        self.setWindowTitle(f"LungKD Studio — {self.workspace}")
+        self.setWindowTitle(f"LungKD Studio — {self.workspace}[*]")
         self.setStyleSheet(STYLE_SHEET)
         self.resize(1440, 900)
         self.setAcceptDrops(True)
@@ -49,11 +51,16 @@ class MainWindow(QMainWindow):
         self.wizard: TrainingWizard | None = None
         self.setCentralWidget(self.pages)
         self._build_status_bar()
+        self.editing = AnnotationActions(self.recordings, self)
+        self.review = ReviewMode(self.recordings, self.editing, self)
         self._build_actions()
 
         self.recordings.status.connect(self.status_message)
         self.recordings.error.connect(self.show_error)
         self.recordings.selection_changed.connect(self._update_actions)
+        self.recordings.documents_changed.connect(
+            lambda: self.setWindowModified(any(d.modified for d in self.recordings.documents.values())))
+        self.review.train_requested.connect(self.train_on)
         self.queue.progress.connect(self._progress)
         self.queue.busy.connect(self._busy)
         self.refresh_models()
@@ -77,7 +84,7 @@ class MainWindow(QMainWindow):
                                         "Open wav, flac or ogg recordings")
         self.export_action = self._action("&Export cycles as CSV…", self.export_dialog, "Ctrl+E",
                                           "Every analysed cycle of the open recordings, one row each")
-        self.remove_action = self._action("&Close recording", page.remove_current, QKeySequence.StandardKey.Close)
+        self.remove_action = self._action("&Close recording", self.close_recording, QKeySequence.StandardKey.Close)
         quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.play_action = self._action("&Play / stop", page.toggle_playback, "Space",
                                         "Play the selected cycle (or what is in view); double click a cycle to play it")
@@ -90,10 +97,15 @@ class MainWindow(QMainWindow):
         cancel = self._action("&Cancel", self.queue.cancel_all, "Esc")
         self.train_action = self._action("&Train and distil…", self.open_wizard, "Ctrl+T",
                                          "Train teachers, build soft labels and distil a student, step by step")
+        self.teachers_action = self._action("Show the &teachers' votes", page.set_show_teachers, None,
+                                            "Each teacher's vote and their ensemble beside the model (when the "
+                                            "model is an experiment's student)")
+        self.teachers_action.setCheckable(True)
         experiments = self._action("&Experiments", lambda: (self.runs.refresh(), self.pages.setCurrentWidget(self.runs)),
                                    "Ctrl+R", "The workspace's experiments with their Scores")
         menus = {"&File": (self.open_action, self.export_action, self.remove_action, None, quit_action),
-                 "&View": (zoom_in, zoom_out, fit, None, next_cycle, previous_cycle),
+                 "&Edit": (*self.editing.menu_actions(), None, self.review.toggle),
+                 "&View": (zoom_in, zoom_out, fit, None, next_cycle, previous_cycle, None, self.teachers_action),
                  "&Analysis": (self.play_action, None, refresh, cancel),
                  "&Training": (self.train_action, experiments)}
         for title, actions in menus.items():
@@ -133,6 +145,8 @@ class MainWindow(QMainWindow):
         self.remove_action.setEnabled(page.current is not None)
         self.play_action.setEnabled(self.player.available and page.current is not None)
         self.play_action.setToolTip(self.player.unavailable_reason or "Play the selected cycle (Space)")
+        self.teachers_action.setEnabled(bool(page.teacher_folders))
+        self.teachers_action.setChecked(page.show_teachers)
 
     # ---------------------------------------------------------------- models
 
@@ -231,6 +245,16 @@ class MainWindow(QMainWindow):
         self.wizard.raise_()
         return self.wizard
 
+    def train_on(self, folder: Path) -> TrainingWizard | None:
+        """The wizard with this folder of (corrected) recordings as its data; it trains on the files on disk,
+        so unsaved edits are offered for saving first."""
+        if not ask_to_save(self, list(self.recordings.documents.values()), "training on the files on disk"):
+            return None
+        wizard = self.open_wizard()
+        wizard.use_data_folder(folder)
+        self.status_message(f"The wizard trains on {folder}.")
+        return wizard
+
     def use_model(self, folder: str) -> None:
         """A model the wizard just distilled becomes the one that analyses recordings."""
         self.refresh_models()
@@ -242,7 +266,16 @@ class MainWindow(QMainWindow):
         QMessageBox.about(self, "LungKD Studio", "LungKD Studio — lung-sound cycles classified by models "
                           "distilled from ensembles.\nNot a medical device.")
 
+    def close_recording(self) -> None:
+        page = self.recordings
+        if page.current is not None and ask_to_save(self, [page.documents[page.current.path]]
+                                                    if page.current.path in page.documents else []):
+            page.remove_current()
+
     def closeEvent(self, event) -> None:
+        if not ask_to_save(self, list(self.recordings.documents.values())):
+            event.ignore()
+            return
         if self.wizard is not None and not self.wizard.close():  # it asks while training runs
             event.ignore()
             return

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from lungkd.core.analysis.predict import RecordingAnalysis, analyse_recording, display_spectrogram
+from lungkd.core.data.annotation_io import file_digest
 from lungkd.core.data.audio import AUDIO_EXTENSIONS, load_audio
 from lungkd.core.cancel import Cancelled
 from lungkd.core.errors import LungKDError
@@ -34,6 +35,8 @@ class OpenRecording:
     spectrogram: Spectrogram
     analysis: RecordingAnalysis | None = None  # None until a model has analysed it
     notice: str = ""  # why there is no analysis, or what the analysis warned about
+    model_folder: Path | None = None  # the model that analysed it
+    annotation_digest: str | None = None  # of the annotation beside it when it was read (None: there was none)
 
     @property
     def duration(self) -> float:
@@ -86,10 +89,11 @@ def failure(path: Path, exc: Exception) -> FailedRecording:
     return FailedRecording(path, words or type(exc).__name__, f"{exc}\n\n{traceback.format_exc()}")
 
 
-def _analyse(path: Path, model_folder: Path | None, models: ModelCache, cancel) -> tuple[RecordingAnalysis | None, str]:
+def _analyse(path: Path, model_folder: Path | None, models: ModelCache, cancel,
+             spans: list[tuple[float, float]] | None = None) -> tuple[RecordingAnalysis | None, str]:
     if model_folder is None:
         return None, "No model chosen: pick one in the toolbar to see predictions."
-    analysis = analyse_recording(path, models.get(model_folder), cancel=cancel)
+    analysis = analyse_recording(path, models.get(model_folder), cancel=cancel, spans=spans)
     return analysis, "\n".join(analysis.warnings)
 
 
@@ -114,15 +118,34 @@ def open_job(paths: list[Path], model_folder: Path | None, settings: Spectrogram
     def work(path: Path, cancel) -> OpenRecording:
         audio = load_audio(path)
         recording = OpenRecording(path, audio.samples, audio.sample_rate,
-                                  compute_spectrogram(audio.samples, audio.sample_rate, settings))
+                                  compute_spectrogram(audio.samples, audio.sample_rate, settings),
+                                  model_folder=model_folder, annotation_digest=file_digest(path.with_suffix(".txt")))
         recording.analysis, recording.notice = _analyse(path, model_folder, models, cancel)
         return recording
     return _each_recording(paths, work)
 
 
-def reanalyse_job(paths: list[Path], model_folder: Path, models: ModelCache):
-    """The open recordings again with another model: (path, analysis, notice) results."""
-    return _each_recording(paths, lambda path, cancel: (path, *_analyse(path, model_folder, models, cancel)))
+@dataclass
+class Analysed:
+    """A model's predictions for a recording: of the cycles it found (spans None), or of given spans."""
+
+    path: Path
+    model_folder: Path
+    analysis: RecordingAnalysis
+    notice: str
+    annotation_digest: str | None = None
+
+
+def reanalyse_job(requests: list[tuple[Path, list[tuple[float, float]] | None]], model_folder: Path,
+                  models: ModelCache):
+    """Recordings (again) with a model: of the cycles found beside each when its spans are None, else of
+    those spans (an annotation being edited). Analysed results."""
+    spans = dict(requests)
+
+    def work(path: Path, cancel) -> Analysed:
+        digest = file_digest(path.with_suffix(".txt")) if spans[path] is None else None
+        return Analysed(path, model_folder, *_analyse(path, model_folder, models, cancel, spans[path]), digest)
+    return _each_recording(list(spans), work)
 
 
 def spectrogram_job(samples: np.ndarray, sample_rate: int, settings: SpectrogramSettings):

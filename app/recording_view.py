@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from lungkd.core.labels import CLASS_NAMES
 
+from .annotation_editing import ShownCycle
 from .recording_jobs import OpenRecording, Spectrogram
 from .spectrogram_settings import SpectrogramSettings
 from .theme import CLASS_COLOURS, INK, MISMATCH, MUTED, PLOT_BACKGROUND, class_colour, colour_map, translucent
@@ -49,6 +50,7 @@ class RecordingView(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.recording: OpenRecording | None = None
+        self.cycles: list[ShownCycle] = []  # what the cycle track shows, from the recording's CycleDocument
         self.title = QLabel(objectName="heading")
         self.plots = pg.GraphicsLayoutWidget()
         self.plots.setBackground(PLOT_BACKGROUND)
@@ -125,7 +127,8 @@ class RecordingView(QWidget):
 
     # ---------------------------------------------------------------- content
 
-    def show_recording(self, recording: OpenRecording, settings: SpectrogramSettings) -> None:
+    def show_recording(self, recording: OpenRecording, settings: SpectrogramSettings,
+                       cycles: list[ShownCycle]) -> None:
         self.recording = recording
         duration = recording.duration
         peak = float(np.abs(recording.samples).max()) or 1.0
@@ -134,7 +137,7 @@ class RecordingView(QWidget):
             plot.setLimits(xMin=0, xMax=duration)
         self.set_spectrogram(recording.spectrogram)
         self.apply_settings(settings)
-        self.set_analysis()
+        self.set_analysis(cycles)
         self.set_play_position(None)
         self.wave.setXRange(0, duration, padding=0)
 
@@ -149,37 +152,45 @@ class RecordingView(QWidget):
         nyquist = self.recording.sample_rate / 2 if self.recording else settings.fmax
         self.spec.setYRange(min(settings.fmin, nyquist - 100), min(settings.fmax, nyquist), padding=0)
 
-    def set_analysis(self) -> None:
-        """Draws the cycles of the current recording's analysis (none before a model has run)."""
+    def set_analysis(self, cycles: list[ShownCycle]) -> None:
+        """Draws the cycles (none before a model has run); one the model has not seen yet is grey."""
         for item in self._cycle_items:
             item.getViewBox().removeItem(item)
         self._cycle_items, self._labels = [], []
+        self.cycles = list(cycles)
         self.select_cycle(None)
         recording = self.recording
-        analysis = recording.analysis if recording else None
         self.title.setText(self._title())
-        annotated = [c for c in analysis.cycles if c.truth is not None] if analysis else []
+        annotated = [c for c in cycles if c.truth is not None]
         self.track.getAxis("left").setTicks([[(1.5, "model")] + ([(0.5, "annotated")] if annotated else [])])
-        if analysis is None or not analysis.cycles:
+        if not cycles:
             return
-        cycles = analysis.cycles
-        predicted = [class_colour(c.predicted) for c in cycles]
+        predicted = [MUTED if c.predicted is None else class_colour(c.predicted) for c in cycles]
         # one item per lane rather than one per cycle: an hour of breathing stays quick to draw and to drop
         self._bars(self.wave, cycles, -1.05, 2.1,
-                   [translucent(colour, confidence_alpha(c.confidence) // 2) for colour, c in zip(predicted, cycles)],
+                   [translucent(colour, confidence_alpha(c.confidence or 0.0) // 2) for colour, c in zip(predicted, cycles)],
                    [pg.mkPen(colour.darker(130), width=1) for colour in predicted], z=-10)
         self._bars(self.track, cycles, 1.06, 0.88,
-                   [translucent(colour, confidence_alpha(c.confidence)) for colour, c in zip(predicted, cycles)])
+                   [translucent(colour, confidence_alpha(c.confidence or 0.0)) for colour, c in zip(predicted, cycles)])
         if annotated:
             self._bars(self.track, annotated, 0.06, 0.88, [translucent(class_colour(c.truth), 110) for c in annotated],
                        [pg.mkPen(MISMATCH, width=2) if c.matches is False else None for c in annotated])
+            unlabelled = [c for c in cycles if c.truth is None]
+            if unlabelled:
+                self._bars(self.track, unlabelled, 0.06, 0.88, [translucent(MUTED, 25)] * len(unlabelled),
+                           [pg.mkPen(MUTED, width=1, style=Qt.PenStyle.DashLine)] * len(unlabelled))
         boundaries = np.repeat([c.start for c in cycles], 2)
         self._add(self.spec, pg.PlotCurveItem(boundaries, np.tile([0.0, recording.sample_rate / 2], len(cycles)),
                                               connect="pairs", pen=pg.mkPen((255, 255, 255, 120), width=1)))
         for cycle, colour in zip(cycles, predicted):
-            name, confidence = CLASS_NAMES[cycle.predicted], f"{cycle.confidence:.0%}"
-            self._label((f"{name} {confidence}", name, confidence), cycle, 1.5, colour.darker(170))
-            if cycle.truth is not None:
+            if cycle.predicted is None:
+                self._label(("predicting…", "…"), cycle, 1.5, MUTED)
+            else:
+                name, confidence = CLASS_NAMES[cycle.predicted], f"{cycle.confidence:.0%}"
+                self._label((f"{name} {confidence}", name, confidence), cycle, 1.5, colour.darker(170))
+            if cycle.truth is None and annotated:
+                self._label(("no class", "?"), cycle, 0.5, MUTED)
+            elif cycle.truth is not None:
                 truth = CLASS_NAMES[cycle.truth]
                 mismatch = cycle.matches is False
                 self._label((f"{truth}  ✗", "✗") if mismatch else (truth,), cycle, 0.5,
@@ -197,7 +208,7 @@ class RecordingView(QWidget):
             return f"{head} · <i>{r.notice}</i>"
         source = SOURCE_WORDS.get(a.cycle_source, a.cycle_source)
         emphasis = ("<b style='color:%s'>" % MISMATCH.name(), "</b>") if a.cycle_source == "fixed windows" else ("", "")
-        return f"{head} · {len(a.cycles)} cycles {emphasis[0]}{source}{emphasis[1]}"
+        return f"{head} · {len(self.cycles)} cycles {emphasis[0]}{source}{emphasis[1]}"
 
     def _add(self, plot, item, z: float = 5) -> None:
         item.setZValue(z)
@@ -233,7 +244,7 @@ class RecordingView(QWidget):
     # ---------------------------------------------------------------- selection, playback, zoom
 
     def select_cycle(self, index: int | None) -> None:
-        cycles = self.recording.analysis.cycles if self.recording and self.recording.analysis else []
+        cycles = self.cycles
         visible = index is not None and 0 <= index < len(cycles)
         for region in self.selection:
             region.setVisible(visible)
@@ -280,8 +291,7 @@ class RecordingView(QWidget):
         return None, None
 
     def cycle_at(self, seconds: float) -> int | None:
-        cycles = self.recording.analysis.cycles if self.recording and self.recording.analysis else []
-        return next((i for i, c in enumerate(cycles) if c.start <= seconds < c.end), None)
+        return next((i for i, c in enumerate(self.cycles) if c.start <= seconds < c.end), None)
 
     def _mouse_clicked(self, event) -> None:
         plot, point = self._plot_at(event.scenePos())
@@ -312,9 +322,10 @@ class RecordingView(QWidget):
         index = self.cycle_at(seconds)
         if index is None:
             return text
-        c = self.recording.analysis.cycles[index]
+        c = self.cycles[index]
         truth = "" if c.truth is None else f", annotated {CLASS_NAMES[c.truth]}"
-        return f"{text}   cycle {index + 1}: {CLASS_NAMES[c.predicted]} {c.confidence:.0%}{truth}"
+        prediction = "not predicted yet" if c.predicted is None else f"{CLASS_NAMES[c.predicted]} {c.confidence:.0%}"
+        return f"{text}   cycle {index + 1}: {prediction}{truth}"
 
     def _level_at(self, seconds: float, hz: float) -> float | None:
         s = self.recording.spectrogram

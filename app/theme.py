@@ -13,6 +13,7 @@ CLASS_COLOURS = {
     "both": QColor(148, 72, 190),
 }
 MISMATCH = QColor(214, 39, 40)
+EDITED = QColor(196, 120, 0)  # unsaved edits
 INK = QColor(40, 44, 52)
 MUTED = QColor(110, 116, 126)
 PLOT_BACKGROUND = QColor(252, 252, 253)
@@ -29,6 +30,10 @@ QHeaderView::section { background: #eef0f3; border: none; border-bottom: 1px sol
                        font-weight: 600; color: #3a404b; }
 QLabel#readout { color: #3a404b; font-family: monospace; padding: 2px 6px; }
 QLabel#heading { font-weight: 600; color: #3a404b; padding: 4px 2px; }
+QLabel#hint { color: #6e747e; }
+QLabel#reason { color: #1d2330; }
+QWidget#editBar, QWidget#reviewBar { background: #eef0f3; border-radius: 4px; }
+QWidget#reviewBar { background: #fff4dc; }
 QToolBar { spacing: 6px; border: none; background: #eef0f3; padding: 3px; }
 QStatusBar { background: #eef0f3; }
 """

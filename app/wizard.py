@@ -5,6 +5,7 @@ Every page edits one experiment recipe (core.recipes); Run drives core.experimen
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
                                QLineEdit, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWizard, QWizardPage)
 
+from lungkd.core.data.metadata import SPLIT_FILE
 from lungkd.core.labels import CLASS_NAMES
 from lungkd.core.recipes import (ARCHITECTURES, ExperimentRecipe, SyntheticData, experiment_to_toml,
                                  load_experiment, parse_experiment)
@@ -70,6 +72,16 @@ class TrainingWizard(QWizard):
                       ResultsPage()]
         for page in self.pages:
             self.addPage(page)
+
+    def use_data_folder(self, folder: Path) -> None:
+        """Train on a folder of recordings (e.g. the ones just reviewed), under a new experiment name: the
+        folder's annotations changed, and an experiment refuses changed data. Without a split file beside
+        the recordings, the split is patient-wise."""
+        folder = Path(folder)
+        split = self.recipe.data.split if next(folder.rglob(SPLIT_FILE), None) else "patient"
+        data = replace(self.recipe.data, path=str(folder), synthetic=None, split=split)
+        self.recipe = replace(self.recipe, data=data, name=f"{folder.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+        self.restart()
 
     def load_recipe(self, path: Path) -> None:
         self.recipe = load_experiment(path)

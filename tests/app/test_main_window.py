@@ -125,18 +125,20 @@ def test_spectrogram_settings_apply_and_are_kept_between_sessions(analysed, wind
 
 
 def test_choosing_another_model_analyses_the_open_recordings_again(analysed, window, workspace, wait_idle):
-    before = analysed.current.analysis
+    document = analysed.documents[analysed.current.path]
+    first, copy = workspace / "runs" / "tiny-cnn6" / "model", workspace / "runs" / "tiny-copy" / "model"
     shutil.copytree(workspace / "runs" / "tiny-cnn6" / "model", workspace / "runs" / "tiny-copy" / "model")
     window.refresh_models()
     picker = window.model_picker
     names = [picker.itemText(i) for i in range(picker.count())]
     assert "runs/tiny-copy — cnn6, Score 51.5" in names and "runs/tiny-cnn6 — cnn6, Score 51.5" in names
     assert any(n.startswith("demo-cnn6 — cnn6, Score") for n in names)  # the shipped demo
-    picker.setCurrentIndex(picker.findData(str(workspace / "runs" / "tiny-copy" / "model")))
+    picker.setCurrentIndex(picker.findData(str(copy)))
     wait_idle(window)
-    assert analysed.current.analysis is not before
-    np.testing.assert_allclose([c.probabilities for c in analysed.current.analysis.cycles],
-                               [c.probabilities for c in before.cycles], atol=1e-5)
+    assert analysed.model_folder == copy and document.missing_spans(copy) == []
+    np.testing.assert_allclose([document.probabilities(copy, s) for s in document.spans],  # the same weights
+                               [document.probabilities(first, s) for s in document.spans], atol=1e-5)
+    assert [c.probabilities for c in analysed.view.cycles] == [document.probabilities(copy, s) for s in document.spans]
 
 
 def test_an_engine_failure_shows_details_and_the_window_keeps_working(window, icbhi_audio_dir, wait_idle):
