@@ -167,11 +167,12 @@ class RecordingView(QWidget):
             return
         predicted = [MUTED if c.predicted is None else class_colour(c.predicted) for c in cycles]
         # one item per lane rather than one per cycle: an hour of breathing stays quick to draw and to drop
+        alphas = [confidence_alpha(c.confidence or 0.0) for c in cycles]  # a cycle not predicted yet: faint
         self._bars(self.wave, cycles, -1.05, 2.1,
-                   [translucent(colour, confidence_alpha(c.confidence or 0.0) // 2) for colour, c in zip(predicted, cycles)],
+                   [translucent(colour, alpha // 2) for colour, alpha in zip(predicted, alphas)],
                    [pg.mkPen(colour.darker(130), width=1) for colour in predicted], z=-10)
         self._bars(self.track, cycles, 1.06, 0.88,
-                   [translucent(colour, confidence_alpha(c.confidence or 0.0)) for colour, c in zip(predicted, cycles)])
+                   [translucent(colour, alpha) for colour, alpha in zip(predicted, alphas)])
         if annotated:
             self._bars(self.track, annotated, 0.06, 0.88, [translucent(class_colour(c.truth), 110) for c in annotated],
                        [pg.mkPen(MISMATCH, width=2) if c.matches is False else None for c in annotated])

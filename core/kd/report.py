@@ -17,7 +17,10 @@ def _row(card: dict) -> dict:
 
 
 def _summary(values: list[float]) -> dict:
-    ms = mean_std([v for v in values if v is not None])
+    values = [v for v in values if v is not None]
+    if not values:  # e.g. no baseline trained: nothing to summarise
+        return {"mean": None, "std": None, "n": 0}
+    ms = mean_std(values)
     return {"mean": None if np.isnan(ms.mean) else ms.mean, "std": None if np.isnan(ms.std) else ms.std, "n": ms.n}
 
 

@@ -4,19 +4,17 @@ key presses, the table, undo and redo, saving (read back by the project's own lo
 import shutil
 
 import pytest
-from PySide6.QtCore import QPointF, Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QComboBox, QMessageBox
+from PySide6.QtWidgets import QComboBox, QMessageBox
 
 from lungkd.core.data.annotation_io import Span, annotation_text, read_raven_table
 from lungkd.core.data.annotations import read_annotation_file
 from lungkd.core.data.dataset import load_dataset
 from lungkd.app.annotation_editing import snap
-from lungkd.app.main_window import MainWindow
+from studio_driver import LEFT, NO, click_row, data_x, drag, key, respond, widget_point
 
 RECORDING = "105_1b1_Tc_sc_Meditron"
-LEFT = Qt.MouseButton.LeftButton
-NO = Qt.KeyboardModifier.NoModifier
 CTRL = Qt.KeyboardModifier.ControlModifier
 
 
@@ -28,22 +26,6 @@ def folder(icbhi_audio_dir, tmp_path):
     for suffix in (".wav", ".txt"):
         shutil.copy(icbhi_audio_dir / f"{RECORDING}{suffix}", target)
     return target
-
-
-def discard_edits(window):
-    for document in window.recordings.documents.values():
-        document.undo_stack.setClean()
-
-
-@pytest.fixture
-def window(qtbot, workspace, store):
-    """The main window; at the end, edits a test left unsaved are dropped (closing would ask about them)."""
-    win = MainWindow(workspace, store)
-    qtbot.addWidget(win, before_close_func=discard_edits)
-    win.show()
-    yield win
-    win.queue.cancel_all()
-    win.queue.wait_idle(30000)
 
 
 @pytest.fixture
@@ -62,58 +44,6 @@ def document(page):
 
 def spans(page):
     return [(s.start, s.end, s.label) for s in document(page).spans]
-
-
-def widget_point(page, plot, seconds, y):
-    view = page.view
-    return view.plots.mapFromScene(plot.vb.mapViewToScene(QPointF(seconds, y)))
-
-
-def data_x(page, plot, point) -> float:
-    """The time a widget point falls on (what the mouse really lands on, to the pixel)."""
-    return plot.vb.mapSceneToView(page.view.plots.mapToScene(point)).x()
-
-
-def drag(page, plot, start_s, end_s, y):
-    """A left-button drag as a hand makes it: hover, press, move in steps over ~200 ms, release. Returns
-    the times under the pointer where it was pressed and released."""
-    viewport = page.view.plots.viewport()
-    a, b = widget_point(page, plot, start_s, y), widget_point(page, plot, end_s, y)
-    QTest.mouseMove(viewport, a)
-    QTest.qWait(30)
-    QTest.mousePress(viewport, LEFT, NO, a)
-    for step in range(1, 11):
-        QTest.qWait(20)  # pyqtgraph drops mouse moves closer together than 10 ms, as a hand never makes them
-        QTest.mouseMove(viewport, a + (b - a) * step / 10)
-    QTest.qWait(20)
-    QTest.mouseRelease(viewport, LEFT, NO, b)
-    return data_x(page, plot, a), data_x(page, plot, b)
-
-
-def key(page, key, modifier=NO):
-    QTest.keyClick(page.table, key, modifier)
-
-
-def click_row(page, row, modifier=NO):
-    table = page.table
-    QTest.mouseClick(table.viewport(), LEFT, modifier, table.visualItemRect(table.item(row, 1)).center())
-
-
-def respond(qtbot, button):
-    """Clicks `button` (a standard button or a button's text) in the next message box, once it is up (for
-    up to 10 s); the box's text is kept in `respond.text`."""
-    def click(tries_left=500):
-        box = QApplication.activeModalWidget()
-        if not isinstance(box, QMessageBox):
-            if tries_left:
-                QTimer.singleShot(20, lambda: click(tries_left - 1))
-            return
-        respond.text = box.text()
-        target = (box.button(button) if isinstance(button, QMessageBox.StandardButton)
-                  else next(b for b in box.buttons() if b.text() == button))
-        target.click()
-    respond.text = None
-    QTimer.singleShot(0, click)
 
 
 def test_dragging_a_shared_boundary_moves_both_cycles_undo_and_redo(page, window, qtbot, wait_idle):
@@ -248,7 +178,7 @@ def test_a_cycle_without_a_class_is_not_saved_and_the_error_says_which(page, win
     page.select_cycle(7)
     key(page, Qt.Key.Key_Delete)
     drag(page, page.view.wave, 19.3, 19.9, 0.0)
-    respond(qtbot, QMessageBox.StandardButton.Ok)
+    respond(QMessageBox.StandardButton.Ok)
     assert not window.editing.save_current()
     assert "cycle 8" in respond.text and "has no class" in respond.text and str(annotation) in respond.text
     assert annotation.read_text() == before and document(page).modified
@@ -280,11 +210,11 @@ def test_closing_a_recording_with_unsaved_edits_asks_first(page, window, folder,
     before = annotation.read_text()
     page.select_cycle(1)
     key(page, Qt.Key.Key_B)
-    respond(qtbot, QMessageBox.StandardButton.Cancel)
+    respond(QMessageBox.StandardButton.Cancel)
     window.remove_action.trigger()
     assert "Save your edits to the annotation of 105_1b1_Tc_sc_Meditron.wav before closing?" == respond.text
     assert page.current is not None and document(page).modified  # still open, edits kept
-    respond(qtbot, QMessageBox.StandardButton.Discard)
+    respond(QMessageBox.StandardButton.Discard)
     window.remove_action.trigger()
     assert page.current is None and not page.documents and annotation.read_text() == before
 
@@ -292,9 +222,9 @@ def test_closing_a_recording_with_unsaved_edits_asks_first(page, window, folder,
 def test_closing_the_window_can_save_the_edits(page, window, folder, qtbot):
     page.select_cycle(1)
     key(page, Qt.Key.Key_B)
-    respond(qtbot, QMessageBox.StandardButton.Cancel)
+    respond(QMessageBox.StandardButton.Cancel)
     assert not window.close() and window.isVisible()
-    respond(qtbot, QMessageBox.StandardButton.Save)
+    respond(QMessageBox.StandardButton.Save)
     assert window.close()
     assert read_annotation_file(folder / f"{RECORDING}.txt")[0][1].label == 3
 
@@ -308,11 +238,11 @@ def test_an_annotation_changed_on_disk_is_reported_and_not_overwritten(page, win
     qtbot.waitUntil(lambda: document(page).changed_on_disk, timeout=10000)
     assert "changed on disk" in page.recording_list.label_text(page.current.path)
     assert "changed on disk" in window.editing.bar.state.text()
-    respond(qtbot, QMessageBox.StandardButton.Cancel)
+    respond(QMessageBox.StandardButton.Cancel)
     assert not window.editing.save_current()
     assert "changed on disk after it was opened here" in respond.text
     assert annotation.read_text() == theirs and document(page).modified
-    respond(qtbot, "Save anyway")
+    respond("Save anyway")
     assert window.editing.save_current()
     assert (folder / f"{RECORDING}.txt.~1~").read_text() == theirs
     assert read_annotation_file(annotation)[0][0].label == 2 and not document(page).changed_on_disk
