@@ -90,8 +90,9 @@ class EditBar(QWidget):
         layout.setContentsMargins(4, 2, 4, 2)
         layout.addWidget(self.state)
         layout.addWidget(self.hint, 1)
-        layout.addWidget(self.save_button)
-        layout.addWidget(self.review_button)
+        for button in (self.save_button, self.review_button):
+            button.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+            layout.addWidget(button)
 
     def show_document(self, document: CycleDocument | None) -> None:
         self.setVisible(document is not None)

@@ -157,8 +157,9 @@ class EditCommand(QUndoCommand):
 
 
 class CycleDocument(QObject):
-    changed = Signal()  # the cycles, their predictions or the saved state changed: redraw, predict new spans
+    changed = Signal()  # the cycles or their predictions changed: redraw, predict new spans
     edited = Signal()  # an edit was done, undone or redone: select what it left selected
+    state_changed = Signal()  # saved or not, changed on disk or not: marks and actions
     saved = Signal(object)  # SavedAnnotation
 
     def __init__(self, audio_path: Path, duration: float, sample_rate: int, spans: list[Span], source: str,
@@ -175,7 +176,7 @@ class CycleDocument(QObject):
         self.selection_hint: list[int] = []  # the cycles an edit (or its undo) leaves selected
         self.predictions: dict[Path, dict[SpanKey, list[float]]] = {}
         self.undo_stack = QUndoStack(self)
-        self.undo_stack.cleanChanged.connect(self.changed)
+        self.undo_stack.cleanChanged.connect(self.state_changed)
 
     @classmethod
     def from_analysis(cls, analysis: RecordingAnalysis, model_folder: Path, sample_rate: int,
@@ -282,5 +283,5 @@ class CycleDocument(QObject):
         self.changed_on_disk = False
         self.undo_stack.setClean()
         self.saved.emit(saved)
-        self.changed.emit()
+        self.state_changed.emit()
         return saved

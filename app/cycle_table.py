@@ -16,7 +16,9 @@ from .annotation_editing import ShownCycle
 from .theme import CLASS_COLOURS, MISMATCH, MUTED, class_colour, translucent
 
 COLUMNS = ("#", "start (s)", "end (s)", "prediction", *CLASS_NAMES, "annotated", "match")
-TEACHER_COLUMNS = ("teachers", *(f"ens. {name}" for name in CLASS_NAMES))
+ENSEMBLE = "ensemble\n{}"  # two lines: the probability columns are narrow
+TEACHER_COLUMNS = ("teachers", *(ENSEMBLE.format(name) for name in CLASS_NAMES))
+PROBABILITY_COLUMNS = {*CLASS_NAMES, *TEACHER_COLUMNS[1:]}  # share the width; the others take what they need
 FIRST_PROBABILITY = COLUMNS.index(CLASS_NAMES[0])
 ANNOTATED = COLUMNS.index("annotated")
 
@@ -35,7 +37,7 @@ class ClassDelegate(QStyledItemDelegate):
         return combo
 
     def setEditorData(self, editor, index) -> None:
-        editor.setCurrentText(index.data() or CLASS_NAMES[0])
+        editor.setCurrentIndex(max(0, editor.findText(index.data())))  # "no class" offers normal first
 
     def setModelData(self, editor, model, index) -> None:
         row, label = index.row(), editor.currentIndex()
@@ -67,7 +69,7 @@ class CycleTable(QTableWidget):
         self.setColumnCount(len(columns))
         self.setHorizontalHeaderLabels(columns)
         for name in CLASS_NAMES:
-            for column, tip in ((name, f"probability of {name}"), (f"ens. {name}", f"the teachers' ensemble: "
+            for column, tip in ((name, f"probability of {name}"), (ENSEMBLE.format(name), f"the teachers' ensemble: "
                                                                    f"probability of {name}")):
                 if column in columns:
                     header = self.horizontalHeaderItem(columns.index(column))
@@ -78,8 +80,9 @@ class CycleTable(QTableWidget):
             self.horizontalHeaderItem(len(COLUMNS)).setToolTip("each teacher's vote: N normal, C crackle, W wheeze, "
                                                                "B both")
         header = self.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        for column, name in enumerate(columns):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Stretch if name in PROBABILITY_COLUMNS
+                                        else QHeaderView.ResizeMode.ResizeToContents)
 
     def column(self, name: str) -> int:
         return [self.horizontalHeaderItem(i).text() for i in range(self.columnCount())].index(name)
@@ -100,6 +103,10 @@ class CycleTable(QTableWidget):
         self.blockSignals(True)
         self.clearSelection()
         self._set_columns(teachers is not None)
+        header = self.horizontalHeader()
+        modes = [header.sectionResizeMode(c) for c in range(self.columnCount())]
+        for column in range(self.columnCount()):  # sized once at the end, not again for every cell
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Fixed)
         self.setRowCount(len(cycles))
         for row, c in enumerate(cycles):
             self._item(row, 0, str(row + 1))
@@ -114,14 +121,18 @@ class CycleTable(QTableWidget):
                            translucent(class_colour(c.predicted), 70))
                 for k, p in enumerate(c.probabilities):  # a heat map: the stronger the colour, the likelier
                     self._item(row, FIRST_PROBABILITY + k, f"{p:.3f}", translucent(class_colour(k), int(150 * p)))
-            truth = self._item(row, ANNOTATED, "" if c.truth is None else CLASS_NAMES[c.truth],
+            truth = self._item(row, ANNOTATED, "no class" if c.truth is None else CLASS_NAMES[c.truth],
                                None if c.truth is None else translucent(class_colour(c.truth), 70), editable=True)
             truth.setToolTip("double click to choose the class")
+            if c.truth is None:
+                truth.setForeground(MUTED)
             match = self._item(row, ANNOTATED + 1, "" if c.matches is None else ("✓" if c.matches else "✗ mismatch"))
             if c.matches is False:
                 match.setForeground(MISMATCH)
             if teachers is not None:
                 self._teacher_cells(row, teachers[row])
+        for column, mode in enumerate(modes):
+            header.setSectionResizeMode(column, mode)
         self.blockSignals(False)
 
     def _teacher_cells(self, row: int, probabilities: list[list[float]] | None) -> None:

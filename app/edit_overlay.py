@@ -10,7 +10,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QObject, QPoint, QRectF, Qt, Signal
 from PySide6.QtGui import QPen
 
-from .annotation_editing import CycleDocument, edge_limits, edges_near, gap_at, moved, snap
+from .annotation_editing import CycleDocument, edge_limits, edges_near, gap_at, snap
 from .recording_view import RecordingView
 from .theme import INK, translucent
 
@@ -134,14 +134,15 @@ class CycleEditor(QObject):
         return (min(drag.origin, at), max(drag.origin, at)) if drag.kind == "add" else (at, at)
 
     def drag_to(self, drag: Drag, seconds: float) -> None:
-        """Shades what the edit would give: the new cycle, or the cycles at the boundary and its new place."""
+        """Shades what the edit would change: the new cycle, or the stretch a boundary moves across (with
+        the boundary at its new place)."""
         start, end = self._span(drag, seconds)
         if drag.kind == "add":
             self._show_preview((start, end, None))
             return
-        after = moved(self.document.spans, drag.edges, start, self.document.duration)
-        affected = [after[i] for i, _ in drag.edges]
-        self._show_preview((min(s.start for s in affected), max(s.end for s in affected), start))
+        i, edge = drag.edges[0]
+        old = getattr(self.document.spans[i], edge)
+        self._show_preview((min(old, start), max(old, start), start))
 
     def finish(self, drag: Drag, seconds: float) -> None:
         start, end = self._span(drag, seconds)

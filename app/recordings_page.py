@@ -183,6 +183,7 @@ class RecordingsPage(QWidget):
         self.documents[document.audio_path] = document
         self.undo_group.addStack(document.undo_stack)
         document.changed.connect(lambda d=document: self._document_changed(d))
+        document.state_changed.connect(lambda d=document: self._state_changed(d))
         document.edited.connect(lambda d=document: self._document_edited(d))
         self.watcher.addPath(str(document.audio_path.parent))
         if document.annotation_path.exists():
@@ -222,11 +223,14 @@ class RecordingsPage(QWidget):
         if document.audio_path == getattr(self.current, "path", None):
             self._pending_selection = list(document.selection_hint)
 
-    def _document_changed(self, document: CycleDocument) -> None:
-        self.predictions.request(document, self.model_folders())
+    def _state_changed(self, document: CycleDocument) -> None:
         if document.audio_path in self.recordings:
             self.recording_list.show_result(self.recordings[document.audio_path], document, self.model_folder)
         self.documents_changed.emit()
+
+    def _document_changed(self, document: CycleDocument) -> None:
+        self.predictions.request(document, self.model_folders())
+        self._state_changed(document)
         if document.audio_path == getattr(self.current, "path", None):
             if self._pending_selection is not None:
                 self._redraw()  # an edit: shown at once, with what it selected
@@ -319,7 +323,7 @@ class RecordingsPage(QWidget):
                 document.changed_on_disk = True
                 self.status.emit(f"{path.name} changed on disk after it was opened here; saving will ask before "
                                  "overwriting it.")
-                document.changed.emit()
+                document.state_changed.emit()
 
     # ---------------------------------------------------------------- spectrogram settings
 

@@ -74,7 +74,7 @@ class ReviewMode(QObject):
     def __init__(self, page: RecordingsPage, actions: AnnotationActions, window: QWidget):
         super().__init__(window)
         self.page = page
-        self.edit_hint = actions.bar.hint  # the review bar says the keys instead
+        self.edit_bar = actions.bar  # its hint and Review button give way to the review bar
         self.entries: list[ReviewEntry] = []
         self.position = 0
         self.active = False
@@ -120,7 +120,8 @@ class ReviewMode(QObject):
         for action in (self.next, self.previous):
             action.setEnabled(True)
         self.bar.setVisible(True)
-        self.edit_hint.setVisible(False)
+        for widget in (self.edit_bar.hint, self.edit_bar.review_button):
+            widget.setVisible(False)
         if self.page.teacher_folders:
             self.page.set_show_teachers(True)  # their votes order the queue and show in the table
         self._order()
@@ -130,7 +131,8 @@ class ReviewMode(QObject):
         for action in (self.next, self.previous):
             action.setEnabled(False)
         self.bar.setVisible(False)
-        self.edit_hint.setVisible(True)
+        for widget in (self.edit_bar.hint, self.edit_bar.review_button):
+            widget.setVisible(True)
 
     def _ready(self) -> bool:
         return all(not d.missing_spans(folder) for d in self.page.documents.values()

@@ -75,8 +75,71 @@ def main() -> int:
         settle(app, 800)  # the bar waits for the user to pause before applying
         shot("04-zoomed-greyscale")
         wizard_pages(app, window, args.out)
+        window.wizard.close()
+        editing_and_review(app, window, tmp / "workspace" if args.workspace is None else args.workspace, shot)
         window.close()
     return 0
+
+
+def editing_and_review(app, window, workspace: Path, shot) -> None:
+    """Editing: a class changed, a cycle added by dragging (no class yet), a shared boundary being dragged.
+    Review: generated recordings whose annotations are 20 % wrong, analysed by the student of a small
+    experiment; its three teachers' votes and their ensemble show in the table. The teachers and the
+    student start from the shipped demo model and are fine-tuned for two epochs here, so this takes a few
+    minutes on a CPU, not the hours of a full experiment."""
+    from lungkd.app.edit_overlay import Drag, edge_limits
+    from lungkd.app.main import settle
+    from lungkd.core.data.synth import write_synthetic_dataset
+    from lungkd.core.kd.experiment import Experiment
+    from lungkd.core.models.inventory import shipped_models_folder
+    from lungkd.core.recipes import parse_experiment
+
+    page = window.recordings
+    page.spectrogram_bar.colour_map.setCurrentText("viridis")
+    page.spectrogram_bar.spins["fmax"].setValue(2000)
+    page.recording_list.setCurrentRow(0)
+    settle(app, 800)
+    page.view.fit()
+    document = page.current_document()
+    document.set_labels({1: 1})
+    last = document.spans[-1]
+    document.delete([len(document.spans) - 1])
+    document.add(last.start + 0.3, min(last.end + 0.3, document.duration - 0.05))
+    window.queue.wait_idle()
+    page.select_cycle(3)
+    edges = [(2, "end"), (3, "start")]
+    drag = Drag("edges", document.spans[2].end, edges, edge_limits(document.spans, edges, document.duration))
+    page.editor.drag_to(drag, document.spans[2].end + 0.7)  # the mouse is still down: the boundary's new place
+    shot("10-editing")
+    page.editor.set_document(document)  # the drag let go without moving anything
+    for document in page.documents.values():
+        document.undo_stack.setClean()  # nothing is saved: these are the shared ICBHI copies
+    while page.recordings:
+        page.remove_current()
+
+    demo = str(shipped_models_folder() / "demo-cnn6")
+    fine_tune = {"epochs": 2, "batch_size": 16, "lr": 3e-4}
+    recipe = parse_experiment({
+        "name": "screenshot-teachers", "selection": "last",
+        "data": {"synthetic": {"recordings": 48, "seed": 11, "label_noise": 0.1}},
+        "teachers": {"arch": "cnn6", "size": "tiny", "pretrained": demo, "k": 3, "train": fine_tune},
+        "students": [{"arch": "cnn6", "size": "tiny", "pretrained": demo, "labels": "mean_3", "seeds": [1],
+                      "train": fine_tune}]})
+    experiment = Experiment(recipe, workspace)
+    experiment.run()
+    noisy = workspace / "datasets" / "noisy-labels"
+    write_synthetic_dataset(noisy, recordings=6, seed=12, label_noise=0.2)
+    window.open_paths([noisy])
+    window.queue.wait_idle()
+    window.use_model(str(experiment.folder / "students" / "cnn6-mean_3-seed-1" / "model"))
+    window.review.toggle.setChecked(True)
+    window.queue.wait_idle()
+    settle(app, 400)
+    for _ in range(2):
+        window.review.next.trigger()
+    settle(app, 400)
+    shot("11-review")
+    window.review.toggle.setChecked(False)
 
 
 def wizard_pages(app, window, out: Path) -> None:

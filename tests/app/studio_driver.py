@@ -34,14 +34,25 @@ def drag(page, plot, start_s, end_s, y):
     return data_x(page, plot, a), data_x(page, plot, b)
 
 
+def let_go(widget, modifier) -> None:
+    """Releases Ctrl and Shift after a chord, as a hand does: QTest would otherwise leave them held for the
+    application (and every later test), which turns a plain click into a Ctrl-click."""
+    for held, name in ((Qt.KeyboardModifier.ControlModifier, Qt.Key.Key_Control),
+                       (Qt.KeyboardModifier.ShiftModifier, Qt.Key.Key_Shift)):
+        if modifier & held:
+            QTest.keyRelease(widget, name)
+
+
 def key(page, key, modifier=NO):
     """A key pressed while the cycle table has the focus (the Recordings page's keys work from there)."""
     QTest.keyClick(page.table, key, modifier)
+    let_go(page.table, modifier)
 
 
 def click_row(page, row, modifier=NO):
     table = page.table
     QTest.mouseClick(table.viewport(), LEFT, modifier, table.visualItemRect(table.item(row, 1)).center())
+    let_go(table, modifier)
 
 
 def respond(button):

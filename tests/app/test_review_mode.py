@@ -144,7 +144,7 @@ def test_the_whole_loop_review_correct_train_and_see_the_teachers(window, tmp_pa
     wait_idle(window, 300000)
     table = page.table
     assert [table.horizontalHeaderItem(i).text() for i in range(table.columnCount())][-5:] == \
-        ["teachers", *(f"ens. {name}" for name in CLASS_NAMES)]
+        ["teachers", *(f"ensemble\n{name}" for name in CLASS_NAMES)]
     document = page.documents[page.current.path]
     spans = [(s.start, s.end) for s in document.spans]
     per_teacher = [analyse_recording(page.current.path, load_saved_model(folder_)[0], spans=spans)
@@ -153,7 +153,7 @@ def test_the_whole_loop_review_correct_train_and_see_the_teachers(window, tmp_pa
         votes = [int(np.argmax(t.cycles[row].probabilities)) for t in per_teacher]
         assert table.item(row, table.column("teachers")).text() == " ".join(CLASS_NAMES[v][0].upper() for v in votes)
         ensemble = ensemble_probabilities([t.cycles[row].probabilities for t in per_teacher])
-        shown = [float(table.item(row, table.column(f"ens. {name}")).text()) for name in CLASS_NAMES]
+        shown = [float(table.item(row, table.column(f"ensemble\n{name}")).text()) for name in CLASS_NAMES]
         np.testing.assert_allclose(shown, ensemble, atol=6e-4)  # three decimals shown
     click_row(page, 0)
     key(page, Qt.Key.Key_R, CTRL_SHIFT)
