@@ -176,7 +176,7 @@ class AnnotationActions(QObject):
         self.save_all.setEnabled(any(d.modified for d in page.documents.values()))
         for action in (*self.classes, self.accept, self.delete):
             action.setEnabled(bool(selected))
-        self.merge.setEnabled(bool(selected) and selected[-1] + 1 < len(document.spans))
+        self.merge.setEnabled(bool(selected) and selected[0] + 1 < len(document.spans))
         self.split.setEnabled(document is not None)
         self.import_raven.setEnabled(page.current is not None)
         self.export_raven.setEnabled(bool(document and document.spans))
@@ -203,9 +203,10 @@ class AnnotationActions(QObject):
                                   "press S (each part keeps at least 50 ms).")
 
     def merge_with_next(self) -> None:
+        """The (first) selected cycle and the one after it become one."""
         rows = self.page.selected_cycles()
         if rows:
-            self.page.current_document().merge_with_next(rows[-1] if len(rows) == 1 else rows[0])
+            self.page.current_document().merge_with_next(rows[0])
 
     def delete_selected(self) -> None:
         rows = self.page.selected_cycles()
@@ -221,9 +222,12 @@ class AnnotationActions(QObject):
         split = menu.addAction("Split here", lambda: self.split_at_mouse(seconds=seconds))
         split.setEnabled(index is not None)
         for action in (self.merge, self.delete, None, *self.classes, self.accept):
-            menu.addSeparator() if action is None else menu.addAction(action)
+            if action is None:
+                menu.addSeparator()
+            else:
+                menu.addAction(action)
         menu.popup(where)
-        self.last_menu = menu
+        self.menu = menu  # kept until the next one: a popup without an owner would be collected at once
 
     # ---------------------------------------------------------------- files
 

@@ -128,6 +128,20 @@ def test_split_at_the_mouse_merge_and_relabel_several_with_keys(page, window, qt
     assert spans(page) == original and not document(page).modified
 
 
+def test_right_click_offers_the_edits_for_the_cycle_there(page, window):
+    start, end, label = spans(page)[5]
+    point = widget_point(page, page.view.spec, start + 1.2, 500)
+    QTest.mouseMove(page.view.plots.viewport(), point)
+    QTest.mouseClick(page.view.plots.viewport(), Qt.MouseButton.RightButton, NO, point)
+    menu = window.editing.menu
+    assert page.table.selected_cycles() == [5]
+    assert [a.text() for a in menu.actions() if a.text()][:3] == ["Split here", "&Merge with the next cycle",
+                                                                  "&Delete cycles"]
+    menu.actions()[0].trigger()
+    at = snap(data_x(page, page.view.spec, point))
+    assert spans(page)[5:7] == [(start, at, label), (at, end, label)]
+
+
 def test_the_class_column_of_the_table_sets_the_class(page, qtbot):
     table = page.table
     cell = table.visualItemRect(table.item(2, table.column("annotated"))).center()
