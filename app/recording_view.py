@@ -83,6 +83,7 @@ class RecordingView(QWidget):
 
         self._cycle_items: list[pg.GraphicsObject] = []
         self._labels: list[CycleLabel] = []
+        self._spare_labels: list[pg.TextItem] = []  # made once, reused: an edit redraws every label
         self.selection = [self._overlay(pg.LinearRegionItem(movable=False, brush=(0, 0, 0, 0),
                                                             pen=pg.mkPen(pen, width=2)), plot)
                           for plot, pen in ((self.wave, INK), (self.track, INK), (self.spec, "w"))]
@@ -156,6 +157,7 @@ class RecordingView(QWidget):
         """Draws the cycles (none before a model has run); one the model has not seen yet is grey."""
         for item in self._cycle_items:
             item.getViewBox().removeItem(item)
+        self._spare_labels += [label.item for label in self._labels]
         self._cycle_items, self._labels = [], []
         self.cycles = list(cycles)
         self.select_cycle(None)
@@ -223,13 +225,20 @@ class RecordingView(QWidget):
                                         brushes=brushes, pens=pens), z=z)
 
     def _label(self, texts: tuple[str, ...], cycle, y: float, colour: QColor) -> None:
-        label = pg.TextItem(texts[0], color=colour, anchor=(0.5, 0.5))
-        self._add(self.track, label, z=10)
+        if self._spare_labels:
+            label = self._spare_labels.pop()
+            label.setText(texts[0], color=colour)
+        else:
+            label = pg.TextItem(texts[0], color=colour, anchor=(0.5, 0.5))
+            label.setZValue(10)
+            self.track.addItem(label, ignoreBounds=True)
         self._labels.append(CycleLabel(label, cycle.start, cycle.end, y, texts))
 
     def _place_labels(self) -> None:
         """Puts each label in the middle of the visible part of its cycle, in the longest wording that fits
         there, or hides it."""
+        for spare in self._spare_labels:
+            spare.setVisible(False)
         seconds_per_pixel = self.track.vb.viewPixelSize()[0] if self.track.vb.width() else 0
         x0, x1 = self.wave.vb.viewRange()[0]
         for label in self._labels:
