@@ -11,7 +11,7 @@ import traceback
 from collections import deque
 from typing import Any, Callable
 
-from PySide6.QtCore import QEventLoop, QObject, QThread, QTimer, Signal
+from PySide6.QtCore import QEventLoop, QObject, Qt, QThread, QTimer, Signal
 
 from lungkd.core.cancel import Cancelled, CancelToken
 
@@ -61,8 +61,16 @@ class EngineTask(QObject):
         for name in ("progress", "finished", "failed", "cancelled"):
             getattr(self._worker, name).connect(getattr(self, name))
         for name in ("finished", "failed", "cancelled"):
-            getattr(self._worker, name).connect(self._thread.quit)
-        self._thread.finished.connect(self.done)
+            # directly, in the worker's thread: queued to the GUI thread, the thread would only end when the
+            # GUI thread next turned its event loop, and wait() there could never return
+            getattr(self._worker, name).connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
+        self._thread.finished.connect(self._thread_finished)
+
+    def _thread_finished(self) -> None:
+        # QThread.finished comes just before the thread really ends; `done` promises it has, so whoever
+        # deletes the task on `done` does not destroy a running thread (which aborts the process)
+        self._thread.wait()
+        self.done.emit()
 
     def start(self) -> EngineTask:
         self._thread.start()

@@ -94,6 +94,8 @@ class ReviewMode(QObject):
         self.bar.next.clicked.connect(self.next.trigger)
         self.bar.previous.clicked.connect(self.previous.trigger)
         self.bar.play.clicked.connect(page.toggle_playback)
+        self.bar.play.setEnabled(page.player.available)
+        self.bar.play.setToolTip(page.player.unavailable_reason or "Play the cycle (Space)")
         self.bar.train.clicked.connect(lambda: self.train_requested.emit(self.folder()))
         self.bar.done.clicked.connect(lambda: self.toggle.setChecked(False))
         page.documents_changed.connect(self._documents_changed)
