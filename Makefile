@@ -1,10 +1,12 @@
-# Two commands on a fresh machine: `make app` and `make test`.
+# Two commands on a fresh machine: `make app` and `make test`; `make package` builds the desktop bundle.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: app test bench clean
+PACKAGE_STAMP := $(VENV)/.installed-package
+
+.PHONY: app test test-fast bench package clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,5 +22,17 @@ app: $(STAMP)
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
+# The inner loop: everything but the tests marked slow (training runs, killed processes, the wizard end to end).
+test-fast: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not slow"
+
+$(PACKAGE_STAMP): pyproject.toml | $(STAMP)
+	$(BIN)/python -m pip install -e ".[package]"
+	touch $(PACKAGE_STAMP)
+
+# dist/LungKD/ with lungkd-studio and lungkd; packaging/smoke.sh tests it.
+package: $(PACKAGE_STAMP)
+	$(BIN)/pyinstaller --noconfirm --log-level WARN --distpath dist --workpath build/pyinstaller packaging/lungkd.spec
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info

@@ -4,7 +4,9 @@ table, the review queue and the saver read. Every edit is one QUndoCommand on th
 
 Predictions are kept beside the cycles, by model and span: a prediction belongs to a stretch of audio,
 not to a row, so undoing a boundary move brings its prediction back at once, and only new spans need
-the model again (the page asks the engine for them).
+the model again (the page asks the engine for them). So do each cycle's distance from the model's training
+data and how sure the automatic segmentation was of its bounds; whether the whole recording is unlike the
+training data is judged again from the cycles as they stand.
 """
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from lungkd.core.analysis.predict import RecordingAnalysis
-from lungkd.core.data.annotation_io import SavedAnnotation, Span, save_annotation
+from lungkd.core.analysis.limits import recording_distance
+from lungkd.core.analysis.predict import EDITED, CyclePrediction, RecordingAnalysis
+from lungkd.core.data.annotation_io import SavedAnnotation, Span, annotation_path_for, save_annotation
 from lungkd.core.labels import CLASS_NAMES, flags_from_label, label_from_flags
 
 MIN_CYCLE_S = 0.05  # no edit makes a cycle shorter
@@ -36,12 +39,22 @@ def key(span) -> SpanKey:
 @dataclass(frozen=True)
 class ShownCycle:
     """A cycle as shown: where it is, its annotated class and the chosen model's probabilities (None while
-    the model has not seen this span yet)."""
+    the model has not seen this span yet), with what says how far to trust them."""
 
     start: float
     end: float
     truth: int | None
     probabilities: list[float] | None
+    training_distance: float | None = None  # from the model's training data; None: the model cannot tell
+    unlike_training: bool | None = None  # the cycle is beyond the model's limit
+    segmentation_confidence: float | None = None  # how sure the automatic segmentation was of these bounds
+    recording_unlike: bool = False  # most of the recording's cycles are unlike the training data
+
+    @property
+    def doubted(self) -> bool:
+        """The prediction is not to be trusted: the cycle, or its whole recording, is unlike the model's training
+        data. Views grey it."""
+        return bool(self.unlike_training or self.recording_unlike)
 
     @property
     def predicted(self) -> int | None:
@@ -166,7 +179,7 @@ class CycleDocument(QObject):
                  disk_digest: str | None, parent: QObject | None = None):
         super().__init__(parent)
         self.audio_path = Path(audio_path)
-        self.annotation_path = self.audio_path.with_suffix(".txt")  # where the analysis looks for cycles
+        self.annotation_path = annotation_path_for(self.audio_path)  # the file the analysis reads cycles from
         self.duration = duration
         self.sample_rate = sample_rate
         self.source = source  # where the cycles first came from: annotation, automatic, fixed windows
@@ -174,7 +187,10 @@ class CycleDocument(QObject):
         self.disk_digest = disk_digest  # the annotation file as read (None: there was none)
         self.changed_on_disk = False  # someone else changed the file since (the page watches it)
         self.selection_hint: list[int] = []  # the cycles an edit (or its undo) leaves selected
-        self.predictions: dict[Path, dict[SpanKey, list[float]]] = {}
+        self.predictions: dict[Path, dict[SpanKey, CyclePrediction]] = {}  # by model, then span
+        self.model_analyses: dict[Path, RecordingAnalysis] = {}  # each model's latest, for what it says of itself
+        self.first_analysis: RecordingAnalysis | None = None  # how the cycles were found, the file's warnings
+        self.bounds_confidence: dict[SpanKey, float] = {}  # the automatic segmentation's, of the spans it found
         self.undo_stack = QUndoStack(self)
         self.undo_stack.cleanChanged.connect(self.state_changed)
 
@@ -198,19 +214,60 @@ class CycleDocument(QObject):
     # ---------------------------------------------------------------- predictions
 
     def add_predictions(self, model_folder: Path, analysis: RecordingAnalysis) -> None:
-        self.predictions.setdefault(Path(model_folder), {}).update(
-            {key(c): list(c.probabilities) for c in analysis.cycles})
+        self.first_analysis = self.first_analysis or analysis
+        self.model_analyses[Path(model_folder)] = analysis
+        self.predictions.setdefault(Path(model_folder), {}).update({key(c): c for c in analysis.cycles})
+        self.bounds_confidence.update({key(c): c.segmentation_confidence for c in analysis.cycles
+                                       if c.segmentation_confidence is not None})
         self.changed.emit()
 
-    def probabilities(self, model_folder: Path | None, span) -> list[float] | None:
+    def prediction(self, model_folder: Path | None, span) -> CyclePrediction | None:
         return self.predictions.get(Path(model_folder), {}).get(key(span)) if model_folder else None
+
+    def probabilities(self, model_folder: Path | None, span) -> list[float] | None:
+        prediction = self.prediction(model_folder, span)
+        return None if prediction is None else prediction.probabilities
 
     def missing_spans(self, model_folder: Path) -> list[SpanKey]:
         known = self.predictions.get(Path(model_folder), {})
         return [key(s) for s in self.spans if key(s) not in known]
 
+    def _predicted(self, model_folder: Path | None) -> list[tuple[Span, CyclePrediction | None]]:
+        return [(s, self.prediction(model_folder, s)) for s in self.spans]
+
+    def _recording_distance(self, model_folder: Path | None, predicted) -> tuple[float | None, bool | None]:
+        """The model's judgement of the whole recording, from its cycles as they stand (edits included)."""
+        analysis = self.model_analyses.get(Path(model_folder)) if model_folder else None
+        distances = [p.training_distance for _, p in predicted if p is not None and p.training_distance is not None]
+        return recording_distance(distances, analysis.distance_limit if analysis else None)
+
     def shown(self, model_folder: Path | None) -> list[ShownCycle]:
-        return [ShownCycle(s.start, s.end, s.label, self.probabilities(model_folder, s)) for s in self.spans]
+        predicted = self._predicted(model_folder)
+        _, unlike = self._recording_distance(model_folder, predicted)
+        return [ShownCycle(s.start, s.end, s.label, None if p is None else p.probabilities,
+                           None if p is None else p.training_distance, None if p is None else p.unlike_training,
+                           self.bounds_confidence.get(key(s)), bool(unlike)) for s, p in predicted]
+
+    @property
+    def cycle_source(self) -> str:
+        """Where the cycles came from: "edited" once anything was edited (even if undone since)."""
+        return EDITED if self.undo_stack.count() else self.source
+
+    def analysis(self, model_folder: Path | None) -> RecordingAnalysis | None:
+        """The recording's analysis by this model as it stands: the cycles it has predicted, with their classes
+        as edited, and its judgement of the whole recording from them; None before the model has run on it."""
+        latest = self.model_analyses.get(Path(model_folder)) if model_folder else None
+        if latest is None:
+            return None
+        predicted = self._predicted(model_folder)
+        median, unlike = self._recording_distance(model_folder, predicted)
+        first = self.first_analysis
+        cycles = [replace(p, start=s.start, end=s.end, truth=s.label,
+                          segmentation_confidence=self.bounds_confidence.get(key(s)))
+                  for s, p in predicted if p is not None]
+        return replace(first, cycle_source=self.cycle_source, cycles=cycles, calibrated=latest.calibrated,
+                       training_distance=median, distance_limit=latest.distance_limit, unlike_training=unlike,
+                       model_warnings=list(latest.model_warnings))
 
     # ---------------------------------------------------------------- edits
 

@@ -1,7 +1,9 @@
-"""The cycle table: one row per cycle with its prediction, the four probabilities and the annotated class
-(double click it, or F2, to choose another); where an experiment's teachers voted, each teacher's vote and
-their ensemble's probabilities beside the student's. Rows select with the plot; several can be selected
-for accepting the model's classes or setting one class at once."""
+"""The cycle table: one row per cycle with its prediction, the four probabilities, the annotated class
+(double click it, or F2, to choose another) and the cycle's distance from the model's training data; a
+prediction not to be trusted (the cycle or its recording unlike the training data) is greyed. Where an
+experiment's teachers voted, each teacher's vote and their ensemble's probabilities stand beside the
+student's. Rows select with the plot; several can be selected for accepting the model's classes or setting
+one class at once."""
 from __future__ import annotations
 
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, QTimer, Signal
@@ -9,18 +11,26 @@ from PySide6.QtGui import QBrush
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHeaderView, QStyledItemDelegate, QTableWidget,
                                QTableWidgetItem)
 
-from lungkd.core.analysis.review import ensemble_probabilities, teacher_votes
+from lungkd.core.analysis.review import teacher_votes
+from lungkd.core.kd.soft_labels import ensemble_probabilities
 from lungkd.core.labels import CLASS_NAMES
 
 from .annotation_editing import ShownCycle
-from .theme import CLASS_COLOURS, MISMATCH, MUTED, class_colour, translucent
+from .theme import CLASS_COLOURS, DOUBTED, MISMATCH, MUTED, class_colour, translucent
 
-COLUMNS = ("#", "start (s)", "end (s)", "prediction", *CLASS_NAMES, "annotated", "match")
+COLUMNS = ("#", "start (s)", "end (s)", "prediction", *CLASS_NAMES, "annotated", "match", "training data")
 ENSEMBLE = "ensemble\n{}"  # two lines: the probability columns are narrow
 TEACHER_COLUMNS = ("teachers", *(ENSEMBLE.format(name) for name in CLASS_NAMES))
 PROBABILITY_COLUMNS = {*CLASS_NAMES, *TEACHER_COLUMNS[1:]}  # share the width; the others take what they need
 FIRST_PROBABILITY = COLUMNS.index(CLASS_NAMES[0])
-ANNOTATED = COLUMNS.index("annotated")
+ANNOTATED, MATCH, TRAINING = COLUMNS.index("annotated"), COLUMNS.index("match"), COLUMNS.index("training data")
+
+
+def likeness(cycle: ShownCycle, limit: float | None) -> str:
+    """The cycle's distance from the model's training data in words ('' when the model cannot tell)."""
+    if cycle.training_distance is None or limit is None:
+        return ""
+    return f"{'unlike' if cycle.unlike_training else 'like'} · {cycle.training_distance:.1f} (limit {limit:.1f})"
 
 
 class ClassDelegate(QStyledItemDelegate):
@@ -76,6 +86,9 @@ class CycleTable(QTableWidget):
                     header.setForeground(CLASS_COLOURS[name].darker(140))
                     header.setToolTip(tip)
         self.horizontalHeaderItem(ANNOTATED).setToolTip("double click (or F2) to choose the class; keys N, C, W, B")
+        self.horizontalHeaderItem(TRAINING).setToolTip(
+            "how far the cycle's sound is from the model's training data; beyond the limit it is unlike it, and "
+            "the prediction (greyed) is not to be trusted")
         if teachers:
             self.horizontalHeaderItem(len(COLUMNS)).setToolTip("each teacher's vote: N normal, C crackle, W wheeze, "
                                                                "B both")
@@ -97,9 +110,11 @@ class CycleTable(QTableWidget):
         self.setItem(row, column, item)
         return item
 
-    def show_cycles(self, cycles: list[ShownCycle], teachers: list[list[list[float]] | None] | None = None) -> None:
+    def show_cycles(self, cycles: list[ShownCycle], teachers: list[list[list[float]] | None] | None = None, *,
+                    distance_limit: float | None = None) -> None:
         """`teachers`: per cycle, each teacher's four probabilities (None: not predicted yet), or None to
-        leave the teacher columns out."""
+        leave the teacher columns out. `distance_limit`: the model's, beyond which a cycle is unlike its
+        training data (None: the model cannot tell)."""
         self.blockSignals(True)
         self.clearSelection()
         self._set_columns(teachers is not None)
@@ -117,18 +132,27 @@ class CycleTable(QTableWidget):
                 for k in range(len(CLASS_NAMES)):
                     self._item(row, FIRST_PROBABILITY + k, "")
             else:
-                self._item(row, 3, f"{CLASS_NAMES[c.predicted]} {c.confidence:.0%}",
-                           translucent(class_colour(c.predicted), 70))
-                for k, p in enumerate(c.probabilities):  # a heat map: the stronger the colour, the likelier
-                    self._item(row, FIRST_PROBABILITY + k, f"{p:.3f}", translucent(class_colour(k), int(150 * p)))
+                # a heat map of the prediction and the probabilities, the stronger the colour the likelier; grey
+                # when the sound is unlike the training data
+                colour = (lambda k: DOUBTED) if c.doubted else class_colour
+                prediction = self._item(row, 3, f"{CLASS_NAMES[c.predicted]} {c.confidence:.0%}",
+                                        translucent(colour(c.predicted), 70))
+                for k, p in enumerate(c.probabilities):
+                    self._item(row, FIRST_PROBABILITY + k, f"{p:.3f}", translucent(colour(k), int(150 * p)))
+                if c.doubted:
+                    prediction.setToolTip("unlike the model's training data: not to be trusted")
             truth = self._item(row, ANNOTATED, "no class" if c.truth is None else CLASS_NAMES[c.truth],
                                None if c.truth is None else translucent(class_colour(c.truth), 70), editable=True)
             truth.setToolTip("double click to choose the class")
             if c.truth is None:
                 truth.setForeground(MUTED)
-            match = self._item(row, ANNOTATED + 1, "" if c.matches is None else ("✓" if c.matches else "✗ mismatch"))
+            match = self._item(row, MATCH, "" if c.matches is None else ("✓" if c.matches else "✗ mismatch"))
             if c.matches is False:
                 match.setForeground(MISMATCH)
+            self._item(row, TRAINING, likeness(c, distance_limit))
+            if c.doubted:
+                for column in (3, *range(FIRST_PROBABILITY, FIRST_PROBABILITY + len(CLASS_NAMES)), TRAINING):
+                    self.item(row, column).setForeground(DOUBTED)
             if teachers is not None:
                 self._teacher_cells(row, teachers[row])
         for column, mode in enumerate(modes):

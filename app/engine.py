@@ -1,9 +1,11 @@
 """The QThread engine adapter: a long core call runs off the GUI thread, its progress, result and errors
 arrive as Qt signals, and Cancel sets the core's cancel token.
 
-A job is `job(report, cancel)`: it calls `report(x)` for each progress item (a core `Event` for the status
-bar, or anything its caller understands) and checks `cancel.is_set()` between steps, as every core call
-taking `progress`/`cancel` does. The training wizard runs experiments through the same classes.
+A job is `job(report, cancel)`: it calls `report(event)` for each progress item (a core `Event`, so any core
+call taking `on_event` can be handed `report`), `report.deliver(result)` for each partial result (one
+recording of many, say) and checks `cancel.is_set()` between steps; what it returns is its result.
+Progress, partial results and the result travel on separate signals. The training wizard runs
+experiments through the same classes.
 """
 from __future__ import annotations
 
@@ -18,8 +20,20 @@ from lungkd.core.cancel import Cancelled, CancelToken
 Job = Callable[[Callable[[Any], None], CancelToken], Any]
 
 
+class Reporter:
+    """What a job reports through: call it with progress events, `deliver` partial results."""
+
+    def __init__(self, progress: Signal, partial: Signal):
+        self._progress = progress
+        self.deliver = partial.emit
+
+    def __call__(self, event: Any) -> None:
+        self._progress.emit(event)
+
+
 class _Worker(QObject):
     progress = Signal(object)
+    partial = Signal(object)
     finished = Signal(object)
     failed = Signal(str, str)  # message, details to copy
     cancelled = Signal()
@@ -31,7 +45,7 @@ class _Worker(QObject):
 
     def run(self) -> None:
         try:
-            result = self.job(self.progress.emit, self.cancel)
+            result = self.job(Reporter(self.progress, self.partial), self.cancel)
         except Cancelled:
             self.cancelled.emit()
         except Exception as exc:  # the window must keep working whatever the engine raises
@@ -45,6 +59,7 @@ class EngineTask(QObject):
     `done` follows whichever of finished / failed / cancelled came."""
 
     progress = Signal(object)
+    partial = Signal(object)
     finished = Signal(object)
     failed = Signal(str, str)
     cancelled = Signal()
@@ -58,17 +73,17 @@ class EngineTask(QObject):
         self._worker = _Worker(job, self.cancel_token)
         self._worker.moveToThread(self._thread)
         self._thread.started.connect(self._worker.run)
-        for name in ("progress", "finished", "failed", "cancelled"):
+        for name in ("progress", "partial", "finished", "failed", "cancelled"):
             getattr(self._worker, name).connect(getattr(self, name))
         for name in ("finished", "failed", "cancelled"):
-            # directly, in the worker's thread: queued to the GUI thread, the thread would only end when the
-            # GUI thread next turned its event loop, and wait() there could never return
+            # Direct (quit() is thread-safe): the thread ends with its job even while the GUI thread runs no event
+            # loop, as in wait(); queued, wait() could time out and the task be destroyed with its thread running.
             getattr(self._worker, name).connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
         self._thread.finished.connect(self._thread_finished)
 
     def _thread_finished(self) -> None:
-        # QThread.finished comes just before the thread really ends; `done` promises it has, so whoever
-        # deletes the task on `done` does not destroy a running thread (which aborts the process)
+        # QThread.finished is emitted from the thread just before it ends: wait for the end, so that whoever
+        # deletes the task on `done` never destroys a QThread that is still running (Qt aborts the process).
         self._thread.wait()
         self.done.emit()
 

@@ -1,10 +1,13 @@
 """`lungkd-studio`: LungKD Studio.
 
-torch is imported before PySide6: on Windows the other order fails to load torch's DLLs.
+torch is imported before PySide6: on Windows the other order fails to load torch's DLLs. Before Qt starts,
+app.system_check looks for a display and the libraries Qt's platform plugin needs, so a machine without them
+gets the packages to install instead of Qt's abort.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -33,43 +36,57 @@ def settle(app, ms: int = 300) -> None:
     app.processEvents()
 
 
-FIRST_START_KEY = "first_start_done"
-
-
 def demo_recordings(workspace: Path) -> Path:
     """Six synthetic recordings in ICBHI layout (with annotations), generated once per workspace."""
-    import shutil
+    from lungkd.core.data.sources import SyntheticData, ensure_synthetic_dataset
 
-    from lungkd.core.data.synth import write_synthetic_dataset
+    return ensure_synthetic_dataset(workspace / "datasets" / "studio-demo", SyntheticData(recordings=6, seed=0))
 
-    folder = workspace / "datasets" / "studio-demo"
-    if not (folder / ".complete").exists():
-        shutil.rmtree(folder, ignore_errors=True)
-        write_synthetic_dataset(folder, recordings=6, seed=0)
-        (folder / ".complete").write_text("")
-    return folder
+
+def is_new_workspace(folder: Path) -> bool:
+    """A workspace that does not exist yet, or an empty folder: it gets the first-start demo."""
+    return not folder.is_dir() or not any(folder.iterdir())
+
+
+def open_window(args: argparse.Namespace):
+    """The main window on the workspace, showing what it should on this start: the recordings asked for, else
+    the first-start demo in a new workspace, else the recordings open when the workspace was last closed."""
+    from lungkd.core.workspace.paths import default_workspace, resolve_workspace
+
+    from .main_window import MainWindow
+
+    new = is_new_workspace(Path(args.workspace).expanduser() if args.workspace else default_workspace())
+    workspace = resolve_workspace(args.workspace)
+    window = MainWindow(workspace)
+    window.show()
+    if args.open:
+        window.open_paths(args.open)
+    elif new:  # a newcomer sees predictions at once: a few generated recordings, analysed by the demo model
+        window.open_paths([demo_recordings(workspace)])
+    else:
+        window.reopen_last_session()
+    return window
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .system_check import startup_problem
+
+    if (problem := startup_problem()) is not None:
+        if args.screenshot is None:  # Qt would abort the process here; say why and what to do instead
+            print(f"lungkd-studio: {problem}", file=sys.stderr)
+            return 1
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"  # a screenshot needs no display
     from PySide6.QtWidgets import QApplication
 
-    from lungkd.core.workspace.paths import resolve_workspace
-
-    from .main_window import MainWindow
+    from .theme import application_icon
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("LungKD Studio")
     app.setOrganizationName("LungKD")
-    workspace = resolve_workspace(args.workspace)
-    window = MainWindow(workspace)
-    window.show()
-    if not args.open and not window.store.value(FIRST_START_KEY, False, type=bool):
-        # A newcomer sees predictions at once: a few generated recordings, analysed by the demo model.
-        args.open = [demo_recordings(workspace)]
-        window.store.setValue(FIRST_START_KEY, True)
-    if args.open:
-        window.open_paths(args.open)
+    app.setDesktopFileName("lungkd-studio")  # Wayland and the taskbar match the window to the desktop entry
+    app.setWindowIcon(application_icon())
+    window = open_window(args)
     if args.screenshot is None:
         return app.exec()
     window.queue.wait_idle()

@@ -2,31 +2,45 @@
 join as further pages), one model picker, one task queue for the engine, a status bar with progress."""
 from __future__ import annotations
 
+import hashlib
+import html
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton,
-                               QTabWidget, QToolBar)
+from superqt.utils import qthrottled
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow, QMenu, QMessageBox, QProgressBar,
+                               QPushButton, QTabWidget, QToolBar)
 
 from lungkd.core.models.inventory import ModelEntry, find_models, shipped_models_folder
+from lungkd.core.text import html_text, printable
 
 from .annotation_actions import AnnotationActions, ask_to_save
 from .engine import TaskQueue
+from .model_notes import ModelNotesLabel
 from .playback import Player
 from .recordings_page import RecordingsPage
 from .review_mode import ReviewMode
 from .runs_view import RunsView
-from .theme import STYLE_SHEET
+from .theme import STYLE_SHEET, application_icon
 from .wizard import TrainingWizard
 
 AUDIO_FILTER = "Recordings (*.wav *.flac *.ogg);;All files (*)"
 MODEL_KEY = "analysis/model"
+RECENT_KEY = "recent"  # files and folders opened lately, newest first
+RECENT_COUNT = 10
+
+
+def session_key(workspace: Path) -> str:
+    """Where the settings keep the recordings open when `workspace` was last closed (one list per workspace)."""
+    return "sessions/" + hashlib.sha1(str(Path(workspace).resolve()).encode()).hexdigest()[:16]
 
 
 def model_label(entry: ModelEntry) -> str:
-    score = "no Score" if entry.score is None else f"Score {entry.score:.1f}"
-    return f"{entry.name} — {entry.arch}, {score}"
+    """The model by what made it, with its Score and the data it was measured on."""
+    if entry.score is None:
+        return f"{entry.name} — not scored"
+    return f"{entry.name} — Score {entry.score:.1f}" + (f" on {entry.scored_on}" if entry.scored_on else "")
 
 
 class MainWindow(QMainWindow):
@@ -37,7 +51,7 @@ class MainWindow(QMainWindow):
         self.queue = TaskQueue(self)
         self.player = Player(self)
         self.last_error: QMessageBox | None = None
-        self.setWindowTitle(f"LungKD Studio — {self.workspace}[*]")
+        self.setWindowTitle(f"LungKD Studio — {printable(str(self.workspace))}[*]")  # [*]: unsaved edits
         self.setStyleSheet(STYLE_SHEET)
         self.resize(1440, 900)
         self.setAcceptDrops(True)
@@ -47,6 +61,7 @@ class MainWindow(QMainWindow):
         self.pages.setTabBarAutoHide(True)  # one page today; the wizard and Runs view add theirs
         self.pages.addTab(self.recordings, "Recordings")
         self.runs = RunsView(self.workspace)
+        self.runs.changed.connect(self.refresh_models)
         self.pages.addTab(self.runs, "Experiments")
         self.wizard: TrainingWizard | None = None
         self.setCentralWidget(self.pages)
@@ -61,7 +76,9 @@ class MainWindow(QMainWindow):
         self.recordings.documents_changed.connect(
             lambda: self.setWindowModified(any(d.modified for d in self.recordings.documents.values())))
         self.review.train_requested.connect(self.train_on)
-        self.queue.progress.connect(self._progress)
+        # a training step or a recording per event: the status bar needs at most ten updates a second
+        self._show_progress = qthrottled(self._progress, timeout=100, parent=self)
+        self.queue.progress.connect(self._show_progress)
         self.queue.busy.connect(self._busy)
         self.refresh_models()
         self._update_actions()
@@ -82,6 +99,10 @@ class MainWindow(QMainWindow):
         page = self.recordings
         self.open_action = self._action("&Open recordings…", self.open_dialog, QKeySequence.StandardKey.Open,
                                         "Open wav, flac or ogg recordings")
+        self.open_folder_action = self._action("Open &folder…", self.open_folder_dialog, "Ctrl+Shift+O",
+                                               "Open every wav, flac or ogg recording in a folder and its subfolders")
+        self.recent_menu = QMenu("Open &recent", self)
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         self.export_action = self._action("&Export cycles as CSV…", self.export_dialog, "Ctrl+E",
                                           "Every analysed cycle of the open recordings, one row each")
         self.remove_action = self._action("&Close recording", self.close_recording, QKeySequence.StandardKey.Close)
@@ -103,7 +124,8 @@ class MainWindow(QMainWindow):
         self.teachers_action.setCheckable(True)
         experiments = self._action("&Experiments", lambda: (self.runs.refresh(), self.pages.setCurrentWidget(self.runs)),
                                    "Ctrl+R", "The workspace's experiments with their Scores")
-        menus = {"&File": (self.open_action, self.export_action, self.remove_action, None, quit_action),
+        menus = {"&File": (self.open_action, self.open_folder_action, self.recent_menu, None, self.export_action,
+                           self.remove_action, None, quit_action),
                  "&Edit": (*self.editing.menu_actions(), None, self.review.toggle),
                  "&View": (zoom_in, zoom_out, fit, None, next_cycle, previous_cycle, None, self.teachers_action),
                  "&Analysis": (self.play_action, None, refresh, cancel),
@@ -113,9 +135,11 @@ class MainWindow(QMainWindow):
             for action in actions:
                 if action is None:
                     menu.addSeparator()
+                elif isinstance(action, QMenu):
+                    menu.addMenu(action)
                 else:
                     menu.addAction(action)
-        self.menuBar().addMenu("&Help").addAction(self._action("&About LungKD Studio", self._about))
+        self.menuBar().addMenu("&Help").addAction(self._action("&About LungKD Studio", self.show_about))
 
         toolbar = QToolBar("Main", movable=False)
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
@@ -130,6 +154,8 @@ class MainWindow(QMainWindow):
                                      "shipped demo, best test Score first")
         self.model_picker.currentIndexChanged.connect(self._model_chosen)
         toolbar.addWidget(self.model_picker)
+        self.model_notes = ModelNotesLabel()
+        toolbar.addWidget(self.model_notes)
 
     def _build_status_bar(self) -> None:
         self.progress = QProgressBar(maximumWidth=220, textVisible=True)
@@ -156,8 +182,9 @@ class MainWindow(QMainWindow):
         self.model_picker.blockSignals(True)
         self.model_picker.clear()
         for entry in entries:
-            self.model_picker.addItem(model_label(entry), str(entry.path))
-            self.model_picker.setItemData(self.model_picker.count() - 1, entry.description or str(entry.path),
+            self.model_picker.addItem(printable(model_label(entry)), str(entry.path))
+            tip = "\n".join(filter(None, (entry.description, f"{entry.arch} model in {entry.path}")))
+            self.model_picker.setItemData(self.model_picker.count() - 1, f"<qt>{html_text(tip)}</qt>",
                                           Qt.ItemDataRole.ToolTipRole)
         if not entries:
             self.model_picker.addItem("no model yet — train one (lungkd demo)", None)
@@ -167,6 +194,7 @@ class MainWindow(QMainWindow):
 
     def _model_chosen(self) -> None:
         folder = self.model_picker.currentData()
+        self.model_notes.show_model(Path(folder) if folder else None)
         if folder:
             self.store.setValue(MODEL_KEY, folder)
         if (Path(folder) if folder else None) != self.recordings.model_folder:
@@ -184,6 +212,7 @@ class MainWindow(QMainWindow):
 
     def open_paths(self, paths: list[Path]):
         self.pages.setCurrentWidget(self.recordings)
+        self._remember_recent(paths)
         return self.recordings.open_paths(paths)
 
     def open_dialog(self) -> None:
@@ -192,6 +221,41 @@ class MainWindow(QMainWindow):
         if files:
             self.store.setValue("last_folder", str(Path(files[0]).parent))
             self.open_paths([Path(f) for f in files])
+
+    def open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of recordings",
+                                                  str(self.store.value("last_folder", "")))
+        if folder:
+            self.store.setValue("last_folder", folder)
+            self.open_paths([Path(folder)])
+
+    # ---------------------------------------------------------------- recent files, the last session
+
+    def recent_paths(self) -> list[Path]:
+        return [Path(p) for p in self.store.value(RECENT_KEY, [], type=list)]
+
+    def _remember_recent(self, paths: list[Path]) -> None:
+        given = [str(Path(p).resolve()) for p in paths]
+        kept = [str(p) for p in self.recent_paths() if str(p) not in given]
+        self.store.setValue(RECENT_KEY, (given + kept)[:RECENT_COUNT])
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        for path in self.recent_paths():
+            action = self.recent_menu.addAction(f"{path.name}{'/' if path.is_dir() else ''} — {path.parent}",
+                                                lambda p=path: self.open_paths([p]))
+            action.setEnabled(path.exists())
+        if self.recent_menu.isEmpty():
+            self.recent_menu.addAction("Nothing opened yet").setEnabled(False)
+
+    def reopen_last_session(self) -> None:
+        """Opens again the recordings that were open when this workspace was last closed (those still there)."""
+        paths = [Path(p) for p in self.store.value(session_key(self.workspace), [], type=list)]
+        present = [p for p in paths if p.exists()]
+        if present:
+            self.recordings.open_paths(present)
+        if len(present) < len(paths):
+            self.status_message(f"{len(paths) - len(present)} recording(s) of the last session are no longer there.")
 
     def export_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export cycles", "cycles.csv", "CSV (*.csv)")
@@ -204,7 +268,7 @@ class MainWindow(QMainWindow):
     # ---------------------------------------------------------------- progress, errors
 
     def status_message(self, text: str) -> None:
-        self.statusBar().showMessage(text)
+        self.statusBar().showMessage(printable(text))  # Qt would cut the text at a name's byte that is not UTF-8
 
     def _progress(self, event) -> None:
         """Any core Event: its message, and its step of total in the progress bar."""
@@ -213,9 +277,11 @@ class MainWindow(QMainWindow):
         if event.total:
             self.progress.setRange(0, event.total)
             self.progress.setValue(event.step or 0)
-            self.progress.setFormat(f"%v of %m" + (f" · {event.eta_s:.0f} s left" if event.eta_s else ""))
+            self.progress.setFormat("%v of %m" + (f" · {event.eta_s:.0f} s left" if event.eta_s else ""))
 
     def _busy(self, busy: bool) -> None:
+        if not busy:
+            self._show_progress.cancel()  # a late progress message must not overwrite the summary below
         for widget in (self.progress, self.cancel_button):
             widget.setVisible(busy)
         if not busy:
@@ -226,7 +292,9 @@ class MainWindow(QMainWindow):
 
     def show_error(self, message: str, details: str) -> None:
         """Not modal: the window keeps working while the message is up."""
+        message, details = printable(message), printable(details)
         box = QMessageBox(QMessageBox.Icon.Warning, "LungKD Studio", message, parent=self)
+        box.setTextFormat(Qt.TextFormat.PlainText)  # messages quote file and experiment names: never markup
         box.setDetailedText(details)
         copy = box.addButton("Copy details", QMessageBox.ButtonRole.ActionRole)
         copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(f"{message}\n\n{details}"))
@@ -239,8 +307,9 @@ class MainWindow(QMainWindow):
 
     def open_wizard(self) -> TrainingWizard:
         if self.wizard is None:
-            self.wizard = TrainingWizard(self.workspace, self)
+            self.wizard = TrainingWizard(self.workspace, self, self.queue)
             self.wizard.use_model.connect(self.use_model)
+            self.wizard.experiment_ended.connect(self._experiment_ended)
         self.wizard.show()
         self.wizard.raise_()
         return self.wizard
@@ -255,6 +324,12 @@ class MainWindow(QMainWindow):
         self.status_message(f"The wizard trains on {folder}.")
         return wizard
 
+    def _experiment_ended(self, finished: bool) -> None:
+        """New models and Scores: the picker and the Experiments page show them at once."""
+        if finished:
+            self.refresh_models()
+        self.runs.refresh()
+
     def use_model(self, folder: str) -> None:
         """A model the wizard just distilled becomes the one that analyses recordings."""
         self.refresh_models()
@@ -262,9 +337,32 @@ class MainWindow(QMainWindow):
         self.runs.refresh()
         self.pages.setCurrentWidget(self.recordings)
 
-    def _about(self) -> None:
-        QMessageBox.about(self, "LungKD Studio", "LungKD Studio — lung-sound cycles classified by models "
-                          "distilled from ensembles.\nNot a medical device.")
+    def show_about(self) -> QMessageBox:
+        """Help > About: the versions and the device (core.about, plus the Qt this window runs on), to copy
+        into a bug report. Not modal, like the error messages."""
+        import PySide6
+        from PySide6.QtCore import qVersion
+
+        from lungkd.core.about import gather_about
+
+        about = gather_about(qt=f"{qVersion()} (PySide6 {PySide6.__version__})")
+        workspace = [("Workspace", str(self.workspace))]
+        box = QMessageBox(self)
+        box.setWindowTitle("About LungKD Studio")
+        box.setIconPixmap(application_icon().pixmap(64, 64))
+        box.setText(f"<b>LungKD Studio {about.lungkd}</b><br>Lung-sound cycles classified by models distilled "
+                    "from ensembles.<br>Not a medical device.")
+        rows = about.rows() + workspace
+        box.setInformativeText("<table cellspacing='2'>" + "".join(
+            f"<tr><td><b>{label}</b>&nbsp;&nbsp;</td><td>{html.escape(value)}</td></tr>" for label, value in rows)
+            + "</table>")
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        copy = box.addButton("Copy", QMessageBox.ButtonRole.ActionRole)
+        copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(about.text(workspace)))
+        box.addButton(QMessageBox.StandardButton.Close)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+        return box
 
     def close_recording(self) -> None:
         page = self.recordings
@@ -279,6 +377,7 @@ class MainWindow(QMainWindow):
         if self.wizard is not None and not self.wizard.close():  # it asks while training runs
             event.ignore()
             return
+        self.store.setValue(session_key(self.workspace), [str(p) for p in self.recordings.recordings])
         self.player.stop()
         self.queue.cancel_all()
         self.queue.wait_idle(30000)

@@ -1,7 +1,8 @@
 """Playing a stretch of a recording with a moving cursor, through Qt Multimedia (PySide6-Addons).
 
-Without Qt Multimedia, its system libraries (libpulse on Linux) or an audio output device, the player
-says why in `unavailable_reason` and the window disables playback with that as the tooltip.
+Without Qt Multimedia, its system libraries (libpulse on Linux: the reason names the package) or an audio
+output device, the player says why in `unavailable_reason` and the window disables playback with that as the
+tooltip.
 """
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ from PySide6.QtCore import QByteArray, QBuffer, QIODevice, QObject, QTimer, Sign
 
 from lungkd.core.data.audio import resample
 
+from .system_check import playback_problem
+
 
 def _multimedia():
     """The QtMultimedia module and the default output device, or None and the reason."""
     try:
         from PySide6 import QtMultimedia
-    except ImportError as exc:  # not installed, or e.g. libpulse.so.0 missing
-        return None, None, f"Playback is unavailable: Qt Multimedia could not be loaded ({exc})."
+    except ImportError as exc:  # not installed, or e.g. libpulse.so.0 missing: name the package to install
+        return None, None, playback_problem(str(exc))
     device = QtMultimedia.QMediaDevices.defaultAudioOutput()
     if device.isNull():
         return None, None, "Playback is unavailable: no audio output device was found."

@@ -7,19 +7,22 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from lungkd.core.text import printable
+
 from .annotation_editing import CycleDocument
 from .engine import EngineTask, TaskQueue
-from .recording_jobs import Analysed, FailedRecording, ModelCache, reanalyse_job
+from .recording_jobs import Analysed, FailedRecording, ModelCache, OpenRecording, reanalyse_job
 
 
 class PredictionUpdates(QObject):
     failed = Signal(str, str)  # message, details
 
-    def __init__(self, queue: TaskQueue, models: ModelCache, documents: dict[Path, CycleDocument],
-                 parent: QObject | None = None):
+    def __init__(self, queue: TaskQueue, models: ModelCache, recordings: dict[Path, OpenRecording],
+                 documents: dict[Path, CycleDocument], parent: QObject | None = None):
         super().__init__(parent)
         self.queue = queue
         self.models = models
+        self.recordings = recordings  # the page's: the decoded audio the predictions are made from
         self.documents = documents  # the page's: a closed recording is no longer asked about
         self._queued: set[tuple[Path, Path]] = set()  # (recording, model) with a task on its way
         self._failed: dict[tuple[Path, Path], list] = {}  # the spans that failed: not asked again unchanged
@@ -35,8 +38,9 @@ class PredictionUpdates(QObject):
             if not spans or job_key in self._queued or self._failed.get(job_key) == spans:
                 continue
             self._queued.add(job_key)
-            task = EngineTask(reanalyse_job([(document.audio_path, spans)], Path(folder), self.models), title)
-            task.progress.connect(lambda event, d=document, k=job_key, s=spans: self._answer(d, k, s, event))
+            recording = self.recordings[document.audio_path]
+            task = EngineTask(reanalyse_job([(recording, spans)], Path(folder), self.models), title)
+            task.partial.connect(lambda result, d=document, k=job_key, s=spans: self._answer(d, k, s, result))
             task.done.connect(lambda d=document, k=job_key: self._done(d, k))
             task.cancelled.connect(lambda k=job_key, s=spans: self._cancelled(k, s))
             tasks.append(self.queue.submit(task))
@@ -45,13 +49,12 @@ class PredictionUpdates(QObject):
     def forget_failures(self) -> None:
         self._failed.clear()
 
-    def _answer(self, document: CycleDocument, job_key, spans, event) -> None:
-        result = event.data.get("result")
+    def _answer(self, document: CycleDocument, job_key, spans, result) -> None:
         if isinstance(result, Analysed):
             document.add_predictions(result.model_folder, result.analysis)
         elif isinstance(result, FailedRecording):
             self._failed[job_key] = spans
-            self.failed.emit(f"Could not predict the edited cycles of {result.path.name}: {result.message}",
+            self.failed.emit(printable(f"Could not predict the edited cycles of {result.path.name}: {result.message}"),
                              result.details)
 
     def _cancelled(self, job_key, spans) -> None:

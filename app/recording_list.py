@@ -1,8 +1,8 @@
-"""The list of open recordings, each with its summary: duration, device, cycles and predicted classes.
+"""The list of open recordings, each with its summary: duration, device, cycles and predicted classes, and
+whether the recording is unlike the model's training data.
 A file that could not be opened stays in the list with its error (double click for the details)."""
 from __future__ import annotations
 
-import html
 from collections import Counter
 from pathlib import Path
 
@@ -10,10 +10,11 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem
 
 from lungkd.core.labels import CLASS_NAMES
+from lungkd.core.text import html_text
 
 from .annotation_editing import CycleDocument
 from .recording_jobs import FailedRecording, OpenRecording
-from .theme import CLASS_COLOURS, EDITED, MISMATCH, MUTED
+from .theme import CLASS_COLOURS, EDITED, MISMATCH, MUTED, NOTICE
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
 
@@ -25,12 +26,12 @@ def summary_html(recording: OpenRecording, document: CycleDocument | None = None
     a = recording.analysis
     facts = [f"{recording.duration:.1f} s", f"{recording.sample_rate / 1000:g} kHz"] + ([a.device] if a and a.device
                                                                                        else [])
-    name = f"<b>{html.escape(recording.path.name)}</b>"
+    name = f"<b>{html_text(recording.path.name)}</b>"
     if document is not None and document.modified:
         name += f"<br><span style='color:{EDITED.name()}'>● unsaved edits</span>"
     if document is not None and document.changed_on_disk:
         name += f"<br><span style='color:{MISMATCH.name()}'>⚠ its annotation changed on disk</span>"
-    lines = [name, f"<span style='color:{MUTED.name()}'>{html.escape(' · '.join(facts))}</span>"]
+    lines = [name, f"<span style='color:{MUTED.name()}'>{html_text(' · '.join(facts))}</span>"]
     if document is None:
         lines.append(f"<span style='color:{MUTED.name()}'>not analysed</span>")
     else:
@@ -40,15 +41,17 @@ def summary_html(recording: OpenRecording, document: CycleDocument | None = None
                                      for n in CLASS_NAMES if counts[n])
         mismatches = sum(c.matches is False for c in cycles)
         flag = f" · <span style='color:{MISMATCH.name()}'>✗ {mismatches} unlike annotated</span>" * bool(mismatches)
-        source = "edited" if document.undo_stack.count() else document.source
-        lines += [f"<span style='color:{MUTED.name()}'>{len(cycles)} cycles ({source})</span>" + flag, counts_html]
+        lines += [f"<span style='color:{MUTED.name()}'>{len(cycles)} cycles ({document.cycle_source})</span>" + flag,
+                  counts_html]
+        if any(c.recording_unlike for c in cycles):
+            lines.append(f"<span style='color:{NOTICE.name()}'>⚠ unlike the model's training data</span>")
     return "<br>".join(lines)
 
 
 def failure_html(failure: FailedRecording) -> str:
     message = failure.message if len(failure.message) < 160 else failure.message[:157] + "…"
-    return (f"<b style='color:{MISMATCH.name()}'>⚠ {html.escape(failure.path.name)}</b><br>"
-            f"<span style='color:{MUTED.name()}'>{html.escape(message)}</span>")
+    return (f"<b style='color:{MISMATCH.name()}'>⚠ {html_text(failure.path.name)}</b><br>"
+            f"<span style='color:{MUTED.name()}'>{html_text(message)}</span>")
 
 
 class RecordingList(QListWidget):
@@ -75,10 +78,10 @@ class RecordingList(QListWidget):
         label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         if isinstance(result, FailedRecording):
             self.failures[result.path] = result
-            item.setToolTip(f"{result.message}\n(double click for the details)")
+            item.setToolTip(f"<qt>{html_text(result.message)}<br>(double click for the details)</qt>")
         else:
             self.failures.pop(result.path, None)
-            item.setToolTip(str(result.path))
+            item.setToolTip(f"<qt>{html_text(str(result.path))}</qt>")
         self.setItemWidget(item, label)
         self._fit(item)
         return item

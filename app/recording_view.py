@@ -14,15 +14,17 @@ from PySide6.QtGui import QColor, QFontMetricsF
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from lungkd.core.labels import CLASS_NAMES
+from lungkd.core.text import html_text
 
 from .annotation_editing import ShownCycle
 from .recording_jobs import OpenRecording, Spectrogram
 from .spectrogram_settings import SpectrogramSettings
-from .theme import CLASS_COLOURS, INK, MISMATCH, MUTED, PLOT_BACKGROUND, class_colour, colour_map, translucent
+from .theme import (CLASS_COLOURS, DOUBTED, INK, MISMATCH, MUTED, PLOT_BACKGROUND, class_colour, colour_map,
+                    translucent)
 
 AXIS_WIDTH = 80  # the same for every plot, so their time axes line up; wide enough for "annotated"
 SOURCE_WORDS = {"annotation": "from the annotation file", "automatic": "from automatic segmentation",
-                "fixed windows": "in fixed 4 s windows (no breathing cycles were found)"}
+                "fixed windows": "in fixed 4 s windows"}
 
 
 def confidence_alpha(confidence: float) -> int:
@@ -31,7 +33,8 @@ def confidence_alpha(confidence: float) -> int:
 
 
 def legend_html() -> str:
-    return "  ".join(f"<span style='color:{c.name()}'>■</span> {name}" for name, c in CLASS_COLOURS.items())
+    return "  ".join(f"<span style='color:{c.name()}'>■</span> {name}" for name, c in
+                     (*CLASS_COLOURS.items(), ("unlike the training data", DOUBTED)))
 
 
 @dataclass
@@ -51,6 +54,7 @@ class RecordingView(QWidget):
         super().__init__(parent)
         self.recording: OpenRecording | None = None
         self.cycles: list[ShownCycle] = []  # what the cycle track shows, from the recording's CycleDocument
+        self.edited = False  # the cycles are no longer as the analysis found them
         self.title = QLabel(objectName="heading")
         self.plots = pg.GraphicsLayoutWidget()
         self.plots.setBackground(PLOT_BACKGROUND)
@@ -93,7 +97,10 @@ class RecordingView(QWidget):
                             for p in (self.wave, self.track, self.spec)]
         self.plots.scene().sigMouseMoved.connect(self._mouse_moved)
         self.plots.scene().sigMouseClicked.connect(self._mouse_clicked)
-        self.wave.sigXRangeChanged.connect(self._place_labels)
+        # the labels live in the track: place them on its own range (it follows the waveform's a moment
+        # later) and again when a narrower window leaves less room per cycle
+        self.track.sigXRangeChanged.connect(self._place_labels)
+        self.track.vb.sigResized.connect(self._place_labels)
 
     def _style_plots(self) -> None:
         for plot in (self.wave, self.track, self.spec):
@@ -128,8 +135,8 @@ class RecordingView(QWidget):
 
     # ---------------------------------------------------------------- content
 
-    def show_recording(self, recording: OpenRecording, settings: SpectrogramSettings,
-                       cycles: list[ShownCycle]) -> None:
+    def show_recording(self, recording: OpenRecording, settings: SpectrogramSettings, cycles: list[ShownCycle],
+                       *, edited: bool = False) -> None:
         self.recording = recording
         duration = recording.duration
         peak = float(np.abs(recording.samples).max()) or 1.0
@@ -138,7 +145,7 @@ class RecordingView(QWidget):
             plot.setLimits(xMin=0, xMax=duration)
         self.set_spectrogram(recording.spectrogram)
         self.apply_settings(settings)
-        self.set_analysis(cycles)
+        self.set_analysis(cycles, edited=edited)
         self.set_play_position(None)
         self.wave.setXRange(0, duration, padding=0)
 
@@ -153,21 +160,25 @@ class RecordingView(QWidget):
         nyquist = self.recording.sample_rate / 2 if self.recording else settings.fmax
         self.spec.setYRange(min(settings.fmin, nyquist - 100), min(settings.fmax, nyquist), padding=0)
 
-    def set_analysis(self, cycles: list[ShownCycle]) -> None:
-        """Draws the cycles (none before a model has run); one the model has not seen yet is grey."""
+    def set_analysis(self, cycles: list[ShownCycle], *, edited: bool = False) -> None:
+        """Draws the cycles (none before a model has run); one the model has not seen yet is grey, and so is
+        a prediction not to be trusted (the cycle or its recording unlike the model's training data)."""
         for item in self._cycle_items:
             item.getViewBox().removeItem(item)
         self._spare_labels += [label.item for label in self._labels]
         self._cycle_items, self._labels = [], []
-        self.cycles = list(cycles)
+        self.cycles, self.edited = list(cycles), edited
         self.select_cycle(None)
         recording = self.recording
         self.title.setText(self._title())
+        warnings = recording.analysis.warnings if recording and recording.analysis else []
+        self.title.setToolTip(f"<qt>{'<br>'.join(html_text(w) for w in warnings)}</qt>" if warnings else "")
         annotated = [c for c in cycles if c.truth is not None]
         self.track.getAxis("left").setTicks([[(1.5, "model")] + ([(0.5, "annotated")] if annotated else [])])
         if not cycles:
             return
-        predicted = [MUTED if c.predicted is None else class_colour(c.predicted) for c in cycles]
+        predicted = [MUTED if c.predicted is None else DOUBTED if c.doubted else class_colour(c.predicted)
+                     for c in cycles]
         # one item per lane rather than one per cycle: an hour of breathing stays quick to draw and to drop
         alphas = [confidence_alpha(c.confidence or 0.0) for c in cycles]  # a cycle not predicted yet: faint
         self._bars(self.wave, cycles, -1.05, 2.1,
@@ -190,7 +201,10 @@ class RecordingView(QWidget):
                 self._label(("predicting…", "…"), cycle, 1.5, MUTED)
             else:
                 name, confidence = CLASS_NAMES[cycle.predicted], f"{cycle.confidence:.0%}"
-                self._label((f"{name} {confidence}", name, confidence), cycle, 1.5, colour.darker(170))
+                texts = (f"{name} {confidence}", name, confidence)
+                if cycle.unlike_training and not cycle.recording_unlike:  # a whole recording: the notice says so
+                    texts = (f"{texts[0]} · unlike training", *texts)
+                self._label(texts, cycle, 1.5, colour.darker(170))
             if cycle.truth is None and annotated:
                 self._label(("no class", "?"), cycle, 0.5, MUTED)
             elif cycle.truth is not None:
@@ -205,13 +219,26 @@ class RecordingView(QWidget):
         if r is None:
             return ""
         a = r.analysis
-        device = f" · {a.device}" if a and a.device else ""
-        head = f"<b>{r.path.name}</b> — {r.duration:.1f} s · {r.sample_rate / 1000:g} kHz{device}"
+        # Names come from files: escaped, so they are shown as written and never read as markup.
+        device = f" · {html_text(a.device)}" if a and a.device else ""
+        head = f"<b>{html_text(r.path.name)}</b> — {r.duration:.1f} s · {r.sample_rate / 1000:g} kHz{device}"
         if a is None:
-            return f"{head} · <i>{r.notice}</i>"
+            return f"{head} · <i>{html_text(r.notice)}</i>"
         source = SOURCE_WORDS.get(a.cycle_source, a.cycle_source)
-        emphasis = ("<b style='color:%s'>" % MISMATCH.name(), "</b>") if a.cycle_source == "fixed windows" else ("", "")
-        return f"{head} · {len(self.cycles)} cycles {emphasis[0]}{source}{emphasis[1]}"
+        if self.edited:  # the segmentation's confidence was of the cycles as found, not as edited
+            title = f"{head} · {len(self.cycles)} cycles, edited (first {source})"
+        elif a.cycle_source == "fixed windows":
+            title = (f"{head} · {len(self.cycles)} cycles <b style='color:{MISMATCH.name()}'>{source}</b>"
+                     f" — {html_text(a.fallback_reason or 'no breathing cycles were found')}")
+        else:
+            if a.segmentation_confidence is not None:
+                source += f", {a.segmentation_confidence:.0%} sure (a breath every {a.breathing_period:.1f} s)"
+            title = f"{head} · {len(self.cycles)} cycles {source}"
+        if a.warnings:  # e.g. an annotation without a usable cycle, replaced by the segmentation
+            first = a.warnings[0] if len(a.warnings[0]) <= 200 else a.warnings[0][:199] + "…"
+            more = f" (and {len(a.warnings) - 1} more: hover for all)" if len(a.warnings) > 1 else ""
+            title += f"<br><span style='color:{MISMATCH.name()}'>⚠ {html_text(first)}{more}</span>"
+        return title
 
     def _add(self, plot, item, z: float = 5) -> None:
         item.setZValue(z)
@@ -236,20 +263,26 @@ class RecordingView(QWidget):
 
     def _place_labels(self) -> None:
         """Puts each label in the middle of the visible part of its cycle, in the longest wording that fits
-        there, or hides it."""
+        there and clears the label before it in its lane (annotated cycles may overlap), or hides it."""
         for spare in self._spare_labels:
             spare.setVisible(False)
         seconds_per_pixel = self.track.vb.viewPixelSize()[0] if self.track.vb.width() else 0
-        x0, x1 = self.wave.vb.viewRange()[0]
-        for label in self._labels:
+        x0, x1 = self.track.vb.viewRange()[0]
+        lane_end: dict[float, float] = {}  # where the last label shown in each lane ends, s
+        for label in sorted(self._labels, key=lambda label: (label.y, label.start)):
             start, end = max(label.start, x0), min(label.end, x1)
-            room = (end - start) / seconds_per_pixel - 8 if seconds_per_pixel and end > start else 0
+            margins = 2 * label.item.textItem.document().documentMargin()  # drawn around the text
+            room = (end - start) / seconds_per_pixel - margins if seconds_per_pixel and end > start else 0
             metrics = QFontMetricsF(label.item.textItem.font())
-            text = next((t for t in label.texts if metrics.horizontalAdvance(t) < room), None)
+            centre = (start + end) / 2
+            text = next((t for t in label.texts if metrics.horizontalAdvance(t) < room
+                         and centre - (metrics.horizontalAdvance(t) + margins) / 2 * seconds_per_pixel
+                         >= lane_end.get(label.y, -np.inf)), None)
             label.item.setVisible(text is not None)
             if text is not None:
                 label.item.setText(text)
-                label.item.setPos((start + end) / 2, label.y)
+                label.item.setPos(centre, label.y)
+                lane_end[label.y] = centre + (metrics.horizontalAdvance(text) + margins) / 2 * seconds_per_pixel
 
     # ---------------------------------------------------------------- selection, playback, zoom
 
@@ -335,7 +368,8 @@ class RecordingView(QWidget):
         c = self.cycles[index]
         truth = "" if c.truth is None else f", annotated {CLASS_NAMES[c.truth]}"
         prediction = "not predicted yet" if c.predicted is None else f"{CLASS_NAMES[c.predicted]} {c.confidence:.0%}"
-        return f"{text}   cycle {index + 1}: {prediction}{truth}"
+        bounds = "" if c.segmentation_confidence is None else f", its bounds {c.segmentation_confidence:.0%} sure"
+        return f"{text}   cycle {index + 1}: {prediction}{truth}{bounds}"
 
     def _level_at(self, seconds: float, hz: float) -> float | None:
         s = self.recording.spectrogram

@@ -5,15 +5,17 @@ Each analysed recording's cycles live in one CycleDocument (annotation_editing.p
 the review queue and the saver all read it, and every edit goes through its undo stack."""
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from PySide6.QtCore import QFileSystemWatcher, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QUndoGroup
 from PySide6.QtWidgets import QLabel, QSplitter, QStackedWidget, QVBoxLayout, QWidget
 
-from lungkd.core.analysis.predict import CyclePrediction, RecordingAnalysis, write_csv
-from lungkd.core.analysis.review import teachers_for_model
+from lungkd.core.analysis.predict import EDITED, RecordingAnalysis, write_csv
 from lungkd.core.data.annotation_io import file_digest
+from lungkd.core.kd.store import teachers_for_model
+from lungkd.core.text import printable
 
 from .annotation_editing import CycleDocument
 from .cycle_table import CycleTable
@@ -21,8 +23,8 @@ from .edit_overlay import CycleEditor
 from .engine import EngineTask, TaskQueue
 from .playback import Player
 from .prediction_updates import PredictionUpdates
-from .recording_jobs import (Analysed, FailedRecording, ModelCache, OpenRecording, expand_paths, open_job,
-                             reanalyse_job, spectrogram_job)
+from .recording_jobs import (Analysed, FailedRecording, ModelCache, OpenRecording, expand_paths, nothing_to_open,
+                             open_job, reanalyse_job, spectrogram_job)
 from .recording_list import RecordingList
 from .recording_view import RecordingView
 from .spectrogram_settings import SpectrogramBar, SpectrogramSettings
@@ -53,7 +55,7 @@ class RecordingsPage(QWidget):
         self.show_teachers = False
         self.models = ModelCache()
         self.undo_group = QUndoGroup(self)
-        self.predictions = PredictionUpdates(queue, self.models, self.documents, self)
+        self.predictions = PredictionUpdates(queue, self.models, self.recordings, self.documents, self)
         self.watcher = QFileSystemWatcher(self)  # annotation files (and their folders) changed by others
 
         self.recording_list = RecordingList()
@@ -64,6 +66,7 @@ class RecordingsPage(QWidget):
         self.bars = QVBoxLayout()  # the edit and review bars (annotation_actions.py, review_mode.py)
         self.bars.setContentsMargins(0, 0, 0, 0)
         self.bars.setSpacing(2)
+        self.notice = QLabel(objectName="notice", wordWrap=True, visible=False)
         self._layout()
         self._redraw_timer = QTimer(self, singleShot=True, interval=0)
         self._redraw_timer.timeout.connect(self._redraw)
@@ -89,6 +92,7 @@ class RecordingsPage(QWidget):
         column.setContentsMargins(0, 0, 0, 0)
         column.addWidget(self.spectrogram_bar)
         column.addLayout(self.bars)
+        column.addWidget(self.notice)
         self.plots_and_table = QSplitter(Qt.Orientation.Vertical)
         self.plots_and_table.addWidget(self.view)
         self.plots_and_table.addWidget(self.table)
@@ -96,7 +100,8 @@ class RecordingsPage(QWidget):
         self.plots_and_table.setStretchFactor(1, 1)
         self.plots_and_table.setSizes([560, 220])
         self.stack = QStackedWidget()  # the invitation to drop files until a recording is open
-        self.stack.addWidget(QLabel(PLACEHOLDER, alignment=Qt.AlignmentFlag.AlignCenter))
+        self.placeholder = QLabel(PLACEHOLDER, alignment=Qt.AlignmentFlag.AlignCenter, wordWrap=True)
+        self.stack.addWidget(self.placeholder)
         self.stack.addWidget(self.plots_and_table)
         column.addWidget(self.stack, 1)
         splitter = QSplitter()
@@ -111,12 +116,17 @@ class RecordingsPage(QWidget):
     # ---------------------------------------------------------------- opening and analysing
 
     def open_paths(self, paths: list[Path]) -> EngineTask | None:
-        files = expand_paths([Path(p) for p in paths])
-        if not files:
-            self.status.emit("No wav, flac or ogg files there.")
+        files, left_out = expand_paths([Path(p) for p in paths])
+        if not files and not left_out:
+            reason = nothing_to_open([Path(p) for p in paths])
+            self.status.emit(reason)
+            if not self.recordings:  # the empty page says it too, where the user is looking
+                self.placeholder.setText(PLACEHOLDER + f"<p style='color:#c0392b'>{html.escape(reason)}</p>")
             return None
-        task = EngineTask(open_job(files, self.model_folder, self.settings, self.models), "Opening recordings")
-        task.progress.connect(self._result)
+        self.placeholder.setText(PLACEHOLDER)
+        task = EngineTask(open_job(files, self.model_folder, self.settings, self.models, left_out),
+                          "Opening recordings")
+        task.partial.connect(self._result)
         task.failed.connect(self.error)
         return self.queue.submit(task)
 
@@ -129,18 +139,17 @@ class RecordingsPage(QWidget):
         self.show_teachers = self.show_teachers and bool(self.teacher_folders)
         if folder is None:
             return
-        unanalysed = [(path, None) for path in self.recordings if path not in self.documents]
+        unanalysed = [(recording, None) for path, recording in self.recordings.items() if path not in self.documents]
         if unanalysed:
             task = EngineTask(reanalyse_job(unanalysed, folder, self.models), "Analysing")
-            task.progress.connect(self._result)
+            task.partial.connect(self._result)
             task.failed.connect(self.error)
             self.queue.submit(task)
         for document in self.documents.values():
             self.predictions.request(document, [folder], "Analysing")
         self._schedule_redraw()
 
-    def _result(self, event) -> None:
-        result = event.data.get("result")
+    def _result(self, result) -> None:
         if isinstance(result, OpenRecording):
             self.recordings[result.path] = result
             if result.analysis is not None:
@@ -149,7 +158,8 @@ class RecordingsPage(QWidget):
             if result.path not in self.documents or not self.documents[result.path].modified:
                 self.recordings.pop(result.path, None)
                 self._drop_document(result.path)
-            self.status.emit(f"Could not open {result.path.name}: {result.message}")
+            # printable: Qt cuts a text at a name's byte that is not UTF-8; it is shown as U+FFFD instead
+            self.status.emit(printable(f"Could not open {result.path.name}: {result.message}"))
         elif isinstance(result, Analysed):  # a recording opened without a model, now analysed
             if result.path not in self.recordings:  # removed meanwhile
                 return
@@ -172,8 +182,8 @@ class RecordingsPage(QWidget):
         document = self.documents.get(path)
         if document is not None and document.modified:
             document.add_predictions(model_folder, analysis)  # those of its spans that are still there count
-            self.status.emit(f"{path.name} has unsaved edits: they are kept (close it without saving to reload "
-                             "the annotation).")
+            self.status.emit(printable(f"{path.name} has unsaved edits: they are kept (close it without saving to "
+                                       "reload the annotation)."))
             return
         self._drop_document(path)
         self._add_document(CycleDocument.from_analysis(analysis, model_folder, self.recordings[path].sample_rate,
@@ -247,21 +257,40 @@ class RecordingsPage(QWidget):
         selection = self._pending_selection if self._pending_selection is not None else self.table.selected_cycles()
         self._pending_selection = None
         cycles = self.shown_cycles()
-        self.view.set_analysis(cycles)
-        self.table.show_cycles(cycles, self.teacher_probabilities())
+        self.view.set_analysis(cycles, edited=self._edited())
+        self._show_table_and_notice(cycles)
         self.table.select_cycles(selection)
         current = self.table.current_cycle()
         self.view.select_cycle(current)
         self.selection_changed.emit()
 
+    def _document_on_screen(self) -> CycleDocument | None:
+        """The current recording's document, if it has one yet (`current_document` makes one)."""
+        return self.documents.get(self.current.path) if self.current else None
+
     def shown_cycles(self):
-        document = self.documents.get(self.current.path) if self.current else None
+        document = self._document_on_screen()
         return document.shown(self.model_folder) if document else []
+
+    def current_analysis(self) -> RecordingAnalysis | None:
+        """The chosen model's analysis of the current recording as it stands, edits included."""
+        document = self._document_on_screen()
+        return document.analysis(self.model_folder) if document else None
+
+    def _edited(self) -> bool:
+        document = self._document_on_screen()
+        return document is not None and document.cycle_source == EDITED
+
+    def _show_table_and_notice(self, cycles) -> None:
+        analysis = self.current_analysis()
+        self.table.show_cycles(cycles, self.teacher_probabilities(),
+                               distance_limit=analysis.distance_limit if analysis else None)
+        self._show_notice(analysis)
 
     def teacher_probabilities(self) -> list | None:
         """Per cycle of the current recording, each teacher's probabilities (None until all have voted);
         None when the teachers are not shown."""
-        document = self.documents.get(self.current.path) if self.current else None
+        document = self._document_on_screen()
         if not self.show_teachers or not self.teacher_folders or document is None:
             return None
         rows = []
@@ -288,8 +317,8 @@ class RecordingsPage(QWidget):
         self.undo_group.setActiveStack(document.undo_stack if document else None)
         self.stack.setCurrentWidget(self.plots_and_table)
         cycles = self.shown_cycles()
-        self.view.show_recording(recording, self.settings, cycles)
-        self.table.show_cycles(cycles, self.teacher_probabilities())
+        self.view.show_recording(recording, self.settings, cycles, edited=self._edited())
+        self._show_table_and_notice(cycles)
         self._refresh_spectrogram()
         self.selection_changed.emit()
 
@@ -306,6 +335,7 @@ class RecordingsPage(QWidget):
         if not self.recordings:
             self.stack.setCurrentIndex(0)
             self.table.show_cycles([])
+            self._show_notice(None)
         self.selection_changed.emit()
         self.documents_changed.emit()
 
@@ -321,9 +351,24 @@ class RecordingsPage(QWidget):
                 self.watcher.addPath(str(path))  # a file replaced by rename is watched anew
             if file_digest(path) != document.disk_digest and not document.changed_on_disk:
                 document.changed_on_disk = True
-                self.status.emit(f"{path.name} changed on disk after it was opened here; saving will ask before "
-                                 "overwriting it.")
+                self.status.emit(printable(f"{path.name} changed on disk after it was opened here; saving will ask "
+                                           "before overwriting it."))
                 document.state_changed.emit()
+
+    def _show_notice(self, analysis: RecordingAnalysis | None) -> None:
+        """Above the predictions, what must be known before trusting them: whether the recording (or some of its
+        cycles) is unlike the model's training data, and what the model's card warns of."""
+        lines = list(analysis.model_warnings) if analysis else []
+        unlike = [c for c in analysis.cycles if c.unlike_training] if analysis else []
+        if analysis and analysis.unlike_training:
+            lines.insert(0, f"<b>This recording is unlike the model's training data</b> (median distance "
+                            f"{analysis.training_distance:.1f}, limit {analysis.distance_limit:.1f}): every prediction "
+                            "on it is greyed and not to be trusted.")
+        elif unlike:
+            lines.insert(0, f"<b>{len(unlike)} of {len(analysis.cycles)} cycles are unlike the model's training "
+                            "data</b>: their predictions are greyed and not to be trusted.")
+        self.notice.setText("<br>".join(lines))
+        self.notice.setVisible(bool(lines))
 
     # ---------------------------------------------------------------- spectrogram settings
 
@@ -334,7 +379,9 @@ class RecordingsPage(QWidget):
         self._refresh_spectrogram()
 
     def _refresh_spectrogram(self) -> None:
-        """Recomputes the current image off the GUI thread when its window or hop changed."""
+        """Recomputes the current image off the GUI thread when its window or hop changed. Deliberately not
+        through the task queue: a redraw of the recording on screen must not wait behind the analysis of
+        many others."""
         recording = self.current
         if recording is None or recording.spectrogram.key == self.settings.image_key():
             return
@@ -404,18 +451,10 @@ class RecordingsPage(QWidget):
         return index
 
     def analyses(self) -> list[RecordingAnalysis]:
-        """Each analysed recording as it stands, edits included (cycles the model has not seen yet are left
-        out until it has)."""
-        out = []
-        for path, document in self.documents.items():
-            base = self.recordings[path].analysis
-            cycles = [CyclePrediction(c.start, c.end, c.probabilities, c.truth)
-                      for c in document.shown(self.model_folder) if c.probabilities is not None]
-            source = "edited" if document.undo_stack.count() else document.source
-            out.append(RecordingAnalysis(str(path), document.sample_rate, document.duration,
-                                         base.device if base else None, source, cycles,
-                                         list(base.warnings) if base else []))
-        return out
+        """Each recording the chosen model analysed, as it stands, edits included (cycles the model has not
+        seen yet are left out until it has)."""
+        analyses = (document.analysis(self.model_folder) for document in self.documents.values())
+        return [analysis for analysis in analyses if analysis is not None]
 
     def export_csv(self, path: Path) -> None:
         analyses = self.analyses()

@@ -1,8 +1,11 @@
 """Colours and the style sheet shared by every view: the same class is the same colour everywhere."""
 from __future__ import annotations
 
+from importlib.resources import files
+from pathlib import Path
+
 import pyqtgraph as pg
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QIcon
 
 from lungkd.core.labels import CLASS_NAMES
 
@@ -14,6 +17,8 @@ CLASS_COLOURS = {
 }
 MISMATCH = QColor(214, 39, 40)
 EDITED = QColor(196, 120, 0)  # unsaved edits
+DOUBTED = QColor(150, 152, 156)  # a prediction on a cycle unlike the model's training data
+NOTICE = QColor(138, 90, 0)  # what a user must know about the model or the recording
 INK = QColor(40, 44, 52)
 MUTED = QColor(110, 116, 126)
 PLOT_BACKGROUND = QColor(252, 252, 253)
@@ -34,6 +39,8 @@ QLabel#hint { color: #6e747e; }
 QLabel#reason { color: #1d2330; }
 QWidget#editBar, QWidget#reviewBar { background: #eef0f3; border-radius: 4px; }
 QWidget#reviewBar { background: #fff4dc; }
+QLabel#notice { background: #fff4d6; border: 1px solid #e8c76a; border-radius: 4px; color: #5c4300; padding: 4px 8px; }
+QLabel#model_notes { color: #3a404b; padding: 0 4px; }
 QToolBar { spacing: 6px; border: none; background: #eef0f3; padding: 3px; }
 QStatusBar { background: #eef0f3; }
 """
@@ -53,3 +60,11 @@ def colour_map(name: str) -> pg.ColorMap:
     if name == "greyscale":
         return pg.ColorMap(pos=[0.0, 1.0], color=[(0, 0, 0), (255, 255, 255)])
     return pg.colormap.get(name)
+
+
+def application_icon() -> QIcon:
+    """The LungKD icon at every size rendered from resources/icons/lungkd.svg (packaging/render_icons.py)."""
+    icon = QIcon()
+    for png in Path(str(files("lungkd.resources") / "icons")).glob("lungkd-*.png"):
+        icon.addFile(str(png))
+    return icon

@@ -4,27 +4,34 @@ Every page edits one experiment recipe (core.recipes); Run drives core.experimen
 """
 from __future__ import annotations
 
-import json
+import math
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pyqtgraph as pg
-from PySide6.QtCore import QEventLoop, QTimer, QUrl, Signal
-from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QLineEdit, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWizard, QWizardPage)
+from PySide6.QtCore import QEventLoop, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QGuiApplication
+from superqt.utils import qthrottled
+from PySide6.QtWidgets import (QAbstractScrollArea, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
+                               QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QProgressBar, QPushButton, QSizePolicy,
+                               QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWizard, QWizardPage)
 
 from lungkd.core.data.metadata import SPLIT_FILE
+from lungkd.core.data.sources import trainability_problem
+from lungkd.core.kd.progress import describe
+from lungkd.core.kd.report import selection_notes
 from lungkd.core.labels import CLASS_NAMES
-from lungkd.core.recipes import (ARCHITECTURES, ExperimentRecipe, SyntheticData, experiment_to_toml,
-                                 load_experiment, parse_experiment)
-from lungkd.core.kd.soft_labels import SoftLabelSpec
+from lungkd.core.models.registry import ARCHITECTURES, SIZES
+from lungkd.core.recipes import (SELECTIONS, ExperimentRecipe, SecondGeneration, SoftLabelSpec, SyntheticData,
+                                 load_experiment, recipe_to_toml, shipped_recipes_folder)
+from lungkd.core.workspace.layout import MODEL_FOLDER, experiment_folder, student_run_folder, valid_name
 
-from .engine import EngineTask
+from .engine import EngineTask, TaskQueue
 
-RECIPES_DIR = Path(__file__).resolve().parents[1] / "resources" / "recipes"
+RECIPES_DIR = shipped_recipes_folder()  # the package data, wherever LungKD is installed
+# where the Run page trains (core.kd.executors); child processes keep the window smooth
+EXECUTOR_LABELS = {"process": "child processes on this computer", "inprocess": "the window's own process",
+                   "ray": "a Ray cluster"}
 
 
 def wait_for(task: EngineTask, ms: int) -> bool:
@@ -55,14 +62,49 @@ def fill_table(table: QTableWidget, rows: list[list]) -> None:
     table.resizeColumnsToContents()
 
 
+def show_every_row(table: QTableWidget) -> QTableWidget:
+    """A table exactly as tall as its rows, so none hides behind a scroll bar and no empty space is left."""
+    table.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents)
+    table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    table.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Maximum)
+    return table
+
+
+def _reason(problem: tuple[str, str]) -> str:
+    message, fix = problem
+    return f"{message} {fix[:1].upper()}{fix[1:]}"
+
+
+class IntegerAxis(pg.AxisItem):
+    """An axis of counts (epochs, teachers): ticks only at whole numbers."""
+
+    def tickValues(self, minVal, maxVal, size):
+        levels = []
+        for spacing, values in super().tickValues(minVal, maxVal, size):
+            whole = [v for v in values if abs(v - round(v)) < 1e-9]
+            if spacing >= 1 and whole:
+                levels.append((spacing, whole))
+        return levels or [(1.0, [float(v) for v in range(math.ceil(minVal), math.floor(maxVal) + 1)])]
+
+
+def _titled(title: str, widget) -> QVBoxLayout:
+    column = QVBoxLayout()
+    label = QLabel(f"<b>{title}</b>")
+    column.addWidget(label)
+    column.addWidget(widget)
+    return column
+
+
 class TrainingWizard(QWizard):
     """Holds the recipe being edited; pages read and write it."""
 
     use_model = Signal(str)  # a student's model folder, for analysis in the main window
+    experiment_ended = Signal(bool)  # True when it finished, False when it failed or was cancelled
 
-    def __init__(self, workspace: Path, parent=None):
+    def __init__(self, workspace: Path, parent=None, queue: TaskQueue | None = None):
         super().__init__(parent)
         self.workspace = workspace
+        self.queue = queue or TaskQueue(self)  # the window's, so short engine calls never overlap its analyses
         self.setWindowTitle("LungKD — train and distil")
         self.resize(1000, 720)
         self.recipe: ExperimentRecipe = load_experiment(RECIPES_DIR / "demo-cpu.toml")
@@ -79,12 +121,15 @@ class TrainingWizard(QWizard):
         the recordings, the split is patient-wise."""
         folder = Path(folder)
         split = self.recipe.data.split if next(folder.rglob(SPLIT_FILE), None) else "patient"
-        data = replace(self.recipe.data, path=str(folder), synthetic=None, split=split)
-        self.recipe = replace(self.recipe, data=data, name=f"{folder.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+        data = self.recipe.data.replace(path=str(folder), synthetic=None, split=split)
+        name = valid_name(folder.name, time.strftime("-%Y%m%d-%H%M%S"))
+        self.recipe = self.recipe.replace(data=data, name=name)
+        self.pages[0].clear_inspection()  # the old table described other data
         self.restart()
 
     def load_recipe(self, path: Path) -> None:
         self.recipe = load_experiment(path)
+        self.pages[0].clear_inspection()  # the old table described other data
         for page in self.pages:
             page.show_recipe(self.recipe)
 
@@ -125,7 +170,7 @@ class RecipePage(QWizardPage):
         return recipe
 
     def _error_label(self) -> QLabel:
-        self.error = QLabel()
+        self.error = QLabel(textFormat=Qt.TextFormat.PlainText)  # errors quote names: shown, never markup
         self.error.setStyleSheet("color: #c0392b")
         self.error.setWordWrap(True)
         return self.error
@@ -158,6 +203,7 @@ class DataPage(RecipePage):
         load.clicked.connect(lambda: self.wizard_().load_recipe(RECIPES_DIR / f"{self.preset.currentText()}.toml"))
         self.folder = QLineEdit()
         self.folder.setPlaceholderText("ICBHI_final_database or a folder of recordings with .txt annotations")
+        self.folder.textEdited.connect(lambda _: self.synthetic.setChecked(False))  # typing a folder chooses it
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
         self.synthetic = QCheckBox("Generated synthetic dataset with")
@@ -165,11 +211,16 @@ class DataPage(RecipePage):
         self.split = QComboBox()
         self.split.addItems(["official", "patient"])
         self.selection = QComboBox()
-        self.selection.addItems(["best_test", "best_val", "last"])
+        self.selection.addItems(SELECTIONS)
         self.inspect = QPushButton("Inspect")
         self.inspect.clicked.connect(self._inspect)
-        self.counts = _table(["split", *CLASS_NAMES, "total"], [])
-        self.detected = QLabel()
+        self.counts = show_every_row(_table(["split", *CLASS_NAMES, "total", "with audio"], []))
+        self.detected = QLabel(wordWrap=True)
+        self.warnings = QPlainTextEdit(readOnly=True)  # every warning Inspect found, one per line
+        self.warnings.setPlaceholderText("Warnings about the dataset appear here after Inspect.")
+        self.stats: dict | None = None
+        self.inspected: str | None = None  # the data and selection the stats describe
+        self._advance_when_inspected = False
         form = QFormLayout(self)
         row = QHBoxLayout()
         row.addWidget(self.preset, 1)
@@ -189,6 +240,7 @@ class DataPage(RecipePage):
         form.addRow("Checkpoint selection", self.selection)
         form.addRow(self.inspect, self.detected)
         form.addRow(self.counts)
+        form.addRow("Warnings", self.warnings)
         form.addRow(self._error_label())
 
     def _browse(self) -> None:
@@ -208,38 +260,85 @@ class DataPage(RecipePage):
     def updated(self, recipe: ExperimentRecipe) -> ExperimentRecipe:
         if self.synthetic.isChecked():
             old = recipe.data.synthetic or SyntheticData()
-            data = replace(recipe.data, path=None, synthetic=replace(old, recordings=self.recordings.value()))
+            data = recipe.data.replace(path=None, synthetic=old.replace(recordings=self.recordings.value()),
+                                       split=self.split.currentText())
         else:
             if not self.folder.text().strip():
                 raise ValueError("Choose a dataset folder, or the generated synthetic dataset.")
-            data = replace(recipe.data, path=self.folder.text().strip(), synthetic=None)
-        data = replace(data, split=self.split.currentText())
-        return replace(recipe, data=data, selection=self.selection.currentText())
+            data = recipe.data.replace(path=self.folder.text().strip(), synthetic=None, split=self.split.currentText())
+        return recipe.replace(data=data, selection=self.selection.currentText())
+
+    def clear_inspection(self) -> None:
+        """Forgets what the last Inspect found: it described other data."""
+        self.stats, self.inspected = None, None
+        fill_table(self.counts, [])
+        self.warnings.clear()
+        self.detected.setText("")
+        self.error.setText("")
+
+    def _inspection_key(self) -> str:
+        recipe = self.wizard_().recipe
+        return recipe.data.model_dump_json() + recipe.selection
+
+    def validatePage(self) -> bool:
+        """Goes on only with data the chosen selection can train on: a folder is inspected first, and a split
+        the selection needs without cycles that have audio is refused with the reason."""
+        if not super().validatePage():
+            return False
+        if self.synthetic.isChecked():
+            return True  # generated datasets have audio in every split
+        if self.stats is None or self.inspected != self._inspection_key():
+            self._advance_when_inspected = True
+            self._inspect()
+            return False
+        problem = trainability_problem(self.stats, self.wizard_().recipe.selection)
+        if problem is not None:
+            self.error.setText(_reason(problem))
+            return False
+        return True
 
     def _inspect(self) -> None:
-        if not self.validatePage():
+        if not RecipePage.validatePage(self):
+            self._advance_when_inspected = False
             return
         recipe = self.wizard_().recipe
         workspace = self.wizard_().workspace
+        key = self._inspection_key()
 
         def job(report, cancel):
-            from lungkd.core.training.single_run import resolve_dataset
+            from lungkd.core.data.sources import resolve_dataset
 
-            return resolve_dataset(recipe.data, workspace).stats()
+            return resolve_dataset(recipe.data, workspace, selection=recipe.selection).stats()
 
+        self.clear_inspection()
         self.detected.setText("Reading the dataset…")
-        task = EngineTask(job, parent=self)
-        task.finished.connect(self.show_stats)
-        task.failed.connect(lambda message, _: self.error.setText(message))
-        self._task = task.start()
+        task = EngineTask(job, "Reading the dataset")
+        task.finished.connect(lambda stats: self.show_stats(stats, key))
+        task.failed.connect(self._inspection_failed)
+        self.wizard_().queue.submit(task)
 
-    def show_stats(self, stats: dict) -> None:
-        rows = [[split, *counts.values(), sum(counts.values())] for split, counts in stats["cycles"].items()]
+    def _inspection_failed(self, message: str, details: str) -> None:
+        self._advance_when_inspected = False
+        self.detected.setText("")
+        self.error.setText(message)
+
+    def show_stats(self, stats: dict, key: str | None = None) -> None:
+        usable = stats["cycles_with_audio"]
+        rows = [[split, *counts.values(), sum(counts.values()), usable.get(split, 0)]
+                for split, counts in stats["cycles"].items()]
         fill_table(self.counts, rows)
         kind = "ICBHI layout with its official split" if stats["split_file"] else "a folder without a split file"
-        self.detected.setText(f"{kind}: {stats['recordings']} recordings of {stats['patients']} patients, "
-                              f"{len(stats['warnings'])} warning(s)")
-        self.stats = stats
+        count = len(stats["warnings"])
+        self.detected.setText(f"{kind}: {stats['recordings']} recordings ({stats['recordings_with_audio']} with "
+                              f"audio) of {stats['patients']} patients; "
+                              + (f"{count} warning(s), listed below" if count else "no warnings"))
+        self.warnings.setPlainText("\n".join(stats["warnings"]))
+        self.stats, self.inspected = stats, key
+        advance, self._advance_when_inspected = self._advance_when_inspected, False
+        problem = trainability_problem(stats, self.wizard_().recipe.selection)
+        self.error.setText(_reason(problem) if problem else "")
+        if advance and problem is None and self.wizard_().currentPage() is self:
+            self.wizard_().next()
 
 
 class TeachersPage(RecipePage):
@@ -248,7 +347,7 @@ class TeachersPage(RecipePage):
         self.setTitle("Teachers")
         self.setSubTitle("k models of one architecture, seeds 1..k, trained on the hard labels.")
         self.arch, self.size = _arch_combo(), QComboBox()
-        self.size.addItems(["full", "tiny"])
+        self.size.addItems(SIZES)
         self.pretrained = QLineEdit()
         self.pretrained.setPlaceholderText("Hugging Face id or local folder; empty = random initialisation")
         self.k = _spin(1, 100, 5)
@@ -269,7 +368,7 @@ class TeachersPage(RecipePage):
         form.addRow(self._error_label())
 
     def show_recipe(self, recipe: ExperimentRecipe) -> None:
-        t, train = recipe.teachers, recipe.teacher_train
+        t, train = recipe.teachers, recipe.teachers.train
         self.arch.setCurrentText(t.arch)
         self.size.setCurrentText(t.size)
         self.pretrained.setText(t.pretrained or "")
@@ -280,17 +379,22 @@ class TeachersPage(RecipePage):
         self.device.setCurrentText(recipe.device)
 
     def updated(self, recipe: ExperimentRecipe) -> ExperimentRecipe:
-        teachers = replace(recipe.teachers, arch=self.arch.currentText(), size=self.size.currentText(),
-                           pretrained=self.pretrained.text().strip() or None, k=self.k.value())
-        train = replace(recipe.teacher_train, epochs=self.epochs.value(), batch_size=self.batch.value(),
-                        lr=self.lr.value(), device=self.device.currentText())
-        return replace(recipe, teachers=teachers, teacher_train=train, device=self.device.currentText())
+        train = recipe.teachers.train.replace(epochs=self.epochs.value(), batch_size=self.batch.value(),
+                                              lr=self.lr.value())
+        k = self.k.value()
+        teachers = recipe.teachers.replace(arch=self.arch.currentText(), size=self.size.currentText(),
+                                           pretrained=self.pretrained.text().strip() or None, k=k, train=train)
+        # fewer teachers: soft labels and the curated ensemble take at most k of them (the next page shows it)
+        students = tuple(s.replace(labels=_at_most(s.soft_labels, k)) for s in recipe.students)
+        ensembles = recipe.ensembles.replace(curated_k=min(recipe.ensembles.curated_k, k))
+        return recipe.replace(teachers=teachers, students=students, ensembles=ensembles,
+                              device=self.device.currentText())
 
     def _estimate(self) -> None:
         arch, size, batch, device = (self.arch.currentText(), self.size.currentText(), self.batch.value(),
                                      self.device.currentText())
-        stats = getattr(self.wizard_().pages[0], "stats", None)
-        cycles = sum(stats["cycles"]["train"].values()) if stats else 4142  # ICBHI's training cycles
+        stats = self.wizard_().pages[0].stats
+        cycles = stats["cycles_with_audio"]["train"] if stats else 4142  # ICBHI's training cycles
         epochs, k = self.epochs.value(), self.k.value()
 
         def job(report, cancel):
@@ -300,12 +404,17 @@ class TeachersPage(RecipePage):
             return rate, training_seconds(cycles, epochs, k, rate)
 
         self.estimate.setText("measuring one training step…")
-        task = EngineTask(job, parent=self)
+        task = EngineTask(job, "Measuring one training step")
         task.finished.connect(lambda r: self.estimate.setText(
             f"≈ {r[1] / 3600:.1f} h for {k} teachers ({r[0]:.1f} cycles/s measured here on {device}, "
             f"{cycles} training cycles)"))
         task.failed.connect(lambda message, _: self.estimate.setText(message))
-        self._task = task.start()
+        self.wizard_().queue.submit(task)
+
+
+def _at_most(labels: SoftLabelSpec, k: int) -> str:
+    """The soft-label mode with at most k teachers (the ablations use none)."""
+    return labels.name if labels.k <= k else f"{labels.mode}_{k}"
 
 
 class SoftLabelsPage(RecipePage):
@@ -333,9 +442,9 @@ class SoftLabelsPage(RecipePage):
 
     def updated(self, recipe: ExperimentRecipe) -> ExperimentRecipe:
         labels = f"{self.mode.currentText()}_{self.k.value()}"
-        students = tuple(replace(s, labels=labels) for s in recipe.students)
-        return replace(recipe, students=students, curated_k=self.k.value() if self.mode.currentText() == "curated"
-                       else recipe.curated_k)
+        students = tuple(s.replace(labels=labels) for s in recipe.students)
+        curated_k = self.k.value() if self.mode.currentText() == "curated" else recipe.ensembles.curated_k
+        return recipe.replace(students=students, ensembles=recipe.ensembles.replace(curated_k=curated_k))
 
 
 class StudentPage(RecipePage):
@@ -344,7 +453,7 @@ class StudentPage(RecipePage):
         self.setTitle("Student")
         self.setSubTitle("Any architecture, trained on the soft labels alone.")
         self.arch, self.size = _arch_combo(), QComboBox()
-        self.size.addItems(["full", "tiny"])
+        self.size.addItems(SIZES)
         self.pretrained = QLineEdit()
         self.seeds = QLineEdit()
         self.baseline = QCheckBox("Also train it on the hard labels (the baseline for the gain)")
@@ -368,7 +477,7 @@ class StudentPage(RecipePage):
         self.pretrained.setText(s.pretrained or "")
         self.seeds.setText(", ".join(map(str, s.seeds)))
         self.baseline.setChecked(s.baseline)
-        self.second.setChecked(recipe.second_generation == 1)
+        self.second.setChecked(recipe.second_generation.student == 1)
         self.epochs.setValue(s.train.epochs)
         self.batch.setValue(s.train.batch_size)
         self.lr.setValue(s.train.lr)
@@ -381,12 +490,13 @@ class StudentPage(RecipePage):
         if not seeds:
             raise ValueError("Give at least one seed, e.g. 1, 2, 3.")
         base = recipe.students[0]
-        student = replace(base, arch=self.arch.currentText(), size=self.size.currentText(),
-                          pretrained=self.pretrained.text().strip() or None, seeds=seeds,
-                          baseline=self.baseline.isChecked(),
-                          train=replace(base.train, epochs=self.epochs.value(), batch_size=self.batch.value(),
-                                        lr=self.lr.value()))
-        return replace(recipe, students=(student,), second_generation=1 if self.second.isChecked() else 0)
+        student = base.replace(arch=self.arch.currentText(), size=self.size.currentText(),
+                               pretrained=self.pretrained.text().strip() or None, seeds=seeds,
+                               baseline=self.baseline.isChecked(),
+                               train=base.train.replace(epochs=self.epochs.value(), batch_size=self.batch.value(),
+                                                        lr=self.lr.value()))
+        return recipe.replace(students=(student,),
+                              second_generation=SecondGeneration(student=1 if self.second.isChecked() else 0))
 
 
 class ReviewPage(RecipePage):
@@ -408,20 +518,22 @@ class ReviewPage(RecipePage):
 
     def show_recipe(self, recipe: ExperimentRecipe) -> None:
         self.name.setText(recipe.name)
-        self.text.setPlainText(experiment_to_toml(recipe))
+        self.text.setPlainText(recipe_to_toml(recipe))
 
     def _refresh(self) -> None:
-        if self.wizard() is not None:
-            self.text.setPlainText(experiment_to_toml(replace(self.wizard_().recipe, name=self.name.text())))
+        if self.wizard() is None:
+            return
+        try:
+            self.text.setPlainText(recipe_to_toml(self.updated(self.wizard_().recipe)))
+            self.error.setText("")
+        except Exception as exc:  # a name that cannot be a folder: say so while it is typed
+            self.error.setText(str(exc))
 
     def updated(self, recipe: ExperimentRecipe) -> ExperimentRecipe:
-        import tomllib
-
-        recipe = replace(recipe, name=self.name.text().strip() or recipe.name)
-        return parse_experiment(tomllib.loads(experiment_to_toml(recipe)))  # validated like a file
+        return recipe.replace(name=self.name.text().strip() or recipe.name)  # validated as a loaded file is
 
     def save_to(self, path: Path) -> None:
-        path.write_text(experiment_to_toml(self.updated(self.wizard_().recipe)), encoding="utf-8")
+        path.write_text(recipe_to_toml(self.updated(self.wizard_().recipe)), encoding="utf-8")
 
     def _save(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save recipe", f"{self.name.text()}.toml", "TOML (*.toml)")
@@ -434,25 +546,53 @@ class RunPage(RecipePage):
         super().__init__()
         self.setTitle("Run")
         self.setSubTitle("Stages with progress; closing or cancelling keeps what is finished.")
-        self.stage = QLabel("Not started")
+        self.stage = QLabel("Not started", textFormat=Qt.TextFormat.PlainText)
         self.bar = QProgressBar()
         self.eta = QLabel()
         self.curves = pg.GraphicsLayoutWidget()
         self.curves.setBackground("w")
-        self.loss_plot = self.curves.addPlot(title="loss per epoch")
-        self.score_plot = self.curves.addPlot(title="test Score per epoch")
-        self.loss_plot.addLegend(offset=(-10, 10))
+        self.loss_plot = self.curves.addPlot(title="loss per epoch", axisItems={"bottom": IntegerAxis("bottom")})
+        self.score_plot = self.curves.addPlot(title="test Score per epoch",
+                                              axisItems={"bottom": IntegerAxis("bottom")})
+        for plot in (self.loss_plot, self.score_plot):
+            plot.setLabel("bottom", "epoch")
+        self.legend = pg.LegendItem()  # in a column of its own, at its own size: it never covers a curve
+        self.legend.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        self.curves.addItem(self.legend, row=0, col=2)
+        self.curves.ci.layout.setAlignment(self.legend, Qt.AlignmentFlag.AlignTop)
         self.series: dict[str, tuple[list, list, list, object, object]] = {}
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
+        self.executor = QComboBox()
+        for name, label in EXECUTOR_LABELS.items():
+            self.executor.addItem(label, name)
+        self.address = QLineEdit()  # shown for Ray only
+        self.address.setPlaceholderText("Ray address: empty starts one here · auto · ray://HOST:10001")
+        self.address.setToolTip("Leave empty to start Ray on this computer; auto joins the Ray cluster this computer "
+                                "belongs to (`ray start`); ray://HOST:10001 joins one from outside. The workspace must "
+                                "be on storage every node mounts at the same path.")
+        self.executor.currentIndexChanged.connect(
+            lambda _: self.address.setVisible(self.executor.currentData() == "ray"))
+        self.address.setVisible(False)
+        self.address.setMinimumWidth(self.address.fontMetrics().horizontalAdvance(self.address.placeholderText()) + 24)
+        self.details = ""  # the last failure's traceback, for "Copy details"
+        self.copy_details = QPushButton("Copy error details")
+        self.copy_details.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.details))
+        self.copy_details.setVisible(False)
+        self.ran: ExperimentRecipe | None = None  # the recipe the Run button last started
         self.start_button = QPushButton("Run")
         self.start_button.clicked.connect(self.start)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel)
         self.cancel_button.setEnabled(False)
         buttons = QHBoxLayout()
+        buttons.addWidget(QLabel("Train in"))
+        buttons.addWidget(self.executor)
+        buttons.addWidget(self.address)
+        buttons.addStretch(1)
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.copy_details)
         buttons.addStretch(1)
         layout = QVBoxLayout(self)
         for widget in (self.stage, self.bar, self.eta):
@@ -462,22 +602,63 @@ class RunPage(RecipePage):
         layout.addLayout(buttons)
         layout.addWidget(self._error_label())
         self.finished_ok = False
+        self._show_progress = qthrottled(self._progress_now, timeout=100, parent=self)  # one event per step
 
     def isComplete(self) -> bool:
         return self.finished_ok
 
+    def show_recipe(self, recipe: ExperimentRecipe) -> None:
+        self.executor.setCurrentIndex(self.executor.findData(recipe.executor or "process"))
+
+    def initializePage(self) -> None:
+        """Another recipe (a new name) starts afresh: the last one's error, log, curves and Resume are forgotten."""
+        super().initializePage()
+        if self.ran is not None and self.ran != self.wizard_().recipe and not self._running():
+            self.reset()
+
+    def _running(self) -> bool:
+        task = self.wizard_().task
+        return task is not None and task.is_running()
+
+    def reset(self) -> None:
+        self.ran, self.finished_ok, self.details = None, False, ""
+        self.stage.setText("Not started")
+        self.bar.reset()
+        self.eta.setText("")
+        self.log.clear()
+        self.error.setText("")
+        self.copy_details.setVisible(False)
+        self.start_button.setText("Run")
+        self.start_button.setEnabled(True)
+        self.legend.clear()
+        for plot in (self.loss_plot, self.score_plot):
+            plot.clear()
+        self.series.clear()
+        self.completeChanged.emit()
+
     def start(self) -> None:
         wizard = self.wizard_()
+        wizard.recipe = wizard.recipe.replace(executor=self.executor.currentData())  # saved with the recipe
         recipe, workspace = wizard.recipe, wizard.workspace
+        address = self.address.text().strip() or None if recipe.executor == "ray" else None
+        self.ran = recipe
 
         def job(report, cancel):
+            from lungkd.core.kd.executors import create_executor
             from lungkd.core.kd.experiment import Experiment
 
-            return Experiment(recipe, workspace, on_event=report, cancel=cancel).run()
+            executor = create_executor(recipe.executor, workers=recipe.workers, address=address)
+            try:
+                return Experiment(recipe, workspace, on_event=report, cancel=cancel, executor=executor).run()
+            finally:
+                executor.close()
 
         self.error.setText("")
+        self.copy_details.setVisible(False)
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
+        # Deliberately not through the window's task queue: an experiment trains for minutes to days, and the
+        # recordings must stay analysable meanwhile.
         task = EngineTask(job, parent=self)
         task.progress.connect(self.on_event)
         task.finished.connect(self._finished)
@@ -491,24 +672,34 @@ class RunPage(RecipePage):
             self.stage.setText("Cancelling after the current step…")
 
     def on_event(self, event) -> None:
-        where = f"{event.stage}{' · ' + event.run if event.run else ''}"
+        if event.kind == "progress" and event.stage == "experiment":
+            self._show_time_left(event)
+            return
         if event.kind == "progress" and event.total:
-            self.stage.setText(where)
-            self.bar.setMaximum(event.total)
-            self.bar.setValue(event.step)
-            if event.eta_s is not None:
-                self.eta.setText(f"about {event.eta_s / 60:.1f} min left in this run")
+            self._show_progress(event)
             return
         if event.kind == "metrics" and "epoch" in event.data and event.run:
             self._plot(event.run, event.data)
-        if event.kind in ("started", "finished", "failed", "notice", "artifact") or event.kind == "metrics":
-            text = event.message or (json.dumps(event.data)[:160] if event.kind in ("metrics", "artifact") else "")
-            self.log.appendPlainText(f"[{where}] {event.kind} {text}".rstrip())
+        if (sentence := describe(event)) is not None:
+            self.log.appendPlainText(sentence)
+
+    def _show_time_left(self, event) -> None:
+        minutes = event.eta_s / 60
+        left = f"About {minutes:.0f} min" if minutes >= 2 else "Under 2 min" if minutes >= 1 else "Under a minute"
+        self.eta.setText(f"{left} left for the whole experiment ({event.step} of {event.total} models trained; "
+                         "data preparation and evaluation come on top).")
+
+    def _progress_now(self, event) -> None:
+        what = event.run or event.message or event.stage
+        self.stage.setText(f"{event.stage.capitalize()}: {what}")
+        self.bar.setMaximum(event.total)
+        self.bar.setValue(event.step)
 
     def _plot(self, run: str, data: dict) -> None:
         if run not in self.series:
             colour = pg.intColor(len(self.series), hues=9)
-            loss_curve = self.loss_plot.plot(pen=pg.mkPen(colour, width=2), name=run)
+            loss_curve = self.loss_plot.plot(pen=pg.mkPen(colour, width=2))
+            self.legend.addItem(loss_curve, run)
             score_curve = self.score_plot.plot(pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=5,
                                                symbolBrush=colour)
             self.series[run] = ([], [], [], loss_curve, score_curve)
@@ -520,24 +711,33 @@ class RunPage(RecipePage):
         score_curve.setData(epochs, scores)
 
     def _finished(self, report: dict) -> None:
+        self._show_progress.cancel()  # a late progress event must not overwrite "Finished"
         self.wizard_().report = report
         self.finished_ok = True
         self.stage.setText("Finished")
+        self.eta.setText("")
         self.cancel_button.setEnabled(False)
         self.completeChanged.emit()
+        self.wizard_().experiment_ended.emit(True)
+
+    def _stopped(self, stage: str) -> None:
+        self._show_progress.cancel()
+        self.stage.setText(stage)
+        self.eta.setText("")
+        self.start_button.setText("Resume")
+        self.start_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.wizard_().experiment_ended.emit(False)
 
     def _failed(self, message: str, details: str) -> None:
         self.error.setText(message)
-        self.log.appendPlainText(details)
-        self.start_button.setText("Resume")
-        self.start_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
+        self.log.appendPlainText(f"Stopped by an error: {message}")
+        self.details = f"{message}\n\n{details}"
+        self.copy_details.setVisible(True)
+        self._stopped("Stopped by an error: correct what it names, then press Resume (nothing finished is lost).")
 
     def _cancelled(self) -> None:
-        self.stage.setText("Cancelled: press Resume to continue where it stopped.")
-        self.start_button.setText("Resume")
-        self.start_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
+        self._stopped("Cancelled: press Resume to continue where it stopped.")
 
 
 class ResultsPage(RecipePage):
@@ -545,24 +745,31 @@ class ResultsPage(RecipePage):
         super().__init__()
         self.setTitle("Results")
         self.teachers = _table(["seed", "epoch", "Sp", "Se", "Score"], [])
-        self.students = _table(["student", "labels", "seeds", "distilled Score", "hard-label Score", "gain"], [])
-        curve = pg.PlotWidget(background="w", title="ensemble Score against k")
+        self.students = show_every_row(_table(["student", "labels", "seeds", "distilled Score", "hard-label Score",
+                                               "gain"], []))
+        curve = pg.PlotWidget(background="w", title="ensemble Score against k",
+                              axisItems={"bottom": IntegerAxis("bottom")})
         curve.setLabel("bottom", "teachers in the ensemble (k)")
         self.curve = curve.plot(pen=pg.mkPen((50, 110, 210), width=2), symbol="o")
         self.open_report = QPushButton("Open the report")
         self.open_report.clicked.connect(self._open_report)
         self.use_student = QPushButton("Use the student for analysis")
         self.use_student.clicked.connect(self._use_student)
-        self.summary = QLabel()
-        self.confusions = {role: _table(["true \\ predicted", *CLASS_NAMES], []) for role in ("student", "baseline")}
+        self.summary = QLabel(wordWrap=True)
+        self.notes = QLabel(wordWrap=True)  # checkpoint selections that found no epoch with Se > 5 %
+        self.notes.setStyleSheet("color: #9a6700")
+        self.confusions = {role: show_every_row(_table(["true \\ predicted", *CLASS_NAMES], []))
+                           for role in ("student", "baseline")}
         self.confusion_titles = {role: QLabel() for role in self.confusions}
         layout = QVBoxLayout(self)
         layout.addWidget(self.summary)
+        layout.addWidget(self.notes)
         row = QHBoxLayout()
-        row.addWidget(self.teachers, 1)
+        row.addLayout(_titled("Teachers: test Scores of the selected epochs", self.teachers), 1)
         row.addWidget(curve, 1)
-        layout.addLayout(row)
-        layout.addWidget(self.students)
+        layout.addLayout(row, 1)
+        layout.addLayout(_titled("Students: distilled against the same student on hard labels (mean over seeds)",
+                                 self.students))
         row = QHBoxLayout()
         for role, table in self.confusions.items():
             column = QVBoxLayout()
@@ -575,6 +782,10 @@ class ResultsPage(RecipePage):
         buttons.addWidget(self.use_student)
         buttons.addStretch(1)
         layout.addLayout(buttons)
+        layout.addWidget(self._error_label())
+
+    def validatePage(self) -> bool:
+        return True  # Finish: the experiment is done and its recipe is already saved with it
 
     def initializePage(self) -> None:
         report = self.wizard_().report
@@ -586,23 +797,28 @@ class ResultsPage(RecipePage):
                                     g["baseline"]["mean"], g["gain"]] for g in report["student_groups"]])
         self.summary.setText(f"Selection: {report['selection']} · {report['train_cycles']} training cycles, "
                              f"{report['test_cycles']} test cycles")
+        notes = selection_notes(report)
+        self.notes.setText("Checkpoint selection fell back for " + " ".join(notes) if notes else "")
+        self.notes.setVisible(bool(notes))
         for role, title in (("student", "distilled student"), ("baseline", "same student, hard labels")):
             runs = [s for s in report["students"] if s["role"] == role and s.get("confusion")]
             best = max(runs, key=lambda s: s["score"] or 0.0, default=None)
-            self.confusion_titles[role].setText(f"Confusion, best {title}" + (f" (seed {best['seed']})" if best
-                                                                              else ": not trained"))
+            self.confusion_titles[role].setText(f"<b>Confusion, best {title}</b>" + (
+                f" (seed {best['seed']}; rows true, columns predicted)" if best else ": not trained"))
             fill_table(self.confusions[role], [[name, *counts] for name, counts in zip(CLASS_NAMES, best["confusion"])]
                        if best else [])
 
     def _folder(self) -> Path:
         wizard = self.wizard_()
-        return wizard.workspace / "experiments" / wizard.recipe.name
+        return experiment_folder(wizard.workspace, wizard.recipe.name)
 
     def report_path(self) -> Path:
         return self._folder() / "report.html"
 
     def _open_report(self) -> None:
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.report_path())))
+        path = self.report_path()
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(path))):
+            self.error.setText(f"No web browser could be started to show the report; open {path} yourself.")
 
     def student_model(self) -> Path | None:
         report = self.wizard_().report
@@ -610,7 +826,7 @@ class ResultsPage(RecipePage):
         if not students:
             return None
         best = max(students, key=lambda s: s["score"] or 0.0)
-        return self._folder() / "students" / f"{best['arch']}-{best['labels']}-seed-{best['seed']}" / "model"
+        return student_run_folder(self._folder(), "student", best["arch"], best["labels"], best["seed"]) / MODEL_FOLDER
 
     def _use_student(self) -> None:
         folder = self.student_model()

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# One prepared check for a machine with an NVIDIA GPU (no network there).
-# Builds full-size cnn6 and bts with random weights, trains one epoch of each on synthetic data with
-# mixed precision, and prints throughput, peak GPU memory and the share of time spent waiting for data.
+# One prepared check for a machine with an NVIDIA GPU (no network there), about 10 minutes on an H200.
+# 1. One epoch of a full-size BTS teacher and of full CNN6 (random weights, the paper recipes' batch sizes,
+#    mixed precision) on an ICBHI-sized synthetic dataset of 920 recordings: cycles/s, peak GPU memory and
+#    the share of step time spent waiting for data (goal < 5 %).
+# 2. k = 5 full CNN6 teachers trained together against one after another at batch 128 (goal <= 0.5).
+# 3. Training and inference throughput of every architecture.
 #
-# Run from the repository root. Needs torch, torchaudio, transformers, soundfile, safetensors and
+# Run from the repository root. Needs torch, torchaudio, transformers, soundfile, safetensors, pydantic, scipy and
 # platformdirs on the GPU machine: where they are missing, carry wheels in .whl (see the device notes)
 # and the script installs them into /tmp/site first.
 set -euo pipefail
@@ -17,5 +20,6 @@ ln -sfn "$PWD/core" /tmp/lungkd_src/lungkd/core
 export PYTHONPATH=/tmp/lungkd_src${PYTHONPATH:+:$PYTHONPATH}
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-python3 bench/gpu_epoch.py --recordings "${RECORDINGS:-96}" --out "${OUT:-/tmp}/gpu_check.json"
+python3 bench/gpu_epoch.py --recordings "${RECORDINGS:-920}" --out "${OUT:-/tmp}/gpu_check.json"
+python3 bench/teachers_together.py --sizes full --ks 5 --cycles 1024 --batch-size 128 --device cuda
 python3 bench/train_step.py --device cuda --steps 5

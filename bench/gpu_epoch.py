@@ -1,7 +1,8 @@
-"""One epoch of full-size cnn6 and bts on a synthetic dataset, with the trainer's mixed precision.
+"""One epoch of full-size cnn6 and bts on an ICBHI-sized synthetic dataset (920 recordings by default), with
+the recipes' batch sizes and mixed precision, through the real trainer.
 
-Prints per architecture: feature preparation time, training cycles/s, peak GPU memory and the
-share of training time spent gathering and moving batches (waiting for data). Part of gpu_check.sh.
+Prints per architecture: feature preparation time, training cycles/s, peak GPU memory and the share of
+training time spent gathering and moving batches (waiting for data). Part of gpu_check.sh.
 """
 from __future__ import annotations
 
@@ -17,36 +18,36 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe  # noqa: E402
 
-from lungkd.core.features.cache import FeatureCache  # noqa: E402
 from lungkd.core.data.dataset import load_dataset  # noqa: E402
+from lungkd.core.data.sources import SyntheticData, ensure_synthetic_dataset  # noqa: E402
+from lungkd.core.features.cache import FeatureCache  # noqa: E402
 from lungkd.core.features.cycle_sets import build_cycle_sets  # noqa: E402
-from lungkd.core.models.registry import create_model  # noqa: E402
-from lungkd.core.data.synth import write_synthetic_dataset  # noqa: E402
-from lungkd.core.training.trainer import TrainConfig, Trainer  # noqa: E402
+from lungkd.core.models.registry import create_model, model_info  # noqa: E402
+from lungkd.core.recipes import RunSettings, TrainConfig  # noqa: E402
+from lungkd.core.training.trainer import Trainer  # noqa: E402
 
-RECIPES = {"cnn6": TrainConfig(epochs=1, batch_size=128, lr=1e-3, selection="last", device="auto"),
-           "bts": TrainConfig(epochs=1, batch_size=8, lr=5e-5, weight_decay=1e-6, weight_averaging=0.5,
-                              selection="last", device="auto")}
+ARCHS = ("cnn6", "bts")  # the paper recipes (docs/method.md), one epoch each
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--recordings", type=int, default=96)
+    parser.add_argument("--recordings", type=int, default=920)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     print(describe())
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        write_synthetic_dataset(Path(tmp) / "data", recordings=args.recordings, seed=0)
-        index = load_dataset(Path(tmp) / "data")
+        index = load_dataset(ensure_synthetic_dataset(Path(tmp) / "data", SyntheticData(args.recordings, 0)))
         cache = FeatureCache(Path(tmp) / "cache")
-        for arch, config in RECIPES.items():
+        for arch in ARCHS:
+            info = model_info(arch)
+            config = TrainConfig(**{**info.paper_train, "epochs": 1})
             start = time.perf_counter()
-            sets = build_cycle_sets(index, arch, cache=cache)
+            sets = build_cycle_sets(index, info.inputs, cache=cache)
             prepare_s = time.perf_counter() - start
             if torch.cuda.is_available():
                 torch.cuda.reset_peak_memory_stats()
-            result = Trainer(config).fit(create_model(arch), sets["train"])
+            result = Trainer(config, settings=RunSettings(selection="last")).fit(create_model(arch), sets["train"])
             epoch = result.history[0]
             row = {"arch": arch, "device": result.device, "train_cycles": len(sets["train"]),
                    "prepare_s": round(prepare_s, 1), "cycles_per_s": round(len(sets["train"]) / epoch.seconds, 1),

@@ -30,7 +30,7 @@ def main() -> int:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from lungkd.app.main import settle
+    from lungkd.app.main import demo_recordings, settle
     from lungkd.app.main_window import MainWindow
 
     recordings = sorted(args.data.glob("*.wav"))
@@ -42,7 +42,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         store = QSettings(str(tmp / "studio.ini"), QSettings.Format.IniFormat)
-        window = MainWindow(args.workspace or tmp / "workspace", store)
+        workspace = args.workspace or tmp / "workspace"
+        window = MainWindow(workspace, store)
         window.resize(1440, 900)
         window.show()
         page = window.recordings
@@ -53,7 +54,11 @@ def main() -> int:
             window.grab().save(str(path))
             print(path)
 
+        window.open_paths([demo_recordings(workspace)])  # what a new workspace opens with (app/main.py)
+        window.queue.wait_idle()
         shot("01-first-start")
+        while page.recordings:
+            page.remove_current()
         unannotated = tmp / "no-annotation"
         unannotated.mkdir()
         (unannotated / recordings[1].name).symlink_to(recordings[1])
@@ -76,7 +81,7 @@ def main() -> int:
         shot("04-zoomed-greyscale")
         wizard_pages(app, window, args.out)
         window.wizard.close()
-        editing_and_review(app, window, tmp / "workspace" if args.workspace is None else args.workspace, shot)
+        editing_and_review(app, window, workspace, shot)
         window.close()
     return 0
 
@@ -110,7 +115,7 @@ def editing_and_review(app, window, workspace: Path, shot) -> None:
     edges = [(2, "end"), (3, "start")]
     drag = Drag("edges", document.spans[2].end, edges, edge_limits(document.spans, edges, document.duration))
     page.editor.drag_to(drag, document.spans[2].end + 0.7)  # the mouse is still down: the boundary's new place
-    shot("10-editing")
+    shot("11-editing")
     page.editor.set_document(document)  # the drag let go without moving anything
     for document in page.documents.values():
         document.undo_stack.setClean()  # nothing is saved: these are the shared ICBHI copies
@@ -138,7 +143,7 @@ def editing_and_review(app, window, workspace: Path, shot) -> None:
     for _ in range(2):
         window.review.next.trigger()
     settle(app, 400)
-    shot("11-review")
+    shot("12-review")
     window.review.toggle.setChecked(False)
 
 
@@ -148,11 +153,11 @@ def wizard_pages(app, window, out: Path) -> None:
 
     wizard = window.open_wizard()
     wizard.resize(1000, 720)
-    names = ["data", "teachers", "soft-labels", "student", "review"]
+    names = ["data", "teachers", "soft-labels", "student", "review", "run"]
     data = wizard.currentPage()
     data.inspect.click()
     for _ in range(600):
-        if hasattr(data, "stats"):
+        if data.stats is not None:
             break
         settle(app, 100)
     for number, name in enumerate(names, start=5):

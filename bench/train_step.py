@@ -2,7 +2,7 @@
 
     python bench/train_step.py [--archs cnn6,bts] [--device cpu|cuda] [--steps 2] [--batch-size N]
 
-Training: cycles/s of forward + backward + Adam step at the recipe's batch size (SPEC section 7:
+Training: cycles/s of forward + backward + Adam step at the recipe's batch size (docs/method.md section 7:
 128 for the CNNs, 8 for CLAP and AST), mixed precision on CUDA. Inference: ms per cycle at batch 1.
 A warm-up step is run and not timed. Prints a table and the machine it ran on.
 """
@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe  # noqa: E402
 
 from lungkd.core.models.registry import create_model, list_models  # noqa: E402
-from lungkd.core.training.trainer import autocast_for, forward  # noqa: E402
+from lungkd.core.training.members import autocast_for  # noqa: E402
 
 RECIPE_BATCH = {"cnn6": 128, "resnet18": 128, "efficientnet_b0": 128, "ast": 8, "audio_clap": 8, "bts": 8}
 PROMPT = "This sound was recorded from the left anterior chest of an adult male patient, using a Meditron stethoscope."
@@ -33,7 +33,7 @@ def _sync(device: torch.device) -> None:
 
 def _batch(info, batch: int, device: torch.device):
     x = torch.randn(batch, *info.input_shape, device=device)
-    prompts = [PROMPT] * batch if info.name == "bts" else None
+    prompts = [PROMPT] * batch if info.needs_prompts else None
     return x, prompts
 
 
@@ -48,7 +48,7 @@ def train_throughput(info, batch: int, steps: int, device: torch.device) -> floa
             _sync(device)
             start = time.perf_counter()
         with autocast_for(device, amp):
-            loss = F.cross_entropy(forward(model, x, prompts).float(), y)
+            loss = F.cross_entropy(model(x, prompts).float(), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -60,11 +60,11 @@ def inference_latency_ms(info, device: torch.device, repeats: int = 3) -> float:
     model = create_model(info.name).to(device).eval()
     x, prompts = _batch(info, 1, device)
     with torch.inference_mode(), autocast_for(device, device.type == "cuda"):
-        forward(model, x, prompts)
+        model(x, prompts)
         _sync(device)
         start = time.perf_counter()
         for _ in range(repeats):
-            forward(model, x, prompts)
+            model(x, prompts)
         _sync(device)
     return (time.perf_counter() - start) / repeats * 1000
 

@@ -1,7 +1,8 @@
 """How responsive LungKD Studio stays: the longest stall of the GUI event loop, measured with a QTimer
 probe that should tick every 10 ms, while
 
-  1. the demo experiment (tiny models, shortened) trains in the engine thread,
+  1. the demo experiment (tiny models, shortened) trains from the engine thread, once with each executor: in
+     the window's own process (inprocess) and in child processes (process, the window's default),
   2. a 10-minute recording is loaded and analysed by the main window, and
   3. its cycles are edited: boundaries dragged and classes set, each edit redrawn at once and its changed
      cycles predicted again in the engine thread.
@@ -54,10 +55,15 @@ class StallProbe:
     def start(self) -> None:
         self.timer.start()
 
-    def stop(self) -> str:
+    def stop(self) -> dict:
         self.timer.stop()
         gaps = np.array(self.gaps) * 1000
-        return f"longest stall {gaps.max():.0f} ms, 99th percentile {np.percentile(gaps, 99):.0f} ms, {len(gaps)} ticks"
+        return {"longest_ms": gaps.max(), "p99_ms": np.percentile(gaps, 99), "ticks": len(gaps)}
+
+
+def _stalls(stats: dict) -> str:
+    return (f"longest stall {stats['longest_ms']:.0f} ms, 99th percentile {stats['p99_ms']:.0f} ms, "
+            f"{stats['ticks']} ticks")
 
 
 def run_until_done(task: EngineTask, timeout_s: float) -> None:
@@ -68,17 +74,22 @@ def run_until_done(task: EngineTask, timeout_s: float) -> None:
     loop.exec()
 
 
-def demo_training(workspace: Path) -> str:
+def demo_training(workspace: Path, executor_name: str) -> dict:
     recipe = parse_experiment({
         "name": "ui-latency", "data": {"synthetic": {"recordings": 16, "seed": 0}},
         "teachers": {"arch": "cnn6", "size": "tiny", "k": 2, "train": {"epochs": 2, "batch_size": 16}},
         "students": [{"arch": "cnn6", "size": "tiny", "labels": "mean_2", "seeds": [1],
                       "train": {"epochs": 2, "batch_size": 16}}]})
 
-    def job(report, cancel):
+    def job(report, cancel):  # as the wizard's Run page does it
+        from lungkd.core.kd.executors import create_executor
         from lungkd.core.kd.experiment import Experiment
 
-        return Experiment(recipe, workspace, on_event=report, cancel=cancel).run()
+        executor = create_executor(executor_name)
+        try:
+            return Experiment(recipe, workspace, on_event=report, cancel=cancel, executor=executor).run()
+        finally:
+            executor.close()
 
     events = []
     task = EngineTask(job)
@@ -87,7 +98,7 @@ def demo_training(workspace: Path) -> str:
     probe.start()
     started = time.perf_counter()
     run_until_done(task, 1800)
-    return f"{probe.stop()} over {time.perf_counter() - started:.0f} s and {len(events)} engine events"
+    return {**probe.stop(), "seconds": time.perf_counter() - started, "events": len(events)}
 
 
 def long_recording(workspace: Path, minutes: float) -> tuple[str, object]:
@@ -110,13 +121,13 @@ def long_recording(workspace: Path, minutes: float) -> tuple[str, object]:
     for _ in range(20):  # let the view draw the result
         QApplication.processEvents()
     elapsed = time.perf_counter() - started
-    return f"{probe.stop()} over {elapsed:.0f} s ({minutes:g} min at {sr} Hz)", window
+    return f"{_stalls(probe.stop())} over {elapsed:.0f} s ({minutes:g} min at {sr} Hz)", window
 
 
 def editing(window, edits: int = 20) -> str:
     """Edits as a clinician makes them, one after another: each is drawn at once (plots, table, list) on the
-    GUI thread; its changed cycles are then predicted in the engine thread (the whole recording is decoded
-    again for them), and the next edit waits for that, so "drawn in" is the redraw alone."""
+    GUI thread; its changed cycles are then predicted in the engine thread (from the decoded samples the
+    window holds), and the next edit waits for that, so "drawn in" is the redraw alone."""
     page = window.recordings
     document = page.current_document()
     redraws = []
@@ -141,8 +152,8 @@ def editing(window, edits: int = 20) -> str:
         document.undo_stack.setClean()  # nothing to save: no "save before closing?"
     window.close()
     redraw_ms = np.array(redraws) * 1000
-    return (f"{probe.stop()} over {elapsed:.0f} s; {edits} edits of {len(document.spans)} cycles, each drawn in "
-            f"{np.median(redraw_ms):.0f} ms (median), {redraw_ms.max():.0f} ms at most")
+    return (f"{_stalls(probe.stop())} over {elapsed:.0f} s; {edits} edits of {len(document.spans)} cycles, each "
+            f"drawn in {np.median(redraw_ms):.0f} ms (median), {redraw_ms.max():.0f} ms at most")
 
 
 def main() -> None:
@@ -155,7 +166,17 @@ def main() -> None:
     workspace = args.workspace or Path(tempfile.mkdtemp(prefix="lungkd-ui-"))
     print(describe())
     if not args.only_recording:
-        print(f"demo training in the engine thread: {demo_training(workspace)}", flush=True)
+        training = {}
+        for name in ("inprocess", "process"):  # each in a workspace of its own: both generate, prepare and train
+            training[name] = demo_training(workspace / f"demo-{name}", name)
+            print(f"demo training, {name} executor: {_stalls(training[name])} over {training[name]['seconds']:.0f} "
+                  f"s and {training[name]['events']} engine events", flush=True)
+        print("| executor | longest stall | 99th percentile | wall time |")
+        print("|---|---|---|---|")
+        for name, stats in training.items():
+            print(f"| {name} | {stats['longest_ms']:.0f} ms | {stats['p99_ms']:.0f} ms | {stats['seconds']:.0f} s |")
+        ratio = training["inprocess"]["longest_ms"] / training["process"]["longest_ms"]
+        print(f"longest stall, inprocess / process: {ratio:.1f}x", flush=True)
     loading, window = long_recording(workspace, args.minutes)
     print(f"loading a {args.minutes:g}-minute recording: {loading}", flush=True)
     print(f"editing its cycles: {editing(window)}", flush=True)

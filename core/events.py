@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
 
-EventKind = Literal["started", "progress", "metrics", "artifact", "finished", "failed", "notice"]
+EventKind = Literal["started", "progress", "metrics", "artifact", "finished", "failed", "cancelled", "notice"]
 
 
 @dataclass
@@ -35,6 +35,9 @@ class EventLog:
         self.interval_s = interval_s
         self._last_progress: dict[str | None, float] = {}
 
+    def __call__(self, event: Event) -> None:
+        self.write(event)
+
     def write(self, event: Event) -> None:
         if event.kind == "progress":
             if event.time - self._last_progress.get(event.run, 0.0) < self.interval_s:
@@ -58,3 +61,13 @@ def read_events(path: Path) -> list[Event]:
 
 
 EventCallback = Callable[[Event], None]
+
+
+def broadcast(*sinks: EventCallback | None) -> EventCallback:
+    """One callback that hands each event to every sink in turn (None sinks are skipped)."""
+    active = [s for s in sinks if s is not None]
+
+    def emit(event: Event) -> None:
+        for sink in active:
+            sink(event)
+    return emit

@@ -1,4 +1,4 @@
-"""The four ICBHI cycle classes (SPEC section 1): label = crackle + 2 * wheeze."""
+"""The four ICBHI cycle classes (docs/method.md section 1): label = crackle + 2 * wheeze."""
 from __future__ import annotations
 
 CLASS_NAMES: tuple[str, ...] = ("normal", "crackle", "wheeze", "both")

@@ -1,4 +1,4 @@
-"""The ICBHI score (SPEC section 8), the per-class view of it, and its spread over seeds and patients.
+"""The ICBHI score (docs/method.md section 8), the per-class view of it, and its spread over seeds and patients.
 
 Labels are 0 normal, 1 crackle, 2 wheeze, 3 both. Specificity Sp is the share of normal cycles
 predicted normal; sensitivity Se is the share of abnormal cycles predicted as exactly their own class

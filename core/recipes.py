@@ -1,325 +1,389 @@
-"""Recipes: TOML files that describe a run completely (DESIGN.md), validated on load with errors that
-name the key and the allowed values.
+"""Recipes: TOML files that describe a run completely (docs/design.md), validated when they are loaded — before
+any data is read — with errors that name the key, the value and what is allowed. docs/recipes.md
+describes every key.
 
-A training recipe (`lungkd train`) trains one model with hard labels:
+A training recipe (`lungkd train`) trains one model on hard labels:
 
-    name = "..."
+    name = "..."; seed = 1; selection = "best_test"; device = "auto"; deterministic = false
     [data]   path = "ICBHI folder"  or  synthetic = { recordings = 120, seed = 0, label_noise = 0.0 }
-             split = "official" | "patient"; test_fraction, split_seed, val_fraction, location_source, missing
+             split, test_fraction, split_seed, val_fraction, calibration_fraction, location_source, missing
     [model]  arch, size = "full" | "tiny", pretrained = "" (random init) | hub id | local folder
-    [train]  epochs, batch_size, lr, weight_decay, weight_averaging, specaugment, mixed_precision,
-             selection, seed, deterministic, device
+    [train]  epochs, batch_size, lr, weight_decay, final_lr_ratio, weight_averaging, specaugment,
+             mixed_precision
 
-An experiment recipe (`lungkd run`) is the method of SPEC section 9:
+An experiment recipe (`lungkd run`) is the method of docs/method.md section 9:
 
     name = "..."; selection = "best_test"; device = "auto"; deterministic = false
+    executor = "inprocess" | "process" | "ray"; workers = N    (where the runs train; not part of the results)
     [data]                 as above
-    [teachers]             arch, size, pretrained, k (seeds 1..k)
-    [teachers.train]       epochs, batch_size, lr, weight_decay, weight_averaging, specaugment, ...
+    [teachers]             arch, size, pretrained, k (seeds 1..k), together (train them as one batched model)
+    [teachers.train]       as [train] above
     [ensembles]            curated_k (0: no curated ensemble)
     [[students]]           arch, size, pretrained, labels = "mean_5" | "random_15" | "curated_5" | "single" |
                            "onehot_noise" | "onehot_teacher_noise", seeds = [1, 2, 3], baseline = true
-    [students.train]       as [teachers.train]
+    [students.train]       as [train] above
     [second_generation]    student = N (the N-th [[students]] entry's seeds form the BTS-d++ ensemble; 0: off)
+
+Settings that hold for the whole run (selection, device, deterministic) sit at the top, once.
 """
 from __future__ import annotations
 
-import json
+import re
 import tomllib
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
+from typing import Annotated, Literal
 
-from lungkd.core.errors import LungKDError
-from lungkd.core.kd.soft_labels import SoftLabelSpec
-from lungkd.core.training.trainer import SELECTIONS, TrainConfig
+from pydantic import AfterValidator, Field, StrictInt, ValidationError, field_validator, model_validator
 
-ARCHITECTURES = ("cnn6", "resnet18", "efficientnet_b0", "ast", "audio_clap", "bts")
+from lungkd.core.data.sources import DataSpec, SyntheticData
+from lungkd.core.models.registry import ARCHITECTURES, SIZES, model_info
+from lungkd.core.schema import RecipeError, Spec, recipe_error
+from lungkd.core.workspace.layout import NAME_RULE, is_valid_name
+
+__all__ = ["RecipeError", "DataSpec", "SyntheticData"]
+
+SELECTIONS = ("best_test", "best_val", "last")
+EXECUTORS = ("inprocess", "process", "ray")  # who trains an experiment's runs (core.kd.executors)
+Selection = Literal["best_test", "best_val", "last"]
+Architecture = Literal[ARCHITECTURES]  # type: ignore[valid-type]  # the registry's names
+Size = Literal[SIZES]  # type: ignore[valid-type]
+MAX_RECIPE_BYTES = 64 << 10  # a recipe is a few hundred bytes; tomllib takes seconds and GBs on a megabyte of tables
+# The deepest key of a recipe is [students.train] lr, three levels. tomllib builds a dotted key of n parts
+# (a.a.a... = 1) in time and memory that grow as n squared, so such keys are refused before it sees them.
+MAX_NESTING_PER_LINE = 32
+_STRINGS_AND_COMMENTS = re.compile(r'"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'|"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|#[^\n]*')
 
 
-class RecipeError(LungKDError):
-    """A recipe key with a missing, unknown or out-of-range value."""
+def _check_name(name: str) -> str:
+    if not is_valid_name(name):
+        raise ValueError(f"names are {NAME_RULE} (they become folder names)")
+    return name
+
+
+Name = Annotated[str, AfterValidator(_check_name)]
+
+
+# ---------------------------------------------------------------- soft labels (docs/method.md section 9)
+
+_LABELS = re.compile(r"^(mean|random|curated)_(\d+)$")
+SOFT_LABEL_MODES = ("mean", "random", "curated", "onehot_noise", "onehot_teacher_noise")
 
 
 @dataclass(frozen=True)
-class SyntheticData:
-    recordings: int = 120
+class SoftLabelSpec:
+    """`mean_k`, `random_k`, `curated_k`, `single` (= mean_1), `onehot_noise` or `onehot_teacher_noise`."""
+
+    mode: str
+    k: int = 1
+    sigma: float = 0.1  # onehot_noise's standard deviation
+    temperature: float = 1.0  # an extension; the paper uses 1
     seed: int = 0
-    label_noise: float = 0.0
+
+    @classmethod
+    def parse(cls, text: str, **options) -> "SoftLabelSpec":
+        if text == "single":
+            return cls("mean", 1, **options)
+        if text in ("onehot_noise", "onehot_teacher_noise"):
+            return cls(text, 0, **options)
+        match = _LABELS.match(text)
+        if not match or int(match[2]) < 1:
+            raise RecipeError(f"unknown soft-label mode '{text}'.",
+                              fix="use mean_K, random_K, curated_K (K >= 1), single, onehot_noise or "
+                                  "onehot_teacher_noise.")
+        return cls(match[1], int(match[2]), **options)
+
+    @property
+    def name(self) -> str:
+        return self.mode if self.mode.startswith("onehot") else f"{self.mode}_{self.k}"
 
 
-@dataclass(frozen=True)
-class DataSpec:
-    path: str | None = None
-    synthetic: SyntheticData | None = None
-    split: str = "official"  # official (the dataset's split file) | patient (random, patient-wise)
-    test_fraction: float = 0.4
-    split_seed: int = 0
-    val_fraction: float = 0.2  # for selection = "best_val"
-    location_source: str = "patient"
-    missing: str = "reference"
+# ---------------------------------------------------------------- tables
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    arch: str = "cnn6"
-    size: str = "full"
-    pretrained: str | None = None
+class TrainConfig(Spec):
+    """Hyperparameters of one model's training (docs/method.md section 7); the same for every seed."""
+
+    epochs: int = Field(50, ge=1, le=100_000)
+    batch_size: int = Field(8, ge=1, le=65_536)
+    lr: float = Field(5e-5, gt=0.0, le=10.0)
+    weight_decay: float = Field(0.0, ge=0.0, le=1.0)
+    final_lr_ratio: float = Field(1e-3, gt=0.0, le=1.0)  # cosine decay per epoch, the last epoch at lr * this
+    weight_averaging: float | None = Field(None, ge=0.0, lt=1.0)  # w = a * w_before + (1 - a) * w_after per step
+    specaugment: bool = True  # fbank models only; CLAP models never get it
+    mixed_precision: bool = True  # on CUDA only: bf16 where supported, else fp16 with a grad scaler
 
 
-@dataclass(frozen=True)
-class TrainRecipe:
-    name: str
-    data: DataSpec
-    model: ModelSpec
-    train: TrainConfig
-    source: str | None = None  # the file it was read from
+class RunSettings(Spec):
+    """What holds for every model of a run: checkpoint selection, device, determinism."""
 
-    def to_dict(self) -> dict:
-        return {"name": self.name, "data": asdict(self.data), "model": asdict(self.model), "train": asdict(self.train)}
-
-
-# Set once per experiment, for teachers and students alike (seeds: teachers 1..k, students their list).
-RUN_WIDE = ("seed", "selection", "device", "deterministic")
-
-
-@dataclass(frozen=True)
-class RunWide:
-    selection: str = "best_test"
+    selection: Selection = "best_test"
     device: str = "auto"
     deterministic: bool = False
 
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+            raise ValueError('device must be "auto" (a GPU when there is one), "cpu", "cuda" or "cuda:N"')
+        return value
 
-@dataclass(frozen=True)
-class TeacherSpec:
-    arch: str = "bts"
-    size: str = "full"
-    pretrained: str | None = None
-    k: int = 5
+    def run_settings(self) -> "RunSettings":
+        return RunSettings(selection=self.selection, device=self.device, deterministic=self.deterministic)
 
 
-@dataclass(frozen=True)
-class StudentSpec:
-    arch: str = "bts"
-    size: str = "full"
-    pretrained: str | None = None
+class ModelSpec(Spec):
+    arch: Architecture
+    size: Size = "full"
+    pretrained: str | None = None  # a Hugging Face id or a folder; "" or absent: random initialisation
+
+    @field_validator("pretrained")
+    @classmethod
+    def _blank_is_random(cls, value: str | None) -> str | None:
+        return value or None
+
+
+class TeacherSpec(ModelSpec):
+    k: int = Field(ge=1, le=1000)  # seeds 1..k
+    together: bool | None = None  # train the k teachers as one batched model (default: where the arch can)
+    train: TrainConfig = TrainConfig()
+
+    @model_validator(mode="after")
+    def _together_possible(self) -> "TeacherSpec":
+        if self.together and not model_info(self.arch).together:
+            raise ValueError(f"{self.arch} teachers train one after another; together = true is for "
+                             f"{', '.join(m for m in ARCHITECTURES if model_info(m).together)}")
+        return self
+
+    @property
+    def trains_together(self) -> bool:
+        return model_info(self.arch).together if self.together is None else self.together
+
+
+class StudentSpec(ModelSpec):
     labels: str = "mean_5"
-    seeds: tuple[int, ...] = (1,)
+    seeds: Annotated[tuple[StrictInt, ...], Field(strict=False, min_length=1, max_length=1000)] = (1,)
     baseline: bool = False  # also train this student on hard labels, for the gain
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: TrainConfig = TrainConfig()
+
+    @field_validator("labels")
+    @classmethod
+    def _known_labels(cls, value: str) -> str:
+        try:
+            SoftLabelSpec.parse(value)
+        except RecipeError as exc:
+            raise ValueError(f"{exc.problem.message} {exc.problem.fix}") from None
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("a seed is listed twice; each seed trains one student")
+        return value
 
     @property
     def soft_labels(self) -> SoftLabelSpec:
         return SoftLabelSpec.parse(self.labels)
 
 
-@dataclass(frozen=True)
-class ExperimentRecipe:
-    name: str
+class Ensembles(Spec):
+    curated_k: int = Field(0, ge=0)  # 0: no curated ensemble
+
+
+class SecondGeneration(Spec):
+    student: int = Field(0, ge=0)  # 1-based index into [[students]]; 0: off
+
+
+# ---------------------------------------------------------------- recipes
+
+
+class TrainRecipe(RunSettings):
+    name: Name
+    seed: int = 1
     data: DataSpec
-    teachers: TeacherSpec
-    teacher_train: TrainConfig
-    students: tuple[StudentSpec, ...] = ()
-    curated_k: int = 0
-    second_generation: int = 0  # 1-based index into students; 0 = off
-    selection: str = "best_test"
-    device: str = "auto"
-    deterministic: bool = False
-    description: str = ""
-    source: str | None = None
+    model: ModelSpec
+    train: TrainConfig = TrainConfig()
+    source: str | None = Field(None, exclude=True)  # the file it was read from
 
     def to_dict(self) -> dict:
-        """Everything that decides the results (not the file it came from): compared on resume."""
-        d = asdict(self)
-        d.pop("source")
-        d.pop("description")
-        return json.loads(json.dumps(d))  # tuples become lists, as they come back from recipe.json
+        """Everything that decides the result (not the file it came from)."""
+        return self.model_dump(mode="json")
 
 
-_CHOICES = {
-    ("data", "split"): ("official", "patient"),
-    ("data", "location_source"): ("patient", "filename"),
-    ("data", "missing"): ("reference", "unknown"),
-    ("model", "arch"): ARCHITECTURES,
-    ("model", "size"): ("full", "tiny"),
-    ("train", "selection"): SELECTIONS,
-    ("teachers", "arch"): ARCHITECTURES,
-    ("teachers", "size"): ("full", "tiny"),
-    ("students", "arch"): ARCHITECTURES,
-    ("students", "size"): ("full", "tiny"),
-    ("experiment", "selection"): SELECTIONS,
-}
+class ExperimentRecipe(RunSettings):
+    name: Name
+    description: str = ""
+    data: DataSpec
+    teachers: TeacherSpec
+    ensembles: Ensembles = Ensembles()
+    students: Annotated[tuple[StudentSpec, ...], Field(strict=False)] = ()
+    second_generation: SecondGeneration = SecondGeneration()
+    # Where the runs train, not what they give: left out of to_dict, so a resumed experiment may change them.
+    executor: Literal[EXECUTORS] | None = None  # type: ignore[valid-type]  # None: the caller's default
+    workers: int | None = Field(None, ge=1, le=4096)  # runs at once (None: one per GPU, or one)
+    source: str | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ExperimentRecipe":
+        k = self.teachers.k
+        for number, student in enumerate(self.students, start=1):
+            needed = student.soft_labels.k
+            if needed > k:
+                raise ValueError(f"[[students]] {number}: labels = {student.labels!r} needs {needed} teachers, but "
+                                 f"[teachers] k = {k}; raise k or lower the k in labels")
+        if self.ensembles.curated_k > k:
+            raise ValueError(f"[ensembles] curated_k = {self.ensembles.curated_k} must be at most [teachers] k = {k}")
+        if self.second_generation.student > len(self.students):
+            raise ValueError(f"[second_generation] student = {self.second_generation.student} names no [[students]] "
+                             f"entry (there are {len(self.students)}); use 0 (off) or 1..{len(self.students)}")
+        return self
+
+    def to_dict(self) -> dict:
+        """Everything that decides the results (not the file it came from, its description, nor where its runs
+        train): what a resumed experiment is compared with."""
+        return self.model_dump(mode="json", exclude={"description", "executor", "workers"})
 
 
-def _build(cls, table: dict, section: str, path: str | None):
-    """Dataclass `cls` from a TOML table, refusing unknown keys, wrong types and values outside the choices."""
-    known = {f.name: f for f in fields(cls)}
-    values = {}
-    for key, value in table.items():
-        if key not in known:
-            raise RecipeError(f"unknown key [{section}] {key}.", path=path,
-                              fix=f"use one of: {', '.join(sorted(known))}.")
-        default = known[key].default
-        if isinstance(default, bool) and not isinstance(value, bool):
-            raise RecipeError(f"[{section}] {key} must be true or false, not {value!r}.", path=path,
-                              fix=f"write {key} = true or {key} = false.")
-        if isinstance(default, (int, float)) and not isinstance(default, bool) and (
-                isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise RecipeError(f"[{section}] {key} must be a number, not {value!r}.", path=path,
-                              fix=f"write e.g. {key} = {default}.")
-        choices = _CHOICES.get((section, key))
-        if choices and value not in choices:
-            raise RecipeError(f"[{section}] {key} = {value!r} is not allowed.", path=path,
-                              fix=f"use one of: {', '.join(choices)}.")
-        values[key] = value
-    return cls(**values)
+# ---------------------------------------------------------------- files
 
 
-def _check_sections(document: dict, allowed: set[str], what: str, path: str | None) -> None:
-    unknown = set(document) - allowed
-    if unknown:
-        raise RecipeError(f"unknown key(s) {', '.join(sorted(unknown))}.", path=path,
-                          fix=f"{what} has {', '.join(sorted(allowed))}.")
-
-
-def _parse_data(document: dict, path: str | None) -> DataSpec:
-    data_table = dict(document.get("data", {}))
-    synthetic = data_table.pop("synthetic", None)
-    data = _build(DataSpec, data_table, "data", path)
-    if synthetic is not None:
-        data = DataSpec(**{**asdict(data), "synthetic": _build(SyntheticData, synthetic, "data.synthetic", path)})
-    if (data.path is None) == (data.synthetic is None):
-        raise RecipeError("[data] needs exactly one of path or synthetic.", path=path,
-                          fix='write path = "/folder/of/ICBHI" or synthetic = { recordings = 120, seed = 0 }.')
-    return data
-
-
-def _train_config(table: dict, section: str, path: str | None, **run_wide) -> TrainConfig:
+def _validated(cls, document: dict, path: str | None, what: str):
     try:
-        return _build(TrainConfig, {**table, **run_wide}, section, path)
-    except RecipeError:
-        raise
-    except LungKDError as exc:
-        raise RecipeError(exc.problem.message, path=path, fix=exc.problem.fix) from None
+        return cls.model_validate({**document, "source": path})
+    except ValidationError as exc:
+        raise recipe_error(exc, path, what) from None
+
+
+def recipe_kind(document: dict) -> str | None:
+    """"training" (one [model]), "experiment" ([teachers]), or None when the document is neither."""
+    if "teachers" in document:
+        return "experiment"
+    return "training" if "model" in document else None
+
+
+_COMMANDS = {"training": ("lungkd train", "a training recipe (one [model], no [teachers])"),
+             "experiment": ("lungkd run", "an experiment recipe ([teachers] and [[students]])")}
+
+
+def _refuse_other_kind(document: dict, path: str | None, expected: str) -> None:
+    kind = recipe_kind(document)
+    if kind is None or kind == expected:
+        return
+    command, what = _COMMANDS[kind]
+    shipped = path is not None and Path(path).resolve().is_relative_to(shipped_recipes_folder().resolve())
+    given = Path(path).stem if shipped else (path or "RECIPE.toml")
+    raise RecipeError(f"this is {what}, not {_COMMANDS[expected][1].split(' (')[0]}.", path=path,
+                      fix=f"run it with `{command} {given}`.")
 
 
 def parse_recipe(document: dict, path: str | None = None) -> TrainRecipe:
-    _check_sections(document, {"name", "data", "model", "train"}, "a training recipe", path)
-    data = _parse_data(document, path)
-    model = _no_pretrained_blank(_build(ModelSpec, document.get("model", {}), "model", path))
-    train = _train_config(document.get("train", {}), "train", path)
-    return TrainRecipe(str(document.get("name", Path(path).stem if path else "recipe")), data, model, train, path)
-
-
-def _no_pretrained_blank(spec):
-    return replace(spec, pretrained=None) if spec.pretrained == "" else spec
-
-
-def _run_wide_in(table: dict, section: str, path: str | None) -> None:
-    clash = sorted(set(table) & set(RUN_WIDE))
-    if clash:
-        raise RecipeError(f"[{section}] sets {', '.join(clash)}, which an experiment sets once for every run.",
-                          path=path, fix=f"move {', '.join(clash)} to the top of the recipe (seeds go in "
-                                         "[[students]] seeds; teachers use seeds 1..k).")
+    _refuse_other_kind(document, path, "training")
+    document = {"name": Path(path).stem if path else "recipe", **document}
+    return _validated(TrainRecipe, document, path, "the training recipe")
 
 
 def parse_experiment(document: dict, path: str | None = None) -> ExperimentRecipe:
-    _check_sections(document, {"name", "description", "selection", "device", "deterministic", "data", "teachers",
-                               "ensembles", "students", "second_generation"}, "an experiment recipe", path)
-    top = _build(RunWide, {k: document[k] for k in asdict(RunWide()) if k in document}, "experiment", path)
-    run_wide = asdict(top)
-    teachers_table = dict(document.get("teachers", {}))
-    teacher_train_table = teachers_table.pop("train", {})
-    _run_wide_in(teacher_train_table, "teachers.train", path)
-    teachers = _no_pretrained_blank(_build(TeacherSpec, teachers_table, "teachers", path))
-    if teachers.k < 1:
-        raise RecipeError("[teachers] k must be at least 1.", path=path, fix="write e.g. k = 5.")
-    students = []
-    for number, table in enumerate(document.get("students", []), start=1):
-        table = dict(table)
-        train_table = table.pop("train", {})
-        _run_wide_in(train_table, f"students.train (student {number})", path)
-        seeds = table.pop("seeds", [1])
-        if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-            raise RecipeError(f"[[students]] {number}: seeds must be a list of integers, not {seeds!r}.", path=path,
-                              fix="write e.g. seeds = [1, 2, 3].")
-        spec = _no_pretrained_blank(_build(StudentSpec, table, "students", path))
-        try:
-            labels = spec.soft_labels
-        except LungKDError as exc:
-            raise RecipeError(f"[[students]] {number}: {exc.problem.message}", path=path, fix=exc.problem.fix) from None
-        if labels.k > teachers.k:
-            raise RecipeError(f"[[students]] {number}: labels = {spec.labels!r} needs {labels.k} teachers, "
-                              f"but [teachers] k = {teachers.k}.", path=path,
-                              fix=f"raise [teachers] k to {labels.k} or lower the k in labels.")
-        students.append(replace(spec, seeds=tuple(seeds), train=_train_config(train_table, "students.train", path,
-                                                                              **run_wide)))
-    curated_k = int(document.get("ensembles", {}).get("curated_k", 0))
-    second = int(document.get("second_generation", {}).get("student", 0))
-    if not 0 <= curated_k <= teachers.k:
-        raise RecipeError(f"[ensembles] curated_k = {curated_k} must be between 0 and [teachers] k = {teachers.k}.",
-                          path=path, fix="lower curated_k.")
-    if not 0 <= second <= len(students):
-        raise RecipeError(f"[second_generation] student = {second} names no [[students]] entry "
-                          f"(there are {len(students)}).", path=path, fix="use 0 (off) or 1..number of students.")
-    return ExperimentRecipe(
-        name=str(document.get("name", Path(path).stem if path else "experiment")),
-        description=str(document.get("description", "")), data=_parse_data(document, path), teachers=teachers,
-        teacher_train=_train_config(teacher_train_table, "teachers.train", path, **run_wide),
-        students=tuple(students), curated_k=curated_k, second_generation=second, source=path, **run_wide)
+    _refuse_other_kind(document, path, "experiment")
+    document = {"name": Path(path).stem if path else "experiment", **document}
+    return _validated(ExperimentRecipe, document, path, "the experiment recipe")
 
 
-def _read_toml(path: Path) -> dict:
+def read_toml(path: str | Path) -> dict:
+    path = Path(path)
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        size = path.stat().st_size
+        if size > MAX_RECIPE_BYTES:
+            raise RecipeError(f"{size:,} bytes is far too large for a recipe.", path=path,
+                              fix="give the .toml recipe file (a few hundred bytes), not another file.")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark from a Windows editor is fine
+        _check_nesting(text, path)
+        return tomllib.loads(text)
     except FileNotFoundError:
         raise RecipeError("recipe file not found.", path=path, fix="give the path of a .toml recipe.") from None
+    except IsADirectoryError:
+        raise RecipeError("this is a folder, not a recipe file.", path=path, fix="give the path of a .toml recipe.") \
+            from None
+    except UnicodeDecodeError:
+        raise RecipeError("not a text file.", path=path, fix="give a .toml recipe saved as UTF-8 text.") from None
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"not valid TOML ({exc}).", path=path, fix="correct the syntax at the place named.") from None
+    except RecursionError:
+        raise RecipeError("nested too deeply to be a recipe.", path=path,
+                          fix="recipes have at most three levels of tables; see docs/recipes.md.") from None
+
+
+@dataclass(frozen=True)
+class ShippedRecipe:
+    name: str
+    kind: str  # "experiment" or "training"
+    description: str
+    path: Path
+
+
+def shipped_recipes_folder() -> Path:
+    """The recipes LungKD ships: package data of lungkd.resources, found through the package wherever it is
+    (a checkout, an installed wheel or the frozen bundle)."""
+    return Path(str(files("lungkd.resources") / "recipes"))
+
+
+def _description(document: dict, path: Path) -> str:
+    """The recipe's `description`, else the first comment line of the file."""
+    if document.get("description"):
+        return document["description"]
+    comments = [line.lstrip("# ").strip() for line in path.read_text(encoding="utf-8").splitlines()
+                if line.startswith("#")]
+    return comments[0] if comments else ""
+
+
+def shipped_recipes() -> list[ShippedRecipe]:
+    """The recipes LungKD ships (resources/recipes/): experiments first, then training recipes, by name."""
+    recipes = []
+    for path in sorted(shipped_recipes_folder().rglob("*.toml")):
+        document = read_toml(path)
+        recipes.append(ShippedRecipe(path.stem, recipe_kind(document) or "unknown", _description(document, path),
+                                     path))
+    return sorted(recipes, key=lambda r: (r.kind != "experiment", r.name))
+
+
+def find_recipe(text: str | Path) -> Path:
+    """A recipe file given by its path, or a shipped recipe given by its name (`paper-bts-mean5`)."""
+    path = Path(text).expanduser()
+    if path.exists() or path.suffix == ".toml" or len(path.parts) > 1:
+        return path  # a path, even a wrong one: reading it names the problem
+    for recipe in shipped_recipes():
+        if recipe.name == path.name:
+            return recipe.path
+    names = ", ".join(r.name for r in shipped_recipes())
+    raise RecipeError(f"no recipe file '{text}' here, and no shipped recipe of that name.", path=path,
+                      fix=f"give the path of a .toml recipe, or one of the shipped recipes: {names} "
+                          "(`lungkd recipes` describes them).")
+
+
+def _check_nesting(text: str, path: Path) -> None:
+    """Refuses a line that opens more tables, arrays or key levels ('.', '[', '{' outside strings and comments)
+    than any recipe needs. Keys and inline tables cannot span lines in TOML, so this bounds how deep one
+    statement can reach; arrays nested deeper than Python's recursion limit end in RecursionError below."""
+    def blank(match: re.Match) -> str:  # keep the line breaks of multi-line strings, so line numbers stay right
+        return "\n" * match.group().count("\n")
+
+    for number, line in enumerate(_STRINGS_AND_COMMENTS.sub(blank, text).split("\n"), start=1):
+        if sum(line.count(c) for c in ".[{") > MAX_NESTING_PER_LINE:
+            raise RecipeError(f"line {number} is nested too deeply to be part of a recipe.", path=path,
+                              fix="recipes have at most three levels of tables; see docs/recipes.md.")
 
 
 def load_recipe(path: str | Path) -> TrainRecipe:
-    return parse_recipe(_read_toml(Path(path)), str(path))
+    return parse_recipe(read_toml(path), str(path))
 
 
 def load_experiment(path: str | Path) -> ExperimentRecipe:
-    return parse_experiment(_read_toml(Path(path)), str(path))
+    return parse_experiment(read_toml(path), str(path))
 
 
-def _toml_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+def recipe_to_toml(recipe: TrainRecipe | ExperimentRecipe) -> str:
+    """The recipe as a TOML file that loads back to the same recipe."""
+    import tomli_w
 
-
-def _toml_table(lines: list[str], header: str, table: dict) -> None:
-    lines += ["", header] + [f"{k} = {_toml_value(v)}" for k, v in table.items() if v is not None]
-
-
-def experiment_to_toml(recipe: ExperimentRecipe) -> str:
-    """The recipe as a TOML file that `load_experiment` reads back to the same recipe."""
-    run_wide = set(asdict(RunWide()))
-    train = lambda config: {k: v for k, v in asdict(config).items() if k not in run_wide and k != "seed"}  # noqa: E731
-    lines = [f"name = {_toml_value(recipe.name)}"]
-    if recipe.description:
-        lines.append(f"description = {_toml_value(recipe.description)}")
-    lines += [f"{k} = {_toml_value(getattr(recipe, k))}" for k in asdict(RunWide())]
-    data = {k: v for k, v in asdict(recipe.data).items() if v is not None}
-    _toml_table(lines, "[data]", data)
-    _toml_table(lines, "[teachers]", {**asdict(recipe.teachers), "pretrained": recipe.teachers.pretrained or ""})
-    _toml_table(lines, "[teachers.train]", train(recipe.teacher_train))
-    if recipe.curated_k:
-        _toml_table(lines, "[ensembles]", {"curated_k": recipe.curated_k})
-    for student in recipe.students:
-        fields_ = {k: v for k, v in asdict(student).items() if k != "train"}
-        _toml_table(lines, "[[students]]", {**fields_, "pretrained": student.pretrained or "",
-                                            "seeds": list(student.seeds)})
-        _toml_table(lines, "[students.train]", train(student.train))
-    if recipe.second_generation:
-        _toml_table(lines, "[second_generation]", {"student": recipe.second_generation})
-    return "\n".join(lines) + "\n"
+    return tomli_w.dumps(recipe.model_dump(mode="json", exclude_none=True))

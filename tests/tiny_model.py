@@ -1,7 +1,8 @@
-"""A tiny CNN6 briefly trained on the real ICBHI recordings, saved as a model folder with its card.
+"""A tiny CNN6 briefly trained on the session's synthetic recordings, saved as a model folder with its card.
 
 Shared by tests/core and tests/app (tests/ is on sys.path through its conftest.py). Trained once per
-test session: the folder lives in the session's base temporary directory.
+test session: the folder lives in the session's base temporary directory. Its limits (temperature, training
+statistics) are fitted on the test split, the only cycles of this small dataset it never trained on.
 """
 from __future__ import annotations
 
@@ -10,22 +11,27 @@ from pathlib import Path
 import torch
 
 from lungkd.core.data.dataset import load_dataset
+from lungkd.core.data.sources import DataSpec, describe_training_data
 from lungkd.core.features.cycle_sets import build_cycle_sets
-from lungkd.core.models.card import save_trained_model
-from lungkd.core.models.registry import create_model
-from lungkd.core.training.trainer import TrainConfig, Trainer
+from lungkd.core.models.card import read_model_card, save_trained_model
+from lungkd.core.models.registry import create_model, model_info
+from lungkd.core.recipes import RunSettings, TrainConfig
+from lungkd.core.training.calibration import fit_limits
+from lungkd.core.training.trainer import Trainer
 
 
-def tiny_model_folder(audio_dir: Path, tmp_path_factory) -> Path:
+def tiny_model_folder(data_dir: Path, tmp_path_factory) -> Path:
     folder = tmp_path_factory.getbasetemp() / "tiny-cnn6" / "model"
-    if (folder / "lungkd.json").exists():
+    if read_model_card(folder) is not None:
         return folder
-    index = load_dataset(audio_dir)
-    index.apply_split({r.name: "train" for r in index.recordings})
-    train = build_cycle_sets(index, "cnn6")["train"]
+    index = load_dataset(data_dir)
+    sets = build_cycle_sets(index, model_info("cnn6").inputs)
     torch.manual_seed(0)
     model = create_model("cnn6", size="tiny")
-    result = Trainer(TrainConfig(epochs=1, batch_size=8, selection="last", device="cpu")).fit(model, train)
+    trainer = Trainer(TrainConfig(epochs=1, batch_size=8, lr=1e-3), settings=RunSettings(selection="last", device="cpu"))
+    result = trainer.fit(model, sets["train"])
     save_trained_model(result.model, folder, size="tiny", pretrained=None, selection="last", selected_epoch=1,
-                       test={"score": 51.5}, data_fingerprint=index.fingerprint(), seed=0)
+                       test={"score": 51.5}, data_fingerprint=index.fingerprint(), seed=0,
+                       training_data=describe_training_data(DataSpec(path=str(data_dir)), index),
+                       limits=fit_limits(result.model, {"train": sets["train"], "calibration": sets["test"]}))
     return folder

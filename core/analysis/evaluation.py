@@ -11,7 +11,8 @@ from lungkd.core.data.dataset import load_dataset
 from lungkd.core.errors import LungKDError
 from lungkd.core.features.cycle_sets import build_cycle_sets
 from lungkd.core.metrics import BootstrapCI, Scores, patient_bootstrap_ci, scores_from_logits
-from lungkd.core.models.card import read_model_card
+from lungkd.core.models.card import load_saved_model
+from lungkd.core.models.registry import model_info
 from lungkd.core.training.trainer import predict_logits
 
 
@@ -30,19 +31,6 @@ class Evaluation:
                 "cycles": self.cycles, **self.scores.to_dict(), "bootstrap": self.interval.to_dict()}
 
 
-def load_saved_model(folder: str | Path):
-    """A model folder written by training (weights + lungkd.json card), ready for inference."""
-    from lungkd.core.models.registry import create_model
-
-    card = read_model_card(folder)
-    if card is None:
-        raise LungKDError("not a LungKD model folder (no lungkd.json).", path=folder,
-                          fix="give the `model` folder of a finished run (`lungkd runs` lists them).")
-    model = create_model(card["architecture"], pretrained=folder)
-    model.eval()
-    return model, card
-
-
 def evaluate_model(model_folder: str | Path, data_folder: str | Path, *, split: str = "test",
                    cache: FeatureCache | None = None) -> Evaluation:
     """Sp, Se, Score, confusion and a patient bootstrap interval on one split (on every annotated
@@ -51,7 +39,7 @@ def evaluate_model(model_folder: str | Path, data_folder: str | Path, *, split: 
     index = load_dataset(data_folder)
     if not index.has_split_file:
         index.apply_split({r.name: split for r in index.recordings})
-    sets = build_cycle_sets(index, card["architecture"], cache=cache)
+    sets = build_cycle_sets(index, model_info(card["architecture"]).inputs, cache=cache)
     if split not in sets:
         raise LungKDError(f"the dataset has no '{split}' cycles with usable audio.", path=data_folder,
                           fix="choose another split with --split, or check `lungkd data stats`.")

@@ -8,20 +8,17 @@ The order (one sort key, plain numbers):
 4. then by recording and time, so equal cycles keep their natural order.
 A cycle with no prediction yet comes after every predicted one (nothing is known to rank it by).
 
-The teachers' ensemble is the method's logit mean (SPEC section 9): from probabilities, the mean of the
-log-probabilities differs from the mean logit by one constant per cycle, which softmax removes.
+Which teachers a model has is the experiment's business (core.kd.store.teachers_for_model), and so is their
+ensemble (core.kd.soft_labels.ensemble_probabilities); this module only ranks.
 """
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from lungkd.core.kd.experiment import RECIPE_FILE, experiment_teacher_models
-from lungkd.core.kd.soft_labels import mean_teacher_targets
 from lungkd.core.labels import CLASS_NAMES
 
 
@@ -67,12 +64,6 @@ def teacher_spread(votes: Sequence[int]) -> float:
     return 1.0 - Counter(votes).most_common(1)[0][1] / len(votes)
 
 
-def ensemble_probabilities(teacher_probabilities: Sequence[Sequence[float]]) -> np.ndarray:
-    """The logit-mean ensemble's four probabilities from its teachers' (k, 4) probabilities."""
-    log_probabilities = np.log(np.clip(np.asarray(teacher_probabilities, dtype=np.float64), 1e-12, None))
-    return mean_teacher_targets(log_probabilities[None], list(range(len(log_probabilities))))[0]
-
-
 def review_key(candidate: ReviewCandidate) -> tuple:
     if candidate.probabilities is None:
         return (2, 0, 0.0, candidate.recording, candidate.start)
@@ -100,17 +91,3 @@ def review_reason(candidate: ReviewCandidate) -> str:
         words.append("teachers unanimous" if not against else f"{against} of {len(votes)} teachers vote against "
                      "the others")
     return " · ".join(words)
-
-
-def experiment_of_model(model_folder: str | Path) -> Path | None:
-    """The experiment folder a model belongs to (a student of `workspace/experiments/NAME`), or None."""
-    for folder in Path(model_folder).parents:
-        if folder.parent.name == "experiments" and (folder / RECIPE_FILE).is_file():
-            return folder
-    return None
-
-
-def teachers_for_model(model_folder: str | Path) -> list[Path]:
-    """The finished teachers of the experiment that distilled this model; none for any other model."""
-    experiment = experiment_of_model(model_folder)
-    return experiment_teacher_models(experiment) if experiment is not None else []

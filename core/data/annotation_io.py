@@ -23,11 +23,12 @@ from typing import Iterable
 
 import numpy as np
 
-from lungkd.core.data.annotations import read_annotation_file
+from lungkd.core.data.annotations import annotation_beside, read_annotation_file
 from lungkd.core.data.records import Cycle
+from lungkd.core.data.textfiles import read_text_lines
 from lungkd.core.errors import DataError, Problem
 from lungkd.core.labels import CLASS_NAMES, flags_from_label
-from lungkd.core.models.card import write_atomic_text
+from lungkd.core.storage import write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,13 @@ def annotation_text(spans: Iterable[Span]) -> str:
         crackle, wheeze = flags_from_label(span.label)
         lines.append(f"{format_seconds(span.start)}\t{format_seconds(span.end)}\t{crackle}\t{wheeze}\n")
     return "".join(lines)
+
+
+def annotation_path_for(audio: str | Path) -> Path:
+    """Where a recording's annotation is read from and saved to: the one beside it (`annotation_beside`: .txt
+    in any letter case), else `NAME.txt`."""
+    found, _ = annotation_beside(audio)
+    return found or Path(audio).with_suffix(".txt")
 
 
 def file_digest(path: str | Path) -> str | None:
@@ -118,7 +126,7 @@ def save_annotation(path: str | Path, spans: Iterable[Span], expected_digest: st
     if current is not None:
         backup = next_backup_path(path)
         shutil.copy2(path, backup)
-    write_atomic_text(path, text)
+    write_text_atomic(path, text)
     return SavedAnnotation(path, backup, hashlib.sha256(path.read_bytes()).hexdigest())
 
 
@@ -149,18 +157,14 @@ def write_raven_table(path: str | Path, spans: Iterable[Span], high_freq_hz: flo
         rows.append("\t".join((str(number), "Spectrogram 1", "1", format_seconds(span.start), format_seconds(span.end),
                                "0", format_seconds(high_freq_hz),
                                "" if span.label is None else CLASS_NAMES[span.label])))
-    write_atomic_text(path, "\n".join(rows) + "\n")
+    write_text_atomic(path, "\n".join(rows) + "\n")
 
 
 def read_raven_table(path: str | Path) -> tuple[list[Span], list[Problem]]:
     """Cycles of a Raven selection table, sorted by time. A selection listed once per view (Raven repeats it
     for the waveform and the spectrogram) counts once; a bad row is a Problem and the others still load."""
     path = Path(path)
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.reader(f, delimiter="\t"))
-    except UnicodeDecodeError:
-        raise DataError("not a Raven selection table (it is not UTF-8 text).", path=path, fix=_RAVEN_FIX) from None
+    rows = list(csv.reader(read_text_lines(path, "Raven selection table", _RAVEN_FIX), delimiter="\t"))
     header = [name.strip() for name in rows[0]] if rows else []
     missing = [name for name in ("Begin Time (s)", "End Time (s)") if name not in header]
     if missing:

@@ -1,11 +1,13 @@
-"""ICBHI-style cycle annotation files: one cycle per line, `start end crackle wheeze` (SPEC section 2)."""
+"""ICBHI-style cycle annotation files: one cycle per line, `start end crackle wheeze` (docs/method.md section 2)."""
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
-from lungkd.core.errors import DataError, Problem
+from lungkd.core.errors import Problem
 from lungkd.core.data.records import Cycle
+from lungkd.core.data.textfiles import read_text_lines
 
 _FORMAT_FIX = "each line must read `start_s end_s crackle(0/1) wheeze(0/1)`, e.g. `0.036 0.579 0 0`."
 
@@ -31,9 +33,14 @@ def _parse_line(fields: list[str]) -> tuple[float, float, int, int]:
 
 def parse_annotation_text(text: str, recording: str, path: str | Path | None = None) -> tuple[list[Cycle], list[Problem]]:
     """Cycles of an annotation file; a bad line becomes a Problem and the other lines still load."""
+    return parse_annotation_lines(text.splitlines(), recording, path)
+
+
+def parse_annotation_lines(lines: list[str], recording: str, path: str | Path | None = None
+                           ) -> tuple[list[Cycle], list[Problem]]:
     cycles: list[Cycle] = []
     problems: list[Problem] = []
-    for line_no, raw in enumerate(text.splitlines(), start=1):
+    for line_no, raw in enumerate(lines, start=1):
         fields = raw.split()
         if not fields:
             continue
@@ -46,21 +53,54 @@ def parse_annotation_text(text: str, recording: str, path: str | Path | None = N
     return cycles, problems
 
 
+NO_USABLE_CYCLE = "no usable cycle in this annotation file."
+
+
 def read_annotation_file(path: str | Path, recording: str | None = None) -> tuple[list[Cycle], list[Problem]]:
+    """Cycles and problems of an annotation file; DataError when it cannot be read at all (permission, not
+    text, absurdly large)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8", errors="strict")
-    except UnicodeDecodeError:
-        raise DataError("not a text annotation file (it is not UTF-8 text).", path=path, fix=_FORMAT_FIX) from None
-    cycles, problems = parse_annotation_text(text, recording or path.stem, path)
+    lines = read_text_lines(path, "annotation file", _FORMAT_FIX)
+    cycles, problems = parse_annotation_lines(lines, recording or path.stem, path)
     if not cycles:
-        problems.append(Problem(str(path), "no usable cycle in this annotation file.", _FORMAT_FIX))
+        problems.append(Problem(str(path), NO_USABLE_CYCLE, _FORMAT_FIX))
     return cycles, problems
+
+
+def pick_annotation(candidates: list[Path]) -> tuple[Path, list[Problem]]:
+    """One annotation among files of the same name (`X.txt` and `X.TXT`): `.txt` first, then by name; the
+    others are named in a warning. Every command picks the same one."""
+    ordered = sorted(candidates, key=lambda p: (p.suffix != ".txt", str(p)))
+    chosen, others = ordered[0], ordered[1:]
+    if not others:
+        return chosen, []
+    return chosen, [Problem(str(other), f"a second annotation of the recording '{chosen.stem}'; {chosen.name} is used "
+                            "and this one is left out.", "delete or rename the one that is wrong.") for other in others]
+
+
+def annotation_beside(audio: str | Path) -> tuple[Path | None, list[Problem]]:
+    """The annotation of a recording: the file of the same name beside it ending in .txt in any letter case
+    (`pick_annotation` when there are several); None when there is none."""
+    audio = Path(audio)
+    found: dict[tuple[int, int], Path] = {}  # by file identity: a case-insensitive file system finds one file 8 ways
+    for letters in itertools.product(*(("t", "T"), ("x", "X"), ("t", "T"))):
+        path = audio.with_suffix("." + "".join(letters))
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        if path.is_file():
+            found.setdefault((st.st_dev, st.st_ino), path)
+    if not found:
+        return None, []
+    return pick_annotation(list(found.values()))
 
 
 def clip_cycles_to_duration(cycles: list[Cycle] | tuple[Cycle, ...], duration: float, path: str | Path | None
                             ) -> tuple[tuple[Cycle, ...], list[Problem]]:
-    """Clip cycles that end past the audio (SPEC: clip to the audio) and say so; drop those that start past it."""
+    """Cycles that end past the audio are kept as annotated and said so: their clip stops at the end of the
+    resampled audio, in samples, as in the reference (core.features.prepare.cycle_span). Cycles that start
+    after the audio ends hold no sound and are dropped, with a warning."""
     kept: list[Cycle] = []
     problems: list[Problem] = []
     where = str(path) if path else None
@@ -72,9 +112,8 @@ def clip_cycles_to_duration(cycles: list[Cycle] | tuple[Cycle, ...], duration: f
             continue
         if cycle.end > duration:
             problems.append(Problem(where, f"the cycle {cycle.start}-{cycle.end} s ends after the audio "
-                                    f"({duration:.3f} s); clipped to the audio.", "", cycle.line))
-            cycle = Cycle(cycle.recording, len(kept), cycle.start, duration, cycle.crackle, cycle.wheeze, cycle.line)
-        elif cycle.index != len(kept):
+                                    f"({duration:.3f} s); its clip stops at the end of the audio.", "", cycle.line))
+        if cycle.index != len(kept):
             cycle = Cycle(cycle.recording, len(kept), cycle.start, cycle.end, cycle.crackle, cycle.wheeze, cycle.line)
         kept.append(cycle)
     return tuple(kept), problems

@@ -1,11 +1,14 @@
-"""Decoding and resampling recordings (SPEC section 3, step 1).
+"""Decoding and resampling recordings (docs/method.md section 3, step 1).
 
 soundfile decodes (wav 8/16/24/32-bit int and float, flac, ogg); torchaudio only resamples.
 """
 from __future__ import annotations
 
+import math
+import os
 import struct
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +18,9 @@ from lungkd.core.errors import AudioError, Problem
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 MIN_SAMPLE_RATE = 4000
+MAX_SAMPLE_RATE = 768_000  # the fastest audio interfaces; above it a header is damaged, not a recording
+MIN_DURATION_S = 0.25  # the shortest breathing cycles ICBHI annotates are about this long
+CHECK_BLOCK = 1 << 21  # samples checked for NaN at once: no whole-length mask for an hour-long recording
 _SUPPORTED = "wav (8/16/24/32-bit integer or float PCM), flac or ogg"
 
 
@@ -39,25 +45,42 @@ class AudioInfo:
                        f"{self.frames}; using what is there.", "copy the recording again from its source.")
 
 
+MAX_WAV_CHUNKS = 1000  # a real file has a handful; a damaged header could otherwise send the walk in circles
+
+
 def _declared_wav_frames(path: Path) -> int | None:
-    """Frames the RIFF `data` chunk declares. libsndfile quietly shortens a cut-off file, so we look ourselves."""
+    """Frames the RIFF `data` chunk declares. libsndfile quietly shortens a cut-off file, so we look ourselves.
+    None when the header does not say (or is too damaged to say)."""
     with path.open("rb") as f:
         if f.read(12)[8:12] != b"WAVE":
             return None
         block_align = None
-        while header := f.read(8):
+        for _ in range(MAX_WAV_CHUNKS):
+            header = f.read(8)
             if len(header) < 8:
                 return None
             chunk, size = header[:4], struct.unpack("<I", header[4:])[0]
+            start = f.tell()
             if chunk == b"fmt ":
-                block_align = struct.unpack("<H", f.read(16)[12:14])[0]
-                f.seek(size - 16 + (size & 1), 1)
+                fmt = f.read(16)
+                if size < 16 or len(fmt) < 16:
+                    return None
+                block_align = struct.unpack("<H", fmt[12:14])[0]
             elif chunk == b"data":
                 # 0 and 0xFFFFFFFF are what streaming writers leave when they cannot seek back.
                 return size // block_align if block_align and size not in (0, 0xFFFFFFFF) else None
-            else:
-                f.seek(size + (size & 1), 1)
+            f.seek(start + size + (size & 1))  # always forward: chunks are read in order
     return None
+
+
+def _reason(exc: Exception) -> str:
+    """libsndfile's own words ("Format not recognised"), without the file name the message already has."""
+    return str(getattr(exc, "error_string", None) or exc).rstrip(".")
+
+
+def _native(path: Path):
+    """The path as libsndfile opens it: bytes on POSIX, so names that are not valid UTF-8 open too."""
+    return str(path) if os.name == "nt" else os.fsencode(path)
 
 
 @dataclass
@@ -65,6 +88,24 @@ class DecodedAudio:
     samples: np.ndarray  # float32, mono
     sample_rate: int
     warnings: list[Problem]
+
+
+def distinct_recordings(paths: list[Path]) -> tuple[list[Path], list[Problem]]:
+    """One file per recording name: a recording is known by its name (the file stem) in datasets, reports and
+    exports, so `X.wav` beside `X.flac` is one recording twice. The first by AUDIO_EXTENSIONS order (then by
+    path) is kept, in the order given; the others are named in a warning. Every command applies this rule."""
+    by_name: dict[str, list[Path]] = {}
+    for path in paths:
+        by_name.setdefault(path.stem, []).append(path)
+    rank = {ext: n for n, ext in enumerate(AUDIO_EXTENSIONS)}
+    kept, problems = set(), []
+    for name, same in by_name.items():
+        chosen, *others = sorted(same, key=lambda p: (rank.get(p.suffix.lower(), len(rank)), str(p)))
+        kept.add(chosen)
+        problems += [Problem(str(other), f"another file of the recording '{name}' ({chosen}) is used; this one is "
+                             "left out.", "keep one file per recording: delete or rename the other.")
+                     for other in others if other != chosen]
+    return [p for p in dict.fromkeys(paths) if p in kept], problems
 
 
 def _check_extension(path: Path) -> None:
@@ -76,22 +117,43 @@ def _check_extension(path: Path) -> None:
 def probe_audio(path: str | Path) -> AudioInfo:
     """Header information without decoding; raises AudioError for anything unreadable."""
     path = Path(path)
+    if path.is_dir():
+        raise AudioError("this is a folder, not a recording.", path=path,
+                         fix=f"give the recordings inside it ({_SUPPORTED} files), e.g. {path / '*.wav'}.")
     _check_extension(path)
-    if not path.exists():
-        raise AudioError("the recording is missing.", path=path,
-                         fix="put the audio file back beside its annotation, or remove the annotation.")
-    if path.stat().st_size == 0:
+    try:
+        with path.open("rb") as f:
+            empty = not f.read(1)
+    except FileNotFoundError:
+        raise AudioError("no such file.", path=path,
+                         fix="check the path; a recording that was moved or deleted must be put back.") from None
+    except PermissionError:
+        raise AudioError("permission denied: the file cannot be read.", path=path,
+                         fix="give your user read permission (e.g. `chmod u+r FILE`) or copy the file somewhere "
+                             "you can read.") from None
+    except OSError as exc:  # a broken link, a disk error
+        raise AudioError(f"the file cannot be read ({exc.strerror or exc}).", path=path,
+                         fix="give the path of a recording file.") from None
+    if empty:
         raise AudioError("the file is empty (0 bytes).", path=path, fix="copy the recording again from its source.")
     try:
-        info = sf.info(str(path))
+        info = sf.info(_native(path))
     except Exception as exc:  # libsndfile's errors carry no type worth matching
-        raise AudioError(f"not a readable audio file ({exc}).", path=path,
+        raise AudioError(f"not a readable audio file ({_reason(exc)}).", path=path,
                          fix=f"check that it really is {_SUPPORTED}; re-export or copy it again.") from None
     if info.samplerate < MIN_SAMPLE_RATE:
         raise AudioError(f"sample rate {info.samplerate} Hz is below the {MIN_SAMPLE_RATE} Hz minimum.", path=path,
                          fix="record or export at 4 kHz or more.")
+    if info.samplerate > MAX_SAMPLE_RATE:
+        raise AudioError(f"the header gives a sample rate of {info.samplerate:,} Hz, above the {MAX_SAMPLE_RATE:,} Hz "
+                         "of any audio device: the header is damaged.", path=path,
+                         fix="copy the recording again from its source, or re-export it.")
     if info.frames == 0:
         raise AudioError("the recording holds no samples.", path=path, fix="copy the recording again from its source.")
+    if info.frames < MIN_DURATION_S * info.samplerate:
+        raise AudioError(f"the recording lasts {info.frames / info.samplerate:.3f} s ({info.frames} samples), too short "
+                         f"to hold a breathing cycle (at least {MIN_DURATION_S} s).", path=path,
+                         fix="check that the file is the whole recording; copy it again from its source.")
     declared = _declared_wav_frames(path) if info.format == "WAV" else None
     return AudioInfo(info.samplerate, info.frames, info.channels, info.subtype, max(declared or 0, info.frames))
 
@@ -100,36 +162,152 @@ def decode_audio(path: str | Path) -> DecodedAudio:
     """Decode to float32 mono at the file's own rate.
 
     Multi-channel audio is averaged. A file shorter than its header says (an interrupted copy)
-    is used as far as it goes, with a warning; NaN or infinite samples are an error.
+    is used as far as it goes, with a warning; NaN or infinite samples are an error. Audio beyond full scale
+    (float files can hold any value; 1e30 would overflow every spectrum into NaN) is scaled to peak at 1, with
+    a warning.
     """
     path = Path(path)
     info = probe_audio(path)
     warnings = [info.truncation_problem(path)] if info.truncated else []
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        data, sr = sf.read(_native(path), dtype="float32", always_2d=True)
     except Exception as exc:
-        raise AudioError(f"decoding failed ({exc}).", path=path,
+        raise AudioError(f"decoding failed ({_reason(exc)}).", path=path,
                          fix="the file is damaged; copy the recording again from its source.") from None
     if data.shape[0] == 0:
         raise AudioError("the recording holds no samples.", path=path, fix="copy the recording again from its source.")
     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    bad = ~np.isfinite(mono)
-    if bad.any():
+    if not all(np.isfinite(mono[i:i + CHECK_BLOCK]).all() for i in range(0, len(mono), CHECK_BLOCK)):
+        bad = ~np.isfinite(mono)  # checked a block at a time above: a whole-length mask only for a damaged file
         first = int(np.argmax(bad))
         raise AudioError(f"{int(bad.sum())} NaN or infinite samples, the first at {first / sr:.3f} s.", path=path,
                          fix="re-export the recording from its source; LungKD will not guess the missing samples.")
+    peak = float(np.abs(mono).max())
+    if peak > 1.0:
+        mono = mono / np.float32(peak)
+        warnings.append(Problem(str(path), f"samples reach {peak:.3g}, beyond the full scale of audio (1.0); the "
+                                "recording is scaled down to fit, and its predictions may not mean much.",
+                                "re-export the recording as integer PCM, or as float audio within -1..1."))
     return DecodedAudio(np.ascontiguousarray(mono, dtype=np.float32), int(sr), warnings)
 
 
-def resample(samples: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
-    """Band-limited resampling through torchaudio (its default sinc interpolation)."""
+# The reference resamples with torchaudio.transforms.Resample (sinc interpolation with a Hann window, six
+# zero crossings, roll-off 0.99, the kernel computed in float64). Its kernel has (n) x (2 w + o) taps for
+# the rate ratio o/n in lowest terms, which is gigabytes for an awkward rate such as 44,101 Hz; above
+# KERNEL_LIMIT taps the same interpolation runs phase by phase with only the (2 w + 2) taps each needs.
+LOWPASS_WIDTH, ROLLOFF = 6, 0.99
+KERNEL_LIMIT = 4_000_000
+CHUNK_OUTPUT = 1 << 21  # output samples per block: long recordings never need a whole-length convolution
+
+
+@lru_cache(maxsize=16)
+def _reference_resampler(orig_sr: int, target_sr: int):
+    import torchaudio.transforms as T
+
+    return T.Resample(orig_sr, target_sr, lowpass_filter_width=LOWPASS_WIDTH, rolloff=ROLLOFF)
+
+
+def _reduced(orig_sr: int, target_sr: int) -> tuple[int, int, int]:
+    """(o, n, w): the ratio in lowest terms and the kernel's half-width in input samples."""
+    g = math.gcd(orig_sr, target_sr)
+    o, n = orig_sr // g, target_sr // g
+    return o, n, math.ceil(LOWPASS_WIDTH * o / (min(o, n) * ROLLOFF))
+
+
+def resample(samples: np.ndarray, orig_sr: int, target_sr: int, *, kernel_limit: int = KERNEL_LIMIT) -> np.ndarray:
+    """Band-limited resampling as the reference does it, with memory bounded whatever the rates: the
+    reference transform (cached per rate pair) applied block by block, or for awkward rate pairs the same
+    interpolation phase by phase."""
     if orig_sr == target_sr:
         return samples.astype(np.float32, copy=False)
     import torch
-    import torchaudio.functional as AF
 
-    out = AF.resample(torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)), orig_sr, target_sr)
+    x = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
+    o, n, width = _reduced(orig_sr, target_sr)
+    length = math.ceil(n * len(x) / o)  # what the reference returns
+    if n * (2 * width + o) <= kernel_limit:
+        transform = _reference_resampler(orig_sr, target_sr)
+        out = _blockwise(x, transform.kernel, o, n, width, length)
+    else:
+        out = _phase_by_phase(x, o, n, width, length)
     return out.numpy()
+
+
+def resampled_length(frames: int, orig_sr: int, target_sr: int) -> int:
+    """How many samples `resample` returns for `frames` input samples."""
+    if orig_sr == target_sr:
+        return frames
+    o, n, _ = _reduced(orig_sr, target_sr)
+    return math.ceil(n * frames / o)
+
+
+def resample_span(samples: np.ndarray, orig_sr: int, target_sr: int, start: int, stop: int) -> np.ndarray:
+    """Samples [start, stop) of `resample(samples, orig_sr, target_sr)`, computed from only the input they
+    depend on, so that a long recording can be prepared piece by piece in bounded memory.
+
+    Both interpolations work in blocks: output block b (n samples) reads input samples within `width` + o + 2
+    of input block b (o samples). Resampling from a whole number of blocks before `start` to as many after
+    `stop` reproduces those outputs; the margin blocks, which saw zeros instead of their neighbours, are cut off.
+    """
+    if orig_sr == target_sr:
+        return samples[start:stop].astype(np.float32, copy=False)
+    o, n, width = _reduced(orig_sr, target_sr)
+    margin = -(-(o + width + 2) // o)  # blocks
+    first = max(0, start // n - margin)
+    last = -(-stop // n) + margin
+    out = resample(samples[first * o:last * o], orig_sr, target_sr)
+    return out[start - first * n:stop - first * n]
+
+
+def _blockwise(x, kernel, o: int, n: int, width: int, length: int):
+    """The reference's strided convolution over blocks of the signal (bit for bit the reference when the
+    recording fits in one block)."""
+    import torch
+    import torch.nn.functional as F
+
+    padded = F.pad(x[None], (width, width + o))[0]
+    blocks = -(-length // n)  # output blocks of n samples, each reading o input samples further
+    per_chunk = max(1, CHUNK_OUTPUT // n)
+    pieces = []
+    for first in range(0, blocks, per_chunk):
+        last = min(blocks, first + per_chunk)
+        segment = padded[first * o:(last - 1) * o + 2 * width + o]
+        pieces.append(F.conv1d(segment[None, None], kernel, stride=o)[0].T.reshape(-1))
+    return torch.cat(pieces)[:length]
+
+
+def _phase_kernel(o: int, n: int, width: int):
+    """(n, 2 width + 2) float32 taps: output phase j reads inputs floor(j o / n) - width + i of its block."""
+    import torch
+
+    j = torch.arange(n, dtype=torch.float64)[:, None]
+    first = torch.div(j * o, n, rounding_mode="floor") - width
+    i = torch.arange(2 * width + 2, dtype=torch.float64)[None, :]
+    base = min(o, n) * ROLLOFF
+    phase = -(torch.arange(0, -n, -1) / n).double()[:, None]  # j / n in float32, as the reference computes it
+    t = ((first + i) / o - phase) * base
+    t = t.clamp(-LOWPASS_WIDTH, LOWPASS_WIDTH)
+    window = torch.cos(t * math.pi / LOWPASS_WIDTH / 2) ** 2
+    t = t * math.pi
+    taps = torch.where(t == 0, torch.ones_like(t), torch.sin(t) / t) * window * (base / o)
+    return taps.float(), first.long()[:, 0]
+
+
+def _phase_by_phase(x, o: int, n: int, width: int, length: int):
+    import torch
+    import torch.nn.functional as F
+
+    taps, first = _phase_kernel(o, n, width)
+    blocks = -(-length // n)
+    pad_left = width
+    padded = F.pad(x[None], (pad_left, (blocks + 1) * o + 2 * width + 2 - len(x)))[0]
+    out = torch.empty(blocks, n)
+    span = 2 * width + 2
+    for j in range(n):
+        start = int(first[j]) + pad_left
+        windows = padded.as_strided((blocks, span), (o, 1), start)
+        out[:, j] = windows @ taps[j]
+    return out.reshape(-1)[:length]
 
 
 def load_audio(path: str | Path, target_sr: int | None = None) -> DecodedAudio:

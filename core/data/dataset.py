@@ -5,17 +5,17 @@ every skipped line, unmatched name and unreadable file becomes a Problem in `war
 """
 from __future__ import annotations
 
-import hashlib
-import json
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lungkd.core.data.annotations import clip_cycles_to_duration, read_annotation_file
-from lungkd.core.data.audio import AUDIO_EXTENSIONS, probe_audio
+from lungkd.core.data.annotations import clip_cycles_to_duration, pick_annotation, read_annotation_file
+from lungkd.core.data.audio import AUDIO_EXTENSIONS, distinct_recordings, probe_audio
+from lungkd.core.storage import json_sha256
 from lungkd.core.errors import AudioError, DataError, Problem
 from lungkd.core.labels import CLASS_NAMES
-from lungkd.core.data.metadata import (NAME_DIFFERENCES_FILE, SIDE_FILES, SPLIT_FILE, NameMatch, match_split_names, name_problems,
+from lungkd.core.data.metadata import (METADATA_FILE, NAME_DIFFERENCES_FILE, SIDE_FILES, SPLIT_FILE, NameMatch, match_split_names, name_problems,
                        parse_recording_name, read_name_differences, read_patients, read_split_file)
 from lungkd.core.data.records import Cycle, Patient, Recording
 
@@ -52,10 +52,8 @@ class DatasetIndex:
 
     def fingerprint(self) -> str:
         """Hash of names, cycles and split: what teacher logits and cached results are tied to."""
-        h = hashlib.sha256()
-        for rec in self.recordings:
-            h.update(json.dumps([rec.name, rec.split, [(c.start, c.end, c.label) for c in rec.cycles]]).encode())
-        return h.hexdigest()[:16]
+        return json_sha256([[rec.name, rec.split, [(c.start, c.end, c.label) for c in rec.cycles]]
+                            for rec in self.recordings], 16)
 
     def stats(self) -> dict:
         cycles: dict[str, dict[str, int]] = {}
@@ -74,6 +72,9 @@ class DatasetIndex:
             "patients": len({r.patient for r in self.recordings}),
             "recordings_per_split": dict(Counter(r.split or "none" for r in self.recordings)),
             "cycles": cycles,
+            # what training can use: cycles whose recording has readable audio, per split
+            "cycles_with_audio": {split: len(self.cycles(None if split == "all" else split, need_audio=True))
+                                  for split in cycles},
             "devices": dict(sorted(Counter(r.device or "unknown" for r in self.recordings).items())),
             "sample_rates": {str(k): v for k, v in sorted(Counter(r.sample_rate for r in self.recordings
                                                                    if r.sample_rate).items())},
@@ -83,35 +84,49 @@ class DatasetIndex:
         }
 
 
-def _find_files(root: Path) -> tuple[dict[str, Path], dict[str, list[Path]], dict[str, Path], list[Path]]:
-    """Audio by stem, annotation candidates by stem, side files by name, unsupported audio files."""
-    audio: dict[str, Path] = {}
+def _walk(root: Path, problems: list[Problem]) -> list[Path]:
+    """Every file under root; a folder that cannot be listed is a warning, not a silent gap."""
+    def unreadable(exc: OSError) -> None:
+        problems.append(Problem(exc.filename, f"this folder cannot be read ({exc.strerror or exc}); the recordings "
+                                "in it are left out.", "give your user read permission (e.g. `chmod u+rx FOLDER`)."))
+
+    return [Path(folder) / name for folder, _, names in os.walk(root, onerror=unreadable) for name in names]
+
+
+def _find_files(root: Path, problems: list[Problem]
+                ) -> tuple[dict[str, Path], dict[str, list[Path]], dict[str, Path], list[Path]]:
+    """Audio by stem (one file per name: `distinct_recordings`), annotation candidates by stem, side files by
+    name, unsupported audio files."""
+    audio: list[Path] = []
     texts: dict[str, list[Path]] = {}
     side: dict[str, Path] = {}
     unsupported: list[Path] = []
     # Shallowest first, so the top-level copy of a side file wins.
-    for path in sorted(root.rglob("*"), key=lambda p: (len(p.parts), str(p))):
-        if not path.is_file() or path.name.startswith("."):
+    for path in sorted(_walk(root, problems), key=lambda p: (len(p.parts), str(p))):
+        if path.name.startswith(".") or not path.is_file():
             continue
         suffix = path.suffix.lower()
         if path.name in SIDE_FILES:
             side.setdefault(path.name, path)
         elif suffix in AUDIO_EXTENSIONS:
-            audio.setdefault(path.stem, path)
+            audio.append(path)
         elif suffix == ".txt":
             texts.setdefault(path.stem, []).append(path)
         elif suffix in UNSUPPORTED_AUDIO:
             unsupported.append(path)
-    return audio, texts, side, unsupported
+    kept, duplicates = distinct_recordings(audio)
+    problems.extend(duplicates)
+    return {path.stem: path for path in kept}, texts, side, unsupported
 
 
-def _pick_annotation(stem: str, candidates: list[Path], audio: Path | None) -> Path:
-    """Prefer the annotation beside the audio (the ICBHI zip), else the first found."""
-    if audio is not None:
-        for path in candidates:
-            if path.parent == audio.parent:
-                return path
-    return candidates[0]
+def _pick_annotation(candidates: list[Path], audio: Path | None, problems: list[Problem]) -> Path:
+    """The annotation beside the audio (the ICBHI zip) when there is one there, else the shallowest; of several
+    in that folder (`X.txt`, `X.TXT`), the one every command picks (`pick_annotation`)."""
+    beside = [p for p in candidates if audio is not None and p.parent == audio.parent]
+    folder = (beside or candidates)[0].parent
+    chosen, others = pick_annotation([p for p in candidates if p.parent == folder])
+    problems.extend(others)
+    return chosen
 
 
 def _build_recording(stem: str, audio: Path | None, annotation: Path | None, probe: bool,
@@ -157,17 +172,17 @@ def load_dataset(root: str | Path, *, probe_audio_files: bool = True) -> Dataset
     root = Path(root)
     if not root.is_dir():
         raise DataError("not a folder.", path=root, fix="give the folder that holds the recordings and annotations.")
-    audio, texts, side, unsupported = _find_files(root)
-    warnings: list[Problem] = [
-        Problem(str(p), f"unsupported audio format '{p.suffix}'; file skipped.",
-                "convert it to wav, flac or ogg (e.g. `ffmpeg -i in.mp3 out.wav`).") for p in unsupported]
+    warnings: list[Problem] = []
+    audio, texts, side, unsupported = _find_files(root, warnings)
+    warnings += [Problem(str(p), f"unsupported audio format '{p.suffix}'; file skipped.",
+                         "convert it to wav, flac or ogg (e.g. `ffmpeg -i in.mp3 out.wav`).") for p in unsupported]
     annotation_stems = {s for s in texts if s in audio or parse_recording_name(s)}
     if not audio and not annotation_stems:
         raise DataError("no recordings (wav, flac, ogg) or ICBHI annotation files found.", path=root,
                         fix="choose the folder of the unpacked ICBHI download or a folder of recordings.")
     recordings = []
     for stem in sorted(set(audio) | annotation_stems):
-        annotation = _pick_annotation(stem, texts[stem], audio.get(stem)) if stem in annotation_stems else None
+        annotation = _pick_annotation(texts[stem], audio.get(stem), warnings) if stem in annotation_stems else None
         recordings.append(_build_recording(stem, audio.get(stem), annotation, probe_audio_files, warnings))
 
     warnings.extend(_missing_audio_problems(recordings))
@@ -175,7 +190,18 @@ def load_dataset(root: str | Path, *, probe_audio_files: bool = True) -> Dataset
     warnings.extend(patient_problems)
     index = DatasetIndex(root, recordings, patients, warnings=warnings, has_split_file=SPLIT_FILE in side)
     if index.has_split_file:
-        _assign_official_split(index, side)
+        try:
+            _assign_official_split(index, side)
+        except DataError as exc:  # an unreadable split file: as if there were none, and said so
+            index.has_split_file = False
+            warnings.append(exc.problem)
+        if METADATA_FILE not in side:
+            warnings.append(Problem(str(root / METADATA_FILE), (
+                "missing: BTS prompts take each patient's chest location from this file (location_source = "
+                '"patient", the BTS default); without it they take the location from each file name instead '
+                "(on ICBHI, 698 of 920 prompts change)."),
+                'copy metadata_with_location.txt (from the BTS code) into the dataset folder, or set '
+                'location_source = "filename" in the recipe\'s [data] to use file names on purpose.'))
     return index
 
 
@@ -200,7 +226,12 @@ def _assign_official_split(index: DatasetIndex, side: dict[str, Path]) -> None:
     split_path = side[SPLIT_FILE]
     split, problems = read_split_file(split_path)
     index.warnings.extend(problems)
-    old_names = read_name_differences(side[NAME_DIFFERENCES_FILE]) if NAME_DIFFERENCES_FILE in side else set()
+    old_names = set()
+    if NAME_DIFFERENCES_FILE in side:
+        try:
+            old_names = read_name_differences(side[NAME_DIFFERENCES_FILE])
+        except DataError as exc:
+            index.warnings.append(exc.problem)
     names = [r.name for r in index.recordings]
     index.name_matches = match_split_names(names, split, old_names)
     split_name = {m.file_name: m.split_name for m in index.name_matches}

@@ -1,12 +1,14 @@
 """ICBHI file names and the dataset's side files: split, demographics, diagnosis, per-patient location."""
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from lungkd.core.errors import DataError, Problem
 from lungkd.core.data.records import Patient
+from lungkd.core.data.textfiles import read_text_lines
 
 LOCATIONS = ("Tc", "Al", "Ar", "Pl", "Pr", "Ll", "Lr")
 MODES = ("sc", "mc")
@@ -57,28 +59,55 @@ def name_problems(stem: str, name: RecordingName, path: Path) -> list[Problem]:
 
 
 def _read_rows(path: Path) -> list[tuple[int, list[str]]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise DataError("not a text file.", path=path, fix="replace it with the file from the ICBHI download.") from None
-    return [(n, line.split()) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    """Non-blank lines split into fields; DataError naming the file when it cannot be read."""
+    lines = read_text_lines(path, "dataset file", "replace it with the file from the ICBHI download.")
+    return [(n, line.split()) for n, line in enumerate(lines, start=1) if line.strip()]
 
 
 def read_split_file(path: Path) -> tuple[dict[str, str], list[Problem]]:
-    """`name<TAB>train|test` per line; bad lines are reported and skipped."""
+    """`name<TAB>train|test` per line; bad lines are reported and skipped, and so is a second line for a
+    recording already listed (the first one counts)."""
     split: dict[str, str] = {}
+    first_line: dict[str, int] = {}
     problems: list[Problem] = []
     for line_no, fields in _read_rows(path):
         if len(fields) != 2 or fields[1] not in ("train", "test"):
             problems.append(Problem(str(path), f"expected `name<TAB>train|test`, found '{' '.join(fields)}'; line skipped.",
                                     "fix or delete the line.", line_no))
             continue
-        split[fields[0]] = fields[1]
+        name, side = fields
+        if name in split:
+            same = split[name] == side
+            problems.append(Problem(
+                str(path), f"'{name}' is listed again (first on line {first_line[name]}"
+                f"{'' if same else ', as ' + split[name]}); this line is skipped.",
+                "delete the duplicate line" + ("." if same else " and keep the split the recording belongs to."),
+                line_no))
+            continue
+        split[name], first_line[name] = side, line_no
     return split, problems
 
 
 def _number(value: str) -> float | None:
     return None if value.upper() == "NA" else float(value)
+
+
+# What a person can measure: ages in years, BMI, weight in kg, height in cm. Outside these a value is a typo.
+_PLAUSIBLE = {"age": (0.0, 125.0), "adult_bmi": (5.0, 150.0), "child_weight_kg": (0.2, 300.0),
+              "child_height_cm": (20.0, 250.0)}
+
+
+def _implausible(record: dict, path: Path, line_no: int) -> list[Problem]:
+    """Values no patient has (negative, not finite, out of range) become missing, each with a warning."""
+    problems = []
+    for key, (low, high) in _PLAUSIBLE.items():
+        value = record.get(key)
+        if value is not None and not (math.isfinite(value) and low <= value <= high):
+            record[key] = None
+            problems.append(Problem(str(path), f"{key.replace('_', ' ')} {value:g} is not plausible (expected "
+                                    f"{low:g} to {high:g}); taken as missing (NA).",
+                                    "correct the value, or write NA.", line_no))
+    return problems
 
 
 def read_patients(root: Path, files: dict[str, Path]) -> tuple[dict[str, Patient], list[Problem]]:
@@ -90,12 +119,20 @@ def read_patients(root: Path, files: dict[str, Path]) -> tuple[dict[str, Patient
         problems.append(Problem(str(path), f"expected {expected}, found '{' '.join(fields)}'; line skipped.",
                                 "fix the line to match the ICBHI file.", line_no))
 
+    def rows(path: Path) -> list[tuple[int, list[str]]]:
+        try:
+            return _read_rows(path)
+        except DataError as exc:  # an unreadable side file costs its facts, not the dataset
+            problems.append(exc.problem)
+            return []
+
     for key in (DEMOGRAPHICS_FILE, METADATA_FILE):
         path = files.get(key)
         if path is None:
             continue
         columns = 6 if key == DEMOGRAPHICS_FILE else 7
-        for line_no, fields in _read_rows(path):
+        seen: dict[str, int] = {}
+        for line_no, fields in rows(path):
             if len(fields) != columns:
                 bad(path, line_no, fields, f"{columns} columns (PID age sex adult_BMI child_weight child_height"
                                            f"{' location' if columns == 7 else ''})")
@@ -107,12 +144,19 @@ def read_patients(root: Path, files: dict[str, Path]) -> tuple[dict[str, Patient
             except ValueError:
                 bad(path, line_no, fields, "numbers or NA in the age, BMI, weight and height columns")
                 continue
+            if fields[0] in seen:
+                problems.append(Problem(str(path), f"patient {fields[0]} is listed again (first on line "
+                                        f"{seen[fields[0]]}); this line is skipped.",
+                                        "delete the duplicate line, keeping the right values.", line_no))
+                continue
+            seen[fields[0]] = line_no
+            problems.extend(_implausible(record, path, line_no))
             if columns == 7:
                 record["chest_location"] = fields[6]
             fields_by_pid.setdefault(fields[0], {}).update(record)
     path = files.get(DIAGNOSIS_FILE)
     if path is not None:
-        for line_no, fields in _read_rows(path):
+        for line_no, fields in rows(path):
             if len(fields) != 2:
                 bad(path, line_no, fields, "`PID diagnosis`")
                 continue

@@ -1,4 +1,4 @@
-"""BTS text prompts from recording metadata (SPEC section 5), worded as the BTS reference does.
+"""BTS text prompts from recording metadata (docs/method.md section 5), worded as the BTS reference does.
 
 Each of the four parts (age group, sex, location, device) is a word, "unknown", or None to leave
 it out of the sentence.
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from lungkd.core.data.metadata import parse_recording_name
 from lungkd.core.data.records import Patient, Recording
 
 LOCATION_WORDS = {
@@ -98,3 +99,12 @@ def recording_prompt(recording: Recording, patient: Patient | None, *, location_
 def dataset_prompts(index, **options) -> dict[str, str]:
     """Recording name -> prompt for every recording of a DatasetIndex."""
     return {rec.name: recording_prompt(rec, index.patients.get(rec.patient), **options) for rec in index.recordings}
+
+
+def file_prompt(stem: str, *, missing: MissingPolicy = "reference") -> str:
+    """The prompt of a recording known only by its file name (no patient metadata): the same function and
+    wording as in training for a recording whose patient has no demographics."""
+    parsed = parse_recording_name(stem)
+    recording = Recording(name=stem, patient=parsed.patient if parsed else stem,
+                          location=parsed.location if parsed else None, device=parsed.device if parsed else None)
+    return recording_prompt(recording, None, location_source="filename", missing=missing)

@@ -29,8 +29,10 @@ def patient_split(index: DatasetIndex, test_fraction: float = 0.4, seed: int = 0
     return {r.name: "test" if r.patient in test_patients else "train" for r in index.recordings}
 
 
-def validation_split(index: DatasetIndex, val_fraction: float = 0.2, seed: int = 0) -> dict[str, str]:
-    """Carve a patient-wise validation set out of train (for `best_val`); test stays untouched.
+def validation_split(index: DatasetIndex, val_fraction: float = 0.2, seed: int = 0, *,
+                     into: str = "val") -> dict[str, str]:
+    """Carve a patient-wise validation set out of train (for `best_val`; `into="calibration"` for the cycles
+    a model is calibrated on); test stays untouched.
 
     A patient with recordings in both official splits (ICBHI 156, 218) may give its train
     recordings to validation; the test set is never looked at.
@@ -39,5 +41,9 @@ def validation_split(index: DatasetIndex, val_fraction: float = 0.2, seed: int =
     assignment = {r.name: r.split for r in index.recordings if r.split}
     for rec in index.recordings:
         if rec.split == "train" and rec.patient in val_patients:
-            assignment[rec.name] = "val"
+            assignment[rec.name] = into
     return assignment
+
+
+def train_patients(index: DatasetIndex) -> int:
+    return len(_patients(index, "train"))

@@ -27,6 +27,7 @@ import soundfile as sf
 
 from lungkd.core.labels import CLASS_NAMES
 from lungkd.core.data.metadata import DEMOGRAPHICS_FILE, DIAGNOSIS_FILE, LOCATIONS, METADATA_FILE, SPLIT_FILE
+from lungkd.core.errors import DataError
 
 CLASS_SHARES = np.array([0.53, 0.27, 0.13, 0.07])  # ICBHI: 3642 / 1864 / 886 / 506 of 6898 cycles
 TRAIN_SHARE = 0.6  # of recordings; ICBHI has 539 / 920
@@ -380,9 +381,11 @@ def _assign_split(rng: np.random.Generator, plans: list[RecordingPlan], patients
 def plan_dataset(recordings: int, seed: int, label_noise: float = 0.0) -> tuple[list[Patient], list[RecordingPlan]]:
     """Everything but the audio: patients, recordings (sorted by name), cycles, labels and split."""
     if recordings < 1:
-        raise ValueError(f"recordings must be at least 1, got {recordings}")
+        raise DataError(f"a synthetic dataset needs at least 1 recording, not {recordings}.",
+                        fix="ask for 1 or more recordings (the demo uses 48, the benchmarks 120 or more).")
     if not 0.0 <= label_noise <= 1.0:
-        raise ValueError(f"label_noise is a fraction of cycles between 0 and 1, got {label_noise}")
+        raise DataError(f"label noise is the fraction of cycles given a wrong label, between 0 and 1, not {label_noise}.",
+                        fix="use e.g. 0.1 for one wrong label in ten (0 for none).")
     rng = np.random.default_rng([seed, 0])
     patients = _patients(rng, int(np.clip(round(recordings / RECORDINGS_PER_PATIENT), 1, MAX_PATIENTS)))
     counts = _recording_counts(rng, patients, recordings)
@@ -655,7 +658,8 @@ def write_synthetic_dataset(out_dir: str | Path, recordings: int, seed: int, lab
     patients, plans = plan_dataset(recordings, seed, label_noise)
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):  # files left from another dataset would join this one
-        raise FileExistsError(f"{out} is not empty; give the synthetic dataset a new or empty folder.")
+        raise DataError("the folder is not empty; files left from another dataset would join this one.",
+                        path=out, fix="give the synthetic dataset a new or empty folder.")
     out.mkdir(parents=True, exist_ok=True)
     for i, plan in enumerate(plans):
         sf.write(out / f"{plan.name}.wav", render_recording(plan, seed, i), plan.sample_rate,

@@ -1,50 +1,76 @@
-"""From a dataset index to model-ready cycle sets: preparation, features and prompts per architecture."""
+"""From a dataset index to model-ready cycle sets: preparation, features and prompts, as an `InputSpec`
+(which the model registry holds for each architecture) describes them."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 
-from lungkd.core.features.cache import FeatureCache, prepare_dataset
 from lungkd.core.data.dataset import DatasetIndex
-from lungkd.core.errors import DataError
-from lungkd.core.features.spectral import ClapFeatureSettings, FbankSettings
-from lungkd.core.features.prepare import PrepSettings
 from lungkd.core.data.prompts import dataset_prompts
-from lungkd.core.training.trainer import CycleSet
+from lungkd.core.errors import DataError
+from lungkd.core.features.cache import FeatureCache, prepare_dataset
+from lungkd.core.features.prepare import PrepSettings
+from lungkd.core.features.spectral import ClapFeatureSettings, FbankSettings
 
-CLAP_ARCHITECTURES = ("audio_clap", "bts")
-
-
-def input_settings(arch: str) -> tuple[PrepSettings, FbankSettings | ClapFeatureSettings]:
-    """SPEC section 4: CLAP models get 48 kHz CLAP log-mel; the others 16 kHz fbank, AST with AudioSet statistics."""
-    if arch in CLAP_ARCHITECTURES:
-        return PrepSettings(sample_rate=48000), ClapFeatureSettings()
-    return PrepSettings(sample_rate=16000), FbankSettings(normalization="audioset" if arch == "ast" else "per_sample")
+SPLIT_ORDER = ("train", "val", "calibration", "test")  # calibration: held out of train (core.data.sources)
 
 
-def build_cycle_sets(index: DatasetIndex, arch: str, *, cache: FeatureCache | None = None,
+@dataclass(frozen=True)
+class InputSpec:
+    """What a model consumes: clips prepared at a rate, the features computed from them, and whether it
+    also reads each cycle's BTS prompt."""
+
+    prep: PrepSettings
+    features: FbankSettings | ClapFeatureSettings
+    prompts: bool = False
+
+    @property
+    def kind(self) -> str:
+        return "clap" if isinstance(self.features, ClapFeatureSettings) else "fbank"
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """One cycle's input, without the batch axis."""
+        return self.features.output_shape(self.prep.clip_len)
+
+
+@dataclass
+class CycleSet:
+    """Model inputs of a set of cycles in dataset order, with hard labels (and BTS prompts)."""
+
+    features: torch.Tensor  # (N, frames, mel) for fbank models, (N, 1, frames, mel) for CLAP models
+    labels: torch.Tensor  # (N,) int64
+    prompts: list[str] | None = None
+    cycle_ids: list[str] | None = None  # "recording#index": ties teacher logits to cycles across architectures
+    patients: list[str] | None = None  # for patient-level bootstrap intervals
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+def build_cycle_sets(index: DatasetIndex, inputs: InputSpec, *, cache: FeatureCache | None = None,
                      location_source: str = "patient", missing: str = "reference",
                      progress: Callable[[int, int], None] | None = None, cancel=None) -> dict[str, CycleSet]:
-    """One CycleSet per split present (train, test, val), each in dataset order.
+    """One CycleSet per split present (train, val, test), each in dataset order.
 
     Recordings whose audio cannot be used are left out; the reasons stay in `index.warnings`
     and the prepared dataset's problems, which are appended there too.
     """
-    prep, features = input_settings(arch)
     usable = [r for r in index.recordings if r.usable_audio and r.cycles and r.split]
     if not usable:
         raise DataError("no recording with usable audio, cycles and a split.", path=index.root,
                         fix="check the warnings of `lungkd data stats` for this folder.")
-    prepared = prepare_dataset(usable, prep, features, cache, progress=progress, cancel=cancel)
+    prepared = prepare_dataset(usable, inputs.prep, inputs.features, cache, progress=progress, cancel=cancel)
     index.warnings.extend(p for p in prepared.problems if p not in index.warnings)
-    prompts = dataset_prompts(index, location_source=location_source, missing=missing) if arch == "bts" else None
+    prompts = dataset_prompts(index, location_source=location_source, missing=missing) if inputs.prompts else None
     split_of = {r.name: r.split for r in usable}
     patient_of = {r.name: r.patient for r in usable}
     sides = np.array([split_of[c.recording] for c in prepared.cycles])
     sets = {}
-    for split in ("train", "val", "test"):
+    for split in SPLIT_ORDER:
         rows = np.flatnonzero(sides == split)
         if rows.size == 0:
             continue

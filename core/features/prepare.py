@@ -1,4 +1,4 @@
-"""Reference cycle preparation (SPEC section 3): whole-recording fade, slicing, fixed 8 s clips.
+"""Reference cycle preparation (docs/method.md section 3): whole-recording fade, slicing, fixed 8 s clips.
 
 Matches the BTS / patch-mix reference code (`get_individual_cycles_torchaudio`, `cut_pad_sample_torchaudio`):
 - the fades are torchaudio's `Fade(fade_shape="linear")`: fade-in `linspace(0, 1, n)` (sample 0 is 0,
@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from lungkd.core.data.audio import load_audio
+from lungkd.core.data.audio import load_audio, resample_span, resampled_length
 from lungkd.core.errors import AudioError, Problem
 from lungkd.core.data.records import Cycle, Recording
 
@@ -80,7 +80,7 @@ def fade_out(x: np.ndarray, n: int) -> np.ndarray:
 
 def cycle_span(cycle: Cycle, sr: int, n_samples: int) -> tuple[int, int]:
     """Sample range [a, b) of a cycle, clipped to the recording (empty when it starts past the end)."""
-    a = min(int(cycle.start * sr), n_samples)
+    a = min(max(int(cycle.start * sr), 0), n_samples)
     b = min(int(cycle.end * sr), n_samples)
     return a, max(a, b)
 
@@ -106,6 +106,40 @@ def _empty_cycle(cycle: Cycle, start: int, n_samples: int, sr: int, source: str 
                    "check that the annotation belongs to this recording, or remove the line.", cycle.line or None)
 
 
+def fade_recording_ends(piece: np.ndarray, offset: int, total: int, n: int) -> np.ndarray:
+    """The whole-recording fade-in and fade-out (`fade_in`, then `fade_out`, of a `total`-sample recording)
+    applied, in place, to the piece of it that starts at sample `offset`: the same factors, so a clip cut
+    from a piece is the clip cut from the faded recording."""
+    curve = _fade_in_curve(n)
+    head = min(n, total, offset + len(piece))
+    if offset < head:
+        piece[:head - offset] *= curve[offset:head]
+    tail = total - min(n, total)  # where the fade-out starts
+    first = max(offset, tail)
+    if first < offset + len(piece):
+        piece[first - offset:] *= (1 - curve)[n - total + first:n - total + offset + len(piece)]
+    return piece
+
+
+def cut_clips(read: Callable[[int, int], np.ndarray], total: int, cycles: Sequence[Cycle], settings: PrepSettings,
+              source: str | None = None) -> tuple[np.ndarray, list[Problem]]:
+    """Clips (len(cycles), clip_len) float32 of a `total`-sample recording at `settings.sample_rate`, of which
+    `read(a, b)` gives samples [a, b). Only what a clip uses is read: a cycle longer than the clip, one
+    sample past it (enough to know it is longer)."""
+    clips = np.zeros((len(cycles), settings.clip_len), dtype=np.float32)
+    problems: list[Problem] = []
+    for i, cycle in enumerate(cycles):
+        a, b = cycle_span(cycle, settings.sample_rate, total)
+        if a == b:
+            problems.append(_empty_cycle(cycle, a, total, settings.sample_rate, source))
+            continue
+        piece = np.array(read(a, min(b, a + settings.clip_len + 1)), dtype=np.float32)  # a copy: faded in place
+        if settings.fade:
+            fade_recording_ends(piece, a, total, settings.fade_len)
+        clips[i] = fix_length(piece, settings)
+    return clips, problems
+
+
 def prepare_cycles(samples: np.ndarray, sr: int, cycles: Sequence[Cycle], settings: PrepSettings,
                    source: str | None = None) -> tuple[np.ndarray, list[Problem]]:
     """Clips (len(cycles), clip_len) float32 of a recording already at `settings.sample_rate`.
@@ -115,18 +149,32 @@ def prepare_cycles(samples: np.ndarray, sr: int, cycles: Sequence[Cycle], settin
     """
     if sr != settings.sample_rate:
         raise ValueError(f"the audio is at {sr} Hz but the settings ask for {settings.sample_rate} Hz; resample first.")
-    audio = np.array(samples, dtype=np.float32)  # a copy: the fade works in place
-    if settings.fade:
-        fade_out(fade_in(audio, settings.fade_len), settings.fade_len)
-    clips = np.zeros((len(cycles), settings.clip_len), dtype=np.float32)
-    problems: list[Problem] = []
-    for i, cycle in enumerate(cycles):
-        a, b = cycle_span(cycle, sr, len(audio))
-        if a == b:
-            problems.append(_empty_cycle(cycle, a, len(audio), sr, source))
-        else:
-            clips[i] = fix_length(audio[a:b], settings)
-    return clips, problems
+    return cut_clips(lambda a, b: samples[a:b], len(samples), cycles, settings, source)
+
+
+@dataclass
+class ClipBatch:
+    indices: np.ndarray  # positions of the batch's cycles in the list given
+    clips: np.ndarray  # (len(indices), clip_len) float32
+    problems: list[Problem]
+
+
+def clip_batches(samples: np.ndarray, sr: int, cycles: Sequence[Cycle], settings: PrepSettings, batch_size: int,
+                 source: str | None = None) -> Iterator[ClipBatch]:
+    """`prepare_cycles` of a recording at its own rate, `batch_size` cycles at a time (in order of their
+    starts): each batch resamples only the stretch of audio its clips come from, so memory does not grow
+    with the recording's length beyond the samples given."""
+    rate = settings.sample_rate
+    total = resampled_length(len(samples), sr, rate)
+    order = np.argsort([c.start for c in cycles], kind="stable")
+    for first in range(0, len(order), batch_size):
+        indices = order[first:first + batch_size]
+        batch = [cycles[i] for i in indices]
+        spans = [cycle_span(c, rate, total) for c in batch]
+        lo, hi = min(a for a, _ in spans), max(min(b, a + settings.clip_len + 1) for a, b in spans)
+        stretch = resample_span(samples, sr, rate, lo, hi)
+        clips, problems = cut_clips(lambda a, b: stretch[a - lo:b - lo], total, batch, settings, source)
+        yield ClipBatch(indices, clips, problems)
 
 
 def require_audio(recording: Recording) -> Path:

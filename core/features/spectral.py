@@ -1,4 +1,4 @@
-"""Model inputs from prepared clips (SPEC section 4): Kaldi fbank, CLAP log-mel, SpecAugment.
+"""Model inputs from prepared clips (docs/method.md section 4): Kaldi fbank, CLAP log-mel, SpecAugment.
 
 Both feature settings classes carry `sample_rate` (the clip rate they need), `key()` (for cache keys)
 and `compute(clips)`, so callers never branch on the feature kind.
@@ -6,6 +6,7 @@ and `compute(clips)`, so callers never branch on the feature kind.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -43,6 +44,9 @@ class FbankSettings:
     def compute(self, clips: np.ndarray) -> np.ndarray:
         return normalize_fbank(fbank(clips, self.num_mel_bins), self.normalization)
 
+    def output_shape(self, clip_samples: int) -> tuple[int, int]:
+        return fbank_frames(clip_samples), self.num_mel_bins
+
 
 @dataclass(frozen=True)
 class ClapFeatureSettings:
@@ -70,6 +74,10 @@ class ClapFeatureSettings:
     def compute(self, clips: np.ndarray) -> np.ndarray:
         return clap_features(clips, self)
 
+    def output_shape(self, clip_samples: int) -> tuple[int, int, int]:
+        """Clips up to max_length_s are padded to it; longer ones are cropped to it (rand_trunc)."""
+        return 1, self.max_length_s * self.sampling_rate // self.hop_length + 1, self.feature_size
+
     def extractor_kwargs(self) -> dict:
         kwargs = asdict(self)
         del kwargs["seed"]
@@ -88,16 +96,37 @@ def fbank(clips16k: np.ndarray, num_mel_bins: int = 128) -> np.ndarray:
 
     The waveform goes in as decoded (floats in [-1, 1]) without removing its mean, as in the
     ICBHI reference code; Kaldi removes each frame's DC offset anyway.
+
+    Kaldi's fbank is many small operations, which torch's intra-op threads slow down rather than speed up
+    (several times over on a busy machine). The clips are spread instead over as many threads as torch
+    would use, each computing its clips with one intra-op thread, as the preparation workers do; where
+    torch runs one thread (in those workers) the clips are computed in turn.
     """
     import torchaudio.compliance.kaldi as kaldi
 
     clips = torch.from_numpy(np.ascontiguousarray(clips16k, dtype=np.float32))
     out = np.empty((len(clips), fbank_frames(clips.shape[-1]), num_mel_bins), dtype=np.float32)
-    for i, clip in enumerate(clips):
-        out[i] = kaldi.fbank(clip[None], sample_frequency=FBANK_RATE, num_mel_bins=num_mel_bins,
+
+    def compute(i: int) -> None:
+        out[i] = kaldi.fbank(clips[i][None], sample_frequency=FBANK_RATE, num_mel_bins=num_mel_bins,
                              frame_length=FBANK_FRAME_LENGTH_MS, frame_shift=FBANK_FRAME_SHIFT_MS,
                              window_type="hanning", dither=0.0, use_energy=False, htk_compat=True).numpy()
+
+    threads = torch.get_num_threads()
+    if threads <= 1 or len(clips) <= 1:
+        for i in range(len(clips)):
+            compute(i)
+    else:
+        list(_fbank_threads(threads).map(compute, range(len(clips))))
     return out
+
+
+@lru_cache(maxsize=2)
+def _fbank_threads(count: int) -> ThreadPoolExecutor:
+    """Worker threads with one intra-op thread each (torch.set_num_threads in a thread sets that thread's OpenMP
+    team only), kept for the process: new threads for every batch would each leave memory behind in an
+    allocator arena of their own."""
+    return ThreadPoolExecutor(count, thread_name_prefix="fbank", initializer=torch.set_num_threads, initargs=(1,))
 
 
 def normalize_fbank(x: np.ndarray, mode: str = "per_sample") -> np.ndarray:
@@ -138,8 +167,7 @@ def clap_features(clips48k: np.ndarray, settings: ClapFeatureSettings = ClapFeat
     10 s: an 8 s clip is tiled once, i.e. followed by 2 s of zeros.
     """
     if len(clips48k) == 0:
-        frames = settings.max_length_s * settings.sampling_rate // settings.hop_length + 1
-        return np.zeros((0, 1, frames, settings.feature_size), dtype=np.float32)
+        return np.zeros((0, *settings.output_shape(clips48k.shape[-1])), dtype=np.float32)
     extractor = _clap_extractor(settings)
     with _numpy_seed(settings.seed):
         out = extractor(list(np.asarray(clips48k, dtype=np.float32)), sampling_rate=settings.sampling_rate,

@@ -2,47 +2,76 @@
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 
 import numpy as np
 
 from lungkd.core.metrics import mean_std
-from lungkd.core.models.card import write_atomic_text
+from lungkd.core.recipes import ExperimentRecipe, StudentSpec
+from lungkd.core.storage import write_json_atomic, write_text_atomic
+from lungkd.core.text import markdown_text, unescape_markdown
+from lungkd.core.training.calibration import expected_calibration_error
 
 
 def _row(card: dict) -> dict:
     test = card.get("test") or {}
-    return {"sp": test.get("sp"), "se": test.get("se"), "score": test.get("score"), "confusion": test.get("confusion")}
+    return {"sp": test.get("sp"), "se": test.get("se"), "score": test.get("score"), "confusion": test.get("confusion"),
+            "selection_note": card.get("selection_note") or "", "calibration": _calibration(card)}
+
+
+def _calibration(card: dict) -> dict | None:
+    """A run's temperature and its calibration error before and after (None: uncalibrated)."""
+    c = card.get("calibration") or {}
+    if not c.get("temperature"):
+        return None
+    return {"temperature": c["temperature"], "ece_before": c["ece_before"], "ece_after": c["ece_after"],
+            "split": c["measured_on"]["split"], "cycles": c["measured_on"]["cycles"]}
+
+
+def _pooled_reliability(name: str, cards: list[dict]) -> dict | None:
+    """The reliability diagram of a group of runs (their bins added up), before and after calibration."""
+    fitted = [c["calibration"] for c in cards if (c.get("calibration") or {}).get("temperature")]
+    if not fitted:
+        return None
+    out = {"name": name, "runs": len(fitted)}
+    for when in ("before", "after"):
+        bins = []
+        for parts in zip(*(f[f"reliability_{when}"] for f in fitted)):
+            count = sum(p["count"] for p in parts)
+            mean = (lambda key: sum(p[key] * p["count"] for p in parts if p["count"]) / count if count else None)
+            bins.append({"low": parts[0]["low"], "high": parts[0]["high"], "count": count,
+                         "confidence": mean("confidence"), "accuracy": mean("accuracy")})
+        out[when], out[f"ece_{when}"] = bins, expected_calibration_error(bins)
+    return out
 
 
 def _summary(values: list[float]) -> dict:
-    values = [v for v in values if v is not None]
-    if not values:  # e.g. no baseline trained: nothing to summarise
+    """Mean ± std of the Scores there are; none (no baseline trained, no class to score) is n = 0."""
+    scored = [v for v in values if v is not None]
+    if not scored:
         return {"mean": None, "std": None, "n": 0}
-    ms = mean_std(values)
+    ms = mean_std(scored)
     return {"mean": None if np.isnan(ms.mean) else ms.mean, "std": None if np.isnan(ms.std) else ms.std, "n": ms.n}
 
 
-def _same_as_teachers(student, recipe) -> bool:
+def _same_as_teachers(student: StudentSpec, recipe: ExperimentRecipe) -> bool:
     t = recipe.teachers
-    return (student.arch, student.size, student.pretrained, student.train) == \
-        (t.arch, t.size, t.pretrained, recipe.teacher_train)
+    return (student.arch, student.size, student.pretrained, student.train) == (t.arch, t.size, t.pretrained, t.train)
 
 
-def build_report(experiment, teacher_cards: list[dict], ensembles: dict, groups: list[list[dict]],
-                 second: dict | None, logits: dict) -> dict:
-    recipe = experiment.recipe
+def build_report(recipe: ExperimentRecipe, data_fingerprint: str, teacher_cards: list[dict], ensembles: dict,
+                 groups: list[list[dict]], second: dict | None, *, train_cycles: int, test_cycles: int) -> dict:
+    """The report from plain data: the cards of every run (each with its bootstrap interval), the ensemble
+    curve and the second generation."""
     teachers = [{"seed": c["seed"], "arch": c["architecture"], "epoch": c["selected_epoch"], **_row(c),
-                 "bootstrap": experiment.bootstrap(c["run_folder"], c["architecture"])}
-                for c in teacher_cards]
+                 "bootstrap": c.get("bootstrap")} for c in teacher_cards]
     students, groups_out = [], []
+    reliability = [_pooled_reliability(f"{recipe.teachers.arch} teachers", teacher_cards)]
     for spec, cards in zip(recipe.students, groups):
-        rows = []
-        for card in cards:
-            rows.append({"arch": card["architecture"], "labels": card["labels"], "role": card["role"],
-                         "seed": card["seed"], "epoch": card["selected_epoch"], **_row(card),
-                         "bootstrap": experiment.bootstrap(card["run_folder"], card["architecture"])})
+        reliability.append(_pooled_reliability(f"{spec.arch} students ({spec.labels})",
+                                                [c for c in cards if c["role"] == "student"]))
+        rows = [{"arch": c["architecture"], "labels": c["labels"], "role": c["role"], "seed": c["seed"],
+                 "epoch": c["selected_epoch"], **_row(c), "bootstrap": c.get("bootstrap")} for c in cards]
         students += rows
         distilled = _summary([r["score"] for r in rows if r["role"] == "student"])
         baseline = _summary([r["score"] for r in rows if r["role"] == "baseline"])
@@ -56,7 +85,7 @@ def build_report(experiment, teacher_cards: list[dict], ensembles: dict, groups:
     return {
         "name": recipe.name,
         "selection": recipe.selection,
-        "data_fingerprint": experiment.index.fingerprint(),
+        "data_fingerprint": data_fingerprint,
         "teacher_arch": recipe.teachers.arch,
         "teachers": teachers,
         "teacher_summary": _summary([t["score"] for t in teachers]),
@@ -65,10 +94,53 @@ def build_report(experiment, teacher_cards: list[dict], ensembles: dict, groups:
         "students": students,
         "student_groups": groups_out,
         "second_generation": second,
-        "test_cycles": int(len(logits["test_labels"])),
-        "train_cycles": int(len(logits["train_labels"])),
+        "reliability": [r for r in reliability if r is not None],
+        "test_cycles": int(test_cycles),
+        "train_cycles": int(train_cycles),
         "recipe": recipe.to_dict(),
     }
+
+
+def headline_scores(report: dict) -> dict:
+    """What `lungkd runs` and the Experiments page show beside an experiment."""
+    best_ensemble = max((e for e in report["ensembles"] if e["score"] is not None), key=lambda e: e["score"],
+                        default=None)
+    return {
+        "teachers": report["teacher_summary"]["mean"],
+        "ensemble": {"k": best_ensemble["k"], "score": best_ensemble["score"]} if best_ensemble else None,
+        "students": [{"arch": g["arch"], "labels": g["labels"], "score": g["distilled"]["mean"],
+                      "hard": g["baseline"]["mean"], "gain": g["gain"]} for g in report["student_groups"]],
+        "second_generation": (report["second_generation"] or {}).get("score"),
+    }
+
+
+def selection_notes(report: dict) -> list[str]:
+    """One line per model whose checkpoint selection found no qualifying epoch, naming the epoch it used."""
+    runs = [(f"teacher seed {t['seed']}", t) for t in report["teachers"]]
+    runs += [(f"{s['role']} {s['arch']} {s['labels']} seed {s['seed']}", s) for s in report["students"]]
+    return [f"{name}: {row['selection_note']}." for name, row in runs if row.get("selection_note")]
+
+
+def headline(report: dict) -> list[str]:
+    """The result in a few lines, as `lungkd run` ends: best teacher, best ensemble, each student and its gain."""
+    teachers = [t for t in report["teachers"] if t["score"] is not None]
+    lines = []
+    if teachers:
+        best = max(teachers, key=lambda t: t["score"])
+        lines.append(f"best teacher: seed {best['seed']}, Score {_f(best['score'])} "
+                     f"(mean of {len(teachers)}: {_pm(report['teacher_summary'])})")
+    scored = [e for e in report["ensembles"] if e["score"] is not None]
+    if scored:
+        best = max(scored, key=lambda e: e["score"])
+        lines.append(f"best ensemble: the first {best['k']} teachers, Score {_f(best['score'])}")
+    for g in report["student_groups"]:
+        hard = f"hard labels {_pm(g['baseline'])}" + (" (the teachers)" if g["baseline_source"] == "the teachers"
+                                                       else "")
+        gain = "n/a" if g["gain"] is None else f"{g['gain']:+.2f}"
+        lines.append(f"student {g['arch']} ({g['labels']}): Score {_pm(g['distilled'])}, {hard}, gain {gain}")
+    if report["second_generation"]:
+        lines.append(f"second generation: Score {_f(report['second_generation']['score'])}")
+    return lines + [f"note: {note}" for note in selection_notes(report)]
 
 
 def _f(value, digits: int = 2) -> str:
@@ -87,14 +159,16 @@ def _ci(row: dict) -> str:
 
 
 def markdown_report(report: dict) -> str:
-    lines = [f"# LungKD experiment `{report['name']}`", "",
+    """The report for people. What it quotes (names, architectures, labels) is escaped: shown, never markup."""
+    q = markdown_text
+    lines = [f"# LungKD experiment {q(report['name'])}", "",
              f"Checkpoint selection: **{report['selection']}**"
              + (" (the papers' protocol: the test set doubles as validation)" if report["selection"] == "best_test"
                 else ""),
              f"Training cycles {report['train_cycles']}, test cycles {report['test_cycles']}, "
-             f"data fingerprint `{report['data_fingerprint']}`. Scores are percentages; intervals are 95% "
+             f"data fingerprint {q(report['data_fingerprint'])}. Scores are percentages; intervals are 95% "
              "patient-level bootstrap intervals of the Score.", "",
-             f"## Teachers ({report['teacher_arch']})", "", "| seed | epoch | Sp | Se | Score | 95% CI |",
+             f"## Teachers ({q(report['teacher_arch'])})", "", "| seed | epoch | Sp | Se | Score | 95% CI |",
              "|---|---|---|---|---|---|"]
     lines += [f"| {t['seed']} | {t['epoch']} | {_f(t['sp'])} | {_f(t['se'])} | {_f(t['score'])} | {_ci(t)} |"
               for t in report["teachers"]]
@@ -109,17 +183,51 @@ def markdown_report(report: dict) -> str:
     if report["students"]:
         lines += ["", "## Students", "", "| arch | labels | seed | epoch | Sp | Se | Score | 95% CI |",
                   "|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {s['arch']} | {s['labels']} | {s['seed']} | {s['epoch']} | {_f(s['sp'])} | {_f(s['se'])} | "
+        lines += [f"| {q(s['arch'])} | {q(s['labels'])} | {s['seed']} | {s['epoch']} | {_f(s['sp'])} | {_f(s['se'])} | "
                   f"{_f(s['score'])} | {_ci(s)} |" for s in report["students"]]
         lines += ["", "| student | distilled Score | hard-label Score | gain |", "|---|---|---|---|"]
-        lines += [f"| {g['arch']} ({g['labels']}) | {_pm(g['distilled'])} | {_pm(g['baseline'])}"
+        lines += [f"| {q(g['arch'])} ({q(g['labels'])}) | {_pm(g['distilled'])} | {_pm(g['baseline'])}"
                   f"{' (the teachers)' if g['baseline_source'] == 'the teachers' else ''} | {_f(g['gain'])} |"
                   for g in report["student_groups"]]
     if report["second_generation"]:
         s = report["second_generation"]
-        lines += ["", f"## Second generation (ensemble of {s['k']} {s['arch']} students, {s['labels']})", "",
+        lines += ["", f"## Second generation (ensemble of {s['k']} {q(s['arch'])} students, {q(s['labels'])})", "",
                   f"Sp {_f(s['sp'])}, Se {_f(s['se'])}, Score {_f(s['score'])}"]
-    return "\n".join(lines) + "\n"
+    if notes := selection_notes(report):
+        lines += ["", "## Checkpoint selection fell back", "",
+                  "Selection ignores epochs with Se ≤ 5 %; where no epoch qualified, the first was used:", ""]
+        lines += [f"- {note}" for note in notes]
+    return "\n".join(lines + _calibration_lines(report)) + "\n"
+
+
+def _percent(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _calibration_lines(report: dict) -> list[str]:
+    """Each run's temperature and expected calibration error (ECE) before and after, and the reliability
+    diagrams of the teachers and of each group of students."""
+    runs = [(f"teacher seed {t['seed']}", t) for t in report["teachers"]]
+    runs += [(f"{s['role']} {s['arch']} {s['labels']} seed {s['seed']}", s) for s in report["students"]]
+    lines = ["", "## Calibration", "",
+             "Each run's temperature is fitted on cycles it neither trained nor was selected on (its validation "
+             "split, or the part of train held out for calibration); the expected calibration error (ECE: the "
+             "cycles' share-weighted gap between confidence and accuracy, ten bins) is measured on the test cycles.",
+             "", "| run | temperature | ECE before | ECE after |", "|---|---|---|---|"]
+    for name, row in runs:
+        c = row.get("calibration")
+        lines.append(f"| {name} | {_f(c['temperature'])} | {_percent(c['ece_before'])} | {_percent(c['ece_after'])} |"
+                     if c else f"| {name} | uncalibrated | n/a | n/a |")
+    for diagram in report.get("reliability", []):
+        runs = f"{diagram['runs']} run{'s' * (diagram['runs'] != 1)}"
+        lines += ["", f"Reliability of the {diagram['name']} ({runs}, their test cycles together): ECE "
+                      f"{_percent(diagram['ece_before'])} before, {_percent(diagram['ece_after'])} after", "",
+                  "| confidence | cycles before | mean confidence | accuracy | cycles after | mean confidence | accuracy |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {b['low']:.1f}–{b['high']:.1f} | {b['count']} | {_percent(b['confidence'])} | "
+                  f"{_percent(b['accuracy'])} | {a['count']} | {_percent(a['confidence'])} | {_percent(a['accuracy'])} |"
+                  for b, a in zip(diagram["before"], diagram["after"]) if b["count"] or a["count"]]
+    return lines
 
 
 def _curve_svg(points: list[dict], width: int = 480, height: int = 220) -> str:
@@ -145,17 +253,48 @@ def _curve_svg(points: list[dict], width: int = 480, height: int = 220) -> str:
             f'<g fill="#3366cc">{dots}</g></svg>')
 
 
+def _reliability_svg(diagram: dict, size: int = 240) -> str:
+    """Accuracy against confidence per bin, before (grey) and after (blue) calibration, beside the diagonal
+    of a perfectly calibrated model; a bar's width follows how many cycles its bin holds."""
+    pad, plot = 36, size - 66
+    x = lambda v: pad + v * plot  # noqa: E731
+    y = lambda v: size - 32 - v * plot  # noqa: E731
+    total = max(1, sum(b["count"] for b in diagram["after"]))
+    ticks = "".join(f'<text x="{x(v):.1f}" y="{size - 19}" text-anchor="middle">{v:g}</text>'
+                    f'<text x="{pad - 4}" y="{y(v) + 3:.1f}" text-anchor="end">{v:g}</text>' for v in (0, 0.5, 1))
+    bars = []
+    for when, colour, shift in (("before", "#999999", 0.0), ("after", "#3366cc", 0.5)):
+        for b in diagram[when]:
+            if b["count"]:
+                width = 0.5 * (b["high"] - b["low"]) * plot * min(1.0, 0.3 + 5 * b["count"] / total)
+                left = x(b["low"] + shift * (b["high"] - b["low"]))
+                bars.append(f'<rect x="{left:.1f}" y="{y(b["accuracy"]):.1f}" width="{width:.1f}" '
+                            f'height="{b["accuracy"] * plot:.1f}" fill="{colour}"><title>{when}: {b["count"]} cycles, '
+                            f'confidence {b["confidence"]:.2f}, accuracy {b["accuracy"]:.2f}</title></rect>')
+    return (f'<figure><svg width="{size}" height="{size}" xmlns="http://www.w3.org/2000/svg" font-size="10">'
+            f'<line x1="{x(0)}" y1="{y(0)}" x2="{x(1)}" y2="{y(0)}" stroke="#888"/>'
+            f'<line x1="{x(0)}" y1="{y(0)}" x2="{x(0)}" y2="{y(1)}" stroke="#888"/>{"".join(bars)}'
+            f'<line x1="{x(0)}" y1="{y(0)}" x2="{x(1)}" y2="{y(1)}" stroke="#cc3333" stroke-dasharray="4 3"/>'
+            f'<text x="{size / 2}" y="{size - 4}" text-anchor="middle">confidence</text>'
+            f'<text x="2" y="12">accuracy</text>{ticks}</svg><figcaption>{html.escape(diagram["name"])}: ECE '
+            f'{_percent(diagram["ece_before"])} before (grey), {_percent(diagram["ece_after"])} after (blue)'
+            f'</figcaption></figure>')
+
+
 def html_report(report: dict) -> str:
     """The Markdown tables as HTML, with the ensemble curve; self-contained, opens in any browser."""
     body = []
     table: list[str] = []
 
+    def text(markdown: str) -> str:  # the words of our Markdown as HTML text
+        return html.escape(unescape_markdown(markdown.replace("**", "")))
+
     def flush() -> None:
         if table:
             rows = [r.strip("|").split(" | ") for r in table if not set(r) <= set("|-")]
             head, *rest = rows
-            body.append("<table><tr>" + "".join(f"<th>{html.escape(c.strip())}</th>" for c in head) + "</tr>"
-                        + "".join("<tr>" + "".join(f"<td>{html.escape(c.strip())}</td>" for c in r) + "</tr>"
+            body.append("<table><tr>" + "".join(f"<th>{text(c.strip())}</th>" for c in head) + "</tr>"
+                        + "".join("<tr>" + "".join(f"<td>{text(c.strip())}</td>" for c in r) + "</tr>"
                                   for r in rest) + "</table>")
             table.clear()
 
@@ -165,13 +304,15 @@ def html_report(report: dict) -> str:
             continue
         flush()
         if line.startswith("## "):
-            body.append(f"<h2>{html.escape(line[3:])}</h2>")
+            body.append(f"<h2>{text(line[3:])}</h2>")
             if line.startswith("## Teacher ensembles"):
                 body.append(_curve_svg(report["ensembles"]))
+            if line.startswith("## Calibration"):
+                body += [_reliability_svg(diagram) for diagram in report.get("reliability", [])]
         elif line.startswith("# "):
-            body.append(f"<h1>{html.escape(line[2:]).replace('`', '')}</h1>")
+            body.append(f"<h1>{text(line[2:])}</h1>")
         elif line:
-            body.append(f"<p>{html.escape(line).replace('**', '')}</p>")
+            body.append(f"<p>{text(line)}</p>")
     flush()
     style = ("body{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;color:#222}"
              "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;"
@@ -182,8 +323,8 @@ def html_report(report: dict) -> str:
 
 def write_reports(report: dict, folder: Path) -> list[Path]:
     paths = [folder / "report.json", folder / "report.md", folder / "report.html"]
-    write_atomic_text(paths[0], json.dumps(report, indent=2))
-    write_atomic_text(paths[1], markdown_report(report))
-    write_atomic_text(paths[2], html_report(report))
+    write_json_atomic(paths[0], report)
+    write_text_atomic(paths[1], markdown_report(report))
+    write_text_atomic(paths[2], html_report(report))
     return paths
 

@@ -1,52 +1,19 @@
-"""Soft labels from teacher logits, and logit-mean ensembles (SPEC section 9).
+"""Soft labels from teacher logits, and logit-mean ensembles (docs/method.md section 9).
 
 Every target here is reproducible from the stored (N, T, 4) logits, the mode and a seed.
 """
 from __future__ import annotations
-
-import re
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from lungkd.core.errors import LungKDError
 from lungkd.core.labels import NUM_CLASSES
-
-MODES = ("mean", "random", "curated", "onehot_noise", "onehot_teacher_noise")
-_SPEC = re.compile(r"^(mean|random|curated)_(\d+)$")
+from lungkd.core.recipes import SoftLabelSpec
 
 
 class SoftLabelError(LungKDError):
     """A soft-label mode that the teachers at hand cannot give."""
-
-
-@dataclass(frozen=True)
-class SoftLabelSpec:
-    """`mean_k`, `random_k`, `curated_k`, `single` (= mean_1), `onehot_noise` or `onehot_teacher_noise`."""
-
-    mode: str
-    k: int = 1
-    sigma: float = 0.1  # onehot_noise's standard deviation
-    temperature: float = 1.0  # an extension; the paper uses 1
-    seed: int = 0
-
-    @classmethod
-    def parse(cls, text: str, **options) -> "SoftLabelSpec":
-        if text == "single":
-            return cls("mean", 1, **options)
-        if text in ("onehot_noise", "onehot_teacher_noise"):
-            return cls(text, 0, **options)
-        match = _SPEC.match(text)
-        if not match or int(match[2]) < 1:
-            raise SoftLabelError(f"unknown soft-label mode '{text}'.",
-                                 fix="use mean_K, random_K, curated_K (K >= 1), single, onehot_noise or "
-                                     "onehot_teacher_noise.")
-        return cls(match[1], int(match[2]), **options)
-
-    @property
-    def name(self) -> str:
-        return self.mode if self.mode.startswith("onehot") else f"{self.mode}_{self.k}"
 
 
 def _softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -81,6 +48,14 @@ def ensemble_logits(logits: np.ndarray, members: list[int]) -> np.ndarray:
 def mean_teacher_targets(logits: np.ndarray, members: list[int], temperature: float = 1.0) -> np.ndarray:
     """softmax(mean of logits) — not the mean of the teachers' probabilities."""
     return _softmax(ensemble_logits(logits, members), temperature)
+
+
+def ensemble_probabilities(teacher_probabilities) -> np.ndarray:
+    """The logit-mean ensemble's four probabilities from its k teachers' (k, 4) probabilities (the teachers'
+    votes in the Studio): the mean of the log-probabilities differs from the mean logit by one constant per
+    cycle, which softmax removes."""
+    log_probabilities = np.log(np.clip(np.asarray(teacher_probabilities, dtype=np.float64), 1e-12, None))
+    return mean_teacher_targets(log_probabilities[None], list(range(len(log_probabilities))))[0]
 
 
 class RandomTeacherTargets:

@@ -7,29 +7,57 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
-from lungkd.core.models.card import CARD_FILE, read_model_card
+from lungkd.core.errors import LungKDError
+from lungkd.core.models.card import read_model_card
+from lungkd.core.models.registry import CARD_FILE
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    name: str  # where it sits, e.g. "runs/cnn6-tiny-3f2a…" or "demo-cnn6"
+    name: str  # what it is, from its card: "demo-cpu · student cnn6 mean_3 · seed 1"; else where it sits
     arch: str
     score: float | None  # the ICBHI Score on its test set, when it was measured
     path: Path
     description: str = ""
+    scored_on: str = ""  # the data the Score was measured on, e.g. "the test split of ICBHI_final_database"
 
 
 def shipped_models_folder() -> Path:
     return Path(str(files("lungkd.resources") / "models"))
 
 
+def _card_name(card: dict) -> str | None:
+    """The model named by what made it: its experiment (or `lungkd train` run), role and seed."""
+    arch, seed = card["architecture"], card.get("seed")
+    if card.get("experiment") and card.get("role"):
+        role = card["role"]
+        what = {"teacher": f"teacher {arch}", "baseline": f"baseline {arch} (hard labels)"}.get(
+            role, f"{role} {arch} {card.get('labels', '')}".rstrip())
+        return f"{card['experiment']} · {what} · seed {seed}"
+    if card.get("run"):
+        return f"run {card['run']} · {arch} · seed {seed}"
+    return None
+
+
+def _scored_on(card: dict) -> str:
+    data = card.get("test_data")
+    if not data:
+        return ""
+    return f"the {data['split']} split of {data['dataset']} ({data['cycles']} cycles)"
+
+
 def _entry(folder: Path, root: Path) -> ModelEntry | None:
-    card = read_model_card(folder)
+    try:
+        card = read_model_card(folder)
+    except LungKDError:  # a damaged card: nothing to analyse with; opening it says why
+        return None
     if not card or "architecture" not in card:
         return None
     where = folder.parent if folder.name == "model" and folder.parent != root else folder
-    return ModelEntry(where.relative_to(root).as_posix() if where != root else root.name, card["architecture"],
-                      (card.get("test") or {}).get("score"), folder, card.get("description", ""))
+    place = where.relative_to(root).as_posix() if where != root else root.name
+    name = _card_name(card) or (place if card.get("description") else f"{place} ({card['architecture']})")
+    return ModelEntry(name, card["architecture"], (card.get("test") or {}).get("score"), folder,
+                      card.get("description", ""), _scored_on(card))
 
 
 def find_models(*roots: Path) -> list[ModelEntry]:

@@ -6,8 +6,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from lungkd.core.models.registry import create_model, list_models
-from lungkd.core.training.trainer import autocast_for, forward, resolve_device
+from lungkd.core.models.registry import create_model, model_info
+from lungkd.core.training.trainer import autocast_for, resolve_device
 
 _PROMPT = "This sound was recorded from the trachea of an adult male patient, using a Meditron stethoscope."
 
@@ -15,18 +15,18 @@ _PROMPT = "This sound was recorded from the trachea of an adult male patient, us
 def training_throughput(arch: str, size: str = "full", batch_size: int = 8, device: str = "auto") -> float:
     """Cycles per second of forward + backward + Adam step on random inputs of the real shape
     (after one untimed warm-up step)."""
-    info = {m.name: m for m in list_models()}[arch]
+    info = model_info(arch)
     dev = resolve_device(device)
     model = create_model(arch, size=size).to(dev).train()
     optimizer = torch.optim.Adam(model.parameters())
     x = torch.randn(batch_size, *info.input_shape, device=dev)
     y = torch.randint(0, 4, (batch_size,), device=dev)
-    prompts = [_PROMPT] * batch_size if arch == "bts" else None
+    prompts = [_PROMPT] * batch_size if info.needs_prompts else None
     for step in range(2):
         if step == 1:
             start = time.perf_counter()
         with autocast_for(dev, dev.type == "cuda"):
-            loss = F.cross_entropy(forward(model, x, prompts).float(), y)
+            loss = F.cross_entropy(model(x, prompts).float(), y)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

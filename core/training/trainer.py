@@ -1,4 +1,4 @@
-"""Training one model on a set of cycles: the paper's recipe (SPEC section 7), checkpoint selection
+"""Training one model on a set of cycles: the paper's recipe (docs/method.md section 7), checkpoint selection
 (section 8), resumable every epoch, cancellable every step.
 
 The model (`nn.Module`, core.models) is kept apart from the loop here (Lightning's split). Data order,
@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Literal, Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
@@ -21,58 +20,25 @@ import torch.nn.functional as F
 
 from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.errors import LungKDError
+from lungkd.core.features.cycle_sets import CycleSet
 from lungkd.core.features.spectral import specaugment
 from lungkd.core.metrics import Scores, scores_from_logits
+from lungkd.core.models.registry import model_info
+from lungkd.core.training.members import SingleMember, StackedMembers, autocast_for
+from lungkd.core.recipes import RunSettings, TrainConfig
+from lungkd.core.storage import save_torch_atomic
 
-Selection = Literal["best_test", "best_val", "last"]
-SELECTIONS = ("best_test", "best_val", "last")
 MIN_SE_FOR_SELECTION = 5.0  # the papers ignore epochs whose Se is below 5 %
 STATE_FILE = "train_state.pt"
+_STATE_KEYS = {"model", "optimizer", "members", "best_models", "epoch", "config"}
 
 
 class TrainingError(LungKDError):
     """A run that cannot go on: out of memory, a bad setting, data that does not fit the model."""
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 200
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    final_lr_ratio: float = 1e-3  # cosine decay, stepped per epoch, reaching lr * this in the last epoch
-    weight_averaging: float | None = None  # w = a * w_before + (1 - a) * w_after after every step
-    specaugment: bool = True  # applied to fbank models only; CLAP models never get it
-    mixed_precision: bool = True  # on CUDA only: bf16 where supported, else fp16 with a grad scaler
-    selection: Selection = "best_test"
-    seed: int = 1
-    deterministic: bool = False
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-
-    def __post_init__(self) -> None:
-        if self.selection not in SELECTIONS:
-            raise TrainingError(f"selection '{self.selection}' is not one of {', '.join(SELECTIONS)}.",
-                                fix="use best_test (the papers), best_val or last.")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise TrainingError("epochs and batch_size must be at least 1.", fix="set positive values in the recipe.")
-
-
-@dataclass
-class CycleSet:
-    """Model inputs of a set of cycles in dataset order, with hard labels (and BTS prompts)."""
-
-    features: torch.Tensor  # (N, frames, mel) for fbank models, (N, 1, frames, mel) for CLAP models
-    labels: torch.Tensor  # (N,) int64
-    prompts: list[str] | None = None
-    cycle_ids: list[str] | None = None  # "recording#index": ties teacher logits to cycles across architectures
-    patients: list[str] | None = None  # for patient-level bootstrap intervals
-
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
-
-
 class SoftTargetProvider(Protocol):
-    """Targets that change per epoch (the random teacher of SPEC section 9)."""
+    """Targets that change per epoch (the random teacher of docs/method.md section 9)."""
 
     def for_epoch(self, epoch: int) -> torch.Tensor: ...
 
@@ -92,6 +58,7 @@ class Progress:
     metrics: dict | None = None
     message: str = ""
     lr: float | None = None
+    member: int | None = None  # which of the models trained together this epoch's figures belong to
 
 
 @dataclass
@@ -113,6 +80,7 @@ class TrainResult:
     scores: Scores | None  # of the selected checkpoint on the test set
     history: list[EpochRecord] = field(default_factory=list)
     device: str = "cpu"
+    selection_note: str = ""  # set when no epoch qualified for the selection and it fell back to another
 
 
 def seed_everything(seed: int) -> None:
@@ -136,34 +104,11 @@ def resolve_device(requested: str, notify: Callable[[str], None] | None = None) 
     return torch.device(requested)
 
 
-def forward(model: torch.nn.Module, features: torch.Tensor, prompts: list[str] | None) -> torch.Tensor:
-    """One call for every architecture: BTS also takes the prompts of its cycles."""
-    if getattr(model, "arch_name", None) == "bts":
-        return model(features, prompts)
-    return model(features)
-
-
 def predict_logits(model: torch.nn.Module, data: CycleSet, batch_size: int = 64, device: torch.device | None = None,
                    cancel: CancelToken | None = None) -> torch.Tensor:
     """Raw logits (N, 4) in eval mode, in the set's order."""
     device = device or next(model.parameters()).device
-    model.eval()
-    out = []
-    with torch.inference_mode(), autocast_for(device, enabled=device.type == "cuda"):
-        for start in range(0, len(data), batch_size):
-            if cancel is not None and cancel.is_set():
-                raise Cancelled("cancelled while computing predictions.")
-            stop = start + batch_size
-            prompts = data.prompts[start:stop] if data.prompts is not None else None
-            out.append(forward(model, data.features[start:stop].to(device), prompts).float().cpu())
-    return torch.cat(out) if out else torch.zeros(0, 4)
-
-
-def autocast_for(device: torch.device, enabled: bool):
-    if not enabled or device.type != "cuda":
-        return torch.autocast("cpu", enabled=False)
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
+    return SingleMember(model).predict(data, batch_size, device, cancel)[0]
 
 
 def cosine_lr(base_lr: float, epoch: int, epochs: int, final_ratio: float) -> float:
@@ -176,18 +121,12 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 100_003 + epoch)
 
 
-def _average_weights(model: torch.nn.Module, before: dict[str, torch.Tensor], keep: float) -> None:
+def _average_weights(tensors: dict[str, torch.Tensor], before: dict[str, torch.Tensor], keep: float) -> None:
     """The reference code's averaging after each step, buffers included (BN statistics too)."""
     with torch.no_grad():
-        for name, value in model.state_dict().items():
+        for name, value in tensors.items():
             if value.is_floating_point():
                 value.mul_(1.0 - keep).add_(before[name], alpha=keep)
-
-
-def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def _selection_value(record: EpochRecord, selection: str) -> float:
@@ -197,12 +136,36 @@ def _selection_value(record: EpochRecord, selection: str) -> float:
     return scores["score"]
 
 
-class Trainer:
-    """Trains one model. `run_dir` holds the resumable state; None keeps everything in memory."""
+def _fallback_note(selection: str, best_value: float, epoch: int) -> str:
+    """What to tell the user when no epoch had Se above the threshold: the selection kept the first epoch."""
+    if selection == "last" or best_value > -math.inf:
+        return ""
+    split = "test" if selection == "best_test" else "validation"
+    return (f"no epoch reached Se > {MIN_SE_FOR_SELECTION:g} % on the {split} set, so {selection} had nothing to "
+            f"choose from and epoch {epoch} (the first) was used")
 
-    def __init__(self, config: TrainConfig, run_dir: str | Path | None = None,
-                 on_progress: Callable[[Progress], None] | None = None, cancel: CancelToken | None = None):
+
+@dataclass
+class _Member:
+    """One member's bookkeeping across epochs: its history and its best checkpoint so far."""
+
+    seed: int
+    history: list[EpochRecord] = field(default_factory=list)
+    best_state: dict | None = None
+    best_epoch: int = 0
+    best_value: float = -math.inf
+
+
+class Trainer:
+    """Trains one model (`fit`) or k models of one architecture as one batched model (`fit_together`).
+    `run_dir` holds the resumable state; None keeps everything in memory."""
+
+    def __init__(self, config: TrainConfig, *, seed: int = 1, settings: RunSettings = RunSettings(),
+                 run_dir: str | Path | None = None, on_progress: Callable[[Progress], None] | None = None,
+                 cancel: CancelToken | None = None):
         self.config = config
+        self.seed = seed
+        self.settings = settings
         self.run_dir = Path(run_dir) if run_dir else None
         self.on_progress = on_progress or (lambda p: None)
         self.cancel = cancel or CancelToken()
@@ -212,94 +175,119 @@ class Trainer:
 
     def fit(self, model: torch.nn.Module, train: CycleSet, test: CycleSet | None = None, val: CycleSet | None = None,
             targets: Targets = None) -> TrainResult:
-        cfg = self.config
-        if cfg.selection == "best_val" and val is None:
+        return self._fit(SingleMember(model), [self.seed], train, test, val, targets)[0]
+
+    def fit_together(self, models: list[torch.nn.Module], seeds: list[int], train: CycleSet,
+                     test: CycleSet | None = None, val: CycleSet | None = None) -> list[TrainResult]:
+        """k models (each initialised with its own seed) on the hard labels, as one batched model; member i
+        draws its data order and SpecAugment from seed i, as it would alone."""
+        if len(models) != len(seeds) or len(set(seeds)) != len(seeds):
+            raise ValueError("fit_together needs one distinct seed per model")
+        return self._fit(StackedMembers(models), list(seeds), train, test, val, None)
+
+    def _fit(self, members: SingleMember | StackedMembers, seeds: list[int], train: CycleSet,
+             test: CycleSet | None, val: CycleSet | None, targets: Targets) -> list[TrainResult]:
+        cfg, selection = self.config, self.settings.selection
+        if selection == "best_val" and val is None:
             raise TrainingError("selection best_val needs a validation set.",
                                 fix="carve one from train (splits.validation_split) or use best_test.")
-        if cfg.selection == "best_test" and test is None:
+        if selection == "best_test" and test is None:
             raise TrainingError("selection best_test needs the test set.", fix="pass the test cycles or use last.")
         if len(train) == 0:
             raise TrainingError("no training cycles.", fix="check the dataset and its split.")
-        if cfg.deterministic:
+        if self.settings.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
-        seed_everything(cfg.seed)
-        device = resolve_device(cfg.device, self._notify)
-        model.to(device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        seed_everything(seeds[0])
+        device = resolve_device(self.settings.device, self._notify)
+        members.to(device)
+        optimizer = torch.optim.Adam(members.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         use_amp = cfg.mixed_precision and device.type == "cuda"
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp and not torch.cuda.is_bf16_supported())
-        history: list[EpochRecord] = []
-        best_state, best_epoch, best_value = None, 0, -math.inf
+        book = [_Member(seed) for seed in seeds]
         start_epoch = 1
-        resumed = self._load_state()
+        resumed = self._load_state(seeds)
         if resumed is not None:
-            model.load_state_dict(resumed["model"])
+            members.load_state(resumed["model"])
             optimizer.load_state_dict(resumed["optimizer"])
             if "scaler" in resumed:
                 scaler.load_state_dict(resumed["scaler"])
-            history = [EpochRecord(**r) for r in json.loads(resumed["history"])]
-            best_state, best_epoch, best_value = resumed["best_model"], resumed["best_epoch"], resumed["best_value"]
+            for member, saved, state in zip(book, json.loads(resumed["members"]), resumed["best_models"]):
+                member.history = [EpochRecord(**r) for r in saved["history"]]
+                member.best_epoch, member.best_value, member.best_state = saved["best_epoch"], saved["best_value"], state
             start_epoch = resumed["epoch"] + 1
             self._notify(f"Resuming from epoch {resumed['epoch']}.")
 
-        augment = cfg.specaugment and getattr(model, "input_kind", "fbank") == "fbank"
+        augment = cfg.specaugment and model_info(members.arch_name).input_kind == "fbank"
         steps = math.ceil(len(train) / cfg.batch_size)
         started = time.monotonic()
         for epoch in range(start_epoch, cfg.epochs + 1):
             for group in optimizer.param_groups:
                 group["lr"] = cosine_lr(cfg.lr, epoch, cfg.epochs, cfg.final_lr_ratio)
             epoch_start = time.perf_counter()
-            loss, data_seconds = self._train_epoch(model, optimizer, scaler, train, targets, epoch, steps, augment,
-                                                   device, use_amp, started, start_epoch)
-            record = EpochRecord(epoch, loss, optimizer.param_groups[0]["lr"],
-                                 seconds=time.perf_counter() - epoch_start, data_seconds=data_seconds)
-            for name, data in (("test", test), ("val", val)):
-                if data is not None:
-                    logits = predict_logits(model, data, max(cfg.batch_size, 64), device, self.cancel)
-                    setattr(record, name, scores_from_logits(logits, data.labels).to_dict())
-            history.append(record)
-            value = _selection_value(record, cfg.selection)
-            if cfg.selection == "last" or value > best_value or best_state is None:
-                best_value, best_epoch = value, epoch
-                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            self._save_state(model, optimizer, scaler, history, best_state, best_epoch, best_value, epoch)
-            self.on_progress(Progress("epoch", epoch, cfg.epochs, steps, steps, loss=loss,
-                                      metrics={"test": record.test, "val": record.val}, lr=record.lr))
-        model.load_state_dict(best_state)
-        scores = None
-        if test is not None:
-            scores = scores_from_logits(predict_logits(model, test, max(cfg.batch_size, 64), device), test.labels)
-        return TrainResult(model, cfg.selection, best_epoch, scores, history, str(device))
+            losses, data_seconds = self._train_epoch(members, seeds, optimizer, scaler, train, targets, epoch, steps,
+                                                     augment, device, use_amp, started, start_epoch)
+            seconds = time.perf_counter() - epoch_start
+            evaluated = {name: (members.predict(data, max(cfg.batch_size, 64), device, self.cancel), data.labels)
+                         for name, data in (("test", test), ("val", val)) if data is not None}
+            for i, member in enumerate(book):
+                record = EpochRecord(epoch, losses[i], optimizer.param_groups[0]["lr"], seconds=seconds,
+                                     data_seconds=data_seconds)
+                for name, (logits, labels) in evaluated.items():
+                    setattr(record, name, scores_from_logits(logits[i], labels).to_dict())
+                member.history.append(record)
+                value = _selection_value(record, selection)
+                if selection == "last" or value > member.best_value or member.best_state is None:
+                    member.best_value, member.best_epoch = value, epoch
+                    member.best_state = members.member_state(i)
+            self._save_state(members, optimizer, scaler, book, epoch)
+            for i, member in enumerate(book):
+                record = member.history[-1]
+                self.on_progress(Progress("epoch", epoch, cfg.epochs, steps, steps, loss=record.loss,
+                                          metrics={"test": record.test, "val": record.val}, lr=record.lr,
+                                          member=i if members.count > 1 else None))
+        results = []
+        for i, member in enumerate(book):
+            model = members.member_model(i, member.best_state)
+            scores = None
+            if test is not None:
+                scores = scores_from_logits(predict_logits(model, test, max(cfg.batch_size, 64), device), test.labels)
+            results.append(TrainResult(model, selection, member.best_epoch, scores, member.history, str(device),
+                                       selection_note=_fallback_note(selection, member.best_value,
+                                                                     member.best_epoch)))
+        return results
 
-    def _train_epoch(self, model, optimizer, scaler, train: CycleSet, targets: Targets, epoch: int, steps: int,
-                     augment: bool, device, use_amp: bool, started: float, start_epoch: int) -> float:
+    def _train_epoch(self, members, seeds: list[int], optimizer, scaler, train: CycleSet, targets: Targets,
+                     epoch: int, steps: int, augment: bool, device, use_amp: bool, started: float,
+                     start_epoch: int) -> tuple[list[float], float]:
+        """One epoch; each member's data order and SpecAugment draw from its own (seed, epoch) generator."""
         cfg = self.config
-        generator = _epoch_generator(cfg.seed, epoch)
-        torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout: the same per epoch, resumed or not
-        order = torch.randperm(len(train), generator=generator)
+        generators = [_epoch_generator(seed, epoch) for seed in seeds]
+        torch.manual_seed(seeds[0] * 100_003 + epoch)  # dropout: the same per epoch, resumed or not
+        orders = [torch.randperm(len(train), generator=g) for g in generators]
         soft = targets.for_epoch(epoch) if hasattr(targets, "for_epoch") else targets
-        model.train()
-        total, count, data_seconds = 0.0, 0, 0.0
+        labels = soft if soft is not None else train.labels
+        members.train()
+        totals, count, data_seconds = [0.0] * members.count, 0, 0.0
         for step in range(steps):
             if self.cancel.is_set():
                 raise Cancelled("training cancelled; the last finished epoch is kept and the run resumes from it.")
             fetch_start = time.perf_counter()
-            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            x = train.features[idx]
+            rows = [order[step * cfg.batch_size:(step + 1) * cfg.batch_size] for order in orders]
+            xs = [train.features[idx] for idx in rows]
             if augment:
-                x = specaugment(x, generator)
-            x = x.to(device, non_blocking=True)
-            y = (soft[idx] if soft is not None else train.labels[idx]).to(device)
-            prompts = [train.prompts[i] for i in idx.tolist()] if train.prompts is not None else None
+                xs = [specaugment(x, g) for x, g in zip(xs, generators)]
+            x = torch.stack(xs).to(device, non_blocking=True)
+            y = torch.stack([labels[idx] for idx in rows]).to(device)
+            prompts = [[train.prompts[i] for i in idx.tolist()] for idx in rows] if train.prompts is not None else None
             data_seconds += time.perf_counter() - fetch_start
-            before = ({k: v.detach().clone() for k, v in model.state_dict().items()}
+            before = ({k: v.detach().clone() for k, v in members.tensors().items()}
                       if cfg.weight_averaging else None)
             try:
                 with autocast_for(device, use_amp):
-                    logits = forward(model, x, prompts)
-                loss = F.cross_entropy(logits.float(), y)
+                    logits = members.logits(x, prompts)
+                per_member = torch.stack([F.cross_entropy(logits[i].float(), y[i]) for i in range(members.count)])
                 optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
+                scaler.scale(per_member.sum()).backward()  # members are independent: each gets its own gradient
                 scaler.step(optimizer)
                 scaler.update()
             except torch.OutOfMemoryError:
@@ -307,40 +295,54 @@ class Trainer:
                                     fix=f"lower batch_size (e.g. to {max(1, cfg.batch_size // 2)}) or use a smaller "
                                         "model; mixed precision must stay on.") from None
             if before is not None:
-                _average_weights(model, before, cfg.weight_averaging)
-            loss = loss.item()
-            total += loss * len(idx)
-            count += len(idx)
+                _average_weights(members.tensors(), before, cfg.weight_averaging)
+            losses = per_member.detach().tolist()
+            size = len(rows[0])
+            totals = [total + loss * size for total, loss in zip(totals, losses)]
+            count += size
             done = (epoch - start_epoch) * steps + step + 1
             remaining = (cfg.epochs - start_epoch + 1) * steps - done
             elapsed = time.monotonic() - started
             self.on_progress(Progress("train", epoch, cfg.epochs, step + 1, steps, eta_s=elapsed / done * remaining,
-                                      loss=loss))
-        return total / max(count, 1), data_seconds
+                                      loss=sum(losses) / len(losses)))
+        return [total / max(count, 1) for total in totals], data_seconds
+
+    def _identity(self, seeds: list[int]) -> str:
+        """What a resumed run must share with the one that wrote the state."""
+        return json.dumps({"train": self.config.model_dump(mode="json"), "seeds": seeds,
+                           "settings": self.settings.model_dump(mode="json")}, sort_keys=True)
 
     def _state_path(self) -> Path | None:
         return self.run_dir / STATE_FILE if self.run_dir else None
 
-    def _load_state(self) -> dict | None:
+    def _load_state(self, seeds: list[int]) -> dict | None:
         path = self._state_path()
         if path is None or not path.exists():
             return None
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if state.get("config") != json.dumps(asdict(self.config), sort_keys=True):
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(state, dict) or not _STATE_KEYS <= state.keys():
+                raise ValueError("not a LungKD training state")
+        except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError... for a damaged file
+            # Only the progress of this run is lost, never a result: start it again from epoch 1.
+            self._notify(f"{path} is damaged ({str(exc).splitlines()[0][:120]}); this run starts again from "
+                         "epoch 1.")
+            path.unlink(missing_ok=True)
+            return None
+        if state.get("config") != self._identity(seeds):
             raise TrainingError("this run folder holds a run with other settings.", path=path,
                                 fix="use a new run folder, or restore the settings it was started with.")
         return state
 
-    def _save_state(self, model, optimizer, scaler, history, best_state, best_epoch, best_value,
-                    epoch) -> None:
+    def _save_state(self, members, optimizer, scaler, book: list[_Member], epoch: int) -> None:
         path = self._state_path()
         if path is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "history": json.dumps([asdict(r) for r in history]), "best_model": best_state,
-                 "best_epoch": best_epoch, "best_value": best_value, "epoch": epoch,
-                 "config": json.dumps(asdict(self.config), sort_keys=True)}
+        saved = [{"history": [asdict(r) for r in m.history], "best_epoch": m.best_epoch, "best_value": m.best_value}
+                 for m in book]
+        state = {"model": members.state(), "optimizer": optimizer.state_dict(), "members": json.dumps(saved),
+                 "best_models": [m.best_state for m in book], "epoch": epoch,
+                 "config": self._identity([m.seed for m in book])}
         if scaler.is_enabled():
             state["scaler"] = scaler.state_dict()
-        _atomic_torch_save(state, path)
+        save_torch_atomic(path, state)

@@ -1,4 +1,4 @@
-"""The workspace's SQLite catalog: datasets, experiments, runs, per-epoch metrics, models and artifacts.
+"""The workspace's SQLite catalog: datasets, experiments, runs, per-epoch metrics and artifacts.
 
 The experiment folders (recipe, event log, checkpoints) stay the source of truth; the catalog is the index
 the application and the command line query. It is shared by processes and threads:
@@ -97,16 +97,6 @@ class EpochRow:
 
 
 @dataclass(frozen=True)
-class ModelRow:
-    id: int
-    run_id: int | None  # None for a model imported from outside an experiment
-    arch: str
-    path: Path
-    score: float | None
-    created: str
-
-
-@dataclass(frozen=True)
 class ArtifactRow:
     id: int
     experiment_id: int
@@ -161,8 +151,15 @@ def _add_models_and_artifact_hashes(conn: sqlite3.Connection) -> None:
                       for run_id, arch, path, test, updated in finished])
 
 
+def _drop_models(conn: sqlite3.Connection) -> None:
+    """v3: the model list is the scan of model folders (core.models.inventory), one inventory for the model
+    picker and the command line; the table that mirrored it is dropped (the model folders keep their cards)."""
+    conn.execute("DROP INDEX IF EXISTS models_run")
+    conn.execute("DROP TABLE models")
+
+
 Migration = Callable[[sqlite3.Connection], None]
-MIGRATIONS: tuple[Migration, ...] = (_create_v1, _add_models_and_artifact_hashes)  # [i]: version i -> i + 1
+MIGRATIONS: tuple[Migration, ...] = (_create_v1, _add_models_and_artifact_hashes, _drop_models)  # [i]: i -> i + 1
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -413,6 +410,32 @@ class Catalog:
         with self._write() as tx:
             self._update(tx, "experiments", experiment_id, "experiment", **values)
 
+    def delete_experiment(self, experiment_id: int) -> None:
+        """Removes an experiment with its runs, epochs and artifacts (the folders on disk are the caller's)."""
+        with self._write() as tx:
+            if tx.execute("DELETE FROM experiments WHERE id = ?", (experiment_id,)).rowcount == 0:
+                raise self._missing("experiment", experiment_id)
+
+    def rename_experiment(self, experiment_id: int, name: str, folder: str | Path, recipe: dict,
+                          recipe_hash: str) -> None:
+        """Records an experiment's new name, folder and recipe; the paths of its runs and artifacts that lay in
+        the old folder move with it."""
+        old = self.experiment(experiment_id).folder
+        new = Path(folder)
+
+        def moved(path: Path | None) -> str | None:
+            if path is None or not path.is_relative_to(old):
+                return self._store_path(path)
+            return self._store_path(new / path.relative_to(old))
+
+        with self._write() as tx:
+            self._update(tx, "experiments", experiment_id, "experiment", name=name, folder=self._store_path(new),
+                         recipe=_to_json(recipe), recipe_hash=recipe_hash, updated=_now())
+            for run in self._select(RunRow, "runs", "experiment_id = ?", (experiment_id,), conn=tx):
+                self._update(tx, "runs", run.id, "run", checkpoint=moved(run.checkpoint))
+            for artifact in self._select(ArtifactRow, "artifacts", "experiment_id = ?", (experiment_id,), conn=tx):
+                self._update(tx, "artifacts", artifact.id, "artifact", path=moved(artifact.path))
+
     def experiment(self, experiment_id: int) -> ExperimentRow:
         return self._get(ExperimentRow, "experiments", experiment_id, "experiment")
 
@@ -435,17 +458,11 @@ class Catalog:
 
     def finish_run(self, run_id: int, *, selected_epoch: int, selection: str, test: dict | None,
                    val: dict | None, checkpoint: str | Path | None) -> None:
-        """Marks a run finished with the epoch its selection protocol chose, its metrics and checkpoint,
-        and lists the checkpoint (a model folder) among the models with its test Score, in one transaction."""
+        """Marks a run finished with the epoch its selection protocol chose, its metrics and checkpoint."""
         with self._write() as tx:
             self._update(tx, "runs", run_id, "run", status="finished", selected_epoch=selected_epoch,
                          selection=selection, test=_to_json(test), val=_to_json(val),
                          checkpoint=self._store_path(checkpoint), updated=_now())
-            if checkpoint is not None:
-                tx.execute("INSERT INTO models (run_id, arch, path, score, created) "
-                           "SELECT id, arch, checkpoint, ?, updated FROM runs WHERE id = ? "
-                           "ON CONFLICT (path) DO UPDATE SET run_id = excluded.run_id, arch = excluded.arch, "
-                           "score = excluded.score", ((test or {}).get("score"), run_id))
 
     def run(self, run_id: int) -> RunRow:
         return self._get(RunRow, "runs", run_id, "run")
@@ -465,19 +482,7 @@ class Catalog:
         """The epoch history of a run, first epoch first."""
         return self._select(EpochRow, "epoch_metrics", "run_id = ?", (run_id,), order="epoch")
 
-    # ------------------------------------------------------------ models and artifacts
-
-    def add_model(self, path: str | Path, arch: str, score: float | None, run_id: int | None = None) -> ModelRow:
-        """Records a model folder (e.g. an imported one; finish_run lists its own); the same path again
-        updates its architecture, Score and run."""
-        return self._upsert(ModelRow, "models", ("path",), {
-            "run_id": run_id, "arch": arch, "path": self._store_path(path), "score": score,
-            "created": _now()}, update=True)
-
-    def models(self, arch: str | None = None) -> list[ModelRow]:
-        """Models for the model picker: by architecture, best Score first, unscored last."""
-        where, params = ("arch = ?", (arch,)) if arch else ("1", ())
-        return self._select(ModelRow, "models", where, params, order="arch, score IS NULL, score DESC, id")
+    # ------------------------------------------------------------ artifacts
 
     def add_artifact(self, experiment_id: int, kind: str, path: str | Path, sha256: str | None = None,
                      metadata: dict | None = None) -> ArtifactRow:

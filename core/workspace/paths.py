@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from lungkd.core.errors import LungKDError
+
 ENV_VAR = "LUNGKD_WORKSPACE"
 
 
@@ -20,3 +22,15 @@ def resolve_workspace(path: str | Path | None) -> Path:
     workspace = Path(path).expanduser() if path else default_workspace()
     workspace.mkdir(parents=True, exist_ok=True)
     return workspace
+
+
+def existing_workspace(path: str | Path | None) -> Path | None:
+    """The workspace of a command that only reads, never created: None when the default one does not exist
+    yet, and an error for a folder given that does not exist (a typo must not read as an empty workspace)."""
+    workspace = Path(path).expanduser() if path else default_workspace()
+    if workspace.is_dir():
+        return workspace
+    if path is None:
+        return None
+    raise LungKDError("no workspace here: the folder does not exist.", path=workspace,
+                      fix="check the path (`lungkd run` and `lungkd train` create a workspace where they are told).")

@@ -8,8 +8,14 @@ from tiny_model import tiny_model_folder
 
 
 @pytest.fixture(scope="session")
-def model_folder(icbhi_audio_dir, tmp_path_factory):
-    return tiny_model_folder(icbhi_audio_dir, tmp_path_factory)
+def model_folder(synthetic_dir, tmp_path_factory):
+    return tiny_model_folder(synthetic_dir, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def recording(synthetic_dir):
+    """The annotated recording (ICBHI name) of the session's synthetic dataset with the most cycles."""
+    return max(sorted(synthetic_dir.glob("*.wav")), key=lambda p: len(p.with_suffix(".txt").read_text().split("\n")))
 
 
 @pytest.fixture

@@ -14,16 +14,20 @@ def test_tasks_run_in_turn_off_the_gui_thread_and_report(qtbot):
         def run(report, cancel):
             seen.append((number, threading.current_thread() is threading.main_thread()))
             report(f"{number} half way")
+            report.deliver(f"{number}: first part")
             return number * 10
         return run
 
-    progress = []
+    progress, partial = [], []
     queue.progress.connect(progress.append)
     for number in (1, 2, 3):
-        queue.submit(EngineTask(job(number))).finished.connect(results.append)
+        task = queue.submit(EngineTask(job(number)))
+        task.finished.connect(results.append)
+        task.partial.connect(partial.append)
     qtbot.waitUntil(lambda: not queue.is_busy(), timeout=10000)
     assert seen == [(1, False), (2, False), (3, False)]
     assert results == [10, 20, 30] and progress == ["1 half way", "2 half way", "3 half way"]
+    assert partial == ["1: first part", "2: first part", "3: first part"]  # results travel as results
 
 
 def test_cancel_stops_the_running_task_and_drops_the_waiting_ones(qtbot):
@@ -52,3 +56,24 @@ def test_an_exception_becomes_a_failed_signal_with_the_traceback(qtbot):
     message, details = failed.args
     assert message == "division by zero" and "ZeroDivisionError" in details
     task.wait()
+
+
+def test_the_status_bar_shows_a_burst_of_progress_at_most_ten_times_a_second(window, qtbot):
+    from lungkd.core.events import Event
+
+    shown, span = [], []
+    window.statusBar().messageChanged.connect(shown.append)
+
+    def burst(report, cancel):
+        span.append(time.monotonic())
+        for step in range(1, 201):  # a training step every millisecond
+            report(Event("teachers", "progress", f"step {step}", step=step, total=200))
+            time.sleep(0.001)
+        span.append(time.monotonic())
+
+    window.queue.submit(EngineTask(burst))
+    qtbot.waitUntil(lambda: not window.queue.is_busy(), timeout=10000)
+    steps = [m for m in shown if m.startswith("step ")]
+    seconds = span[1] - span[0]  # about 0.2 s on an idle machine
+    assert steps[0] == "step 1"  # the first at once, then at most one per 100 ms
+    assert len(steps) <= seconds / 0.1 + 2 and len(steps) < 40, (len(steps), seconds)

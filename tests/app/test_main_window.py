@@ -1,22 +1,24 @@
-"""LungKD Studio's Recordings page, driven as a user would: drops, the analysis of a real annotated
+"""LungKD Studio's Recordings page, driven as a user would: drops, the analysis of an annotated ICBHI-format
 recording, selection between table and plot, CSV export, settings kept, errors, the --screenshot path."""
 import csv
 import shutil
 
 import numpy as np
 import pytest
+import soundfile as sf
 from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QApplication
 
 from lungkd.app.engine import EngineTask
 from lungkd.app.main import main
+from lungkd.app.cycle_table import TRAINING
 from lungkd.app.main_window import MainWindow
+from lungkd.app.theme import DOUBTED
 from lungkd.core.analysis.predict import CSV_COLUMNS
 from lungkd.core.data.annotations import read_annotation_file
 from lungkd.core.labels import CLASS_NAMES
-
-RECORDING = "105_1b1_Tc_sc_Meditron"
+from lungkd.core.models.inventory import shipped_models_folder
 
 
 def drop(window, paths) -> bool:
@@ -33,44 +35,47 @@ def drop(window, paths) -> bool:
 
 
 @pytest.fixture
-def analysed(window, icbhi_audio_dir, wait_idle):
-    """The window with one real annotated recording analysed."""
-    window.open_paths([icbhi_audio_dir / f"{RECORDING}.wav"])
+def analysed(window, recording, wait_idle):
+    """The window with one annotated recording analysed."""
+    window.open_paths([recording])
     wait_idle(window)
     return window.recordings
 
 
-def test_dropped_files_and_folders_load_and_a_bad_file_gets_its_own_error(window, icbhi_audio_dir, tmp_path,
+def test_dropped_files_and_folders_load_and_a_bad_file_gets_its_own_error(window, synthetic_dir, tmp_path,
                                                                           wait_idle):
     folder = tmp_path / "dropped"
     folder.mkdir()
-    for name in ("103_2b2_Ar_mc_LittC2SE", "106_2b1_Pl_mc_LittC2SE"):  # links: audio and annotation side by side
+    names = [p.stem for p in sorted(synthetic_dir.glob("*_LittC2SE.wav"))[:2]]
+    for name in names:  # links: audio and annotation side by side
         for suffix in (".wav", ".txt"):
-            (folder / f"{name}{suffix}").symlink_to(icbhi_audio_dir / f"{name}{suffix}")
+            (folder / f"{name}{suffix}").symlink_to(synthetic_dir / f"{name}{suffix}")
     bad = tmp_path / "broken.wav"
     bad.write_text("not a recording")
     assert drop(window, [bad, folder])
     wait_idle(window)
     page = window.recordings
-    assert sorted(p.name for p in page.recordings) == ["103_2b2_Ar_mc_LittC2SE.wav", "106_2b1_Pl_mc_LittC2SE.wav"]
+    assert sorted(p.name for p in page.recordings) == [f"{name}.wav" for name in names]
     assert page.recording_list.count() == 3
     assert list(page.recording_list.failures) == [bad]
-    assert "broken.wav" in page.recording_list.failures[bad].message
+    assert "Format not recognised" in page.recording_list.failures[bad].message  # the name is in the label
     assert "broken.wav" in page.recording_list.label_text(bad)
     assert "1 could not be opened" in window.statusBar().currentMessage()
     assert window.last_error is None  # a bad file among many does not interrupt with a dialog
     assert page.current is not None and page.view.recording is page.current
-    summary = page.recording_list.label_text(folder / "106_2b1_Pl_mc_LittC2SE.wav")
-    assert "20.0 s" in summary and "LittC2SE" in summary and "9 cycles (annotation)" in summary
+    summary = page.recording_list.label_text(folder / f"{names[1]}.wav")
+    cycles, _ = read_annotation_file(folder / f"{names[1]}.txt")
+    duration = sf.info(folder / f"{names[1]}.wav").duration
+    assert f"{duration:.1f} s" in summary and "LittC2SE" in summary and f"{len(cycles)} cycles (annotation)" in summary
 
 
-def test_a_real_recording_shows_its_annotated_cycles_with_the_truth(analysed, icbhi_audio_dir):
-    annotated, _ = read_annotation_file(icbhi_audio_dir / f"{RECORDING}.txt")
+def test_a_recording_shows_its_annotated_cycles_with_the_truth(analysed, recording):
+    annotated, _ = read_annotation_file(recording.with_suffix(".txt"))
     table = analysed.table
     assert table.rowCount() == len(annotated)
     column = {table.horizontalHeaderItem(i).text(): i for i in range(table.columnCount())}
     assert [float(table.item(r, column["start (s)"]).text()) for r in range(table.rowCount())] == \
-        [pytest.approx(c.start) for c in annotated]
+        [pytest.approx(c.start, abs=5e-4) for c in annotated]  # shown to the millisecond
     assert [table.item(r, column["annotated"]).text() for r in range(table.rowCount())] == \
         [CLASS_NAMES[c.label] for c in annotated]
     for row, cycle in enumerate(analysed.current.analysis.cycles):
@@ -94,7 +99,7 @@ def test_table_and_plot_select_each_other(analysed, qtbot):
     assert "cycle 6" in view.describe(view.track, middle, 1.5)
 
 
-def test_cycles_export_as_csv(analysed, window, tmp_path, monkeypatch):
+def test_cycles_export_as_csv(analysed, window, recording, tmp_path, monkeypatch):
     target = tmp_path / "cycles.csv"
     monkeypatch.setattr("lungkd.app.main_window.QFileDialog.getSaveFileName", lambda *a, **k: (str(target), ""))
     assert window.export_action.isEnabled()
@@ -103,7 +108,7 @@ def test_cycles_export_as_csv(analysed, window, tmp_path, monkeypatch):
         rows = list(csv.DictReader(f))
     cycles = analysed.current.analysis.cycles
     assert list(rows[0]) == list(CSV_COLUMNS)
-    assert len(rows) == len(cycles) and {r["recording"] for r in rows} == {RECORDING}
+    assert len(rows) == len(cycles) and {r["recording"] for r in rows} == {recording.stem}
     assert [r["prediction"] for r in rows] == [CLASS_NAMES[c.predicted] for c in cycles]
     assert [r["truth"] for r in rows] == [CLASS_NAMES[c.truth] for c in cycles]
 
@@ -131,8 +136,8 @@ def test_choosing_another_model_analyses_the_open_recordings_again(analysed, win
     window.refresh_models()
     picker = window.model_picker
     names = [picker.itemText(i) for i in range(picker.count())]
-    assert "runs/tiny-copy — cnn6, Score 51.5" in names and "runs/tiny-cnn6 — cnn6, Score 51.5" in names
-    assert any(n.startswith("demo-cnn6 — cnn6, Score") for n in names)  # the shipped demo
+    assert "runs/tiny-copy (cnn6) — Score 51.5" in names and "runs/tiny-cnn6 (cnn6) — Score 51.5" in names
+    assert "demo-cnn6 — Score 75.2 on the test split of synthetic-120-seed0-noise0 (254 cycles)" in names  # shipped
     picker.setCurrentIndex(picker.findData(str(copy)))
     wait_idle(window)
     assert analysed.model_folder == copy and document.missing_spans(copy) == []
@@ -141,7 +146,39 @@ def test_choosing_another_model_analyses_the_open_recordings_again(analysed, win
     assert [c.probabilities for c in analysed.view.cycles] == [document.probabilities(copy, s) for s in document.spans]
 
 
-def test_an_engine_failure_shows_details_and_the_window_keeps_working(window, icbhi_audio_dir, wait_idle):
+def test_the_model_says_what_it_learnt_from_and_predictions_on_unlike_sounds_are_greyed(window, recording,
+                                                                                        tone_recording, wait_idle,
+                                                                                        tmp_path):
+    """The shipped demo model (synthetic recordings only) beside the picker and above the predictions; a tone,
+    unlike its training data, with every prediction greyed in the table and the plot; a synthetic recording not."""
+    picker = window.model_picker
+    picker.setCurrentIndex(picker.findData(str(shipped_models_folder() / "demo-cnn6")))
+    assert "⚠ trained on synthetic recordings only<br><small>74 recordings, 458 cycles" in window.model_notes.text()
+    assert "demonstration, not a diagnosis" in window.model_notes.toolTip()
+    window.open_paths([recording, tone_recording])
+    wait_idle(window)
+    page = window.recordings
+    page.show_recording(tone_recording)
+    window.grab().save(str(tmp_path / "unlike.png"))
+    analysis = page.current.analysis
+    assert analysis.unlike_training and analysis.calibrated
+    assert page.notice.isVisible() and "This recording is unlike the model's training data" in page.notice.text()
+    assert "unlike the model's training data" in page.recording_list.label_text(tone_recording)
+    assert "training data" not in page.recording_list.label_text(recording)
+    assert "synthetic recordings only" in page.notice.text()
+    for row in range(page.table.rowCount()):
+        assert page.table.item(row, 3).foreground().color() == DOUBTED
+        assert page.table.item(row, TRAINING).text().startswith("unlike · ")
+    page.show_recording(recording)
+    assert page.current.analysis.unlike_training is False and "unlike" not in page.notice.text()
+    assert "synthetic recordings only" in page.notice.text()  # the model's warning stays on every prediction view
+    assert page.table.item(0, 3).foreground().color() != DOUBTED
+    picker.setCurrentIndex(picker.findData(str(window.workspace / "runs" / "tiny-cnn6" / "model")))
+    wait_idle(window)
+    assert "synthetic recordings only" not in window.model_notes.text() + page.notice.text()
+
+
+def test_an_engine_failure_shows_details_and_the_window_keeps_working(window, recording, wait_idle):
     def broken(report, cancel):
         raise RuntimeError("the engine broke")
 
@@ -151,7 +188,7 @@ def test_an_engine_failure_shows_details_and_the_window_keeps_working(window, ic
     wait_idle(window)
     assert window.last_error.text() == "the engine broke"
     assert "RuntimeError" in window.last_error.detailedText()
-    window.open_paths([icbhi_audio_dir / f"{RECORDING}.wav"])
+    window.open_paths([recording])
     wait_idle(window)
     assert window.recordings.table.rowCount() > 0
 
@@ -165,10 +202,10 @@ def test_playback_is_disabled_with_the_reason_when_there_is_no_audio_output(anal
     assert not window.player.is_playing()
 
 
-def test_screenshot_option_writes_a_png(workspace, tmp_path, icbhi_audio_dir, qapp):
+def test_screenshot_option_writes_a_png(workspace, tmp_path, recording, qapp):
     QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
     png = tmp_path / "shots" / "main.png"
-    assert main(["--workspace", str(workspace), "--open", str(icbhi_audio_dir / f"{RECORDING}.wav"),
+    assert main(["--workspace", str(workspace), "--open", str(recording),
                  "--screenshot", str(png)]) == 0
     image = QImage(str(png))
     assert image.width() >= 1000 and image.height() >= 600

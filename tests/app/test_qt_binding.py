@@ -3,6 +3,7 @@ every disconnect, e.g. each pyqtgraph item removed from a plot, dropped a refere
 Python 3.11 a long session ended in "Fatal Python error: bool_dealloc")."""
 import sys
 
+import pytest
 from PySide6.QtCore import QObject, Signal
 
 
@@ -10,6 +11,8 @@ class Sender(QObject):
     signal = Signal()
 
 
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="True is immortal from Python 3.12 on: its reference "
+                    "count never changes, so the leak cannot show (nor harm)")
 def test_disconnect_keeps_the_reference_count_of_true():
     sender = Sender()
 

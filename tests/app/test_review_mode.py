@@ -11,9 +11,9 @@ from PySide6.QtWidgets import QMessageBox
 from lungkd.app.wizard import DataPage, ResultsPage, RunPage
 from lungkd.core.analysis.evaluation import load_saved_model
 from lungkd.core.analysis.predict import analyse_recording
-from lungkd.core.analysis.review import ensemble_probabilities
 from lungkd.core.data.annotations import read_annotation_file
 from lungkd.core.data.synth import write_synthetic_dataset
+from lungkd.core.kd.soft_labels import ensemble_probabilities
 from lungkd.core.labels import CLASS_NAMES
 from studio_driver import click_row, key, respond
 
@@ -111,7 +111,8 @@ def test_the_whole_loop_review_correct_train_and_see_the_teachers(window, tmp_pa
     data = wizard.currentPage()
     assert isinstance(data, DataPage) and data.folder.text() == str(folder) and not data.synthetic.isChecked()
     assert data.split.currentText() == "official"  # the folder has a split file
-    wizard.next()
+    wizard.next()  # the page reads the folder first, then goes on by itself
+    qtbot.waitUntil(lambda: wizard.currentPage() is not data, timeout=120000)
     teachers = wizard.currentPage()
     teachers.size.setCurrentText("tiny")
     teachers.k.setValue(2)

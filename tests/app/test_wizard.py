@@ -1,19 +1,18 @@
 """The training wizard driven end to end on the demo recipe with tiny models, cancelled and resumed."""
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch  # noqa: F401  - before PySide6, as in the entry point
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QWizard
+from PySide6.QtWidgets import QLabel, QWizard
 
 from lungkd.app.main_window import MainWindow
 
-from lungkd.app.runs_view import RunsView
-from lungkd.app.wizard import (RECIPES_DIR, DataPage, ResultsPage, ReviewPage, RunPage, SoftLabelsPage, StudentPage, TeachersPage,
-                               TrainingWizard)
+from lungkd.app.runs_view import COLUMNS, RunsView
+from lungkd.app.wizard import (EXECUTOR_LABELS, RECIPES_DIR, DataPage, ResultsPage, ReviewPage, RunPage, SoftLabelsPage,
+                               StudentPage, TeachersPage, TrainingWizard)
 from lungkd.core.kd.experiment import Experiment
-from lungkd.core.recipes import load_experiment
+from lungkd.core.recipes import EXECUTORS, load_experiment
 
 
 @pytest.fixture
@@ -29,12 +28,13 @@ def _page(wizard, cls):
     return wizard.currentPage()
 
 
+@pytest.mark.slow
 def test_wizard_end_to_end_with_cancel_and_resume(wizard, qtbot, tmp_path):
     data = _page(wizard, DataPage)
     assert data.synthetic.isChecked()  # the CPU demo is the default start
     data.recordings.setValue(10)
     data.inspect.click()
-    qtbot.waitUntil(lambda: hasattr(data, "stats"), timeout=60000)
+    qtbot.waitUntil(lambda: data.stats is not None, timeout=60000)
     assert data.counts.rowCount() == 3 and "ICBHI layout" in data.detected.text()
     wizard.next()
     teachers = _page(wizard, TeachersPage)
@@ -62,13 +62,25 @@ def test_wizard_end_to_end_with_cancel_and_resume(wizard, qtbot, tmp_path):
     assert not run.isComplete()
     run.start()
     qtbot.waitUntil(lambda: bool(run.series), timeout=120000)  # teacher 1 finished its first epoch
+    qtbot.waitUntil(lambda: "left for the whole experiment" in run.eta.text(), timeout=120000)
+    assert "of 4 models trained" in run.eta.text()  # 2 teachers, the student and its baseline
     run.cancel_button.click()
     qtbot.waitUntil(lambda: run.start_button.text() == "Resume", timeout=120000)
-    assert "Cancelled" in run.stage.text()
+    assert "Cancelled" in run.stage.text() and run.eta.text() == ""
     run.start_button.click()
     qtbot.waitUntil(run.isComplete, timeout=300000)
     assert run.series  # loss and Score curves were drawn
-    assert "Resuming from epoch 1" in run.log.toPlainText()  # the cancelled teacher went on, not from scratch
+    log = run.log.toPlainText()
+    assert "Teacher seed 1: Resuming from epoch 1." in log  # the cancelled teacher went on, not from scratch
+    assert "Teacher seed 1, epoch 2 of 2: loss " in log and "Student cnn6 mean_2 seed 1 finished: epoch 1" in log
+    assert "{" not in log  # sentences, not raw events
+    assert run.eta.text() == "" and run.stage.text() == "Finished"
+    legend = run.legend.sceneBoundingRect()
+    assert run.legend.items and not any(legend.intersects(plot.vb.sceneBoundingRect())
+                                        for plot in (run.loss_plot, run.score_plot))  # it hides no curve
+    for plot in (run.loss_plot, run.score_plot):  # epochs are whole numbers
+        ticks = [v for _, values in plot.getAxis("bottom").tickValues(0.8, 2.2, 400) for v in values]
+        assert ticks and all(v == int(v) for v in ticks)
     wizard.next()
     results = _page(wizard, ResultsPage)
     assert results.teachers.rowCount() == 2 and results.students.rowCount() == 1
@@ -77,13 +89,47 @@ def test_wizard_end_to_end_with_cancel_and_resume(wizard, qtbot, tmp_path):
         assert confusion.rowCount() == 4
         total = sum(int(confusion.item(r, c).text()) for r in range(4) for c in range(1, 5))
         assert total == wizard.report["test_cycles"]
+        qtbot.waitUntil(lambda: confusion.rowViewportPosition(3) + confusion.rowHeight(3)
+                        <= confusion.viewport().height(), timeout=5000)  # all four rows in view
+    titles = [label.text() for label in results.findChildren(QLabel)]
+    assert any(t.startswith("<b>Teachers") for t in titles) and any(t.startswith("<b>Students") for t in titles)
     assert results.report_path().exists()
     with qtbot.waitSignal(wizard.use_model) as used:
         results.use_student.click()
     assert (Path(used.args[0]) / "lungkd.json").exists()
     runs = RunsView(tmp_path / "ws")
     qtbot.addWidget(runs)
-    assert runs.table.rowCount() == 1 and runs.table.item(0, 1).text() == "finished"
+    assert runs.table.rowCount() == 1 and runs.table.item(0, COLUMNS.index("status")).text() == "finished"
+    wizard.button(QWizard.WizardButton.FinishButton).click()
+    assert not wizard.isVisible()  # Finish closes it
+
+    again = TrainingWizard(tmp_path / "ws")  # the same recipe once more: everything is there already
+    qtbot.addWidget(again)
+    again.show()
+    again.load_recipe(tmp_path / "saved.toml")
+    while not isinstance(again.currentPage(), RunPage):
+        again.next()
+    again.currentPage().start()
+    qtbot.waitUntil(again.currentPage().isComplete, timeout=120000)
+    again.next()
+    assert isinstance(again.currentPage(), ResultsPage) and again.currentPage().teachers.rowCount() == 2
+    again.button(QWizard.WizardButton.FinishButton).click()
+    assert not again.isVisible()
+
+
+def test_the_run_page_chooses_where_the_runs_train(wizard, tmp_path):
+    for _ in range(5):
+        wizard.next()
+    run = _page(wizard, RunPage)
+    assert [run.executor.itemData(i) for i in range(run.executor.count())] == list(EXECUTOR_LABELS)
+    assert set(EXECUTOR_LABELS) == set(EXECUTORS)
+    assert run.executor.currentData() == "process" and run.address.isHidden()  # the window's default
+    run.executor.setCurrentIndex(run.executor.findData("ray"))
+    assert not run.address.isHidden() and "auto" in run.address.placeholderText()
+    run.show_recipe(wizard.recipe.replace(executor="inprocess"))  # a recipe that names one
+    assert run.executor.currentData() == "inprocess" and run.address.isHidden()
+    wizard.grab().save(str(tmp_path / "run.png"))
+    assert (tmp_path / "run.png").stat().st_size > 10_000
 
 
 def test_a_bad_value_stays_on_the_page_with_the_reason(wizard):
@@ -105,15 +151,17 @@ def test_paper_recipes_are_one_click_away(wizard):
     assert wizard.button(QWizard.WizardButton.NextButton).isEnabled()
 
 
+@pytest.mark.slow
 def test_closing_during_training_asks_cancels_and_the_run_resumes_next_time(qtbot, tmp_path, monkeypatch):
     from PySide6.QtWidgets import QMessageBox
 
     window = MainWindow(tmp_path / "ws", QSettings(str(tmp_path / "studio.ini"), QSettings.Format.IniFormat))
     qtbot.addWidget(window)
     wizard = window.open_wizard()
-    wizard.recipe = replace(wizard.recipe, name="closing", teacher_train=replace(wizard.recipe.teacher_train, epochs=3),
-                            data=replace(wizard.recipe.data, synthetic=replace(wizard.recipe.data.synthetic,
-                                                                               recordings=10)))
+    recipe = wizard.recipe
+    wizard.recipe = recipe.replace(name="closing",
+                                   teachers=recipe.teachers.replace(train=recipe.teachers.train.replace(epochs=3)),
+                                   data=recipe.data.replace(synthetic=recipe.data.synthetic.replace(recordings=10)))
     run = wizard.pages[5]
     run.start()
     qtbot.waitUntil(lambda: bool(run.series), timeout=120000)
@@ -140,11 +188,14 @@ def test_the_main_window_opens_the_wizard_and_takes_its_student(qtbot, tmp_path)
     assert window.pages.indexOf(window.runs) >= 0
 
 
+@pytest.mark.slow
 def test_first_start_opens_generated_recordings_with_predictions(tmp_path, monkeypatch):
     import subprocess
     import sys
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # a fresh user: no settings yet
+    for name in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"):  # no display: a screenshot renders offscreen
+        monkeypatch.delenv(name, raising=False)
     shot = tmp_path / "first.png"
     result = subprocess.run([sys.executable, "-m", "lungkd.app.main", "--workspace", str(tmp_path / "ws"),
                              "--screenshot", str(shot)], capture_output=True, text=True, timeout=300)

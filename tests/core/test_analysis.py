@@ -1,6 +1,6 @@
-"""Per-cycle analysis of a user's recording (core/analysis.py): real ICBHI recordings with their
-annotations, the automatic segmentation on a breathing signal with known boundaries, the fixed-window
-fallback, the CSV/JSON outputs and bad files."""
+"""Per-cycle analysis of a user's recording (core/analysis/predict.py): ICBHI-format recordings with their
+annotations, the automatic segmentation where there is none (its confidences in the outputs), the CSV/JSON
+outputs and bad files. The segmentation itself: tests/core/test_segmentation.py."""
 import csv
 import json
 import shutil
@@ -8,44 +8,51 @@ import shutil
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
-from lungkd.core.analysis.predict import (CSV_COLUMNS, FIXED_WINDOW_S, analyse_recording, display_spectrogram,
-                                  segment_cycles, to_json, write_csv)
+from lungkd.core.analysis.display import display_spectrogram
+from lungkd.core.analysis.predict import CSV_COLUMNS, analyse_recording, to_json, write_csv
+from lungkd.core.analysis.segmentation import score_segmentation
 from lungkd.core.data.annotations import read_annotation_file
 from lungkd.core.cancel import CancelToken, Cancelled
 from lungkd.core.errors import AudioError, LungKDError
-from lungkd.core.analysis.evaluation import load_saved_model
+from lungkd.core.data.dataset import load_dataset
+from lungkd.core.features.cycle_sets import CycleSet, build_cycle_sets
+from lungkd.core.models.card import load_saved_model
+from lungkd.core.models.registry import model_info
+from lungkd.core.training.trainer import predict_logits
 from tiny_model import tiny_model_folder
 
-RECORDING = "105_1b1_Tc_sc_Meditron"
+@pytest.fixture(scope="module")
+def model(synthetic_dir, tmp_path_factory):
+    return load_saved_model(tiny_model_folder(synthetic_dir, tmp_path_factory))[0]
 
 
 @pytest.fixture(scope="module")
-def model(icbhi_audio_dir, tmp_path_factory):
-    return load_saved_model(tiny_model_folder(icbhi_audio_dir, tmp_path_factory))[0]
+def recording(synthetic_dir):
+    """The Meditron recording of the synthetic set with the most cycles (ICBHI name, annotation beside it)."""
+    return max(sorted(synthetic_dir.glob("*_Meditron.wav")), key=lambda p: len(p.with_suffix(".txt").read_text()))
 
 
 @pytest.fixture(scope="module")
-def analysis(model, icbhi_audio_dir):
-    return analyse_recording(icbhi_audio_dir / f"{RECORDING}.wav", model)
+def analysis(model, recording):
+    return analyse_recording(recording, model)
 
 
-def breathing(sr: int, seed: int = 0) -> tuple[np.ndarray, list[float]]:
-    """Noise bursts (breaths) of 2-3.5 s with 0.4-0.8 s pauses, and the middles of the pauses."""
+def breathing(sr: int, seed: int = 0) -> np.ndarray:
+    """Noise bursts (breaths) of 2-3.5 s with 0.4-0.8 s pauses over 20 s."""
     rng = np.random.default_rng(seed)
     signal = rng.normal(0, 0.003, 20 * sr).astype(np.float32)
-    t, pauses = 0.3, []
+    t = 0.3
     while (length := rng.uniform(2.0, 3.5)) + t < 19.5:
         n = int(length * sr)
         signal[int(t * sr): int(t * sr) + n] += np.hanning(n) * rng.normal(0, 0.3, n)
-        gap = rng.uniform(0.4, 0.8)
-        pauses.append(t + length + gap / 2)
-        t += length + gap
-    return signal, pauses[:-1]  # the last pause runs into the end of the recording
+        t += length + rng.uniform(0.4, 0.8)
+    return signal
 
 
-def test_real_recording_cycles_are_the_annotation_with_its_truth(analysis, icbhi_audio_dir):
-    annotated, _ = read_annotation_file(icbhi_audio_dir / f"{RECORDING}.txt")
+def test_recording_cycles_are_the_annotation_with_its_truth(analysis, recording):
+    annotated, _ = read_annotation_file(recording.with_suffix(".txt"))
     assert analysis.cycle_source == "annotation"
     assert [(c.start, c.end) for c in analysis.cycles] == [(a.start, a.end) for a in annotated]
     assert [c.truth for c in analysis.cycles] == [a.label for a in annotated]
@@ -53,64 +60,81 @@ def test_real_recording_cycles_are_the_annotation_with_its_truth(analysis, icbhi
     assert probabilities.shape == (len(annotated), 4)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     assert all(c.matches == (c.truth == c.predicted) for c in analysis.cycles)
-    assert (analysis.sample_rate, analysis.duration, analysis.device) == (44100, pytest.approx(20.0), "Meditron")
+    info = sf.info(recording)
+    assert (analysis.sample_rate, analysis.duration, analysis.device) == (info.samplerate, pytest.approx(info.duration),
+                                                                          "Meditron")
     assert sum(analysis.class_counts().values()) == len(annotated)
 
 
-def test_given_spans_are_predicted_as_the_same_cycles_read_from_the_annotation(analysis, model, icbhi_audio_dir):
+def test_given_spans_are_predicted_as_the_same_cycles_read_from_the_annotation(analysis, model, recording):
     """An annotation being edited: its cycles, in its order, before it is saved."""
     cycles = analysis.cycles
     spans = [(cycles[3].start, cycles[3].end), (cycles[0].start, cycles[0].end), (1.0, 1.5)]
-    edited = analyse_recording(icbhi_audio_dir / f"{RECORDING}.wav", model, spans=spans)
+    edited = analyse_recording(recording, model, spans=spans)
     assert edited.cycle_source == "edited" and [(c.start, c.end) for c in edited.cycles] == spans
     assert all(c.truth is None for c in edited.cycles)
     np.testing.assert_allclose([c.probabilities for c in edited.cycles[:2]],
                                [cycles[3].probabilities, cycles[0].probabilities], atol=1e-6)
 
 
-def test_csv_and_json_hold_one_row_per_cycle(analysis, tmp_path):
+def test_csv_and_json_hold_one_row_per_cycle(analysis, recording, tmp_path):
     write_csv([analysis, analysis], tmp_path / "cycles.csv")
     with open(tmp_path / "cycles.csv", newline="") as f:
         rows = list(csv.reader(f))
     assert tuple(rows[0]) == CSV_COLUMNS
     assert len(rows) == 1 + 2 * len(analysis.cycles)
     first = dict(zip(rows[0], rows[1]))
-    assert first["recording"] == RECORDING and first["cycle_source"] == "annotation"
+    assert first["recording"] == recording.stem and first["cycle_source"] == "annotation"
     assert float(first["start"]) == pytest.approx(analysis.cycles[0].start, abs=1e-3)
     assert sum(float(first[f"p_{n}"]) for n in ("normal", "crackle", "wheeze", "both")) == pytest.approx(1, abs=1e-3)
-    assert first["match"] in ("yes", "no")
+    assert first["match"] in ("yes", "no") and first["segmentation_confidence"] == ""  # annotated: not segmented
     [parsed] = json.loads(to_json([analysis]))
     assert len(parsed["cycles"]) == len(analysis.cycles) and parsed["device"] == "Meditron"
 
 
-def test_recording_without_annotation_is_segmented(model, icbhi_audio_dir, tmp_path):
-    copy = tmp_path / f"{RECORDING}.wav"  # the same audio with no annotation beside it
-    shutil.copy(icbhi_audio_dir / copy.name, copy)
+def test_recording_without_annotation_is_segmented_with_confidences(model, recording, tmp_path):
+    copy = tmp_path / recording.name  # the same audio with no annotation beside it
+    shutil.copy(recording, copy)
+    annotated, _ = read_annotation_file(recording.with_suffix(".txt"))
     result = analyse_recording(copy, model)
-    assert result.cycle_source in ("automatic", "fixed windows")
-    assert result.cycles and all(c.truth is None and c.matches is None for c in result.cycles)
-    assert result.cycles[0].start == 0 and result.cycles[-1].end == pytest.approx(20.0, abs=0.01)
+    assert result.cycle_source == "automatic" and not result.fallback_reason
+    assert 0 < result.segmentation_confidence <= 1 and 1 <= result.breathing_period <= 8
+    score = score_segmentation([(c.start, c.end) for c in annotated], [(c.start, c.end) for c in result.cycles],
+                               result.duration)
+    assert 0.8 <= score.count_ratio <= 1.25 and score.f1 >= 0.7  # the issue's goals, on this recording
+    assert all(c.truth is None and c.matches is None and 0 <= c.segmentation_confidence <= 1 for c in result.cycles)
+    assert all(a.end <= b.start for a, b in zip(result.cycles, result.cycles[1:]))
+    [parsed] = json.loads(to_json([result]))
+    assert parsed["segmentation_confidence"] == result.segmentation_confidence
+    assert [c["segmentation_confidence"] for c in parsed["cycles"]] == [c.segmentation_confidence for c in result.cycles]
+    write_csv([result], tmp_path / "cycles.csv")
+    with open(tmp_path / "cycles.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["segmentation_confidence"]) for r in rows] == \
+        [pytest.approx(c.segmentation_confidence, abs=1e-3) for c in result.cycles]
 
 
-def test_segmentation_finds_the_pauses_between_breaths():
-    sr = 8000
-    signal, pauses = breathing(sr)
-    spans, method = segment_cycles(signal, sr)
-    assert method == "automatic"
-    boundaries = [start for start, _ in spans[1:]]
-    assert len(boundaries) == len(pauses)
-    np.testing.assert_allclose(boundaries, pauses, atol=0.25)
-    assert spans[0][0] == 0 and spans[-1][1] == pytest.approx(20.0)
+def test_cycles_stream_through_the_model_in_batches_with_the_probabilities_of_lungkd_evaluate(model, recording,
+                                                                                              synthetic_dir):
+    """`lungkd predict` prepares, featurises and classifies a batch of cycles at a time; any batch size gives
+    what `lungkd evaluate` computes for the same cycles from the prepared dataset."""
+    probabilities = lambda analysis: np.array([c.probabilities for c in analysis.cycles])  # noqa: E731
+    one, many = analyse_recording(recording, model, batch_size=1), analyse_recording(recording, model, batch_size=64)
+    np.testing.assert_allclose(probabilities(one), probabilities(many), rtol=0, atol=1e-6)
+    sets = build_cycle_sets(load_dataset(synthetic_dir), model_info("cnn6").inputs)
+    (subset,) = [CycleSet(s.features[rows], s.labels[rows]) for s in sets.values()
+                 if (rows := [i for i, cid in enumerate(s.cycle_ids) if cid.startswith(f"{recording.stem}#")])]
+    expected = torch.softmax(predict_logits(model, subset), dim=1).numpy()
+    np.testing.assert_allclose(probabilities(many), expected, rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("kind", ["silence", "steady noise"])
-def test_no_breathing_found_gives_fixed_windows(kind):
-    sr = 4000
-    samples = np.zeros(10 * sr, np.float32) if kind == "silence" else \
-        np.random.default_rng(1).normal(0, 0.1, 10 * sr).astype(np.float32)
-    spans, method = segment_cycles(samples, sr)
-    assert method == "fixed windows"
-    assert spans == [(0.0, FIXED_WINDOW_S), (FIXED_WINDOW_S, 2 * FIXED_WINDOW_S), (2 * FIXED_WINDOW_S, 10.0)]
+def test_silence_is_analysed_in_fixed_windows_and_says_why(model, tmp_path):
+    path = tmp_path / "silence.wav"
+    sf.write(path, np.zeros(10 * 8000, np.float32), 8000)
+    result = analyse_recording(path, model)
+    assert result.cycle_source == "fixed windows" and "no breathing heard" in result.fallback_reason
+    assert [(c.start, c.end) for c in result.cycles] == [(0.0, 4.0), (4.0, 8.0), (8.0, 10.0)]
+    assert result.segmentation_confidence == 0 and all(c.segmentation_confidence == 0 for c in result.cycles)
 
 
 def test_bad_files_raise_errors_that_name_them(model, tmp_path):
@@ -118,15 +142,22 @@ def test_bad_files_raise_errors_that_name_them(model, tmp_path):
     fake.write_text("this is text")
     with pytest.raises(AudioError, match="not-audio.wav"):
         analyse_recording(fake, model)
+    (tmp_path / "notes.mp3").write_bytes(b"ID3" + bytes(100))
     with pytest.raises(AudioError, match="unsupported audio format"):
         analyse_recording(tmp_path / "notes.mp3", model)
+    with pytest.raises(AudioError, match="missing.wav: no such file") as missing:
+        analyse_recording(tmp_path / "missing.wav", model)
+    assert "check the path" in missing.value.problem.fix
+    with pytest.raises(AudioError, match="this is a folder, not a recording") as folder:
+        analyse_recording(tmp_path, model)
+    assert "recordings inside it" in folder.value.problem.fix
     with pytest.raises(LungKDError, match="not a LungKD model folder"):
         load_saved_model(tmp_path)
 
 
 def test_cancel_stops_the_analysis(model, tmp_path):
     path = tmp_path / "breathing.wav"
-    sf.write(path, breathing(8000)[0], 8000)
+    sf.write(path, breathing(8000), 8000)
     token = CancelToken()
     token.cancel()
     with pytest.raises(Cancelled):

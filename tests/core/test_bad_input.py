@@ -38,42 +38,30 @@ def _other_still_loads(index):
     assert len(index.recording(OTHER).cycles) == 2
 
 
-def test_malformed_annotation_line(tmp_path):
-    index = load_dataset(_folder(tmp_path, "0.5\t1.5\t0\t0\nabc\t2.0\t0\t0\n2.0\t3.0\t0\t1\n"))
-    problem = _only(index, "not numbers")
-    assert problem.path.endswith(f"{GOOD}.txt") and problem.line == 2 and "start_s end_s" in problem.fix
-    assert [c.line for c in index.recording(GOOD).cycles] == [1, 3]
+@pytest.mark.parametrize("lines, reason, bad_lines, kept_lines", [
+    ("0.5\t1.5\t0\t0\nabc\t2.0\t0\t0\n2.0\t3.0\t0\t1\n", "not numbers", [2], [1, 3]),
+    ("0.5\t1.5\t0\n1.5\t3.0\t0\t0\n", "expected 4 columns, found 3", [1], [2]),
+    ("0.5\t1.5\t2\t0\n", "must be 0 or 1", [1], []),
+    ("1.5\t1.5\t0\t0\n2.0\t1.0\t0\t0\n2.0\t3.0\t0\t0\n", "not before its end", [1, 2], [3]),
+    ("-0.5\t1.0\t0\t0\n1.0\t2.0\t0\t0\n", "negative time", [1], [2]),
+], ids=["not a number", "three columns", "flag 2", "start not before end", "negative time"])
+def test_a_bad_annotation_line_is_named_and_skipped(tmp_path, lines, reason, bad_lines, kept_lines):
+    index = load_dataset(_folder(tmp_path, lines))
+    problems = [w for w in index.warnings if reason in w.message]
+    assert [p.line for p in problems] == bad_lines
+    for problem in problems:
+        assert str(problem).startswith(f"{tmp_path / GOOD}.txt:{problem.line}: ") and "start_s end_s" in problem.fix
+    assert [c.line for c in index.recording(GOOD).cycles] == kept_lines
     _other_still_loads(index)
 
 
-def test_short_annotation_line(tmp_path):
-    index = load_dataset(_folder(tmp_path, "0.5\t1.5\t0\n1.5\t3.0\t0\t0\n"))
-    problem = _only(index, "expected 4 columns, found 3")
-    assert problem.line == 1 and f"{GOOD}.txt:1: expected 4 columns" in str(problem)
-    assert len(index.recording(GOOD).cycles) == 1
-
-
-def test_flags_other_than_zero_or_one(tmp_path):
-    index = load_dataset(_folder(tmp_path, "0.5\t1.5\t2\t0\n"))
-    assert _only(index, "must be 0 or 1").line == 1
-
-
-def test_start_not_before_end(tmp_path):
-    index = load_dataset(_folder(tmp_path, "1.5\t1.5\t0\t0\n2.0\t1.0\t0\t0\n2.0\t3.0\t0\t0\n"))
-    lines = sorted(w.line for w in index.warnings if "not before its end" in w.message)
-    assert lines == [1, 2]
-    assert len(index.recording(GOOD).cycles) == 1
-
-
-def test_negative_times(tmp_path):
-    index = load_dataset(_folder(tmp_path, "-0.5\t1.0\t0\t0\n1.0\t2.0\t0\t0\n"))
-    assert _only(index, "negative time").line == 1
-
-
-def test_cycles_past_the_audio_end_are_clipped_and_warned(tmp_path):
+def test_cycles_past_the_audio_end_are_kept_as_annotated_and_warned(tmp_path):
+    """The clip of a cycle that ends past the audio stops at the end of the resampled audio, in samples
+    (core.features.prepare); the index keeps the annotation as written. One that starts after the end
+    holds no sound and is dropped."""
     index = load_dataset(_folder(tmp_path, "0.5\t1.5\t0\t0\n3.0\t5.5\t1\t0\n4.5\t6.0\t0\t0\n"))
     cycles = index.recording(GOOD).cycles
-    assert [(c.start, c.end) for c in cycles] == [(0.5, 1.5), (3.0, 4.0)]  # the audio is 4 s long
+    assert [(c.start, c.end) for c in cycles] == [(0.5, 1.5), (3.0, 5.5)]  # the audio is 4 s long
     assert _only(index, "ends after the audio").line == 2
     assert _only(index, "starts after the audio ends").line == 3
 

@@ -11,7 +11,8 @@ import soundfile as sf
 
 from lungkd.core.features import cache as cache_module
 from lungkd.core.data.annotations import read_annotation_file
-from lungkd.core.features.cache import (CacheEntry, FeatureCache, PreparationCancelled, audio_digest, entry_key,
+from lungkd.core.storage import file_sha256
+from lungkd.core.features.cache import (CacheEntry, FeatureCache, PreparationCancelled, entry_key,
                                prepare_dataset)
 from lungkd.core.errors import Problem
 from lungkd.core.features.spectral import ClapFeatureSettings, FbankSettings
@@ -42,7 +43,7 @@ def real_recordings(audio_dir):
 
 def test_key_changes_with_audio_bytes_boundaries_and_every_setting(tmp_path):
     rec = recording(tmp_path, "101_1b1_Al_sc_Meditron")
-    digest = audio_digest(rec.audio_path)
+    digest = file_sha256(rec.audio_path)
     base = entry_key(digest, rec.cycles, PREP, FbankSettings())
     moved = (Cycle(rec.name, 0, 0.2, 1.25, 0, 0), rec.cycles[1])
     variants = [
@@ -65,10 +66,27 @@ def test_key_changes_with_audio_bytes_boundaries_and_every_setting(tmp_path):
     data = bytearray(rec.audio_path.read_bytes())
     data[-1] ^= 1  # one bit of one sample
     rec.audio_path.write_bytes(bytes(data))
-    assert audio_digest(rec.audio_path) != digest  # the memo notices the new mtime
+    assert file_sha256(rec.audio_path) != digest  # the memo notices the new mtime
     copy = tmp_path / "elsewhere.wav"
     shutil.copyfile(rec.audio_path, copy)
-    assert audio_digest(copy) == audio_digest(rec.audio_path)  # content-addressed, not path-addressed
+    assert file_sha256(copy) == file_sha256(rec.audio_path)  # content-addressed, not path-addressed
+
+
+def test_entries_of_the_old_preparation_are_never_served(tmp_path, monkeypatch):
+    """Version 3 checks each entry's CRC-32 and scales audio beyond full scale; an entry made by version 2 has
+    another key and, found at a current key, is refused for its version."""
+    rec = recording(tmp_path, "101_1b1_Al_sc_Meditron")
+    digest = file_sha256(rec.audio_path)
+    assert cache_module.CACHE_VERSION == 3
+    current = entry_key(digest, rec.cycles, PREP, FbankSettings())
+    monkeypatch.setattr(cache_module, "CACHE_VERSION", 2)
+    old = entry_key(digest, rec.cycles, PREP, FbankSettings())
+    store = FeatureCache(tmp_path / "cache")
+    entry = CacheEntry(np.zeros((2, 798, 128), np.float32), [])
+    assert store.put(old, entry, str(rec.audio_path)) and store.put(current, entry, str(rec.audio_path))
+    monkeypatch.setattr(cache_module, "CACHE_VERSION", 3)
+    assert old != current
+    assert store.get(current, str(rec.audio_path), 2) is None  # written with version 2 metadata: refused
 
 
 # ---------------------------------------------------------------- the store
@@ -86,14 +104,22 @@ def test_get_put_round_trip_keeps_arrays_and_warnings(tmp_path):
     assert not store.path("ab" + "c" * 62).exists()
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def _flipped(data: bytes) -> bytes:
+    """One byte of the array changed, as a failing disk or a bad copy leaves it: the file still parses."""
+    changed = bytearray(data)
+    changed[len(changed) * 3 // 4] ^= 0x40
+    return bytes(changed)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "flipped byte"])
 def test_a_partial_or_corrupt_entry_is_discarded_and_recomputed(tmp_path, damage):
     rec = recording(tmp_path, "101_1b1_Al_sc_Meditron")
     store = FeatureCache(tmp_path / "cache")
     first = prepare_dataset([rec], SHORT, None, store, workers=1)
     (entry,) = (tmp_path / "cache").rglob("*.safetensors")
     data = entry.read_bytes()
-    entry.write_bytes({"truncate": data[:len(data) // 2], "garbage": b"\x00" * len(data), "empty": b""}[damage])
+    entry.write_bytes({"truncate": data[:len(data) // 2], "garbage": b"\x00" * len(data), "empty": b"",
+                       "flipped byte": _flipped(data)}[damage])
     again = prepare_dataset([rec], SHORT, None, store, workers=1)
     assert (again.cache_hits, again.computed) == (0, 1)
     np.testing.assert_array_equal(again.inputs, first.inputs)

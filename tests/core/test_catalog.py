@@ -116,14 +116,6 @@ def test_queries_for_the_ui_and_cli(catalog, experiment, tmp_path):
     assert (finished.status, finished.selected_epoch, finished.selection, finished.test, finished.checkpoint) == \
         ("finished", 7, "best-test", SCORES, model_dir)
 
-    catalog.add_model(tmp_path / "imported", "cnn6", None)
-    catalog.add_model(tmp_path / "ast", "ast", 55.0)
-    catalog.add_model(tmp_path / "better", "cnn6", 62.0)
-    assert [(m.arch, m.score) for m in catalog.models()] == [("ast", 55.0), ("cnn6", 62.0), ("cnn6", 60.0),
-                                                             ("cnn6", None)]
-    assert [m.path.name for m in catalog.models("ast")] == ["ast"]
-    assert [m.run_id for m in catalog.models() if m.path == model_dir] == [run.id]  # listed by finish_run
-
     catalog.add_artifact(experiment.id, "logits", experiment.folder / "teacher_logits.npz", "ab" * 32, {"k": 3})
     catalog.add_artifact(experiment.id, "report", experiment.folder / "report.json")
     assert [a.kind for a in catalog.artifacts(experiment.id)] == ["logits", "report"]
@@ -194,14 +186,14 @@ def test_a_version_1_catalog_is_migrated_forward_keeping_its_rows(tmp_path):
         assert [r.status for r in catalog.runs(1)] == ["finished", "failed"]
         assert catalog.epochs(1)[0].test == {"score": 50.0}
         assert catalog.experiments()[0].summary == {"ensemble": {"score": 61.0}}
-        # v2 filled the models table from the finished runs and gave artifacts a sha256 column
-        (model,) = catalog.models()
-        assert (model.run_id, model.arch, model.score, model.path) == \
-            (1, "cnn6", 58.5, tmp_path / "experiments" / "old" / "teachers" / "seed1")
+        # v2 gave artifacts a sha256 column (and a models table, which v3 drops: the model folders are the
+        # one inventory, core.models.inventory)
         assert catalog.artifacts(1)[0].sha256 is None
         assert catalog.add_artifact(1, "report", tmp_path / "report.json", "cd" * 32).sha256 == "cd" * 32
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert "models" not in tables and {"experiments", "runs", "artifacts"} <= tables
     assert _integrity(path) == "ok"
 
 

@@ -137,6 +137,24 @@ def test_cli_stats_json_prints_spec_counts(icbhi_dir):
     assert isinstance(stats["warnings"], list)
 
 
+def test_without_metadata_with_location_the_prompt_fallback_is_a_warning(synthetic_dir, tmp_path):
+    """location_source = "patient" needs metadata_with_location.txt; without it the chest locations come from
+    the file names, and `data stats` (as `run` and the wizard, which show the index's warnings) says so."""
+    import shutil
+
+    copy = tmp_path / "no-metadata"
+    shutil.copytree(synthetic_dir, copy)
+    (copy / "metadata_with_location.txt").unlink()
+    assert not [w for w in load_dataset(synthetic_dir).warnings if "metadata_with_location" in str(w)]
+    (warning,) = [w for w in load_dataset(copy).warnings if "metadata_with_location" in str(w)]
+    assert warning.path == str(copy / "metadata_with_location.txt")
+    assert "take the location from each file name" in warning.message and "698 of 920" in warning.message
+    assert 'location_source = "filename"' in warning.fix
+    out = subprocess.run([sys.executable, "-m", "lungkd.core.cli", "data", "stats", str(copy)], capture_output=True,
+                         text=True, check=True).stdout
+    assert "metadata_with_location.txt: missing: BTS prompts" in out
+
+
 def test_cli_stats_human_table(icbhi_dir):
     out = subprocess.run([sys.executable, "-m", "lungkd.core.cli", "data", "stats", str(icbhi_dir)],
                          capture_output=True, text=True, check=True).stdout

@@ -1,4 +1,4 @@
-"""Model inputs (SPEC section 4): Kaldi fbank and its normalisations, CLAP log-mel, SpecAugment."""
+"""Model inputs (docs/method.md section 4): Kaldi fbank and its normalisations, CLAP log-mel, SpecAugment."""
 import numpy as np
 import pytest
 import torch

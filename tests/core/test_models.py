@@ -5,10 +5,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from lungkd.core.models.registry import (CNN6, CNN6Config, WeightsUnavailableError, backbone_config, count_parameters,
-                                create_model, fit_ast_positions, list_models, models_table, prompt_tokenizer,
-                                save_model)
 from lungkd.core.data.prompts import build_prompt
+from lungkd.core.models.classifiers import fit_ast_positions, prompt_tokenizer
+from lungkd.core.models.cnn6 import CNN6, CNN6Config
+from lungkd.core.models.registry import (CARD_FILE, WeightsUnavailableError, backbone_config, count_parameters,
+                                         create_model, list_models, model_info, models_table, save_model)
 
 NAMES = ["cnn6", "resnet18", "efficientnet_b0", "ast", "audio_clap", "bts"]
 INFO = {m.name: m for m in list_models()}
@@ -24,8 +25,9 @@ def _inputs(name: str, batch: int = 3) -> torch.Tensor:
 
 
 def _logits(model, x: torch.Tensor) -> torch.Tensor:
+    """Every classifier is called the same way; only BTS reads the prompts."""
     with torch.no_grad():
-        return model(x, PROMPTS[:len(x)]) if model.arch_name == "bts" else model(x)
+        return model(x, PROMPTS[:len(x)])
 
 
 def _tiny(name: str):
@@ -38,6 +40,16 @@ def test_registry_lists_the_six_architectures_with_their_inputs():
     assert {n: (m.input_kind, m.input_shape) for n, m in INFO.items()} == {
         "cnn6": ("fbank", (798, 128)), "resnet18": ("fbank", (798, 128)), "efficientnet_b0": ("fbank", (798, 128)),
         "ast": ("fbank", (798, 128)), "audio_clap": ("clap", (1, 1001, 64)), "bts": ("clap", (1, 1001, 64))}
+    # docs/method.md section 4: 16 kHz clips for fbank models, 48 kHz for CLAP; AST normalises with AudioSet's statistics
+    assert {n: (m.inputs.prep.sample_rate, getattr(m.inputs.features, "normalization", None), m.needs_prompts)
+            for n, m in INFO.items()} == {
+        "cnn6": (16000, "per_sample", False), "resnet18": (16000, "per_sample", False),
+        "efficientnet_b0": (16000, "per_sample", False), "ast": (16000, "audioset", False),
+        "audio_clap": (48000, None, False), "bts": (48000, None, True)}
+    # docs/method.md section 7: the paper recipes
+    assert {n: (m.paper_train["lr"], m.paper_train["batch_size"], m.paper_train["epochs"]) for n, m in INFO.items()} \
+        == {"cnn6": (1e-3, 128, 200), "resnet18": (1e-3, 128, 200), "efficientnet_b0": (1e-3, 128, 200),
+            "ast": (5e-5, 8, 50), "audio_clap": (5e-5, 8, 50), "bts": (5e-5, 8, 50)}
     table = models_table()
     for m in INFO.values():
         assert f"{m.params:,}" in table and f"{m.spec_params_m:.1f}M" in table
@@ -50,13 +62,13 @@ def test_registry_lists_the_six_architectures_with_their_inputs():
 @pytest.mark.parametrize("name", NAMES)
 def test_tiny_model_is_small_and_maps_a_batch_to_four_logits(name):
     model = _tiny(name)
-    assert (model.arch_name, model.input_kind) == (name, INFO[name].input_kind)
+    assert model.arch_name == name
     assert count_parameters(model) < 200_000
     logits = _logits(model, _inputs(name))
     assert logits.shape == (3, 4) and torch.isfinite(logits).all()
 
 
-# SPEC section 6 counts the original classification heads; each entry turns our count into SPEC's by
+# docs/method.md section 6 counts the original classification heads; each entry turns our count into the paper's by
 # taking off our 4-class head and putting back what the original model has and ours has not.
 TO_SPEC = {
     "cnn6": -2_052 + 262_656 + 270_351 + 128,  # PANNs fc1, fc_audioset, bn0
@@ -75,7 +87,7 @@ def test_full_size_model_has_the_listed_parameter_count_and_runs(name):
     params = count_parameters(model)
     assert params == INFO[name].params
     spec = INFO[name].spec_params_m
-    digits = 0 if name in ("audio_clap", "bts") else 1  # SPEC writes 28M and 153M
+    digits = 0 if name in ("audio_clap", "bts") else 1  # the paper writes 28M and 153M
     assert round((params + TO_SPEC[name]) / 1e6, digits) == spec
     assert _logits(model, _inputs(name, batch=1)).shape == (1, 4)
 
@@ -84,8 +96,11 @@ def test_full_size_model_has_the_listed_parameter_count_and_runs(name):
 def test_saved_tiny_model_loads_back_with_identical_logits(name, tmp_path):
     model = _tiny(name)
     x = _inputs(name)
-    folder = save_model(model, tmp_path / name)
+    folder = save_model(model, tmp_path / name, card={"description": "a tiny test model"})
     loaded = create_model(name, pretrained=folder).eval()
+    # one sidecar: the card, with the architecture and class count beside what the caller wrote
+    assert sorted(p.name for p in folder.glob("lungkd*")) == [CARD_FILE]
+    assert model_info(name).name == name
     assert type(loaded) is type(model)
     assert torch.equal(_logits(loaded, x), _logits(model, x))
     if name == "bts":  # the tokenizer travels with the model
@@ -129,7 +144,7 @@ def test_imagenet_checkpoint_gets_a_one_channel_stem_that_sums_its_rgb_kernels(n
     x = _inputs(name, batch=2)
     with torch.no_grad():
         rgb = original.base_model(pixel_values=x.unsqueeze(1).repeat(1, 3, 1, 1)).pooler_output.flatten(1)
-        grey = model.features(x)
+        grey = model.features(x, None)
     torch.testing.assert_close(grey, rgb, rtol=1e-4, atol=1e-5)
 
 
@@ -181,7 +196,7 @@ def test_audio_clap_and_bts_load_from_one_clap_checkpoint(clap_checkpoint):
     x = _inputs("audio_clap", batch=2)
     with torch.no_grad():
         audio = clap.audio_projection(clap.audio_model(input_features=x).pooler_output)
-        torch.testing.assert_close(audio_clap.features(x), audio)
+        torch.testing.assert_close(audio_clap.features(x, None), audio)
         joint = bts.features(x, PROMPTS[:2])
     torch.testing.assert_close(joint[:, 32:], torch.nn.functional.normalize(audio, dim=-1))
     torch.testing.assert_close(joint.norm(dim=-1), torch.full((2,), 2 ** 0.5))  # two unit vectors
@@ -205,8 +220,10 @@ def test_bts_encodes_each_distinct_prompt_once_as_64_tokens():
     with torch.no_grad():
         one_by_one = torch.cat([model(x[i:i + 1], [PROMPTS[i]]) for i in range(3)])
     torch.testing.assert_close(batch, one_by_one, rtol=1e-4, atol=1e-5)
-    with pytest.raises(ValueError, match="3 inputs but 2 prompts"):
+    with pytest.raises(ValueError, match="got 3 inputs and 2 prompts"):
         model(x, PROMPTS[:2])
+    with pytest.raises(ValueError, match="got 3 inputs and no prompts"):
+        model(x)
 
 
 def test_prompt_tokenizer_is_roberta_style_and_tells_prompts_apart():
@@ -230,7 +247,15 @@ def test_hub_weights_offline_raise_an_error_that_says_how_to_get_them():
         create_model("ast", pretrained="lungkd-tests/no-such-model", offline=True)
     text = str(err.value)
     assert "pretrained weights for ast" in text and "'lungkd-tests/no-such-model'" in text
-    assert "hf download lungkd-tests/no-such-model --local-dir DIR" in text and "random initialisation" in text
+    assert "hf download lungkd-tests/no-such-model --local-dir DIR" in text
+    assert text.endswith('or set pretrained = "" in the recipe to train from random initialisation.')
+    message = err.value.problem.message
+    assert message.startswith("pretrained weights for ast are not available from 'lungkd-tests/no-such-model' (")
+    assert message.endswith(").") and ".)" not in message and ".." not in text
+    # the advice works: a model table with pretrained = "" is random initialisation
+    from lungkd.core.recipes import ModelSpec
+
+    assert ModelSpec.model_validate({"arch": "ast", "pretrained": ""}).pretrained is None
 
 
 def test_hf_hub_offline_gives_the_same_error(monkeypatch):

@@ -1,4 +1,4 @@
-"""Reference cycle preparation (SPEC section 3), checked sample by sample."""
+"""Reference cycle preparation (docs/method.md section 3), checked sample by sample."""
 import numpy as np
 import pytest
 import soundfile as sf
@@ -163,19 +163,66 @@ def test_prepare_recording_resamples_a_4khz_file_to_48khz(tmp_path):
     assert [p.line for p in problems] == [] and np.abs(clips).max() <= 0.31
 
 
-def test_real_recording_matches_the_reference_pipeline(icbhi_audio_dir):
-    """prepare_recording against the BTS pipeline rebuilt from torchaudio (Resample + Fade)."""
-    name = "105_1b1_Tc_sc_Meditron"
-    cycles, _ = read_annotation_file(icbhi_audio_dir / f"{name}.txt", name)
-    rec = Recording(name, "105", audio_path=icbhi_audio_dir / f"{name}.wav", cycles=tuple(cycles))
-    clips, problems = prepare_recording(rec, PrepSettings())
-    data, sr = sf.read(rec.audio_path, dtype="float32")
-    audio = faded(T.Resample(sr, SR)(torch.from_numpy(data)).numpy())
-    fade_out = T.Fade(fade_in_len=0, fade_out_len=FADE, fade_shape="linear")
-    for clip, c in zip(clips, cycles):
-        chunk = audio[min(int(c.start * SR), len(audio)):min(int(c.end * SR), len(audio))]
-        ref = chunk[:CLIP] if len(chunk) > CLIP else \
-            fade_out(torch.from_numpy(np.tile(chunk, -(-CLIP // len(chunk)))[:CLIP])).numpy()
-        # T.Resample builds its kernel slightly differently from F.resample: ~1e-7 apart.
-        np.testing.assert_allclose(clip, ref, atol=2e-6)
-    assert clips.shape == (len(cycles), CLIP) and problems == []
+def _reference_clips(path, cycles, sr_out):
+    """The BTS pipeline rebuilt from torchaudio: transforms.Resample, Fade, slice clipped to the resampled
+    length in samples, first 8 s or tiled and faded out."""
+    data, sr = sf.read(path, dtype="float32")
+    audio = T.Resample(sr, sr_out)(torch.from_numpy(data)) if sr != sr_out else torch.from_numpy(data)
+    n = sr_out // 16
+    audio = T.Fade(fade_in_len=n, fade_out_len=n, fade_shape="linear")(audio).numpy()
+    clip_len, fade_out = 8 * sr_out, T.Fade(fade_in_len=0, fade_out_len=n, fade_shape="linear")
+    out = []
+    for c in cycles:
+        chunk = audio[min(int(c.start * sr_out), len(audio)):min(int(c.end * sr_out), len(audio))]
+        out.append(chunk[:clip_len] if len(chunk) > clip_len else
+                   fade_out(torch.from_numpy(np.tile(chunk, -(-clip_len // len(chunk)))[:clip_len])).numpy())
+    return np.stack(out)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rate", [16000, 48000])
+def test_every_real_recording_matches_the_reference_pipeline(icbhi_audio_dir, rate):
+    """prepare_recording against the reference, on all ten real recordings at both model rates."""
+    for path in sorted(icbhi_audio_dir.glob("*.wav")):
+        cycles, _ = read_annotation_file(path.with_suffix(".txt"), path.stem)
+        rec = Recording(path.stem, path.stem.split("_")[0], audio_path=path, cycles=tuple(cycles))
+        clips, problems = prepare_recording(rec, PrepSettings(sample_rate=rate))
+        np.testing.assert_allclose(clips, _reference_clips(path, cycles, rate), rtol=0, atol=1e-7,
+                                   err_msg=path.name)
+        assert problems == []
+
+
+def test_a_cycle_past_the_end_is_clipped_to_the_resampled_length_in_samples(tmp_path):
+    """44,101 samples at 44.1 kHz resample to ceil(16000 * 44101 / 44100) = 16001 samples at 16 kHz, while
+    int(duration * 16000) = 16000: clipping in seconds would lose the last sample."""
+    path = tmp_path / "101_1b1_Al_sc_Meditron.wav"
+    sf.write(path, noise(44101 / 44100, sr=44100, seed=3), 44100, subtype="FLOAT")
+    duration = 44101 / 44100
+    assert int(duration * SR) == 16000
+    cycle = Cycle("101_1b1_Al_sc_Meditron", 0, 0.5, 5.0, 0, 0, 1)  # ends 4 s after the audio
+    clips, _ = prepare_recording(Recording(cycle.recording, "101", audio_path=path, cycles=(cycle,)), PrepSettings())
+    reference = _reference_clips(path, [cycle], SR)
+    np.testing.assert_allclose(clips, reference, rtol=0, atol=1e-7)
+    assert cycle_span(cycle, SR, 16001) == (8000, 16001)  # the clip holds 8001 samples, the last one included
+
+
+@pytest.mark.parametrize("settings", [PrepSettings(), PrepSettings(pad="zero"), PrepSettings(fade=False),
+                                      PrepSettings(sample_rate=48000)], ids=["repeat", "zero", "no fade", "48k"])
+def test_clips_prepared_batch_by_batch_are_the_clips_of_the_whole_recording(settings):
+    """`clip_batches` resamples only the stretch each batch needs: the clips (fades at the recording's ends
+    included) are those `prepare_cycles` cuts from the whole resampled recording, in any cycle order."""
+    from lungkd.core.data.audio import resample
+    from lungkd.core.features.prepare import clip_batches
+
+    audio = noise(30, 4000)
+    cycles = [cyc(12.0, 14.5, 1), cyc(0.0, 0.03, 2), cyc(0.0, 9.5, 3), cyc(29.98, 31.0, 4), cyc(2.5, 3.0, 5),
+              cyc(31.0, 32.0, 6), cyc(20.0, 29.0, 7)]  # unordered; one past the end
+    rate = settings.sample_rate
+    whole, problems = prepare_cycles(resample(audio, 4000, rate), rate, cycles, settings)
+    streamed, streamed_problems = np.full_like(whole, np.nan), []
+    for batch in clip_batches(audio, 4000, cycles, settings, batch_size=3, source=None):
+        assert len(batch.indices) <= 3
+        streamed[batch.indices] = batch.clips
+        streamed_problems += batch.problems
+    np.testing.assert_array_equal(streamed, whole)
+    assert [p.line for p in streamed_problems] == [p.line for p in problems] == [6]

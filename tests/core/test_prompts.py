@@ -1,4 +1,4 @@
-"""BTS prompts (SPEC section 5) on SPEC's examples and on the real ICBHI metadata."""
+"""BTS prompts (docs/method.md section 5) on the paper's examples and on the real ICBHI metadata."""
 import pytest
 
 from lungkd.core.data.dataset import load_dataset
@@ -56,7 +56,25 @@ def test_53_distinct_prompts_over_the_920_recordings(icbhi_dir):
     prompts = dataset_prompts(index)
     assert len(prompts) == 920
     assert len(set(prompts.values())) == 53
-    # the file-name location differs from the per-patient one for 698 of the 920 files (SPEC section 2)
+    # the file-name location differs from the per-patient one for 698 of the 920 files (docs/method.md section 2)
     differ = sum(r.location != index.patients[r.patient].chest_location for r in index.recordings)
     assert differ == 698
     assert len(set(dataset_prompts(index, location_source="filename").values())) == 68
+
+
+def test_a_recording_analysed_without_metadata_gets_the_training_wording(synthetic_dir, tmp_path):
+    """At analysis time only the file name is known: the prompt is the one training builds for a recording
+    whose patient has no demographics (one function builds both)."""
+    import shutil
+
+    from lungkd.core.data.dataset import load_dataset
+    from lungkd.core.data.prompts import dataset_prompts, file_prompt
+
+    bare = tmp_path / "recordings"  # the recordings alone, as a user has them: no demographics, no split
+    bare.mkdir()
+    for wav in synthetic_dir.glob("*.wav"):
+        shutil.copy(wav, bare / wav.name)
+    prompts = dataset_prompts(load_dataset(bare))
+    assert prompts and all(file_prompt(name) == prompt for name, prompt in prompts.items())
+    assert file_prompt("101_1b1_Al_sc_Meditron") == ("This sound was recorded from the left anterior chest of a "
+                                                     "female pediatric patient, using a Meditron stethoscope.")

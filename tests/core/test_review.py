@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from lungkd.core.analysis.review import (ReviewCandidate, ensemble_probabilities, review_order, review_reason,
-                                         teacher_spread)
+from lungkd.core.analysis.review import ReviewCandidate, review_order, review_reason, teacher_spread
+from lungkd.core.kd.soft_labels import ensemble_probabilities
 
 
 def candidate(name, annotated, probabilities, teachers=(), recording="a", start=None):

@@ -1,11 +1,12 @@
-"""Soft-label arithmetic against hand-computed logits (SPEC section 9)."""
+"""Soft-label arithmetic against hand-computed logits (docs/method.md section 9)."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from lungkd.core.kd.soft_labels import (RandomTeacherTargets, SoftLabelError, SoftLabelSpec, build_targets,
+from lungkd.core.recipes import RecipeError, SoftLabelSpec
+from lungkd.core.kd.soft_labels import (RandomTeacherTargets, SoftLabelError, build_targets,
                                      curated_members, ensemble_logits, mean_teacher_targets, noisy_onehot_targets)
 
 # Two cycles, three teachers, four classes.
@@ -83,7 +84,7 @@ def test_more_teachers_than_trained_is_refused():
 
 
 def test_unknown_mode_names_the_allowed_ones():
-    with pytest.raises(SoftLabelError, match="unknown soft-label mode 'median_3'") as caught:
+    with pytest.raises(RecipeError, match="unknown soft-label mode 'median_3'") as caught:
         SoftLabelSpec.parse("median_3")
     assert "random_K" in str(caught.value)
 

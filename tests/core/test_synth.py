@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from lungkd.core.errors import DataError
 from lungkd.core.labels import CLASS_NAMES
 from lungkd.core.data.synth import (CLASS_SHARES, COARSE_CRACKLE_HZ, DIAGNOSES, FINE_CRACKLE_HZ, SynthSummary,
                                crackle_waves, write_synthetic_dataset)
@@ -293,12 +294,12 @@ def test_label_noise_relabels_the_requested_share_and_nothing_else(tmp_path):
 
 
 def test_bad_arguments_are_refused(tmp_path):
-    with pytest.raises(ValueError, match="recordings"):
+    with pytest.raises(DataError, match="at least 1 recording, not 0"):
         write_synthetic_dataset(tmp_path, 0, 1)
-    with pytest.raises(ValueError, match="label_noise"):
+    with pytest.raises(DataError, match="between 0 and 1, not 1.5"):
         write_synthetic_dataset(tmp_path, 5, 1, label_noise=1.5)
     (tmp_path / "old.wav").write_bytes(b"")
-    with pytest.raises(FileExistsError, match="not empty"):
+    with pytest.raises(DataError, match="not empty"):
         write_synthetic_dataset(tmp_path, 5, 1)
 
 
@@ -393,3 +394,31 @@ def test_simultaneous_recordings_share_their_cycle_timing(dataset):
     for names in shared:
         timings = {tuple((s, e) for s, e, _, _ in _annotations(folder / f"{n}.txt")) for n in names}
         assert len(timings) == 1, names
+
+
+@pytest.mark.slow
+def test_an_interrupted_generation_leaves_nothing_that_breaks_the_next(tmp_path):
+    """SIGKILL while the workspace's synthetic dataset is being written: the dataset folder does not exist
+    (it is written aside and renamed whole), so the next call generates it afresh."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from lungkd.core.data.dataset import load_dataset
+    from lungkd.core.data.sources import SyntheticData, ensure_synthetic_dataset
+
+    folder = tmp_path / "datasets" / "synthetic"
+    code = ("import sys; from pathlib import Path; from lungkd.core.data.sources import SyntheticData, "
+            "ensure_synthetic_dataset; ensure_synthetic_dataset(Path(sys.argv[1]), SyntheticData(recordings=400))")
+    process = subprocess.Popen([sys.executable, "-c", code, str(folder)])
+    deadline = time.time() + 120
+    while not any(p.suffix == ".wav" for d in tmp_path.glob("datasets/.*") for p in d.iterdir()):
+        assert time.time() < deadline and process.poll() is None
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not folder.exists()
+    ensure_synthetic_dataset(folder, SyntheticData(recordings=4, seed=2))
+    assert len(load_dataset(folder).recordings) == 4

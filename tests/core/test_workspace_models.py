@@ -20,7 +20,7 @@ def test_models_are_found_anywhere_in_the_workspace_best_score_first(tmp_path):
     (tmp_path / "runs" / "broken" / CARD_FILE).write_text(json.dumps({"no": "architecture"}))
     entries = find_models(tmp_path, tmp_path / "absent")
     assert [(e.name, e.arch, e.score) for e in entries] == [
-        ("experiments/demo/students/bts-mean5-s1", "bts", 64.0), ("runs/cnn6-tiny-abc", "cnn6", 61.2),
+        ("experiments/demo/students/bts-mean5-s1 (bts)", "bts", 64.0), ("runs/cnn6-tiny-abc (cnn6)", "cnn6", 61.2),
         ("imported", "ast", None)]
     assert entries[1].path == tmp_path / "runs" / "cnn6-tiny-abc" / "model"
     assert entries[2].description == "from a colleague"

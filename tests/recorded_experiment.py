@@ -1,0 +1,68 @@
+"""An experiment as the engine leaves it on disk, assembled from real parts without training: its store
+(recipe.json, recipe.toml), a teacher in the shared teachers folder and a student in the experiment (copies
+of the session's tiny model with their cards), the catalog written by the real CatalogRecorder from the
+events a run emits, and, when it finished, its reports. For tests of what happens to experiments
+afterwards (listing, renaming, deleting) that need no training.
+
+Shared by tests/core and tests/app (tests/ is on sys.path through its conftest.py).
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from lungkd.core.events import Event
+from lungkd.core.kd.experiment import student_specs, teacher_specs
+from lungkd.core.kd.recorder import CatalogRecorder
+from lungkd.core.kd.report import build_report, headline_scores, write_reports
+from lungkd.core.kd.store import ExperimentStore
+from lungkd.core.models.card import read_model_card
+from lungkd.core.models.registry import CARD_FILE
+from lungkd.core.recipes import parse_experiment
+from lungkd.core.storage import write_json_atomic
+from lungkd.core.workspace.catalog import Catalog
+
+FINGERPRINT = "0123456789abcdef"
+
+
+def _recipe(name: str):
+    return parse_experiment({
+        "name": name, "selection": "last", "data": {"synthetic": {"recordings": 14, "seed": 1}},
+        "teachers": {"arch": "cnn6", "size": "tiny", "k": 1, "train": {"epochs": 1}},
+        "students": [{"arch": "cnn6", "size": "tiny", "labels": "mean_1", "seeds": [1], "train": {"epochs": 2}}]})
+
+
+def _place_model(model_folder: Path, run_folder: Path, name: str, spec) -> dict:
+    target = run_folder / "model"
+    if (target / CARD_FILE).is_file():  # a teacher another experiment trained: shared, as the engine shares it
+        return {**read_model_card(target), "run_folder": str(run_folder)}
+    shutil.copytree(model_folder, target)
+    card = {**read_model_card(target), "experiment": name, "role": spec.role, "labels": spec.labels,
+            "seed": spec.seed, "test_data": {"dataset": "synthetic-14-seed1-noise0", "split": "test", "cycles": 25}}
+    write_json_atomic(target / CARD_FILE, card)
+    return {**card, "run_folder": str(run_folder)}
+
+
+def recorded_experiment(workspace: Path, model_folder: Path, name: str = "recorded", finished: bool = True) -> Path:
+    """The experiment `name` in `workspace`: finished with its reports, or (finished=False) as a run killed after
+    its models were trained, which the catalog still calls running. Returns its folder."""
+    recipe = _recipe(name)
+    with ExperimentStore(workspace, recipe).open() as store, Catalog.for_workspace(workspace) as catalog:
+        store.bind_data(FINGERPRINT)
+        record = CatalogRecorder(catalog, recipe, store.folder)
+        record(Event("data", "finished", data={"fingerprint": FINGERPRINT, "root": str(workspace / "datasets"),
+                                               "stats": {}}))
+        cards = []
+        for stage, spec in (("teachers", teacher_specs(recipe)[0]), ("students", student_specs(recipe.students[0])[0])):
+            card = _place_model(model_folder, store.run_folder(spec), name, spec)
+            record(Event(stage, "started", run=spec.name, data=spec.describe()))
+            record(Event(stage, "finished", run=spec.name, data={**spec.describe(), "card": card}))
+            cards.append(card)
+        if finished:
+            ensembles = {"first_k": [{"k": 1, **{key: cards[0]["test"].get(key) for key in ("sp", "se", "score")}}],
+                         "curated": None}
+            report = build_report(recipe, FINGERPRINT, [cards[0]], ensembles, [[cards[1]]], None, train_cycles=45,
+                                  test_cycles=25)
+            write_reports(report, store.folder)
+            record(Event("experiment", "finished", data={"summary": headline_scores(report)}))
+    return store.folder
