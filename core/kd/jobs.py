@@ -304,6 +304,11 @@ def _save_result(job: RunJob, result: TrainResult, sets: dict[str, CycleSet], tr
 # ---------------------------------------------------------------- teachers trained together
 
 
+def together_name(seeds: list[int]) -> str:
+    """The run name of teachers trained together, as their events carry it."""
+    return f"teachers seeds {', '.join(map(str, seeds))} together"
+
+
 @dataclass(frozen=True)
 class TogetherJob:
     """Teachers of one architecture trained as one batched model (core.training.members.StackedMembers):
@@ -319,7 +324,7 @@ class TogetherJob:
 
     @property
     def name(self) -> str:
-        return f"teachers seeds {', '.join(map(str, self.seeds))} together"
+        return together_name(self.seeds)
 
     # what executors read of any job: the same for every member
     @property
