@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMenu, QMessage
 from lungkd.core.data.annotation_io import AnnotationChanged, read_raven_table, write_raven_table
 from lungkd.core.errors import LungKDError
 from lungkd.core.labels import CLASS_NAMES
+from lungkd.core.text import html_text, printable
 
 from .annotation_editing import CycleDocument
 from .recordings_page import RecordingsPage
@@ -24,6 +25,16 @@ HINT = ("Drag an edge to move it, or empty time to add a cycle · S split at the
         "Del delete · N C W B class · A accept the model's · Ctrl+Z undo")
 
 
+def message_box(parent: QWidget, icon: QMessageBox.Icon, text: str, details: str = "",
+                buttons=QMessageBox.StandardButton.NoButton) -> QMessageBox:
+    """A message that quotes file names: plain text (the informative text too), so a name is shown as written and
+    never read as markup."""
+    box = QMessageBox(icon, "LungKD Studio", printable(text), buttons, parent)
+    box.setTextFormat(Qt.TextFormat.PlainText)
+    box.setInformativeText(printable(details))
+    return box
+
+
 def ask_to_save(parent: QWidget, documents: list[CycleDocument], before: str = "closing") -> bool:
     """"Save before closing?" for the documents with unsaved edits: True when closing may go on (saved,
     or the user chose not to), False to stay."""
@@ -32,11 +43,11 @@ def ask_to_save(parent: QWidget, documents: list[CycleDocument], before: str = "
         return True
     what = (f"the annotation of {modified[0].name}" if len(modified) == 1
             else f"the annotations of {len(modified)} recordings")
-    box = QMessageBox(QMessageBox.Icon.Question, "LungKD Studio", f"Save your edits to {what} before {before}?",
+    names = "\n".join(d.name for d in modified[:10]) + ("\n…" if len(modified) > 10 else "")
+    box = message_box(parent, QMessageBox.Icon.Question, f"Save your edits to {what} before {before}?",
+                      names + ("\n\nIf you don't save, these edits are lost." if before == "closing" else ""),
                       QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
-                      | QMessageBox.StandardButton.Cancel, parent)
-    box.setInformativeText("\n".join(d.name for d in modified[:10]) + ("\n…" if len(modified) > 10 else "")
-                           + ("\n\nIf you don't save, these edits are lost." if before == "closing" else ""))
+                      | QMessageBox.StandardButton.Cancel)
     box.setDefaultButton(QMessageBox.StandardButton.Save)
     answer = box.exec()
     if answer == QMessageBox.StandardButton.Save:
@@ -52,10 +63,10 @@ def save_documents(parent: QWidget, documents: list[CycleDocument]) -> bool:
             try:
                 document.save()
             except AnnotationChanged as exc:
-                box = QMessageBox(QMessageBox.Icon.Warning, "LungKD Studio",
-                                  f"{document.annotation_path.name}: {exc.problem.message}", parent=parent)
-                box.setInformativeText(f"Saving anyway keeps the file on disk as a numbered backup beside it.\n\n"
-                                       f"{exc.problem.path}")
+                box = message_box(parent, QMessageBox.Icon.Warning,
+                                  f"{document.annotation_path.name}: {exc.problem.message}",
+                                  "Saving anyway keeps the file on disk as a numbered backup beside it.\n\n"
+                                  f"{exc.problem.path}")
                 anyway = box.addButton("Save anyway", QMessageBox.ButtonRole.AcceptRole)
                 box.addButton(QMessageBox.StandardButton.Cancel)
                 box.exec()
@@ -63,7 +74,7 @@ def save_documents(parent: QWidget, documents: list[CycleDocument]) -> bool:
                     return False
                 document.save(overwrite_changes=True)
         except (LungKDError, OSError) as exc:
-            QMessageBox.warning(parent, "LungKD Studio", str(exc))
+            message_box(parent, QMessageBox.Icon.Warning, str(exc), buttons=QMessageBox.StandardButton.Ok).exec()
             return False
     return True
 
@@ -98,7 +109,7 @@ class EditBar(QWidget):
         self.setVisible(document is not None)
         if document is None:
             return
-        name = document.annotation_path.name
+        name = html_text(document.annotation_path.name)
         if document.changed_on_disk:
             text = f"<b>{name}</b> <span style='color:{MISMATCH.name()}'>⚠ changed on disk</span>"
         elif document.modified:

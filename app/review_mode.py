@@ -14,6 +14,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QGridLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 from lungkd.core.analysis.review import ReviewCandidate, review_order, review_reason
+from lungkd.core.text import printable
 
 from .annotation_actions import AnnotationActions, wrapping
 from .recordings_page import RecordingsPage
@@ -46,8 +47,9 @@ class ReviewBar(QWidget):
         self.setObjectName("reviewBar")
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         self.progress = QProgressBar(textVisible=True, minimumWidth=150, maximumWidth=200)
-        self.where = wrapping(QLabel(objectName="heading"))
-        self.reason = wrapping(QLabel(objectName="reason"))
+        # they quote recording names: plain text, shown as written
+        self.where = wrapping(QLabel(objectName="heading", textFormat=Qt.TextFormat.PlainText))
+        self.reason = wrapping(QLabel(objectName="reason", textFormat=Qt.TextFormat.PlainText))
         self.keys = wrapping(QLabel(KEYS, objectName="hint"))
         self.previous = QPushButton("‹ Previous")
         self.next = QPushButton("Next ›")
@@ -211,13 +213,13 @@ class ReviewMode(QObject):
             if document else None
         finished = " — all reviewed" if done == total else ""
         if index is None:
-            self.bar.where.setText(f"{self.position + 1} of {total}: {entry.path.name} — this cycle was deleted"
-                                   f"{finished}")
+            self.bar.where.setText(printable(f"{self.position + 1} of {total}: {entry.path.name} — this cycle was "
+                                             f"deleted{finished}"))
             self.bar.reason.setText("")
             return
         span = document.spans[index]
-        self.bar.where.setText(f"{self.position + 1} of {total}: {entry.path.name} · cycle {index + 1} · "
-                               f"{span.start:.2f}–{span.end:.2f} s{finished}")
+        self.bar.where.setText(printable(f"{self.position + 1} of {total}: {entry.path.name} · cycle {index + 1} · "
+                                         f"{span.start:.2f}–{span.end:.2f} s{finished}"))
         self.bar.reason.setText(review_reason(self._candidate(entry.path, span)))
 
     def _documents_changed(self) -> None:
