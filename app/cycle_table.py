@@ -19,9 +19,9 @@ from .annotation_editing import ShownCycle
 from .theme import CLASS_COLOURS, DOUBTED, MISMATCH, MUTED, class_colour, translucent
 
 COLUMNS = ("#", "start (s)", "end (s)", "prediction", *CLASS_NAMES, "annotated", "match", "training data")
-ENSEMBLE = "ensemble\n{}"  # two lines: the probability columns are narrow
+ENSEMBLE = "ens.\n{}"  # the teachers' ensemble; short, two lines: beside the teachers the table has no room left
 TEACHER_COLUMNS = ("teachers", *(ENSEMBLE.format(name) for name in CLASS_NAMES))
-PROBABILITY_COLUMNS = {*CLASS_NAMES, *TEACHER_COLUMNS[1:]}  # share the width; the others take what they need
+PROBABILITY_COLUMNS = set(CLASS_NAMES)  # share the width; the others take what they need
 FIRST_PROBABILITY = COLUMNS.index(CLASS_NAMES[0])
 ANNOTATED, MATCH, TRAINING = COLUMNS.index("annotated"), COLUMNS.index("match"), COLUMNS.index("training data")
 
@@ -92,9 +92,12 @@ class CycleTable(QTableWidget):
         if teachers:
             self.horizontalHeaderItem(len(COLUMNS)).setToolTip("each teacher's vote: N normal, C crackle, W wheeze, "
                                                                "B both")
+        # the probabilities share the width left; with the teachers' columns there is none left, and every
+        # column takes what its header and cells need (the table scrolls sideways rather than cut a header)
         header = self.horizontalHeader()
         for column, name in enumerate(columns):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Stretch if name in PROBABILITY_COLUMNS
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Stretch
+                                        if name in PROBABILITY_COLUMNS and not teachers
                                         else QHeaderView.ResizeMode.ResizeToContents)
 
     def column(self, name: str) -> int:

@@ -10,7 +10,7 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from superqt.utils import qthrottled
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow, QMenu, QMessageBox, QProgressBar,
-                               QPushButton, QTabWidget, QToolBar)
+                               QPushButton, QStyle, QStyleOptionComboBox, QStylePainter, QTabWidget, QToolBar)
 
 from lungkd.core.models.inventory import ModelEntry, find_models, shipped_models_folder
 from lungkd.core.text import html_text, printable
@@ -41,6 +41,33 @@ def model_label(entry: ModelEntry) -> str:
     if entry.score is None:
         return f"{entry.name} — not scored"
     return f"{entry.name} — Score {entry.score:.1f}" + (f" on {entry.scored_on}" if entry.scored_on else "")
+
+
+class ModelPicker(QComboBox):
+    """The model picker. Model names are long (experiment, role, seed, the data of the Score) and the toolbar is
+    not: a name that does not fit ends in an ellipsis instead of being cut mid-word, and the tooltip has it
+    whole."""
+
+    DESCRIPTION = "The model that analyses the recordings: the workspace's models and the shipped demo, best test " \
+                  "Score first"
+
+    def __init__(self):
+        super().__init__(minimumContentsLength=40)
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.setToolTip(self.DESCRIPTION)
+        self.currentTextChanged.connect(lambda text: self.setToolTip(
+            f"<qt>{html_text(text)}<br><br>{self.DESCRIPTION}</qt>" if text else self.DESCRIPTION))
+
+    def paintEvent(self, event) -> None:
+        painter = QStylePainter(self)
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
+        field = self.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, option,
+                                            QStyle.SubControl.SC_ComboBoxEditField, self)
+        option.currentText = self.fontMetrics().elidedText(option.currentText, Qt.TextElideMode.ElideRight,
+                                                           field.width())
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
 
 
 class MainWindow(QMainWindow):
@@ -148,10 +175,7 @@ class MainWindow(QMainWindow):
             toolbar.addAction(action)
         toolbar.addSeparator()
         toolbar.addWidget(QLabel(" Model "))
-        self.model_picker = QComboBox(minimumContentsLength=40)
-        self.model_picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.model_picker.setToolTip("The model that analyses the recordings: the workspace's models and the "
-                                     "shipped demo, best test Score first")
+        self.model_picker = ModelPicker()
         self.model_picker.currentIndexChanged.connect(self._model_chosen)
         toolbar.addWidget(self.model_picker)
         self.model_notes = ModelNotesLabel()

@@ -8,6 +8,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
+from lungkd.app.cycle_table import ENSEMBLE
 from lungkd.app.wizard import DataPage, ResultsPage, RunPage
 from lungkd.core.analysis.evaluation import load_saved_model
 from lungkd.core.analysis.predict import analyse_recording
@@ -144,8 +145,12 @@ def test_the_whole_loop_review_correct_train_and_see_the_teachers(window, tmp_pa
     window.teachers_action.trigger()  # View > Show the teachers' votes
     wait_idle(window, 300000)
     table = page.table
-    assert [table.horizontalHeaderItem(i).text() for i in range(table.columnCount())][-5:] == \
-        ["teachers", *(f"ensemble\n{name}" for name in CLASS_NAMES)]
+    headers = [table.horizontalHeaderItem(i).text() for i in range(table.columnCount())]
+    assert headers[-5:] == ["teachers", *(ENSEMBLE.format(name) for name in CLASS_NAMES)]
+    metrics = table.horizontalHeader().fontMetrics()
+    for column, header in enumerate(headers):  # no header cut, however many columns
+        assert table.horizontalHeader().sectionSize(column) >= max(map(metrics.horizontalAdvance,
+                                                                       header.split("\n"))), header
     document = page.documents[page.current.path]
     spans = [(s.start, s.end) for s in document.spans]
     per_teacher = [analyse_recording(page.current.path, load_saved_model(folder_)[0], spans=spans)
@@ -154,7 +159,7 @@ def test_the_whole_loop_review_correct_train_and_see_the_teachers(window, tmp_pa
         votes = [int(np.argmax(t.cycles[row].probabilities)) for t in per_teacher]
         assert table.item(row, table.column("teachers")).text() == " ".join(CLASS_NAMES[v][0].upper() for v in votes)
         ensemble = ensemble_probabilities([t.cycles[row].probabilities for t in per_teacher])
-        shown = [float(table.item(row, table.column(f"ensemble\n{name}")).text()) for name in CLASS_NAMES]
+        shown = [float(table.item(row, table.column(ENSEMBLE.format(name))).text()) for name in CLASS_NAMES]
         np.testing.assert_allclose(shown, ensemble, atol=6e-4)  # three decimals shown
     click_row(page, 0)
     key(page, Qt.Key.Key_R, CTRL_SHIFT)
