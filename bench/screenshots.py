@@ -54,17 +54,18 @@ def main() -> int:
             window.grab().save(str(path))
             print(path)
 
-        window.open_paths([demo_recordings(workspace)])  # what a new workspace opens with (app/main.py)
+        demo = demo_recordings(workspace)
+        window.open_paths([demo])  # what a new workspace opens with (app/main.py)
         window.queue.wait_idle()
         shot("01-first-start")
-        while page.recordings:
-            page.remove_current()
+        close_all(page)
         unannotated = tmp / "no-annotation"
         unannotated.mkdir()
-        (unannotated / recordings[1].name).symlink_to(recordings[1])
+        # another recording than the four annotated ones: two files of one recording would be one left out
+        (unannotated / recordings[4].name).symlink_to(recordings[4])
         broken = tmp / "damaged-recording.wav"
         broken.write_bytes(b"RIFF\x00\x00")
-        window.open_paths(recordings[:4] + [broken, unannotated / recordings[1].name])
+        window.open_paths(recordings[:4] + [broken, unannotated / recordings[4].name])
         window.queue.wait_idle()
         page.recording_list.setCurrentRow(0)
         cycles = page.current.analysis.cycles
@@ -81,13 +82,23 @@ def main() -> int:
         shot("04-zoomed-greyscale")
         wizard_pages(app, window, args.out)
         window.wizard.close()
-        editing_and_review(app, window, workspace, shot)
+        editing_and_review(app, window, workspace, demo, shot)
         window.close()
     return 0
 
 
-def editing_and_review(app, window, workspace: Path, shot) -> None:
-    """Editing: a class changed, a cycle added by dragging (no class yet), a shared boundary being dragged.
+def close_all(page) -> None:
+    """Every recording closed, and the files that could not be opened taken off the list."""
+    while page.recordings:
+        page.recording_list.setCurrentItem(page.recording_list.item_for(next(iter(page.recordings))))
+        page.remove_current()
+    for path in list(page.recording_list.failures):
+        page.recording_list.remove(path)
+
+
+def editing_and_review(app, window, workspace: Path, demo: Path, shot) -> None:
+    """Editing, on the first-start recordings: a class changed, a cycle added by dragging (no class yet), a
+    shared boundary being dragged.
     Review: generated recordings whose annotations are 20 % wrong, analysed by the student of a small
     experiment; its three teachers' votes and their ensemble show in the table. The teachers and the
     student start from the shipped demo model and are fine-tuned for two epochs here, so this takes a few
@@ -102,6 +113,9 @@ def editing_and_review(app, window, workspace: Path, shot) -> None:
     page = window.recordings
     page.spectrogram_bar.colour_map.setCurrentText("viridis")
     page.spectrogram_bar.spins["fmax"].setValue(2000)
+    close_all(page)
+    window.open_paths([demo])
+    window.queue.wait_idle()
     page.recording_list.setCurrentRow(0)
     settle(app, 800)
     page.view.fit()
@@ -118,9 +132,8 @@ def editing_and_review(app, window, workspace: Path, shot) -> None:
     shot("11-editing")
     page.editor.set_document(document)  # the drag let go without moving anything
     for document in page.documents.values():
-        document.undo_stack.setClean()  # nothing is saved: these are the shared ICBHI copies
-    while page.recordings:
-        page.remove_current()
+        document.undo_stack.setClean()  # nothing is saved: the next screenshots start from the same files
+    close_all(page)
 
     demo = str(shipped_models_folder() / "demo-cnn6")
     fine_tune = {"epochs": 2, "batch_size": 16, "lr": 3e-4}
