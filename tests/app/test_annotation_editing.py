@@ -89,8 +89,10 @@ def test_delete_add_by_dragging_empty_time_and_set_its_class_by_key(page, window
     key(page, Qt.Key.Key_C)
     assert spans(page)[-1][2] == 1
     assert page.table.item(7, page.table.column("annotated")).text() == "crackle"
-    assert [document(page).undo_stack.text(i) for i in range(3)] == [
-        "Delete cycle 8", f"Add a cycle at {snap(pressed):.3f} s", "Set cycle 8 to crackle"]
+    key(page, Qt.Key.Key_N)
+    assert spans(page)[-1][2] == 0 and page.table.item(7, page.table.column("annotated")).text() == "normal"
+    assert [document(page).undo_stack.text(i) for i in range(4)] == [
+        "Delete cycle 8", f"Add a cycle at {snap(pressed):.3f} s", "Set cycle 8 to crackle", "Set cycle 8 to normal"]
 
 
 def test_split_at_the_mouse_merge_and_relabel_several_with_keys(page, window, qtbot, wait_idle):
