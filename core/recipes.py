@@ -146,7 +146,7 @@ class ModelSpec(Spec):
 
 class TeacherSpec(ModelSpec):
     k: int = Field(ge=1, le=1000)  # seeds 1..k
-    together: bool | None = None  # train the k teachers as one batched model (default: where the arch can)
+    together: bool | None = None  # train the k teachers as one batched model (default: where the arch can, on a GPU)
     train: TrainConfig = TrainConfig()
 
     @model_validator(mode="after")
@@ -156,9 +156,11 @@ class TeacherSpec(ModelSpec):
                              f"{', '.join(m for m in ARCHITECTURES if model_info(m).together)}")
         return self
 
-    @property
-    def trains_together(self) -> bool:
-        return model_info(self.arch).together if self.together is None else self.together
+    def trains_together(self, on_gpu: bool) -> bool:
+        """`together` as written, else together where the architecture can and the teachers train on a GPU: on
+        a CPU the batched model's grouped convolutions take longer than the k teachers one after another
+        (bench/teachers_together.py)."""
+        return model_info(self.arch).together and on_gpu if self.together is None else self.together
 
 
 class StudentSpec(ModelSpec):

@@ -28,6 +28,7 @@ from lungkd.core.kd.store import ExperimentStore
 from lungkd.core.metrics import patient_bootstrap_ci, scores_from_logits
 from lungkd.core.recipes import ExperimentRecipe, ModelSpec, StudentSpec
 from lungkd.core.storage import write_npz_atomic
+from lungkd.core.training.trainer import resolve_device
 from lungkd.core.workspace.catalog import Catalog
 from lungkd.core.workspace.layout import together_folder
 
@@ -69,7 +70,9 @@ def identical_teacher(spec: RunSpec, recipe: ExperimentRecipe) -> RunSpec | None
 
 
 def teachers_train_together(recipe: ExperimentRecipe) -> bool:
-    return recipe.teachers.trains_together and recipe.teachers.k > 1
+    """As one batched model: where the recipe says so, else where the architecture can and on a GPU."""
+    on_gpu = resolve_device(recipe.device).type == "cuda"
+    return recipe.teachers.trains_together(on_gpu) and recipe.teachers.k > 1
 
 
 def planned_runs(recipe: ExperimentRecipe) -> list[PlannedRun]:

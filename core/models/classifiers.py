@@ -89,7 +89,7 @@ class CNN6Classifier(Classifier):
 
     @staticmethod
     def backbone_config(size: str) -> CNN6Config:
-        return CNN6Config() if size == "full" else CNN6Config(channels=(8, 16, 32, 64))
+        return CNN6Config() if size == "full" else CNN6Config(channels=(8, 16, 32, 64), input_pool=2)
 
     @staticmethod
     def feature_dim(backbone: CNN6) -> int:

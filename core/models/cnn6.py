@@ -17,6 +17,7 @@ PANNS_CNN6_URL = "https://zenodo.org/records/3987831/files/Cnn6_mAP%3D0.343.pth"
 class CNN6Config:
     channels: tuple[int, ...] = (64, 128, 256, 512)
     # PANNs' input batch norm over mel bins (bn0) is left out, as in the ICBHI reference CNN6.
+    input_pool: int = 1  # average the input over input_pool x input_pool first (1: PANNs; the tiny size: 2)
 
 
 class ConvBlock5x5(nn.Module):
@@ -50,6 +51,8 @@ class CNN6(nn.Module):
         return self.config.channels[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.config.input_pool > 1:
+            x = F.avg_pool2d(x, kernel_size=self.config.input_pool)
         for i in range(len(self.config.channels)):
             x = getattr(self, f"conv_block{i + 1}")(x)
         x = x.mean(dim=3)
@@ -72,7 +75,7 @@ class CNN6(nn.Module):
         if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
             raise OSError(f"{path} holds no config.json + model.safetensors of a CNN6")
         raw = json.loads((path / "config.json").read_text())
-        model = cls(CNN6Config(channels=tuple(raw["channels"])))
+        model = cls(CNN6Config(channels=tuple(raw["channels"]), input_pool=raw.get("input_pool", 1)))
         model.load_state_dict(load_file(str(path / "model.safetensors")))
         return model
 

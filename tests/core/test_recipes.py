@@ -67,3 +67,16 @@ def test_every_value_is_checked_at_load_with_the_key_the_value_and_what_is_allow
     base = {"data": {"synthetic": {"recordings": 8}}, "teachers": {"arch": "cnn6", "k": 2}}
     with pytest.raises(RecipeError, match=expected):
         parse_experiment({**base, **change})
+
+
+def test_teachers_train_together_by_default_on_a_gpu_only_and_as_written_otherwise():
+    """On a CPU the batched model is slower than one teacher after another (bench/teachers_together.py)."""
+    base = {"name": "t", "data": {"synthetic": {"recordings": 8}}}
+    cnn6 = parse_experiment({**base, "teachers": {"arch": "cnn6", "k": 3}}).teachers
+    assert cnn6.trains_together(on_gpu=True) and not cnn6.trains_together(on_gpu=False)
+    forced = parse_experiment({**base, "teachers": {"arch": "cnn6", "k": 3, "together": True}}).teachers
+    assert forced.trains_together(on_gpu=False)
+    alone = parse_experiment({**base, "teachers": {"arch": "cnn6", "k": 3, "together": False}}).teachers
+    assert not alone.trains_together(on_gpu=True)
+    bts = parse_experiment({**base, "teachers": {"arch": "bts", "k": 3}}).teachers
+    assert not bts.trains_together(on_gpu=True)

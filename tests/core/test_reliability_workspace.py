@@ -159,15 +159,14 @@ def test_a_damaged_model_card_or_a_missing_one_means_the_run_is_finished_again(c
 
 
 def test_a_truncated_training_state_starts_that_run_again_from_epoch_one(copy):
-    """CNN6 teachers train together, as one batched model: the training state is their group's."""
     recipe, workspace, reference = copy
-    (group,) = _teacher(workspace, 1).parent.glob("together-seeds-*")
-    _cut(group / "train_state.pt")
-    shutil.rmtree(_teacher(workspace, 2) / "model")  # unfinished: it has to resume from the state, which is damaged
+    run = _teacher(workspace, 2)
+    _cut(run / "train_state.pt")
+    shutil.rmtree(run / "model")  # unfinished: it has to resume from the state, which is damaged
     report, events = _run_again(recipe, workspace)
-    assert _trained(events) == {"teacher seed 2"}  # teacher 1 trains beside it, but its folder is kept
+    assert _trained(events) == {"teacher seed 2"}
     (notice,) = _notices(events)
-    assert notice.startswith(f"{group / 'train_state.pt'} is damaged") and "starts again from epoch 1" in notice
+    assert notice.startswith(f"{run / 'train_state.pt'} is damaged") and "starts again from epoch 1" in notice
     epochs = [e.data["epoch"] for e in events if e.kind == "metrics" and e.run == "teacher seed 2"]
     assert epochs == [1, 2]
     assert report == reference  # deterministic: the same teacher again
