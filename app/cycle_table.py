@@ -1,97 +1,212 @@
-"""The cycle table: one row per cycle with its prediction, the four probabilities, the annotation and the
-cycle's distance from the model's training data; a prediction not to be trusted (the cycle or its recording
-unlike the training data) is greyed."""
+"""The cycle table: one row per cycle with its prediction, the four probabilities, the annotated class
+(double click it, or F2, to choose another) and the cycle's distance from the model's training data; a
+prediction not to be trusted (the cycle or its recording unlike the training data) is greyed. Where an
+experiment's teachers voted, each teacher's vote and their ensemble's probabilities stand beside the
+student's. Rows select with the plot; several can be selected for accepting the model's classes or setting
+one class at once."""
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHeaderView, QStyledItemDelegate, QTableWidget,
+                               QTableWidgetItem)
 
-from lungkd.core.analysis.predict import RecordingAnalysis
+from lungkd.core.analysis.review import teacher_votes
+from lungkd.core.kd.soft_labels import ensemble_probabilities
 from lungkd.core.labels import CLASS_NAMES
 
-from .theme import CLASS_COLOURS, DOUBTED, MISMATCH, class_colour, translucent
+from .annotation_editing import ShownCycle
+from .theme import CLASS_COLOURS, DOUBTED, MISMATCH, MUTED, class_colour, translucent
 
 COLUMNS = ("#", "start (s)", "end (s)", "prediction", *CLASS_NAMES, "annotated", "match", "training data")
+ENSEMBLE = "ens.\n{}"  # the teachers' ensemble; short, two lines: beside the teachers the table has no room left
+TEACHER_COLUMNS = ("teachers", *(ENSEMBLE.format(name) for name in CLASS_NAMES))
+PROBABILITY_COLUMNS = set(CLASS_NAMES)  # share the width; the others take what they need
 FIRST_PROBABILITY = COLUMNS.index(CLASS_NAMES[0])
-MATCH, TRAINING = COLUMNS.index("match"), COLUMNS.index("training data")
+ANNOTATED, MATCH, TRAINING = COLUMNS.index("annotated"), COLUMNS.index("match"), COLUMNS.index("training data")
 
 
-def likeness(cycle, limit: float | None) -> str:
+def likeness(cycle: ShownCycle, limit: float | None) -> str:
     """The cycle's distance from the model's training data in words ('' when the model cannot tell)."""
-    if cycle.training_distance is None:
+    if cycle.training_distance is None or limit is None:
         return ""
     return f"{'unlike' if cycle.unlike_training else 'like'} · {cycle.training_distance:.1f} (limit {limit:.1f})"
+
+
+class ClassDelegate(QStyledItemDelegate):
+    """A class chooser in the annotated column; the choice goes to the document, which redraws the table."""
+
+    def __init__(self, table: "CycleTable"):
+        super().__init__(table)
+        self.table = table
+
+    def createEditor(self, parent, option, index):
+        combo = QComboBox(parent)
+        combo.addItems(CLASS_NAMES)
+        combo.activated.connect(lambda _: (self.commitData.emit(combo), self.closeEditor.emit(combo)))
+        return combo
+
+    def setEditorData(self, editor, index) -> None:
+        editor.setCurrentIndex(max(0, editor.findText(index.data())))  # "no class" offers normal first
+
+    def setModelData(self, editor, model, index) -> None:
+        row, label = index.row(), editor.currentIndex()
+        QTimer.singleShot(0, lambda: self.table.label_chosen.emit(row, label))  # after the editor has closed
 
 
 class CycleTable(QTableWidget):
     cycle_selected = Signal(int)
     cycle_activated = Signal(int)  # double click or Enter: play it
+    label_chosen = Signal(int, int)  # row, class chosen in the annotated column
 
     def __init__(self, parent=None):
         super().__init__(0, len(COLUMNS), parent)
-        self.setHorizontalHeaderLabels(COLUMNS)
+        self._set_columns(False)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed)
+        self.setItemDelegateForColumn(ANNOTATED, ClassDelegate(self))
+        self.verticalHeader().setVisible(False)
+        self.verticalHeader().setDefaultSectionSize(24)
+        self.setAlternatingRowColors(False)
+        self.itemSelectionChanged.connect(self._selection_changed)
+        self.cellDoubleClicked.connect(lambda row, column: column != ANNOTATED and self.cycle_activated.emit(row))
+
+    def _set_columns(self, teachers: bool) -> None:
+        columns = COLUMNS + (TEACHER_COLUMNS if teachers else ())
+        if self.columnCount() == len(columns) and self.horizontalHeaderItem(0) is not None:
+            return
+        self.setColumnCount(len(columns))
+        self.setHorizontalHeaderLabels(columns)
         for name in CLASS_NAMES:
-            header = self.horizontalHeaderItem(COLUMNS.index(name))
-            header.setForeground(CLASS_COLOURS[name].darker(140))
-            header.setToolTip(f"probability of {name}")
+            for column, tip in ((name, f"probability of {name}"), (ENSEMBLE.format(name), f"the teachers' ensemble: "
+                                                                   f"probability of {name}")):
+                if column in columns:
+                    header = self.horizontalHeaderItem(columns.index(column))
+                    header.setForeground(CLASS_COLOURS[name].darker(140))
+                    header.setToolTip(tip)
+        self.horizontalHeaderItem(ANNOTATED).setToolTip("double click (or F2) to choose the class; keys N, C, W, B")
         self.horizontalHeaderItem(TRAINING).setToolTip(
             "how far the cycle's sound is from the model's training data; beyond the limit it is unlike it, and "
             "the prediction (greyed) is not to be trusted")
-        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.verticalHeader().setVisible(False)
-        self.verticalHeader().setDefaultSectionSize(24)
-        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        for column in (0, TRAINING):
-            self.horizontalHeader().setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
-        self.setAlternatingRowColors(False)
-        self.itemSelectionChanged.connect(self._selection_changed)
-        self.cellDoubleClicked.connect(lambda row, _: self.cycle_activated.emit(row))
+        if teachers:
+            self.horizontalHeaderItem(len(COLUMNS)).setToolTip("each teacher's vote: N normal, C crackle, W wheeze, "
+                                                               "B both")
+        # the probabilities share the width left; with the teachers' columns there is none left, and every
+        # column takes what its header and cells need (the table scrolls sideways rather than cut a header)
+        header = self.horizontalHeader()
+        for column, name in enumerate(columns):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Stretch
+                                        if name in PROBABILITY_COLUMNS and not teachers
+                                        else QHeaderView.ResizeMode.ResizeToContents)
 
-    def show_analysis(self, analysis: RecordingAnalysis | None) -> None:
+    def column(self, name: str) -> int:
+        return [self.horizontalHeaderItem(i).text() for i in range(self.columnCount())].index(name)
+
+    def _item(self, row: int, column: int, text: str, background=None, editable: bool = False) -> QTableWidgetItem:
+        item = QTableWidgetItem(text)
+        item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+        if not editable:
+            item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+        if background is not None:
+            item.setBackground(QBrush(background))
+        self.setItem(row, column, item)
+        return item
+
+    def show_cycles(self, cycles: list[ShownCycle], teachers: list[list[list[float]] | None] | None = None, *,
+                    distance_limit: float | None = None) -> None:
+        """`teachers`: per cycle, each teacher's four probabilities (None: not predicted yet), or None to
+        leave the teacher columns out. `distance_limit`: the model's, beyond which a cycle is unlike its
+        training data (None: the model cannot tell)."""
         self.blockSignals(True)
         self.clearSelection()
-        cycles = analysis.cycles if analysis else []
+        self._set_columns(teachers is not None)
+        header = self.horizontalHeader()
+        modes = [header.sectionResizeMode(c) for c in range(self.columnCount())]
+        for column in range(self.columnCount()):  # sized once at the end, not again for every cell
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Fixed)
         self.setRowCount(len(cycles))
         for row, c in enumerate(cycles):
-            predicted = CLASS_NAMES[c.predicted]
-            mismatch = c.matches is False
-            doubted = analysis.doubted(c)
-            values = (str(row + 1), f"{c.start:.3f}", f"{c.end:.3f}", f"{predicted} {c.confidence:.0%}",
-                      *(f"{p:.3f}" for p in c.probabilities), "" if c.truth is None else CLASS_NAMES[c.truth],
-                      "" if c.matches is None else ("✓" if c.matches else "✗ mismatch"),
-                      likeness(c, analysis.distance_limit))
-            for column, value in enumerate(values):
-                item = QTableWidgetItem(value)
-                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
-                self.setItem(row, column, item)
-            # a heat map of the prediction and the probabilities, the stronger the colour the likelier; grey when
-            # the sound is unlike the training data
-            colour = (lambda k: DOUBTED) if doubted else class_colour
-            self.item(row, 3).setBackground(QBrush(translucent(colour(c.predicted), 70)))
-            for k, p in enumerate(c.probabilities):
-                self.item(row, FIRST_PROBABILITY + k).setBackground(QBrush(translucent(colour(k), int(150 * p))))
-            if doubted:
+            self._item(row, 0, str(row + 1))
+            self._item(row, 1, f"{c.start:.3f}")
+            self._item(row, 2, f"{c.end:.3f}")
+            if c.predicted is None:
+                self._item(row, 3, "predicting…").setForeground(MUTED)
+                for k in range(len(CLASS_NAMES)):
+                    self._item(row, FIRST_PROBABILITY + k, "")
+            else:
+                # a heat map of the prediction and the probabilities, the stronger the colour the likelier; grey
+                # when the sound is unlike the training data
+                colour = (lambda k: DOUBTED) if c.doubted else class_colour
+                prediction = self._item(row, 3, f"{CLASS_NAMES[c.predicted]} {c.confidence:.0%}",
+                                        translucent(colour(c.predicted), 70))
+                for k, p in enumerate(c.probabilities):
+                    self._item(row, FIRST_PROBABILITY + k, f"{p:.3f}", translucent(colour(k), int(150 * p)))
+                if c.doubted:
+                    prediction.setToolTip("unlike the model's training data: not to be trusted")
+            truth = self._item(row, ANNOTATED, "no class" if c.truth is None else CLASS_NAMES[c.truth],
+                               None if c.truth is None else translucent(class_colour(c.truth), 70), editable=True)
+            truth.setToolTip("double click to choose the class")
+            if c.truth is None:
+                truth.setForeground(MUTED)
+            match = self._item(row, MATCH, "" if c.matches is None else ("✓" if c.matches else "✗ mismatch"))
+            if c.matches is False:
+                match.setForeground(MISMATCH)
+            self._item(row, TRAINING, likeness(c, distance_limit))
+            if c.doubted:
                 for column in (3, *range(FIRST_PROBABILITY, FIRST_PROBABILITY + len(CLASS_NAMES)), TRAINING):
                     self.item(row, column).setForeground(DOUBTED)
-                self.item(row, 3).setToolTip("unlike the model's training data: not to be trusted")
-            if c.truth is not None:
-                self.item(row, COLUMNS.index("annotated")).setBackground(
-                    QBrush(translucent(class_colour(c.truth), 70)))
-            if mismatch:
-                self.item(row, MATCH).setForeground(MISMATCH)
+            if teachers is not None:
+                self._teacher_cells(row, teachers[row])
+        for column, mode in enumerate(modes):
+            header.setSectionResizeMode(column, mode)
         self.blockSignals(False)
 
+    def _teacher_cells(self, row: int, probabilities: list[list[float]] | None) -> None:
+        first = len(COLUMNS)
+        if not probabilities:
+            for k in range(len(TEACHER_COLUMNS)):
+                self._item(row, first + k, "…" if k == 0 else "").setForeground(MUTED)
+            return
+        votes = teacher_votes(probabilities)
+        cell = self._item(row, first, " ".join(CLASS_NAMES[v][0].upper() for v in votes))
+        cell.setToolTip("\n".join(f"teacher {i + 1}: {CLASS_NAMES[v]} {max(p):.0%}"
+                                  for i, (v, p) in enumerate(zip(votes, probabilities))))
+        for k, p in enumerate(ensemble_probabilities(probabilities)):
+            self._item(row, first + 1 + k, f"{p:.3f}", translucent(class_colour(k), int(150 * p)))
+
+    # ---------------------------------------------------------------- selection
+
     def select_cycle(self, index: int) -> None:
-        if 0 <= index < self.rowCount() and self.current_cycle() != index:
-            self.selectRow(index)
+        """Selects that row alone (a click in the plot, a step, a review), whatever keys are held."""
+        if 0 <= index < self.rowCount() and self.selected_cycles() != [index]:
+            flags = QItemSelectionModel.SelectionFlag
+            self.selectionModel().setCurrentIndex(self.model().index(index, 0), flags.ClearAndSelect | flags.Rows)
             self.scrollToItem(self.item(index, 0))
 
+    def select_cycles(self, indices: list[int]) -> None:
+        """Restores a selection without announcing it (after a redraw)."""
+        rows = [i for i in indices if 0 <= i < self.rowCount()]
+        flags = QItemSelectionModel.SelectionFlag
+        selection = QItemSelection()
+        for row in rows:
+            selection.select(self.model().index(row, 0), self.model().index(row, self.columnCount() - 1))
+        self.blockSignals(True)
+        self.selectionModel().select(selection, flags.ClearAndSelect)
+        if rows:
+            self.selectionModel().setCurrentIndex(self.model().index(rows[0], 0), flags.NoUpdate)
+            self.scrollToItem(self.item(rows[0], 0))
+        self.blockSignals(False)
+
+    def selected_cycles(self) -> list[int]:
+        return sorted(index.row() for index in self.selectionModel().selectedRows())
+
     def current_cycle(self) -> int | None:
-        rows = self.selectionModel().selectedRows()
-        return rows[0].row() if rows else None
+        """The row with the focus when it is selected, else the first selected one."""
+        rows = self.selected_cycles()
+        if not rows:
+            return None
+        return self.currentRow() if self.currentRow() in rows else rows[0]
 
     def _selection_changed(self) -> None:
         index = self.current_cycle()

@@ -131,8 +131,11 @@ class TaskQueue(QObject):
             self.busy.emit(False)
 
     def cancel_all(self) -> None:
-        """Cancels the running task; the waiting ones are dropped without starting."""
-        self._pending.clear()
+        """Cancels the running task; the waiting ones are dropped without starting (each says `cancelled`)."""
+        dropped, self._pending = self._pending, deque()
+        for task in dropped:
+            task.cancelled.emit()
+            task.deleteLater()
         if self.current is not None:
             self.current.cancel()
 

@@ -10,15 +10,17 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from superqt.utils import qthrottled
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow, QMenu, QMessageBox, QProgressBar,
-                               QPushButton, QTabWidget, QToolBar)
+                               QPushButton, QStyle, QStyleOptionComboBox, QStylePainter, QTabWidget, QToolBar)
 
 from lungkd.core.models.inventory import ModelEntry, find_models, shipped_models_folder
 from lungkd.core.text import html_text, printable
 
+from .annotation_actions import AnnotationActions, ask_to_save
 from .engine import TaskQueue
 from .model_notes import ModelNotesLabel
 from .playback import Player
 from .recordings_page import RecordingsPage
+from .review_mode import ReviewMode
 from .runs_view import RunsView
 from .theme import STYLE_SHEET, application_icon
 from .wizard import TrainingWizard
@@ -41,6 +43,33 @@ def model_label(entry: ModelEntry) -> str:
     return f"{entry.name} — Score {entry.score:.1f}" + (f" on {entry.scored_on}" if entry.scored_on else "")
 
 
+class ModelPicker(QComboBox):
+    """The model picker. Model names are long (experiment, role, seed, the data of the Score) and the toolbar is
+    not: a name that does not fit ends in an ellipsis instead of being cut mid-word, and the tooltip has it
+    whole."""
+
+    DESCRIPTION = "The model that analyses the recordings: the workspace's models and the shipped demo, best test " \
+                  "Score first"
+
+    def __init__(self):
+        super().__init__(minimumContentsLength=40)
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.setToolTip(self.DESCRIPTION)
+        self.currentTextChanged.connect(lambda text: self.setToolTip(
+            f"<qt>{html_text(text)}<br><br>{self.DESCRIPTION}</qt>" if text else self.DESCRIPTION))
+
+    def paintEvent(self, event) -> None:
+        painter = QStylePainter(self)
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
+        field = self.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, option,
+                                            QStyle.SubControl.SC_ComboBoxEditField, self)
+        option.currentText = self.fontMetrics().elidedText(option.currentText, Qt.TextElideMode.ElideRight,
+                                                           field.width())
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
+
+
 class MainWindow(QMainWindow):
     def __init__(self, workspace: Path, store: QSettings | None = None):
         super().__init__()
@@ -49,7 +78,7 @@ class MainWindow(QMainWindow):
         self.queue = TaskQueue(self)
         self.player = Player(self)
         self.last_error: QMessageBox | None = None
-        self.setWindowTitle(f"LungKD Studio — {printable(str(self.workspace))}")
+        self.setWindowTitle(f"LungKD Studio — {printable(str(self.workspace))}[*]")  # [*]: unsaved edits
         self.setStyleSheet(STYLE_SHEET)
         self.resize(1440, 900)
         self.setAcceptDrops(True)
@@ -64,11 +93,16 @@ class MainWindow(QMainWindow):
         self.wizard: TrainingWizard | None = None
         self.setCentralWidget(self.pages)
         self._build_status_bar()
+        self.editing = AnnotationActions(self.recordings, self)
+        self.review = ReviewMode(self.recordings, self.editing, self)
         self._build_actions()
 
         self.recordings.status.connect(self.status_message)
         self.recordings.error.connect(self.show_error)
         self.recordings.selection_changed.connect(self._update_actions)
+        self.recordings.documents_changed.connect(
+            lambda: self.setWindowModified(any(d.modified for d in self.recordings.documents.values())))
+        self.review.train_requested.connect(self.train_on)
         # a training step or a recording per event: the status bar needs at most ten updates a second
         self._show_progress = qthrottled(self._progress, timeout=100, parent=self)
         self.queue.progress.connect(self._show_progress)
@@ -98,7 +132,7 @@ class MainWindow(QMainWindow):
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         self.export_action = self._action("&Export cycles as CSV…", self.export_dialog, "Ctrl+E",
                                           "Every analysed cycle of the open recordings, one row each")
-        self.remove_action = self._action("&Close recording", page.remove_current, QKeySequence.StandardKey.Close)
+        self.remove_action = self._action("&Close recording", self.close_recording, QKeySequence.StandardKey.Close)
         quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.play_action = self._action("&Play / stop", page.toggle_playback, "Space",
                                         "Play the selected cycle (or what is in view); double click a cycle to play it")
@@ -111,11 +145,16 @@ class MainWindow(QMainWindow):
         cancel = self._action("&Cancel", self.queue.cancel_all, "Esc")
         self.train_action = self._action("&Train and distil…", self.open_wizard, "Ctrl+T",
                                          "Train teachers, build soft labels and distil a student, step by step")
+        self.teachers_action = self._action("Show the &teachers' votes", page.set_show_teachers, None,
+                                            "Each teacher's vote and their ensemble beside the model (when the "
+                                            "model is an experiment's student)")
+        self.teachers_action.setCheckable(True)
         experiments = self._action("&Experiments", lambda: (self.runs.refresh(), self.pages.setCurrentWidget(self.runs)),
                                    "Ctrl+R", "The workspace's experiments with their Scores")
         menus = {"&File": (self.open_action, self.open_folder_action, self.recent_menu, None, self.export_action,
                            self.remove_action, None, quit_action),
-                 "&View": (zoom_in, zoom_out, fit, None, next_cycle, previous_cycle),
+                 "&Edit": (*self.editing.menu_actions(), None, self.review.toggle),
+                 "&View": (zoom_in, zoom_out, fit, None, next_cycle, previous_cycle, None, self.teachers_action),
                  "&Analysis": (self.play_action, None, refresh, cancel),
                  "&Training": (self.train_action, experiments)}
         for title, actions in menus.items():
@@ -136,10 +175,7 @@ class MainWindow(QMainWindow):
             toolbar.addAction(action)
         toolbar.addSeparator()
         toolbar.addWidget(QLabel(" Model "))
-        self.model_picker = QComboBox(minimumContentsLength=40)
-        self.model_picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.model_picker.setToolTip("The model that analyses the recordings: the workspace's models and the "
-                                     "shipped demo, best test Score first")
+        self.model_picker = ModelPicker()
         self.model_picker.currentIndexChanged.connect(self._model_chosen)
         toolbar.addWidget(self.model_picker)
         self.model_notes = ModelNotesLabel()
@@ -159,6 +195,8 @@ class MainWindow(QMainWindow):
         self.remove_action.setEnabled(page.current is not None)
         self.play_action.setEnabled(self.player.available and page.current is not None)
         self.play_action.setToolTip(self.player.unavailable_reason or "Play the selected cycle (Space)")
+        self.teachers_action.setEnabled(bool(page.teacher_folders))
+        self.teachers_action.setChecked(page.show_teachers)
 
     # ---------------------------------------------------------------- models
 
@@ -300,6 +338,16 @@ class MainWindow(QMainWindow):
         self.wizard.raise_()
         return self.wizard
 
+    def train_on(self, folder: Path) -> TrainingWizard | None:
+        """The wizard with this folder of (corrected) recordings as its data; it trains on the files on disk,
+        so unsaved edits are offered for saving first."""
+        if not ask_to_save(self, list(self.recordings.documents.values()), "training on the files on disk"):
+            return None
+        wizard = self.open_wizard()
+        wizard.use_data_folder(folder)
+        self.status_message(f"The wizard trains on {folder}.")
+        return wizard
+
     def _experiment_ended(self, finished: bool) -> None:
         """New models and Scores: the picker and the Experiments page show them at once."""
         if finished:
@@ -340,7 +388,16 @@ class MainWindow(QMainWindow):
         box.open()
         return box
 
+    def close_recording(self) -> None:
+        page = self.recordings
+        if page.current is not None and ask_to_save(self, [page.documents[page.current.path]]
+                                                    if page.current.path in page.documents else []):
+            page.remove_current()
+
     def closeEvent(self, event) -> None:
+        if not ask_to_save(self, list(self.recordings.documents.values())):
+            event.ignore()
+            return
         if self.wizard is not None and not self.wizard.close():  # it asks while training runs
             event.ignore()
             return

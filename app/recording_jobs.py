@@ -13,6 +13,7 @@ import numpy as np
 from lungkd.core.analysis.display import display_spectrogram, relative_to_loud_parts
 from lungkd.core.analysis.limits import ModelLimits, load_model_with_limits
 from lungkd.core.analysis.predict import RecordingAnalysis, analyse_samples
+from lungkd.core.data.annotation_io import annotation_path_for, file_digest
 from lungkd.core.data.audio import AUDIO_EXTENSIONS, DecodedAudio, distinct_recordings, load_audio
 from lungkd.core.cancel import Cancelled
 from lungkd.core.errors import LungKDError, Problem
@@ -36,6 +37,8 @@ class OpenRecording:
     spectrogram: Spectrogram
     analysis: RecordingAnalysis | None = None  # None until a model has analysed it
     notice: str = ""  # why there is no analysis, or what the analysis warned about
+    model_folder: Path | None = None  # the model that analysed it
+    annotation_digest: str | None = None  # of the annotation beside it when it was read (None: there was none)
 
     @property
     def samples(self) -> np.ndarray:
@@ -115,18 +118,24 @@ def compute_spectrogram(samples: np.ndarray, sample_rate: int, settings: Spectro
     return Spectrogram(relative_to_loud_parts(db, hz_per_bin), seconds_per_frame, hz_per_bin, settings.image_key())
 
 
+def annotation_digest(audio: Path) -> str | None:
+    """Of the annotation beside the recording as it is now (None: there is none), to tell later whether
+    someone else changed it."""
+    return file_digest(annotation_path_for(audio))
+
+
 def failure(path: Path, exc: Exception) -> FailedRecording:
     """What went wrong in words for the list (the file is named there already), all of it for the details."""
     words = f"{exc.problem.message} {exc.problem.fix}".strip() if isinstance(exc, LungKDError) else str(exc)
     return FailedRecording(path, words or type(exc).__name__, f"{exc}\n\n{traceback.format_exc()}")
 
 
-def _analyse(path: Path, audio: DecodedAudio, model_folder: Path | None, models: ModelCache,
-             cancel) -> tuple[RecordingAnalysis | None, str]:
+def _analyse(path: Path, audio: DecodedAudio, model_folder: Path | None, models: ModelCache, cancel,
+             spans: list[tuple[float, float]] | None = None) -> tuple[RecordingAnalysis | None, str]:
     if model_folder is None:
         return None, "No model chosen: pick one in the toolbar to see predictions."
     model, limits = models.get(model_folder)
-    analysis = analyse_samples(path, audio, model, limits=limits, cancel=cancel)
+    analysis = analyse_samples(path, audio, model, limits=limits, cancel=cancel, spans=spans)
     return analysis, "\n".join(analysis.warnings)
 
 
@@ -155,7 +164,8 @@ def open_job(paths: list[Path], model_folder: Path | None, settings: Spectrogram
     the FailedRecordings of what `expand_paths` left out."""
     def work(path: Path, cancel) -> OpenRecording:
         audio = load_audio(path)
-        recording = OpenRecording(path, audio, compute_spectrogram(audio.samples, audio.sample_rate, settings))
+        recording = OpenRecording(path, audio, compute_spectrogram(audio.samples, audio.sample_rate, settings),
+                                  model_folder=model_folder, annotation_digest=annotation_digest(path))
         recording.analysis, recording.notice = _analyse(path, audio, model_folder, models, cancel)
         return recording
     each = _each_recording(paths, work)
@@ -167,10 +177,29 @@ def open_job(paths: list[Path], model_folder: Path | None, settings: Spectrogram
     return job
 
 
-def reanalyse_job(recordings: list[OpenRecording], model_folder: Path, models: ModelCache):
-    """The open recordings again with another model, from their decoded samples: (path, analysis, notice)."""
-    return _each_recording(recordings, lambda recording, cancel: (
-        recording.path, *_analyse(recording.path, recording.audio, model_folder, models, cancel)))
+@dataclass
+class Analysed:
+    """A model's predictions for a recording: of the cycles it found (spans None), or of given spans."""
+
+    path: Path
+    model_folder: Path
+    analysis: RecordingAnalysis
+    notice: str
+    annotation_digest: str | None = None
+
+
+def reanalyse_job(requests: list[tuple[OpenRecording, list[tuple[float, float]] | None]], model_folder: Path,
+                  models: ModelCache):
+    """Open recordings (again) with a model, from their decoded samples: of the cycles found beside each when
+    its spans are None, else of those spans (an annotation being edited). Analysed results."""
+    spans = {recording.path: given for recording, given in requests}
+
+    def work(recording: OpenRecording, cancel) -> Analysed:
+        given = spans[recording.path]
+        digest = annotation_digest(recording.path) if given is None else None
+        return Analysed(recording.path, model_folder,
+                        *_analyse(recording.path, recording.audio, model_folder, models, cancel, given), digest)
+    return _each_recording([recording for recording, _ in requests], work)
 
 
 def spectrogram_job(samples: np.ndarray, sample_rate: int, settings: SpectrogramSettings):

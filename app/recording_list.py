@@ -3,36 +3,47 @@ whether the recording is unlike the model's training data.
 A file that could not be opened stays in the list with its error (double click for the details)."""
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem
 
+from lungkd.core.labels import CLASS_NAMES
 from lungkd.core.text import html_text
 
+from .annotation_editing import CycleDocument
 from .recording_jobs import FailedRecording, OpenRecording
-from .theme import CLASS_COLOURS, MISMATCH, MUTED, NOTICE
+from .theme import CLASS_COLOURS, EDITED, MISMATCH, MUTED, NOTICE
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
 
 
-def summary_html(recording: OpenRecording) -> str:
-    """Name; duration, rate, device; cycles and where they came from; predicted classes and mismatches."""
+def summary_html(recording: OpenRecording, document: CycleDocument | None = None,
+                 model_folder: Path | None = None) -> str:
+    """Name (marked when its annotation has unsaved edits or changed on disk); duration, rate, device;
+    cycles and where they came from; predicted classes and mismatches."""
     a = recording.analysis
     facts = [f"{recording.duration:.1f} s", f"{recording.sample_rate / 1000:g} kHz"] + ([a.device] if a and a.device
                                                                                        else [])
-    lines = [f"<b>{html_text(recording.path.name)}</b>",
-             f"<span style='color:{MUTED.name()}'>{html_text(' · '.join(facts))}</span>"]
-    if a is None:
+    name = f"<b>{html_text(recording.path.name)}</b>"
+    if document is not None and document.modified:
+        name += f"<br><span style='color:{EDITED.name()}'>● unsaved edits</span>"
+    if document is not None and document.changed_on_disk:
+        name += f"<br><span style='color:{MISMATCH.name()}'>⚠ its annotation changed on disk</span>"
+    lines = [name, f"<span style='color:{MUTED.name()}'>{html_text(' · '.join(facts))}</span>"]
+    if document is None:
         lines.append(f"<span style='color:{MUTED.name()}'>not analysed</span>")
     else:
-        counts = "&nbsp; ".join(f"<span style='color:{CLASS_COLOURS[name].name()}'>■</span>&nbsp;{n}&nbsp;{name}"
-                                for name, n in a.class_counts().items() if n)
-        mismatches = sum(c.matches is False for c in a.cycles)
+        cycles = document.shown(model_folder)
+        counts = Counter(CLASS_NAMES[c.predicted] for c in cycles if c.predicted is not None)
+        counts_html = "&nbsp; ".join(f"<span style='color:{CLASS_COLOURS[n].name()}'>■</span>&nbsp;{counts[n]}&nbsp;{n}"
+                                     for n in CLASS_NAMES if counts[n])
+        mismatches = sum(c.matches is False for c in cycles)
         flag = f" · <span style='color:{MISMATCH.name()}'>✗ {mismatches} unlike annotated</span>" * bool(mismatches)
-        source = f"<span style='color:{MUTED.name()}'>{len(a.cycles)} cycles ({a.cycle_source})</span>"
-        lines += [source + flag, counts]
-        if a.unlike_training:
+        lines += [f"<span style='color:{MUTED.name()}'>{len(cycles)} cycles ({document.cycle_source})</span>" + flag,
+                  counts_html]
+        if any(c.recording_unlike for c in cycles):
             lines.append(f"<span style='color:{NOTICE.name()}'>⚠ unlike the model's training data</span>")
     return "<br>".join(lines)
 
@@ -56,12 +67,13 @@ class RecordingList(QListWidget):
         self.currentItemChanged.connect(self._current_changed)
         self.itemDoubleClicked.connect(self._double_clicked)
 
-    def show_result(self, result: OpenRecording | FailedRecording) -> QListWidgetItem:
+    def show_result(self, result: OpenRecording | FailedRecording, document: CycleDocument | None = None,
+                    model_folder: Path | None = None) -> QListWidgetItem:
         """Adds the recording, or updates its entry when it is already listed."""
         item = self.item_for(result.path) or QListWidgetItem(self)
         item.setData(PATH_ROLE, result.path)
-        label = QLabel(summary_html(result) if isinstance(result, OpenRecording) else failure_html(result),
-                       wordWrap=True)
+        label = QLabel(summary_html(result, document, model_folder) if isinstance(result, OpenRecording)
+                       else failure_html(result), wordWrap=True)
         label.setContentsMargins(6, 4, 6, 4)
         label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         if isinstance(result, FailedRecording):

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 from lungkd.core.labels import CLASS_NAMES
 from lungkd.core.text import html_text
 
+from .annotation_editing import ShownCycle
 from .recording_jobs import OpenRecording, Spectrogram
 from .spectrogram_settings import SpectrogramSettings
 from .theme import (CLASS_COLOURS, DOUBTED, INK, MISMATCH, MUTED, PLOT_BACKGROUND, class_colour, colour_map,
@@ -52,6 +53,8 @@ class RecordingView(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.recording: OpenRecording | None = None
+        self.cycles: list[ShownCycle] = []  # what the cycle track shows, from the recording's CycleDocument
+        self.edited = False  # the cycles are no longer as the analysis found them
         self.title = QLabel(objectName="heading")
         self.plots = pg.GraphicsLayoutWidget()
         self.plots.setBackground(PLOT_BACKGROUND)
@@ -84,6 +87,7 @@ class RecordingView(QWidget):
 
         self._cycle_items: list[pg.GraphicsObject] = []
         self._labels: list[CycleLabel] = []
+        self._spare_labels: list[pg.TextItem] = []  # made once, reused: an edit redraws every label
         self.selection = [self._overlay(pg.LinearRegionItem(movable=False, brush=(0, 0, 0, 0),
                                                             pen=pg.mkPen(pen, width=2)), plot)
                           for plot, pen in ((self.wave, INK), (self.track, INK), (self.spec, "w"))]
@@ -131,7 +135,8 @@ class RecordingView(QWidget):
 
     # ---------------------------------------------------------------- content
 
-    def show_recording(self, recording: OpenRecording, settings: SpectrogramSettings) -> None:
+    def show_recording(self, recording: OpenRecording, settings: SpectrogramSettings, cycles: list[ShownCycle],
+                       *, edited: bool = False) -> None:
         self.recording = recording
         duration = recording.duration
         peak = float(np.abs(recording.samples).max()) or 1.0
@@ -140,7 +145,7 @@ class RecordingView(QWidget):
             plot.setLimits(xMin=0, xMax=duration)
         self.set_spectrogram(recording.spectrogram)
         self.apply_settings(settings)
-        self.set_analysis()
+        self.set_analysis(cycles, edited=edited)
         self.set_play_position(None)
         self.wave.setXRange(0, duration, padding=0)
 
@@ -155,42 +160,54 @@ class RecordingView(QWidget):
         nyquist = self.recording.sample_rate / 2 if self.recording else settings.fmax
         self.spec.setYRange(min(settings.fmin, nyquist - 100), min(settings.fmax, nyquist), padding=0)
 
-    def set_analysis(self) -> None:
-        """Draws the cycles of the current recording's analysis (none before a model has run)."""
+    def set_analysis(self, cycles: list[ShownCycle], *, edited: bool = False) -> None:
+        """Draws the cycles (none before a model has run); one the model has not seen yet is grey, and so is
+        a prediction not to be trusted (the cycle or its recording unlike the model's training data)."""
         for item in self._cycle_items:
             item.getViewBox().removeItem(item)
+        self._spare_labels += [label.item for label in self._labels]
         self._cycle_items, self._labels = [], []
+        self.cycles, self.edited = list(cycles), edited
         self.select_cycle(None)
         recording = self.recording
-        analysis = recording.analysis if recording else None
         self.title.setText(self._title())
-        warnings = analysis.warnings if analysis else []
+        warnings = recording.analysis.warnings if recording and recording.analysis else []
         self.title.setToolTip(f"<qt>{'<br>'.join(html_text(w) for w in warnings)}</qt>" if warnings else "")
-        annotated = [c for c in analysis.cycles if c.truth is not None] if analysis else []
+        annotated = [c for c in cycles if c.truth is not None]
         self.track.getAxis("left").setTicks([[(1.5, "model")] + ([(0.5, "annotated")] if annotated else [])])
-        if analysis is None or not analysis.cycles:
+        if not cycles:
             return
-        cycles = analysis.cycles
-        predicted = [DOUBTED if analysis.doubted(c) else class_colour(c.predicted) for c in cycles]
+        predicted = [MUTED if c.predicted is None else DOUBTED if c.doubted else class_colour(c.predicted)
+                     for c in cycles]
         # one item per lane rather than one per cycle: an hour of breathing stays quick to draw and to drop
+        alphas = [confidence_alpha(c.confidence or 0.0) for c in cycles]  # a cycle not predicted yet: faint
         self._bars(self.wave, cycles, -1.05, 2.1,
-                   [translucent(colour, confidence_alpha(c.confidence) // 2) for colour, c in zip(predicted, cycles)],
+                   [translucent(colour, alpha // 2) for colour, alpha in zip(predicted, alphas)],
                    [pg.mkPen(colour.darker(130), width=1) for colour in predicted], z=-10)
         self._bars(self.track, cycles, 1.06, 0.88,
-                   [translucent(colour, confidence_alpha(c.confidence)) for colour, c in zip(predicted, cycles)])
+                   [translucent(colour, alpha) for colour, alpha in zip(predicted, alphas)])
         if annotated:
             self._bars(self.track, annotated, 0.06, 0.88, [translucent(class_colour(c.truth), 110) for c in annotated],
                        [pg.mkPen(MISMATCH, width=2) if c.matches is False else None for c in annotated])
+            unlabelled = [c for c in cycles if c.truth is None]
+            if unlabelled:
+                self._bars(self.track, unlabelled, 0.06, 0.88, [translucent(MUTED, 25)] * len(unlabelled),
+                           [pg.mkPen(MUTED, width=1, style=Qt.PenStyle.DashLine)] * len(unlabelled))
         boundaries = np.repeat([c.start for c in cycles], 2)
         self._add(self.spec, pg.PlotCurveItem(boundaries, np.tile([0.0, recording.sample_rate / 2], len(cycles)),
                                               connect="pairs", pen=pg.mkPen((255, 255, 255, 120), width=1)))
         for cycle, colour in zip(cycles, predicted):
-            name, confidence = CLASS_NAMES[cycle.predicted], f"{cycle.confidence:.0%}"
-            texts = (f"{name} {confidence}", name, confidence)
-            if cycle.unlike_training and not analysis.unlike_training:  # a whole recording: the notice above says so
-                texts = (f"{texts[0]} · unlike training", *texts)
-            self._label(texts, cycle, 1.5, colour.darker(170))
-            if cycle.truth is not None:
+            if cycle.predicted is None:
+                self._label(("predicting…", "…"), cycle, 1.5, MUTED)
+            else:
+                name, confidence = CLASS_NAMES[cycle.predicted], f"{cycle.confidence:.0%}"
+                texts = (f"{name} {confidence}", name, confidence)
+                if cycle.unlike_training and not cycle.recording_unlike:  # a whole recording: the notice says so
+                    texts = (f"{texts[0]} · unlike training", *texts)
+                self._label(texts, cycle, 1.5, colour.darker(170))
+            if cycle.truth is None and annotated:
+                self._label(("no class", "?"), cycle, 0.5, MUTED)
+            elif cycle.truth is not None:
                 truth = CLASS_NAMES[cycle.truth]
                 mismatch = cycle.matches is False
                 self._label((f"{truth}  ✗", "✗") if mismatch else (truth,), cycle, 0.5,
@@ -208,13 +225,15 @@ class RecordingView(QWidget):
         if a is None:
             return f"{head} · <i>{html_text(r.notice)}</i>"
         source = SOURCE_WORDS.get(a.cycle_source, a.cycle_source)
-        if a.cycle_source == "fixed windows":
-            title = (f"{head} · {len(a.cycles)} cycles <b style='color:{MISMATCH.name()}'>{source}</b>"
+        if self.edited:  # the segmentation's confidence was of the cycles as found, not as edited
+            title = f"{head} · {len(self.cycles)} cycles, edited (first {source})"
+        elif a.cycle_source == "fixed windows":
+            title = (f"{head} · {len(self.cycles)} cycles <b style='color:{MISMATCH.name()}'>{source}</b>"
                      f" — {html_text(a.fallback_reason or 'no breathing cycles were found')}")
         else:
             if a.segmentation_confidence is not None:
                 source += f", {a.segmentation_confidence:.0%} sure (a breath every {a.breathing_period:.1f} s)"
-            title = f"{head} · {len(a.cycles)} cycles {source}"
+            title = f"{head} · {len(self.cycles)} cycles {source}"
         if a.warnings:  # e.g. an annotation without a usable cycle, replaced by the segmentation
             first = a.warnings[0] if len(a.warnings[0]) <= 200 else a.warnings[0][:199] + "…"
             more = f" (and {len(a.warnings) - 1} more: hover for all)" if len(a.warnings) > 1 else ""
@@ -233,13 +252,20 @@ class RecordingView(QWidget):
                                         brushes=brushes, pens=pens), z=z)
 
     def _label(self, texts: tuple[str, ...], cycle, y: float, colour: QColor) -> None:
-        label = pg.TextItem(texts[0], color=colour, anchor=(0.5, 0.5))
-        self._add(self.track, label, z=10)
+        if self._spare_labels:
+            label = self._spare_labels.pop()
+            label.setText(texts[0], color=colour)
+        else:
+            label = pg.TextItem(texts[0], color=colour, anchor=(0.5, 0.5))
+            label.setZValue(10)
+            self.track.addItem(label, ignoreBounds=True)
         self._labels.append(CycleLabel(label, cycle.start, cycle.end, y, texts))
 
     def _place_labels(self) -> None:
         """Puts each label in the middle of the visible part of its cycle, in the longest wording that fits
         there and clears the label before it in its lane (annotated cycles may overlap), or hides it."""
+        for spare in self._spare_labels:
+            spare.setVisible(False)
         seconds_per_pixel = self.track.vb.viewPixelSize()[0] if self.track.vb.width() else 0
         x0, x1 = self.track.vb.viewRange()[0]
         lane_end: dict[float, float] = {}  # where the last label shown in each lane ends, s
@@ -261,7 +287,7 @@ class RecordingView(QWidget):
     # ---------------------------------------------------------------- selection, playback, zoom
 
     def select_cycle(self, index: int | None) -> None:
-        cycles = self.recording.analysis.cycles if self.recording and self.recording.analysis else []
+        cycles = self.cycles
         visible = index is not None and 0 <= index < len(cycles)
         for region in self.selection:
             region.setVisible(visible)
@@ -308,8 +334,7 @@ class RecordingView(QWidget):
         return None, None
 
     def cycle_at(self, seconds: float) -> int | None:
-        cycles = self.recording.analysis.cycles if self.recording and self.recording.analysis else []
-        return next((i for i, c in enumerate(cycles) if c.start <= seconds < c.end), None)
+        return next((i for i, c in enumerate(self.cycles) if c.start <= seconds < c.end), None)
 
     def _mouse_clicked(self, event) -> None:
         plot, point = self._plot_at(event.scenePos())
@@ -340,10 +365,11 @@ class RecordingView(QWidget):
         index = self.cycle_at(seconds)
         if index is None:
             return text
-        c = self.recording.analysis.cycles[index]
+        c = self.cycles[index]
         truth = "" if c.truth is None else f", annotated {CLASS_NAMES[c.truth]}"
+        prediction = "not predicted yet" if c.predicted is None else f"{CLASS_NAMES[c.predicted]} {c.confidence:.0%}"
         bounds = "" if c.segmentation_confidence is None else f", its bounds {c.segmentation_confidence:.0%} sure"
-        return f"{text}   cycle {index + 1}: {CLASS_NAMES[c.predicted]} {c.confidence:.0%}{truth}{bounds}"
+        return f"{text}   cycle {index + 1}: {prediction}{truth}{bounds}"
 
     def _level_at(self, seconds: float, hz: float) -> float | None:
         s = self.recording.spectrogram

@@ -16,6 +16,7 @@ CLASS_COLOURS = {
     "both": QColor(148, 72, 190),
 }
 MISMATCH = QColor(214, 39, 40)
+EDITED = QColor(196, 120, 0)  # unsaved edits
 DOUBTED = QColor(150, 152, 156)  # a prediction on a cycle unlike the model's training data
 NOTICE = QColor(138, 90, 0)  # what a user must know about the model or the recording
 INK = QColor(40, 44, 52)
@@ -34,6 +35,10 @@ QHeaderView::section { background: #eef0f3; border: none; border-bottom: 1px sol
                        font-weight: 600; color: #3a404b; }
 QLabel#readout { color: #3a404b; font-family: monospace; padding: 2px 6px; }
 QLabel#heading { font-weight: 600; color: #3a404b; padding: 4px 2px; }
+QLabel#hint { color: #6e747e; }
+QLabel#reason { color: #1d2330; }
+QWidget#editBar, QWidget#reviewBar { background: #eef0f3; border-radius: 4px; }
+QWidget#reviewBar { background: #fff4dc; }
 QLabel#notice { background: #fff4d6; border: 1px solid #e8c76a; border-radius: 4px; color: #5c4300; padding: 4px 8px; }
 QLabel#model_notes { color: #3a404b; padding: 0 4px; }
 QToolBar { spacing: 6px; border: none; background: #eef0f3; padding: 3px; }

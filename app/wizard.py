@@ -5,6 +5,7 @@ Every page edits one experiment recipe (core.recipes); Run drives core.experimen
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import pyqtgraph as pg
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import (QAbstractScrollArea, QCheckBox, QComboBox, QDoubl
                                QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QProgressBar, QPushButton, QSizePolicy,
                                QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWizard, QWizardPage)
 
+from lungkd.core.data.metadata import SPLIT_FILE
 from lungkd.core.data.sources import trainability_problem
 from lungkd.core.kd.progress import describe
 from lungkd.core.kd.report import selection_notes
@@ -22,7 +24,7 @@ from lungkd.core.labels import CLASS_NAMES
 from lungkd.core.models.registry import ARCHITECTURES, SIZES
 from lungkd.core.recipes import (SELECTIONS, ExperimentRecipe, SecondGeneration, SoftLabelSpec, SyntheticData,
                                  load_experiment, recipe_to_toml, shipped_recipes_folder)
-from lungkd.core.workspace.layout import MODEL_FOLDER, experiment_folder, student_run_folder
+from lungkd.core.workspace.layout import MODEL_FOLDER, experiment_folder, student_run_folder, valid_name
 
 from .engine import EngineTask, TaskQueue
 
@@ -112,6 +114,18 @@ class TrainingWizard(QWizard):
                       ResultsPage()]
         for page in self.pages:
             self.addPage(page)
+
+    def use_data_folder(self, folder: Path) -> None:
+        """Train on a folder of recordings (e.g. the ones just reviewed), under a new experiment name: the
+        folder's annotations changed, and an experiment refuses changed data. Without a split file beside
+        the recordings, the split is patient-wise."""
+        folder = Path(folder)
+        split = self.recipe.data.split if next(folder.rglob(SPLIT_FILE), None) else "patient"
+        data = self.recipe.data.replace(path=str(folder), synthetic=None, split=split)
+        name = valid_name(folder.name, time.strftime("-%Y%m%d-%H%M%S"))
+        self.recipe = self.recipe.replace(data=data, name=name)
+        self.pages[0].clear_inspection()  # the old table described other data
+        self.restart()
 
     def load_recipe(self, path: Path) -> None:
         self.recipe = load_experiment(path)

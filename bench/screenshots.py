@@ -30,7 +30,7 @@ def main() -> int:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from lungkd.app.main import settle
+    from lungkd.app.main import demo_recordings, settle
     from lungkd.app.main_window import MainWindow
 
     recordings = sorted(args.data.glob("*.wav"))
@@ -42,7 +42,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         store = QSettings(str(tmp / "studio.ini"), QSettings.Format.IniFormat)
-        window = MainWindow(args.workspace or tmp / "workspace", store)
+        workspace = args.workspace or tmp / "workspace"
+        window = MainWindow(workspace, store)
         window.resize(1440, 900)
         window.show()
         page = window.recordings
@@ -53,13 +54,18 @@ def main() -> int:
             window.grab().save(str(path))
             print(path)
 
+        demo = demo_recordings(workspace)
+        window.open_paths([demo])  # what a new workspace opens with (app/main.py)
+        window.queue.wait_idle()
         shot("01-first-start")
+        close_all(page)
         unannotated = tmp / "no-annotation"
         unannotated.mkdir()
-        (unannotated / recordings[1].name).symlink_to(recordings[1])
+        # another recording than the four annotated ones: two files of one recording would be one left out
+        (unannotated / recordings[4].name).symlink_to(recordings[4])
         broken = tmp / "damaged-recording.wav"
         broken.write_bytes(b"RIFF\x00\x00")
-        window.open_paths(recordings[:4] + [broken, unannotated / recordings[1].name])
+        window.open_paths(recordings[:4] + [broken, unannotated / recordings[4].name])
         window.queue.wait_idle()
         page.recording_list.setCurrentRow(0)
         cycles = page.current.analysis.cycles
@@ -75,8 +81,83 @@ def main() -> int:
         settle(app, 800)  # the bar waits for the user to pause before applying
         shot("04-zoomed-greyscale")
         wizard_pages(app, window, args.out)
+        window.wizard.close()
+        editing_and_review(app, window, workspace, demo, shot)
         window.close()
     return 0
+
+
+def close_all(page) -> None:
+    """Every recording closed, and the files that could not be opened taken off the list."""
+    while page.recordings:
+        page.recording_list.setCurrentItem(page.recording_list.item_for(next(iter(page.recordings))))
+        page.remove_current()
+    for path in list(page.recording_list.failures):
+        page.recording_list.remove(path)
+
+
+def editing_and_review(app, window, workspace: Path, demo: Path, shot) -> None:
+    """Editing, on the first-start recordings: a class changed, a cycle added by dragging (no class yet), a
+    shared boundary being dragged.
+    Review: generated recordings whose annotations are 20 % wrong, analysed by the student of a small
+    experiment; its three teachers' votes and their ensemble show in the table. The teachers and the
+    student start from the shipped demo model and are fine-tuned for two epochs here, so this takes a few
+    minutes on a CPU, not the hours of a full experiment."""
+    from lungkd.app.edit_overlay import Drag, edge_limits
+    from lungkd.app.main import settle
+    from lungkd.core.data.synth import write_synthetic_dataset
+    from lungkd.core.kd.experiment import Experiment
+    from lungkd.core.models.inventory import shipped_models_folder
+    from lungkd.core.recipes import parse_experiment
+
+    page = window.recordings
+    page.spectrogram_bar.colour_map.setCurrentText("viridis")
+    page.spectrogram_bar.spins["fmax"].setValue(2000)
+    close_all(page)
+    window.open_paths([demo])
+    window.queue.wait_idle()
+    page.recording_list.setCurrentRow(0)
+    settle(app, 800)
+    page.view.fit()
+    document = page.current_document()
+    document.set_labels({1: 1})
+    last = document.spans[-1]
+    document.delete([len(document.spans) - 1])
+    document.add(last.start + 0.3, min(last.end + 0.3, document.duration - 0.05))
+    window.queue.wait_idle()
+    page.select_cycle(3)
+    edges = [(2, "end"), (3, "start")]
+    drag = Drag("edges", document.spans[2].end, edges, edge_limits(document.spans, edges, document.duration))
+    page.editor.drag_to(drag, document.spans[2].end + 0.7)  # the mouse is still down: the boundary's new place
+    shot("11-editing")
+    page.editor.set_document(document)  # the drag let go without moving anything
+    for document in page.documents.values():
+        document.undo_stack.setClean()  # nothing is saved: the next screenshots start from the same files
+    close_all(page)
+
+    demo = str(shipped_models_folder() / "demo-cnn6")
+    fine_tune = {"epochs": 2, "batch_size": 16, "lr": 3e-4}
+    recipe = parse_experiment({
+        "name": "screenshot-teachers", "selection": "last",
+        "data": {"synthetic": {"recordings": 48, "seed": 11, "label_noise": 0.1}},
+        "teachers": {"arch": "cnn6", "size": "tiny", "pretrained": demo, "k": 3, "train": fine_tune},
+        "students": [{"arch": "cnn6", "size": "tiny", "pretrained": demo, "labels": "mean_3", "seeds": [1],
+                      "train": fine_tune}]})
+    experiment = Experiment(recipe, workspace)
+    experiment.run()
+    noisy = workspace / "datasets" / "noisy-labels"
+    write_synthetic_dataset(noisy, recordings=6, seed=12, label_noise=0.2)
+    window.open_paths([noisy])
+    window.queue.wait_idle()
+    window.use_model(str(experiment.folder / "students" / "cnn6-mean_3-seed-1" / "model"))
+    window.review.toggle.setChecked(True)
+    window.queue.wait_idle()
+    settle(app, 400)
+    for _ in range(2):
+        window.review.next.trigger()
+    settle(app, 400)
+    shot("12-review")
+    window.review.toggle.setChecked(False)
 
 
 def wizard_pages(app, window, out: Path) -> None:

@@ -2,8 +2,10 @@
 probe that should tick every 10 ms, while
 
   1. the demo experiment (tiny models, shortened) trains from the engine thread, once with each executor: in
-     the window's own process (inprocess) and in child processes (process, the window's default), and
-  2. a 10-minute recording is loaded and analysed by the main window.
+     the window's own process (inprocess) and in child processes (process, the window's default),
+  2. a 10-minute recording is loaded and analysed by the main window, and
+  3. its cycles are edited: boundaries dragged and classes set, each edit redrawn at once and its changed
+     cycles predicted again in the engine thread.
 
     QT_QPA_PLATFORM=offscreen python bench/ui_latency.py [--minutes 10] [--workspace DIR]
 
@@ -99,7 +101,8 @@ def demo_training(workspace: Path, executor_name: str) -> dict:
     return {**probe.stop(), "seconds": time.perf_counter() - started, "events": len(events)}
 
 
-def long_recording(workspace: Path, minutes: float) -> str:
+def long_recording(workspace: Path, minutes: float) -> tuple[str, object]:
+    """Loads the recording; returns the measurement and the window, still open, for the editing run."""
     from lungkd.app.main_window import MainWindow
 
     sr = 4000
@@ -118,30 +121,65 @@ def long_recording(workspace: Path, minutes: float) -> str:
     for _ in range(20):  # let the view draw the result
         QApplication.processEvents()
     elapsed = time.perf_counter() - started
+    return f"{_stalls(probe.stop())} over {elapsed:.0f} s ({minutes:g} min at {sr} Hz)", window
+
+
+def editing(window, edits: int = 20) -> str:
+    """Edits as a clinician makes them, one after another: each is drawn at once (plots, table, list) on the
+    GUI thread; its changed cycles are then predicted in the engine thread (from the decoded samples the
+    window holds), and the next edit waits for that, so "drawn in" is the redraw alone."""
+    page = window.recordings
+    document = page.current_document()
+    redraws = []
+    probe = StallProbe()
+    probe.start()
+    started = time.perf_counter()
+    for number in range(edits):
+        index = (number * 7) % (len(document.spans) - 1)
+        window.queue.wait_idle(600000)  # the previous edit's cycles predicted: the redraw has the CPU alone
+        before = time.perf_counter()
+        if number % 2:
+            document.set_labels({index: number % 4})
+        else:
+            document.move_edges([(index, "end")], document.spans[index].end - 0.2)
+        redraws.append(time.perf_counter() - before)
+        loop = QEventLoop()
+        QTimer.singleShot(500, loop.quit)
+        loop.exec()
+    window.queue.wait_idle(600000)
+    elapsed = time.perf_counter() - started
+    for document in page.documents.values():
+        document.undo_stack.setClean()  # nothing to save: no "save before closing?"
     window.close()
-    return f"{_stalls(probe.stop())} over {elapsed:.0f} s ({minutes:g} min at {sr} Hz)"
+    redraw_ms = np.array(redraws) * 1000
+    return (f"{_stalls(probe.stop())} over {elapsed:.0f} s; {edits} edits of {len(document.spans)} cycles, each "
+            f"drawn in {np.median(redraw_ms):.0f} ms (median), {redraw_ms.max():.0f} ms at most")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--workspace", type=Path)
+    parser.add_argument("--only-recording", action="store_true", help="skip the training measurement")
     args = parser.parse_args()
     app = QApplication.instance() or QApplication([])
     workspace = args.workspace or Path(tempfile.mkdtemp(prefix="lungkd-ui-"))
     print(describe())
-    training = {}
-    for name in ("inprocess", "process"):  # each in a workspace of its own: both generate, prepare and train
-        training[name] = demo_training(workspace / f"demo-{name}", name)
-        print(f"demo training, {name} executor: {_stalls(training[name])} over {training[name]['seconds']:.0f} s "
-              f"and {training[name]['events']} engine events", flush=True)
-    print("| executor | longest stall | 99th percentile | wall time |")
-    print("|---|---|---|---|")
-    for name, stats in training.items():
-        print(f"| {name} | {stats['longest_ms']:.0f} ms | {stats['p99_ms']:.0f} ms | {stats['seconds']:.0f} s |")
-    ratio = training["inprocess"]["longest_ms"] / training["process"]["longest_ms"]
-    print(f"longest stall, inprocess / process: {ratio:.1f}x", flush=True)
-    print(f"loading a {args.minutes:g}-minute recording: {long_recording(workspace, args.minutes)}", flush=True)
+    if not args.only_recording:
+        training = {}
+        for name in ("inprocess", "process"):  # each in a workspace of its own: both generate, prepare and train
+            training[name] = demo_training(workspace / f"demo-{name}", name)
+            print(f"demo training, {name} executor: {_stalls(training[name])} over {training[name]['seconds']:.0f} "
+                  f"s and {training[name]['events']} engine events", flush=True)
+        print("| executor | longest stall | 99th percentile | wall time |")
+        print("|---|---|---|---|")
+        for name, stats in training.items():
+            print(f"| {name} | {stats['longest_ms']:.0f} ms | {stats['p99_ms']:.0f} ms | {stats['seconds']:.0f} s |")
+        ratio = training["inprocess"]["longest_ms"] / training["process"]["longest_ms"]
+        print(f"longest stall, inprocess / process: {ratio:.1f}x", flush=True)
+    loading, window = long_recording(workspace, args.minutes)
+    print(f"loading a {args.minutes:g}-minute recording: {loading}", flush=True)
+    print(f"editing its cycles: {editing(window)}", flush=True)
     del app
 
 

@@ -51,6 +51,14 @@ class ModelLimits:
         return None if self.statistics is None else bool(distance > self.statistics.limit)
 
 
+def recording_distance(distances, limit: float | None) -> tuple[float | None, bool | None]:
+    """A recording's distance from the training data (the median of its cycles' distances) and whether it is
+    beyond `limit`; (None, None) when the model cannot tell (no limit) or there is no cycle."""
+    if limit is None or not len(distances):
+        return None, None
+    median = float(np.median(distances))
+    return median, bool(median > limit)
+
 
 def load_model_with_limits(folder: str | Path) -> tuple[torch.nn.Module, ModelLimits]:
     """A saved model in eval mode and the limits its card stores."""

@@ -2,7 +2,8 @@
 
 Cycles come from the annotation file beside the recording when there is one (ground truth is then
 known), else from the automatic segmentation of the breathing (core/analysis/segmentation.py), which falls
-back to fixed windows when it finds no breathing it can trust.
+back to fixed windows when it finds no breathing it can trust; or from the caller (the cycles of an
+annotation being edited in the Studio, before it is saved).
 
 The recording is decoded once; its cycles are prepared, featurised and classified a batch at a time, each
 batch resampling only the stretch of audio it needs, so memory does not grow with the recording's length
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lungkd.core.analysis.limits import ModelLimits
+from lungkd.core.analysis.limits import ModelLimits, recording_distance
 from lungkd.core.analysis.segmentation import FIXED_WINDOWS, Segmentation, segment_cycles
 from lungkd.core.data.annotations import annotation_beside, clip_cycles_to_duration, read_annotation_file
 from lungkd.core.data.audio import DecodedAudio, load_audio
@@ -35,7 +36,8 @@ from lungkd.core.storage import json_text
 from lungkd.core.text import spreadsheet_cell
 from lungkd.core.training.trainer import predict_logits
 
-CYCLE_SOURCES = ("annotation", "automatic", FIXED_WINDOWS)
+EDITED = "edited"  # cycles given by the caller: an annotation being edited, predicted before it is saved
+CYCLE_SOURCES = ("annotation", "automatic", FIXED_WINDOWS, EDITED)
 BATCH_CYCLES = 16  # cycles prepared and classified at once: 15 MB of 16 kHz clips and features, and the model's
 # activations (a full-size CNN6's first block alone holds 26 MB per cycle)
 
@@ -167,25 +169,35 @@ def find_cycles(path: Path, samples: np.ndarray, sr: int) -> FoundCycles:
 # ---------------------------------------------------------------- predicting
 
 
+def edited_cycles(path: Path, spans: list[tuple[float, float]]) -> FoundCycles:
+    """Cycles the caller gives (start, end in seconds), in its order: an annotation being edited."""
+    return FoundCycles([Cycle(path.stem, i, start, end, 0, 0) for i, (start, end) in enumerate(spans)], EDITED, [])
+
+
 def analyse_recording(path: str | Path, model: torch.nn.Module, *, limits: ModelLimits | None = None,
-                      batch_size: int = BATCH_CYCLES, cancel: CancelToken | None = None) -> RecordingAnalysis:
+                      batch_size: int = BATCH_CYCLES, cancel: CancelToken | None = None,
+                      spans: list[tuple[float, float]] | None = None) -> RecordingAnalysis:
     """The four class probabilities of every cycle, through the model's own preparation and features."""
     decoded = load_audio(path)
-    return analyse_samples(path, decoded, model, limits=limits, batch_size=batch_size, cancel=cancel)
+    return analyse_samples(path, decoded, model, limits=limits, batch_size=batch_size, cancel=cancel, spans=spans)
 
 
 def analyse_samples(path: str | Path, decoded: DecodedAudio, model: torch.nn.Module, *,
                     limits: ModelLimits | None = None, batch_size: int = BATCH_CYCLES,
-                    cancel: CancelToken | None = None) -> RecordingAnalysis:
+                    cancel: CancelToken | None = None,
+                    spans: list[tuple[float, float]] | None = None) -> RecordingAnalysis:
     """`analyse_recording` on audio already decoded (at the file's own rate): the cycles are found at that
     rate, the model's clips are cut from the same samples resampled to its rate, `batch_size` at a time.
     `limits` (ModelLimits.from_card of the model's card) calibrate and mark; without them the probabilities
-    are the plain softmax and nothing is marked."""
+    are the plain softmax and nothing is marked. `spans` (start, end in seconds) replace the cycles found
+    beside the recording: the cycles of an annotation being edited, predicted before it is saved (cycle
+    source "edited", no truth)."""
     path = Path(path)
     limits = limits or ModelLimits.from_card({})
     inputs = model_info(model.arch_name).inputs
-    found = find_cycles(path, decoded.samples, decoded.sample_rate)
+    found = find_cycles(path, decoded.samples, decoded.sample_rate) if spans is None else edited_cycles(path, spans)
     cycles, segmentation = found.cycles, found.segmentation
+    annotated = found.source == "annotation"
     probabilities = np.zeros((len(cycles), NUM_CLASSES))
     distances = np.full(len(cycles), np.nan)
     clip_problems: list[Problem] = []
@@ -201,14 +213,14 @@ def analyse_samples(path: str | Path, decoded: DecodedAudio, model: torch.nn.Mod
     parsed = parse_recording_name(path.stem)
     cycle_confidences = [c.confidence for c in segmentation.cycles] if segmentation else [None] * len(cycles)
     known = limits.statistics is not None
-    median = float(np.median(distances)) if known and len(cycles) else None
+    median, recording_unlike = recording_distance(distances, limits.limit)
     return RecordingAnalysis(
         str(path), decoded.sample_rate, len(decoded.samples) / decoded.sample_rate, parsed.device if parsed else None,
         found.source,
-        [CyclePrediction(c.start, c.end, [float(p) for p in probs], None if segmentation else c.label, sure,
+        [CyclePrediction(c.start, c.end, [float(p) for p in probs], c.label if annotated else None, sure,
                          float(d) if known else None, limits.unlike(d))
          for c, probs, sure, d in zip(cycles, probabilities, cycle_confidences, distances)],
         [str(p) for p in (*decoded.warnings, *found.problems, *clip_problems)],
         segmentation.confidence if segmentation else None, segmentation.period if segmentation else None,
-        segmentation.reason if segmentation else "", limits.calibrated, median, limits.limit,
-        None if median is None else limits.unlike(median), limits.notes.warnings())
+        segmentation.reason if segmentation else "", limits.calibrated, median, limits.limit, recording_unlike,
+        limits.notes.warnings())

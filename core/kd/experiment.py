@@ -19,7 +19,7 @@ from lungkd.core.data.dataset import DatasetIndex
 from lungkd.core.data.sources import check_trainable, resolve_dataset
 from lungkd.core.events import Event, EventCallback, broadcast
 from lungkd.core.kd.executors import Executor, create_executor
-from lungkd.core.kd.jobs import TEST_LOGITS_FILE, RunJob, RunSpec, TogetherJob, load_teacher_logits
+from lungkd.core.kd.jobs import TEST_LOGITS_FILE, RunJob, RunSpec, TogetherJob, load_teacher_logits, together_name
 from lungkd.core.kd.progress import ExperimentClock, PlannedRun
 from lungkd.core.kd.recorder import CatalogRecorder
 from lungkd.core.kd.report import build_report, headline_scores, write_reports
@@ -69,12 +69,21 @@ def identical_teacher(spec: RunSpec, recipe: ExperimentRecipe) -> RunSpec | None
     return next((t for t in teacher_specs(recipe) if replace(t, role="baseline") == spec), None)
 
 
+def teachers_train_together(recipe: ExperimentRecipe) -> bool:
+    """As one batched model: where the recipe says so, else where the architecture can and on a GPU."""
+    on_gpu = resolve_device(recipe.device).type == "cuda"
+    return recipe.teachers.trains_together(on_gpu) and recipe.teachers.k > 1
+
+
 def planned_runs(recipe: ExperimentRecipe) -> list[PlannedRun]:
-    """Every model the experiment trains (reused baselines train nothing), for the time-left estimate."""
-    specs = teacher_specs(recipe) + [spec for student in recipe.students for spec in student_specs(student)
-                                     if identical_teacher(spec, recipe) is None]
-    return [PlannedRun(spec.name, spec.arch, spec.model.size, spec.train.batch_size, spec.train.epochs)
-            for spec in specs]
+    """Every model the experiment trains (reused baselines train nothing), for the time-left estimate; teachers
+    trained together as one group."""
+    teachers = teacher_specs(recipe)
+    group = together_name([s.seed for s in teachers]) if teachers_train_together(recipe) else None
+    students = [spec for student in recipe.students for spec in student_specs(student)
+                if identical_teacher(spec, recipe) is None]
+    return [PlannedRun(spec.name, spec.arch, spec.model.size, spec.train.batch_size, spec.train.epochs,
+                       group if spec.role == "teacher" else None) for spec in teachers + students]
 
 
 class Experiment:
@@ -157,8 +166,7 @@ def plan_jobs(specs: list[RunSpec], stage: str, recipe: ExperimentRecipe, store:
 def train_teachers(recipe: ExperimentRecipe, store: ExperimentStore, executor: Executor, emit: EventCallback,
                    cancel: CancelToken) -> list[dict]:
     specs = teacher_specs(recipe)
-    on_gpu = resolve_device(recipe.device).type == "cuda"
-    together = recipe.teachers.trains_together(on_gpu) and len(specs) > 1
+    together = teachers_train_together(recipe)
     emit(Event("teachers", "started", f"{len(specs)} {recipe.teachers.arch} teachers"
                + (", trained together as one batched model" if together else ""), total=len(specs)))
     jobs = plan_jobs(specs, "teachers", recipe, store)

@@ -304,6 +304,11 @@ def _save_result(job: RunJob, result: TrainResult, sets: dict[str, CycleSet], tr
 # ---------------------------------------------------------------- teachers trained together
 
 
+def together_name(seeds: list[int]) -> str:
+    """The run name of teachers trained together, as their events carry it."""
+    return f"teachers seeds {', '.join(map(str, seeds))} together"
+
+
 @dataclass(frozen=True)
 class TogetherJob:
     """Teachers of one architecture trained as one batched model (core.training.members.StackedMembers):
@@ -319,7 +324,7 @@ class TogetherJob:
 
     @property
     def name(self) -> str:
-        return f"teachers seeds {', '.join(map(str, self.seeds))} together"
+        return together_name(self.seeds)
 
     # what executors read of any job: the same for every member
     @property
@@ -381,13 +386,15 @@ def run_together(job: TogetherJob, emit: EventSink, cancel: CancelToken | None =
 def _run_together_locked(job: TogetherJob, emit: EventSink, cancel: CancelToken | None,
                          context: RunContext) -> list[dict]:
     members = job.members
-    if all(_finished_card(Path(m.folder), m.spec) is not None for m in members):
+    cards = [_usable_card(m, emit) for m in members]  # a damaged member is said so, and saved again below
+    if all(card is not None for card in cards):
         return [run_job(m, emit, cancel, context) for m in members]  # at most the logits left to compute
     first = members[0]
     sets = context.cycle_sets(first, emit, cancel)
-    for member in members:
-        emit(Event(member.stage, "started", "trained together with the other teachers", run=member.spec.name,
-                   data=member.spec.describe()))
+    for member, card in zip(members, cards):
+        if card is None:
+            emit(Event(member.stage, "started", "trained together with the other teachers", run=member.spec.name,
+                       data=member.spec.describe()))
     models = []
     for member in members:
         torch.manual_seed(member.spec.seed)  # each member's own initial weights, as alone
@@ -403,8 +410,8 @@ def _run_together_locked(job: TogetherJob, emit: EventSink, cancel: CancelToken 
             emit(Event(member.stage, kind, str(exc), run=member.spec.name, data=member.spec.describe()))
         raise
     training_data = describe_training_data(first.data, context.index(first))
-    for member, result in zip(members, results):
-        if _finished_card(Path(member.folder), member.spec) is None:
+    for member, result, card in zip(members, results, cards):
+        if card is None:  # a finished member keeps its folder: the group's state gives it back the same
             _save_result(member, result, sets, training_data, emit, cancel, trained_together_with=job.seeds)
     return [run_job(m, emit, cancel, context) for m in members]  # each member's logits, and its finished event
 

@@ -4,7 +4,8 @@ training.
 
 The estimate counts the training steps still ahead: the running model's own estimate, plus for each model
 not yet started its epochs times its steps per epoch at the speed measured so far on the same
-architecture and batch size (or, before that, at the per-cycle speed of whatever trained last). Data
+architecture and batch size (or, before that, at the per-cycle speed of whatever trained last). Teachers
+trained together are one group: its progress is theirs, and a step of it counts as one step of each. Data
 preparation, evaluation and the report are left out, so it is a floor rather than a promise.
 """
 from __future__ import annotations
@@ -109,6 +110,7 @@ class PlannedRun:
     size: str
     batch_size: int
     epochs: int
+    group: str | None = None  # the run name of the teachers it trains together with, as their events carry it
 
     @property
     def speed_key(self) -> tuple[str, str, int]:
@@ -122,6 +124,10 @@ class ExperimentClock:
 
     def __init__(self, runs: list[PlannedRun], emit: EventCallback, interval_s: float = 1.0):
         self.runs = {run.name: run for run in runs}
+        self.groups: dict[str, list[PlannedRun]] = {}
+        for run in runs:
+            if run.group is not None:
+                self.groups.setdefault(run.group, []).append(run)
         self.emit = emit
         self.interval_s = interval_s
         self.finished: set[str] = set()
@@ -131,15 +137,16 @@ class ExperimentClock:
 
     def __call__(self, event: Event) -> None:
         self.emit(event)
-        run = self.runs.get(event.run or "")
+        group = self.groups.get(event.run or "", [])
+        run = self.runs.get(event.run or "") or (group[0] if group else None)
         if run is None:
             return
         if event.kind == "finished":
-            self.finished.add(run.name)
+            self.finished.update(r.name for r in group or [run])
         elif event.kind == "progress" and event.total and event.eta_s is not None:
             left = event.total - (event.step or 0)
-            if left > 0:
-                self.seconds_per_step[run.speed_key] = event.eta_s / left
+            if left > 0:  # a group's step trains each of its members once
+                self.seconds_per_step[run.speed_key] = event.eta_s / left / max(len(group), 1)
             self.cycles_per_epoch = event.total / run.epochs * run.batch_size
             now = time.monotonic()
             if now - self._last >= self.interval_s:
@@ -151,12 +158,15 @@ class ExperimentClock:
         """Seconds for the models neither finished nor the one training now."""
         if self.cycles_per_epoch is None:
             return 0.0
-        per_cycle = self.seconds_per_step[current.speed_key] / current.batch_size
+        # unknown until a step of this kind was timed with steps left (a one-step epoch reports none)
+        current_speed = self.seconds_per_step.get(current.speed_key)
         total = 0.0
         for run in self.runs.values():
-            if run.name in self.finished or run.name == current.name:
+            if run.name in self.finished or run.name == current.name or (run.group and run.group == current.group):
                 continue
+            speed = self.seconds_per_step.get(run.speed_key)
+            if speed is None and current_speed is not None:
+                speed = current_speed / current.batch_size * run.batch_size
             steps = run.epochs * math.ceil(self.cycles_per_epoch / run.batch_size)
-            speed = self.seconds_per_step.get(run.speed_key, per_cycle * run.batch_size)
-            total += steps * speed
+            total += steps * (speed or 0.0)
         return total

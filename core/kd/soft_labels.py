@@ -50,6 +50,14 @@ def mean_teacher_targets(logits: np.ndarray, members: list[int], temperature: fl
     return _softmax(ensemble_logits(logits, members), temperature)
 
 
+def ensemble_probabilities(teacher_probabilities) -> np.ndarray:
+    """The logit-mean ensemble's four probabilities from its k teachers' (k, 4) probabilities (the teachers'
+    votes in the Studio): the mean of the log-probabilities differs from the mean logit by one constant per
+    cycle, which softmax removes."""
+    log_probabilities = np.log(np.clip(np.asarray(teacher_probabilities, dtype=np.float64), 1e-12, None))
+    return mean_teacher_targets(log_probabilities[None], list(range(len(log_probabilities))))[0]
+
+
 class RandomTeacherTargets:
     """softmax of one teacher's logits, the teacher drawn uniformly per cycle and anew every epoch."""
 

@@ -25,7 +25,8 @@ from lungkd.core.models.registry import CARD_FILE
 from lungkd.core.recipes import ExperimentRecipe, parse_experiment, recipe_to_toml
 from lungkd.core.storage import json_sha256, write_json_atomic, write_text_atomic
 from lungkd.core.workspace.catalog import Catalog
-from lungkd.core.workspace.layout import (experiment_folder, student_run_folder, teacher_run_folder,
+from lungkd.core.errors import LungKDError
+from lungkd.core.workspace.layout import (MODEL_FOLDER, experiment_folder, student_run_folder, teacher_run_folder,
                                          teachers_folder, teachers_root)
 from lungkd.core.workspace.locks import FolderLock, is_held
 from lungkd.core.workspace.paths import default_workspace
@@ -142,6 +143,41 @@ class ExperimentStore:
 
     def report_paths(self) -> list[Path]:
         return [self.folder / name for name in REPORT_FILES]
+
+
+# ---------------------------------------------------------------- a model's experiment and teachers
+
+
+def experiment_teacher_models(folder: Path) -> list[Path]:
+    """The finished teacher models of the experiment in `folder`, by seed: none before its data was bound (the
+    teachers' folder depends on the data), nor when its recipe copy is damaged (the run itself says so)."""
+    folder = Path(folder)
+    try:
+        stored = json.loads((folder / RECIPE_FILE).read_text(encoding="utf-8"))
+        if stored.get("data_fingerprint") is None:
+            return []
+        store = ExperimentStore(folder.parent.parent, parse_experiment(stored["recipe"]))
+        store.data_fingerprint = stored["data_fingerprint"]
+        models = [teacher_run_folder(store.teachers_root, seed) / MODEL_FOLDER
+                  for seed in range(1, store.recipe.teachers.k + 1)]
+        return [model for model in models if read_model_card(model) is not None]
+    except (OSError, ValueError, AttributeError, KeyError, TypeError, LungKDError):
+        return []
+
+
+def experiment_of_model(model_folder: str | Path) -> Path | None:
+    """The experiment folder a model belongs to (a student or baseline of `workspace/experiments/NAME`), or
+    None (a teacher, a `lungkd train` model, the demo model)."""
+    for folder in Path(model_folder).parents:
+        if folder.parent.name == "experiments" and (folder / RECIPE_FILE).is_file():
+            return folder
+    return None
+
+
+def teachers_for_model(model_folder: str | Path) -> list[Path]:
+    """The finished teachers of the experiment that trained this model; none for any other model."""
+    experiment = experiment_of_model(model_folder)
+    return experiment_teacher_models(experiment) if experiment is not None else []
 
 
 # ---------------------------------------------------------------- deleting and renaming

@@ -27,6 +27,13 @@ def is_valid_name(name: str) -> bool:
     return bool(_NAME.match(name))
 
 
+def valid_name(text: str, suffix: str = "") -> str:
+    """A valid name made from any text (a folder's name, say): each run of other characters becomes '-', cut so
+    that `suffix` fits; "data" when nothing usable is left."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-._") or "data"
+    return stem[:64 - len(suffix)].rstrip("-._") + suffix
+
+
 def _checked(name: str) -> str:
     if not is_valid_name(name):
         raise LungKDError(f"'{name}' is not a valid experiment name.", fix=f"use {NAME_RULE}.")

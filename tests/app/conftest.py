@@ -34,10 +34,16 @@ def store(tmp_path, workspace):
     return settings
 
 
+def discard_edits(window):
+    """Cycle edits a test left unsaved are dropped: closing the window would ask about them and wait."""
+    for document in window.recordings.documents.values():
+        document.undo_stack.setClean()
+
+
 @pytest.fixture
 def window(qtbot, workspace, store):
     win = MainWindow(workspace, store)
-    qtbot.addWidget(win)
+    qtbot.addWidget(win, before_close_func=discard_edits)
     win.show()
     yield win
     win.queue.cancel_all()

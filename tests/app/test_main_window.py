@@ -130,18 +130,20 @@ def test_spectrogram_settings_apply_and_are_kept_between_sessions(analysed, wind
 
 
 def test_choosing_another_model_analyses_the_open_recordings_again(analysed, window, workspace, wait_idle):
-    before = analysed.current.analysis
+    document = analysed.documents[analysed.current.path]
+    first, copy = workspace / "runs" / "tiny-cnn6" / "model", workspace / "runs" / "tiny-copy" / "model"
     shutil.copytree(workspace / "runs" / "tiny-cnn6" / "model", workspace / "runs" / "tiny-copy" / "model")
     window.refresh_models()
     picker = window.model_picker
     names = [picker.itemText(i) for i in range(picker.count())]
     assert "runs/tiny-copy (cnn6) — Score 51.5" in names and "runs/tiny-cnn6 (cnn6) — Score 51.5" in names
     assert "demo-cnn6 — Score 75.2 on the test split of synthetic-120-seed0-noise0 (254 cycles)" in names  # shipped
-    picker.setCurrentIndex(picker.findData(str(workspace / "runs" / "tiny-copy" / "model")))
+    picker.setCurrentIndex(picker.findData(str(copy)))
     wait_idle(window)
-    assert analysed.current.analysis is not before
-    np.testing.assert_allclose([c.probabilities for c in analysed.current.analysis.cycles],
-                               [c.probabilities for c in before.cycles], atol=1e-5)
+    assert analysed.model_folder == copy and document.missing_spans(copy) == []
+    np.testing.assert_allclose([document.probabilities(copy, s) for s in document.spans],  # the same weights
+                               [document.probabilities(first, s) for s in document.spans], atol=1e-5)
+    assert [c.probabilities for c in analysed.view.cycles] == [document.probabilities(copy, s) for s in document.spans]
 
 
 def test_the_model_says_what_it_learnt_from_and_predictions_on_unlike_sounds_are_greyed(window, recording,
@@ -174,6 +176,33 @@ def test_the_model_says_what_it_learnt_from_and_predictions_on_unlike_sounds_are
     picker.setCurrentIndex(picker.findData(str(window.workspace / "runs" / "tiny-cnn6" / "model")))
     wait_idle(window)
     assert "synthetic recordings only" not in window.model_notes.text() + page.notice.text()
+
+
+def test_edited_cycles_keep_their_marks_and_the_recording_is_judged_as_it_stands(window, tone_recording, wait_idle):
+    """Cycles split on a recording unlike the demo model's training data are predicted again with their own
+    distances and stay greyed; undo brings back the old ones with theirs; the export says "edited"."""
+    picker = window.model_picker
+    picker.setCurrentIndex(picker.findData(str(shipped_models_folder() / "demo-cnn6")))
+    window.open_paths([tone_recording])
+    wait_idle(window)
+    page = window.recordings
+    document = page.documents[tone_recording]
+    before = [(c.start, c.end, c.training_distance) for c in page.view.cycles]
+    first = document.spans[0]
+    document.split(0, (first.start + first.end) / 2)
+    wait_idle(window)  # the two halves go to the model
+    halves = page.view.cycles[:2]
+    assert [(c.start, c.end) for c in halves] == [(first.start, halves[0].end), (halves[0].end, first.end)]
+    assert all(c.training_distance is not None and c.doubted for c in page.view.cycles)
+    for row in range(page.table.rowCount()):
+        assert page.table.item(row, 3).foreground().color() == DOUBTED
+        assert page.table.item(row, TRAINING).text().startswith("unlike · ")
+    assert "This recording is unlike the model's training data" in page.notice.text()
+    assert "unlike the model's training data" in page.recording_list.label_text(tone_recording)
+    (analysis,) = page.analyses()
+    assert analysis.cycle_source == "edited" and analysis.unlike_training and len(analysis.cycles) == len(before) + 1
+    document.undo_stack.undo()
+    assert [(c.start, c.end, c.training_distance) for c in page.view.cycles] == before  # no model needed
 
 
 def test_an_engine_failure_shows_details_and_the_window_keeps_working(window, recording, wait_idle):

@@ -1,11 +1,15 @@
 """Recording names are text, never markup (issue 10): what a file is called is what the Studio shows — in
-the title, the list, the tooltips and the error messages — even when the name is HTML or not UTF-8; an
-annotation replaced by the segmentation is said under the title."""
+the title, the list, the tooltips and the error messages, the edit and review bars and the question before
+unsaved edits are lost — even when the name is HTML or not UTF-8; an annotation replaced by the segmentation
+is said under the title."""
 import os
 import shutil
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextDocument
+from PySide6.QtWidgets import QMessageBox
+
+from studio_driver import key, respond
 
 
 def shown(rich_text: str) -> str:
@@ -51,6 +55,29 @@ def test_names_that_are_html_or_not_utf8_are_shown_as_written(window, recording,
     page.recording_list.failure_activated.emit(page.recording_list.failures[broken])
     box = window.last_error
     assert box.textFormat() == Qt.TextFormat.PlainText and box.text().startswith("<i>broken.wav: ")
+
+
+def test_editing_and_review_show_names_as_written(window, recording, tmp_path, wait_idle, qtbot):
+    markup = "<b>bold &amp; x"
+    named = tmp_path / f"{markup}.wav"
+    for suffix in (".wav", ".txt"):
+        shutil.copy(recording.with_suffix(suffix), named.with_suffix(suffix))
+    window.open_paths([named])
+    wait_idle(window)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    page = window.recordings
+    page.table.setFocus()
+    page.select_cycle(0)
+    key(page, Qt.Key.Key_W)
+    assert shown(window.editing.bar.state.text()).startswith(f"{markup}.txt ● 1 unsaved edit")
+    key(page, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    where = window.review.bar.where
+    assert where.textFormat() == Qt.TextFormat.PlainText and f": {markup}.wav · cycle " in where.text()
+    respond(QMessageBox.StandardButton.Cancel)
+    window.remove_action.trigger()
+    assert respond.format == Qt.TextFormat.PlainText
+    assert respond.text == f"Save your edits to the annotation of {markup}.wav before closing?"
 
 
 def test_the_wizard_refuses_an_experiment_name_that_could_leave_the_workspace(qtbot, tmp_path):

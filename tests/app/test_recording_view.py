@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF
 
+from lungkd.app.annotation_editing import CycleDocument
 from lungkd.app.recording_jobs import OpenRecording, compute_spectrogram
 from lungkd.app.recording_view import RecordingView
 from lungkd.app.spectrogram_settings import SpectrogramSettings
@@ -28,6 +29,13 @@ def recording_with(spans, *, source="automatic", truth=False, confidence=0.8, pe
                                  breathing_period=None if truth else period, fallback_reason=reason)
     return OpenRecording(Path("/data/breaths.wav"), DecodedAudio(samples, SR, []),
                          compute_spectrogram(samples, SR, SpectrogramSettings()), analysis)
+
+
+def show(view, recording):
+    """The recording in the view with its cycles as the Recordings page gives them: through its CycleDocument."""
+    model = Path("/models/any")
+    document = CycleDocument.from_analysis(recording.analysis, model, recording.sample_rate, None)
+    view.show_recording(recording, SpectrogramSettings(), document.shown(model))
 
 
 @pytest.fixture
@@ -62,7 +70,7 @@ SHORT_AND_LONG = [(0.0, 0.15), (0.15, 0.4), (0.4, 0.5), (0.5, 3.0), (3.0, 3.05),
 
 
 def test_labels_of_very_short_cycles_never_overlap(view, qtbot):
-    view.show_recording(recording_with(SHORT_AND_LONG, truth=True, source="annotation"), SpectrogramSettings())
+    show(view, recording_with(SHORT_AND_LONG, truth=True, source="annotation"))
     qtbot.wait(50)
     shown = shown_labels(view)
     assert shown and len(shown) < len(view._labels)  # the long cycles are labelled, the shortest are not
@@ -73,7 +81,7 @@ def test_labels_of_very_short_cycles_never_overlap(view, qtbot):
 
 @pytest.mark.parametrize("width", [1400, 700, 420])
 def test_labels_stay_apart_when_the_window_narrows_or_zooms(view, qtbot, width):
-    view.show_recording(recording_with(SHORT_AND_LONG, truth=True, source="annotation"), SpectrogramSettings())
+    show(view, recording_with(SHORT_AND_LONG, truth=True, source="annotation"))
     qtbot.wait(50)
     view.resize(width, 500)
     qtbot.wait(50)
@@ -85,24 +93,22 @@ def test_labels_stay_apart_when_the_window_narrows_or_zooms(view, qtbot, width):
 
 def test_overlapping_annotated_cycles_keep_their_labels_apart(view, qtbot):
     overlapping = [(0.0, 4.0), (0.4, 4.4), (4.4, 8.0), (7.0, 12.0)]  # annotators sometimes overlap cycles
-    view.show_recording(recording_with(overlapping, truth=True, source="annotation"), SpectrogramSettings())
+    show(view, recording_with(overlapping, truth=True, source="annotation"))
     qtbot.wait(50)
     assert_labels_apart_and_inside(view)
     assert len(shown_labels(view)) >= 3
 
 
 def test_header_says_how_the_cycles_were_found_and_how_sure(view, qtbot):
-    view.show_recording(recording_with([(0.3, 2.8), (2.8, 5.4), (5.4, 7.9)], confidence=0.83, period=2.6),
-                        SpectrogramSettings())
+    show(view, recording_with([(0.3, 2.8), (2.8, 5.4), (5.4, 7.9)], confidence=0.83, period=2.6))
     title = view.title.text()
     assert "3 cycles from automatic segmentation, 83% sure (a breath every 2.6 s)" in title
     assert "cycle 2: " in view.describe(view.track, 4.0, 1.5) and "its bounds 70% sure" in view.describe(
         view.track, 4.0, 1.5)
     reason = "no breathing heard: the breath band (150-1000 Hz) changes by only 0.7 dB"
-    view.show_recording(recording_with([(0.0, 4.0), (4.0, 8.0)], source="fixed windows", confidence=0.0,
-                                       period=None, reason=reason), SpectrogramSettings())
+    show(view, recording_with([(0.0, 4.0), (4.0, 8.0)], source="fixed windows", confidence=0.0, period=None,
+                              reason=reason))
     assert "2 cycles" in view.title.text() and "in fixed 4 s windows" in view.title.text()
     assert reason in view.title.text()
-    view.show_recording(recording_with([(0.0, 4.0), (4.0, 8.0)], truth=True, source="annotation"),
-                        SpectrogramSettings())
+    show(view, recording_with([(0.0, 4.0), (4.0, 8.0)], truth=True, source="annotation"))
     assert "from the annotation file" in view.title.text() and "sure" not in view.title.text()

@@ -66,6 +66,17 @@ def test_recording_cycles_are_the_annotation_with_its_truth(analysis, recording)
     assert sum(analysis.class_counts().values()) == len(annotated)
 
 
+def test_given_spans_are_predicted_as_the_same_cycles_read_from_the_annotation(analysis, model, recording):
+    """An annotation being edited: its cycles, in its order, before it is saved."""
+    cycles = analysis.cycles
+    spans = [(cycles[3].start, cycles[3].end), (cycles[0].start, cycles[0].end), (1.0, 1.5)]
+    edited = analyse_recording(recording, model, spans=spans)
+    assert edited.cycle_source == "edited" and [(c.start, c.end) for c in edited.cycles] == spans
+    assert all(c.truth is None for c in edited.cycles)
+    np.testing.assert_allclose([c.probabilities for c in edited.cycles[:2]],
+                               [cycles[3].probabilities, cycles[0].probabilities], atol=1e-6)
+
+
 def test_csv_and_json_hold_one_row_per_cycle(analysis, recording, tmp_path):
     write_csv([analysis, analysis], tmp_path / "cycles.csv")
     with open(tmp_path / "cycles.csv", newline="") as f:

@@ -283,19 +283,19 @@ def test_ctrl_c_stops_lungkd_run_and_its_workers_and_the_same_command_continues(
     lines = []
     for line in process.stdout:
         lines.append(line)
-        if line.startswith("[teachers teacher seed 1] epoch 1/2"):
+        if line.startswith("Teacher seed 1, epoch 1 of 2:"):  # the command line prints sentences
             os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends
             break
     lines += process.stdout.readlines()
     assert process.wait(timeout=300) == 130, "".join(lines) + process.stderr.read()
     assert "run the same command again" in process.stderr.read()
-    pids = [int(line.rsplit(" ", 1)[1]) for line in lines if "notice: training in worker process" in line]
+    pids = [int(line.rsplit(" ", 1)[1]) for line in lines if ": training in worker process " in line]
     assert len(pids) == 2
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     again = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr
-    assert "[teachers teacher seed 1] notice: Resuming from epoch 1." in again.stdout
+    assert "Teacher seed 1: Resuming from epoch 1." in again.stdout
     assert "report: " in again.stdout
     assert json.loads((tmp_path / "ws" / "experiments" / "small" / "report.json").read_text()) == reference

@@ -13,6 +13,7 @@ from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.events import read_events
 from lungkd.core.kd.experiment import Experiment
 from lungkd.core.kd.jobs import TEACHER_LOGITS_FILE, ExperimentError
+from lungkd.core.kd.store import experiment_teacher_models, teachers_for_model
 from lungkd.core.models.inventory import find_models
 from lungkd.core.recipes import load_experiment
 from lungkd.core.workspace.catalog import Catalog
@@ -162,6 +163,17 @@ def test_teachers_are_shared_by_experiments_with_the_same_teachers_and_data(fini
     assert not [e for e in events if e.stage == "teachers" and e.run and e.kind == "started"]
     assert {e.run for e in events if e.stage == "students" and e.kind == "started"} == {
         "student cnn6 random_2 seed 1", "student cnn6 random_2 seed 2"}  # the baselines are the teachers
+
+
+def test_a_student_leads_to_its_experiments_teachers(finished):
+    experiment, report, _, root = finished
+    stored = np.load(experiment.folder / "teacher_logits.npz")
+    expected = [Path(folder) / "model" for folder in stored["teacher_folders"]]
+    assert experiment_teacher_models(experiment.folder) == expected == \
+        [experiment.store.teachers_root / f"seed-{seed}" / "model" for seed in (1, 2, 3)]
+    student = experiment.folder / "students" / "cnn6-mean_3-seed-1" / "model"
+    assert teachers_for_model(student) == expected
+    assert teachers_for_model(expected[0]) == []  # a teacher belongs to no experiment folder
 
 
 def test_a_changed_recipe_is_refused_with_the_difference(finished, tmp_path):

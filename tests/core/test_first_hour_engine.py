@@ -18,7 +18,7 @@ from lungkd.core.errors import DataError, LungKDError
 from lungkd.core.events import Event
 from lungkd.core.kd.experiment import Experiment
 from lungkd.core.kd.jobs import ExperimentError
-from lungkd.core.kd.progress import describe
+from lungkd.core.kd.progress import ExperimentClock, PlannedRun, describe
 from lungkd.core.kd.report import headline, markdown_report, selection_notes
 from lungkd.core.kd.store import ExperimentStore, delete_experiment, is_running, rename_experiment, status_text
 from lungkd.core.models.card import read_model_card
@@ -337,6 +337,37 @@ def test_the_run_sentences_read_as_sentences():
         "Ensemble of the first 3 teachers: Score 57.00 (Sp 81.00, Se 33.00).",
         "Teacher seed 2: model saved to /m."]
     assert describe(Event("teachers", "progress", run="teacher seed 2", step=1, total=8)) is None
+
+
+def test_the_time_left_copes_with_a_run_whose_only_step_is_its_last():
+    """A training set smaller than one batch: the run's first progress event is its last step, so its speed is
+    not known yet; the clock says what it knows instead of failing the experiment."""
+    seen = []
+    clock = ExperimentClock([PlannedRun("student cnn6 mean_2 seed 1", "cnn6", "tiny", 16, 1),
+                             PlannedRun("baseline cnn6 hard seed 1", "cnn6", "tiny", 16, 1)], seen.append,
+                            interval_s=0.0)
+    clock(Event("students", "progress", run="student cnn6 mean_2 seed 1", step=1, total=1, eta_s=0.0))
+    assert [e.eta_s for e in seen if e.stage == "experiment"] == [0.0]
+    clock(Event("students", "progress", run="baseline cnn6 hard seed 1", step=1, total=4, eta_s=3.0))
+    # 1 s a step measured, the training set now known as 4 batches: the student still ahead takes 4 s more
+    assert seen[-1].stage == "experiment" and seen[-1].eta_s == pytest.approx(3.0 + 4.0)
+
+
+def test_the_time_left_counts_teachers_trained_together_as_one_group():
+    """Teachers trained together report their steps under the group's name: the whole experiment's time left
+    comes from the start, and a group step is one step of each teacher."""
+    group = "teachers seeds 1, 2 together"
+    seen = []
+    clock = ExperimentClock([PlannedRun("teacher seed 1", "cnn6", "tiny", 16, 2, group),
+                             PlannedRun("teacher seed 2", "cnn6", "tiny", 16, 2, group),
+                             PlannedRun("student cnn6 mean_2 seed 1", "cnn6", "tiny", 16, 2)], seen.append,
+                            interval_s=0.0)
+    clock(Event("teachers", "progress", run=group, step=1, total=8, eta_s=14.0))  # 2 s a group step: 1 s a model
+    assert seen[-1].stage == "experiment" and seen[-1].eta_s == pytest.approx(14.0 + 8 * 1.0)
+    for seed in (1, 2):
+        clock(Event("teachers", "finished", run=f"teacher seed {seed}"))
+    clock(Event("students", "progress", run="student cnn6 mean_2 seed 1", step=2, total=8, eta_s=6.0))
+    assert seen[-1].eta_s == pytest.approx(6.0) and seen[-1].step == 2
 
 
 @pytest.mark.slow

@@ -172,6 +172,41 @@ def test_a_truncated_training_state_starts_that_run_again_from_epoch_one(copy):
     assert report == reference  # deterministic: the same teacher again
 
 
+@pytest.fixture(scope="module")
+def finished_together(tmp_path_factory):
+    """The experiment with its teachers trained together as one batched model (the default on a GPU, forced
+    here), run once to its end: (recipe file, workspace, report)."""
+    root = tmp_path_factory.mktemp("together")
+    (root / "damage.toml").write_text(RECIPE.replace("k = 2\n", "k = 2\ntogether = true\n"))
+    report = Experiment(load_experiment(root / "damage.toml"), root / "ws").run()
+    return root / "damage.toml", root / "ws", report
+
+
+def test_teachers_trained_together_finish_again_only_the_damaged_one(finished_together, tmp_path):
+    """A flipped byte in one teacher's weights is said so, and only that teacher is saved again, from the
+    group's state; a truncated group state starts the group again from epoch 1, to the same teachers."""
+    recipe, original, reference = finished_together
+    workspace = tmp_path / "ws"
+    shutil.copytree(original, workspace)
+    weights = _teacher(workspace, 1) / "model" / "model.safetensors"
+    _flip(weights)
+    other = _teacher(workspace, 2) / "model" / "lungkd.json"
+    untouched = other.stat().st_mtime_ns
+    report, events = _run_again(recipe, workspace)
+    assert _trained(events) == {"teacher seed 1"} and other.stat().st_mtime_ns == untouched
+    (notice,) = _notices(events)
+    assert notice.startswith(f"{weights}: ") and "Training the run again from its last saved state." in notice
+    assert report == reference
+    (group,) = _teacher(workspace, 1).parent.glob("together-seeds-*")
+    _cut(group / "train_state.pt")
+    shutil.rmtree(_teacher(workspace, 2) / "model")  # unfinished: the group resumes from its state, damaged
+    report, events = _run_again(recipe, workspace)
+    assert _trained(events) == {"teacher seed 2"}  # teacher 1 trains beside it, and keeps its folder
+    (notice,) = _notices(events)
+    assert notice.startswith(f"{group / 'train_state.pt'} is damaged") and "starts again from epoch 1" in notice
+    assert report == reference  # deterministic: the same teachers again
+
+
 @pytest.mark.parametrize("damage", [_cut, _flip], ids=["cut short", "byte flipped"])
 def test_damaged_teacher_logits_and_test_logits_are_computed_again(copy, damage):
     recipe, workspace, reference = copy

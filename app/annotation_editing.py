@@ -1,0 +1,344 @@
+"""The cycles of one open recording as the user edits them: a CycleDocument, the one place the plots, the
+table, the review queue and the saver read. Every edit is one QUndoCommand on the document's QUndoStack
+(the stack's clean state is the saved file, so undoing past a save makes the document unsaved again).
+
+Predictions are kept beside the cycles, by model and span: a prediction belongs to a stretch of audio,
+not to a row, so undoing a boundary move brings its prediction back at once, and only new spans need
+the model again (the page asks the engine for them). So do each cycle's distance from the model's training
+data and how sure the automatic segmentation was of its bounds; whether the whole recording is unlike the
+training data is judged again from the cycles as they stand.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoCommand, QUndoStack
+
+from lungkd.core.analysis.limits import recording_distance
+from lungkd.core.analysis.predict import EDITED, CyclePrediction, RecordingAnalysis
+from lungkd.core.data.annotation_io import SavedAnnotation, Span, annotation_path_for, save_annotation
+from lungkd.core.labels import CLASS_NAMES, flags_from_label, label_from_flags
+
+MIN_CYCLE_S = 0.05  # no edit makes a cycle shorter
+GRID_S = 0.001  # boundaries set by hand land on the millisecond grid of the ICBHI annotations
+
+SpanKey = tuple[float, float]
+
+
+def snap(seconds: float) -> float:
+    return round(round(seconds / GRID_S) * GRID_S, 3)
+
+
+def key(span) -> SpanKey:
+    return (span.start, span.end)
+
+
+@dataclass(frozen=True)
+class ShownCycle:
+    """A cycle as shown: where it is, its annotated class and the chosen model's probabilities (None while
+    the model has not seen this span yet), with what says how far to trust them."""
+
+    start: float
+    end: float
+    truth: int | None
+    probabilities: list[float] | None
+    training_distance: float | None = None  # from the model's training data; None: the model cannot tell
+    unlike_training: bool | None = None  # the cycle is beyond the model's limit
+    segmentation_confidence: float | None = None  # how sure the automatic segmentation was of these bounds
+    recording_unlike: bool = False  # most of the recording's cycles are unlike the training data
+
+    @property
+    def doubted(self) -> bool:
+        """The prediction is not to be trusted: the cycle, or its whole recording, is unlike the model's training
+        data. Views grey it."""
+        return bool(self.unlike_training or self.recording_unlike)
+
+    @property
+    def predicted(self) -> int | None:
+        return None if self.probabilities is None else int(np.argmax(self.probabilities))
+
+    @property
+    def confidence(self) -> float | None:
+        return None if self.probabilities is None else float(max(self.probabilities))
+
+    @property
+    def matches(self) -> bool | None:
+        return None if self.truth is None or self.probabilities is None else self.truth == self.predicted
+
+
+# ---------------------------------------------------------------- edits as plain functions of the cycles
+
+
+def edges_near(spans: tuple[Span, ...], seconds: float, tolerance: float) -> list[tuple[int, str]]:
+    """The cycle edges (index, "start" | "end") nearest to `seconds` within `tolerance`: one edge, or the two
+    edges of a boundary that neighbouring cycles share."""
+    edges = [(abs(getattr(s, edge) - seconds), i, edge) for i, s in enumerate(spans) for edge in ("start", "end")]
+    near = [e for e in edges if e[0] <= tolerance]
+    if not near:
+        return []
+    nearest = min(near)
+    position = getattr(spans[nearest[1]], nearest[2])
+    return [(i, edge) for _, i, edge in near if abs(getattr(spans[i], edge) - position) < GRID_S / 2]
+
+
+def edge_limits(spans: tuple[Span, ...], edges: list[tuple[int, str]], duration: float) -> tuple[float, float]:
+    """How far the edges can go: each cycle keeps MIN_CYCLE_S, and no cycle runs into a neighbour that
+    does not move with it."""
+    low, high = 0.0, duration
+    moving = set(edges)
+    for i, edge in edges:
+        span = spans[i]
+        if edge == "end":
+            low = max(low, span.start + MIN_CYCLE_S)
+            if i + 1 < len(spans) and (i + 1, "start") not in moving and spans[i + 1].start >= span.end:
+                high = min(high, spans[i + 1].start)
+        else:
+            high = min(high, span.end - MIN_CYCLE_S)
+            if i > 0 and (i - 1, "end") not in moving and spans[i - 1].end <= span.start:
+                low = max(low, spans[i - 1].end)
+    return low, high
+
+
+def moved(spans: tuple[Span, ...], edges: list[tuple[int, str]], seconds: float, duration: float) -> tuple[Span, ...]:
+    low, high = edge_limits(spans, edges, duration)
+    if low > high:
+        return spans
+    seconds = min(max(snap(seconds), low), high)
+    out = list(spans)
+    for i, edge in edges:
+        out[i] = replace(out[i], **{edge: seconds})
+    return tuple(out)
+
+
+def gap_at(spans: tuple[Span, ...], seconds: float, duration: float) -> tuple[float, float] | None:
+    """The stretch of time without cycles around `seconds`, or None inside a cycle."""
+    if not 0 <= seconds <= duration or any(s.start <= seconds < s.end for s in spans):
+        return None
+    low = max([s.end for s in spans if s.end <= seconds], default=0.0)
+    high = min([s.start for s in spans if s.start > seconds], default=duration)
+    return low, high
+
+
+def with_cycle(spans: tuple[Span, ...], new: Span) -> tuple[tuple[Span, ...], int]:
+    ordered = sorted((*spans, new), key=lambda s: (s.start, s.end))
+    return tuple(ordered), ordered.index(new)
+
+
+def split(spans: tuple[Span, ...], index: int, at: float) -> tuple[Span, ...] | None:
+    span = spans[index]
+    at = snap(at)
+    if not span.start + MIN_CYCLE_S <= at <= span.end - MIN_CYCLE_S:
+        return None
+    return (*spans[:index], replace(span, end=at), replace(span, start=at), *spans[index + 1:])
+
+
+def merged_label(a: int | None, b: int | None) -> int | None:
+    """A merged cycle holds whatever either part held: crackle from one and wheeze from the other is both."""
+    if a is None or b is None:
+        return None
+    (ca, wa), (cb, wb) = flags_from_label(a), flags_from_label(b)
+    return label_from_flags(ca | cb, wa | wb)
+
+
+def merge_with_next(spans: tuple[Span, ...], index: int) -> tuple[Span, ...] | None:
+    if not 0 <= index < len(spans) - 1:
+        return None
+    a, b = spans[index], spans[index + 1]
+    return (*spans[:index], Span(a.start, max(a.end, b.end), merged_label(a.label, b.label)), *spans[index + 2:])
+
+
+# ---------------------------------------------------------------- the document
+
+
+class EditCommand(QUndoCommand):
+    """One edit: the cycles and the selection before and after it."""
+
+    def __init__(self, document: "CycleDocument", text: str, after: tuple[Span, ...], selection: list[int]):
+        super().__init__(text)
+        self.document = document
+        self.before, self.after = document.spans, after
+        self.selection_before, self.selection_after = list(document.selection_hint), selection
+
+    def redo(self) -> None:
+        self.document._set(self.after, self.selection_after)
+
+    def undo(self) -> None:
+        self.document._set(self.before, self.selection_before)
+
+
+class CycleDocument(QObject):
+    changed = Signal()  # the cycles or their predictions changed: redraw, predict new spans
+    edited = Signal()  # an edit was done, undone or redone: select what it left selected
+    state_changed = Signal()  # saved or not, changed on disk or not: marks and actions
+    saved = Signal(object)  # SavedAnnotation
+
+    def __init__(self, audio_path: Path, duration: float, sample_rate: int, spans: list[Span], source: str,
+                 disk_digest: str | None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.audio_path = Path(audio_path)
+        self.annotation_path = annotation_path_for(self.audio_path)  # the file the analysis reads cycles from
+        self.duration = duration
+        self.sample_rate = sample_rate
+        self.source = source  # where the cycles first came from: annotation, automatic, fixed windows
+        self.spans: tuple[Span, ...] = tuple(sorted(spans, key=lambda s: (s.start, s.end)))
+        self.disk_digest = disk_digest  # the annotation file as read (None: there was none)
+        self.changed_on_disk = False  # someone else changed the file since (the page watches it)
+        self.selection_hint: list[int] = []  # the cycles an edit (or its undo) leaves selected
+        self.predictions: dict[Path, dict[SpanKey, CyclePrediction]] = {}  # by model, then span
+        self.model_analyses: dict[Path, RecordingAnalysis] = {}  # each model's latest, for what it says of itself
+        self.first_analysis: RecordingAnalysis | None = None  # how the cycles were found, the file's warnings
+        self.bounds_confidence: dict[SpanKey, float] = {}  # the automatic segmentation's, of the spans it found
+        self.undo_stack = QUndoStack(self)
+        self.undo_stack.cleanChanged.connect(self.state_changed)
+
+    @classmethod
+    def from_analysis(cls, analysis: RecordingAnalysis, model_folder: Path, sample_rate: int,
+                      disk_digest: str | None, parent: QObject | None = None) -> "CycleDocument":
+        spans = [Span(c.start, c.end, c.truth) for c in analysis.cycles]
+        document = cls(Path(analysis.path), analysis.duration, sample_rate, spans, analysis.cycle_source,
+                       disk_digest, parent)
+        document.add_predictions(model_folder, analysis)
+        return document
+
+    @property
+    def modified(self) -> bool:
+        return not self.undo_stack.isClean()
+
+    @property
+    def name(self) -> str:
+        return self.audio_path.name
+
+    # ---------------------------------------------------------------- predictions
+
+    def add_predictions(self, model_folder: Path, analysis: RecordingAnalysis) -> None:
+        self.first_analysis = self.first_analysis or analysis
+        self.model_analyses[Path(model_folder)] = analysis
+        self.predictions.setdefault(Path(model_folder), {}).update({key(c): c for c in analysis.cycles})
+        self.bounds_confidence.update({key(c): c.segmentation_confidence for c in analysis.cycles
+                                       if c.segmentation_confidence is not None})
+        self.changed.emit()
+
+    def prediction(self, model_folder: Path | None, span) -> CyclePrediction | None:
+        return self.predictions.get(Path(model_folder), {}).get(key(span)) if model_folder else None
+
+    def probabilities(self, model_folder: Path | None, span) -> list[float] | None:
+        prediction = self.prediction(model_folder, span)
+        return None if prediction is None else prediction.probabilities
+
+    def missing_spans(self, model_folder: Path) -> list[SpanKey]:
+        known = self.predictions.get(Path(model_folder), {})
+        return [key(s) for s in self.spans if key(s) not in known]
+
+    def _predicted(self, model_folder: Path | None) -> list[tuple[Span, CyclePrediction | None]]:
+        return [(s, self.prediction(model_folder, s)) for s in self.spans]
+
+    def _recording_distance(self, model_folder: Path | None, predicted) -> tuple[float | None, bool | None]:
+        """The model's judgement of the whole recording, from its cycles as they stand (edits included)."""
+        analysis = self.model_analyses.get(Path(model_folder)) if model_folder else None
+        distances = [p.training_distance for _, p in predicted if p is not None and p.training_distance is not None]
+        return recording_distance(distances, analysis.distance_limit if analysis else None)
+
+    def shown(self, model_folder: Path | None) -> list[ShownCycle]:
+        predicted = self._predicted(model_folder)
+        _, unlike = self._recording_distance(model_folder, predicted)
+        return [ShownCycle(s.start, s.end, s.label, None if p is None else p.probabilities,
+                           None if p is None else p.training_distance, None if p is None else p.unlike_training,
+                           self.bounds_confidence.get(key(s)), bool(unlike)) for s, p in predicted]
+
+    @property
+    def cycle_source(self) -> str:
+        """Where the cycles came from: "edited" once anything was edited (even if undone since)."""
+        return EDITED if self.undo_stack.count() else self.source
+
+    def analysis(self, model_folder: Path | None) -> RecordingAnalysis | None:
+        """The recording's analysis by this model as it stands: the cycles it has predicted, with their classes
+        as edited, and its judgement of the whole recording from them; None before the model has run on it."""
+        latest = self.model_analyses.get(Path(model_folder)) if model_folder else None
+        if latest is None:
+            return None
+        predicted = self._predicted(model_folder)
+        median, unlike = self._recording_distance(model_folder, predicted)
+        first = self.first_analysis
+        cycles = [replace(p, start=s.start, end=s.end, truth=s.label,
+                          segmentation_confidence=self.bounds_confidence.get(key(s)))
+                  for s, p in predicted if p is not None]
+        return replace(first, cycle_source=self.cycle_source, cycles=cycles, calibrated=latest.calibrated,
+                       training_distance=median, distance_limit=latest.distance_limit, unlike_training=unlike,
+                       model_warnings=list(latest.model_warnings))
+
+    # ---------------------------------------------------------------- edits
+
+    def _set(self, spans: tuple[Span, ...], selection: list[int]) -> None:
+        self.spans = spans
+        self.selection_hint = [i for i in selection if 0 <= i < len(spans)]
+        self.edited.emit()
+        self.changed.emit()
+
+    def edit(self, text: str, spans: tuple[Span, ...] | None, selection: list[int]) -> bool:
+        """Pushes the edit onto the undo stack (which applies it); False when it changes nothing."""
+        if spans is None or spans == self.spans:
+            return False
+        self.undo_stack.push(EditCommand(self, text, spans, selection))
+        return True
+
+    def move_edges(self, edges: list[tuple[int, str]], seconds: float) -> bool:
+        after = moved(self.spans, edges, seconds, self.duration)
+        cycles = " and ".join(f"{'start' if e == 'start' else 'end'} of cycle {i + 1}" for i, e in edges)
+        return self.edit(f"Move the {cycles}", after, [edges[0][0]])
+
+    def add(self, start: float, end: float) -> bool:
+        start, end = sorted((snap(start), snap(end)))
+        if end - start < MIN_CYCLE_S:
+            return False
+        spans, index = with_cycle(self.spans, Span(start, end, None))
+        return self.edit(f"Add a cycle at {start:.3f} s", spans, [index])
+
+    def split(self, index: int, at: float) -> bool:
+        return self.edit(f"Split cycle {index + 1} at {snap(at):.3f} s", split(self.spans, index, at),
+                         [index, index + 1])
+
+    def merge_with_next(self, index: int) -> bool:
+        return self.edit(f"Merge cycles {index + 1} and {index + 2}", merge_with_next(self.spans, index), [index])
+
+    def delete(self, indices: list[int]) -> bool:
+        doomed = set(indices)
+        after = tuple(s for i, s in enumerate(self.spans) if i not in doomed)
+        words = f"cycle {indices[0] + 1}" if len(doomed) == 1 else f"{len(doomed)} cycles"
+        return self.edit(f"Delete {words}", after, [min(min(doomed), len(after) - 1)] if after else [])
+
+    def set_labels(self, labels: dict[int, int | None], text: str = "") -> bool:
+        after = tuple(replace(s, label=labels[i]) if i in labels else s for i, s in enumerate(self.spans))
+        if not text:
+            names = {CLASS_NAMES[v] if v is not None else "no class" for v in labels.values()}
+            what = f"cycle {next(iter(labels)) + 1}" if len(labels) == 1 else f"{len(labels)} cycles"
+            text = f"Set {what} to {', '.join(sorted(names))}"
+        return self.edit(text, after, sorted(labels))
+
+    def accept_predictions(self, indices: list[int], model_folder: Path | None) -> bool:
+        """The model's class for each of the cycles it has predicted."""
+        labels = {}
+        for i in indices:
+            probabilities = self.probabilities(model_folder, self.spans[i])
+            if probabilities is not None:
+                labels[i] = int(np.argmax(probabilities))
+        what = f"cycle {indices[0] + 1}" if len(indices) == 1 else f"{len(labels)} cycles"
+        return bool(labels) and self.set_labels(labels, f"Accept the model's class for {what}")
+
+    def replace_all(self, spans: list[Span], text: str) -> bool:
+        return self.edit(text, tuple(sorted(spans, key=lambda s: (s.start, s.end))), [0] if spans else [])
+
+    # ---------------------------------------------------------------- saving
+
+    def save(self, *, overwrite_changes: bool = False) -> SavedAnnotation:
+        """ICBHI text beside the recording (AnnotationChanged when someone else changed it meanwhile)."""
+        saved = save_annotation(self.annotation_path, self.spans, self.disk_digest,
+                                overwrite_changes=overwrite_changes)
+        self.disk_digest = saved.digest
+        self.changed_on_disk = False
+        self.undo_stack.setClean()
+        self.saved.emit(saved)
+        self.state_changed.emit()
+        return saved

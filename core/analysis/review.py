@@ -1,0 +1,93 @@
+"""The review queue: which cycles of the open recordings are most worth a clinician's look, in order.
+
+The order (one sort key, plain numbers):
+1. cycles whose annotated class differs from the model's prediction come first;
+2. then lower confidence first, compared as the Studio shows it (whole percent);
+3. then, where an experiment's teachers voted, the wider their disagreement first — it decides between
+   cycles the model is equally sure of;
+4. then by recording and time, so equal cycles keep their natural order.
+A cycle with no prediction yet comes after every predicted one (nothing is known to rank it by).
+
+Which teachers a model has is the experiment's business (core.kd.store.teachers_for_model), and so is their
+ensemble (core.kd.soft_labels.ensemble_probabilities); this module only ranks.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from lungkd.core.labels import CLASS_NAMES
+
+
+@dataclass(frozen=True)
+class ReviewCandidate:
+    recording: str
+    start: float
+    end: float
+    annotated: int | None  # the class as annotated (None: no class yet)
+    probabilities: Sequence[float] | None  # the model's (None: not predicted yet)
+    teacher_probabilities: Sequence[Sequence[float]] = field(default_factory=tuple)  # one row per teacher
+
+    @property
+    def predicted(self) -> int | None:
+        return None if self.probabilities is None else int(np.argmax(self.probabilities))
+
+    @property
+    def confidence(self) -> float | None:
+        return None if self.probabilities is None else float(max(self.probabilities))
+
+    @property
+    def disagrees(self) -> bool:
+        return self.annotated is not None and self.predicted is not None and self.annotated != self.predicted
+
+    @property
+    def teacher_votes(self) -> list[int]:
+        return teacher_votes(self.teacher_probabilities)
+
+    @property
+    def teacher_spread(self) -> float:
+        return teacher_spread(self.teacher_votes)
+
+
+def teacher_votes(teacher_probabilities: Sequence[Sequence[float]]) -> list[int]:
+    """Each teacher's predicted class."""
+    return [int(np.argmax(p)) for p in teacher_probabilities]
+
+
+def teacher_spread(votes: Sequence[int]) -> float:
+    """The share of teachers that vote against the majority: 0 when unanimous, (k-1)/k when no two agree."""
+    if not votes:
+        return 0.0
+    return 1.0 - Counter(votes).most_common(1)[0][1] / len(votes)
+
+
+def review_key(candidate: ReviewCandidate) -> tuple:
+    if candidate.probabilities is None:
+        return (2, 0, 0.0, candidate.recording, candidate.start)
+    return (0 if candidate.disagrees else 1, round(100 * candidate.confidence), -candidate.teacher_spread,
+            candidate.recording, candidate.start)
+
+
+def review_order(candidates: Sequence[ReviewCandidate]) -> list[int]:
+    """Indices into `candidates` in the order to review them."""
+    return sorted(range(len(candidates)), key=lambda i: review_key(candidates[i]))
+
+
+def review_reason(candidate: ReviewCandidate) -> str:
+    """Why the cycle is where it is in the queue, in words."""
+    if candidate.probabilities is None:
+        return "not predicted yet"
+    words = [f"model: {CLASS_NAMES[candidate.predicted]} {candidate.confidence:.0%}"]
+    if candidate.disagrees:
+        words.insert(0, f"annotated {CLASS_NAMES[candidate.annotated]}, the model disagrees")
+    elif candidate.annotated is None:
+        words.insert(0, "no class yet")
+    if candidate.teacher_probabilities:
+        votes = candidate.teacher_votes
+        against = round(candidate.teacher_spread * len(votes))
+        words.append("teachers unanimous" if not against else f"{against} of {len(votes)} teachers vote against "
+                     "the others")
+    return " · ".join(words)

@@ -1,0 +1,72 @@
+"""Driving LungKD Studio's recording view as a hand does: drags on the plots, keys, clicks in the table, and
+answers to message boxes."""
+from PySide6.QtCore import QPointF, Qt, QTimer
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+LEFT = Qt.MouseButton.LeftButton
+NO = Qt.KeyboardModifier.NoModifier
+
+
+def widget_point(page, plot, seconds, y):
+    view = page.view
+    return view.plots.mapFromScene(plot.vb.mapViewToScene(QPointF(seconds, y)))
+
+
+def data_x(page, plot, point) -> float:
+    """The time a widget point falls on (what the mouse really lands on, to the pixel)."""
+    return plot.vb.mapSceneToView(page.view.plots.mapToScene(point)).x()
+
+
+def drag(page, plot, start_s, end_s, y):
+    """A left-button drag as a hand makes it: hover, press, move in steps over ~200 ms, release. Returns
+    the times under the pointer where it was pressed and released."""
+    viewport = page.view.plots.viewport()
+    a, b = widget_point(page, plot, start_s, y), widget_point(page, plot, end_s, y)
+    QTest.mouseMove(viewport, a)
+    QTest.qWait(30)
+    QTest.mousePress(viewport, LEFT, NO, a)
+    for step in range(1, 11):
+        QTest.qWait(20)  # pyqtgraph drops mouse moves closer together than 10 ms, as a hand never makes them
+        QTest.mouseMove(viewport, a + (b - a) * step / 10)
+    QTest.qWait(20)
+    QTest.mouseRelease(viewport, LEFT, NO, b)
+    return data_x(page, plot, a), data_x(page, plot, b)
+
+
+def let_go(widget, modifier) -> None:
+    """Releases Ctrl and Shift after a chord, as a hand does: QTest would otherwise leave them held for the
+    application (and every later test), which turns a plain click into a Ctrl-click."""
+    for held, name in ((Qt.KeyboardModifier.ControlModifier, Qt.Key.Key_Control),
+                       (Qt.KeyboardModifier.ShiftModifier, Qt.Key.Key_Shift)):
+        if modifier & held:
+            QTest.keyRelease(widget, name)
+
+
+def key(page, key, modifier=NO):
+    """A key pressed while the cycle table has the focus (the Recordings page's keys work from there)."""
+    QTest.keyClick(page.table, key, modifier)
+    let_go(page.table, modifier)
+
+
+def click_row(page, row, modifier=NO):
+    table = page.table
+    QTest.mouseClick(table.viewport(), LEFT, modifier, table.visualItemRect(table.item(row, 1)).center())
+    let_go(table, modifier)
+
+
+def respond(button):
+    """Clicks `button` (a standard button or a button's text) in the next message box, once it is up (for
+    up to 10 s); the box's text and its text format are kept in `respond.text` and `respond.format`."""
+    def click(tries_left=500):
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            if tries_left:
+                QTimer.singleShot(20, lambda: click(tries_left - 1))
+            return
+        respond.text, respond.format = box.text(), box.textFormat()
+        target = (box.button(button) if isinstance(button, QMessageBox.StandardButton)
+                  else next(b for b in box.buttons() if b.text() == button))
+        target.click()
+    respond.text = respond.format = None
+    QTimer.singleShot(0, click)

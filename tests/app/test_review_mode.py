@@ -1,0 +1,167 @@
+"""Review mode on real recordings: the queue's order, the keys, the progress; and the whole loop on generated
+recordings — review, correct, "Train on these recordings", the wizard's student chosen for analysis, and
+then its teachers' votes and ensemble beside it, the same as the engine gives for each teacher."""
+import shutil
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
+
+from lungkd.app.cycle_table import ENSEMBLE
+from lungkd.app.wizard import DataPage, ResultsPage, RunPage
+from lungkd.core.analysis.evaluation import load_saved_model
+from lungkd.core.analysis.predict import analyse_recording
+from lungkd.core.data.annotations import read_annotation_file
+from lungkd.core.data.synth import write_synthetic_dataset
+from lungkd.core.kd.soft_labels import ensemble_probabilities
+from lungkd.core.labels import CLASS_NAMES
+from studio_driver import click_row, key, respond
+
+RECORDINGS = ("105_1b1_Tc_sc_Meditron", "106_2b1_Pl_mc_LittC2SE", "107_2b3_Al_mc_AKGC417L")
+CTRL_SHIFT = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+
+
+@pytest.fixture
+def page(window, icbhi_audio_dir, tmp_path, wait_idle, qtbot):
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    for name in RECORDINGS:
+        for suffix in (".wav", ".txt"):
+            shutil.copy(icbhi_audio_dir / f"{name}{suffix}", folder)
+    window.open_paths([folder])
+    wait_idle(window)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    window.recordings.table.setFocus()
+    return window.recordings
+
+
+def shown_confidence(page) -> tuple[bool, int]:
+    """(disagrees, confidence in whole percent) of the selected cycle, as its table row shows them."""
+    table, row = page.table, page.table.current_cycle()
+    prediction = table.item(row, table.column("prediction")).text()
+    return table.item(row, table.column("match")).text() == "✗ mismatch", int(prediction.split()[-1].rstrip("%"))
+
+
+def test_review_walks_disagreements_first_then_low_confidence_with_keys(page, window, qtbot):
+    review = window.review
+    total = sum(len(d.spans) for d in page.documents.values())
+    key(page, Qt.Key.Key_R, CTRL_SHIFT)
+    assert review.active and review.bar.isVisible() and not window.editing.bar.hint.isVisible()
+    assert review.bar.progress.text() == f"0 / {total} reviewed" and len(review.entries) == total
+    seen = []
+    for position in range(total):  # → walks the whole queue; the table shows where it is
+        assert review.position == position
+        entry = review.entries[position]
+        assert page.current.path == entry.path and page.view.cycles[page.table.current_cycle()].start == entry.start
+        seen.append(shown_confidence(page))
+        key(page, Qt.Key.Key_Right)
+    disagreements = [confidence for disagrees, confidence in seen if disagrees]
+    assert seen[:len(disagreements)] == [(True, c) for c in disagreements]  # every disagreement first
+    assert disagreements == sorted(disagreements) and len(disagreements) > 0
+    agreements = [confidence for _, confidence in seen[len(disagreements):]]
+    assert agreements == sorted(agreements)  # then the least confident first
+    assert review.bar.progress.text() == f"{total} / {total} reviewed" and "all reviewed" in review.bar.where.text()
+
+
+def test_setting_a_class_in_review_goes_on_and_counts(page, window):
+    review = window.review
+    key(page, Qt.Key.Key_R, CTRL_SHIFT)
+    first, second = review.entries[0], review.entries[1]
+    key(page, Qt.Key.Key_Right)
+    key(page, Qt.Key.Key_Left)  # back: the first is reviewed already
+    assert review.position == 0 and review.reviewed() == 1
+    key(page, Qt.Key.Key_W)
+    document = page.documents[first.path]
+    assert next(s for s in document.spans if s.start == first.start).label == 2
+    assert review.position == 1 and review.reviewed() == 1
+    key(page, Qt.Key.Key_A)  # the model's class for the second, and on
+    cycle = next(c for c in page.documents[second.path].shown(page.model_folder) if c.start == second.start)
+    assert cycle.truth == cycle.predicted and review.position == 2 and review.reviewed() == 2
+    assert review.bar.progress.text() == f"2 / {len(review.entries)} reviewed"
+    assert review.bar.where.text().startswith(f"3 of {len(review.entries)}: ")
+    review.bar.done.click()
+    assert not review.active and not review.bar.isVisible()
+    before = page.table.current_cycle()
+    key(page, Qt.Key.Key_Right)  # outside review the arrow is the table's again
+    assert page.table.current_cycle() == before and review.position == 2
+
+
+def test_the_whole_loop_review_correct_train_and_see_the_teachers(window, tmp_path, qtbot, wait_idle):
+    """Generated recordings (ICBHI layout, with a split file), one label corrected in review, the wizard
+    trains tiny teachers and a student on the folder, the student analyses the recordings, and its
+    teachers' votes show beside it."""
+    folder = tmp_path / "generated"
+    write_synthetic_dataset(folder, recordings=8, seed=5)
+    window.open_paths([folder])
+    wait_idle(window)
+    window.activateWindow()
+    page, review = window.recordings, window.review
+    page.table.setFocus()
+    key(page, Qt.Key.Key_R, CTRL_SHIFT)
+    entry = review.entries[0]
+    key(page, Qt.Key.Key_B)  # corrected to "both"
+    respond(QMessageBox.StandardButton.Save)
+    review.bar.train.click()  # "save before training?" - Save
+    assert "before training on the files on disk" in respond.text
+    corrected = read_annotation_file(entry.path.with_suffix(".txt"))[0]
+    assert next(c for c in corrected if c.start == entry.start).label == 3
+
+    wizard = window.wizard
+    data = wizard.currentPage()
+    assert isinstance(data, DataPage) and data.folder.text() == str(folder) and not data.synthetic.isChecked()
+    assert data.split.currentText() == "official"  # the folder has a split file
+    wizard.next()  # the page reads the folder first, then goes on by itself
+    qtbot.waitUntil(lambda: wizard.currentPage() is not data, timeout=120000)
+    teachers = wizard.currentPage()
+    teachers.size.setCurrentText("tiny")
+    teachers.k.setValue(2)
+    teachers.epochs.setValue(1)
+    wizard.next()
+    wizard.currentPage().k.setValue(2)
+    wizard.next()
+    student = wizard.currentPage()
+    student.size.setCurrentText("tiny")
+    student.seeds.setText("1")
+    student.epochs.setValue(1)
+    student.baseline.setChecked(False)
+    student.second.setChecked(False)
+    wizard.next()
+    wizard.next()
+    run = wizard.currentPage()
+    assert isinstance(run, RunPage)
+    run.start()
+    qtbot.waitUntil(lambda: run.isComplete() or run.start_button.isEnabled(), timeout=600000)
+    assert run.isComplete(), f"{run.error.text()}\n{run.log.toPlainText()[-3000:]}"
+    wizard.next()
+    results = wizard.currentPage()
+    assert isinstance(results, ResultsPage)
+    results.use_student.click()
+    student_model = results.student_model()
+    assert page.model_folder == student_model
+    assert [p.parent.name for p in page.teacher_folders] == ["seed-1", "seed-2"]
+
+    window.teachers_action.trigger()  # View > Show the teachers' votes
+    wait_idle(window, 300000)
+    table = page.table
+    headers = [table.horizontalHeaderItem(i).text() for i in range(table.columnCount())]
+    assert headers[-5:] == ["teachers", *(ENSEMBLE.format(name) for name in CLASS_NAMES)]
+    metrics = table.horizontalHeader().fontMetrics()
+    for column, header in enumerate(headers):  # no header cut, however many columns
+        assert table.horizontalHeader().sectionSize(column) >= max(map(metrics.horizontalAdvance,
+                                                                       header.split("\n"))), header
+    document = page.documents[page.current.path]
+    spans = [(s.start, s.end) for s in document.spans]
+    per_teacher = [analyse_recording(page.current.path, load_saved_model(folder_)[0], spans=spans)
+                   for folder_ in page.teacher_folders]  # what the engine says, recording by recording
+    for row in range(table.rowCount()):
+        votes = [int(np.argmax(t.cycles[row].probabilities)) for t in per_teacher]
+        assert table.item(row, table.column("teachers")).text() == " ".join(CLASS_NAMES[v][0].upper() for v in votes)
+        ensemble = ensemble_probabilities([t.cycles[row].probabilities for t in per_teacher])
+        shown = [float(table.item(row, table.column(ENSEMBLE.format(name))).text()) for name in CLASS_NAMES]
+        np.testing.assert_allclose(shown, ensemble, atol=6e-4)  # three decimals shown
+    click_row(page, 0)
+    key(page, Qt.Key.Key_R, CTRL_SHIFT)
+    key(page, Qt.Key.Key_R, CTRL_SHIFT)  # off and on: the queue now counts the teachers
+    assert review.active and "teachers" in review.bar.reason.text()
