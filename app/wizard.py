@@ -117,10 +117,10 @@ class TrainingWizard(QWizard):
 
     def use_data_folder(self, folder: Path) -> None:
         """Train on a folder of recordings (e.g. the ones just reviewed), under a new experiment name: the
-        folder's annotations changed, and an experiment refuses changed data. Without a split file beside
-        the recordings, the split is patient-wise."""
+        folder's annotations changed, and an experiment refuses changed data. The folder's split file decides the
+        split; without one it is patient-wise."""
         folder = Path(folder)
-        split = self.recipe.data.split if next(folder.rglob(SPLIT_FILE), None) else "patient"
+        split = "official" if next(folder.rglob(SPLIT_FILE), None) else "patient"
         data = self.recipe.data.replace(path=str(folder), synthetic=None, split=split)
         name = valid_name(folder.name, time.strftime("-%Y%m%d-%H%M%S"))
         self.recipe = self.recipe.replace(data=data, name=name)
@@ -203,7 +203,7 @@ class DataPage(RecipePage):
         load.clicked.connect(lambda: self.wizard_().load_recipe(RECIPES_DIR / f"{self.preset.currentText()}.toml"))
         self.folder = QLineEdit()
         self.folder.setPlaceholderText("ICBHI_final_database or a folder of recordings with .txt annotations")
-        self.folder.textEdited.connect(lambda _: self.synthetic.setChecked(False))  # typing a folder chooses it
+        self.folder.textEdited.connect(lambda _: self._folder_chosen())  # typing a folder chooses it
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
         self.synthetic = QCheckBox("Generated synthetic dataset with")
@@ -247,7 +247,13 @@ class DataPage(RecipePage):
         folder = QFileDialog.getExistingDirectory(self, "Dataset folder")
         if folder:
             self.folder.setText(folder)
-            self.synthetic.setChecked(False)
+            self._folder_chosen()
+
+    def _folder_chosen(self) -> None:
+        """A folder replaces the generated dataset, and takes its own split (the CPU demo splits its generated
+        recordings by patient)."""
+        self.synthetic.setChecked(False)
+        self.split.setCurrentText("official")
 
     def show_recipe(self, recipe: ExperimentRecipe) -> None:
         self.synthetic.setChecked(recipe.data.synthetic is not None)
