@@ -248,18 +248,17 @@ def _run_locked(job: RunJob, emit: EventSink, cancel: CancelToken | None, contex
         return card
     sets = context.cycle_sets(job, emit, cancel)
     device = resolve_device(job.settings.device)
-    if card is None:
-        emit(Event(job.stage, "started", run=spec.name, data=spec.describe()))
-        try:
+    try:
+        if card is None:
+            emit(Event(job.stage, "started", run=spec.name, data=spec.describe()))
             card = _train(job, sets, describe_training_data(job.data, context.index(job)), emit, cancel)
-        except BaseException as exc:
-            cancelled = isinstance(exc, (Cancelled, KeyboardInterrupt))
-            emit(Event(job.stage, "cancelled" if cancelled else "failed", str(exc), run=spec.name,
-                       data=spec.describe()))
-            raise
-    if needs_logits:
-        model = create_model(spec.arch, pretrained=folder / MODEL_FOLDER).to(device)
-        _write_teacher_logits(model, sets, folder, job.data_fingerprint, device, cancel)
+        if needs_logits:
+            model = create_model(spec.arch, pretrained=folder / MODEL_FOLDER).to(device)
+            _write_teacher_logits(model, sets, folder, job.data_fingerprint, device, cancel)
+    except BaseException as exc:  # the logits too: a run stopped there says so, as one stopped while training
+        cancelled = isinstance(exc, (Cancelled, KeyboardInterrupt))
+        emit(Event(job.stage, "cancelled" if cancelled else "failed", str(exc), run=spec.name, data=spec.describe()))
+        raise
     emit(Event(job.stage, "finished", run=spec.name, data={**spec.describe(), "card": card}))
     return card
 
