@@ -19,6 +19,7 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from lungkd.core.analysis.limits import recording_distance
 from lungkd.core.analysis.predict import EDITED, CyclePrediction, RecordingAnalysis
+from lungkd.core.analysis.review import PredictedClass
 from lungkd.core.data.annotation_io import SavedAnnotation, Span, annotation_path_for, save_annotation
 from lungkd.core.labels import CLASS_NAMES, flags_from_label, label_from_flags
 
@@ -37,7 +38,7 @@ def key(span) -> SpanKey:
 
 
 @dataclass(frozen=True)
-class ShownCycle:
+class ShownCycle(PredictedClass):
     """A cycle as shown: where it is, its annotated class and the chosen model's probabilities (None while
     the model has not seen this span yet), with what says how far to trust them."""
 
@@ -55,14 +56,6 @@ class ShownCycle:
         """The prediction is not to be trusted: the cycle, or its whole recording, is unlike the model's training
         data. Views grey it."""
         return bool(self.unlike_training or self.recording_unlike)
-
-    @property
-    def predicted(self) -> int | None:
-        return None if self.probabilities is None else int(np.argmax(self.probabilities))
-
-    @property
-    def confidence(self) -> float | None:
-        return None if self.probabilities is None else float(max(self.probabilities))
 
     @property
     def matches(self) -> bool | None:

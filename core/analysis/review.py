@@ -22,14 +22,10 @@ import numpy as np
 from lungkd.core.labels import CLASS_NAMES
 
 
-@dataclass(frozen=True)
-class ReviewCandidate:
-    recording: str
-    start: float
-    end: float
-    annotated: int | None  # the class as annotated (None: no class yet)
-    probabilities: Sequence[float] | None  # the model's (None: not predicted yet)
-    teacher_probabilities: Sequence[Sequence[float]] = field(default_factory=tuple)  # one row per teacher
+class PredictedClass:
+    """The class a `probabilities` attribute points to, and how sure it is (None while there are none)."""
+
+    probabilities: Sequence[float] | None
 
     @property
     def predicted(self) -> int | None:
@@ -38,6 +34,16 @@ class ReviewCandidate:
     @property
     def confidence(self) -> float | None:
         return None if self.probabilities is None else float(max(self.probabilities))
+
+
+@dataclass(frozen=True)
+class ReviewCandidate(PredictedClass):
+    recording: str
+    start: float
+    end: float
+    annotated: int | None  # the class as annotated (None: no class yet)
+    probabilities: Sequence[float] | None  # the model's (None: not predicted yet)
+    teacher_probabilities: Sequence[Sequence[float]] = field(default_factory=tuple)  # one row per teacher
 
     @property
     def disagrees(self) -> bool:
