@@ -4,6 +4,7 @@ import pytest
 from PySide6.QtCore import QSettings
 
 from lungkd.app.main_window import MODEL_KEY, MainWindow
+from lungkd.app.wizard import TrainingWizard
 from tiny_model import tiny_model_folder
 
 
@@ -54,3 +55,12 @@ def window(qtbot, workspace, store):
 def wait_idle(qtbot):
     """Waits until the window's engine queue has finished every task."""
     return lambda window, timeout=60000: qtbot.waitUntil(lambda: not window.queue.is_busy(), timeout=timeout)
+
+
+@pytest.fixture
+def wizard(qtbot, tmp_path):
+    """The training wizard on a workspace of its own, shown."""
+    w = TrainingWizard(tmp_path / "ws")
+    qtbot.addWidget(w)
+    w.show()
+    return w

@@ -70,3 +70,14 @@ def respond(button):
         target.click()
     respond.text = respond.format = None
     QTimer.singleShot(0, click)
+
+
+def open_for_editing(window, folder, wait_idle, qtbot):
+    """The Recordings page with `folder` open and analysed, the window active and the table focused, as a user
+    starts to edit; keys go to the page from here."""
+    window.open_paths([folder])
+    wait_idle(window)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    window.recordings.table.setFocus()
+    return window.recordings

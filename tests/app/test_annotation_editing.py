@@ -12,7 +12,7 @@ from lungkd.core.data.annotation_io import Span, annotation_text, read_raven_tab
 from lungkd.core.data.annotations import read_annotation_file
 from lungkd.core.data.dataset import load_dataset
 from lungkd.app.annotation_editing import snap
-from studio_driver import LEFT, NO, click_row, data_x, drag, key, respond, widget_point
+from studio_driver import LEFT, NO, click_row, data_x, drag, key, open_for_editing, respond, widget_point
 
 RECORDING = "105_1b1_Tc_sc_Meditron"
 CTRL = Qt.KeyboardModifier.ControlModifier
@@ -30,12 +30,7 @@ def folder(icbhi_audio_dir, tmp_path):
 
 @pytest.fixture
 def page(window, folder, wait_idle, qtbot):
-    window.open_paths([folder])
-    wait_idle(window)
-    window.activateWindow()
-    qtbot.waitUntil(window.isActiveWindow)
-    window.recordings.table.setFocus()
-    return window.recordings
+    return open_for_editing(window, folder, wait_idle, qtbot)
 
 
 def document(page):

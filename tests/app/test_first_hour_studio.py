@@ -16,7 +16,7 @@ from lungkd.app import system_check
 from lungkd.app.main import build_parser, open_window
 from lungkd.app.main_window import MainWindow
 from lungkd.app.runs_view import COLUMNS, RunsView
-from lungkd.app.wizard import RECIPES_DIR, DataPage, ReviewPage, RunPage, TeachersPage, TrainingWizard
+from lungkd.app.wizard import RECIPES_DIR, DataPage, ReviewPage, RunPage, TeachersPage
 from lungkd.core.data.dataset import load_dataset
 from lungkd.core.workspace.catalog import Catalog
 from recorded_experiment import recorded_experiment
@@ -254,13 +254,6 @@ def test_an_experiment_is_renamed_and_deleted_after_confirmation_keeping_its_tea
 
 # ---------------------------------------------------------------- the wizard with data it must refuse
 
-
-@pytest.fixture
-def wizard(qtbot, tmp_path):
-    w = TrainingWizard(tmp_path / "ws")
-    qtbot.addWidget(w)
-    w.show()
-    return w
 
 
 def _without_test_audio(synthetic_dir: Path, folder: Path) -> Path:

@@ -16,7 +16,7 @@ from lungkd.core.data.annotations import read_annotation_file
 from lungkd.core.data.synth import write_synthetic_dataset
 from lungkd.core.kd.soft_labels import ensemble_probabilities
 from lungkd.core.labels import CLASS_NAMES
-from studio_driver import click_row, key, respond
+from studio_driver import click_row, key, open_for_editing, respond
 
 RECORDINGS = ("105_1b1_Tc_sc_Meditron", "106_2b1_Pl_mc_LittC2SE", "107_2b3_Al_mc_AKGC417L")
 CTRL_SHIFT = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
@@ -29,12 +29,7 @@ def page(window, icbhi_audio_dir, tmp_path, wait_idle, qtbot):
     for name in RECORDINGS:
         for suffix in (".wav", ".txt"):
             shutil.copy(icbhi_audio_dir / f"{name}{suffix}", folder)
-    window.open_paths([folder])
-    wait_idle(window)
-    window.activateWindow()
-    qtbot.waitUntil(window.isActiveWindow)
-    window.recordings.table.setFocus()
-    return window.recordings
+    return open_for_editing(window, folder, wait_idle, qtbot)
 
 
 def shown_confidence(page) -> tuple[bool, int]:

@@ -15,13 +15,6 @@ from lungkd.core.kd.experiment import Experiment
 from lungkd.core.recipes import EXECUTORS, load_experiment
 
 
-@pytest.fixture
-def wizard(qtbot, tmp_path):
-    w = TrainingWizard(tmp_path / "ws")
-    qtbot.addWidget(w)
-    w.show()
-    return w
-
 
 def _page(wizard, cls):
     assert isinstance(wizard.currentPage(), cls), type(wizard.currentPage())
