@@ -5,6 +5,7 @@ worker killed with SIGKILL mid-teacher is started again and the experiment still
 and a cancel mid-run stops every run and leaves a workspace the next run resumes from."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -104,9 +105,15 @@ def test_a_worker_killed_mid_teacher_is_started_again_and_the_report_is_the_same
     report = Experiment(RECIPE, tmp_path / "ws", on_event=on_event, executor=executor).run()
     assert killed and report == reference
     second = [e for e in events if e.run == "teacher seed 2"]
-    assert [e.data["epoch"] for e in second if e.kind == "metrics"] == [1, 2]  # epoch 1 was not trained again
     assert any("died" in e.message for e in second if e.kind == "notice")
-    assert any(e.message == "Resuming from epoch 1." for e in second)
+    # The kill lands after epoch 1's checkpoint; on a loaded machine the worker may have finished epoch 2 before
+    # the batched events reach the driver, so the restart resumes from the last checkpoint, whichever it was.
+    resumes = [i for i, e in enumerate(second) if re.fullmatch(r"Resuming from epoch \d+\.", e.message)]
+    assert len(resumes) == 1
+    resumed_from = int(second[resumes[0]].message.split()[-1].rstrip("."))
+    assert resumed_from >= 1  # epoch 1 was not trained again
+    trained_after = [e.data["epoch"] for e in second[resumes[0]:] if e.kind == "metrics"]
+    assert trained_after == list(range(resumed_from + 1, RECIPE.teachers.train.epochs + 1))
     assert _worker_pids(events)["teacher seed 2"] != killed[0]
 
 
