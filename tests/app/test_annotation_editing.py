@@ -1,9 +1,11 @@
-"""Editing a real ICBHI recording's cycles in LungKD Studio as a clinician would: mouse drags on the plots,
-key presses, the table, undo and redo, saving (read back by the project's own loader), Raven tables,
-"save before closing?" and an annotation changed on disk meanwhile."""
+"""Editing a recording's cycles in LungKD Studio as a clinician would: mouse drags on the plots, key presses,
+the table, undo and redo, saving (read back by the project's own loader), Raven tables, "save before
+closing?" and an annotation changed on disk meanwhile. On a generated recording in ICBHI layout, so that a
+clone without the real ICBHI files runs them too."""
 import shutil
 
 import pytest
+import soundfile as sf
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QComboBox, QMessageBox
@@ -14,17 +16,31 @@ from lungkd.core.data.dataset import load_dataset
 from lungkd.app.annotation_editing import snap
 from studio_driver import LEFT, NO, click_row, data_x, drag, key, open_for_editing, respond, widget_point
 
-RECORDING = "105_1b1_Tc_sc_Meditron"
+# One recording of the session's synthetic dataset (tests/conftest.py): 21.343 s at 4000 Hz (a Litt3200), seven
+# cycles end to end, times written as that device's files write them (five significant digits). Normal,
+# normal, normal, normal, both, crackle, normal; after the last cycle, 0.767 s without one.
+RECORDING = "104_1b3_Pr_sc_Litt3200"
+ANNOTATION = ("0.59113\t3.7838\t0\t0\n"
+              "3.7838\t5.7896\t0\t0\n"
+              "5.7896\t8.1885\t0\t0\n"
+              "8.1885\t11.943\t0\t0\n"
+              "11.943\t14.474\t1\t1\n"
+              "14.474\t17.878\t1\t0\n"
+              "17.878\t20.576\t0\t0\n")
 CTRL = Qt.KeyboardModifier.ControlModifier
 
 
 @pytest.fixture
-def folder(icbhi_audio_dir, tmp_path):
-    """A copy of one real recording and its annotation, to be edited and saved."""
+def folder(synthetic_dir, tmp_path):
+    """A copy of one generated recording and its annotation, to be edited and saved (the session's synthetic
+    folder is shared by other tests and stays as it is)."""
     target = tmp_path / "recordings"
     target.mkdir()
     for suffix in (".wav", ".txt"):
-        shutil.copy(icbhi_audio_dir / f"{RECORDING}{suffix}", target)
+        shutil.copy(synthetic_dir / f"{RECORDING}{suffix}", target)
+    assert (target / f"{RECORDING}.txt").read_text() == ANNOTATION, "the synthetic dataset changed: pick again"
+    info = sf.info(target / f"{RECORDING}.wav")
+    assert (info.samplerate, info.frames) == (4000, 85373)
     return target
 
 
@@ -73,21 +89,21 @@ def test_a_drag_inside_a_cycle_pans_and_edits_nothing(page):
 
 def test_delete_add_by_dragging_empty_time_and_set_its_class_by_key(page, window, wait_idle):
     original = spans(page)
-    page.select_cycle(7)
+    page.select_cycle(6)  # the last, 17.878 to 20.576 s
     key(page, Qt.Key.Key_Delete)
-    assert spans(page) == original[:7]
-    pressed, released = drag(page, page.view.spec, 19.2, 19.8, 800)
+    assert spans(page) == original[:6]
+    pressed, released = drag(page, page.view.spec, 19.2, 19.8, 800)  # where it was: no cycle there now
     assert spans(page)[-1] == (snap(pressed), snap(released), None)
-    assert page.table.current_cycle() == 7 and page.view.cycles[7].truth is None
+    assert page.table.current_cycle() == 6 and page.view.cycles[6].truth is None
     wait_idle(window)
-    assert page.view.cycles[7].probabilities is not None  # the new cycle was predicted
+    assert page.view.cycles[6].probabilities is not None  # the new cycle was predicted
     key(page, Qt.Key.Key_C)
     assert spans(page)[-1][2] == 1
-    assert page.table.item(7, page.table.column("annotated")).text() == "crackle"
+    assert page.table.item(6, page.table.column("annotated")).text() == "crackle"
     key(page, Qt.Key.Key_N)
-    assert spans(page)[-1][2] == 0 and page.table.item(7, page.table.column("annotated")).text() == "normal"
+    assert spans(page)[-1][2] == 0 and page.table.item(6, page.table.column("annotated")).text() == "normal"
     assert [document(page).undo_stack.text(i) for i in range(4)] == [
-        "Delete cycle 8", f"Add a cycle at {snap(pressed):.3f} s", "Set cycle 8 to crackle", "Set cycle 8 to normal"]
+        "Delete cycle 7", f"Add a cycle at {snap(pressed):.3f} s", "Set cycle 7 to crackle", "Set cycle 7 to normal"]
 
 
 def test_split_at_the_mouse_merge_and_relabel_several_with_keys(page, window, qtbot, wait_idle):
@@ -158,9 +174,9 @@ def test_the_class_column_of_the_table_sets_the_class(page, qtbot):
 def test_save_writes_the_edited_cycles_which_the_loader_reads_back_exactly(page, window, folder, qtbot):
     annotation = folder / f"{RECORDING}.txt"
     original_text = annotation.read_text()
-    page.select_cycle(7)
+    page.select_cycle(6)
     key(page, Qt.Key.Key_Delete)
-    boundary = spans(page)[2][1]
+    boundary = spans(page)[2][1]  # cycle 3 ends where cycle 4 starts
     drag(page, page.view.wave, boundary, boundary - 0.4, 0.3)
     page.select_cycle(0)
     key(page, Qt.Key.Key_W)
@@ -171,10 +187,12 @@ def test_save_writes_the_edited_cycles_which_the_loader_reads_back_exactly(page,
     cycles, problems = read_annotation_file(annotation)
     assert not problems and [Span.from_cycle(c) for c in cycles] == list(edited)
     assert annotation.read_text() == annotation_text(edited)
+    saved, given = annotation.read_text().splitlines(), ANNOTATION.splitlines()
+    assert saved[0] == "0.59113\t3.7838\t0\t1" and saved[1] == given[1] and saved[4:] == given[4:6]  # as written
     assert (folder / f"{RECORDING}.txt.~1~").read_text() == original_text
     index = load_dataset(folder)  # the dataset loader takes the saved file, not the backup
     assert [Span.from_cycle(c) for c in index.recordings[0].cycles] == list(edited) and len(index.recordings) == 1
-    assert "Saved 7 cycles" in window.statusBar().currentMessage()
+    assert "Saved 6 cycles" in window.statusBar().currentMessage()
     # undo after the save: unsaved again, and saving keeps the saved version as the next backup
     key(page, Qt.Key.Key_Z, CTRL)
     assert document(page).modified and window.editing.bar.state.text().count("unsaved") == 1
@@ -186,12 +204,12 @@ def test_save_writes_the_edited_cycles_which_the_loader_reads_back_exactly(page,
 def test_a_cycle_without_a_class_is_not_saved_and_the_error_says_which(page, window, folder, qtbot):
     annotation = folder / f"{RECORDING}.txt"
     before = annotation.read_text()
-    page.select_cycle(7)
+    page.select_cycle(6)
     key(page, Qt.Key.Key_Delete)
-    drag(page, page.view.wave, 19.3, 19.9, 0.0)
+    drag(page, page.view.wave, 19.3, 19.9, 0.0)  # a new cycle where the last one was
     respond(QMessageBox.StandardButton.Ok)
     assert not window.editing.save_current()
-    assert "cycle 8" in respond.text and "has no class" in respond.text and str(annotation) in respond.text
+    assert "cycle 7" in respond.text and "has no class" in respond.text and str(annotation) in respond.text
     assert annotation.read_text() == before and document(page).modified
 
 
@@ -204,16 +222,16 @@ def test_raven_tables_export_and_import_in_the_window(page, window, folder, monk
     window.editing.export_raven.trigger()
     read, problems = read_raven_table(table)
     assert not problems and read == list(exported)
-    assert table.read_text().splitlines()[1].split("\t")[:7] == ["1", "Spectrogram 1", "1", "0.036", "2.279", "0",
-                                                                  "22050"]
+    assert table.read_text().splitlines()[1].split("\t")[:7] == ["1", "Spectrogram 1", "1", "0.59113", "3.7838",
+                                                                  "0", "2000"]
     page.table.select_cycles(list(range(len(exported))))
     key(page, Qt.Key.Key_Delete)
     assert document(page).spans == ()
     monkeypatch.setattr("lungkd.app.annotation_actions.QFileDialog.getOpenFileName", lambda *a, **k: (str(table), ""))
     window.editing.import_raven.trigger()
     assert document(page).spans == exported
-    assert document(page).undo_stack.undoText() == f"Import 8 cycles from {table.name}"
-    assert page.table.rowCount() == 8
+    assert document(page).undo_stack.undoText() == f"Import 7 cycles from {table.name}"
+    assert page.table.rowCount() == 7
 
 
 def test_closing_a_recording_with_unsaved_edits_asks_first(page, window, folder, qtbot):
@@ -223,7 +241,7 @@ def test_closing_a_recording_with_unsaved_edits_asks_first(page, window, folder,
     key(page, Qt.Key.Key_B)
     respond(QMessageBox.StandardButton.Cancel)
     window.remove_action.trigger()
-    assert "Save your edits to the annotation of 105_1b1_Tc_sc_Meditron.wav before closing?" == respond.text
+    assert f"Save your edits to the annotation of {RECORDING}.wav before closing?" == respond.text
     assert page.current is not None and document(page).modified  # still open, edits kept
     respond(QMessageBox.StandardButton.Discard)
     window.remove_action.trigger()
@@ -244,7 +262,7 @@ def test_an_annotation_changed_on_disk_is_reported_and_not_overwritten(page, win
     annotation = folder / f"{RECORDING}.txt"
     page.select_cycle(0)
     key(page, Qt.Key.Key_W)
-    theirs = "0.036\t2.279\t1\t0\n"
+    theirs = "0.59113\t3.7838\t1\t0\n"
     annotation.write_text(theirs)  # another program saves meanwhile
     qtbot.waitUntil(lambda: document(page).changed_on_disk, timeout=10000)
     assert "changed on disk" in page.recording_list.label_text(page.current.path)
