@@ -1,5 +1,5 @@
-"""Review mode on real recordings: the queue's order, the keys, the progress; and the whole loop on generated
-recordings — review, correct, "Train on these recordings", the wizard's student chosen for analysis, and
+"""Review mode on generated recordings: the queue's order, the keys, the progress; and the whole loop —
+review, correct, "Train on these recordings", the wizard's student chosen for analysis, and
 then its teachers' votes and ensemble beside it, the same as the engine gives for each teacher."""
 import shutil
 
@@ -18,17 +18,24 @@ from lungkd.core.kd.soft_labels import ensemble_probabilities
 from lungkd.core.labels import CLASS_NAMES
 from studio_driver import click_row, key, open_for_editing, respond
 
-RECORDINGS = ("105_1b1_Tc_sc_Meditron", "106_2b1_Pl_mc_LittC2SE", "107_2b3_Al_mc_AKGC417L")
+# Three recordings of the session's synthetic dataset (tests/conftest.py), one per device, twelve cycles: crackle,
+# normal, normal; crackle, crackle, normal, normal; five normal. No wheeze: pressing W always changes a class.
+RECORDINGS = ("103_1b4_Ar_sc_Meditron", "102_1b3_Tc_mc_LittC2SE", "101_1b3_Ll_mc_AKGC417L")
+LABELS = ((1, 0, 0), (1, 1, 0, 0), (0, 0, 0, 0, 0))
 CTRL_SHIFT = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
 
 
 @pytest.fixture
-def page(window, icbhi_audio_dir, tmp_path, wait_idle, qtbot):
+def page(window, synthetic_dir, tmp_path, wait_idle, qtbot):
+    """The three recordings copied into a folder of their own (the session's synthetic folder is shared by
+    other tests and stays as it is), open and analysed."""
     folder = tmp_path / "recordings"
     folder.mkdir()
-    for name in RECORDINGS:
+    for name, labels in zip(RECORDINGS, LABELS):
         for suffix in (".wav", ".txt"):
-            shutil.copy(icbhi_audio_dir / f"{name}{suffix}", folder)
+            shutil.copy(synthetic_dir / f"{name}{suffix}", folder)
+        given = [line.split("\t") for line in (folder / f"{name}.txt").read_text().splitlines()]
+        assert tuple(int(c) + 2 * int(w) for *_, c, w in given) == labels, "the synthetic dataset changed: pick again"
     return open_for_editing(window, folder, wait_idle, qtbot)
 
 
@@ -42,6 +49,7 @@ def shown_confidence(page) -> tuple[bool, int]:
 def test_review_walks_disagreements_first_then_low_confidence_with_keys(page, window, qtbot):
     review = window.review
     total = sum(len(d.spans) for d in page.documents.values())
+    assert total == sum(map(len, LABELS)) and len(page.documents) == len(RECORDINGS)
     key(page, Qt.Key.Key_R, CTRL_SHIFT)
     assert review.active and review.bar.isVisible() and not window.editing.bar.hint.isVisible()
     assert review.bar.progress.text() == f"0 / {total} reviewed" and len(review.entries) == total
