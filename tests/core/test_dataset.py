@@ -1,4 +1,5 @@
-"""The dataset index on the real ICBHI files and on small folders built for each case."""
+"""The dataset index on the real ICBHI files (their facts: SPEC counts, quirks, demographics), on the generated
+recordings in ICBHI layout and on small folders built for each case."""
 import json
 import shutil
 import subprocess
@@ -116,15 +117,21 @@ def test_generic_folder_keeps_unannotated_recordings(tmp_path):
     assert not index.has_split_file and index.recording("patient_a").split is None
 
 
-def test_dataset_order_is_sorted_by_name_then_annotation_order(icbhi_dir):
-    index = load_dataset(icbhi_dir, probe_audio_files=False)
+def test_dataset_order_is_sorted_by_name_then_annotation_order(synthetic_dir):
+    """On the session's generated recordings (tests/conftest.py): 46 train cycles of 9 recordings. Every
+    recording is checked, not only the first (whose 2 cycles alone would say little)."""
+    index = load_dataset(synthetic_dir, probe_audio_files=False)
     cycles = index.cycles("train")
     names = [c.recording for c in cycles]
+    assert (len(cycles), len(set(names))) == (46, 9), "the synthetic dataset changed: pick again"
     assert names == sorted(names)
-    first = [c for c in cycles if c.recording == cycles[0].recording]
-    assert [c.index for c in first] == list(range(len(first)))
-    assert [c.start for c in first] == sorted(c.start for c in first)
-    assert index.fingerprint() == load_dataset(icbhi_dir, probe_audio_files=False).fingerprint()
+    for name in dict.fromkeys(names):
+        cycles_of = [c for c in cycles if c.recording == name]
+        assert [c.index for c in cycles_of] == list(range(len(cycles_of)))
+        assert [c.start for c in cycles_of] == sorted(c.start for c in cycles_of)
+        written = [float(line.split()[0]) for line in (synthetic_dir / f"{name}.txt").read_text().splitlines()]
+        assert [c.start for c in cycles_of] == written  # the annotation file's order
+    assert index.fingerprint() == load_dataset(synthetic_dir, probe_audio_files=False).fingerprint()
 
 
 def test_cli_stats_json_prints_spec_counts(icbhi_dir):
