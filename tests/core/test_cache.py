@@ -31,7 +31,8 @@ def recording(folder, name, seconds=3.0, sr=8000, spans=((0.2, 1.2), (1.2, 2.9))
     return Recording(name, name.split("_")[0], audio_path=path, cycles=cycles)
 
 
-def real_recordings(audio_dir):
+def recordings_in(audio_dir):
+    """The annotated recordings of a folder in ICBHI layout, as the dataset index would give them."""
     recs = []
     for wav in sorted(audio_dir.glob("*.wav"), reverse=True):  # deliberately not in dataset order
         cycles, _ = read_annotation_file(wav.with_suffix(".txt"), wav.stem)
@@ -162,18 +163,29 @@ def test_concurrent_writer_processes_never_expose_a_partial_entry(tmp_path):
 
 # ---------------------------------------------------------------- prepare_dataset
 
-def test_real_recordings_give_80_clips_in_dataset_order_and_a_cached_rerun_is_identical(icbhi_audio_dir, tmp_path,
-                                                                                          monkeypatch):
-    recs = real_recordings(icbhi_audio_dir)
+def test_real_recordings_give_80_clips_of_the_shared_readme_classes(icbhi_audio_dir, tmp_path):
+    """A fact of the real files: their 80 cycles all become clips, with the class counts of the shared README,
+    and none of the ten recordings fails or warns."""
+    first = prepare_dataset(recordings_in(icbhi_audio_dir), PREP, FbankSettings(), FeatureCache(tmp_path), workers=2)
+    assert first.inputs.shape == (80, 798, 128) and first.inputs.dtype == np.float32
+    assert (first.computed, first.cache_hits, first.failed, first.problems) == (10, 0, {}, [])
+    assert np.bincount(first.labels).tolist() == [25, 34, 11, 10]
+
+
+def test_recordings_give_clips_in_dataset_order_and_a_cached_rerun_is_identical(synthetic_dir, tmp_path, monkeypatch):
+    """On the session's generated recordings (tests/conftest.py): 14 of four devices at 4 to 44.1 kHz, 70 cycles.
+    They are only read; the cache is in tmp_path."""
+    recs = recordings_in(synthetic_dir)
+    assert (len(recs), sum(len(r.cycles) for r in recs)) == (14, 70), "the synthetic dataset changed: pick again"
     store = FeatureCache(tmp_path)
     progress = []
     first = prepare_dataset(recs, PREP, FbankSettings(), store, workers=2, progress=lambda *a: progress.append(a))
-    assert first.inputs.shape == (80, 798, 128) and first.inputs.dtype == np.float32
-    assert (first.computed, first.cache_hits, first.failed, first.problems) == (10, 0, {}, [])
+    assert first.inputs.shape == (70, 798, 128) and first.inputs.dtype == np.float32
+    assert (first.computed, first.cache_hits, first.failed, first.problems) == (14, 0, {}, [])
     ordered = sorted(recs, key=lambda r: r.name)
     assert first.cycles == [c for r in ordered for c in r.cycles]
-    assert np.bincount(first.labels).tolist() == [25, 34, 11, 10]
-    assert progress[0] == (0, 10) and progress[-1] == (10, 10)
+    assert np.bincount(first.labels).tolist() == [36, 18, 9, 7]
+    assert progress[0] == (0, 14) and progress[-1] == (14, 14)
     # Worker output equals preparing the first recording here.
     np.testing.assert_allclose(first.inputs[:len(ordered[0].cycles)],
                                FbankSettings().compute(prepare_recording(ordered[0], PREP)[0]), atol=1e-4)
@@ -183,7 +195,7 @@ def test_real_recordings_give_80_clips_in_dataset_order_and_a_cached_rerun_is_id
 
     monkeypatch.setattr(cache_module, "ProcessPoolExecutor", no_pool)
     again = prepare_dataset(recs, PREP, FbankSettings(), store, workers=4)
-    assert (again.computed, again.cache_hits) == (0, 10)
+    assert (again.computed, again.cache_hits) == (0, 14)
     np.testing.assert_array_equal(again.inputs, first.inputs)
     assert again.cycles == first.cycles
 
