@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 PACKAGE_STAMP := $(VENV)/.installed-package
 
-.PHONY: app test test-fast bench package clean
+.PHONY: app test test-fast bench package demo-model clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ $(PACKAGE_STAMP): pyproject.toml | $(STAMP)
 # dist/LungKD/ with lungkd-studio and lungkd; packaging/smoke.sh tests it.
 package: $(PACKAGE_STAMP)
 	$(BIN)/pyinstaller --noconfirm --log-level WARN --distpath dist --workpath build/pyinstaller packaging/lungkd.spec
+
+# resources/models/demo-cnn6 again, by the shipped recipe demo-model (about 15 minutes on a 2-core CPU).
+demo-model: $(STAMP)
+	$(BIN)/python packaging/build_demo_model.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

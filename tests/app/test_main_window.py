@@ -137,7 +137,7 @@ def test_choosing_another_model_analyses_the_open_recordings_again(analysed, win
     picker = window.model_picker
     names = [picker.itemText(i) for i in range(picker.count())]
     assert "runs/tiny-copy (cnn6) — Score 51.5" in names and "runs/tiny-cnn6 (cnn6) — Score 51.5" in names
-    assert "demo-cnn6 — Score 75.2 on the test split of synthetic-120-seed0-noise0 (254 cycles)" in names  # shipped
+    assert "demo-cnn6 — Score 89.0 on the test split of synthetic-360-seed0-noise0 (545 cycles)" in names  # shipped
     picker.setCurrentIndex(picker.findData(str(copy)))
     wait_idle(window)
     assert analysed.model_folder == copy and document.missing_spans(copy) == []
@@ -153,7 +153,7 @@ def test_the_model_says_what_it_learnt_from_and_predictions_on_unlike_sounds_are
     unlike its training data, with every prediction greyed in the table and the plot; a synthetic recording not."""
     picker = window.model_picker
     picker.setCurrentIndex(picker.findData(str(shipped_models_folder() / "demo-cnn6")))
-    assert "⚠ trained on synthetic recordings only<br><small>74 recordings, 458 cycles" in window.model_notes.text()
+    assert "⚠ trained on synthetic recordings only<br><small>201 recordings, 1194 cycles" in window.model_notes.text()
     assert "demonstration, not a diagnosis" in window.model_notes.toolTip()
     window.open_paths([recording, tone_recording])
     wait_idle(window)

@@ -322,7 +322,7 @@ def test_models_are_named_by_experiment_role_and_seed_with_the_data_of_their_sco
     assert student.score == 51.5 and student.scored_on == "the test split of synthetic-14-seed1-noise0 (25 cycles)"
     assert "demo-cpu · teacher cnn6 · seed 1" in entries
     demo = entries["demo-cnn6"]
-    assert demo.scored_on == "the test split of synthetic-120-seed0-noise0 (254 cycles)"
+    assert demo.scored_on == "the test split of synthetic-360-seed0-noise0 (545 cycles)"
     assert not any("/" in name for name in entries)  # no workspace paths
 
 

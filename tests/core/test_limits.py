@@ -4,6 +4,7 @@ the statistics of a model's training inputs and the marks of cycles and recordin
 report's calibration section, and the shipped demo model on real and on synthetic recordings."""
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,12 +20,13 @@ from lungkd.core.kd.report import build_report, html_report, markdown_report
 from lungkd.core.models.card import load_saved_model, model_notes, read_model_card, update_model_card
 from lungkd.core.models.inventory import shipped_models_folder
 from lungkd.core.models.registry import model_info
-from lungkd.core.recipes import load_experiment, load_recipe
+from lungkd.core.recipes import load_experiment, load_recipe, shipped_recipes_folder
 from lungkd.core.training.calibration import (MIN_HELD_OUT_CYCLES, TrainingStatistics, expected_calibration_error,
                                               fit_limits, fit_temperature, reliability, softmax)
 from tiny_model import tiny_model_folder
 from tiny_recipe import tiny_recipe
 
+ROOT = Path(__file__).resolve().parents[2]
 DEMO = shipped_models_folder() / "demo-cnn6"
 
 
@@ -88,7 +90,7 @@ def test_training_statistics_put_held_out_cycles_inside_the_limit_and_a_tone_far
     again = TrainingStatistics.from_card(json.loads(json.dumps(stats.to_card())))  # through the card's JSON
     np.testing.assert_array_equal(again.distances(synthetic_sets["train"].features),
                                   stats.distances(synthetic_sets["train"].features))
-    model, limits = demo  # a model trained on 458 cycles: the tiny one's 46 are too few for a tight limit
+    model, limits = demo  # a model trained on 1194 cycles: the tiny one's 46 are too few for a tight limit
     analysis = analyse_recording(tone_recording, model, limits=limits)
     assert analysis.unlike_training and all(c.unlike_training for c in analysis.cycles)
     assert analysis.training_distance > 1.5 * limits.limit and analysis.distance_limit == limits.limit
@@ -124,12 +126,29 @@ def test_marks_reach_the_csv_and_json_and_probabilities_are_the_calibrated_ones(
 def test_the_demo_card_says_it_learnt_from_synthetic_recordings_and_holds_its_limits():
     card = read_model_card(DEMO)
     data = card["training_data"]
-    assert data["kind"] == "synthetic" and data["generator"] == {"recordings": 120, "seed": 0, "label_noise": 0.0}
-    assert sum(data["train"]["cycles"].values()) == 458 and data["calibration"]["generator"]["seed"] == 100
+    assert data["kind"] == "synthetic" and data["generator"] == {"recordings": 360, "seed": 0, "label_noise": 0.0}
+    assert sum(data["train"]["cycles"].values()) == 1194 and data["calibration"]["patients"] == 15
     notes = model_notes(card)
     assert notes.synthetic_only and notes.calibrated and notes.marks_unlike
-    assert notes.trained_on.startswith("synthetic recordings only: 74 recordings, 458 cycles, 4 device(s)")
-    assert card["calibration"]["measured_on"] == {"split": "test", "cycles": 254}
+    assert notes.trained_on.startswith("synthetic recordings only: 201 recordings, 1194 cycles, 4 device(s)")
+    assert card["calibration"]["fitted_on"] == {"split": "calibration", "cycles": 422}
+    assert card["calibration"]["measured_on"] == {"split": "test", "cycles": 545}
+
+
+def test_the_demo_model_is_a_distilled_student_made_by_the_shipped_recipe():
+    """The first start shows the product's own method: the card names the command and the shipped recipe that
+    made the model, its teachers and their ensemble, and the data it learnt from is that recipe's data."""
+    card = read_model_card(DEMO)
+    made_by = card["made_by"]
+    recipe = load_experiment(shipped_recipes_folder() / "demo-model.toml")
+    assert made_by["recipe"] == recipe.model_dump(mode="json")
+    target = made_by["command"].removeprefix("make ")
+    assert f"\n{target}:" in (ROOT / "Makefile").read_text() and "build_demo_model.py" in (ROOT / "Makefile").read_text()
+    assert (card["role"], card["labels"]) == ("student", f"mean_{recipe.teachers.k}")  # distilled, not hard labels
+    assert len(made_by["teachers"]) == recipe.teachers.k
+    assert card["training_data"]["generator"] == recipe.data.synthetic.model_dump(mode="json")
+    assert card["test_data"]["cycles"] == made_by["test_cycles"]
+    assert card["test"]["score"] > 65 and made_by["ensemble_test_score"] > 65
 
 
 @pytest.mark.slow
