@@ -9,7 +9,8 @@ The statistics come from the training split of the data the model was trained on
 same generator settings recreate it exactly); the temperature and the limit of the distances come from
 recordings it never saw: fresh ones from the same generator settings with another seed, or a folder given;
 the calibration error is measured on the training data's test split. The card is rewritten atomically; the
-weights are not touched. The shipped demo model got its limits this way:
+weights are not touched. The demo model shipped before it was made by `make demo-model` got its limits this
+way (the shipped one now gets them in training, like every experiment's model):
 
     python bench/fit_model_limits.py resources/models/demo-cnn6 --synthetic 120 --held-out 120 --held-out-seed 100
 """

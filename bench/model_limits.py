@@ -4,10 +4,11 @@ real ICBHI recordings.
 
     python bench/model_limits.py [--model resources/models/demo-cnn6] [--workspace DIR]
 
-The demo model learnt from 120 synthetic recordings (seed 0) and its limits were fitted on 120 fresh ones
-(seed 100, bench/fit_model_limits.py). Scored here: its own test split (46 recordings it never trained on),
-40 recordings each of seeds 1 and 2 (the same generator settings, other patients), and the 10 real recordings
-in ../shared/data/icbhi/audio (skipped when absent).
+The demo model is a distilled student made by the shipped recipe demo-model (its card's `made_by`): that
+recipe's data is made again here, exactly, and scored are its test split (recordings of patients it never
+trained on), 40 recordings each of seeds 1 and 2 (the same generator settings, other patients), and the 10 real
+recordings in ../shared/data/icbhi/audio (skipped when absent). The limits were fitted at the end of training on
+the recipe's calibration split (training patients held out of training), as for every experiment's model.
 
 Marks: the share of cycles beyond the limit and the recordings whose median distance is beyond it, for the
 card's distance (the 8-band summary of the input: level, spread and frame-to-frame change) and for two
@@ -31,7 +32,7 @@ from machine import describe  # noqa: E402
 
 from lungkd.core.analysis.limits import ModelLimits  # noqa: E402
 from lungkd.core.data.dataset import load_dataset  # noqa: E402
-from lungkd.core.data.sources import DataSpec, SyntheticData, resolve_dataset  # noqa: E402
+from lungkd.core.data.sources import CALIBRATION_SPLIT, DataSpec, SyntheticData, resolve_dataset  # noqa: E402
 from lungkd.core.features.cache import FeatureCache  # noqa: E402
 from lungkd.core.features.cycle_sets import CycleSet, build_cycle_sets  # noqa: E402
 from lungkd.core.models.card import load_saved_model  # noqa: E402
@@ -47,6 +48,13 @@ REAL_AUDIO = ROOT.parent / "shared" / "data" / "icbhi" / "audio"
 def synthetic(workspace: Path, recordings: int, seed: int):
     return resolve_dataset(DataSpec(synthetic=SyntheticData(recordings=recordings, seed=seed), calibration_fraction=0),
                            workspace)
+
+
+def made_with(card: dict) -> DataSpec:
+    """The data of the recipe that made the model (the shipped demo: resources/recipes/demo-model.toml)."""
+    if "made_by" not in card:
+        raise SystemExit("this model's card has no `made_by` recipe: rebuild it with `make demo-model`")
+    return DataSpec.model_validate(card["made_by"]["recipe"]["data"])
 
 
 def all_cycles(index, inputs, cache) -> CycleSet:
@@ -93,9 +101,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         workspace = args.workspace or Path(tmp)
         cache = FeatureCache(workspace / "cache")
-        training = build_cycle_sets(synthetic(workspace, 120, 0), inputs, cache=cache)
-        held = all_cycles(synthetic(workspace, 120, 100), inputs, cache)
-        scored = {"own test split (46 rec.)": training["test"],
+        training = build_cycle_sets(resolve_dataset(made_with(card), workspace), inputs, cache=cache)
+        held = training[CALIBRATION_SPLIT]
+        test_recordings = len({cycle.split("#")[0] for cycle in training["test"].cycle_ids})
+        scored = {f"own test split ({test_recordings} rec.)": training["test"],
                   "seed 1 (40 rec.)": all_cycles(synthetic(workspace, 40, 1), inputs, cache),
                   "seed 2 (40 rec.)": all_cycles(synthetic(workspace, 40, 2), inputs, cache)}
         if any(REAL_AUDIO.glob("*.wav")):
