@@ -288,8 +288,10 @@ def test_ctrl_c_stops_lungkd_run_and_its_workers_and_the_same_command_continues(
     recipe.write_text(recipe_to_toml(RECIPE))
     command = [sys.executable, "-m", "lungkd.core.cli", "run", str(recipe), "--workspace", str(tmp_path / "ws"),
                "--executor", "process", "--workers", "2"]
+    # Its own process group with Ctrl-C's default action, as a terminal's foreground job (a suite started in the
+    # background of a shell without job control inherits SIGINT ignored, and Python then never raises it).
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)  # its own process group, as a terminal's foreground job
+                               start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines = []
     for line in process.stdout:
         lines.append(line)
