@@ -1,7 +1,7 @@
 """Does distillation help where labels are noisy? A measured run on a synthetic dataset, with intervals.
 
-    python bench/kd_effect.py [--recordings 240] [--test-fraction 0.25] [--label-noise 0.2] [--teachers 5]
-                              [--seeds 5] [--epochs 10] [--specaugment] [--arch cnn6] [--size tiny] [--workspace DIR]
+    python bench/kd_effect.py [--recordings 480] [--test-fraction 0.25] [--label-noise 0.2] [--teachers 5]
+                              [--seeds 8] [--epochs 10] [--specaugment] [--arch cnn6] [--size tiny] [--workspace DIR]
 
 Trains k teachers (as one batched model on a GPU; one after another on a CPU, where that is faster), then the
 same student architecture on the teachers' mean_k soft labels and on the (noisy) hard labels, each with
@@ -86,12 +86,12 @@ def interval(values: np.ndarray) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--recordings", type=int, default=240)
+    parser.add_argument("--recordings", type=int, default=480)
     parser.add_argument("--test-fraction", type=float, default=0.25)
     parser.add_argument("--label-noise", type=float, default=0.2)
     parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--teachers", type=int, default=5)
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--specaugment", action="store_true",
                         help="SpecAugment while training (off, as in the CPU demo: on this little data it slows learning)")
