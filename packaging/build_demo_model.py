@@ -10,15 +10,15 @@ theirs. The Studio analyses a newcomer's first recordings with it.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import tempfile
 from pathlib import Path
 
 from lungkd.core.kd.experiment import Experiment
+from lungkd.core.models.card import read_model_card
 from lungkd.core.models.registry import CARD_FILE
 from lungkd.core.recipes import load_experiment, shipped_recipes_folder
-from lungkd.core.storage import atomic_folder
+from lungkd.core.storage import atomic_folder, write_json_atomic
 from lungkd.core.workspace.layout import MODEL_FOLDER, student_run_folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +40,7 @@ def main() -> None:
         source = student_run_folder(experiment.folder, "student", best["arch"], best["labels"], best["seed"])
         with atomic_folder(TARGET) as folder:
             shutil.copytree(source / MODEL_FOLDER, folder, dirs_exist_ok=True)
-            card = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
+            card = read_model_card(folder)
             # Per-epoch figures stay in the experiment's report; the test logits are not shipped; and a shipped
             # model belongs to no experiment of the user's workspace (the picker names it by its folder).
             for key in ("history", "test_logits_sha256", "experiment"):
@@ -56,7 +56,7 @@ def main() -> None:
                 "hard_label_twin_test_score": report["student_groups"][0]["baseline"]["mean"],
                 "test_cycles": report["test_cycles"], "train_cycles": report["train_cycles"],
             }
-            (folder / CARD_FILE).write_text(json.dumps(card, indent=2), encoding="utf-8")
+            write_json_atomic(folder / CARD_FILE, card)
     print(f"student seed {best['seed']}: test Score {best['score']:.2f}; written to {TARGET}")
 
 
