@@ -142,8 +142,8 @@ def test_the_demo_model_is_a_distilled_student_made_by_the_shipped_recipe():
     made_by = card["made_by"]
     recipe = load_experiment(shipped_recipes_folder() / "demo-model.toml")
     assert made_by["recipe"] == recipe.model_dump(mode="json")
-    target = made_by["command"].removeprefix("make ")
-    assert f"\n{target}:" in (ROOT / "Makefile").read_text() and "build_demo_model.py" in (ROOT / "Makefile").read_text()
+    target, makefile = made_by["command"].removeprefix("make "), (ROOT / "Makefile").read_text()
+    assert f"\n{target}:" in makefile and "build_demo_model.py" in makefile
     assert (card["role"], card["labels"]) == ("student", f"mean_{recipe.teachers.k}")  # distilled, not hard labels
     assert len(made_by["teachers"]) == recipe.teachers.k
     assert card["training_data"]["generator"] == recipe.data.synthetic.model_dump(mode="json")
