@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Sequence, Union
 
 import numpy as np
 
@@ -333,8 +333,10 @@ def _look_up(recs: list[Recording], prep: PrepSettings, features: FeatureSetting
 def prepare_dataset(recordings: Sequence[Recording], prep: PrepSettings,
                     features: FeatureSettings | None = None, cache: FeatureCache | None = None,
                     workers: int | None = None, progress: Progress | None = None,
-                    cancel: CancelToken | None = None) -> PreparedDataset:
-    """Clips or features of every cycle, in dataset order (recordings by name, cycles as annotated).
+                    cancel: CancelToken | None = None,
+                    order: Callable[[Recording], Any] = lambda rec: rec.name) -> PreparedDataset:
+    """Clips or features of every cycle, in dataset order: recordings sorted by `order` (their name unless
+    the caller groups them, say by split), cycles as annotated.
 
     A recording that cannot be read is left out and named in `failed` and `problems`; the others go on.
     With a cache, entries present are read in this process and only missing ones are computed (in a
@@ -346,7 +348,7 @@ def prepare_dataset(recordings: Sequence[Recording], prep: PrepSettings,
         raise ValueError(f"{type(features).__name__} needs clips at {features.sample_rate} Hz, "
                          f"but the preparation makes {prep.sample_rate} Hz clips.")
     workers = workers or default_workers()
-    recs = sorted((r for r in recordings if r.cycles), key=lambda r: r.name)
+    recs = sorted((r for r in recordings if r.cycles), key=order)
     outcomes, keys = _look_up(recs, prep, features, cache, workers)
     hits = sum(1 for o in outcomes.values() if o.entry is not None)
 

@@ -63,7 +63,11 @@ def build_cycle_sets(index: DatasetIndex, inputs: InputSpec, *, cache: FeatureCa
     if not usable:
         raise DataError("no recording with usable audio, cycles and a split.", path=index.root,
                         fix="check the warnings of `lungkd data stats` for this folder.")
-    prepared = prepare_dataset(usable, inputs.prep, inputs.features, cache, progress=progress, cancel=cancel)
+    # Recordings grouped by split, so each split's rows are one slice of the prepared array: the sets are
+    # views of it, and the inputs (hundreds of MB) are held once rather than copied split by split.
+    rank = {split: i for i, split in enumerate(SPLIT_ORDER)}
+    prepared = prepare_dataset(usable, inputs.prep, inputs.features, cache, progress=progress, cancel=cancel,
+                               order=lambda rec: (rank.get(rec.split, len(rank)), rec.name))
     index.warnings.extend(p for p in prepared.problems if p not in index.warnings)
     prompts = dataset_prompts(index, location_source=location_source, missing=missing) if inputs.prompts else None
     split_of = {r.name: r.split for r in usable}
@@ -74,9 +78,10 @@ def build_cycle_sets(index: DatasetIndex, inputs: InputSpec, *, cache: FeatureCa
         rows = np.flatnonzero(sides == split)
         if rows.size == 0:
             continue
-        cycles = [prepared.cycles[i] for i in rows]
-        sets[split] = CycleSet(torch.from_numpy(np.ascontiguousarray(prepared.inputs[rows])),
-                               torch.from_numpy(prepared.labels[rows]),
+        start, stop = int(rows[0]), int(rows[-1]) + 1
+        cycles = prepared.cycles[start:stop]
+        sets[split] = CycleSet(torch.from_numpy(prepared.inputs[start:stop]),
+                               torch.from_numpy(prepared.labels[start:stop]),
                                [prompts[c.recording] for c in cycles] if prompts else None,
                                [f"{c.recording}#{c.index}" for c in cycles],
                                [patient_of[c.recording] for c in cycles])

@@ -41,6 +41,17 @@ def test_synthetic_cycle_sets_have_the_spec_shapes(synthetic_sets):
     assert synthetic_sets["train"].labels.dtype == torch.int64
 
 
+def test_cycle_sets_are_slices_of_one_prepared_array_each_in_dataset_order(synthetic_sets):
+    """The inputs are held once (hundreds of MB for a real dataset): every split is a view of one array, its
+    cycles in dataset order (recordings by name, cycles as annotated)."""
+    train, test = synthetic_sets["train"], synthetic_sets["test"]
+    assert test.features.data_ptr() == train.features.data_ptr() + train.features.nbytes  # the rows after train's
+    assert train.features.is_contiguous() and test.features.is_contiguous()
+    for cycle_set in (train, test):
+        keys = [(cid.split("#")[0], int(cid.split("#")[1])) for cid in cycle_set.cycle_ids]
+        assert keys == sorted(keys)
+
+
 def test_cosine_schedule_reaches_lr_times_1e3_in_the_last_epoch():
     assert cosine_lr(1e-3, 200, 200, 1e-3) == pytest.approx(1e-6)
     assert cosine_lr(1e-3, 100, 200, 1e-3) == pytest.approx(1e-6 + (1e-3 - 1e-6) / 2)
