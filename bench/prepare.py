@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 from lungkd.core.features import cache as cache_module
-from lungkd.core.features.cache import FeatureCache, default_workers, prepare_dataset
+from lungkd.core.features.cache import FeatureCache, prepare_dataset
+from lungkd.core.pool import default_workers
 from lungkd.core.data.dataset import load_dataset
 from lungkd.core.features.spectral import ClapFeatureSettings, FbankSettings
 from lungkd.core.features.prepare import PrepSettings

@@ -14,10 +14,9 @@ than sha256: it catches any flipped byte, and at several GB/s it keeps a cached 
 from __future__ import annotations
 
 import json
-import os
 import struct
 import zlib
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import metadata
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence, Union
 import numpy as np
 
 from lungkd.core.cancel import Cancelled, CancelToken
+from lungkd.core.pool import default_workers, spawn_pool
 from lungkd.core.storage import atomic_path, file_sha256, json_sha256
 from lungkd.core.errors import AudioError, LungKDError, Problem
 from lungkd.core.features.prepare import PrepSettings, prepare_recording, require_audio
@@ -235,15 +235,6 @@ def _run_job(job: _Job) -> _Outcome:
     return _Outcome(job.position, stored)
 
 
-def _init_worker() -> None:
-    # One intra-op thread per process: the pool is the parallelism; more would oversubscribe the cores.
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = "1"
-    import torch
-
-    torch.set_num_threads(1)
-
-
 # ---------------------------------------------------------------- the dataset
 
 @dataclass
@@ -255,11 +246,6 @@ class PreparedDataset:
     failed: dict[str, Problem] = field(default_factory=dict)  # recording -> why its cycles are left out
     cache_hits: int = 0  # recordings read from the cache
     computed: int = 0  # recordings prepared now
-
-
-def default_workers() -> int:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cpus, 4))
 
 
 def _keys(recordings: list[Recording], prep: PrepSettings, features: FeatureSettings | None,
@@ -289,10 +275,7 @@ def _execute(jobs: list[_Job], workers: int, on_done: Callable[[_Outcome], None]
             check_cancel()
             on_done(_run_job(job))
         return
-    import multiprocessing
-
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_init_worker) as pool:
+    with spawn_pool(min(workers, len(jobs))) as pool:
         pending: set[Future] = {pool.submit(_run_job, job) for job in jobs}
         try:
             while pending:

@@ -193,7 +193,7 @@ def test_recordings_give_clips_in_dataset_order_and_a_cached_rerun_is_identical(
     def no_pool(*args, **kwargs):
         raise AssertionError("a process pool was started although every entry is cached")
 
-    monkeypatch.setattr(cache_module, "ProcessPoolExecutor", no_pool)
+    monkeypatch.setattr(cache_module, "spawn_pool", no_pool)
     again = prepare_dataset(recs, PREP, FbankSettings(), store, workers=4)
     assert (again.computed, again.cache_hits) == (0, 14)
     np.testing.assert_array_equal(again.inputs, first.inputs)

@@ -303,10 +303,11 @@ def test_bad_arguments_are_refused(tmp_path):
         write_synthetic_dataset(tmp_path, 5, 1)
 
 
-def test_the_same_seed_gives_byte_identical_files(tmp_path):
+def test_the_same_seed_gives_byte_identical_files_in_a_pool_or_not(tmp_path):
     calls = []
-    write_synthetic_dataset(tmp_path / "a", 6, 3, label_noise=0.1, progress=lambda *args: calls.append(args))
-    write_synthetic_dataset(tmp_path / "b", 6, 3, label_noise=0.1)
+    write_synthetic_dataset(tmp_path / "a", 6, 3, label_noise=0.1, progress=lambda *args: calls.append(args),
+                            workers=2)
+    write_synthetic_dataset(tmp_path / "b", 6, 3, label_noise=0.1, workers=1)
     write_synthetic_dataset(tmp_path / "c", 6, 4, label_noise=0.1)
     files = sorted(p.name for p in (tmp_path / "a").iterdir())
     assert files == sorted(p.name for p in (tmp_path / "b").iterdir())
