@@ -31,7 +31,8 @@ from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.errors import LungKDError
 from lungkd.core.events import Event
 from lungkd.core.kd.jobs import EventSink, Job, TogetherJob, job_from_json, job_to_json
-from lungkd.core.kd.worker import WorkerError, cards_from_outcome, describe_error, is_cancel, run_outcome
+from lungkd.core.kd.worker import (WorkerError, cards_from_outcome, describe_error, is_cancel, run_outcome,
+                                   set_up_worker)
 from lungkd.core.models.registry import model_info
 from lungkd.core.storage import write_text_atomic
 
@@ -140,8 +141,6 @@ class _Outbox:
 
 def train_run(job_json: str, relay, marker: str, threads: int) -> dict:
     """The Ray task: one run, its events through the relay; returns its outcome (core.kd.worker)."""
-    import torch
-
     ray = _ray()
     job = job_from_json(job_json)
     node = ray.util.get_node_ip_address()
@@ -151,7 +150,7 @@ def train_run(job_json: str, relay, marker: str, threads: int) -> dict:
     with _Outbox(relay, cancel) as outbox:
         outbox.put(Event(job.stage, "notice", f"training on {where}", run=job.name,
                          data={"executor": "ray", "pid": os.getpid(), "node": node, "gpus": list(map(str, gpus))}))
-        torch.set_num_threads(threads)
+        set_up_worker(threads)
         try:
             require_shared_workspace(Path(job.workspace), marker, node)
         except WorkspaceNotShared as exc:

@@ -322,3 +322,35 @@ def test_ctrl_c_stops_lungkd_run_and_its_workers_and_the_same_command_continues(
     assert f"Teacher seed 1: Resuming from epoch {finished}." in again.stdout
     assert "report: " in again.stdout
     assert json.loads((tmp_path / "ws" / "experiments" / "small" / "report.json").read_text()) == reference
+
+
+_FREED_MEMORY_PROBE = """
+import sys
+import numpy as np
+from lungkd.core.kd.worker import keep_freed_memory
+
+def resident_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+kept = keep_freed_memory() if sys.argv[1] == "keep" else None
+before = resident_mb()
+block = np.ones(200 * 2**20 // 8)  # 200 MB, every page touched
+del block
+print(kept, resident_mb() - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_a_worker_keeps_freed_memory_for_its_next_batch():
+    """Without it glibc returns a freed 200 MB block to the system at once (the next one faults its pages in
+    again); a worker keeps it."""
+    def run(mode: str) -> tuple[str, float]:
+        out = subprocess.run([sys.executable, "-c", _FREED_MEMORY_PROBE, mode], capture_output=True, text=True,
+                             check=True).stdout.split()
+        return out[0], float(out[1])
+
+    default_kept, default_growth = run("default")
+    worker_kept, worker_growth = run("keep")
+    assert default_kept == "None" and default_growth < 20
+    assert worker_kept == "True" and worker_growth > 180
