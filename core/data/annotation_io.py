@@ -51,10 +51,15 @@ def format_seconds(seconds: float) -> str:
     return np.format_float_positional(float(seconds), trim="-")
 
 
+def _is_forward(start: float, end: float) -> bool:
+    """Whether a cycle starts before it ends, at finite non-negative times."""
+    return math.isfinite(start) and math.isfinite(end) and 0 <= start < end
+
+
 def _check_spans(spans: list[Span], path: Path, *, need_labels: bool) -> None:
     for number, span in enumerate(spans, start=1):
         where = f"cycle {number} ({span.start}-{span.end} s)"
-        if not (math.isfinite(span.start) and math.isfinite(span.end)) or span.start < 0 or span.start >= span.end:
+        if not _is_forward(span.start, span.end):
             raise DataError(f"{where} does not start before it ends at a non-negative time; nothing was written.",
                             path=path, fix="move its boundaries so that it starts before it ends.")
         if need_labels and span.label is None:
@@ -127,7 +132,7 @@ def save_annotation(path: str | Path, spans: Iterable[Span], expected_digest: st
         backup = next_backup_path(path)
         shutil.copy2(path, backup)
     write_text_atomic(path, text)
-    return SavedAnnotation(path, backup, hashlib.sha256(path.read_bytes()).hexdigest())
+    return SavedAnnotation(path, backup, file_digest(path))
 
 
 def read_annotation_spans(path: str | Path) -> tuple[list[Span], list[Problem]]:
@@ -191,7 +196,7 @@ def read_raven_table(path: str | Path) -> tuple[list[Span], list[Problem]]:
             problems.append(Problem(str(path), f"begin '{cells[begin]}' and end '{cells[end]}' are not both numbers; "
                                     "row skipped.", "write the times in seconds, e.g. 1.25.", line))
             continue
-        if not (math.isfinite(start) and math.isfinite(stop)) or start < 0 or start >= stop:
+        if not _is_forward(start, stop):
             problems.append(Problem(str(path), f"the selection {start}-{stop} s does not start before it ends at a "
                                     "non-negative time; row skipped.", "correct its begin and end times.", line))
             continue

@@ -127,8 +127,8 @@ def keep_freed_memory() -> bool:
 
     By default glibc hands every block above a few MB straight back to the system when freed, so the
     activations of each evaluation batch and every prepared-inputs array are fresh pages that fault in again,
-    and on a VM a page fault is dear: predicting 385 cycles with a tiny CNN6 took 1.3 s, 0.45 s with this
-    (README, "The CPU demo"). A training worker lives for one run, so the memory it keeps is its own peak.
+    and on a VM a page fault is dear: predicting 385 cycles with a tiny CNN6 took 0.92 s, 0.38 s with this
+    (bench/worker_overheads.py). A training worker lives for one run, so the memory it keeps is its own peak.
     """
     if not sys.platform.startswith("linux"):
         return False
