@@ -47,6 +47,7 @@ class PredictionUpdates(QObject):
         return tasks
 
     def forget_failures(self) -> None:
+        """Cancelled and failed spans may be asked for again (the user chose a model anew)."""
         self._failed.clear()
 
     def _answer(self, document: CycleDocument, job_key, spans, result) -> None:

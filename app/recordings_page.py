@@ -135,6 +135,7 @@ class RecordingsPage(QWidget):
         (all of them for a new model; none when switching back), and the cycles of recordings opened
         without a model."""
         self.model_folder = folder
+        self.predictions.forget_failures()  # choosing a model (again) asks for what was cancelled or failed
         self.teacher_folders = teachers_for_model(folder) if folder is not None else []
         self.show_teachers = self.show_teachers and bool(self.teacher_folders)
         if folder is None:

@@ -3,6 +3,7 @@ the table, undo and redo, saving (read back by the project's own loader), Raven 
 closing?" and an annotation changed on disk meanwhile. On a generated recording in ICBHI layout, so that a
 clone without the real ICBHI files runs them too."""
 import shutil
+import threading
 
 import pytest
 import soundfile as sf
@@ -14,6 +15,7 @@ from lungkd.core.data.annotation_io import Span, annotation_text, read_raven_tab
 from lungkd.core.data.annotations import read_annotation_file
 from lungkd.core.data.dataset import load_dataset
 from lungkd.app.annotation_editing import snap
+from lungkd.app.engine import EngineTask
 from studio_driver import LEFT, NO, click_row, data_x, drag, key, open_for_editing, respond, widget_point
 
 # One recording of the session's synthetic dataset (tests/conftest.py): 21.343 s at 4000 Hz (a Litt3200), seven
@@ -77,6 +79,19 @@ def test_dragging_a_shared_boundary_moves_both_cycles_undo_and_redo(page, window
     first_start = original[0][0]
     drag(page, page.view.track, first_start, first_start + 0.8, 1.5)
     assert spans(page)[0][0] == pytest.approx(first_start + 0.8, abs=0.03) and spans(page)[0][1] == original[0][1]
+
+
+def test_predictions_cancelled_with_esc_are_asked_for_again_when_the_model_is_chosen_again(page, window, wait_idle):
+    release = threading.Event()
+    window.queue.submit(EngineTask(lambda report, cancel: release.wait(30), "busy"))  # the edit's task waits behind
+    document(page).move_edges([(1, "end")], spans(page)[1][1] - 0.2)
+    window.queue.cancel_all()  # Esc: the edited cycles' task is dropped before it starts
+    release.set()
+    wait_idle(window)
+    assert page.view.cycles[1].probabilities is None  # not asked again unchanged...
+    page.set_model(page.model_folder)  # ...until the user chooses the model again
+    wait_idle(window)
+    assert all(c.probabilities is not None for c in page.view.cycles)
 
 
 def test_a_drag_inside_a_cycle_pans_and_edits_nothing(page):
