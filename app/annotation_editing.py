@@ -166,7 +166,6 @@ class CycleDocument(QObject):
     changed = Signal()  # the cycles or their predictions changed: redraw, predict new spans
     edited = Signal()  # an edit was done, undone or redone: select what it left selected
     state_changed = Signal()  # saved or not, changed on disk or not: marks and actions
-    saved = Signal(object)  # SavedAnnotation
 
     def __init__(self, audio_path: Path, duration: float, sample_rate: int, spans: list[Span], source: str,
                  disk_digest: str | None, parent: QObject | None = None):
@@ -220,6 +219,11 @@ class CycleDocument(QObject):
     def probabilities(self, model_folder: Path | None, span) -> list[float] | None:
         prediction = self.prediction(model_folder, span)
         return None if prediction is None else prediction.probabilities
+
+    def teacher_probabilities(self, teacher_folders: list[Path], span) -> list[list[float]] | None:
+        """Each teacher's probabilities for the span; None until every one of them has voted."""
+        votes = [self.probabilities(folder, span) for folder in teacher_folders]
+        return None if any(v is None for v in votes) else votes
 
     def missing_spans(self, model_folder: Path) -> list[SpanKey]:
         known = self.predictions.get(Path(model_folder), {})
@@ -332,6 +336,5 @@ class CycleDocument(QObject):
         self.disk_digest = saved.digest
         self.changed_on_disk = False
         self.undo_stack.setClean()
-        self.saved.emit(saved)
         self.state_changed.emit()
         return saved

@@ -165,7 +165,9 @@ class RecordingView(QWidget):
         a prediction not to be trusted (the cycle or its recording unlike the model's training data)."""
         for item in self._cycle_items:
             item.getViewBox().removeItem(item)
-        self._spare_labels += [label.item for label in self._labels]
+        for label in self._labels:  # kept hidden for the next cycles' labels
+            label.item.setVisible(False)
+            self._spare_labels.append(label.item)
         self._cycle_items, self._labels = [], []
         self.cycles, self.edited = list(cycles), edited
         self.select_cycle(None)
@@ -264,8 +266,6 @@ class RecordingView(QWidget):
     def _place_labels(self) -> None:
         """Puts each label in the middle of the visible part of its cycle, in the longest wording that fits
         there and clears the label before it in its lane (annotated cycles may overlap), or hides it."""
-        for spare in self._spare_labels:
-            spare.setVisible(False)
         seconds_per_pixel = self.track.vb.viewPixelSize()[0] if self.track.vb.width() else 0
         x0, x1 = self.track.vb.viewRange()[0]
         lane_end: dict[float, float] = {}  # where the last label shown in each lane ends, s

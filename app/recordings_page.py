@@ -294,11 +294,7 @@ class RecordingsPage(QWidget):
         document = self._document_on_screen()
         if not self.show_teachers or not self.teacher_folders or document is None:
             return None
-        rows = []
-        for span in document.spans:
-            votes = [document.probabilities(folder, span) for folder in self.teacher_folders]
-            rows.append(None if any(v is None for v in votes) else votes)
-        return rows
+        return [document.teacher_probabilities(self.teacher_folders, span) for span in document.spans]
 
     def set_show_teachers(self, shown: bool) -> None:
         self.show_teachers = shown and bool(self.teacher_folders)
@@ -344,11 +340,12 @@ class RecordingsPage(QWidget):
 
     def _disk_changed(self, changed: str) -> None:
         """An annotation file of an open recording changed on disk: say so (saving will not overwrite it)."""
+        watched = set(self.watcher.files())
         for document in self.documents.values():
             path = document.annotation_path
             if str(path) != changed and str(path.parent) != changed:
                 continue
-            if path.exists() and str(path) not in self.watcher.files():
+            if path.exists() and str(path) not in watched:
                 self.watcher.addPath(str(path))  # a file replaced by rename is watched anew
             if file_digest(path) != document.disk_digest and not document.changed_on_disk:
                 document.changed_on_disk = True

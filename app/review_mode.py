@@ -168,10 +168,9 @@ class ReviewMode(QObject):
 
     def _candidate(self, path: Path, span) -> ReviewCandidate:
         document, page = self.page.documents[path], self.page
-        votes = [document.probabilities(folder, span) for folder in page.teacher_folders] if page.show_teachers else []
+        votes = document.teacher_probabilities(page.teacher_folders, span) if page.show_teachers else None
         return ReviewCandidate(str(path), span.start, span.end, span.label,
-                               document.probabilities(page.model_folder, span),
-                               tuple(votes) if votes and all(v is not None for v in votes) else ())
+                               document.probabilities(page.model_folder, span), tuple(votes or ()))
 
     def go(self, position: int) -> None:
         if not self.entries:

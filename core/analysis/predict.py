@@ -87,11 +87,6 @@ class RecordingAnalysis:
     def name(self) -> str:
         return Path(self.path).stem
 
-    def doubted(self, cycle: CyclePrediction) -> bool:
-        """The cycle's prediction is not to be trusted: the cycle, or its whole recording, is unlike the model's
-        training data. Views grey it."""
-        return bool(cycle.unlike_training or self.unlike_training)
-
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount([c.predicted for c in self.cycles], minlength=len(CLASS_NAMES))
         return {name: int(n) for name, n in zip(CLASS_NAMES, counts)}
