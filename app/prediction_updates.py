@@ -1,6 +1,6 @@
 """Keeps the open recordings' predictions in step with their edited cycles: the spans a model (the chosen
-one, or an experiment's teachers) has not seen yet go to the engine, one queued task per recording and
-model, and the answers go back to the recording's CycleDocument, which redraws."""
+one, or an experiment's teachers) has not seen yet go to the engine, one queued task per model for the
+recordings asked about, and the answers go back to each recording's CycleDocument, which redraws."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,22 +27,28 @@ class PredictionUpdates(QObject):
         self._queued: set[tuple[Path, Path]] = set()  # (recording, model) with a task on its way
         self._failed: dict[tuple[Path, Path], list] = {}  # the spans that failed: not asked again unchanged
 
-    def request(self, document: CycleDocument, model_folders: list[Path], title: str = "Predicting edited cycles"
-                ) -> list[EngineTask]:
-        """Queues what each model has not predicted yet; a model already busy with this recording is asked
-        again when its answer arrives (the cycles may have changed meanwhile)."""
+    def request(self, documents: list[CycleDocument], model_folders: list[Path],
+                title: str = "Predicting edited cycles") -> list[EngineTask]:
+        """Queues, as one task per model, what each model has not predicted yet of these recordings; a model
+        already busy with a recording is asked again when its answer arrives (the cycles may have changed
+        meanwhile)."""
         tasks = []
-        for folder in model_folders:
-            job_key = (document.audio_path, Path(folder))
-            spans = document.missing_spans(folder)
-            if not spans or job_key in self._queued or self._failed.get(job_key) == spans:
+        for folder in map(Path, model_folders):
+            asked: dict[Path, tuple[CycleDocument, list]] = {}  # by recording: its document and spans
+            for document in documents:
+                job_key = (document.audio_path, folder)
+                spans = document.missing_spans(folder)
+                if spans and job_key not in self._queued and self._failed.get(job_key) != spans:
+                    asked[document.audio_path] = (document, spans)
+            if not asked:
                 continue
-            self._queued.add(job_key)
-            recording = self.recordings[document.audio_path]
-            task = EngineTask(reanalyse_job([(recording, spans)], Path(folder), self.models), title)
-            task.partial.connect(lambda result, d=document, k=job_key, s=spans: self._answer(d, k, s, result))
-            task.done.connect(lambda d=document, k=job_key: self._done(d, k))
-            task.cancelled.connect(lambda k=job_key, s=spans: self._cancelled(k, s))
+            self._queued.update((path, folder) for path in asked)
+            job = reanalyse_job([(self.recordings[path], spans) for path, (_, spans) in asked.items()], folder,
+                                self.models)
+            task = EngineTask(job, title)
+            task.partial.connect(lambda result, f=folder, a=asked: self._answer(f, a, result))
+            task.done.connect(lambda f=folder, a=asked: self._done(f, a))
+            task.cancelled.connect(lambda f=folder, a=asked: self._cancelled(f, a))
             tasks.append(self.queue.submit(task))
         return tasks
 
@@ -50,21 +56,24 @@ class PredictionUpdates(QObject):
         """Cancelled and failed spans may be asked for again (the user chose a model anew)."""
         self._failed.clear()
 
-    def _answer(self, document: CycleDocument, job_key, spans, result) -> None:
+    def _answer(self, folder: Path, asked: dict, result) -> None:
+        document, spans = asked[result.path]
         if isinstance(result, Analysed):
             document.add_predictions(result.model_folder, result.analysis)
         elif isinstance(result, FailedRecording):
-            self._failed[job_key] = spans
+            self._failed[(result.path, folder)] = spans
             self.failed.emit(printable(f"Could not predict the edited cycles of {result.path.name}: {result.message}"),
                              result.details)
 
-    def _cancelled(self, job_key, spans) -> None:
+    def _cancelled(self, folder: Path, asked: dict) -> None:
         """Cancelled (Esc), or dropped from the queue before it started: not asked again until the cycles
-        change or the model does."""
-        self._queued.discard(job_key)
-        self._failed[job_key] = spans
+        change or the model is chosen again."""
+        for path, (_, spans) in asked.items():
+            self._queued.discard((path, folder))
+            self._failed[(path, folder)] = spans
 
-    def _done(self, document: CycleDocument, job_key) -> None:
-        self._queued.discard(job_key)
-        if self.documents.get(document.audio_path) is document:
-            self.request(document, [job_key[1]])
+    def _done(self, folder: Path, asked: dict) -> None:
+        for path in asked:
+            self._queued.discard((path, folder))
+        self.request([document for path, (document, _) in asked.items() if self.documents.get(path) is document],
+                     [folder])

@@ -146,8 +146,7 @@ class RecordingsPage(QWidget):
             task.partial.connect(self._result)
             task.failed.connect(self.error)
             self.queue.submit(task)
-        for document in self.documents.values():
-            self.predictions.request(document, [folder], "Analysing")
+        self.predictions.request(list(self.documents.values()), [folder], "Analysing")
         self._schedule_redraw()
 
     def _result(self, result) -> None:
@@ -240,7 +239,7 @@ class RecordingsPage(QWidget):
         self.documents_changed.emit()
 
     def _document_changed(self, document: CycleDocument) -> None:
-        self.predictions.request(document, self.model_folders())
+        self.predictions.request([document], self.model_folders())
         self._state_changed(document)
         if document.audio_path == getattr(self.current, "path", None):
             if self._pending_selection is not None:
@@ -299,8 +298,7 @@ class RecordingsPage(QWidget):
     def set_show_teachers(self, shown: bool) -> None:
         self.show_teachers = shown and bool(self.teacher_folders)
         if self.show_teachers:
-            for document in self.documents.values():
-                self.predictions.request(document, self.teacher_folders, "Teacher votes")
+            self.predictions.request(list(self.documents.values()), self.teacher_folders, "Teacher votes")
         self._schedule_redraw()
 
     def show_recording(self, path: Path) -> None:
