@@ -132,7 +132,7 @@ def test_spectrogram_settings_apply_and_are_kept_between_sessions(analysed, wind
 def test_choosing_another_model_analyses_the_open_recordings_again(analysed, window, workspace, wait_idle):
     document = analysed.documents[analysed.current.path]
     first, copy = workspace / "runs" / "tiny-cnn6" / "model", workspace / "runs" / "tiny-copy" / "model"
-    shutil.copytree(workspace / "runs" / "tiny-cnn6" / "model", workspace / "runs" / "tiny-copy" / "model")
+    shutil.copytree(first, copy)
     window.refresh_models()
     picker = window.model_picker
     names = [picker.itemText(i) for i in range(picker.count())]

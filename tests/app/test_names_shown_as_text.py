@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextDocument
 from PySide6.QtWidgets import QMessageBox
 
-from studio_driver import key, respond
+from studio_driver import key, open_for_editing, respond
 
 
 def shown(rich_text: str) -> str:
@@ -62,12 +62,7 @@ def test_editing_and_review_show_names_as_written(window, recording, tmp_path, w
     named = tmp_path / f"{markup}.wav"
     for suffix in (".wav", ".txt"):
         shutil.copy(recording.with_suffix(suffix), named.with_suffix(suffix))
-    window.open_paths([named])
-    wait_idle(window)
-    window.activateWindow()
-    qtbot.waitUntil(window.isActiveWindow)
-    page = window.recordings
-    page.table.setFocus()
+    page = open_for_editing(window, named, wait_idle, qtbot)
     page.select_cycle(0)
     key(page, Qt.Key.Key_W)
     assert shown(window.editing.bar.state.text()).startswith(f"{markup}.txt ● 1 unsaved edit")

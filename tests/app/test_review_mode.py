@@ -97,11 +97,7 @@ def test_the_whole_loop_review_correct_train_and_see_the_teachers(window, tmp_pa
     teachers' votes show beside it."""
     folder = tmp_path / "generated"
     write_synthetic_dataset(folder, recordings=8, seed=5)
-    window.open_paths([folder])
-    wait_idle(window)
-    window.activateWindow()
-    page, review = window.recordings, window.review
-    page.table.setFocus()
+    page, review = open_for_editing(window, folder, wait_idle, qtbot), window.review
     key(page, Qt.Key.Key_R, CTRL_SHIFT)
     entry = review.entries[0]
     key(page, Qt.Key.Key_B)  # corrected to "both"
