@@ -22,8 +22,9 @@ from lungkd.core.kd.progress import describe
 from lungkd.core.kd.report import selection_notes
 from lungkd.core.labels import CLASS_NAMES
 from lungkd.core.models.registry import ARCHITECTURES, SIZES
-from lungkd.core.recipes import (SELECTIONS, ExperimentRecipe, SecondGeneration, SoftLabelSpec, SyntheticData,
-                                 load_experiment, recipe_to_toml, shipped_recipes_folder)
+from lungkd.core.recipes import (ExperimentRecipe, SecondGeneration, SoftLabelSpec, SyntheticData, load_experiment,
+                                 recipe_to_toml, shipped_recipes_folder)
+from lungkd.core.selection import Selection
 from lungkd.core.workspace.layout import MODEL_FOLDER, experiment_folder, student_run_folder, valid_name
 
 from .engine import EngineTask, TaskQueue
@@ -211,7 +212,7 @@ class DataPage(RecipePage):
         self.split = QComboBox()
         self.split.addItems(["official", "patient"])
         self.selection = QComboBox()
-        self.selection.addItems(SELECTIONS)
+        self.selection.addItems([s.value for s in Selection])
         self.inspect = QPushButton("Inspect")
         self.inspect.clicked.connect(self._inspect)
         self.counts = show_every_row(_table(["split", *CLASS_NAMES, "total", "with audio"], []))
@@ -614,7 +615,7 @@ class RunPage(RecipePage):
         return self.finished_ok
 
     def show_recipe(self, recipe: ExperimentRecipe) -> None:
-        self.executor.setCurrentIndex(self.executor.findData(recipe.executor or "process"))
+        self.executor.setCurrentIndex(self.executor.findData(recipe.executor_name))
 
     def initializePage(self) -> None:
         """Another recipe (a new name) starts afresh: the last one's error, log, curves and Resume are forgotten."""

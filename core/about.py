@@ -45,6 +45,11 @@ def _installed(distribution: str) -> str:
         return "not installed"
 
 
+def lungkd_version() -> str:
+    """This LungKD's version, as model cards and exports record it."""
+    return _installed("lungkd")
+
+
 def _device() -> tuple[str, bool]:
     """What training and analysis run on (`device = "auto"` picks CUDA when there is one), and whether a GPU
     was found."""
@@ -76,7 +81,7 @@ def gather_about(qt: str | None = None) -> About:
 
     device, gpu_found = _device()
     cuda = f" (CUDA {torch.version.cuda} build)" if torch.version.cuda else " (CPU-only build)"
-    return About(lungkd=_installed("lungkd"), python=platform.python_version(), location=_location(),
+    return About(lungkd=lungkd_version(), python=platform.python_version(), location=_location(),
                  torch=torch.__version__ + cuda, torchaudio=_installed("torchaudio"),
                  transformers=_installed("transformers"), qt=qt or _installed_qt(), device=device,
                  gpu_found=gpu_found)

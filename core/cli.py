@@ -136,6 +136,31 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fit_limits(args: argparse.Namespace) -> int:
+    from lungkd.core.data.sources import DataSpec, SyntheticData
+    from lungkd.core.training.refit import refit_limits
+    from lungkd.core.workspace.paths import resolve_workspace
+
+    def data(folder: Path | None, recordings: int | None, seed: int) -> DataSpec | None:
+        # calibration_fraction 0: the model trained on the whole training split, nothing was held out of it
+        if folder is not None:
+            return DataSpec(path=str(folder), calibration_fraction=0.0)
+        if recordings is not None:
+            return DataSpec(synthetic=SyntheticData(recordings=recordings, seed=seed), calibration_fraction=0.0)
+        return None
+
+    trained_on = data(args.data, args.synthetic, args.seed)
+    held_out = data(args.held_out_data, args.held_out, args.held_out_seed)
+    if trained_on is None or held_out is None:
+        raise LungKDError("fit-limits needs the data the model was trained on and recordings it never saw.",
+                          fix="give --data FOLDER (or --synthetic N --seed S) and --held-out-data FOLDER (or "
+                              "--held-out N --held-out-seed S).")
+    card = refit_limits(args.model, trained_on, held_out, resolve_workspace(args.workspace))
+    print(f"{args.model}: temperature {card.temperature:.3f}, distance limit {card.training_statistics.limit:.2f} "
+          f"({card.training_statistics.held_out_cycles} held-out cycles); the card was rewritten, the weights kept")
+    return 0
+
+
 class _StageProgress:
     """Each event as a sentence; on a terminal also a bar for the model in training (runs training at once,
     on an executor with several workers, share the line, each with its percentage), with the time left for the
@@ -200,8 +225,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from lungkd.core.kd.executors import create_executor
     from lungkd.core.kd.experiment import Experiment
-    from lungkd.core.kd.report import headline
     from lungkd.core.recipes import find_recipe, load_experiment
+    from lungkd.core.workspace.layout import REPORT_HTML, REPORT_MARKDOWN
     from lungkd.core.workspace.paths import resolve_workspace
 
     recipe = load_experiment(find_recipe(args.recipe))
@@ -209,7 +234,7 @@ def _run(args: argparse.Namespace) -> int:
         recipe = recipe.replace(data=recipe.data.replace(path=str(args.data), synthetic=None))
     # --address names a Ray cluster, so it alone chooses the ray executor
     name = getattr(args, "executor", None) or ("ray" if getattr(args, "address", None) else None) or \
-        recipe.executor or "process"
+        recipe.executor_name
     executor = create_executor(name, workers=getattr(args, "workers", None) or recipe.workers,
                                address=getattr(args, "address", None))
     cancel = CancelToken()
@@ -222,17 +247,17 @@ def _run(args: argparse.Namespace) -> int:
         return 130
     finally:
         executor.close()
-    print(f"\nResult of {recipe.name} ({report['selection']}, {report['test_cycles']} test cycles):")
-    for line in headline(report):
+    print(f"\nResult of {recipe.name} ({report.selection}, {report.test_cycles} test cycles):")
+    for line in report.headline():
         print(f"  {line}")
-    print(f"report: {experiment.folder / 'report.md'} (and report.html beside it)")
+    print(f"report: {experiment.folder / REPORT_MARKDOWN} (and {REPORT_HTML} beside it)")
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
-    from lungkd.core.kd.store import resume_command
-    from lungkd.core.workspace.layout import experiment_folder
+    from lungkd.core.workspace.layout import REPORT_JSON, REPORT_MARKDOWN, experiment_folder
     from lungkd.core.workspace.paths import existing_workspace
+    from lungkd.core.workspace.status import resume_command
 
     workspace = existing_workspace(args.workspace)
     folder = experiment_folder(workspace, args.id) if workspace else None
@@ -240,7 +265,7 @@ def _report(args: argparse.Namespace) -> int:
         raise LungKDError(f"there is no experiment '{args.id}' in the workspace "
                           f"{workspace or 'yet (the default workspace does not exist)'}.",
                           fix="`lungkd runs` lists the experiments; give --workspace DIR for another workspace.")
-    path = folder / ("report.json" if args.json else "report.md")
+    path = folder / (REPORT_JSON if args.json else REPORT_MARKDOWN)
     if not path.exists():
         raise LungKDError(f"experiment '{args.id}' has no report yet: it has not run to the end.", path=folder,
                           fix=f"continue it with `{resume_command(workspace, folder)}`.")
@@ -249,34 +274,40 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from lungkd.core.features.cache import FeatureCache
     from lungkd.core.analysis.evaluation import evaluate_model
+    from lungkd.core.features.cache import FeatureCache
+    from lungkd.core.workspace.layout import cache_folder
     from lungkd.core.workspace.paths import existing_workspace, resolve_workspace
 
     workspace = existing_workspace(args.workspace) or resolve_workspace(None)  # the default one may be new
-    result = evaluate_model(args.model, args.data, split=args.split, cache=FeatureCache(workspace / "cache"))
+    result = evaluate_model(args.model, args.data, split=args.split, cache=FeatureCache(cache_folder(workspace)))
     if args.json:
         print(json_text(result.to_dict()))
         return 0
     print(f"{result.architecture} on {result.data} ({result.split}, {result.cycles} cycles)")
     print(f"  {result.scores}   95% patient bootstrap interval of the Score: "
           f"[{result.interval.low:.2f}, {result.interval.high:.2f}]")
-    print("  confusion (rows true, columns predicted: normal crackle wheeze both)")
-    for name, row in zip(("normal", "crackle", "wheeze", "both"), result.scores.confusion):
+    print(f"  confusion (rows true, columns predicted: {' '.join(CLASS_NAMES)})")
+    for name, row in zip(CLASS_NAMES, result.scores.confusion):
         print(f"  {name:<8}" + "".join(f"{n:>8}" for n in row))
     return 0
 
 
 def _runs(args: argparse.Namespace) -> int:
-    from lungkd.core.kd.store import status_text
-    from lungkd.core.workspace.catalog import CATALOG_FILE, Catalog
+    from lungkd.core.workspace.catalog import Catalog
+    from lungkd.core.workspace.layout import catalog_path
     from lungkd.core.workspace.paths import existing_workspace
+    from lungkd.core.workspace.status import RunSummary, status_text
 
     workspace = existing_workspace(args.workspace)
     experiments = []
-    if workspace is not None and (workspace / CATALOG_FILE).is_file():
-        with Catalog(workspace / CATALOG_FILE) as catalog:
+    if workspace is not None and catalog_path(workspace).is_file():
+        with Catalog(catalog_path(workspace)) as catalog:
             experiments = catalog.experiments()
+            if args.name is not None:
+                return _runs_of(catalog, args.name, args.epochs, args.json)
+    if args.name is not None:
+        raise _no_experiment(args.name, workspace)
     statuses = [status_text(e.status, e.folder, workspace) for e in experiments]
     if args.json:
         print(json_text([{"name": e.name, "status": e.status, "state": state, "folder": str(e.folder),
@@ -287,18 +318,41 @@ def _runs(args: argparse.Namespace) -> int:
         return 0
     print(f"{'experiment':<28}{'teachers':>9}{'ensemble':>14}  students (distilled / hard)  status")
     for e, state in zip(experiments, statuses):
-        s = e.summary or {}
-        ensemble = s.get("ensemble")
-        students = ", ".join(f"{g['arch']} {g['labels']} {_f(g['score'])}/{_f(g['hard'])}"
-                             for g in s.get("students", []))
-        print(f"{e.name:<28}{_f(s.get('teachers')):>9}"
-              f"{(_f(ensemble['score']) + ' (k=' + str(ensemble['k']) + ')') if ensemble else '—':>14}  "
-              f"{students or '—'}  {state}")
+        s = RunSummary.from_catalog(e.summary)
+        print(f"{e.name:<28}{s.teachers_text():>9}{s.ensemble_text():>14}  {s.students_text()}  {state}")
     return 0
 
 
-def _f(value) -> str:
-    return "—" if value is None else f"{value:.2f}"
+def _no_experiment(name: str, workspace: Path | None) -> LungKDError:
+    return LungKDError(f"there is no experiment '{name}' in the workspace "
+                       f"{workspace or 'yet (the default workspace does not exist)'}.",
+                       fix="`lungkd runs` lists the experiments; give --workspace DIR for another workspace.")
+
+
+def _runs_of(catalog, name: str, epochs: bool, as_json: bool) -> int:
+    """One experiment's runs (`lungkd runs NAME`), with every epoch's loss and Scores (`--epochs`)."""
+    experiment = next((e for e in catalog.experiments() if e.name == name), None)
+    if experiment is None:
+        raise _no_experiment(name, catalog.path.parent)
+    runs = catalog.runs(experiment.id)
+    history = {run.id: catalog.epochs(run.id) for run in runs} if epochs else {}
+    if as_json:
+        print(json_text([{"role": r.role, "arch": r.arch, "labels": r.labels, "seed": r.seed, "status": r.status,
+                          "selected_epoch": r.selected_epoch, "test": r.test,
+                          **({"epochs": [vars(e) for e in history[r.id]]} if epochs else {})} for r in runs]))
+        return 0
+    for run in runs:
+        score = _f((run.test or {}).get("score"))
+        print(f"{run.role:<9}{run.arch:<16}{run.labels:<9}seed {run.seed:<5}{run.status:<10}"
+              f"epoch {run.selected_epoch if run.selected_epoch is not None else '—':<5}Score {score}")
+        for e in history.get(run.id, []):
+            print(f"    epoch {e.epoch:>4}  loss {_f(e.loss, 4)}  lr {e.lr if e.lr is not None else '—':<10.3g}"
+                  f"  test {_format_scores(e.test)}" + (f"  val {_format_scores(e.val)}" if e.val else ""))
+    return 0
+
+
+def _f(value, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
 
 
 def _how_sure(analysis) -> str:
@@ -333,9 +387,9 @@ def _unlike(analysis) -> str:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from lungkd.core.analysis.batch import analyse_paths
     from lungkd.core.analysis.limits import load_model_with_limits
-    from lungkd.core.analysis.predict import analyse_recording, to_json, write_csv
-    from lungkd.core.data.audio import distinct_recordings
+    from lungkd.core.analysis.predict import to_json, write_csv
     from lungkd.core.storage import write_text_atomic
 
     if args.out is not None:
@@ -343,20 +397,17 @@ def _predict(args: argparse.Namespace) -> int:
             raise LungKDError("--out needs --csv or --json to say what to write.",
                               fix="add --csv (one row per cycle) or --json.")
         _check_output(args.out, [args.model, *args.recordings], args.force)
-    recordings, duplicates = distinct_recordings(args.recordings)
-    for problem in duplicates:
-        print(f"lungkd: warning: {problem}", file=sys.stderr)
-    model, limits = load_model_with_limits(args.model)
-    print(f"note: {args.model} was trained on {limits.notes.trained_on}", file=sys.stderr)
-    for warning in limits.notes.warnings():
+    model = load_model_with_limits(args.model)
+    notes = model.limits.notes
+    print(f"note: {args.model} was trained on {notes.trained_on}", file=sys.stderr)
+    for warning in notes.warnings():
         print(f"note: {warning}", file=sys.stderr)
-    analyses, failures = [], 0
-    for recording in recordings:
-        try:
-            analyses.append(analyse_recording(recording, model, limits=limits))
-        except LungKDError as exc:  # one bad file among many: say so, go on with the rest
-            print(f"lungkd: error: {exc}", file=sys.stderr)
-            failures += 1
+    batch = analyse_paths(args.recordings, model)
+    for left_out in batch.left_out:
+        print(f"lungkd: warning: {left_out.text}", file=sys.stderr)
+    for failure in batch.failures:  # one bad file among many: said, and the rest analysed
+        print(f"lungkd: error: {failure.text}", file=sys.stderr)
+    analyses = batch.results
     if args.csv or args.json:
         text = io.StringIO()
         if args.csv:
@@ -378,7 +429,7 @@ def _predict(args: argparse.Namespace) -> int:
                 unlike = "  (unlike the training data)" if c.unlike_training else ""
                 print(f"  {c.start:8.3f}-{c.end:8.3f} s  {CLASS_NAMES[c.predicted]:<8} {c.confidence:6.1%}"
                       f"{truth}{bounds}{unlike}")
-    return 1 if failures else 0
+    return 1 if batch.failures else 0
 
 
 class _PrintVersion(argparse.Action):
@@ -434,7 +485,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workspace", type=Path, help="workspace folder (default: the user data folder)")
     demo.set_defaults(run=_demo)
 
-    runs = commands.add_parser("runs", help="list the workspace's experiments with status and Scores")
+    runs = commands.add_parser("runs", help="list the workspace's experiments with status and Scores, or one "
+                                            "experiment's runs")
+    runs.add_argument("name", nargs="?", help="an experiment: list its runs (teachers, students, baselines)")
+    runs.add_argument("--epochs", action="store_true", help="with NAME: every epoch's loss and Scores of each run")
     runs.add_argument("--json", action="store_true")
     runs.add_argument("--workspace", type=Path)
     runs.set_defaults(run=_runs)
@@ -455,7 +509,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser("predict", help="per-cycle predictions with probabilities for recordings")
     predict.add_argument("model", type=Path, help="a model folder")
-    predict.add_argument("recordings", type=Path, nargs="+", help="wav, flac or ogg files")
+    predict.add_argument("recordings", type=Path, nargs="+",
+                         help="wav, flac or ogg files, or folders (their recordings, searched recursively)")
     form = predict.add_mutually_exclusive_group()
     form.add_argument("--csv", action="store_true", help="one CSV row per cycle (to standard output, or --out)")
     form.add_argument("--json", action="store_true", help="JSON (to standard output, or --out)")
@@ -464,8 +519,25 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--force", action="store_true", help="replace FILE when it exists")
     predict.set_defaults(run=_predict)
 
-    models = commands.add_parser("models", help="list the model architectures")
+    models = commands.add_parser("models", help="list the model architectures; fit a model's limits")
     models.set_defaults(run=_models)
+    model_commands = models.add_subparsers(dest="models_command")
+    model_commands.add_parser("list", help="the architectures (the default)").set_defaults(run=_models)
+    fit = model_commands.add_parser(
+        "fit-limits", help="give a model trained before cards held limits its calibration and training statistics",
+        description="Rewrites the card of MODEL with what training now writes into every card: what it was trained "
+                    "on, the temperature that calibrates its probabilities and the statistics of its training data. "
+                    "The statistics come from the training split of the data it was trained on; the temperature and "
+                    "the distance limit from recordings it never saw. The weights are not touched.")
+    fit.add_argument("model", type=Path, help="a model folder")
+    fit.add_argument("--data", type=Path, help="the folder the model was trained on (split by patient)")
+    fit.add_argument("--synthetic", type=int, metavar="N", help="or: it was trained on N generated recordings")
+    fit.add_argument("--seed", type=int, default=0, help="their generator seed (default 0)")
+    fit.add_argument("--held-out-data", type=Path, help="a folder of recordings the model never saw")
+    fit.add_argument("--held-out", type=int, metavar="N", help="or: N fresh generated recordings")
+    fit.add_argument("--held-out-seed", type=int, default=100, help="their generator seed (default 100)")
+    fit.add_argument("--workspace", type=Path, help="workspace folder for generated data and the cache")
+    fit.set_defaults(run=_fit_limits)
 
     recipes = commands.add_parser("recipes", help="list the shipped recipes with their descriptions")
     recipes.add_argument("--path", metavar="NAME", help="print where the shipped recipe NAME is (to copy it)")

@@ -38,15 +38,16 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, StrictInt, ValidationError, field_validator, model_validator
 
 from lungkd.core.data.sources import DataSpec, SyntheticData
+from lungkd.core.models.card import InputContract, PromptPolicy
 from lungkd.core.models.registry import ARCHITECTURES, SIZES, model_info
 from lungkd.core.schema import RecipeError, Spec, recipe_error
+from lungkd.core.selection import Selection
 from lungkd.core.workspace.layout import NAME_RULE, is_valid_name
 
 __all__ = ["RecipeError", "DataSpec", "SyntheticData"]
 
-SELECTIONS = ("best_test", "best_val", "last")
 EXECUTORS = ("inprocess", "process", "ray")  # who trains an experiment's runs (core.kd.executors)
-Selection = Literal["best_test", "best_val", "last"]
+DEFAULT_EXECUTOR = "process"  # each run in a child process: the window, or the command, never shares its interpreter
 Architecture = Literal[ARCHITECTURES]  # type: ignore[valid-type]  # the registry's names
 Size = Literal[SIZES]  # type: ignore[valid-type]
 MAX_RECIPE_BYTES = 64 << 10  # a recipe is a few hundred bytes; tomllib takes seconds and GBs on a megabyte of tables
@@ -118,7 +119,7 @@ class TrainConfig(Spec):
 class RunSettings(Spec):
     """What holds for every model of a run: checkpoint selection, device, determinism."""
 
-    selection: Selection = "best_test"
+    selection: Annotated[Selection, Field(strict=False)] = Selection.BEST_TEST  # written as its name
     device: str = "auto"
     deterministic: bool = False
 
@@ -137,6 +138,12 @@ class ModelSpec(Spec):
     arch: Architecture
     size: Size = "full"
     pretrained: str | None = None  # a Hugging Face id or a folder; "" or absent: random initialisation
+
+    def input_contract(self, data: DataSpec) -> InputContract:
+        """The input this model trains on, as its card records it: its architecture's inputs, and for a model
+        with prompts the data's prompt policy."""
+        return InputContract.from_spec(model_info(self.arch).inputs,
+                                       PromptPolicy(missing=data.missing, location_source=data.location_source))
 
     @field_validator("pretrained")
     @classmethod
@@ -241,6 +248,11 @@ class ExperimentRecipe(RunSettings):
             raise ValueError(f"[second_generation] student = {self.second_generation.student} names no [[students]] "
                              f"entry (there are {len(self.students)}); use 0 (off) or 1..{len(self.students)}")
         return self
+
+    @property
+    def executor_name(self) -> str:
+        """Who trains the runs: the recipe's executor, else LungKD's default."""
+        return self.executor or DEFAULT_EXECUTOR
 
     def to_dict(self) -> dict:
         """Everything that decides the results (not the file it came from, its description, nor where its runs

@@ -13,12 +13,42 @@ import math
 import os
 import secrets
 import shutil
+import stat
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 
 _CHUNK = 1 << 20
+
+
+class UnreadableFileError(OSError):
+    """A file that is not read: not a regular file (a FIFO, a device, a folder), or larger than its limit.
+    `reason` says which, in words for a message."""
+
+    def __init__(self, path: str | Path, reason: str):
+        super().__init__(reason)
+        self.path, self.reason = Path(path), reason
+
+
+def read_regular_file(path: str | Path, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most `max_bytes`. A FIFO or device is refused by its type, before a
+    byte is read (opening a FIFO would wait for a writer; /dev/zero never ends), and a larger file by its size;
+    both raise UnreadableFileError, other failures the OSError the system gave."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as f:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a folder" if stat.S_ISDIR(mode) else "a pipe" if stat.S_ISFIFO(mode) else "a device or socket"
+            raise UnreadableFileError(path, f"it is {kind}, not a regular file")
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise UnreadableFileError(path, f"it is larger than {_size(max_bytes)}")
+    return data
+
+
+def _size(n: int) -> str:
+    return f"{n >> 20} MB" if n >= 1 << 20 else f"{n >> 10} kB"
 
 
 def _temporary_name(target: Path) -> Path:

@@ -14,11 +14,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from lungkd.core.kd.executors import InProcessExecutor
 from lungkd.core.kd.experiment import Experiment
-from lungkd.core.models.card import read_model_card
-from lungkd.core.models.registry import CARD_FILE
+from lungkd.core.models.card import read_model_card, write_model_card
 from lungkd.core.recipes import load_experiment, shipped_recipes_folder
-from lungkd.core.storage import atomic_folder, write_json_atomic
+from lungkd.core.storage import atomic_folder
 from lungkd.core.workspace.layout import MODEL_FOLDER, student_run_folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,30 +34,27 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workspace = args.workspace or Path(tmp) / "ws"
         experiment = Experiment(recipe, workspace, on_event=lambda e: e.kind in ("started", "finished") and e.run
-                                and print(f"[{e.stage}] {e.run} {e.kind}", flush=True))
+                                and print(f"[{e.stage}] {e.run} {e.kind}", flush=True), executor=InProcessExecutor())
         report = experiment.run()
-        best = max((s for s in report["students"] if s["role"] == "student"), key=lambda s: s["score"] or 0.0)
-        source = student_run_folder(experiment.folder, "student", best["arch"], best["labels"], best["seed"])
+        best = max((s for s in report.students if s.role == "student"), key=lambda s: s.score or 0.0)
+        source = student_run_folder(experiment.folder, "student", best.arch, best.labels, best.seed)
         with atomic_folder(TARGET) as folder:
             shutil.copytree(source / MODEL_FOLDER, folder, dirs_exist_ok=True)
-            card = read_model_card(folder)
-            # Per-epoch figures stay in the experiment's report; the test logits are not shipped; and a shipped
-            # model belongs to no experiment of the user's workspace (the picker names it by its folder).
-            for key in ("history", "test_logits_sha256", "experiment"):
-                card.pop(key, None)
-            card["description"] = (
-                f"Demo: a tiny CNN6 distilled ({best['labels']}) from {recipe.teachers.k} tiny CNN6 teachers, "
-                "trained on synthetic recordings only. A demonstration of the method, not a diagnostic model.")
-            card["made_by"] = {
-                "command": "make demo-model", "experiment": recipe.name,
-                "recipe": recipe.model_dump(mode="json"),
-                "teachers": [{"seed": t["seed"], "test_score": t["score"]} for t in report["teachers"]],
-                "ensemble_test_score": report["ensembles"][-1]["score"],
-                "hard_label_twin_test_score": report["student_groups"][0]["baseline"]["mean"],
-                "test_cycles": report["test_cycles"], "train_cycles": report["train_cycles"],
-            }
-            write_json_atomic(folder / CARD_FILE, card)
-    print(f"student seed {best['seed']}: test Score {best['score']:.2f}; written to {TARGET}")
+            # The test logits are not shipped, and a shipped model belongs to no experiment of the user's
+            # workspace (the picker names it by its folder).
+            card = read_model_card(folder).replace(
+                test_logits_sha256=None, experiment=None,
+                description=f"Demo: a tiny CNN6 distilled ({best.labels}) from {recipe.teachers.k} tiny CNN6 teachers, "
+                            "trained on synthetic recordings only. A demonstration of the method, not a diagnostic "
+                            "model.",
+                made_by={"command": "make demo-model", "experiment": recipe.name,
+                         "recipe": recipe.model_dump(mode="json"),
+                         "teachers": [{"seed": t.seed, "test_score": t.score} for t in report.teachers],
+                         "ensemble_test_score": report.ensembles[-1].score,
+                         "hard_label_twin_test_score": report.student_groups[0].baseline.mean,
+                         "test_cycles": report.test_cycles, "train_cycles": report.train_cycles})
+            write_model_card(folder, card)
+    print(f"student seed {best.seed}: test Score {best.score:.2f}; written to {TARGET}")
 
 
 if __name__ == "__main__":

@@ -13,13 +13,13 @@ from pathlib import Path
 
 from lungkd.core.events import Event
 from lungkd.core.kd.experiment import student_specs, teacher_specs
+from lungkd.core.kd.jobs import FinishedRun
 from lungkd.core.kd.recorder import CatalogRecorder
-from lungkd.core.kd.report import build_report, headline_scores, write_reports
+from lungkd.core.kd.report import build_report
+from lungkd.core.kd.report_pages import write_reports
 from lungkd.core.kd.store import ExperimentStore
-from lungkd.core.models.card import read_model_card
-from lungkd.core.models.registry import CARD_FILE
+from lungkd.core.models.card import CARD_FILE, read_model_card, write_model_card
 from lungkd.core.recipes import parse_experiment
-from lungkd.core.storage import write_json_atomic
 from lungkd.core.workspace.catalog import Catalog
 
 FINGERPRINT = "0123456789abcdef"
@@ -32,15 +32,16 @@ def _recipe(name: str):
         "students": [{"arch": "cnn6", "size": "tiny", "labels": "mean_1", "seeds": [1], "train": {"epochs": 2}}]})
 
 
-def _place_model(model_folder: Path, run_folder: Path, name: str, spec) -> dict:
+def _place_model(model_folder: Path, run_folder: Path, name: str, spec) -> FinishedRun:
     target = run_folder / "model"
-    if (target / CARD_FILE).is_file():  # a teacher another experiment trained: shared, as the engine shares it
-        return {**read_model_card(target), "run_folder": str(run_folder)}
-    shutil.copytree(model_folder, target)
-    card = {**read_model_card(target), "experiment": name, "role": spec.role, "labels": spec.labels,
-            "seed": spec.seed, "test_data": {"dataset": "synthetic-14-seed1-noise0", "split": "test", "cycles": 25}}
-    write_json_atomic(target / CARD_FILE, card)
-    return {**card, "run_folder": str(run_folder)}
+    if not (target / CARD_FILE).is_file():  # else a teacher another experiment trained: shared, as the engine does
+        shutil.copytree(model_folder, target)
+        card = read_model_card(target).replace(
+            experiment=name, role=spec.role, training_labels=spec.labels, seed=spec.seed,
+            test_data={"dataset": "synthetic-14-seed1-noise0", "split": "test", "cycles": 25})
+        write_model_card(target, card)
+    return FinishedRun(role=spec.role, arch=spec.arch, seed=spec.seed, labels=spec.labels, folder=str(run_folder),
+                       card=read_model_card(target))
 
 
 def recorded_experiment(workspace: Path, model_folder: Path, name: str = "recorded", finished: bool = True) -> Path:
@@ -52,17 +53,18 @@ def recorded_experiment(workspace: Path, model_folder: Path, name: str = "record
         record = CatalogRecorder(catalog, recipe, store.folder)
         record(Event("data", "finished", data={"fingerprint": FINGERPRINT, "root": str(workspace / "datasets"),
                                                "stats": {}}))
-        cards = []
+        runs = []
         for stage, spec in (("teachers", teacher_specs(recipe)[0]), ("students", student_specs(recipe.students[0])[0])):
-            card = _place_model(model_folder, store.run_folder(spec), name, spec)
+            run = _place_model(model_folder, store.run_folder(spec), name, spec)
             record(Event(stage, "started", run=spec.name, data=spec.describe()))
-            record(Event(stage, "finished", run=spec.name, data={**spec.describe(), "card": card}))
-            cards.append(card)
+            record(Event(stage, "finished", run=spec.name,
+                         data={**spec.describe(), "run": run.model_dump(mode="json")}))
+            runs.append(run)
         if finished:
-            ensembles = {"first_k": [{"k": 1, **{key: cards[0]["test"].get(key) for key in ("sp", "se", "score")}}],
-                         "curated": None}
-            report = build_report(recipe, FINGERPRINT, [cards[0]], ensembles, [[cards[1]]], None, train_cycles=45,
+            test = runs[0].card.test
+            ensembles = {"first_k": [{"k": 1, "sp": test.sp, "se": test.se, "score": test.score}], "curated": None}
+            report = build_report(recipe, FINGERPRINT, [runs[0]], ensembles, [[runs[1]]], None, train_cycles=45,
                                   test_cycles=25)
             write_reports(report, store.folder)
-            record(Event("experiment", "finished", data={"summary": headline_scores(report)}))
+            record(Event("experiment", "finished", data={"summary": report.summary().model_dump(mode="json")}))
     return store.folder

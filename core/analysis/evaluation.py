@@ -11,9 +11,9 @@ from lungkd.core.data.dataset import load_dataset
 from lungkd.core.errors import LungKDError
 from lungkd.core.features.cycle_sets import build_cycle_sets
 from lungkd.core.metrics import BootstrapCI, Scores, patient_bootstrap_ci, scores_from_logits
-from lungkd.core.models.card import load_saved_model
-from lungkd.core.models.registry import model_info
-from lungkd.core.training.trainer import predict_logits
+from lungkd.core.models.card import PromptPolicy
+from lungkd.core.models.inference import load_saved_model
+from lungkd.core.models.inference import predict_logits
 
 
 @dataclass
@@ -39,7 +39,9 @@ def evaluate_model(model_folder: str | Path, data_folder: str | Path, *, split: 
     index = load_dataset(data_folder)
     if not index.has_split_file:
         index.apply_split({r.name: split for r in index.recordings})
-    sets = build_cycle_sets(index, model_info(card["architecture"]).inputs, cache=cache)
+    policy = card.inputs.prompts or PromptPolicy()  # the policy is read only by models with prompts
+    sets = build_cycle_sets(index, card.inputs.spec(), cache=cache, location_source=policy.location_source,
+                            missing=policy.missing)
     if split not in sets:
         raise LungKDError(f"the dataset has no '{split}' cycles with usable audio.", path=data_folder,
                           fix="choose another split with --split, or check `lungkd data stats`.")
@@ -47,4 +49,4 @@ def evaluate_model(model_folder: str | Path, data_folder: str | Path, *, split: 
     logits = predict_logits(model, data)
     scores = scores_from_logits(logits, data.labels)
     interval = patient_bootstrap_ci(data.labels.numpy(), logits.argmax(1).numpy(), np.array(data.patients))
-    return Evaluation(str(model_folder), card["architecture"], str(data_folder), split, len(data), scores, interval)
+    return Evaluation(str(model_folder), card.architecture, str(data_folder), split, len(data), scores, interval)

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lungkd.core.models.card import ModelNotes, load_saved_model, model_notes
+from lungkd.core.models.card import CARD_FILE, DamagedModelError, InputContract, ModelCard, ModelNotes, model_notes
+from lungkd.core.models.inference import load_saved_model
 from lungkd.core.training.calibration import TrainingStatistics, softmax
 
 
@@ -24,10 +25,11 @@ class ModelLimits:
     notes: ModelNotes  # what the card says the model was trained on, and the warnings that go with it
 
     @classmethod
-    def from_card(cls, card: dict) -> "ModelLimits":
-        """From a model's card; an empty one (a model without a card) knows nothing: uncalibrated, unmarked."""
-        return cls((card.get("calibration") or {}).get("temperature"),
-                   TrainingStatistics.from_card(card.get("training_statistics")), model_notes(card))
+    def from_card(cls, card: ModelCard | None) -> "ModelLimits":
+        """From a model's card; None (a model without a card) knows nothing: uncalibrated, unmarked."""
+        if card is None:
+            return cls(None, None, model_notes(None))
+        return cls(card.temperature, TrainingStatistics.from_card(card.training_statistics), model_notes(card))
 
     @property
     def calibrated(self) -> bool:
@@ -60,7 +62,26 @@ def recording_distance(distances, limit: float | None) -> tuple[float | None, bo
     return median, bool(median > limit)
 
 
-def load_model_with_limits(folder: str | Path) -> tuple[torch.nn.Module, ModelLimits]:
-    """A saved model in eval mode and the limits its card stores."""
+@dataclass(frozen=True)
+class UsableModel:
+    """A saved model ready to analyse with: in eval mode, with its card, the input contract to build its inputs
+    with, and the limits its card stores."""
+
+    model: torch.nn.Module
+    card: ModelCard
+    limits: ModelLimits
+    path: Path
+
+    @property
+    def inputs(self) -> InputContract:
+        return self.card.inputs
+
+
+def load_model_with_limits(folder: str | Path) -> UsableModel:
+    """A saved model, its card and its limits, all checked before use (DamagedModelError naming the file)."""
     model, card = load_saved_model(folder)
-    return model, ModelLimits.from_card(card)
+    try:
+        limits = ModelLimits.from_card(card)
+    except DamagedModelError as exc:
+        raise DamagedModelError(exc.problem.message, path=Path(folder) / CARD_FILE, fix=exc.problem.fix) from None
+    return UsableModel(model, card, limits, Path(folder))

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lungkd.core.analysis.limits import ModelLimits, recording_distance
+from lungkd.core.analysis.limits import UsableModel, recording_distance
 from lungkd.core.analysis.segmentation import FIXED_WINDOWS, Segmentation, segment_cycles
 from lungkd.core.data.annotations import annotation_beside, clip_cycles_to_duration, read_annotation_file
 from lungkd.core.data.audio import DecodedAudio, load_audio
@@ -31,10 +31,9 @@ from lungkd.core.data.metadata import parse_recording_name
 from lungkd.core.features.prepare import clip_batches
 from lungkd.core.data.prompts import file_prompt
 from lungkd.core.data.records import Cycle
-from lungkd.core.models.registry import model_info
 from lungkd.core.storage import json_text
 from lungkd.core.text import spreadsheet_cell
-from lungkd.core.training.trainer import predict_logits
+from lungkd.core.models.inference import predict_logits
 
 EDITED = "edited"  # cycles given by the caller: an annotation being edited, predicted before it is saved
 CYCLE_SOURCES = ("annotation", "automatic", FIXED_WINDOWS, EDITED)
@@ -169,27 +168,25 @@ def edited_cycles(path: Path, spans: list[tuple[float, float]]) -> FoundCycles:
     return FoundCycles([Cycle(path.stem, i, start, end, 0, 0) for i, (start, end) in enumerate(spans)], EDITED, [])
 
 
-def analyse_recording(path: str | Path, model: torch.nn.Module, *, limits: ModelLimits | None = None,
-                      batch_size: int = BATCH_CYCLES, cancel: CancelToken | None = None,
+def analyse_recording(path: str | Path, model: UsableModel, *, batch_size: int = BATCH_CYCLES,
+                      cancel: CancelToken | None = None,
                       spans: list[tuple[float, float]] | None = None) -> RecordingAnalysis:
-    """The four class probabilities of every cycle, through the model's own preparation and features."""
+    """The four class probabilities of every cycle, through the preparation and features the model's card
+    says it was trained on."""
     decoded = load_audio(path)
-    return analyse_samples(path, decoded, model, limits=limits, batch_size=batch_size, cancel=cancel, spans=spans)
+    return analyse_samples(path, decoded, model, batch_size=batch_size, cancel=cancel, spans=spans)
 
 
-def analyse_samples(path: str | Path, decoded: DecodedAudio, model: torch.nn.Module, *,
-                    limits: ModelLimits | None = None, batch_size: int = BATCH_CYCLES,
+def analyse_samples(path: str | Path, decoded: DecodedAudio, model: UsableModel, *, batch_size: int = BATCH_CYCLES,
                     cancel: CancelToken | None = None,
                     spans: list[tuple[float, float]] | None = None) -> RecordingAnalysis:
     """`analyse_recording` on audio already decoded (at the file's own rate): the cycles are found at that
     rate, the model's clips are cut from the same samples resampled to its rate, `batch_size` at a time.
-    `limits` (ModelLimits.from_card of the model's card) calibrate and mark; without them the probabilities
-    are the plain softmax and nothing is marked. `spans` (start, end in seconds) replace the cycles found
-    beside the recording: the cycles of an annotation being edited, predicted before it is saved (cycle
-    source "edited", no truth)."""
+    The model's limits calibrate and mark (without them the probabilities are the plain softmax and nothing is
+    marked). `spans` (start, end in seconds) replace the cycles found beside the recording: the cycles of an
+    annotation being edited, predicted before it is saved (cycle source "edited", no truth)."""
     path = Path(path)
-    limits = limits or ModelLimits.from_card({})
-    inputs = model_info(model.arch_name).inputs
+    limits, inputs = model.limits, model.inputs.spec()
     found = find_cycles(path, decoded.samples, decoded.sample_rate) if spans is None else edited_cycles(path, spans)
     cycles, segmentation = found.cycles, found.segmentation
     annotated = found.source == "annotation"
@@ -200,9 +197,11 @@ def analyse_samples(path: str | Path, decoded: DecodedAudio, model: torch.nn.Mod
         if cancel is not None and cancel.is_set():
             raise Cancelled("analysis cancelled.")
         features = torch.from_numpy(inputs.features.compute(batch.clips))
-        prompts = [file_prompt(path.stem)] * len(features) if inputs.prompts else None
+        prompts = [file_prompt(path.stem, missing=model.inputs.prompts.missing)] * len(features) \
+            if model.inputs.prompts else None
         data = CycleSet(features, torch.zeros(len(features), dtype=torch.int64), prompts)
-        probabilities[batch.indices] = limits.probabilities(predict_logits(model, data, batch_size, cancel=cancel))
+        probabilities[batch.indices] = limits.probabilities(predict_logits(model.model, data, batch_size,
+                                                                           cancel=cancel))
         distances[batch.indices] = limits.distances(features)
         clip_problems += batch.problems
     parsed = parse_recording_name(path.stem)

@@ -13,7 +13,9 @@ from lungkd.core.data.splits import patient_split, train_patients, validation_sp
 from lungkd.core.errors import DataError, Problem
 from lungkd.core.labels import CLASS_NAMES
 from lungkd.core.schema import Spec
+from lungkd.core.selection import SPLIT_WORDS, Selection
 from lungkd.core.storage import atomic_folder
+from lungkd.core.workspace.layout import datasets_folder
 
 MAX_SYNTHETIC_RECORDINGS = 20_000
 CALIBRATION_SPLIT = "calibration"
@@ -48,7 +50,7 @@ class DataSpec(Spec):
 
 
 def synthetic_dataset_folder(workspace: Path, spec: SyntheticData) -> Path:
-    return workspace / "datasets" / f"synthetic-{spec.recordings}-seed{spec.seed}-noise{spec.label_noise:g}"
+    return datasets_folder(workspace) / f"synthetic-{spec.recordings}-seed{spec.seed}-noise{spec.label_noise:g}"
 
 
 def ensure_synthetic_dataset(folder: Path, spec: SyntheticData) -> Path:
@@ -62,7 +64,7 @@ def ensure_synthetic_dataset(folder: Path, spec: SyntheticData) -> Path:
     return folder
 
 
-def resolve_dataset(data: DataSpec, workspace: Path, *, selection: str = "best_test") -> DatasetIndex:
+def resolve_dataset(data: DataSpec, workspace: Path, *, selection: Selection = Selection.BEST_TEST) -> DatasetIndex:
     """The dataset of a recipe with its split applied: the official or a patient-wise split, and for
     `best_val` a patient-wise validation set carved from train; for the other selections a patient-wise
     `calibration` set carved from train (`calibration_fraction`), on which the model's probabilities are
@@ -74,7 +76,7 @@ def resolve_dataset(data: DataSpec, workspace: Path, *, selection: str = "best_t
         index = load_dataset(data.path)
     if data.split == "patient":
         index.apply_split(patient_split(index, data.test_fraction, data.split_seed))
-    if selection == "best_val":
+    if Selection(selection).holds_out == "val":
         index.apply_split(validation_split(index, data.val_fraction, data.split_seed))
     elif data.calibration_fraction and train_patients(index) >= MIN_PATIENTS_TO_HOLD_OUT:
         index.apply_split(validation_split(index, data.calibration_fraction, data.split_seed, into=CALIBRATION_SPLIT))
@@ -84,11 +86,6 @@ def resolve_dataset(data: DataSpec, workspace: Path, *, selection: str = "best_t
                                       f"use a dataset with at least {MIN_PATIENTS_TO_HOLD_OUT} training patients, or "
                                       'selection = "best_val".'))
     return index
-
-
-# The splits a selection protocol trains or selects on (`last` scores on test when it has audio, but needs none).
-SPLITS_NEEDED = {"best_test": ("train", "test"), "best_val": ("train", "val"), "last": ("train",)}
-_SPLIT_WORDS = {"train": "training", "test": "test", "val": "validation"}
 
 
 def dataset_label(data: DataSpec) -> str:
@@ -105,14 +102,14 @@ _FIXES = {"train": "put the recordings' audio files (.wav) beside their annotati
           "val": 'add recordings of more training patients, or choose selection = "last"'}
 
 
-def trainability_problem(stats: dict, selection: str) -> tuple[str, str] | None:
+def trainability_problem(stats: dict, selection: Selection) -> tuple[str, str] | None:
     """Why a dataset (its `DatasetIndex.stats()`) cannot be trained on with `selection`, and the fix; None when
     it can. A split the selection needs without cycles that have readable audio is the reason."""
-    for split in SPLITS_NEEDED[selection]:
+    for split in Selection(selection).needs:
         if stats["cycles_with_audio"].get(split, 0):
             continue
         annotated = sum(stats["cycles"].get(split, {}).values())
-        words = _SPLIT_WORDS[split]
+        words = SPLIT_WORDS[split]
         why = (f"its {annotated} annotated cycles have no readable audio here" if annotated else
                f"the dataset has no {words} cycles")
         needs = "training needs" if split == "train" else f'selection = "{selection}" needs'
@@ -120,7 +117,7 @@ def trainability_problem(stats: dict, selection: str) -> tuple[str, str] | None:
     return None
 
 
-def check_trainable(index: DatasetIndex, selection: str) -> None:
+def check_trainable(index: DatasetIndex, selection: Selection) -> None:
     """Refuses, before anything trains, a dataset whose needed split has no cycles with audio."""
     problem = trainability_problem(index.stats(), selection)
     if problem is not None:

@@ -8,8 +8,8 @@ Three, chosen per run (`lungkd run --executor`, the recipe's `executor`, the wiz
 - `ray`: each job a Ray task, spread over every GPU of a Ray cluster (core.kd.ray_executor; `lungkd[cluster]`).
 
 Jobs are plain data (core.kd.jobs: a Job trains one model, a TogetherJob several teachers as one batched
-model), sent as JSON. Whatever the executor: events reach `emit` in the calling thread, the cards come back in
-job order (a TogetherJob's members in turn), a job that fails raises its error here (the worker's class and
+model), sent as JSON. Whatever the executor: events reach `emit` in the calling thread, the finished runs come
+back in job order (a TogetherJob's members in turn), a job that fails raises its error here (the worker's class and
 message for a LungKDError, else a WorkerError with the worker's traceback and exit code) after the other running
 jobs were stopped, and a cancel (or Ctrl-C) stops every running job within a training step and raises Cancelled
 (KeyboardInterrupt). A worker that dies without reporting (SIGKILL, out of memory) is started again, and its run
@@ -32,15 +32,15 @@ from typing import IO, Protocol, Sequence
 from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.errors import LungKDError
 from lungkd.core.events import Event
-from lungkd.core.kd.jobs import EventSink, Job, RunContext, execute, job_to_json
-from lungkd.core.kd.worker import CANCEL_MESSAGE, cards_from_outcome, died_error, is_cancel, parse_message
+from lungkd.core.kd.jobs import EventSink, FinishedRun, Job, RunContext, execute, job_to_json
+from lungkd.core.kd.worker import CANCEL_MESSAGE, runs_from_outcome, died_error, is_cancel, parse_message
 from lungkd.core.recipes import EXECUTORS
 
 WORKER_MODULE = "lungkd.core.kd.worker"
 
 
 class Executor(Protocol):
-    def run(self, jobs: Sequence[Job], emit: EventSink, cancel: CancelToken) -> list[dict]: ...
+    def run(self, jobs: Sequence[Job], emit: EventSink, cancel: CancelToken) -> list[FinishedRun]: ...
 
     def close(self) -> None:
         """Release what the executor holds (a Ray cluster it started)."""
@@ -52,8 +52,8 @@ class InProcessExecutor:
     def __init__(self) -> None:
         self.context = RunContext()
 
-    def run(self, jobs: Sequence[Job], emit: EventSink, cancel: CancelToken) -> list[dict]:
-        return [card for job in jobs for card in execute(job, emit, cancel, self.context)]
+    def run(self, jobs: Sequence[Job], emit: EventSink, cancel: CancelToken) -> list[FinishedRun]:
+        return [run for job in jobs for run in execute(job, emit, cancel, self.context)]
 
     def close(self) -> None:
         pass
@@ -116,7 +116,7 @@ class ProcessExecutor:
         self.restarts = restarts
         self.stop_timeout_s = stop_timeout_s  # after a cancel, a child still running this long is killed
 
-    def run(self, jobs: Sequence[Job], emit: EventSink, cancel: CancelToken) -> list[dict]:
+    def run(self, jobs: Sequence[Job], emit: EventSink, cancel: CancelToken) -> list[FinishedRun]:
         return _Supervision(self, list(jobs), emit, cancel).run()
 
     def close(self) -> None:
@@ -145,11 +145,11 @@ class _Supervision:
         self.running: dict[int, _Child] = {}
         self.lines: queue.Queue[tuple[_Child, str | None]] = queue.Queue()
         self.deaths: Counter[int] = Counter()
-        self.cards: list[list[dict] | None] = [None] * len(jobs)
+        self.finished: list[list[FinishedRun] | None] = [None] * len(jobs)
         self.failure: LungKDError | None = None
         self.stopping_since: float | None = None
 
-    def run(self) -> list[dict]:
+    def run(self) -> list[FinishedRun]:
         interrupted = False
         try:
             while self.pending or self.running:
@@ -166,7 +166,7 @@ class _Supervision:
             raise self.failure
         if self.cancel.is_set():
             raise Cancelled("training cancelled; every run keeps its last finished epoch and resumes from it.")
-        return [card for cards in self.cards for card in cards]
+        return [run for runs in self.finished for run in runs]
 
     def _step(self) -> None:
         if self.cancel.is_set() or self.failure is not None:
@@ -219,7 +219,7 @@ class _Supervision:
             child.log.close()
             if not is_cancel(outcome):
                 try:
-                    self.cards[child.index] = cards_from_outcome(outcome, job.name, child.where, exit_code)
+                    self.finished[child.index] = runs_from_outcome(outcome, job.name, child.where, exit_code)
                 except LungKDError as exc:
                     self.failure = self.failure or exc
         elif self.stopping_since is not None:

@@ -9,7 +9,7 @@ writes the workspace catalog (from the events).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,16 +19,17 @@ from lungkd.core.data.dataset import DatasetIndex
 from lungkd.core.data.sources import check_trainable, resolve_dataset
 from lungkd.core.events import Event, EventCallback, broadcast
 from lungkd.core.kd.executors import Executor, create_executor
-from lungkd.core.kd.jobs import TEST_LOGITS_FILE, RunJob, RunSpec, TogetherJob, load_teacher_logits, together_name
+from lungkd.core.kd.jobs import FinishedRun, RunJob, RunSpec, TogetherJob, load_teacher_logits, together_name
 from lungkd.core.kd.progress import ExperimentClock, PlannedRun
 from lungkd.core.kd.recorder import CatalogRecorder
-from lungkd.core.kd.report import build_report, headline_scores, write_reports
+from lungkd.core.kd.report import ExperimentReport, Interval, build_report
+from lungkd.core.kd.report_pages import write_reports
 from lungkd.core.kd.soft_labels import curated_members, ensemble_logits
 from lungkd.core.kd.store import ExperimentStore
 from lungkd.core.metrics import patient_bootstrap_ci, scores_from_logits
 from lungkd.core.recipes import ExperimentRecipe, ModelSpec, StudentSpec
 from lungkd.core.storage import write_npz_atomic
-from lungkd.core.training.trainer import resolve_device
+from lungkd.core.models.inference import resolve_device
 from lungkd.core.workspace.catalog import Catalog
 from lungkd.core.workspace.layout import together_folder
 
@@ -52,13 +53,14 @@ def _scores_row(logits: np.ndarray, labels: np.ndarray) -> dict:
 def teacher_specs(recipe: ExperimentRecipe) -> list[RunSpec]:
     t = recipe.teachers
     model = ModelSpec(arch=t.arch, size=t.size, pretrained=t.pretrained)
-    return [RunSpec("teacher", model, "hard", seed, t.train) for seed in range(1, t.k + 1)]
+    return [RunSpec(role="teacher", model=model, labels="hard", seed=seed, train=t.train) for seed in range(1, t.k + 1)]
 
 
 def student_specs(student: StudentSpec) -> list[RunSpec]:
     model = ModelSpec(arch=student.arch, size=student.size, pretrained=student.pretrained)
     roles = [("student", student.labels)] + ([("baseline", "hard")] if student.baseline else [])
-    return [RunSpec(role, model, labels, seed, student.train) for role, labels in roles for seed in student.seeds]
+    return [RunSpec(role=role, model=model, labels=labels, seed=seed, train=student.train)
+            for role, labels in roles for seed in student.seeds]
 
 
 def identical_teacher(spec: RunSpec, recipe: ExperimentRecipe) -> RunSpec | None:
@@ -66,7 +68,7 @@ def identical_teacher(spec: RunSpec, recipe: ExperimentRecipe) -> RunSpec | None
     seed on the same data and run-wide settings give the same model, so the baseline reuses it."""
     if spec.role != "baseline":
         return None
-    return next((t for t in teacher_specs(recipe) if replace(t, role="baseline") == spec), None)
+    return next((t for t in teacher_specs(recipe) if t.model_copy(update={"role": "baseline"}) == spec), None)
 
 
 def teachers_train_together(recipe: ExperimentRecipe) -> bool:
@@ -87,8 +89,8 @@ def planned_runs(recipe: ExperimentRecipe) -> list[PlannedRun]:
 
 
 class Experiment:
-    """`executor`: who trains the runs; None builds the recipe's (`executor`, `workers`; in-process when it names
-    none) and closes it at the end, while one passed in stays the caller's."""
+    """`executor`: who trains the runs; None builds the recipe's (`executor`, `workers`; LungKD's default executor
+    when it names none) and closes it at the end, while one passed in stays the caller's."""
 
     def __init__(self, recipe: ExperimentRecipe, workspace: Path, on_event: EventCallback | None = None,
                  cancel: CancelToken | None = None, executor: Executor | None = None):
@@ -100,7 +102,7 @@ class Experiment:
         self.executor = executor
         self.on_event = on_event
 
-    def run(self) -> dict:
+    def run(self) -> ExperimentReport:
         with self.store.open() as store, Catalog.for_workspace(store.workspace) as catalog:
             emit = ExperimentClock(planned_runs(self.recipe),
                                    broadcast(store.log, CatalogRecorder(catalog, self.recipe, store.folder),
@@ -109,7 +111,7 @@ class Experiment:
             emit(Event("experiment", "started", self.recipe.name, data={"folder": str(store.folder)}))
             executor = self.executor
             try:
-                executor = executor or create_executor(self.recipe.executor or "inprocess", workers=self.recipe.workers)
+                executor = executor or create_executor(self.recipe.executor_name, workers=self.recipe.workers)
                 report = self._stages(store, executor, emit)
             except BaseException as exc:
                 cancelled = isinstance(exc, (Cancelled, KeyboardInterrupt))
@@ -120,20 +122,21 @@ class Experiment:
                 if self.executor is None and executor is not None:
                     executor.close()
             emit(Event("experiment", "finished", data={"seconds": round(time.time() - started, 1),
-                                                       "summary": headline_scores(report)}))
+                                                       "summary": report.summary().model_dump(mode="json")}))
         return report
 
-    def _stages(self, store: ExperimentStore, executor: Executor, emit: EventCallback) -> dict:
+    def _stages(self, store: ExperimentStore, executor: Executor, emit: EventCallback) -> ExperimentReport:
         index = load_data(self.recipe, store, emit)
-        teacher_cards = train_teachers(self.recipe, store, executor, emit, self.cancel)
-        teacher_scores = [c["test"]["score"] if c["test"] else float("nan") for c in teacher_cards]
-        logits = gather_teacher_logits(teacher_cards, store, emit)
+        teachers = train_teachers(self.recipe, store, executor, emit, self.cancel)
+        teacher_scores = [float("nan") if t.score is None else t.score for t in teachers]
+        logits = gather_teacher_logits(teachers, store, emit)
         ensembles = evaluate_ensembles(self.recipe, logits, teacher_scores, emit)
         groups = train_students(self.recipe, store, executor, teacher_scores, emit, self.cancel)
         second = second_generation(self.recipe, groups, logits, emit)
-        report = build_report(self.recipe, index.fingerprint(), _with_intervals(teacher_cards, logits), ensembles,
-                              [_with_intervals(cards, logits) for cards in groups], second,
-                              train_cycles=len(logits["train_labels"]), test_cycles=len(logits["test_labels"]))
+        runs = teachers + [run for group in groups for run in group]
+        report = build_report(self.recipe, index.fingerprint(), teachers, ensembles, groups, second,
+                              train_cycles=len(logits["train_labels"]), test_cycles=len(logits["test_labels"]),
+                              intervals=bootstrap_intervals(runs, logits))
         for path in write_reports(report, store.folder):
             emit(Event("report", "artifact", data={"kind": "report", "path": str(path)}))
         return report
@@ -158,13 +161,14 @@ def plan_jobs(specs: list[RunSpec], stage: str, recipe: ExperimentRecipe, store:
               **student_inputs) -> list[RunJob]:
     """The training jobs of `specs`, each carrying the recipe's run-wide settings. A baseline identical to a
     teacher points at the teacher's folder, where it finds its model finished."""
-    return [RunJob(spec, stage, str(store.workspace), str(store.run_folder(identical_teacher(spec, recipe) or spec)),
-                   recipe.data, recipe.run_settings(), store.data_fingerprint, experiment=recipe.name,
+    return [RunJob(spec=spec, stage=stage, workspace=str(store.workspace),
+                   folder=str(store.run_folder(identical_teacher(spec, recipe) or spec)), data=recipe.data,
+                   settings=recipe.run_settings(), data_fingerprint=store.data_fingerprint, experiment=recipe.name,
                    **student_inputs) for spec in specs]
 
 
 def train_teachers(recipe: ExperimentRecipe, store: ExperimentStore, executor: Executor, emit: EventCallback,
-                   cancel: CancelToken) -> list[dict]:
+                   cancel: CancelToken) -> list[FinishedRun]:
     specs = teacher_specs(recipe)
     together = teachers_train_together(recipe)
     emit(Event("teachers", "started", f"{len(specs)} {recipe.teachers.arch} teachers"
@@ -172,23 +176,21 @@ def train_teachers(recipe: ExperimentRecipe, store: ExperimentStore, executor: E
     jobs = plan_jobs(specs, "teachers", recipe, store)
     if together:
         jobs = [TogetherJob(tuple(jobs), str(together_folder(store.teachers_root, [s.seed for s in specs])))]
-    cards = executor.run(jobs, emit, cancel)
-    emit(Event("teachers", "finished", data={"scores": [c["test"]["score"] if c["test"] else None for c in cards]}))
-    return cards
+    teachers = executor.run(jobs, emit, cancel)
+    emit(Event("teachers", "finished", data={"scores": [t.score for t in teachers]}))
+    return teachers
 
 
-def gather_teacher_logits(teacher_cards: list[dict], store: ExperimentStore, emit: EventCallback) -> TeacherLogits:
+def gather_teacher_logits(teachers: list[FinishedRun], store: ExperimentStore, emit: EventCallback) -> TeacherLogits:
     """Each teacher's stored logits stacked into the experiment's (N, k, 4) arrays (kept in its folder)."""
-    emit(Event("logits", "started", total=len(teacher_cards)))
-    per_teacher = []
-    for card in teacher_cards:
-        per_teacher.append(load_teacher_logits(Path(card["run_folder"]), store.data_fingerprint))
+    emit(Event("logits", "started", total=len(teachers)))
+    per_teacher = [load_teacher_logits(Path(t.folder), store.data_fingerprint) for t in teachers]
     first = per_teacher[0]
     splits = [key.removesuffix("_logits") for key in first if key.endswith("_logits")]
     arrays = {f"{split}_logits": np.stack([t[f"{split}_logits"] for t in per_teacher], axis=1) for split in splits}
     arrays.update({key: value for key, value in first.items() if not key.endswith("_logits")})
-    arrays["teacher_ids"] = np.array([f"teacher seed {card['seed']}" for card in teacher_cards])
-    arrays["teacher_folders"] = np.array([card["run_folder"] for card in teacher_cards])
+    arrays["teacher_ids"] = np.array([f"teacher seed {t.seed}" for t in teachers])
+    arrays["teacher_folders"] = np.array([t.folder for t in teachers])
     write_npz_atomic(store.logits_file, **arrays)
     shape = list(arrays["train_logits"].shape)
     emit(Event("logits", "artifact", data={"kind": "logits", "path": str(store.logits_file),
@@ -216,19 +218,20 @@ def evaluate_ensembles(recipe: ExperimentRecipe, logits: TeacherLogits, teacher_
 
 
 def train_students(recipe: ExperimentRecipe, store: ExperimentStore, executor: Executor,
-                   teacher_scores: list[float], emit: EventCallback, cancel: CancelToken) -> list[list[dict]]:
-    """Every [[students]] entry's runs, handed over at once (they are independent); their cards per entry."""
+                   teacher_scores: list[float], emit: EventCallback,
+                   cancel: CancelToken) -> list[list[FinishedRun]]:
+    """Every [[students]] entry's runs, handed over at once (they are independent); the finished runs per entry."""
     plans = [plan_jobs(student_specs(student), "students", recipe, store, teacher_logits=str(store.logits_file),
                        teacher_scores=tuple(teacher_scores)) for student in recipe.students]
-    cards = executor.run([job for jobs in plans for job in jobs], emit, cancel)
+    finished = executor.run([job for jobs in plans for job in jobs], emit, cancel)
     groups, start = [], 0
     for jobs in plans:
-        groups.append(cards[start:start + len(jobs)])
+        groups.append(finished[start:start + len(jobs)])
         start += len(jobs)
     return groups
 
 
-def second_generation(recipe: ExperimentRecipe, groups: list[list[dict]], logits: TeacherLogits,
+def second_generation(recipe: ExperimentRecipe, groups: list[list[FinishedRun]], logits: TeacherLogits,
                       emit: EventCallback) -> dict | None:
     """BTS-d++: the logit-mean ensemble of the chosen student entry's distilled seeds."""
     number = recipe.second_generation.student
@@ -236,8 +239,8 @@ def second_generation(recipe: ExperimentRecipe, groups: list[list[dict]], logits
         return None
     student = recipe.students[number - 1]
     emit(Event("second_generation", "started"))
-    members = [card for card in groups[number - 1] if card["role"] == "student"]
-    stacked = np.stack([np.load(Path(card["run_folder"]) / TEST_LOGITS_FILE) for card in members], axis=1)
+    members = [run for run in groups[number - 1] if run.role == "student"]
+    stacked = np.stack([np.load(run.test_logits_path) for run in members], axis=1)
     row = {"arch": student.arch, "labels": student.labels, "k": stacked.shape[1],
            **_scores_row(ensemble_logits(stacked, list(range(stacked.shape[1]))), logits["test_labels"])}
     emit(Event("second_generation", "metrics", data=row))
@@ -245,16 +248,14 @@ def second_generation(recipe: ExperimentRecipe, groups: list[list[dict]], logits
     return row
 
 
-def _with_intervals(cards: list[dict], logits: TeacherLogits) -> list[dict]:
-    """Each card with the 95 % patient-level bootstrap interval of its test Score."""
+def bootstrap_intervals(runs: list[FinishedRun], logits: TeacherLogits) -> dict[str, Interval]:
+    """Each run's 95 % patient-level bootstrap interval of its test Score, by run folder."""
     labels, patients = logits["test_labels"], logits["test_patients"]
-    out = []
-    for card in cards:
-        path = Path(card["run_folder"]) / TEST_LOGITS_FILE
-        interval = None
-        if path.is_file():
-            predictions = np.load(path).argmax(axis=1)
+    out = {}
+    for run in runs:
+        if run.test_logits_path.is_file():
+            predictions = np.load(run.test_logits_path).argmax(axis=1)
             if len(predictions) == len(labels):
-                interval = patient_bootstrap_ci(labels, predictions, patients, n_boot=1000).to_dict()
-        out.append({**card, "bootstrap": interval})
+                interval = patient_bootstrap_ci(labels, predictions, patients, n_boot=1000)
+                out[run.folder] = Interval.model_validate(interval.to_dict())
     return out

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import zipfile
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Annotated, Callable, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 import numpy as np
 import torch
@@ -31,17 +32,16 @@ from lungkd.core.events import Event
 from lungkd.core.features.cache import FeatureCache
 from lungkd.core.features.cycle_sets import CycleSet, build_cycle_sets
 from lungkd.core.kd.soft_labels import build_targets
-from lungkd.core.models.card import read_model_card, save_trained_model
-from lungkd.core.models.registry import DamagedModelError, check_saved_files, create_model, model_info
+from lungkd.core.models.card import DamagedModelError, ModelCard, Role, read_model_card
+from lungkd.core.models.registry import check_saved_files, create_model, model_info, save_model
 from lungkd.core.recipes import ModelSpec, RunSettings, SoftLabelSpec, TrainConfig
 from lungkd.core.storage import file_sha256, write_npy_atomic, write_npz_atomic
 from lungkd.core.training.calibration import fit_limits
-from lungkd.core.training.trainer import Progress, Trainer, TrainResult, predict_logits, resolve_device
-from lungkd.core.workspace.layout import MODEL_FOLDER, cache_folder
+from lungkd.core.models.inference import predict_logits, resolve_device
+from lungkd.core.training.trainer import Progress, Trainer, TrainResult
+from lungkd.core.workspace.layout import MODEL_FOLDER, TEACHER_LOGITS_FILE, TEST_LOGITS_FILE, cache_folder
 from lungkd.core.workspace.locks import FolderLock
 
-TEST_LOGITS_FILE = "test_logits.npy"
-TEACHER_LOGITS_FILE = "logits.npz"  # a teacher's raw logits on every split, beside its checkpoint
 EventSink = Callable[[Event], None]
 
 
@@ -49,11 +49,16 @@ class ExperimentError(LungKDError):
     """An experiment folder or job that does not fit the recipe or data it is asked to continue with."""
 
 
-@dataclass(frozen=True)
-class RunSpec:
+class _Plain(BaseModel):
+    """Plain data that travels between processes as JSON (NaN Scores included)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
+
+
+class RunSpec(_Plain):
     """One model to train: a teacher, a distilled student or a hard-label baseline."""
 
-    role: str  # teacher | student | baseline
+    role: Role
     model: ModelSpec
     labels: str  # "hard" or a soft-label mode
     seed: int
@@ -74,8 +79,8 @@ class RunSpec:
         return {"role": self.role, "arch": self.arch, "seed": self.seed, "labels": self.labels}
 
 
-@dataclass(frozen=True)
-class RunJob:
+class RunJob(_Plain):
+    kind: Literal["run"] = "run"
     spec: RunSpec
     stage: str  # the event stage: "teachers" or "students"
     workspace: str
@@ -94,23 +99,29 @@ class RunJob:
     def describe(self) -> dict:
         return self.spec.describe()
 
-    def to_json(self) -> str:
-        value = asdict(self)
-        value["spec"] = {**value["spec"], "model": self.spec.model.model_dump(mode="json"),
-                         "train": self.spec.train.model_dump(mode="json")}
-        value["data"] = self.data.model_dump(mode="json")
-        value["settings"] = self.settings.model_dump(mode="json")
-        return json.dumps(value)
 
-    @classmethod
-    def from_json(cls, text: str) -> "RunJob":
-        value = json.loads(text)
-        spec = value.pop("spec")
-        return cls(spec=RunSpec(spec["role"], ModelSpec.model_validate(spec["model"]), spec["labels"], spec["seed"],
-                                TrainConfig.model_validate(spec["train"])),
-                   data=DataSpec.model_validate(value.pop("data")),
-                   settings=RunSettings.model_validate(value.pop("settings")),
-                   teacher_scores=tuple(value.pop("teacher_scores")), **value)
+class FinishedRun(_Plain):
+    """A trained model as its job finished it: the run it was planned as (a hard-label baseline that reuses an
+    identical teacher's folder is still the baseline), its folder and the model's card."""
+
+    role: Role
+    arch: str
+    seed: int
+    labels: str
+    folder: str
+    card: ModelCard
+
+    @property
+    def model_folder(self) -> Path:
+        return Path(self.folder) / MODEL_FOLDER
+
+    @property
+    def test_logits_path(self) -> Path:
+        return Path(self.folder) / TEST_LOGITS_FILE
+
+    @property
+    def score(self) -> float | None:
+        return self.card.score
 
 
 class RunContext:
@@ -177,32 +188,37 @@ def _targets(job: RunJob, train: CycleSet):
     return build_targets(soft, stored["train_logits"], stored["train_labels"], list(job.teacher_scores) or None)
 
 
-def _finished_card(folder: Path, spec: RunSpec) -> dict | None:
-    """The card of the finished model in `folder`, as the job's run (a hard-label baseline that reuses an
-    identical teacher's folder is still the baseline); None when the run is not finished. Raises
+def _finished_run(folder: Path, spec: RunSpec) -> FinishedRun | None:
+    """The finished model in `folder` as the job's run; None when the run is not finished. Raises
     DamagedModelError when a file of the model, or its test logits, differs from what the card recorded."""
     card = read_model_card(folder / MODEL_FOLDER)
     if card is None:
         return None
     check_saved_files(folder / MODEL_FOLDER)
-    recorded = card.get("test_logits_sha256")
-    if recorded is not None:
+    if card.test_logits_sha256 is not None:
         path = folder / TEST_LOGITS_FILE
-        if not path.is_file() or file_sha256(path) != recorded:
+        if not path.is_file() or file_sha256(path) != card.test_logits_sha256:
             raise DamagedModelError("the run's test logits are missing or differ from the ones it was saved with.",
                                     path=path, fix="run the recipe again: the run is finished again.")
-    return {**card, "run_folder": str(folder), "role": spec.role, "labels": spec.labels}
+    return FinishedRun(role=spec.role, arch=spec.arch, seed=spec.seed, labels=spec.labels, folder=str(folder),
+                       card=card)
 
 
-def _usable_card(job: RunJob, emit: EventSink) -> dict | None:
-    """The finished run's card, or None to (re)train it: a damaged model is said so, and training it again
-    resumes from the run's last saved state."""
+def _usable_run(job: RunJob, emit: EventSink) -> FinishedRun | None:
+    """The finished run, or None to (re)train it: a damaged model is said so, and training it again resumes
+    from the run's last saved state."""
     try:
-        return _finished_card(Path(job.folder), job.spec)
+        return _finished_run(Path(job.folder), job.spec)
     except DamagedModelError as exc:
         emit(Event(job.stage, "notice", f"{exc.problem.path}: {exc.problem.message} Training the run again from its "
                    "last saved state.", run=job.spec.name))
         return None
+
+
+def finished_event(job: RunJob, run: FinishedRun, message: str = "") -> Event:
+    """The event of a finished run: what the catalog and the progress lines read of it."""
+    return Event(job.stage, "finished", message, run=job.spec.name, data={**job.spec.describe(),
+                                                                           "run": run.model_dump(mode="json")})
 
 
 def _write_teacher_logits(model, sets: dict[str, CycleSet], folder: Path, fingerprint: str, device,
@@ -231,27 +247,26 @@ def load_teacher_logits(folder: Path, fingerprint: str) -> dict[str, np.ndarray]
 
 
 def run_job(job: RunJob, emit: EventSink, cancel: CancelToken | None = None,
-            context: RunContext | None = None) -> dict:
-    """Train (or resume, or skip when finished) one model; returns its card with `run_folder`. A teacher
-    also leaves its raw logits on every split beside its checkpoint."""
+            context: RunContext | None = None) -> FinishedRun:
+    """Train (or resume, or skip when finished) one model. A teacher also leaves its raw logits on every split
+    beside its checkpoint."""
     with FolderLock(job.folder, f"the run '{job.spec.name}'"):
         return _run_locked(job, emit, cancel, context or RunContext())
 
 
-def _run_locked(job: RunJob, emit: EventSink, cancel: CancelToken | None, context: RunContext) -> dict:
+def _run_locked(job: RunJob, emit: EventSink, cancel: CancelToken | None, context: RunContext) -> FinishedRun:
     spec, folder = job.spec, Path(job.folder)
-    card = _usable_card(job, emit)
+    finished = _usable_run(job, emit)
     needs_logits = spec.role == "teacher" and load_teacher_logits(folder, job.data_fingerprint) is None
-    if card is not None and not needs_logits:
-        emit(Event(job.stage, "finished", "already trained", run=spec.name,
-                   data={**spec.describe(), "card": card}))
-        return card
+    if finished is not None and not needs_logits:
+        emit(finished_event(job, finished, "already trained"))
+        return finished
     sets = context.cycle_sets(job, emit, cancel)
     device = resolve_device(job.settings.device)
     try:
-        if card is None:
+        if finished is None:
             emit(Event(job.stage, "started", run=spec.name, data=spec.describe()))
-            card = _train(job, sets, describe_training_data(job.data, context.index(job)), emit, cancel)
+            finished = _train(job, sets, describe_training_data(job.data, context.index(job)), emit, cancel)
         if needs_logits:
             model = create_model(spec.arch, pretrained=folder / MODEL_FOLDER).to(device)
             _write_teacher_logits(model, sets, folder, job.data_fingerprint, device, cancel)
@@ -259,12 +274,12 @@ def _run_locked(job: RunJob, emit: EventSink, cancel: CancelToken | None, contex
         cancelled = isinstance(exc, (Cancelled, KeyboardInterrupt))
         emit(Event(job.stage, "cancelled" if cancelled else "failed", str(exc), run=spec.name, data=spec.describe()))
         raise
-    emit(Event(job.stage, "finished", run=spec.name, data={**spec.describe(), "card": card}))
-    return card
+    emit(finished_event(job, finished))
+    return finished
 
 
 def _train(job: RunJob, sets: dict[str, CycleSet], training_data: dict, emit: EventSink,
-           cancel: CancelToken | None) -> dict:
+           cancel: CancelToken | None) -> FinishedRun:
     spec, folder = job.spec, Path(job.folder)
     torch.manual_seed(spec.seed)  # the initial weights of randomly initialised parts
     model = create_model(spec.arch, pretrained=spec.model.pretrained, size=spec.model.size)
@@ -275,29 +290,26 @@ def _train(job: RunJob, sets: dict[str, CycleSet], training_data: dict, emit: Ev
 
 
 def _save_result(job: RunJob, result: TrainResult, sets: dict[str, CycleSet], training_data: dict,
-                 emit: EventSink, cancel: CancelToken | None, **extra) -> dict:
+                 emit: EventSink, cancel: CancelToken | None, **made) -> FinishedRun:
     """The trained model's folder: test logits, then the model with its card (written last: the folder is
-    finished when the card is there); the card says what the model learnt from and the limits of the data
-    it knows (core.training.calibration)."""
+    finished when the card is there); the card says what the model learnt from, the input it was trained on
+    and the limits of the data it knows (core.training.calibration)."""
     spec, folder = job.spec, Path(job.folder)
-    extra = {"role": spec.role, "labels": spec.labels, "experiment": job.experiment,
-             "selection_note": result.selection_note,
-             "test_data": {"dataset": dataset_label(job.data), "split": "test",
-                           "cycles": len(sets["test"])} if "test" in sets else None,
-             "history": [asdict(r) for r in result.history], **extra}
     test_logits = None
     if "test" in sets:
         test_logits = predict_logits(result.model, sets["test"], cancel=cancel).numpy()
         write_npy_atomic(folder / TEST_LOGITS_FILE, test_logits)
-        extra["test_logits_sha256"] = file_sha256(folder / TEST_LOGITS_FILE)  # .npy has no checksum of its own
-    save_trained_model(result.model, folder / MODEL_FOLDER, size=spec.model.size, pretrained=spec.model.pretrained,
-                       selection=result.selection, selected_epoch=result.selected_epoch,
-                       test=result.scores.to_dict() if result.scores else None,
-                       data_fingerprint=job.data_fingerprint, seed=spec.seed, training_data=training_data,
-                       limits=fit_limits(result.model, sets, test_logits=test_logits, cancel=cancel), extra=extra)
+        made["test_logits_sha256"] = file_sha256(folder / TEST_LOGITS_FILE)  # .npy has no checksum of its own
+        made["test_data"] = {"dataset": dataset_label(job.data), "split": "test", "cycles": len(sets["test"])}
+    card = result.model_card(size=spec.model.size, pretrained=spec.model.pretrained, seed=spec.seed,
+                             inputs=spec.model.input_contract(job.data), role=spec.role,
+                             training_labels=spec.labels, experiment=job.experiment or None,
+                             data_fingerprint=job.data_fingerprint, training_data=training_data,
+                             **fit_limits(result.model, sets, test_logits=test_logits, cancel=cancel), **made)
+    save_model(result.model, folder / MODEL_FOLDER, card)
     emit(Event(job.stage, "artifact", "model saved", run=spec.name,
                data={"kind": "model", "path": str(folder / MODEL_FOLDER)}))
-    return _finished_card(folder, spec)
+    return _finished_run(folder, spec)
 
 
 # ---------------------------------------------------------------- teachers trained together
@@ -308,12 +320,12 @@ def together_name(seeds: list[int]) -> str:
     return f"teachers seeds {', '.join(map(str, seeds))} together"
 
 
-@dataclass(frozen=True)
-class TogetherJob:
+class TogetherJob(_Plain):
     """Teachers of one architecture trained as one batched model (core.training.members.StackedMembers):
     each member is an ordinary teacher job and ends in an ordinary teacher folder; the shared training
     state lives in `folder`."""
 
+    kind: Literal["together"] = "together"
     members: tuple[RunJob, ...]
     folder: str
 
@@ -345,37 +357,29 @@ class TogetherJob:
     def describe(self) -> dict:
         return {**self.spec.describe(), "seeds": self.seeds}
 
-    def to_json(self) -> str:
-        return json.dumps({"members": [json.loads(m.to_json()) for m in self.members], "folder": self.folder})
 
-    @classmethod
-    def from_json(cls, text: str) -> "TogetherJob":
-        value = json.loads(text)
-        return cls(tuple(RunJob.from_json(json.dumps(m)) for m in value["members"]), value["folder"])
-
-
-Job = RunJob | TogetherJob
+Job = Annotated[RunJob | TogetherJob, Field(discriminator="kind")]
+_JOB = TypeAdapter(Job)
 
 
 def job_to_json(job: Job) -> str:
-    return json.dumps({"kind": "together" if isinstance(job, TogetherJob) else "run", "job": job.to_json()})
+    return _JOB.dump_json(job).decode()
 
 
 def job_from_json(text: str) -> Job:
-    value = json.loads(text)
-    return (TogetherJob if value["kind"] == "together" else RunJob).from_json(value["job"])
+    return _JOB.validate_json(text)
 
 
 def execute(job: Job, emit: EventSink, cancel: CancelToken | None = None,
-            context: RunContext | None = None) -> list[dict]:
-    """Run one job of either kind; the cards of the models it trained, in member order."""
+            context: RunContext | None = None) -> list[FinishedRun]:
+    """Run one job of either kind; the models it trained, in member order."""
     if isinstance(job, TogetherJob):
         return run_together(job, emit, cancel, context)
     return [run_job(job, emit, cancel, context)]
 
 
 def run_together(job: TogetherJob, emit: EventSink, cancel: CancelToken | None = None,
-                 context: RunContext | None = None) -> list[dict]:
+                 context: RunContext | None = None) -> list[FinishedRun]:
     """Train the members as one batched model unless every one is finished (resumable from the group's
     epoch checkpoint); each member's folder gets its model, card, test logits and teacher logits."""
     with FolderLock(job.folder, f"the teachers trained together in {Path(job.folder).name}"):
@@ -383,15 +387,15 @@ def run_together(job: TogetherJob, emit: EventSink, cancel: CancelToken | None =
 
 
 def _run_together_locked(job: TogetherJob, emit: EventSink, cancel: CancelToken | None,
-                         context: RunContext) -> list[dict]:
+                         context: RunContext) -> list[FinishedRun]:
     members = job.members
-    cards = [_usable_card(m, emit) for m in members]  # a damaged member is said so, and saved again below
-    if all(card is not None for card in cards):
+    finished = [_usable_run(m, emit) for m in members]  # a damaged member is said so, and saved again below
+    if all(run is not None for run in finished):
         return [run_job(m, emit, cancel, context) for m in members]  # at most the logits left to compute
     first = members[0]
     sets = context.cycle_sets(first, emit, cancel)
-    for member, card in zip(members, cards):
-        if card is None:
+    for member, run in zip(members, finished):
+        if run is None:
             emit(Event(member.stage, "started", "trained together with the other teachers", run=member.spec.name,
                        data=member.spec.describe()))
     models = []
@@ -409,8 +413,8 @@ def _run_together_locked(job: TogetherJob, emit: EventSink, cancel: CancelToken 
             emit(Event(member.stage, kind, str(exc), run=member.spec.name, data=member.spec.describe()))
         raise
     training_data = describe_training_data(first.data, context.index(first))
-    for member, result, card in zip(members, results, cards):
-        if card is None:  # a finished member keeps its folder: the group's state gives it back the same
+    for member, result, run in zip(members, results, finished):
+        if run is None:  # a finished member keeps its folder: the group's state gives it back the same
             _save_result(member, result, sets, training_data, emit, cancel, trained_together_with=job.seeds)
     return [run_job(m, emit, cancel, context) for m in members]  # each member's logits, and its finished event
 

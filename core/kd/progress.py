@@ -44,9 +44,9 @@ def _run_sentence(event: Event) -> str | None:
     if event.kind == "artifact":
         return f"{run}: model saved to {data['path']}."
     if event.kind == "finished":
-        card = data.get("card") or {}
         if event.message == "already trained":
             return f"{run}: already trained, reused."
+        card = (data.get("run") or {}).get("card") or {}
         sentence = (f"{run} finished: epoch {card.get('selected_epoch')} chosen by {card.get('selection')}, "
                     f"test {_scores(card.get('test'))}.")
         note = card.get("selection_note")

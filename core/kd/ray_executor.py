@@ -30,8 +30,8 @@ from typing import Sequence
 from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.errors import LungKDError
 from lungkd.core.events import Event
-from lungkd.core.kd.jobs import EventSink, Job, TogetherJob, job_from_json, job_to_json
-from lungkd.core.kd.worker import (WorkerError, cards_from_outcome, describe_error, is_cancel, run_outcome,
+from lungkd.core.kd.jobs import EventSink, FinishedRun, Job, TogetherJob, job_from_json, job_to_json
+from lungkd.core.kd.worker import (WorkerError, runs_from_outcome, describe_error, is_cancel, run_outcome,
                                    set_up_worker)
 from lungkd.core.models.registry import model_info
 from lungkd.core.storage import write_text_atomic
@@ -182,7 +182,7 @@ class RayExecutor:
         if self.started_here:
             _ray().shutdown()
 
-    def run(self, jobs: Sequence[Job], emit: EventSink, cancel: CancelToken) -> list[dict]:
+    def run(self, jobs: Sequence[Job], emit: EventSink, cancel: CancelToken) -> list[FinishedRun]:
         import torch
 
         ray = _ray()
@@ -210,9 +210,10 @@ class RayExecutor:
             for workspace, marker in markers.items():
                 (Path(workspace) / marker).unlink(missing_ok=True)
 
-    def _supervise(self, refs: dict, jobs: Sequence[Job], relay, emit: EventSink, cancel: CancelToken) -> list[dict]:
+    def _supervise(self, refs: dict, jobs: Sequence[Job], relay, emit: EventSink,
+                   cancel: CancelToken) -> list[FinishedRun]:
         ray = _ray()
-        cards: list[list[dict] | None] = [None] * len(jobs)
+        finished: list[list[FinishedRun] | None] = [None] * len(jobs)
         failure: LungKDError | None = None
         waiting, stopping, interrupted = list(refs), False, False
         starts: Counter[str] = Counter()
@@ -237,7 +238,7 @@ class RayExecutor:
                             continue
                         if not is_cancel(outcome):
                             try:
-                                cards[refs[ref]] = cards_from_outcome(outcome, job.name, outcome["where"])
+                                finished[refs[ref]] = runs_from_outcome(outcome, job.name, outcome["where"])
                             except LungKDError as exc:
                                 failure = failure or exc
                     if (cancel.is_set() or failure is not None) and not stopping:
@@ -255,7 +256,7 @@ class RayExecutor:
             raise failure
         if cancel.is_set():
             raise Cancelled("training cancelled; every run keeps its last finished epoch and resumes from it.")
-        return [card for found in cards for card in found]
+        return [run for runs in finished for run in runs]
 
     @staticmethod
     def _relay_event(event: Event, starts: Counter, emit: EventSink) -> None:

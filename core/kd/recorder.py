@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lungkd.core.events import Event
+from lungkd.core.kd.jobs import FinishedRun
 from lungkd.core.recipes import ExperimentRecipe
 from lungkd.core.storage import json_sha256
 from lungkd.core.workspace.catalog import Catalog
@@ -30,15 +31,11 @@ class CatalogRecorder:
             return  # nothing to file before the data, and so the experiment, is known
         elif event.stage in RUN_STAGES and event.run is not None:
             self._run_event(event)
-        elif event.kind == "artifact" and event.data.get("kind") != "model":
-            self.catalog.add_artifact(self.experiment_id, event.data["kind"], event.data["path"],
-                                      metadata=event.data.get("metadata"))
         elif event.stage == "experiment" and event.kind in ("finished", "failed", "cancelled"):
             self.catalog.set_experiment_status(self.experiment_id, event.kind, event.data.get("summary"))
 
     def _register(self, data: dict) -> None:
         fingerprint = data["fingerprint"]
-        self.catalog.upsert_dataset(Path(data["root"]).name, data["root"], fingerprint, data.get("stats"))
         recipe = self.recipe.to_dict()
         row = self.catalog.upsert_experiment(self.recipe.name, recipe, json_sha256(recipe), fingerprint, self.folder)
         self.experiment_id = row.id
@@ -60,9 +57,10 @@ class CatalogRecorder:
             self.catalog.record_epoch(self._runs[event.run], d["epoch"], d["loss"], d.get("lr"), d.get("test"),
                                       d.get("val"))
         elif event.kind == "finished":
-            card = event.data["card"]
-            self.catalog.finish_run(self._run_id(event), selected_epoch=card["selected_epoch"],
-                                    selection=card["selection"], test=card["test"], val=None,
-                                    checkpoint=Path(card["run_folder"]) / "model")
+            run = FinishedRun.model_validate(event.data["run"])
+            self.catalog.finish_run(self._run_id(event), selected_epoch=run.card.selected_epoch,
+                                    selection=run.card.selection,
+                                    test=run.card.test.model_dump(mode="json") if run.card.test else None, val=None,
+                                    checkpoint=run.model_folder)
         elif event.kind in ("failed", "cancelled"):
             self.catalog.set_run_status(self._run_id(event), event.kind)

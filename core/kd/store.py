@@ -19,28 +19,19 @@ from pathlib import Path
 
 from lungkd.core.events import EventLog
 from lungkd.core.kd.jobs import ExperimentError, RunSpec
-from lungkd.core.kd.report import write_reports
-from lungkd.core.models.card import read_model_card
-from lungkd.core.models.registry import CARD_FILE
+from lungkd.core.kd.report import ExperimentReport
+from lungkd.core.kd.report_pages import write_reports
+from lungkd.core.models.card import read_model_card, write_model_card
 from lungkd.core.recipes import ExperimentRecipe, parse_experiment, recipe_to_toml
 from lungkd.core.storage import json_sha256, write_json_atomic, write_text_atomic
 from lungkd.core.workspace.catalog import Catalog
 from lungkd.core.errors import LungKDError
-from lungkd.core.workspace.layout import (MODEL_FOLDER, experiment_folder, student_run_folder, teacher_run_folder,
-                                         teachers_folder, teachers_root)
-from lungkd.core.workspace.locks import FolderLock, is_held
-from lungkd.core.workspace.paths import default_workspace
+from lungkd.core.workspace.layout import (CARD_FILE, EVENTS_FILE, EXPERIMENT_LOGITS_FILE, MODEL_FOLDER, RECIPE_FILE,
+                                         RECIPE_TOML, REPORT_FILES, REPORT_JSON, experiment_folder, is_experiment_folder,
+                                         student_run_folder, teacher_run_folder, teachers_folder, teachers_root)
+from lungkd.core.workspace.locks import FolderLock
+from lungkd.core.workspace.status import is_running
 
-RECIPE_FILE = "recipe.json"
-RECIPE_TOML = "recipe.toml"
-EVENTS_FILE = "events.jsonl"
-LOGITS_FILE = "teacher_logits.npz"
-REPORT_FILES = ("report.json", "report.md", "report.html")
-
-
-def is_running(folder: Path) -> bool:
-    """Whether a process (this one included) is running the experiment in `folder` now."""
-    return is_held(folder)
 
 
 def recipe_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -139,7 +130,7 @@ class ExperimentStore:
 
     @property
     def logits_file(self) -> Path:
-        return self.folder / LOGITS_FILE
+        return self.folder / EXPERIMENT_LOGITS_FILE
 
     def report_paths(self) -> list[Path]:
         return [self.folder / name for name in REPORT_FILES]
@@ -169,7 +160,7 @@ def experiment_of_model(model_folder: str | Path) -> Path | None:
     """The experiment folder a model belongs to (a student or baseline of `workspace/experiments/NAME`), or
     None (a teacher, a `lungkd train` model, the demo model)."""
     for folder in Path(model_folder).parents:
-        if folder.parent.name == "experiments" and (folder / RECIPE_FILE).is_file():
+        if is_experiment_folder(folder):
             return folder
     return None
 
@@ -225,32 +216,16 @@ def rename_experiment(workspace: Path, name: str, new_name: str) -> Path:
     os.replace(folder, target)
     write_json_atomic(target / RECIPE_FILE, {**stored, "recipe": recipe.to_dict()})
     write_text_atomic(target / RECIPE_TOML, recipe_to_toml(recipe))
-    if (target / REPORT_FILES[0]).is_file():
-        report = json.loads((target / REPORT_FILES[0]).read_text(encoding="utf-8"))
-        write_reports({**report, "name": new_name, "recipe": recipe.to_dict()}, target)
+    if (target / REPORT_JSON).is_file():
+        report = ExperimentReport.read(target / REPORT_JSON)
+        write_reports(report.model_copy(update={"name": new_name, "recipe": recipe.to_dict()}), target)
     for card_path in [*target.rglob(CARD_FILE), *teachers_root(workspace).rglob(CARD_FILE)]:
         card = read_model_card(card_path.parent)  # the students, and the teachers trained for this experiment
-        if card.get("experiment") == name:
-            write_json_atomic(card_path, {**card, "experiment": new_name})
+        if card.experiment == name:
+            write_model_card(card_path.parent, card.replace(experiment=new_name))
     with Catalog.for_workspace(workspace) as catalog:
         row = _catalog_row(catalog, folder)
         if row is not None:
             recipe_dict = recipe.to_dict()
             catalog.rename_experiment(row.id, new_name, target, recipe_dict, json_sha256(recipe_dict))
     return target
-
-
-def resume_command(workspace: Path, folder: Path) -> str:
-    """The command that continues the experiment in `folder` where it stopped."""
-    where = "" if Path(workspace).resolve() == default_workspace().resolve() else f" --workspace {workspace}"
-    return f"lungkd run {folder / RECIPE_TOML}{where}"
-
-
-def status_text(status: str, folder: Path, workspace: Path) -> str:
-    """An experiment's status as a person needs it: the catalog says "running" until the run ends, so a run that
-    was killed (no process holds its lock) is "stopped", with the command that resumes it."""
-    if status in ("running", "pending") and is_running(folder):
-        return "running"
-    if status in ("running", "pending", "cancelled"):
-        return f"stopped — resume with {resume_command(workspace, folder)}"
-    return status

@@ -1,8 +1,8 @@
 """A training job away from the driver: how a worker (a child process or a Ray task) runs one, and how what
 came of it travels back as plain data.
 
-A worker turns the result of a job into an outcome, `{"cards": [...]}` (one card per model the job trained) or
-`{"error": ...}`, and the driver turns the outcome back into the cards, or into the exception the worker raised: a LungKDError keeps its class,
+A worker turns the result of a job into an outcome, `{"runs": [...]}` (one FinishedRun per model the job trained)
+or `{"error": ...}`, and the driver turns the outcome back into the runs, or into the exception the worker raised: a LungKDError keeps its class,
 message, file, line and fix (bad input is reported the same wherever it was found); anything else becomes a
 WorkerError carrying the worker's traceback and exit code. No exception object is pickled.
 
@@ -26,7 +26,7 @@ from dataclasses import asdict
 from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.errors import LungKDError
 from lungkd.core.events import Event
-from lungkd.core.kd.jobs import EventSink, Job, RunContext, execute, job_from_json
+from lungkd.core.kd.jobs import EventSink, FinishedRun, Job, RunContext, execute, job_from_json
 
 CANCEL_MESSAGE = "cancel"
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
@@ -70,9 +70,9 @@ def describe_error(exc: BaseException) -> dict:
 
 
 def run_outcome(job: Job, emit: EventSink, cancel: CancelToken, context: RunContext | None = None) -> dict:
-    """The job's cards, or the error it raised, as an outcome. Ctrl-C in a worker is a cancel."""
+    """The job's finished runs, or the error it raised, as an outcome. Ctrl-C in a worker is a cancel."""
     try:
-        return {"cards": execute(job, emit, cancel, context)}
+        return {"runs": [run.model_dump(mode="json") for run in execute(job, emit, cancel, context)]}
     except KeyboardInterrupt:
         return {"error": describe_error(Cancelled("training cancelled; the last finished epoch is kept."))}
     except Exception as exc:  # every failure travels back to the driver, which raises it
@@ -92,10 +92,10 @@ def is_cancel(outcome: dict) -> bool:
     return cls is not None and issubclass(cls, Cancelled)
 
 
-def cards_from_outcome(outcome: dict, run: str, where: str, exit_code: int | None = None) -> list[dict]:
-    """The cards of a finished job, or the worker's exception raised here."""
-    if "cards" in outcome:
-        return outcome["cards"]
+def runs_from_outcome(outcome: dict, run: str, where: str, exit_code: int | None = None) -> list[FinishedRun]:
+    """The finished runs of a job, or the worker's exception raised here."""
+    if "runs" in outcome:
+        return [FinishedRun.model_validate(found) for found in outcome["runs"]]
     error = outcome["error"]
     remote = RemoteTraceback(error["traceback"])
     cls = _lungkd_class(error)

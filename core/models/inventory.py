@@ -8,8 +8,8 @@ from importlib.resources import files
 from pathlib import Path
 
 from lungkd.core.errors import LungKDError
-from lungkd.core.models.card import read_model_card
-from lungkd.core.models.registry import CARD_FILE
+from lungkd.core.models.card import CARD_FILE, ModelCard, read_model_card
+from lungkd.core.workspace.layout import MODEL_FOLDER
 
 
 @dataclass(frozen=True)
@@ -26,24 +26,21 @@ def shipped_models_folder() -> Path:
     return Path(str(files("lungkd.resources") / "models"))
 
 
-def _card_name(card: dict) -> str | None:
+def _card_name(card: ModelCard) -> str | None:
     """The model named by what made it: its experiment (or `lungkd train` run), role and seed."""
-    arch, seed = card["architecture"], card.get("seed")
-    if card.get("experiment") and card.get("role"):
-        role = card["role"]
+    arch, seed = card.architecture, card.seed
+    if card.experiment and card.role:
         what = {"teacher": f"teacher {arch}", "baseline": f"baseline {arch} (hard labels)"}.get(
-            role, f"{role} {arch} {card.get('labels', '')}".rstrip())
-        return f"{card['experiment']} · {what} · seed {seed}"
-    if card.get("run"):
-        return f"run {card['run']} · {arch} · seed {seed}"
+            card.role, f"{card.role} {arch} {card.training_labels or ''}".rstrip())
+        return f"{card.experiment} · {what} · seed {seed}"
+    if card.run:
+        return f"run {card.run} · {arch} · seed {seed}"
     return None
 
 
-def _scored_on(card: dict) -> str:
-    data = card.get("test_data")
-    if not data:
-        return ""
-    return f"the {data['split']} split of {data['dataset']} ({data['cycles']} cycles)"
+def _scored_on(card: ModelCard) -> str:
+    data = card.test_data
+    return f"the {data.split} split of {data.dataset} ({data.cycles} cycles)" if data else ""
 
 
 def _entry(folder: Path, root: Path) -> ModelEntry | None:
@@ -51,13 +48,12 @@ def _entry(folder: Path, root: Path) -> ModelEntry | None:
         card = read_model_card(folder)
     except LungKDError:  # a damaged card: nothing to analyse with; opening it says why
         return None
-    if not card or "architecture" not in card:
+    if card is None:
         return None
-    where = folder.parent if folder.name == "model" and folder.parent != root else folder
+    where = folder.parent if folder.name == MODEL_FOLDER and folder.parent != root else folder
     place = where.relative_to(root).as_posix() if where != root else root.name
-    name = _card_name(card) or (place if card.get("description") else f"{place} ({card['architecture']})")
-    return ModelEntry(name, card["architecture"], (card.get("test") or {}).get("score"), folder,
-                      card.get("description", ""), _scored_on(card))
+    name = _card_name(card) or (place if card.description else f"{place} ({card.architecture})")
+    return ModelEntry(name, card.architecture, card.score, folder, card.description, _scored_on(card))
 
 
 def find_models(*roots: Path) -> list[ModelEntry]:

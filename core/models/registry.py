@@ -13,7 +13,6 @@ transformers is imported only when a model is built, so listing the registry sta
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,24 +24,21 @@ from lungkd.core.features.cycle_sets import InputSpec
 from lungkd.core.features.prepare import PrepSettings
 from lungkd.core.features.spectral import ClapFeatureSettings, FbankSettings
 from lungkd.core.labels import NUM_CLASSES
+from lungkd.core.models.card import (DAMAGED_FIX, DamagedModelError, InputContract, ModelCard, read_model_card,
+                                     write_model_card)
 from lungkd.core.models.classifiers import (ASTClassifier, AudioClapClassifier, BTSClassifier, Classifier,
                                             CNN6Classifier, EfficientNetClassifier, ResNetClassifier)
 from lungkd.core.models.cnn6 import PANNS_CNN6_URL
-from lungkd.core.storage import atomic_folder, file_sha256, json_text
+from lungkd.core.storage import atomic_folder, file_sha256
 
 CLAP_ID = "laion/clap-htsat-unfused"
 HEAD_FILE = "head.safetensors"
-CARD_FILE = "lungkd.json"  # the one sidecar of a model folder: architecture, provenance, metrics
 SIZES = ("full", "tiny")
 TINY_GPU_SHARE = 0.1
 
 
 class WeightsUnavailableError(LungKDError):
     """Pretrained weights that cannot be found or read (offline, wrong folder, wrong file)."""
-
-
-class DamagedModelError(LungKDError):
-    """A saved model whose files are not the ones it was saved with (cut short, or bytes changed on disk)."""
 
 
 _RANDOM_INIT = 'or set pretrained = "" in the recipe to train from random initialisation.'
@@ -228,46 +224,28 @@ def _load(info: ModelInfo, source: str | os.PathLike, num_classes: int, offline:
     return model
 
 
-def saved_card(folder: Path) -> dict | None:
-    """The card of a folder written by `save_model`; None when there is none (a hub-style checkpoint)."""
-    path = folder / CARD_FILE
-    if not path.is_file():
-        return None
-    try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DamagedModelError(f"the model card cannot be read ({exc}).", path=path, fix=_DAMAGED_FIX) from None
-    if not isinstance(card, dict):
-        raise DamagedModelError("the model card is not a JSON object.", path=path, fix=_DAMAGED_FIX)
-    return card
-
-
-_DAMAGED_FIX = ("copy the model folder again from where it came from; a model LungKD trained in this workspace is "
-                "trained again by running its recipe again (`lungkd run` / `lungkd train`).")
-
-
 def check_saved_files(folder: str | os.PathLike) -> None:
     """Raises DamagedModelError when a file of a saved model is missing or differs from the sha256 its card
     recorded (a byte flipped on disk loads without complaint otherwise). Cards written before checksums
     were recorded are taken as they are."""
     folder = Path(folder)
-    card = saved_card(folder)
-    for name, digest in ((card or {}).get("checksums") or {}).items():
+    card = read_model_card(folder)
+    for name, digest in (card.checksums if card else {}).items():
         path = folder / name
         try:
             actual = file_sha256(path)
         except OSError:
             raise DamagedModelError("a file of the saved model is missing or unreadable.", path=path,
-                                    fix=_DAMAGED_FIX) from None
+                                    fix=DAMAGED_FIX) from None
         if actual != digest:
             raise DamagedModelError("the file's bytes changed after the model was saved (its sha256 differs from the "
-                                    "one in lungkd.json).", path=path, fix=_DAMAGED_FIX)
+                                    "one in lungkd.json).", path=path, fix=DAMAGED_FIX)
 
 
 def _check_saved_arch(name: str, folder: Path) -> None:
-    card = saved_card(folder)
+    card = read_model_card(folder)
     if card is not None:
-        saved = card.get("architecture")
+        saved = card.architecture
         if saved != name:
             raise WeightsUnavailableError(f"{folder} holds a {saved} model, not {name}.", path=folder,
                                           fix=f"create a {saved} model from it, or pick the folder of a {name} model.")
@@ -285,23 +263,25 @@ def _load_head(model: Classifier, path: Path) -> None:
     model.head.load_state_dict(state)
 
 
-def save_model(model: Classifier, folder: str | os.PathLike, card: dict | None = None) -> Path:
+def save_model(model: Classifier, folder: str | os.PathLike, card: ModelCard | None = None) -> Path:
     """Write the model so `create_model(model.arch_name, pretrained=folder)` gives it back (same logits).
 
     The backbone goes through its `save_pretrained` (the format hub weights come in), the head to
-    head.safetensors, and `card` (what the model is and how it was made) to lungkd.json with the
-    architecture, class count and the sha256 of every other file (`check_saved_files`). The folder appears
-    whole or not at all.
+    head.safetensors, and the card (what the model is and how it was made; without one, only what it is) to
+    lungkd.json with the architecture, class count, input contract (the architecture's inputs unless the card
+    says otherwise) and the sha256 of every other file (`check_saved_files`). The folder appears whole or not
+    at all.
     """
+    card = card or ModelCard(architecture=model.arch_name)
     from safetensors.torch import save_file
 
     with atomic_folder(folder) as tmp:
         model.save_parts(tmp)
         save_file({k: v.detach().contiguous() for k, v in model.head.state_dict().items()}, str(tmp / HEAD_FILE))
         checksums = {p.name: file_sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
-        full_card = {**(card or {}), "architecture": model.arch_name, "num_classes": model.head.out_features,
-                     "checksums": checksums}
-        (tmp / CARD_FILE).write_text(json_text(full_card), encoding="utf-8")
+        inputs = card.inputs or InputContract.from_spec(model_info(model.arch_name).inputs)
+        write_model_card(tmp, card.replace(architecture=model.arch_name, num_classes=model.head.out_features,
+                                           inputs=inputs, checksums=checksums))
     return Path(folder)
 
 

@@ -29,12 +29,13 @@ import torch
 
 from lungkd.core.cancel import CancelToken
 from lungkd.core.features.cycle_sets import CycleSet
-from lungkd.core.training.trainer import predict_logits
+from lungkd.core.models.card import DAMAGED_FIX, TEMPERATURE_RANGE, DamagedModelError, StatisticsCard
+from lungkd.core.models.inference import predict_logits
 
 MIN_HELD_OUT_CYCLES = 20
-TEMPERATURE_RANGE = (0.05, 20.0)
 RELIABILITY_BINS = 10
 SUMMARY_BANDS = 8
+SUMMARY_DIMENSIONS = 3 * SUMMARY_BANDS  # each band's level, spread and change over time
 LIMIT_QUANTILE = 99.0  # percent
 HELD_OUT_SPLITS = ("val", "calibration")  # cycles a run neither trains nor is selected on, preferred first
 _SUMMARY_BATCH = 256  # cycles summarised at once: memory stays small for the largest training sets
@@ -116,10 +117,6 @@ def _encode(array: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(array, dtype="<f8").tobytes()).decode("ascii")
 
 
-def _decode(text: str, shape: tuple[int, ...]) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(text), dtype="<f8").reshape(shape)
-
-
 @dataclass(frozen=True)
 class TrainingStatistics:
     """Where the model's training inputs lie, and how far from them a cycle like them may fall."""
@@ -155,12 +152,17 @@ class TrainingStatistics:
                 "dimensions": len(self.mean), "mean": _encode(self.mean), "precision": _encode(self.precision)}
 
     @classmethod
-    def from_card(cls, entry: dict | None) -> "TrainingStatistics | None":
-        if not entry or "precision" not in entry:
+    def from_card(cls, entry: StatisticsCard | None) -> "TrainingStatistics | None":
+        """The statistics a card holds; None when it holds none. Statistics of other dimensions than the
+        summary LungKD computes cannot be compared with a cycle's and are refused, naming the field."""
+        if entry is None or not entry.fitted:
             return None
-        d = entry["dimensions"]
-        return cls(_decode(entry["mean"], (d,)), _decode(entry["precision"], (d, d)), entry["limit"],
-                   entry["train_cycles"], entry["held_out_cycles"], entry["held_out_split"])
+        if entry.dimensions != SUMMARY_DIMENSIONS:
+            raise DamagedModelError(f"the card's training_statistics have {entry.dimensions} dimensions; the "
+                                    f"input summary has {SUMMARY_DIMENSIONS}.", fix=DAMAGED_FIX)
+        d = entry.dimensions
+        return cls(entry.array("mean", (d,)), entry.array("precision", (d, d)), entry.limit, entry.train_cycles,
+                   entry.held_out_cycles, entry.held_out_split)
 
 
 def held_out(sets: dict[str, CycleSet]) -> tuple[str | None, CycleSet | None]:

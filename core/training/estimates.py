@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from lungkd.core.models.registry import create_model, model_info
-from lungkd.core.training.trainer import autocast_for, resolve_device
+from lungkd.core.models.inference import autocast_for, resolve_device
 
 _PROMPT = "This sound was recorded from the trachea of an adult male patient, using a Meditron stethoscope."
 

@@ -17,23 +17,9 @@ from typing import Iterable
 import torch
 from torch import nn
 
-from lungkd.core.cancel import Cancelled, CancelToken
+from lungkd.core.cancel import CancelToken
 from lungkd.core.features.cycle_sets import CycleSet
-
-
-def autocast_for(device: torch.device, enabled: bool):
-    if not enabled or device.type != "cuda":
-        return torch.autocast("cpu", enabled=False)
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
-
-
-def _batches(data: CycleSet, batch_size: int, cancel: CancelToken | None):
-    for start in range(0, len(data), batch_size):
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("cancelled while computing predictions.")
-        stop = start + batch_size
-        yield data.features[start:stop], data.prompts[start:stop] if data.prompts is not None else None
+from lungkd.core.models.inference import autocast_for, batches, predict_logits
 
 
 class SingleMember:
@@ -63,12 +49,7 @@ class SingleMember:
     def predict(self, data: CycleSet, batch_size: int, device: torch.device,
                 cancel: CancelToken | None = None) -> torch.Tensor:
         """(1, N, 4) raw logits in eval mode."""
-        self.model.eval()
-        out = []
-        with torch.inference_mode(), autocast_for(device, enabled=device.type == "cuda"):
-            for features, prompts in _batches(data, batch_size, cancel):
-                out.append(self.model(features.to(device), prompts).float().cpu())
-        return (torch.cat(out) if out else torch.zeros(0, 4))[None]
+        return predict_logits(self.model, data, batch_size, device, cancel)[None]
 
     def state(self) -> dict[str, torch.Tensor]:
         return self.model.state_dict()
@@ -130,7 +111,7 @@ class StackedMembers:
         self._skeleton.eval()
         out = []
         with torch.inference_mode(), autocast_for(device, enabled=device.type == "cuda"):
-            for features, _ in _batches(data, batch_size, cancel):
+            for features, _ in batches(data, batch_size, cancel):
                 call = vmap(lambda p, b: self._call(p, b, features.to(device), None), randomness="different")
                 out.append(call(self.params, self.buffers).float().cpu())
         return torch.cat(out, dim=1) if out else torch.zeros(self.count, 0, 4)

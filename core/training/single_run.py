@@ -10,13 +10,12 @@ from lungkd.core.cancel import CancelToken
 from lungkd.core.data.sources import check_trainable, dataset_label, describe_training_data, resolve_dataset
 from lungkd.core.features.cache import FeatureCache
 from lungkd.core.features.cycle_sets import build_cycle_sets
-from lungkd.core.models.card import save_trained_model
-from lungkd.core.models.registry import create_model, model_info
+from lungkd.core.models.registry import create_model, save_model
 from lungkd.core.recipes import TrainRecipe
 from lungkd.core.storage import json_sha256, write_json_atomic
 from lungkd.core.training.calibration import fit_limits
 from lungkd.core.training.trainer import Progress, Trainer, TrainResult
-from lungkd.core.workspace.layout import MODEL_FOLDER, cache_folder, single_run_folder
+from lungkd.core.workspace.layout import MODEL_FOLDER, RECIPE_FILE, cache_folder, single_run_folder
 from lungkd.core.workspace.locks import FolderLock
 
 
@@ -36,23 +35,23 @@ def _train_locked(recipe: TrainRecipe, workspace: Path, on_progress: Callable[[P
                   cancel: CancelToken | None) -> tuple[TrainResult, Path]:
     index = resolve_dataset(recipe.data, workspace, selection=recipe.selection)
     check_trainable(index, recipe.selection)
-    sets = build_cycle_sets(index, model_info(recipe.model.arch).inputs, cache=FeatureCache(cache_folder(workspace)),
+    inputs = recipe.model.input_contract(recipe.data)
+    sets = build_cycle_sets(index, inputs.spec(), cache=FeatureCache(cache_folder(workspace)),
                             location_source=recipe.data.location_source, missing=recipe.data.missing, cancel=cancel)
     run_dir = run_dir_for(recipe, workspace)
-    write_json_atomic(run_dir / "recipe.json", recipe.to_dict())
+    write_json_atomic(run_dir / RECIPE_FILE, recipe.to_dict())
     torch.manual_seed(recipe.seed)  # the initial weights of randomly initialised parts
     model = create_model(recipe.model.arch, pretrained=recipe.model.pretrained, size=recipe.model.size)
     trainer = Trainer(recipe.train, seed=recipe.seed, settings=recipe.run_settings(), run_dir=run_dir,
                       on_progress=on_progress, cancel=cancel)
     result = trainer.fit(model, sets["train"], sets.get("test"), sets.get("val"))
     model_dir = run_dir / MODEL_FOLDER
-    save_trained_model(result.model, model_dir, size=recipe.model.size, pretrained=recipe.model.pretrained,
-                       selection=result.selection, selected_epoch=result.selected_epoch,
-                       test=result.scores.to_dict() if result.scores else None,
-                       data_fingerprint=index.fingerprint(), seed=recipe.seed,
-                       extra={"run": recipe.name, "selection_note": result.selection_note,
-                              "test_data": {"dataset": dataset_label(recipe.data), "split": "test",
-                                            "cycles": len(sets["test"])} if "test" in sets else None},
-                       training_data=describe_training_data(recipe.data, index),
-                       limits=fit_limits(result.model, sets, cancel=cancel))
+    test_data = {"dataset": dataset_label(recipe.data), "split": "test", "cycles": len(sets["test"])} \
+        if "test" in sets else None
+    card = result.model_card(size=recipe.model.size, pretrained=recipe.model.pretrained, inputs=inputs,
+                             seed=recipe.seed, run=recipe.name, training_labels="hard",
+                             data_fingerprint=index.fingerprint(), test_data=test_data,
+                             training_data=describe_training_data(recipe.data, index),
+                             **fit_limits(result.model, sets, cancel=cancel))
+    save_model(result.model, model_dir, card)
     return result, model_dir

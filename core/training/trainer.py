@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,15 +23,20 @@ from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.errors import LungKDError
 from lungkd.core.features.cycle_sets import CycleSet
 from lungkd.core.features.spectral import specaugment
+from lungkd.core.about import lungkd_version
 from lungkd.core.metrics import Scores, scores_from_logits
+from lungkd.core.models.card import InputContract, ModelCard
 from lungkd.core.models.registry import model_info
-from lungkd.core.training.members import SingleMember, StackedMembers, autocast_for
+from lungkd.core.models.inference import autocast_for, predict_logits, resolve_device
+from lungkd.core.training.members import SingleMember, StackedMembers
 from lungkd.core.recipes import RunSettings, TrainConfig
+from lungkd.core.selection import Selection
 from lungkd.core.storage import save_torch_atomic
+from lungkd.core.workspace.layout import STATE_FILE
 
-MIN_SE_FOR_SELECTION = 5.0  # the papers ignore epochs whose Se is below 5 %
-STATE_FILE = "train_state.pt"
 _STATE_KEYS = {"model", "optimizer", "members", "best_models", "epoch", "config"}
+_MISSING_SPLITS = {"val": ("a validation set", "carve one from train (splits.validation_split) or use best_test."),
+                   "test": ("the test set", "pass the test cycles or use last.")}
 
 
 class TrainingError(LungKDError):
@@ -75,12 +81,22 @@ class EpochRecord:
 @dataclass
 class TrainResult:
     model: torch.nn.Module  # carries the selected checkpoint's weights
-    selection: str
+    selection: Selection
     selected_epoch: int
     scores: Scores | None  # of the selected checkpoint on the test set
     history: list[EpochRecord] = field(default_factory=list)
     device: str = "cpu"
     selection_note: str = ""  # set when no epoch qualified for the selection and it fell back to another
+
+    def model_card(self, *, size: str, pretrained: str | None, inputs: InputContract, seed: int, **made) -> ModelCard:
+        """The card of the selected checkpoint: what it is, the input it was trained on, its selection and test
+        Scores, the versions that made it, and `made` (how and on what: role, experiment, data fingerprint,
+        training data, test data, limits...)."""
+        return ModelCard(architecture=self.model.arch_name, size=size, pretrained=pretrained, inputs=inputs, seed=seed,
+                         selection=self.selection.value, selected_epoch=self.selected_epoch,
+                         selection_note=self.selection_note, test=self.scores.to_dict() if self.scores else None,
+                         versions={"lungkd": lungkd_version(), "torch": torch.__version__,
+                                   "python": platform.python_version()}, **made)
 
 
 def seed_everything(seed: int) -> None:
@@ -89,26 +105,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def resolve_device(requested: str, notify: Callable[[str], None] | None = None) -> torch.device:
-    if requested == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if notify:
-            notify("No GPU found: training on the CPU, which is much slower for full-size models.")
-        return torch.device("cpu")
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise TrainingError(f"device '{requested}' was asked for but no CUDA GPU is available.",
-                            fix="set device = \"auto\" or \"cpu\" in the recipe.")
-    return torch.device(requested)
-
-
-def predict_logits(model: torch.nn.Module, data: CycleSet, batch_size: int = 64, device: torch.device | None = None,
-                   cancel: CancelToken | None = None) -> torch.Tensor:
-    """Raw logits (N, 4) in eval mode, in the set's order."""
-    device = device or next(model.parameters()).device
-    return SingleMember(model).predict(data, batch_size, device, cancel)[0]
 
 
 def cosine_lr(base_lr: float, epoch: int, epochs: int, final_ratio: float) -> float:
@@ -127,22 +123,6 @@ def _average_weights(tensors: dict[str, torch.Tensor], before: dict[str, torch.T
         for name, value in tensors.items():
             if value.is_floating_point():
                 value.mul_(1.0 - keep).add_(before[name], alpha=keep)
-
-
-def _selection_value(record: EpochRecord, selection: str) -> float:
-    scores = record.test if selection == "best_test" else record.val
-    if not scores or scores["score"] is None or (scores["se"] or 0.0) <= MIN_SE_FOR_SELECTION:
-        return -math.inf
-    return scores["score"]
-
-
-def _fallback_note(selection: str, best_value: float, epoch: int) -> str:
-    """What to tell the user when no epoch had Se above the threshold: the selection kept the first epoch."""
-    if selection == "last" or best_value > -math.inf:
-        return ""
-    split = "test" if selection == "best_test" else "validation"
-    return (f"no epoch reached Se > {MIN_SE_FOR_SELECTION:g} % on the {split} set, so {selection} had nothing to "
-            f"choose from and epoch {epoch} (the first) was used")
 
 
 @dataclass
@@ -188,11 +168,10 @@ class Trainer:
     def _fit(self, members: SingleMember | StackedMembers, seeds: list[int], train: CycleSet,
              test: CycleSet | None, val: CycleSet | None, targets: Targets) -> list[TrainResult]:
         cfg, selection = self.config, self.settings.selection
-        if selection == "best_val" and val is None:
-            raise TrainingError("selection best_val needs a validation set.",
-                                fix="carve one from train (splits.validation_split) or use best_test.")
-        if selection == "best_test" and test is None:
-            raise TrainingError("selection best_test needs the test set.", fix="pass the test cycles or use last.")
+        for split, data in (("val", val), ("test", test)):
+            if split in selection.needs and data is None:
+                what, fix = _MISSING_SPLITS[split]
+                raise TrainingError(f"selection {selection} needs {what}.", fix=fix)
         if len(train) == 0:
             raise TrainingError("no training cycles.", fix="check the dataset and its split.")
         if self.settings.deterministic:
@@ -235,8 +214,8 @@ class Trainer:
                 for name, (logits, labels) in evaluated.items():
                     setattr(record, name, scores_from_logits(logits[i], labels).to_dict())
                 member.history.append(record)
-                value = _selection_value(record, selection)
-                if selection == "last" or value > member.best_value or member.best_state is None:
+                value = selection.epoch_value(record.test, record.val)
+                if selection.prefers(value, member.best_value) or member.best_state is None:
                     member.best_value, member.best_epoch = value, epoch
                     member.best_state = members.member_state(i)
             self._save_state(members, optimizer, scaler, book, epoch)
@@ -252,8 +231,8 @@ class Trainer:
             if test is not None:
                 scores = scores_from_logits(predict_logits(model, test, max(cfg.batch_size, 64), device), test.labels)
             results.append(TrainResult(model, selection, member.best_epoch, scores, member.history, str(device),
-                                       selection_note=_fallback_note(selection, member.best_value,
-                                                                     member.best_epoch)))
+                                       selection_note=selection.fallback_note(member.best_value,
+                                                                              member.best_epoch)))
         return results
 
     def _train_epoch(self, members, seeds: list[int], optimizer, scaler, train: CycleSet, targets: Targets,

@@ -1,7 +1,9 @@
-"""The workspace's SQLite catalog: datasets, experiments, runs, per-epoch metrics and artifacts.
+"""The workspace's SQLite catalog: experiments (with their status and headline Scores), their runs and each
+run's per-epoch metrics — what `lungkd runs` (`lungkd runs NAME --epochs`) and the Studio's Experiments page
+read.
 
-The experiment folders (recipe, event log, checkpoints) stay the source of truth; the catalog is the index
-the application and the command line query. It is shared by processes and threads:
+The experiment folders (recipe, event log, checkpoints, reports) stay the source of truth; the catalog is the
+index the application and the command line query. It is shared by processes and threads:
 - WAL journal, so readers (the GUI thread) never wait for a writer (the engine thread or a second process);
 - every write is one short `BEGIN IMMEDIATE` transaction that waits up to BUSY_TIMEOUT_S for the lock and
   is committed (synchronous=FULL) before the method returns, so a killed process loses at most the write
@@ -27,15 +29,15 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from lungkd.core.errors import LungKDError
+from lungkd.core.workspace.layout import CATALOG_FILE
 from lungkd.core.workspace.paths import resolve_workspace
 
-CATALOG_FILE = "catalog.sqlite"
 BUSY_TIMEOUT_S = 30.0
 STATUSES = ("pending", "running", "finished", "failed", "cancelled")
 ROLES = ("teacher", "student", "baseline", "ensemble")
 
-_JSON_COLUMNS = {"stats", "recipe", "summary", "test", "val", "metadata"}
-_PATH_COLUMNS = {"root", "folder", "checkpoint", "path"}
+_JSON_COLUMNS = {"recipe", "summary", "test", "val"}
+_PATH_COLUMNS = {"folder", "checkpoint"}
 
 
 class CatalogError(LungKDError):
@@ -43,16 +45,6 @@ class CatalogError(LungKDError):
 
 
 # ---------------------------------------------------------------- rows
-
-@dataclass(frozen=True)
-class DatasetRow:
-    id: int
-    name: str
-    root: Path
-    fingerprint: str
-    stats: dict
-    created: str
-
 
 @dataclass(frozen=True)
 class ExperimentRow:
@@ -63,7 +55,7 @@ class ExperimentRow:
     dataset_fingerprint: str
     folder: Path
     status: str
-    summary: dict  # headline Scores by stage, e.g. {"ensemble": {"sp":, "se":, "score":}, "student": {...}}
+    summary: dict  # headline Scores when finished (core.workspace.status.RunSummary); {} before
     created: str
     updated: str
 
@@ -94,17 +86,6 @@ class EpochRow:
     lr: float | None
     test: dict | None
     val: dict | None
-
-
-@dataclass(frozen=True)
-class ArtifactRow:
-    id: int
-    experiment_id: int
-    kind: str  # e.g. "logits", "soft_labels", "report"
-    path: Path
-    sha256: str | None  # None for artifacts recorded by a version-1 catalog
-    metadata: dict
-    created: str
 
 
 # ---------------------------------------------------------------- schema and migrations
@@ -158,8 +139,16 @@ def _drop_models(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE models")
 
 
+def _drop_unread_tables(conn: sqlite3.Connection) -> None:
+    """v4: the datasets and artifacts tables were written and never read (the experiment's row keeps its data
+    fingerprint; its folder and event log name every artifact), so they are dropped."""
+    conn.execute("DROP TABLE datasets")
+    conn.execute("DROP TABLE artifacts")
+
+
 Migration = Callable[[sqlite3.Connection], None]
-MIGRATIONS: tuple[Migration, ...] = (_create_v1, _add_models_and_artifact_hashes, _drop_models)  # [i]: i -> i + 1
+MIGRATIONS: tuple[Migration, ...] = (_create_v1, _add_models_and_artifact_hashes, _drop_models,
+                                     _drop_unread_tables)  # [i]: i -> i + 1
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -369,21 +358,6 @@ class Catalog:
         if tx.execute(f"UPDATE {table} SET {assignments} WHERE id = ?", (*values.values(), row_id)).rowcount == 0:
             raise self._missing(what, row_id)
 
-    # ------------------------------------------------------------ datasets
-
-    def upsert_dataset(self, name: str, root: str | Path, fingerprint: str, stats: dict | None = None) -> DatasetRow:
-        """Records a dataset by its fingerprint; the same fingerprint again updates its name, root and stats."""
-        return self._upsert(DatasetRow, "datasets", ("fingerprint",), {
-            "name": name, "root": self._store_path(root), "fingerprint": fingerprint,
-            "stats": _to_json(stats or {}), "created": _now()}, update=True)
-
-    def datasets(self) -> list[DatasetRow]:
-        return self._select(DatasetRow, "datasets")
-
-    def find_dataset(self, fingerprint: str) -> DatasetRow | None:
-        rows = self._select(DatasetRow, "datasets", "fingerprint = ?", (fingerprint,))
-        return rows[0] if rows else None
-
     # ------------------------------------------------------------ experiments
 
     def upsert_experiment(self, name: str, recipe: dict, recipe_hash: str, dataset_fingerprint: str,
@@ -411,15 +385,15 @@ class Catalog:
             self._update(tx, "experiments", experiment_id, "experiment", **values)
 
     def delete_experiment(self, experiment_id: int) -> None:
-        """Removes an experiment with its runs, epochs and artifacts (the folders on disk are the caller's)."""
+        """Removes an experiment with its runs and their epochs (the folders on disk are the caller's)."""
         with self._write() as tx:
             if tx.execute("DELETE FROM experiments WHERE id = ?", (experiment_id,)).rowcount == 0:
                 raise self._missing("experiment", experiment_id)
 
     def rename_experiment(self, experiment_id: int, name: str, folder: str | Path, recipe: dict,
                           recipe_hash: str) -> None:
-        """Records an experiment's new name, folder and recipe; the paths of its runs and artifacts that lay in
-        the old folder move with it."""
+        """Records an experiment's new name, folder and recipe; the checkpoints of its runs that lay in the old
+        folder move with it."""
         old = self.experiment(experiment_id).folder
         new = Path(folder)
 
@@ -433,8 +407,6 @@ class Catalog:
                          recipe=_to_json(recipe), recipe_hash=recipe_hash, updated=_now())
             for run in self._select(RunRow, "runs", "experiment_id = ?", (experiment_id,), conn=tx):
                 self._update(tx, "runs", run.id, "run", checkpoint=moved(run.checkpoint))
-            for artifact in self._select(ArtifactRow, "artifacts", "experiment_id = ?", (experiment_id,), conn=tx):
-                self._update(tx, "artifacts", artifact.id, "artifact", path=moved(artifact.path))
 
     def experiment(self, experiment_id: int) -> ExperimentRow:
         return self._get(ExperimentRow, "experiments", experiment_id, "experiment")
@@ -481,17 +453,3 @@ class Catalog:
     def epochs(self, run_id: int) -> list[EpochRow]:
         """The epoch history of a run, first epoch first."""
         return self._select(EpochRow, "epoch_metrics", "run_id = ?", (run_id,), order="epoch")
-
-    # ------------------------------------------------------------ artifacts
-
-    def add_artifact(self, experiment_id: int, kind: str, path: str | Path, sha256: str | None = None,
-                     metadata: dict | None = None) -> ArtifactRow:
-        """Records a file an experiment produced; the same path again updates its kind, hash and metadata."""
-        return self._upsert(ArtifactRow, "artifacts", ("experiment_id", "path"), {
-            "experiment_id": experiment_id, "kind": kind, "path": self._store_path(path), "sha256": sha256,
-            "metadata": _to_json(metadata or {}), "created": _now()}, update=True)
-
-    def artifacts(self, experiment_id: int, kind: str | None = None) -> list[ArtifactRow]:
-        where, params = ("experiment_id = ? AND kind = ?", (experiment_id, kind)) if kind else \
-            ("experiment_id = ?", (experiment_id,))
-        return self._select(ArtifactRow, "artifacts", where, params)

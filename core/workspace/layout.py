@@ -1,14 +1,33 @@
-"""Where things live in a workspace: the one place that names experiment, teacher and run folders, used by
-the engine, the command line and the application alike.
+"""Where things live in a workspace: the one module that names its files and folders, used by the engine, the
+command line and the application alike. tests/core/test_layout.py checks that this tree names every constant
+below and nothing else.
 
     workspace/
-      catalog.sqlite               the index (core.workspace.catalog)
-      cache/                       prepared inputs, content-addressed (core.features.cache)
-      datasets/                    datasets LungKD generated
-      teachers/<arch>-<digest>/seed-N/   teachers shared by every experiment with the same teachers and data
-                      together-seeds-1-2-3/   the training state of teachers trained as one batched model
-      experiments/<name>/          recipe.json, events.jsonl, teacher_logits.npz, students/, baselines/, reports
-      runs/<name>-<digest>/        single models of `lungkd train`
+      catalog.sqlite                      CATALOG_FILE: the index (core.workspace.catalog)
+      cache/                              CACHE_FOLDER: prepared inputs, content-addressed (core.features.cache)
+      datasets/                           DATASETS_FOLDER: datasets LungKD generated
+      teachers/                           TEACHERS_FOLDER: teachers shared by experiments with the same teachers and data
+        <arch>-<digest>/seed-<N>/         a teacher's run folder (RUN FOLDER below)
+        <arch>-<digest>/together-seeds-1-2-3/   the training state of teachers trained as one batched model
+      experiments/                        EXPERIMENTS_FOLDER
+        <name>/                           an experiment
+          recipe.json                     RECIPE_FILE: the recipe it was started with and its data fingerprint
+          recipe.toml                     RECIPE_TOML: the same recipe, to run it again
+          events.jsonl                    EVENTS_FILE: the event log
+          teacher_logits.npz              EXPERIMENT_LOGITS_FILE: (N, k, 4) logits of the teachers, every split
+          students/<arch>-<labels>-seed-<N>/    a distilled student's RUN FOLDER
+          baselines/<arch>-hard-seed-<N>/       a hard-label baseline's RUN FOLDER
+          report.json, report.md, report.html   REPORT_JSON, REPORT_MARKDOWN, REPORT_HTML
+      runs/                               RUNS_FOLDER: single models of `lungkd train`
+        <name>-<digest>/                  a RUN FOLDER, with recipe.json (RECIPE_FILE)
+
+    RUN FOLDER
+      train_state.pt                      STATE_FILE: the resumable training state, every epoch
+      test_logits.npy                     TEST_LOGITS_FILE: the selected model's logits on the test split
+      logits.npz                          TEACHER_LOGITS_FILE: a teacher's logits on every split
+      model/                              MODEL_FOLDER: the finished model
+        lungkd.json                       CARD_FILE: its card (core.models.card), written last
+        model.safetensors, config.json, head.safetensors   its weights (core.models.registry)
 """
 from __future__ import annotations
 
@@ -17,7 +36,26 @@ from pathlib import Path
 
 from lungkd.core.errors import LungKDError
 
-MODEL_FOLDER = "model"  # inside every run folder: the finished model (weights + card)
+CATALOG_FILE = "catalog.sqlite"
+CACHE_FOLDER = "cache"
+DATASETS_FOLDER = "datasets"
+TEACHERS_FOLDER = "teachers"
+EXPERIMENTS_FOLDER = "experiments"
+RUNS_FOLDER = "runs"
+RECIPE_FILE = "recipe.json"
+RECIPE_TOML = "recipe.toml"
+EVENTS_FILE = "events.jsonl"
+EXPERIMENT_LOGITS_FILE = "teacher_logits.npz"
+REPORT_JSON = "report.json"
+REPORT_MARKDOWN = "report.md"
+REPORT_HTML = "report.html"
+STATE_FILE = "train_state.pt"
+TEST_LOGITS_FILE = "test_logits.npy"
+TEACHER_LOGITS_FILE = "logits.npz"
+MODEL_FOLDER = "model"
+CARD_FILE = "lungkd.json"
+REPORT_FILES = (REPORT_JSON, REPORT_MARKDOWN, REPORT_HTML)
+
 NAME_RULE = "1 to 64 letters, digits, '-', '_' or '.', starting with a letter or digit"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -41,15 +79,21 @@ def _checked(name: str) -> str:
 
 
 def experiments_root(workspace: Path) -> Path:
-    return Path(workspace) / "experiments"
+    return Path(workspace) / EXPERIMENTS_FOLDER
 
 
 def experiment_folder(workspace: Path, name: str) -> Path:
     return experiments_root(workspace) / _checked(name)
 
 
+def is_experiment_folder(folder: Path) -> bool:
+    """An experiment's folder: under the workspace's experiments folder, with its recipe."""
+    folder = Path(folder)
+    return folder.parent.name == EXPERIMENTS_FOLDER and (folder / RECIPE_FILE).is_file()
+
+
 def teachers_root(workspace: Path) -> Path:
-    return Path(workspace) / "teachers"
+    return Path(workspace) / TEACHERS_FOLDER
 
 
 def teachers_folder(workspace: Path, arch: str, digest: str) -> Path:
@@ -72,8 +116,16 @@ def student_run_folder(experiment: Path, role: str, arch: str, labels: str, seed
 
 
 def single_run_folder(workspace: Path, name: str, digest: str) -> Path:
-    return Path(workspace) / "runs" / f"{_checked(name)}-{digest}"
+    return Path(workspace) / RUNS_FOLDER / f"{_checked(name)}-{digest}"
 
 
 def cache_folder(workspace: Path) -> Path:
-    return Path(workspace) / "cache"
+    return Path(workspace) / CACHE_FOLDER
+
+
+def datasets_folder(workspace: Path) -> Path:
+    return Path(workspace) / DATASETS_FOLDER
+
+
+def catalog_path(workspace: Path) -> Path:
+    return Path(workspace) / CATALOG_FILE

@@ -11,6 +11,7 @@ from lungkd.app.main_window import MainWindow
 from lungkd.app.runs_view import COLUMNS, RunsView
 from lungkd.app.wizard import (EXECUTOR_LABELS, RECIPES_DIR, DataPage, ResultsPage, ReviewPage, RunPage, SoftLabelsPage,
                                StudentPage, TeachersPage, TrainingWizard)
+from lungkd.core.kd.executors import InProcessExecutor
 from lungkd.core.kd.experiment import Experiment
 from lungkd.core.recipes import EXECUTORS, load_experiment
 
@@ -163,7 +164,7 @@ def test_closing_during_training_asks_cancels_and_the_run_resumes_next_time(qtbo
     assert window.close()
     assert asked and not wizard.task.is_running()
     events = []  # next time: the same recipe, here run headless
-    Experiment(wizard.recipe, tmp_path / "ws", on_event=events.append).run()
+    Experiment(wizard.recipe, tmp_path / "ws", on_event=events.append, executor=InProcessExecutor()).run()
     notices = [e.message for e in events if e.kind == "notice"]
     assert any(m.startswith("Resuming from epoch") for m in notices)
 

@@ -18,14 +18,13 @@ from lungkd.core.cancel import CancelToken, Cancelled
 from lungkd.core.errors import AudioError, LungKDError
 from lungkd.core.data.dataset import load_dataset
 from lungkd.core.features.cycle_sets import CycleSet, build_cycle_sets
-from lungkd.core.models.card import load_saved_model
+from lungkd.core.models.inference import load_saved_model, predict_logits
 from lungkd.core.models.registry import model_info
-from lungkd.core.training.trainer import predict_logits
-from tiny_model import tiny_model_folder
+from tiny_model import tiny_model
 
 @pytest.fixture(scope="module")
 def model(synthetic_dir, tmp_path_factory):
-    return load_saved_model(tiny_model_folder(synthetic_dir, tmp_path_factory))[0]
+    return tiny_model(synthetic_dir, tmp_path_factory, limits=False)
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +123,7 @@ def test_cycles_stream_through_the_model_in_batches_with_the_probabilities_of_lu
     sets = build_cycle_sets(load_dataset(synthetic_dir), model_info("cnn6").inputs)
     (subset,) = [CycleSet(s.features[rows], s.labels[rows]) for s in sets.values()
                  if (rows := [i for i, cid in enumerate(s.cycle_ids) if cid.startswith(f"{recording.stem}#")])]
-    expected = torch.softmax(predict_logits(model, subset), dim=1).numpy()
+    expected = torch.softmax(predict_logits(model.model, subset), dim=1).numpy()
     np.testing.assert_allclose(probabilities(many), expected, rtol=0, atol=1e-5)
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from lungkd.core.workspace.catalog import CATALOG_FILE, SCHEMA_VERSION, Catalog, CatalogError
+from lungkd.core.workspace.catalog import SCHEMA_VERSION, Catalog, CatalogError
+from lungkd.core.workspace.layout import CATALOG_FILE
 
 SCORES = {"sp": 80.0, "se": 40.0, "score": 60.0}
 
@@ -116,15 +117,6 @@ def test_queries_for_the_ui_and_cli(catalog, experiment, tmp_path):
     assert (finished.status, finished.selected_epoch, finished.selection, finished.test, finished.checkpoint) == \
         ("finished", 7, "best-test", SCORES, model_dir)
 
-    catalog.add_artifact(experiment.id, "logits", experiment.folder / "teacher_logits.npz", "ab" * 32, {"k": 3})
-    catalog.add_artifact(experiment.id, "report", experiment.folder / "report.json")
-    assert [a.kind for a in catalog.artifacts(experiment.id)] == ["logits", "report"]
-    (logits,) = catalog.artifacts(experiment.id, "logits")
-    assert logits.sha256 == "ab" * 32 and logits.metadata == {"k": 3}
-
-    catalog.upsert_dataset("icbhi", "/data/icbhi", "fp1", {"cycles": 6898})
-    catalog.upsert_dataset("ICBHI 2017", "/data/icbhi", "fp1", {"cycles": 6898})
-    assert [d.name for d in catalog.datasets()] == ["ICBHI 2017"] and catalog.find_dataset("nope") is None
 
 
 def test_bad_ids_statuses_and_roles_are_refused(catalog, experiment):
@@ -141,12 +133,14 @@ def test_bad_ids_statuses_and_roles_are_refused(catalog, experiment):
 def test_paths_inside_the_workspace_survive_moving_it(tmp_path):
     workspace = tmp_path / "ws"
     with Catalog.for_workspace(workspace) as catalog:
-        catalog.upsert_experiment("demo", {}, "h", "fp", workspace / "experiments" / "demo")
-        catalog.upsert_dataset("icbhi", tmp_path / "data", "fp")
+        experiment = catalog.upsert_experiment("demo", {}, "h", "fp", workspace / "experiments" / "demo")
+        run = catalog.upsert_run(experiment.id, "teacher", "cnn6", 1, "hard")
+        catalog.finish_run(run.id, selected_epoch=1, selection="last", test=None, val=None,
+                           checkpoint=tmp_path / "elsewhere" / "model")
     workspace.rename(tmp_path / "moved")
     with Catalog.for_workspace(tmp_path / "moved") as catalog:
         assert catalog.experiments()[0].folder == (tmp_path / "moved" / "experiments" / "demo").resolve()
-        assert catalog.datasets()[0].root == (tmp_path / "data").resolve()
+        assert catalog.runs(experiment.id)[0].checkpoint == (tmp_path / "elsewhere" / "model").resolve()
 
 
 # ---------------------------------------------------------------- schema versions
@@ -186,14 +180,12 @@ def test_a_version_1_catalog_is_migrated_forward_keeping_its_rows(tmp_path):
         assert [r.status for r in catalog.runs(1)] == ["finished", "failed"]
         assert catalog.epochs(1)[0].test == {"score": 50.0}
         assert catalog.experiments()[0].summary == {"ensemble": {"score": 61.0}}
-        # v2 gave artifacts a sha256 column (and a models table, which v3 drops: the model folders are the
-        # one inventory, core.models.inventory)
-        assert catalog.artifacts(1)[0].sha256 is None
-        assert catalog.add_artifact(1, "report", tmp_path / "report.json", "cd" * 32).sha256 == "cd" * 32
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        assert "models" not in tables and {"experiments", "runs", "artifacts"} <= tables
+        # v2 added a models table, which v3 drops (the model folders are the one inventory,
+        # core.models.inventory); v4 drops the datasets and artifacts tables nothing read
+        assert tables == {"experiments", "runs", "epoch_metrics"}
     assert _integrity(path) == "ok"
 
 

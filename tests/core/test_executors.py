@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
 
 import pytest
 import torch
@@ -25,7 +24,7 @@ from lungkd.core.kd.experiment import Experiment
 from lungkd.core.kd.jobs import ExperimentError, RunJob, RunSpec, job_to_json
 from lungkd.core.kd.ray_executor import (FLUSH_INTERVAL_S, EventRelay, RayExecutor, WorkspaceNotShared, gpu_request,
                                          require_shared_workspace, train_run)
-from lungkd.core.kd.worker import WorkerError, cards_from_outcome
+from lungkd.core.kd.worker import WorkerError, runs_from_outcome
 from lungkd.core.recipes import ModelSpec, RunSettings, TrainConfig, parse_experiment, recipe_to_toml
 from lungkd.core.workspace.catalog import Catalog
 from lungkd.core.workspace.layout import MODEL_FOLDER
@@ -90,7 +89,8 @@ def test_two_teachers_train_at_once_in_worker_processes_and_the_report_is_the_in
     (start1, end1), (start2, end2) = _span(events, "teacher seed 1"), _span(events, "teacher seed 2")
     assert start1 < end2 and start2 < end1  # they trained at the same time
     assert report == reference  # the report has no times; every score, epoch and interval is the same
-    assert json.loads((tmp_path / "ws" / "experiments" / "small" / "report.json").read_text()) == reference
+    written = json.loads((tmp_path / "ws" / "experiments" / "small" / "report.json").read_text())
+    assert written == reference.to_json()
 
 
 @pytest.mark.slow
@@ -170,10 +170,15 @@ def test_a_cancel_mid_run_stops_every_run_and_leaves_a_resumable_workspace(execu
 
 
 def _job(synthetic_dir, workspace, fingerprint=None, seed=1) -> RunJob:
-    spec = RunSpec("teacher", ModelSpec(arch="cnn6", size="tiny"), "hard", seed, TrainConfig(epochs=1, batch_size=16))
-    return RunJob(spec, "teachers", str(workspace), str(workspace / f"teacher-{seed}"),
-                  DataSpec(path=str(synthetic_dir)), RunSettings(selection="last"),
-                  fingerprint or load_dataset(synthetic_dir).fingerprint())
+    spec = RunSpec(role="teacher", model=ModelSpec(arch="cnn6", size="tiny"), labels="hard", seed=seed,
+                   train=TrainConfig(epochs=1, batch_size=16))
+    return RunJob(spec=spec, stage="teachers", workspace=str(workspace), folder=str(workspace / f"teacher-{seed}"),
+                  data=DataSpec(path=str(synthetic_dir)), settings=RunSettings(selection="last"),
+                  data_fingerprint=fingerprint or load_dataset(synthetic_dir).fingerprint())
+
+
+def _with(job: RunJob, **changes) -> RunJob:
+    return job.model_copy(update=changes)
 
 
 def test_a_crashed_worker_comes_back_with_its_traceback_and_exit_code(synthetic_dir, tmp_path):
@@ -218,11 +223,11 @@ def test_children_see_one_gpu_each_and_share_the_cpu_threads(synthetic_dir, tmp_
     job = _job(synthetic_dir, tmp_path)
     assert [executor.device_env(job, slot) for slot in (0, 1, 2)] == [
         {"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "3"}, {"CUDA_VISIBLE_DEVICES": "0"}]
-    assert executor.device_env(replace(job, settings=RunSettings(device="cuda:1")), 1) == {}  # the recipe chose
-    assert executor.device_env(replace(job, settings=RunSettings(device="cpu")), 1) == {}
+    assert executor.device_env(_with(job, settings=RunSettings(device="cuda:1")), 1) == {}  # the recipe chose
+    assert executor.device_env(_with(job, settings=RunSettings(device="cpu")), 1) == {}
     threads = torch.get_num_threads()
     assert executor.threads(job) == max(1, threads // 2)
-    assert executor.threads(replace(job, settings=RunSettings(deterministic=True))) == threads  # the same bits
+    assert executor.threads(_with(job, settings=RunSettings(deterministic=True))) == threads  # the same bits
 
 
 # ---------------------------------------------------------------- the Ray executor's requests and checks
@@ -230,13 +235,14 @@ def test_children_see_one_gpu_each_and_share_the_cpu_threads(synthetic_dir, tmp_
 
 def test_each_ray_task_asks_for_the_gpu_share_its_model_needs(synthetic_dir, tmp_path):
     job = _job(synthetic_dir, tmp_path)
-    full_bts = replace(job, spec=RunSpec("teacher", ModelSpec(arch="bts"), "hard", 1, TrainConfig()))
+    full_bts = _with(job, spec=RunSpec(role="teacher", model=ModelSpec(arch="bts"), labels="hard", seed=1,
+                                       train=TrainConfig()))
     assert gpu_request(job, cluster_gpus=4) == 0.1  # a tiny model shares a GPU with nine others
     assert gpu_request(full_bts, cluster_gpus=4) == 1.0
     assert gpu_request(job, cluster_gpus=0) == 0.0  # device auto on a cluster without GPUs: CPUs
-    assert gpu_request(replace(job, settings=RunSettings(device="cpu")), cluster_gpus=4) == 0.0
+    assert gpu_request(_with(job, settings=RunSettings(device="cpu")), cluster_gpus=4) == 0.0
     with pytest.raises(LungKDError, match="the Ray cluster has none"):
-        gpu_request(replace(job, settings=RunSettings(device="cuda")), cluster_gpus=0)
+        gpu_request(_with(job, settings=RunSettings(device="cuda")), cluster_gpus=0)
 
 
 def test_a_node_that_cannot_see_the_workspace_is_told_where_and_how_to_fix_it(tmp_path):
@@ -254,7 +260,7 @@ def test_a_ray_task_on_a_node_without_the_workspace_fails_with_the_check(local_r
     task = local_ray.remote(train_run)
     outcome = local_ray.get(task.remote(job_to_json(_job(synthetic_dir, tmp_path)), relay, ".lungkd-visible-gone", 1))
     with pytest.raises(WorkspaceNotShared, match="is not visible from Ray node"):
-        cards_from_outcome(outcome, "teacher seed 1", outcome["where"])
+        runs_from_outcome(outcome, "teacher seed 1", outcome["where"])
     notices = [json.loads(e) for e in local_ray.get(relay.drain.remote())]
     assert notices[0]["message"].startswith("training on Ray node")
 
@@ -321,7 +327,8 @@ def test_ctrl_c_stops_lungkd_run_and_its_workers_and_the_same_command_continues(
                    if line.startswith("Teacher seed 1, epoch "))  # 1, or 2 where the cancel came late
     assert f"Teacher seed 1: Resuming from epoch {finished}." in again.stdout
     assert "report: " in again.stdout
-    assert json.loads((tmp_path / "ws" / "experiments" / "small" / "report.json").read_text()) == reference
+    written = json.loads((tmp_path / "ws" / "experiments" / "small" / "report.json").read_text())
+    assert written == reference.to_json()
 
 
 _FREED_MEMORY_PROBE = """

@@ -11,12 +11,14 @@ import pytest
 
 from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.events import read_events
+from lungkd.core.kd.executors import InProcessExecutor
 from lungkd.core.kd.experiment import Experiment
-from lungkd.core.kd.jobs import TEACHER_LOGITS_FILE, ExperimentError
+from lungkd.core.kd.jobs import ExperimentError
 from lungkd.core.kd.store import experiment_teacher_models, teachers_for_model
 from lungkd.core.models.inventory import find_models
 from lungkd.core.recipes import load_experiment
 from lungkd.core.workspace.catalog import Catalog
+from lungkd.core.workspace.layout import TEACHER_LOGITS_FILE
 from tiny_recipe import tiny_recipe
 
 pytestmark = pytest.mark.slow  # every test here trains, or shares the module's finished experiment
@@ -26,8 +28,9 @@ def finished(tmp_path_factory):
     """One uninterrupted run of the tiny experiment, shared by the assertions below."""
     root = tmp_path_factory.mktemp("kd")
     events = []
-    experiment = Experiment(load_experiment(tiny_recipe(root)), root / "ws", on_event=events.append)
-    report = experiment.run()
+    experiment = Experiment(load_experiment(tiny_recipe(root)), root / "ws", on_event=events.append,
+                            executor=InProcessExecutor())
+    report = experiment.run().to_json()  # what report.json holds: the promised structure
     return experiment, report, events, root
 
 
@@ -81,11 +84,13 @@ def test_the_catalog_holds_the_experiment_its_runs_epochs_and_models(finished):
     checkpoint = {(r.role, r.seed): r.checkpoint for r in runs}
     assert checkpoint["baseline", 1] == checkpoint["teacher", 1] and checkpoint["baseline", 2] == checkpoint[
         "teacher", 2]
-    with Catalog.for_workspace(root / "ws") as catalog:
-        assert {a.kind for a in catalog.artifacts(row.id)} == {"logits", "report"}
     listing = subprocess.run([sys.executable, "-m", "lungkd.core.cli", "runs", "--workspace", str(root / "ws")],
                              capture_output=True, text=True, check=True).stdout
     assert "tiny" in listing and "finished" in listing
+    epochs = subprocess.run([sys.executable, "-m", "lungkd.core.cli", "runs", "tiny", "--epochs", "--workspace",
+                             str(root / "ws")], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert sum(line.startswith(("teacher ", "student ", "baseline ")) for line in epochs) == len(runs)
+    assert sum(line.lstrip().startswith("epoch ") for line in epochs) == 2 * 5  # two epochs of each trained run
 
 
 def test_a_baseline_identical_to_a_teacher_is_reused_not_retrained(finished):
@@ -147,18 +152,18 @@ def test_a_second_run_recomputes_nothing(finished):
     experiment, report, _, root = finished
     logits_before = _teacher_logit_files(experiment)
     events = []
-    again = Experiment(experiment.recipe, root / "ws", on_event=events.append).run()
+    again = Experiment(experiment.recipe, root / "ws", on_event=events.append, executor=InProcessExecutor()).run()
     assert not [e for e in events if e.stage in ("teachers", "students") and e.run and e.kind in ("metrics", "started")]
     assert sum(e.message == "already trained" for e in events) == 3 + 4
     assert _teacher_logit_files(experiment) == logits_before  # each teacher's logits were computed once
-    assert again["students"] == report["students"]
+    assert again.to_json()["students"] == report["students"]
 
 
 def test_teachers_are_shared_by_experiments_with_the_same_teachers_and_data(finished, tmp_path):
     _, _, _, root = finished
     events = []
     other = load_experiment(tiny_recipe(tmp_path, name="other-students", labels="random_2"))
-    Experiment(other, root / "ws", on_event=events.append).run()
+    Experiment(other, root / "ws", on_event=events.append, executor=InProcessExecutor()).run()
     assert sum(e.stage == "teachers" and e.message == "already trained" for e in events) == 3
     assert not [e for e in events if e.stage == "teachers" and e.run and e.kind == "started"]
     assert {e.run for e in events if e.stage == "students" and e.kind == "started"} == {
@@ -180,7 +185,7 @@ def test_a_changed_recipe_is_refused_with_the_difference(finished, tmp_path):
     experiment, _, _, root = finished
     changed = load_experiment(tiny_recipe(tmp_path, labels="random_3"))
     with pytest.raises(ExperimentError) as caught:
-        Experiment(changed, root / "ws").run()
+        Experiment(changed, root / "ws", executor=InProcessExecutor()).run()
     assert "labels" in str(caught.value) and "'mean_3'" in str(caught.value) and "new name" in str(caught.value)
 
 
@@ -194,7 +199,7 @@ def test_a_changed_dataset_is_refused(finished, tmp_path):
     annotation.write_text("\n".join([f"{start}\t{end}\t{1 - int(crackle)}\t{wheeze}", *lines[1:]]) + "\n")
     try:
         with pytest.raises(ExperimentError, match="dataset changed"):
-            Experiment(experiment.recipe, root / "ws").run()
+            Experiment(experiment.recipe, root / "ws", executor=InProcessExecutor()).run()
     finally:
         annotation.write_text(original)
 
@@ -209,7 +214,8 @@ def test_cancel_stops_within_one_step(tmp_path):
             cancel.cancel()
 
     with pytest.raises(Cancelled):
-        Experiment(load_experiment(tiny_recipe(tmp_path, name="cancelled")), tmp_path / "ws", on_event, cancel).run()
+        Experiment(load_experiment(tiny_recipe(tmp_path, name="cancelled")), tmp_path / "ws", on_event, cancel,
+                   InProcessExecutor()).run()
     assert steps == [1]
     log = read_events(tmp_path / "ws" / "experiments" / "cancelled" / "events.jsonl")
     assert log[-1].stage == "experiment" and log[-1].kind == "cancelled"
@@ -248,7 +254,8 @@ def test_killed_mid_teacher_and_mid_student_resumes_to_the_same_report(finished,
     assert [e for e in events if e["kind"] == "metrics" and e["stage"] == "teachers"] == []
     report = json.loads((tmp_path / "ws" / "experiments" / "tiny" / "report.json").read_text())
     if not together:  # the reference is the same recipe run without interruption
-        reference = Experiment(load_experiment(recipe), tmp_path / "fresh").run()
+        fresh = Experiment(load_experiment(recipe), tmp_path / "fresh", executor=InProcessExecutor())
+        reference = fresh.run().to_json()
     for key in ("teachers", "ensembles", "students", "second_generation"):
         for ours, theirs in zip(report[key] if isinstance(report[key], list) else [report[key]],
                                 reference[key] if isinstance(reference[key], list) else [reference[key]]):

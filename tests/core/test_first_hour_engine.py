@@ -16,11 +16,14 @@ from lungkd.core.data.dataset import load_dataset
 from lungkd.core.data.sources import check_trainable, trainability_problem
 from lungkd.core.errors import DataError, LungKDError
 from lungkd.core.events import Event
+from lungkd.core.kd.executors import InProcessExecutor
 from lungkd.core.kd.experiment import Experiment
 from lungkd.core.kd.jobs import ExperimentError
 from lungkd.core.kd.progress import ExperimentClock, PlannedRun, describe
-from lungkd.core.kd.report import headline, markdown_report, selection_notes
-from lungkd.core.kd.store import ExperimentStore, delete_experiment, is_running, rename_experiment, status_text
+from lungkd.core.kd.report import ExperimentReport
+from lungkd.core.kd.report_pages import markdown_report
+from lungkd.core.kd.store import ExperimentStore, delete_experiment, rename_experiment
+from lungkd.core.workspace.status import is_running, status_text
 from lungkd.core.models.card import read_model_card
 from lungkd.core.models.inventory import find_models, shipped_models_folder
 from lungkd.core.models.registry import create_model
@@ -84,7 +87,7 @@ def test_predicting_a_missing_file_or_a_folder_gives_the_reason(capsys, tmp_path
     code, _, err = run_cli(capsys, "predict", DEMO_MODEL, tmp_path / "typo.wav", tmp_path)
     assert code == 1
     assert "typo.wav: no such file. Fix: check the path" in err
-    assert f"{tmp_path}: this is a folder, not a recording. Fix: give the recordings inside it" in err
+    assert f"{tmp_path}: the folder is empty. Fix: give a folder of wav, flac or ogg recordings." in err
     assert "annotation" not in err and "unsupported audio format" not in err
 
 
@@ -189,7 +192,7 @@ def test_an_experiment_on_such_data_stops_before_any_teacher_and_frees_its_name(
     recipe = load_experiment(find_recipe("demo-cpu")).replace(data={"path": str(data)})
     events = []
     with pytest.raises(DataError, match="needs cycles with audio in the test split"):
-        Experiment(recipe, tmp_path / "ws", on_event=events.append).run()
+        Experiment(recipe, tmp_path / "ws", on_event=events.append, executor=InProcessExecutor()).run()
     assert not [e for e in events if e.stage == "teachers"]
     # nothing was trained, so the same name takes another recipe instead of refusing it
     ExperimentStore(tmp_path / "ws", recipe.replace(selection="last")).open().close()
@@ -216,19 +219,20 @@ def test_a_selection_with_no_epoch_above_five_percent_se_says_which_epoch_it_use
 
 def test_the_report_the_log_and_the_headline_carry_the_fallback(tmp_path, model_folder):
     folder = recorded_experiment(tmp_path / "ws", model_folder, "fell-back")
-    report = json.loads((folder / "report.json").read_text())
+    report = ExperimentReport.read(folder / "report.json")
     # a student without a hard-label baseline (the paper recipes' baseline = false) reports no gain, and no crash
-    assert report["student_groups"][0]["baseline"] == {"mean": None, "std": None, "n": 0}
-    assert report["student_groups"][0]["gain"] is None
+    assert report.student_groups[0].baseline.model_dump() == {"mean": None, "std": None, "n": 0}
+    assert report.student_groups[0].gain is None
     note = "no epoch reached Se > 5 % on the test set, so best_test had nothing to choose from and epoch 1 (the first) " \
            "was used"
-    report["teachers"][0]["selection_note"] = note
-    assert selection_notes(report) == [f"teacher seed 1: {note}."]
+    teacher = report.teachers[0].model_copy(update={"selection_note": note})
+    report = report.model_copy(update={"teachers": [teacher, *report.teachers[1:]]})
+    assert report.selection_notes() == [f"teacher seed 1: {note}."]
     assert f"- teacher seed 1: {note}." in markdown_report(report)
-    assert f"note: teacher seed 1: {note}." in headline(report)
+    assert f"note: teacher seed 1: {note}." in report.headline()
     card = {"selected_epoch": 1, "selection": "best_test", "test": {"sp": 100.0, "se": 0.0, "score": 50.0},
             "selection_note": note}
-    sentence = describe(Event("teachers", "finished", run="teacher seed 1", data={"card": card}))
+    sentence = describe(Event("teachers", "finished", run="teacher seed 1", data={"run": {"card": card}}))
     assert sentence == f"Teacher seed 1 finished: epoch 1 chosen by best_test, test Score 50.00 (Sp 100.00, Se 0.00). " \
                        f"Note: {note}."
 
@@ -248,7 +252,7 @@ def test_rename_moves_everything_and_the_renamed_recipe_continues_it(tmp_path, m
     assert json.loads((new / "report.json").read_text())["name"] == "second-look"
     assert "# LungKD experiment second-look\n" in (new / "report.md").read_text()
     (student,) = new.rglob("lungkd.json")
-    assert read_model_card(student.parent)["experiment"] == "second-look"
+    assert read_model_card(student.parent).experiment == "second-look"
     with Catalog.for_workspace(workspace) as catalog:
         (row,) = catalog.experiments()
         assert (row.name, row.folder) == ("second-look", new)
@@ -285,7 +289,7 @@ def test_a_running_experiment_is_locked_and_a_killed_one_is_stopped(tmp_path, mo
     with ExperimentStore(workspace, recipe).open():
         assert is_running(folder) and status_text("running", folder, workspace) == "running"
         with pytest.raises(FolderBusy, match="is being written by process"):
-            Experiment(recipe, workspace).run()
+            Experiment(recipe, workspace, executor=InProcessExecutor()).run()
         with pytest.raises(ExperimentError, match="is running"):
             delete_experiment(workspace, "killed")
     assert not is_running(folder)

@@ -8,8 +8,9 @@ import torch
 from lungkd.core.data.prompts import build_prompt
 from lungkd.core.models.classifiers import fit_ast_positions, prompt_tokenizer
 from lungkd.core.models.cnn6 import CNN6, CNN6Config
-from lungkd.core.models.registry import (CARD_FILE, WeightsUnavailableError, backbone_config, count_parameters,
-                                         create_model, list_models, model_info, models_table, save_model)
+from lungkd.core.models.card import CARD_FILE, ModelCard
+from lungkd.core.models.registry import (WeightsUnavailableError, backbone_config, count_parameters, create_model,
+                                         list_models, model_info, models_table, save_model)
 
 NAMES = ["cnn6", "resnet18", "efficientnet_b0", "ast", "audio_clap", "bts"]
 INFO = {m.name: m for m in list_models()}
@@ -96,7 +97,7 @@ def test_full_size_model_has_the_listed_parameter_count_and_runs(name):
 def test_saved_tiny_model_loads_back_with_identical_logits(name, tmp_path):
     model = _tiny(name)
     x = _inputs(name)
-    folder = save_model(model, tmp_path / name, card={"description": "a tiny test model"})
+    folder = save_model(model, tmp_path / name, ModelCard(architecture=name, description="a tiny test model"))
     loaded = create_model(name, pretrained=folder).eval()
     # one sidecar: the card, with the architecture and class count beside what the caller wrote
     assert sorted(p.name for p in folder.glob("lungkd*")) == [CARD_FILE]

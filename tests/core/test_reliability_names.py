@@ -8,7 +8,10 @@ import sys
 
 import pytest
 
-from lungkd.core.kd.report import build_report, html_report, markdown_report
+from lungkd.core.kd.jobs import FinishedRun
+from lungkd.core.kd.report import ExperimentReport, build_report
+from lungkd.core.kd.report_pages import html_report, markdown_report
+from lungkd.core.models.card import ModelCard
 from lungkd.core.recipes import RecipeError, parse_experiment
 from lungkd.core.storage import json_text, write_json_atomic
 from lungkd.core.text import markdown_text, printable, spreadsheet_cell
@@ -44,20 +47,20 @@ def test_report_reads_only_experiments_of_the_workspace(tmp_path):
     assert missing.returncode == 2 and "there is no experiment 'not-there'" in missing.stderr
 
 
-def _report(name: str) -> dict:
-    """A report built by the engine's own function from plain run cards, under another name."""
+def _report(name: str) -> ExperimentReport:
+    """A report built by the engine's own function from plain finished runs, under another name."""
     recipe = parse_experiment({**BASE, "name": "plain", "students": [{"arch": "cnn6", "labels": "mean_2"}]})
-    card = {"seed": 1, "architecture": "cnn6", "selected_epoch": 3, "labels": "mean_2", "role": "student",
-            "test": {"sp": 80.0, "se": 40.0, "score": 60.0, "confusion": None}}
+    card = ModelCard(architecture="cnn6", seed=1, selected_epoch=3, test={"sp": 80.0, "se": 40.0, "score": 60.0})
+    student = FinishedRun(role="student", arch="cnn6", seed=1, labels="mean_2", folder="s", card=card)
+    teacher = student.model_copy(update={"role": "teacher", "labels": "hard", "folder": "t"})
     ensembles = {"first_k": [{"k": 1, "sp": 80.0, "se": 40.0, "score": 60.0}], "curated": None}
-    report = build_report(recipe, "f00d", [{**card, "role": "teacher", "labels": "hard"}], ensembles, [[card]], None,
-                          train_cycles=10, test_cycles=5)
-    return {**report, "name": name, "teacher_arch": "*cnn6*"}
+    report = build_report(recipe, "f00d", [teacher], ensembles, [[student]], None, train_cycles=10, test_cycles=5)
+    return report.model_copy(update={"name": name, "teacher_arch": "*cnn6*"})
 
 
 def test_report_md_and_html_show_quoted_names_as_text():
     # a student without baseline runs of its own (baseline = false, as in the paper recipes) reports too
-    assert _report("plain")["student_groups"][0]["baseline_source"] == "the teachers"
+    assert _report("plain").student_groups[0].baseline_source == "the teachers"
     name = "<img src=x onerror=alert(1)> *bold* | `code` [link](http://x) _x_"
     markdown = markdown_report(_report(name))
     title = markdown.splitlines()[0]

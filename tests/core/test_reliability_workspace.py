@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 from lungkd.core.kd.experiment import Experiment
-from lungkd.core.kd.jobs import TEACHER_LOGITS_FILE, TEST_LOGITS_FILE, ExperimentError
-from lungkd.core.models.card import load_saved_model, read_model_card
-from lungkd.core.models.registry import DamagedModelError
+from lungkd.core.kd.jobs import ExperimentError
+from lungkd.core.models.card import DamagedModelError, read_model_card
+from lungkd.core.models.inference import load_saved_model
 from lungkd.core.recipes import load_experiment
 from lungkd.core.storage import file_sha256
+from lungkd.core.workspace.layout import TEACHER_LOGITS_FILE, TEST_LOGITS_FILE
 from lungkd.core.workspace.locks import FolderBusy
 
 pytestmark = pytest.mark.slow  # trains a small experiment once, then runs it again on damaged copies
@@ -143,7 +144,7 @@ def test_damaged_teacher_weights_are_trained_again_to_the_same_report(copy, dama
     (notice,) = _notices(events)
     assert notice.startswith(f"{weights}: ") and "Training the run again from its last saved state." in notice
     assert report == reference
-    assert file_sha256(weights) == read_model_card(weights.parent)["checksums"]["model.safetensors"]
+    assert file_sha256(weights) == read_model_card(weights.parent).checksums["model.safetensors"]
 
 
 def test_a_damaged_model_card_or_a_missing_one_means_the_run_is_finished_again(copy):

@@ -16,8 +16,10 @@ from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.features.cycle_sets import CycleSet
 from lungkd.core.models.registry import create_model
 from lungkd.core.recipes import RunSettings, TrainConfig
-from lungkd.core.training.trainer import (STATE_FILE, EpochRecord, Trainer, TrainingError, _selection_value,
-                                          cosine_lr, predict_logits)
+from lungkd.core.models.inference import predict_logits
+from lungkd.core.selection import Selection
+from lungkd.core.training.trainer import EpochRecord, Trainer, TrainingError, cosine_lr
+from lungkd.core.workspace.layout import STATE_FILE
 
 WORKER = Path(__file__).with_name("train_worker.py")
 LAST = RunSettings(selection="last")
@@ -118,18 +120,22 @@ def _record(epoch, se, score, where="test"):
     return EpochRecord(epoch, loss=1.0, lr=1e-3, **{where: {"sp": 2 * score - se, "se": se, "score": score}})
 
 
+def _value(record, selection):
+    return Selection(selection).epoch_value(record.test, record.val)
+
+
 def test_selection_value_ignores_epochs_with_se_at_most_5_percent():
-    assert _selection_value(_record(1, se=5.0, score=52.0), "best_test") == -math.inf
-    assert _selection_value(_record(2, se=5.1, score=48.0), "best_test") == 48.0
-    assert _selection_value(_record(3, se=30.0, score=60.0, where="val"), "best_val") == 60.0
-    assert _selection_value(_record(3, se=30.0, score=60.0, where="val"), "best_test") == -math.inf
+    assert _value(_record(1, se=5.0, score=52.0), "best_test") == -math.inf
+    assert _value(_record(2, se=5.1, score=48.0), "best_test") == 48.0
+    assert _value(_record(3, se=30.0, score=60.0, where="val"), "best_val") == 60.0
+    assert _value(_record(3, se=30.0, score=60.0, where="val"), "best_test") == -math.inf
 
 
 @pytest.mark.slow
 def test_the_trainer_keeps_the_checkpoint_of_the_best_eligible_epoch(synthetic_sets):
     result = Trainer(TrainConfig(epochs=3, batch_size=32), seed=2).fit(_tiny(), synthetic_sets["train"],
                                                                         synthetic_sets["test"])
-    values = [_selection_value(r, "best_test") for r in result.history]
+    values = [_value(r, "best_test") for r in result.history]
     first_best = values.index(max(values)) + 1  # ties: the earliest; all ineligible: the first epoch
     assert result.selected_epoch == first_best
     assert result.scores is not None

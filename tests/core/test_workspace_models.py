@@ -7,8 +7,8 @@ from lungkd.core.models.inventory import find_models, shipped_models_folder
 
 def card(folder, arch, score=None, **extra):
     folder.mkdir(parents=True)
-    (folder / CARD_FILE).write_text(json.dumps({"architecture": arch, "test": {"score": score} if score else None,
-                                                **extra}))
+    test = {"sp": score + 10, "se": score - 10, "score": score} if score else None
+    (folder / CARD_FILE).write_text(json.dumps({"architecture": arch, "test": test, **extra}))
 
 
 def test_models_are_found_anywhere_in_the_workspace_best_score_first(tmp_path):

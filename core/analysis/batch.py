@@ -1,0 +1,131 @@
+"""Many recordings at once, as a user gives them: files and folders expanded to recordings, the same work
+done on each, and a file that fails listed with its reason while the others go on. `lungkd predict` and
+LungKD Studio both go through here (BirdNET-Analyzer's `analyze` is the example).
+"""
+from __future__ import annotations
+
+import os
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Generic, Iterator, TypeVar
+
+from lungkd.core.analysis.limits import UsableModel
+from lungkd.core.analysis.predict import RecordingAnalysis, analyse_recording
+from lungkd.core.cancel import Cancelled, CancelToken
+from lungkd.core.data.audio import AUDIO_EXTENSIONS, distinct_recordings
+from lungkd.core.errors import LungKDError, Problem
+
+Result = TypeVar("Result")
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A recording that gave no result: what went wrong in words, and everything for the details."""
+
+    path: Path
+    message: str  # for a list that names the file already: what is wrong and the fix
+    text: str  # one line naming the file, as the command line prints it
+    details: str  # all of it, the traceback included
+    skipped: bool = False  # left out on purpose (a second file of a recording), not failed
+
+    @classmethod
+    def of(cls, path: Path, exc: BaseException) -> "Failure":
+        if isinstance(exc, LungKDError):
+            words, text = f"{exc.problem.message} {exc.problem.fix}".strip(), str(exc)
+        else:
+            words, text = str(exc) or type(exc).__name__, f"{path}: {exc or type(exc).__name__}"
+        return cls(Path(path), words, text, f"{exc}\n\n{''.join(traceback.format_exception(exc))}")
+
+    @classmethod
+    def from_problem(cls, problem: Problem, skipped: bool = False) -> "Failure":
+        return cls(Path(problem.path or ""), f"{problem.message} {problem.fix}".strip(), str(problem), str(problem),
+                   skipped)
+
+
+def expand_recordings(paths: list[Path]) -> tuple[list[Path], list[Failure]]:
+    """Files as given (a wrong one is refused when it is read, with its name), folders as the audio files inside
+    them, sorted; one file per recording name, as every command has it (`distinct_recordings`). What gave no
+    recording (a folder that cannot be read, or holds none) and what is left out (a second file of a recording,
+    `skipped`) come back as Failures saying why."""
+    found: list[Path] = []
+    problems: list[Problem] = []
+
+    def unreadable(exc: OSError) -> None:
+        problems.append(Problem(exc.filename, f"this folder cannot be read ({exc.strerror or exc}).",
+                                "give your user read permission."))
+
+    for path in map(Path, paths):
+        if not path.is_dir():
+            found.append(path)
+            continue
+        inside = sorted(Path(folder) / name for folder, _, names in os.walk(path, onerror=unreadable)
+                        for name in names if Path(name).suffix.lower() in AUDIO_EXTENSIONS)
+        if not inside and path.is_dir():
+            problems.append(_no_recordings(path))
+        found += inside
+    kept, duplicates = distinct_recordings(found)
+    return kept, [Failure.from_problem(p) for p in problems] + [Failure.from_problem(p, True) for p in duplicates]
+
+
+def _no_recordings(folder: Path) -> Problem:
+    """A folder without audio files, and what it holds instead."""
+    files = [p for p in folder.rglob("*") if p.is_file()][:1000]
+    if not files:
+        return Problem(str(folder), "the folder is empty.", f"give a folder of {_AUDIO} recordings.")
+    kinds = ", ".join(sorted({p.suffix.lower() or "no extension" for p in files})[:5])
+    return Problem(str(folder), f"the folder holds no {_AUDIO} recordings ({len(files)} other file(s): {kinds}).",
+                   f"give a folder of {_AUDIO} recordings, or the recordings themselves.")
+
+
+_AUDIO = "wav, flac or ogg"
+
+
+@dataclass
+class Progress:
+    """Where a batch is: `done` of `total` recordings, `current` the one being worked on."""
+
+    done: int
+    total: int
+    current: Path | None
+
+
+def for_each_recording(items: list, work: Callable[[object, CancelToken | None], Result], *,
+                       path_of: Callable[[object], Path] = Path, cancel: CancelToken | None = None,
+                       on_progress: Callable[[Progress], None] | None = None) -> Iterator[Result | Failure]:
+    """`work(item, cancel)` on each item in turn, yielding its result, or its Failure when it raised (one bad
+    file among many: the rest go on). A cancel stops the batch (Cancelled) between and within recordings."""
+    for number, item in enumerate(items):
+        path = path_of(item)
+        if on_progress:
+            on_progress(Progress(number, len(items), path))
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("analysis cancelled.")
+        try:
+            yield work(item, cancel)
+        except Cancelled:
+            raise
+        except Exception as exc:
+            yield Failure.of(path, exc)
+    if on_progress:
+        on_progress(Progress(len(items), len(items), None))
+
+
+@dataclass
+class Batch(Generic[Result]):
+    results: list[Result] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)  # recordings whose work failed
+    left_out: list[Failure] = field(default_factory=list)  # files never worked on: a second file of a recording...
+
+
+def analyse_paths(paths: list[Path], model: UsableModel, *, cancel: CancelToken | None = None,
+                  on_progress: Callable[[Progress], None] | None = None) -> Batch[RecordingAnalysis]:
+    """Every recording the paths hold, analysed by the model; the files that failed (or were left out) with
+    their reasons."""
+    recordings, left_out = expand_recordings(paths)
+    batch: Batch[RecordingAnalysis] = Batch(failures=[f for f in left_out if not f.skipped],
+                                            left_out=[f for f in left_out if f.skipped])
+    for outcome in for_each_recording(recordings, lambda path, token: analyse_recording(path, model, cancel=token),
+                                      cancel=cancel, on_progress=on_progress):
+        (batch.failures if isinstance(outcome, Failure) else batch.results).append(outcome)
+    return batch
