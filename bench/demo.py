@@ -1,6 +1,6 @@
 """The CPU demo experiment end to end: how long each stage takes, and whether it shows the method.
 
-    python bench/demo.py [--recipe resources/recipes/demo-cpu.toml] [--workspace DIR]
+    python -m bench.demo [--recipe resources/recipes/demo-cpu.toml] [--workspace DIR]
 
 Runs the recipe in a fresh workspace (data generation and input preparation included) and prints, per
 stage, the wall time and the CPU time this process and its workers used, the machine's load, and the
@@ -13,18 +13,15 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import sys
 import tempfile
 import time
 from importlib.resources import files
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
-
-from lungkd.core.kd.executors import create_executor  # noqa: E402
-from lungkd.core.kd.experiment import Experiment  # noqa: E402
-from lungkd.core.recipes import load_experiment  # noqa: E402
+from bench.machine import describe
+from lungkd.core.kd.executors import create_executor
+from lungkd.core.kd.experiment import Experiment
+from lungkd.core.recipes import load_experiment
 
 STAGES = ("data", "teachers", "logits", "ensembles", "students", "second_generation", "report")
 

@@ -20,6 +20,6 @@ ln -sfn "$PWD/core" /tmp/lungkd_src/lungkd/core
 export PYTHONPATH=/tmp/lungkd_src${PYTHONPATH:+:$PYTHONPATH}
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-python3 bench/gpu_epoch.py --recordings "${RECORDINGS:-920}" --out "${OUT:-/tmp}/gpu_check.json"
-python3 bench/teachers_together.py --sizes full --ks 5 --cycles 1024 --batch-size 128 --device cuda
-python3 bench/train_step.py --device cuda --steps 5
+python3 -m bench.gpu_epoch --recordings "${RECORDINGS:-920}" --out "${OUT:-/tmp}/gpu_check.json"
+python3 -m bench.teachers_together --sizes full --ks 5 --cycles 1024 --batch-size 128 --device cuda
+python3 -m bench.train_step --device cuda --steps 5

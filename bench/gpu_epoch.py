@@ -8,23 +8,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
-
-from lungkd.core.data.dataset import load_dataset  # noqa: E402
-from lungkd.core.data.sources import SyntheticData, ensure_synthetic_dataset  # noqa: E402
-from lungkd.core.features.cache import FeatureCache  # noqa: E402
-from lungkd.core.features.cycle_sets import build_cycle_sets  # noqa: E402
-from lungkd.core.models.registry import create_model, model_info  # noqa: E402
-from lungkd.core.recipes import RunSettings, TrainConfig  # noqa: E402
-from lungkd.core.training.trainer import Trainer  # noqa: E402
+from bench.machine import describe
+from lungkd.core.data.dataset import load_dataset
+from lungkd.core.data.sources import SyntheticData, ensure_synthetic_dataset
+from lungkd.core.features.cache import FeatureCache
+from lungkd.core.features.cycle_sets import build_cycle_sets
+from lungkd.core.models.registry import create_model, model_info
+from lungkd.core.recipes import RunSettings, TrainConfig
+from lungkd.core.training.trainer import Trainer
 
 ARCHS = ("cnn6", "bts")  # the paper recipes (docs/method.md), one epoch each
 

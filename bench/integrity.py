@@ -1,7 +1,7 @@
 """What the hardening of issue 10 costs, measured in one run: the checksum checks on every cache read and
 model load, and how fast and small the refusal of absurd inputs is.
 
-    python bench/integrity.py [--recordings 60]
+    python -m bench.integrity [--recordings 60]
 
 1. Cache entries: reading an entry's array against checking its CRC-32 (what FeatureCache.get does) and
    what a sha256 would cost instead, over the entries of a synthetic dataset (fbank, as CNN6 and BTS use).
@@ -12,24 +12,20 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import sys
 import tempfile
 import time
 import tracemalloc
 import zlib
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from machine import describe  # noqa: E402
-
-from lungkd.core.data.annotations import read_annotation_file  # noqa: E402
-from lungkd.core.data.dataset import load_dataset  # noqa: E402
-from lungkd.core.errors import LungKDError  # noqa: E402
-from lungkd.core.features.cache import FeatureCache, prepare_dataset  # noqa: E402
-from lungkd.core.features.prepare import PrepSettings  # noqa: E402
-from lungkd.core.features.spectral import FbankSettings  # noqa: E402
-from lungkd.core.recipes import read_toml  # noqa: E402
+from bench.machine import describe
+from lungkd.core.data.annotations import read_annotation_file
+from lungkd.core.data.dataset import load_dataset
+from lungkd.core.errors import LungKDError
+from lungkd.core.features.cache import FeatureCache, prepare_dataset
+from lungkd.core.features.prepare import PrepSettings
+from lungkd.core.features.spectral import FbankSettings
+from lungkd.core.recipes import read_toml
 
 
 def best_of(runs: int, work) -> float:

@@ -2,7 +2,7 @@
 and what calibration does to its probabilities, on synthetic recordings like its training data and on the
 real ICBHI recordings.
 
-    python bench/model_limits.py [--model resources/models/demo-cnn6] [--workspace DIR]
+    python -m bench.model_limits [--model resources/models/demo-cnn6] [--workspace DIR]
 
 The demo model is a distilled student made by the shipped recipe demo-model (its card's `made_by`): that
 recipe's data is made again here, exactly, and scored are its test split (recordings of patients it never
@@ -27,19 +27,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
-
-from lungkd.core.analysis.limits import ModelLimits  # noqa: E402
-from lungkd.core.data.dataset import load_dataset  # noqa: E402
-from lungkd.core.data.sources import CALIBRATION_SPLIT, DataSpec, SyntheticData, resolve_dataset  # noqa: E402
-from lungkd.core.features.cache import FeatureCache  # noqa: E402
-from lungkd.core.features.cycle_sets import CycleSet, build_cycle_sets  # noqa: E402
-from lungkd.core.models.card import load_saved_model  # noqa: E402
-from lungkd.core.models.registry import model_info  # noqa: E402
-from lungkd.core.training.calibration import (LIMIT_QUANTILE, expected_calibration_error,  # noqa: E402
+from bench.machine import describe
+from lungkd.core.analysis.limits import ModelLimits
+from lungkd.core.data.dataset import load_dataset
+from lungkd.core.data.sources import CALIBRATION_SPLIT, DataSpec, SyntheticData, resolve_dataset
+from lungkd.core.features.cache import FeatureCache
+from lungkd.core.features.cycle_sets import CycleSet, build_cycle_sets
+from lungkd.core.models.card import load_saved_model
+from lungkd.core.models.registry import model_info
+from lungkd.core.training.calibration import (LIMIT_QUANTILE, expected_calibration_error,
                                               reliability)
-from lungkd.core.training.trainer import predict_logits  # noqa: E402
+from lungkd.core.training.trainer import predict_logits
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_AUDIO = ROOT.parent / "shared" / "data" / "icbhi" / "audio"

@@ -1,7 +1,7 @@
 """`lungkd predict` against `lungkd evaluate` on the same cycles, and the peak memory of `lungkd predict` on
 long recordings.
 
-    python bench/predict_cost.py [--data DIR] [--rounds 3] [--minutes 1 10 60] [--pythonpath DIR]
+    python -m bench.predict_cost [--data DIR] [--rounds 3] [--minutes 1 10 60] [--pythonpath DIR]
 
 1. Cost per cycle. The recordings of DATA (default: the real ICBHI recordings in ../shared/data/icbhi/audio,
    else 20 generated ones) with their annotations, so both commands see the same cycles: `evaluate_model` with
@@ -29,8 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
+from bench.machine import describe
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_AUDIO = ROOT.parent / "shared" / "data" / "icbhi" / "audio"
@@ -68,7 +67,8 @@ def _predict(model: str, data: str) -> dict:
 
 
 def _child(env: dict, *args: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, env=env)
+    out = subprocess.run([sys.executable, "-m", "bench.predict_cost", "--child", *args], cwd=ROOT,
+                         capture_output=True, text=True, env=env)
     if out.returncode:
         raise SystemExit(f"{' '.join(args)} failed:\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -1,6 +1,6 @@
 """First preparation vs a cached one: cycles per second of each pass and their ratio.
 
-    python bench/prepare.py [--features fbank|clap|clips] [--recordings 900] [--workers N] [--workspace DIR]
+    python -m bench.prepare [--features fbank|clap|clips] [--recordings 900] [--workers N] [--workspace DIR]
 
 Datasets: the 10 real ICBHI recordings in ../shared/data/icbhi/audio (skipped when absent) and a
 synthetic ICBHI-format dataset (core.synth). The cached pass clears the in-process audio-hash memo

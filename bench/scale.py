@@ -2,7 +2,7 @@
 tasks on a local Ray with `--workers` CPUs; then the expected wall time of `paper-bts-random15` on 1, 4 and 16
 GPUs, from the per-epoch cost of a full-size BTS measured here.
 
-    python bench/scale.py [--teachers 4] [--workers 2] [--epochs 2] [--recordings 24] [--skip-bts]
+    python -m bench.scale [--teachers 4] [--workers 2] [--epochs 2] [--recordings 24] [--skip-bts]
 
 Both teacher runs start from a copy of one workspace whose dataset and prepared inputs are already there, so
 they time training alone. A full-size BTS epoch is timed from one training step (batch 8, the paper's) and one
@@ -15,27 +15,24 @@ from __future__ import annotations
 import argparse
 import math
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
-
-from lungkd.core.data.sources import resolve_dataset  # noqa: E402
-from lungkd.core.features.cache import FeatureCache  # noqa: E402
-from lungkd.core.features.cycle_sets import build_cycle_sets  # noqa: E402
-from lungkd.core.kd.executors import InProcessExecutor  # noqa: E402
-from lungkd.core.kd.experiment import Experiment  # noqa: E402
-from lungkd.core.kd.ray_executor import RayExecutor  # noqa: E402
-from lungkd.core.models.registry import create_model, model_info  # noqa: E402
-from lungkd.core.recipes import load_experiment, parse_experiment  # noqa: E402
-from lungkd.core.training.estimates import training_throughput  # noqa: E402
-from lungkd.core.training.trainer import autocast_for, resolve_device  # noqa: E402
-from lungkd.core.workspace.layout import cache_folder  # noqa: E402
+from bench.machine import describe
+from lungkd.core.data.sources import resolve_dataset
+from lungkd.core.features.cache import FeatureCache
+from lungkd.core.features.cycle_sets import build_cycle_sets
+from lungkd.core.kd.executors import InProcessExecutor
+from lungkd.core.kd.experiment import Experiment
+from lungkd.core.kd.ray_executor import RayExecutor
+from lungkd.core.models.registry import create_model, model_info
+from lungkd.core.recipes import load_experiment, parse_experiment
+from lungkd.core.training.estimates import training_throughput
+from lungkd.core.training.trainer import autocast_for, resolve_device
+from lungkd.core.workspace.layout import cache_folder
 
 ICBHI_TRAIN_CYCLES, ICBHI_TEST_CYCLES = 4142, 2756
 RECIPES = Path(__file__).resolve().parents[1] / "resources" / "recipes"

@@ -1,7 +1,7 @@
-"""Screenshots of LungKD Studio's main window with real recordings analysed, for the README and for
+"""Screenshots of LungKD Studio's main window with real recordings analysed, for the docs and for
 looking at the window as a user would.
 
-    .venv/bin/python bench/screenshots.py [--data ../shared/data/icbhi/audio] [--out bench/out]
+    .venv/bin/python -m bench.screenshots [--data ../shared/data/icbhi/audio] [--out bench/out]
 
 Renders offscreen with the best model found (the shipped demo unless --workspace has a better one), in
 a temporary workspace and settings file, so nothing of the user's changes.

@@ -1,6 +1,6 @@
 """Automatic breathing-cycle segmentation against expert annotations, beside plain 4 s windows.
 
-    python bench/segmentation.py [--per-device 10] [--seed 7]
+    python -m bench.segmentation [--per-device 10] [--seed 7]
 
 Scores each device's recordings together: boundary F1 at ±0.5 s (boundaries within 0.5 s of a file's ends
 left out), the ratio of cycles found to cycles annotated (over the annotated stretch), how many recordings
@@ -13,7 +13,6 @@ recordings of the four ICBHI devices rendered by core/data/synth.py, whose cycle
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -21,16 +20,14 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
-
-from lungkd.core.analysis.segmentation import (FIXED_WINDOWS, SegmentationScore, fixed_windows,  # noqa: E402
+from bench.machine import describe
+from lungkd.core.analysis.segmentation import (FIXED_WINDOWS, SegmentationScore, fixed_windows,
                                                score_segmentation, segment_cycles)
-from lungkd.core.data.annotations import read_annotation_file  # noqa: E402
-from lungkd.core.data.synth import DEVICES, plan_dataset, render_recording  # noqa: E402
+from lungkd.core.data.annotations import read_annotation_file
+from lungkd.core.data.synth import DEVICES, plan_dataset, render_recording
 
 REAL_AUDIO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "icbhi" / "audio"
-# The two real recordings the settings were developed on; the other eight were held out (see the README).
+# The two real recordings the settings were developed on; the other eight were held out (see bench/README.md).
 DEVELOPED_ON = {"106_2b1_Pl_mc_LittC2SE", "107_2b3_Al_mc_AKGC417L"}
 SURE = 0.5
 

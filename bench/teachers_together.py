@@ -1,6 +1,6 @@
 """k teachers trained together as one batched model against the same k trained one after another.
 
-    python bench/teachers_together.py [--sizes tiny,full] [--ks 3,5] [--cycles 64] [--batch-size 16]
+    python -m bench.teachers_together [--sizes tiny,full] [--ks 3,5] [--cycles 64] [--batch-size 16]
                                        [--device cpu|cuda] [--epochs 1]
 
 Both ways run the real trainer (core.training.trainer: `fit` k times, `fit_together` once) on the same
@@ -11,22 +11,19 @@ On a GPU give the recipe's batch size: `--batch-size 128 --cycles 1024 --device 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
-
-from lungkd.core.data.dataset import load_dataset  # noqa: E402
-from lungkd.core.data.sources import SyntheticData, ensure_synthetic_dataset  # noqa: E402
-from lungkd.core.features.cycle_sets import CycleSet, build_cycle_sets  # noqa: E402
-from lungkd.core.models.registry import create_model, model_info  # noqa: E402
-from lungkd.core.recipes import RunSettings, TrainConfig  # noqa: E402
-from lungkd.core.training.trainer import Trainer  # noqa: E402
+from bench.machine import describe
+from lungkd.core.data.dataset import load_dataset
+from lungkd.core.data.sources import SyntheticData, ensure_synthetic_dataset
+from lungkd.core.features.cycle_sets import CycleSet, build_cycle_sets
+from lungkd.core.models.registry import create_model, model_info
+from lungkd.core.recipes import RunSettings, TrainConfig
+from lungkd.core.training.trainer import Trainer
 
 
 def _cycles(count: int) -> CycleSet:

@@ -1,6 +1,6 @@
 """Training throughput and inference latency of every architecture at full size, random weights.
 
-    python bench/train_step.py [--archs cnn6,bts] [--device cpu|cuda] [--steps 2] [--batch-size N]
+    python -m bench.train_step [--archs cnn6,bts] [--device cpu|cuda] [--steps 2] [--batch-size N]
 
 Training: cycles/s of forward + backward + Adam step at the recipe's batch size (docs/method.md section 7:
 128 for the CNNs, 8 for CLAP and AST), mixed precision on CUDA. Inference: ms per cycle at batch 1.
@@ -9,18 +9,14 @@ A warm-up step is run and not timed. Prints a table and the machine it ran on.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
-
-from lungkd.core.models.registry import create_model, list_models  # noqa: E402
-from lungkd.core.training.members import autocast_for  # noqa: E402
+from bench.machine import describe
+from lungkd.core.models.registry import create_model, list_models
+from lungkd.core.training.members import autocast_for
 
 RECIPE_BATCH = {"cnn6": 128, "resnet18": 128, "efficientnet_b0": 128, "ast": 8, "audio_clap": 8, "bts": 8}
 PROMPT = "This sound was recorded from the left anterior chest of an adult male patient, using a Meditron stethoscope."

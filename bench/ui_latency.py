@@ -7,7 +7,7 @@ probe that should tick every 10 ms, while
   3. its cycles are edited: boundaries dragged and classes set, each edit redrawn at once and its changed
      cycles predicted again in the engine thread.
 
-    QT_QPA_PLATFORM=offscreen python bench/ui_latency.py [--minutes 10] [--workspace DIR]
+    QT_QPA_PLATFORM=offscreen python -m bench.ui_latency [--minutes 10] [--workspace DIR]
 
 Prints the longest gap between ticks, the 99th percentile and the tick count for each; a stall is what
 a user would feel as a frozen window.
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,13 +24,11 @@ import numpy as np
 import soundfile as sf
 import torch  # noqa: F401  - before PySide6
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
-
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from bench.machine import describe  # noqa: E402
 from lungkd.app.engine import EngineTask  # noqa: E402
 from lungkd.core.recipes import parse_experiment  # noqa: E402
 

@@ -1,6 +1,6 @@
 """What the CPU demo spends outside its training steps, each measured both ways in one run.
 
-    python bench/worker_overheads.py [--recipe resources/recipes/demo-cpu.toml]
+    python -m bench.worker_overheads [--recipe resources/recipes/demo-cpu.toml]
 
 On the recipe's generated dataset (240 recordings for the CPU demo):
 1. rendering the recordings in this process (workers=1) against the process pool (core/pool.py);
@@ -21,9 +21,9 @@ import time
 from importlib.resources import files
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
+from bench.machine import describe
 
+ROOT = Path(__file__).resolve().parents[1]
 PREDICTIONS = 5
 
 
@@ -97,8 +97,9 @@ def main() -> None:
         build_cycle_sets(index, model_info("cnn6").inputs, cache=FeatureCache(cache_folder(workspace)))  # warm
         runs = {}
         for mode in ("default", "keep"):
-            out = subprocess.run([sys.executable, __file__, "--recipe", str(args.recipe), "--probe", mode,
-                                  "--workspace", str(workspace)], check=True, capture_output=True, text=True)
+            out = subprocess.run([sys.executable, "-m", "bench.worker_overheads", "--recipe", str(args.recipe),
+                                  "--probe", mode, "--workspace", str(workspace)],
+                                 cwd=ROOT, check=True, capture_output=True, text=True)
             runs[mode] = json.loads(out.stdout.strip().splitlines()[-1])
     old, new = runs["default"], runs["keep"]
     print(f"a worker's cycles: {old['cycles']}; freed memory kept: {new['kept']}")
