@@ -83,19 +83,19 @@ def main() -> None:
     print(f"(CPU s / {os.cpu_count()} cores = {(end_cpu - start_cpu) / os.cpu_count():.0f} s: the least wall time "
           "an idle machine of this kind needs)\n")
 
-    teachers = [t["score"] for t in report["teachers"]]
-    mean_teacher = report["teacher_summary"]["mean"]
-    ensemble = report["ensembles"][-1]["score"]
+    teachers = [t.score for t in report.teachers]
+    mean_teacher = report.teacher_summary.mean
+    ensemble = report.ensembles[-1].score
     print("teachers' test Scores: " + ", ".join(f"{s:.1f}" for s in teachers) + f" (mean {mean_teacher:.1f})")
     print(f"ensemble of all {len(teachers)} teachers (mean of logits): {ensemble:.1f}")
-    for group in report["student_groups"]:
-        print(f"student {group['arch']} on {group['labels']}: {group['distilled']['mean']:.1f}; "
-              f"the same on hard labels: {group['baseline']['mean']:.1f}")
+    for group in report.student_groups:
+        print(f"student {group.arch} on {group.labels}: {group.distilled.mean:.1f}; "
+              f"the same on hard labels: {group.baseline.mean:.1f}")
     checks = {
         "every teacher >= 65": min(teachers) >= 65,
         "ensemble >= mean teacher": ensemble >= mean_teacher,
-        "students far above 50 (>= 60)": all(g["distilled"]["mean"] >= 60 and (g["baseline"]["mean"] or 0) >= 60
-                                              for g in report["student_groups"]),
+        "students far above 50 (>= 60)": all(g.distilled.mean >= 60 and (g.baseline.mean or 0) >= 60
+                                              for g in report.student_groups),
     }
     for promise, kept in checks.items():
         print(f"{'kept' if kept else 'NOT kept'}: {promise}")

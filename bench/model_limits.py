@@ -33,11 +33,10 @@ from lungkd.core.data.dataset import load_dataset
 from lungkd.core.data.sources import CALIBRATION_SPLIT, DataSpec, SyntheticData, resolve_dataset
 from lungkd.core.features.cache import FeatureCache
 from lungkd.core.features.cycle_sets import CycleSet, build_cycle_sets
-from lungkd.core.models.card import load_saved_model
-from lungkd.core.models.registry import model_info
+from lungkd.core.models.card import ModelCard
+from lungkd.core.models.inference import load_saved_model, predict_logits
 from lungkd.core.training.calibration import (LIMIT_QUANTILE, expected_calibration_error,
                                               reliability)
-from lungkd.core.training.trainer import predict_logits
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_AUDIO = ROOT.parent / "shared" / "data" / "icbhi" / "audio"
@@ -48,11 +47,11 @@ def synthetic(workspace: Path, recordings: int, seed: int):
                            workspace)
 
 
-def made_with(card: dict) -> DataSpec:
+def made_with(card: ModelCard) -> DataSpec:
     """The data of the recipe that made the model (the shipped demo: resources/recipes/demo-model.toml)."""
-    if "made_by" not in card:
+    if not card.made_by:
         raise SystemExit("this model's card has no `made_by` recipe: rebuild it with `make demo-model`")
-    return DataSpec.model_validate(card["made_by"]["recipe"]["data"])
+    return DataSpec.model_validate(card.made_by["recipe"]["data"])
 
 
 def all_cycles(index, inputs, cache) -> CycleSet:
@@ -95,7 +94,7 @@ def main() -> int:
 
     model, card = load_saved_model(args.model)
     limits = ModelLimits.from_card(card)
-    inputs = model_info(card["architecture"]).inputs
+    inputs = card.inputs.spec()
     with tempfile.TemporaryDirectory() as tmp:
         workspace = args.workspace or Path(tmp)
         cache = FeatureCache(workspace / "cache")

@@ -49,20 +49,12 @@ def _evaluate(model: str, data: str, cache: str) -> dict:
 
 
 def _predict(model: str, data: str) -> dict:
+    from lungkd.core.analysis.limits import load_model_with_limits
     from lungkd.core.analysis.predict import analyse_recording
-    from lungkd.core.models.card import load_saved_model
 
-    try:
-        from lungkd.core.analysis.limits import load_model_with_limits
-    except ImportError:  # a LungKD from before models knew their limits
-        load_model_with_limits = None
     started = time.perf_counter()
-    if load_model_with_limits is None:
-        model_, options = load_saved_model(model)[0], {}
-    else:
-        model_, limits = load_model_with_limits(model)
-        options = {"limits": limits}
-    cycles = sum(len(analyse_recording(path, model_, **options).cycles) for path in sorted(Path(data).glob("*.wav")))
+    usable = load_model_with_limits(model)
+    cycles = sum(len(analyse_recording(path, usable).cycles) for path in sorted(Path(data).glob("*.wav")))
     return {"seconds": time.perf_counter() - started, "cycles": cycles}
 
 

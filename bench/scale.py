@@ -31,7 +31,7 @@ from lungkd.core.kd.ray_executor import RayExecutor
 from lungkd.core.models.registry import create_model, model_info
 from lungkd.core.recipes import load_experiment, parse_experiment
 from lungkd.core.training.estimates import training_throughput
-from lungkd.core.training.trainer import autocast_for, resolve_device
+from lungkd.core.models.inference import autocast_for, resolve_device
 from lungkd.core.workspace.layout import cache_folder
 
 ICBHI_TRAIN_CYCLES, ICBHI_TEST_CYCLES = 4142, 2756

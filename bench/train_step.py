@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from bench.machine import describe
 from lungkd.core.models.registry import create_model, list_models
-from lungkd.core.training.members import autocast_for
+from lungkd.core.models.inference import autocast_for
 
 RECIPE_BATCH = {"cnn6": 128, "resnet18": 128, "efficientnet_b0": 128, "ast": 8, "audio_clap": 8, "bts": 8}
 PROMPT = "This sound was recorded from the left anterior chest of an adult male patient, using a Meditron stethoscope."

@@ -37,7 +37,7 @@ def probe(workspace: Path, recipe_path: Path, keep: bool) -> dict:
     from lungkd.core.kd.worker import keep_freed_memory
     from lungkd.core.models.registry import create_model, model_info
     from lungkd.core.recipes import load_experiment
-    from lungkd.core.training.trainer import predict_logits
+    from lungkd.core.models.inference import predict_logits
     from lungkd.core.workspace.layout import cache_folder
 
     kept = keep_freed_memory() if keep else False
