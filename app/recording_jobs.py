@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from lungkd.core.analysis.display import display_spectrogram, relative_to_loud_parts
-from lungkd.core.analysis.limits import ModelLimits, load_model_with_limits
+from lungkd.core.analysis.limits import UsableModel, load_model_with_limits
 from lungkd.core.analysis.predict import RecordingAnalysis, analyse_samples
 from lungkd.core.data.annotation_io import annotation_path_for, file_digest
 from lungkd.core.data.audio import AUDIO_EXTENSIONS, DecodedAudio, distinct_recordings, load_audio
@@ -65,9 +65,9 @@ class ModelCache:
     model once. Used by one job at a time (the task queue runs them in turn)."""
 
     def __init__(self) -> None:
-        self._models: dict[Path, tuple[object, ModelLimits]] = {}
+        self._models: dict[Path, UsableModel] = {}
 
-    def get(self, folder: Path) -> tuple[object, ModelLimits]:
+    def get(self, folder: Path) -> UsableModel:
         if folder not in self._models:
             self._models[folder] = load_model_with_limits(folder)
         return self._models[folder]
@@ -134,8 +134,7 @@ def _analyse(path: Path, audio: DecodedAudio, model_folder: Path | None, models:
              spans: list[tuple[float, float]] | None = None) -> tuple[RecordingAnalysis | None, str]:
     if model_folder is None:
         return None, "No model chosen: pick one in the toolbar to see predictions."
-    model, limits = models.get(model_folder)
-    analysis = analyse_samples(path, audio, model, limits=limits, cancel=cancel, spans=spans)
+    analysis = analyse_samples(path, audio, models.get(model_folder), cancel=cancel, spans=spans)
     return analysis, "\n".join(analysis.warnings)
 
 

@@ -10,8 +10,10 @@ from PySide6.QtWidgets import (QHBoxLayout, QHeaderView, QInputDialog, QLabel, Q
                                QStackedWidget, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from lungkd.core.errors import LungKDError
-from lungkd.core.kd.store import delete_experiment, rename_experiment, status_text
-from lungkd.core.workspace.catalog import CATALOG_FILE, Catalog
+from lungkd.core.kd.store import delete_experiment, rename_experiment
+from lungkd.core.workspace.catalog import Catalog
+from lungkd.core.workspace.layout import catalog_path
+from lungkd.core.workspace.status import RunSummary, number_text, status_text
 
 COLUMNS = ("experiment", "updated", "mean teacher", "best ensemble", "students (distilled / hard)",
            "second generation", "status")
@@ -20,25 +22,17 @@ EMPTY = ("<p style='font-size:13pt; color:#3a404b'>No experiments in this worksp
          "<code>lungkd run</code> on this workspace appear here too.</p>")
 
 
-def _f(value) -> str:
-    return "—" if value is None else f"{value:.2f}"
-
-
 def experiment_rows(workspace: Path) -> list[tuple]:
     """One row per experiment, newest first: the columns' texts, then the experiment's name and folder."""
-    if not (workspace / CATALOG_FILE).exists():
+    if not catalog_path(workspace).exists():
         return []
-    with Catalog(workspace / CATALOG_FILE) as catalog:
+    with Catalog(catalog_path(workspace)) as catalog:
         rows = []
         for e in catalog.experiments():
-            s = e.summary or {}
-            ensemble = s.get("ensemble")
-            students = "; ".join(f"{g['arch']} {g['labels']}: {_f(g['score'])} / {_f(g['hard'])}"
-                                 for g in s.get("students", []))
-            rows.append((e.name, e.updated[:16].replace("T", " "), _f(s.get("teachers")),
-                         f"{_f(ensemble['score'])} (k={ensemble['k']})" if ensemble else "—", students or "—",
-                         _f(s.get("second_generation")), status_text(e.status, Path(e.folder), workspace),
-                         e.name, Path(e.folder)))
+            s = RunSummary.from_catalog(e.summary)
+            rows.append((e.name, e.updated[:16].replace("T", " "), s.teachers_text(), s.ensemble_text(),
+                         s.students_text(), number_text(s.second_generation, dash=True),
+                         status_text(e.status, Path(e.folder), workspace), e.name, Path(e.folder)))
         return rows
 
 

@@ -19,13 +19,13 @@ from PySide6.QtWidgets import (QAbstractScrollArea, QCheckBox, QComboBox, QDoubl
 from lungkd.core.data.metadata import SPLIT_FILE
 from lungkd.core.data.sources import trainability_problem
 from lungkd.core.kd.progress import describe
-from lungkd.core.kd.report import selection_notes
+from lungkd.core.kd.report import ExperimentReport
 from lungkd.core.labels import CLASS_NAMES
 from lungkd.core.models.registry import ARCHITECTURES, SIZES
 from lungkd.core.recipes import (ExperimentRecipe, SecondGeneration, SoftLabelSpec, SyntheticData, load_experiment,
                                  recipe_to_toml, shipped_recipes_folder)
 from lungkd.core.selection import Selection
-from lungkd.core.workspace.layout import MODEL_FOLDER, experiment_folder, student_run_folder, valid_name
+from lungkd.core.workspace.layout import MODEL_FOLDER, REPORT_HTML, experiment_folder, student_run_folder, valid_name
 
 from .engine import EngineTask, TaskQueue
 
@@ -110,7 +110,7 @@ class TrainingWizard(QWizard):
         self.resize(1000, 720)
         self.recipe: ExperimentRecipe = load_experiment(RECIPES_DIR / "demo-cpu.toml")
         self.task: EngineTask | None = None
-        self.report: dict | None = None
+        self.report: ExperimentReport | None = None
         self.pages = [DataPage(), TeachersPage(), SoftLabelsPage(), StudentPage(), ReviewPage(), RunPage(),
                       ResultsPage()]
         for page in self.pages:
@@ -798,21 +798,21 @@ class ResultsPage(RecipePage):
         report = self.wizard_().report
         if not report:
             return
-        fill_table(self.teachers, [[t["seed"], t["epoch"], t["sp"], t["se"], t["score"]] for t in report["teachers"]])
-        self.curve.setData([e["k"] for e in report["ensembles"]], [e["score"] or 0.0 for e in report["ensembles"]])
-        fill_table(self.students, [[g["arch"], g["labels"], g["distilled"]["n"], g["distilled"]["mean"],
-                                    g["baseline"]["mean"], g["gain"]] for g in report["student_groups"]])
-        self.summary.setText(f"Selection: {report['selection']} · {report['train_cycles']} training cycles, "
-                             f"{report['test_cycles']} test cycles")
-        notes = selection_notes(report)
+        fill_table(self.teachers, [[t.seed, t.epoch, t.sp, t.se, t.score] for t in report.teachers])
+        self.curve.setData([e.k for e in report.ensembles], [e.score or 0.0 for e in report.ensembles])
+        fill_table(self.students, [[g.arch, g.labels, g.distilled.n, g.distilled.mean, g.baseline.mean, g.gain]
+                                   for g in report.student_groups])
+        self.summary.setText(f"Selection: {report.selection} · {report.train_cycles} training cycles, "
+                             f"{report.test_cycles} test cycles")
+        notes = report.selection_notes()
         self.notes.setText("Checkpoint selection fell back for " + " ".join(notes) if notes else "")
         self.notes.setVisible(bool(notes))
         for role, title in (("student", "distilled student"), ("baseline", "same student, hard labels")):
-            runs = [s for s in report["students"] if s["role"] == role and s.get("confusion")]
-            best = max(runs, key=lambda s: s["score"] or 0.0, default=None)
+            runs = [s for s in report.students if s.role == role and s.confusion]
+            best = max(runs, key=lambda s: s.score or 0.0, default=None)
             self.confusion_titles[role].setText(f"<b>Confusion, best {title}</b>" + (
-                f" (seed {best['seed']}; rows true, columns predicted)" if best else ": not trained"))
-            fill_table(self.confusions[role], [[name, *counts] for name, counts in zip(CLASS_NAMES, best["confusion"])]
+                f" (seed {best.seed}; rows true, columns predicted)" if best else ": not trained"))
+            fill_table(self.confusions[role], [[name, *counts] for name, counts in zip(CLASS_NAMES, best.confusion)]
                        if best else [])
 
     def _folder(self) -> Path:
@@ -820,7 +820,7 @@ class ResultsPage(RecipePage):
         return experiment_folder(wizard.workspace, wizard.recipe.name)
 
     def report_path(self) -> Path:
-        return self._folder() / "report.html"
+        return self._folder() / REPORT_HTML
 
     def _open_report(self) -> None:
         path = self.report_path()
@@ -829,11 +829,11 @@ class ResultsPage(RecipePage):
 
     def student_model(self) -> Path | None:
         report = self.wizard_().report
-        students = [s for s in report["students"] if s["role"] == "student"] if report else []
+        students = [s for s in report.students if s.role == "student"] if report else []
         if not students:
             return None
-        best = max(students, key=lambda s: s["score"] or 0.0)
-        return student_run_folder(self._folder(), "student", best["arch"], best["labels"], best["seed"]) / MODEL_FOLDER
+        best = max(students, key=lambda s: s.score or 0.0)
+        return student_run_folder(self._folder(), "student", best.arch, best.labels, best.seed) / MODEL_FOLDER
 
     def _use_student(self) -> None:
         folder = self.student_model()

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from lungkd.app.cycle_table import ENSEMBLE
 from lungkd.app.wizard import DataPage, ResultsPage, RunPage
-from lungkd.core.analysis.evaluation import load_saved_model
+from lungkd.core.analysis.limits import load_model_with_limits
 from lungkd.core.analysis.predict import analyse_recording
 from lungkd.core.data.annotations import read_annotation_file
 from lungkd.core.data.synth import write_synthetic_dataset
@@ -152,7 +152,7 @@ def test_the_whole_loop_review_correct_train_and_see_the_teachers(window, tmp_pa
                                                                        header.split("\n"))), header
     document = page.documents[page.current.path]
     spans = [(s.start, s.end) for s in document.spans]
-    per_teacher = [analyse_recording(page.current.path, load_saved_model(folder_)[0], spans=spans)
+    per_teacher = [analyse_recording(page.current.path, load_model_with_limits(folder_), spans=spans)
                    for folder_ in page.teacher_folders]  # what the engine says, recording by recording
     for row in range(table.rowCount()):
         votes = [int(np.argmax(t.cycles[row].probabilities)) for t in per_teacher]

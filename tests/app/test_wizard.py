@@ -82,7 +82,7 @@ def test_wizard_end_to_end_with_cancel_and_resume(wizard, qtbot, tmp_path):
         confusion = results.confusions[role]
         assert confusion.rowCount() == 4
         total = sum(int(confusion.item(r, c).text()) for r in range(4) for c in range(1, 5))
-        assert total == wizard.report["test_cycles"]
+        assert total == wizard.report.test_cycles
         qtbot.waitUntil(lambda: confusion.rowViewportPosition(3) + confusion.rowHeight(3)
                         <= confusion.viewport().height(), timeout=5000)  # all four rows in view
     titles = [label.text() for label in results.findChildren(QLabel)]
