@@ -106,6 +106,7 @@ def editing_and_review(app, window, workspace: Path, demo: Path, shot) -> None:
     from lungkd.app.edit_overlay import Drag, edge_limits
     from lungkd.app.main import settle
     from lungkd.core.data.synth import write_synthetic_dataset
+    from lungkd.core.kd.executors import InProcessExecutor
     from lungkd.core.kd.experiment import Experiment
     from lungkd.core.models.inventory import shipped_models_folder
     from lungkd.core.recipes import parse_experiment
@@ -143,7 +144,7 @@ def editing_and_review(app, window, workspace: Path, demo: Path, shot) -> None:
         "teachers": {"arch": "cnn6", "size": "tiny", "pretrained": demo, "k": 3, "train": fine_tune},
         "students": [{"arch": "cnn6", "size": "tiny", "pretrained": demo, "labels": "mean_3", "seeds": [1],
                       "train": fine_tune}]})
-    experiment = Experiment(recipe, workspace)
+    experiment = Experiment(recipe, workspace, executor=InProcessExecutor())
     experiment.run()
     noisy = workspace / "datasets" / "noisy-labels"
     write_synthetic_dataset(noisy, recordings=6, seed=12, label_noise=0.2)

@@ -175,7 +175,8 @@ def train_teachers(recipe: ExperimentRecipe, store: ExperimentStore, executor: E
                + (", trained together as one batched model" if together else ""), total=len(specs)))
     jobs = plan_jobs(specs, "teachers", recipe, store)
     if together:
-        jobs = [TogetherJob(tuple(jobs), str(together_folder(store.teachers_root, [s.seed for s in specs])))]
+        jobs = [TogetherJob(members=tuple(jobs),
+                            folder=str(together_folder(store.teachers_root, [s.seed for s in specs])))]
     teachers = executor.run(jobs, emit, cancel)
     emit(Event("teachers", "finished", data={"scores": [t.score for t in teachers]}))
     return teachers

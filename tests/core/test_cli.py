@@ -40,7 +40,7 @@ def test_train_prints_scores_per_epoch_and_saves_a_model_card(tmp_path):
     model_dir = Path(lines[3].removeprefix("model saved to "))
     card = json.loads((model_dir / "lungkd.json").read_text())
     assert card["architecture"] == "cnn6" and card["selection"] == "last" and card["selected_epoch"] == 2
-    assert card["labels"] == ["normal", "crackle", "wheeze", "both"]
+    assert card["classes"] == ["normal", "crackle", "wheeze", "both"] and card["training_labels"] == "hard"
     evaluated = lungkd("evaluate", model_dir, tmp_path / "ws" / "datasets" / "synthetic-12-seed1-noise0", "--json",
                        "--workspace", tmp_path / "ws")
     assert evaluated.returncode == 0, evaluated.stderr

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from lungkd.core.kd.executors import InProcessExecutor
 from lungkd.core.kd.experiment import Experiment
 from lungkd.core.kd.jobs import ExperimentError
+from lungkd.core.kd.report import ExperimentReport
 from lungkd.core.models.card import DamagedModelError, read_model_card
 from lungkd.core.models.inference import load_saved_model
 from lungkd.core.recipes import load_experiment
@@ -82,7 +84,7 @@ def finished(tmp_path_factory):
     """The experiment run once to its end: (recipe file, workspace, report)."""
     root = tmp_path_factory.mktemp("damage")
     (root / "damage.toml").write_text(RECIPE)
-    report = Experiment(load_experiment(root / "damage.toml"), root / "ws").run()
+    report = Experiment(load_experiment(root / "damage.toml"), root / "ws", executor=InProcessExecutor()).run()
     return root / "damage.toml", root / "ws", report
 
 
@@ -103,9 +105,9 @@ def _student(workspace: Path) -> Path:
     return workspace / "experiments" / "damage" / "students" / "cnn6-mean_2-seed-1"
 
 
-def _run_again(recipe: Path, workspace: Path) -> tuple[dict, list]:
+def _run_again(recipe: Path, workspace: Path) -> tuple[ExperimentReport, list]:
     events = []
-    report = Experiment(load_experiment(recipe), workspace, on_event=events.append).run()
+    report = Experiment(load_experiment(recipe), workspace, on_event=events.append, executor=InProcessExecutor()).run()
     return report, events
 
 
@@ -155,7 +157,7 @@ def test_a_damaged_model_card_or_a_missing_one_means_the_run_is_finished_again(c
     report, events = _run_again(recipe, workspace)
     assert _trained(events) == {"teacher seed 2", "student cnn6 mean_2 seed 1"}
     (notice,) = _notices(events)
-    assert notice.startswith(f"{card}: the model card cannot be read")
+    assert notice.startswith(f"{card}: the model card is not JSON")
     assert report == reference
 
 
@@ -179,7 +181,7 @@ def finished_together(tmp_path_factory):
     here), run once to its end: (recipe file, workspace, report)."""
     root = tmp_path_factory.mktemp("together")
     (root / "damage.toml").write_text(RECIPE.replace("k = 2\n", "k = 2\ntogether = true\n"))
-    report = Experiment(load_experiment(root / "damage.toml"), root / "ws").run()
+    report = Experiment(load_experiment(root / "damage.toml"), root / "ws", executor=InProcessExecutor()).run()
     return root / "damage.toml", root / "ws", report
 
 
@@ -226,7 +228,7 @@ def test_a_damaged_recipe_copy_is_refused_with_the_file_and_the_fix(copy):
     _cut(stored)
     before = {p: p.stat().st_mtime_ns for p in workspace.rglob("*") if p.is_file()}
     with pytest.raises(ExperimentError) as caught:
-        Experiment(load_experiment(recipe), workspace).run()
+        Experiment(load_experiment(recipe), workspace, executor=InProcessExecutor()).run()
     assert str(caught.value).startswith(f"{stored}: the experiment's copy of its recipe is damaged")
     assert "delete this file and run again" in caught.value.problem.fix
     assert {p: p.stat().st_mtime_ns for p in workspace.rglob("*") if p.is_file() and ".lock" not in p.name} == \
@@ -249,7 +251,7 @@ def test_a_second_run_of_the_same_experiment_is_refused_naming_the_first(copy):
     recipe, workspace, reference = copy
     with _held(recipe, workspace) as holder:
         with pytest.raises(FolderBusy) as caught:
-            Experiment(load_experiment(recipe), workspace).run()
+            Experiment(load_experiment(recipe), workspace, executor=InProcessExecutor()).run()
         message = str(caught.value)
         assert f"experiment 'damage' is being written by process {holder.pid} on {os.uname().nodename}" in message
         cli = subprocess.run([sys.executable, "-m", "lungkd.core.cli", "run", str(recipe), "--workspace",
