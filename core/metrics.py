@@ -162,7 +162,7 @@ class BootstrapCI:
         return f"{self.score:.2f} [{self.low:.2f}, {self.high:.2f}] ({100 * (1 - self.alpha):.0f}% CI)"
 
 
-def _per_patient_confusions(y_true, y_pred, patient_ids) -> np.ndarray:
+def per_patient_confusions(y_true, y_pred, patient_ids) -> np.ndarray:
     """(P, 16) flattened confusion counts, one row per distinct patient."""
     t, p = _labels(y_true, "y_true"), _labels(y_pred, "y_pred")
     pids = np.asarray(patient_ids).reshape(-1)
@@ -183,7 +183,7 @@ def patient_bootstrap_ci(y_true, y_pred, patient_ids, n_boot: int = 1000, alpha:
     Each replicate draws as many patients as there are; its confusion matrix is the draw counts times
     the per-patient confusion matrices, so all replicates are one matrix product.
     """
-    per_patient = _per_patient_confusions(y_true, y_pred, patient_ids)
+    per_patient = per_patient_confusions(y_true, y_pred, patient_ids)
     n_patients = per_patient.shape[0]
     if n_patients == 0:
         raise ValueError("patient_bootstrap_ci needs at least one cycle")
