@@ -1,32 +1,24 @@
 """The Recordings page: open recordings on the left; waveform, cycle track and spectrogram above the cycle
-table on the right. Everything slow (decoding, spectrograms, analysis) runs in the engine thread.
-
-Each analysed recording's cycles live in one CycleDocument (annotation_editing.py): the plots, the table,
-the review queue and the saver all read it, and every edit goes through its undo stack."""
+table on the right. It lays out and wires the views of the session (session.py), which holds what is open;
+everything slow (decoding, spectrograms, analysis) runs in the engine thread."""
 from __future__ import annotations
 
 import html
 from pathlib import Path
 
-from PySide6.QtCore import QFileSystemWatcher, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QUndoGroup
-from PySide6.QtWidgets import QLabel, QSplitter, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtWidgets import QLabel, QListWidgetItem, QSplitter, QStackedWidget, QVBoxLayout, QWidget
 
-from lungkd.core.analysis.predict import EDITED, RecordingAnalysis, write_csv
-from lungkd.core.data.annotation_io import file_digest
-from lungkd.core.kd.store import teachers_for_model
-from lungkd.core.text import printable
+from lungkd.core.analysis.predict import EDITED, RecordingAnalysis
 
 from .annotation_editing import CycleDocument
 from .cycle_table import CycleTable
-from .edit_overlay import CycleEditor
-from .engine import EngineTask, TaskQueue
+from .engine import EngineTask
 from .playback import Player
-from .prediction_updates import PredictionUpdates
-from .recording_jobs import (Analysed, FailedRecording, ModelCache, OpenRecording, expand_paths, nothing_to_open,
-                             open_job, reanalyse_job, spectrogram_job)
+from .recording_jobs import OpenRecording, expand_paths, nothing_to_open, spectrogram_job
 from .recording_list import RecordingList
 from .recording_view import RecordingView
+from .session import Session
 from .spectrogram_settings import SpectrogramBar, SpectrogramSettings
 
 PLACEHOLDER = ("<p style='font-size:15pt; color:#3a404b'>Drop lung-sound recordings here</p>"
@@ -35,33 +27,19 @@ PLACEHOLDER = ("<p style='font-size:15pt; color:#3a404b'>Drop lung-sound recordi
 
 
 class RecordingsPage(QWidget):
-    status = Signal(str)
-    error = Signal(str, str)  # message, details
     selection_changed = Signal()  # another recording or cycle: actions may change state
-    documents_changed = Signal()  # an edit, a save, a change on disk: unsaved marks may change
 
-    def __init__(self, store: QSettings, queue: TaskQueue, player: Player, parent: QWidget | None = None):
+    def __init__(self, session: Session, store: QSettings, player: Player, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("page")
+        self.session = session
         self.store = store
-        self.queue = queue
         self.player = player
         self.settings = SpectrogramSettings.load(store)
-        self.recordings: dict[Path, OpenRecording] = {}
-        self.documents: dict[Path, CycleDocument] = {}
-        self.current: OpenRecording | None = None
-        self.model_folder: Path | None = None
-        self.teacher_folders: list[Path] = []  # the chosen model's experiment's teachers, when it is a student
-        self.show_teachers = False
-        self.models = ModelCache()
-        self.undo_group = QUndoGroup(self)
-        self.predictions = PredictionUpdates(queue, self.models, self.recordings, self.documents, self)
-        self.watcher = QFileSystemWatcher(self)  # annotation files (and their folders) changed by others
 
         self.recording_list = RecordingList()
         self.spectrogram_bar = SpectrogramBar(self.settings)
         self.view = RecordingView()
-        self.editor = CycleEditor(self.view)
         self.table = CycleTable()
         self.bars = QVBoxLayout()  # the edit and review bars (annotation_actions.py, review_mode.py)
         self.bars.setContentsMargins(0, 0, 0, 0)
@@ -72,19 +50,25 @@ class RecordingsPage(QWidget):
         self._redraw_timer.timeout.connect(self._redraw)
         self._pending_selection: list[int] | None = None
 
-        self.recording_list.recording_chosen.connect(self.show_recording)
-        self.recording_list.failure_activated.connect(lambda f: self.error.emit(f"{f.path.name}: {f.message}",
-                                                                                f.details))
+        self.recording_list.recording_chosen.connect(session.set_current)
+        self.recording_list.failure_activated.connect(lambda f: session.error.emit(f"{f.path.name}: {f.message}",
+                                                                                   f.details))
         self.spectrogram_bar.changed.connect(self.apply_settings)
         self.view.cycle_clicked.connect(self.select_cycle)
         self.view.cycle_double_clicked.connect(self.play_cycle)
         self.table.cycle_selected.connect(self._table_selected)
         self.table.cycle_activated.connect(self.play_cycle)
-        self.table.label_chosen.connect(lambda row, label: self.current_document().set_labels({row: label}))
+        self.table.label_chosen.connect(lambda row, label: session.current_document().set_labels({row: label}))
         self.player.position.connect(self.view.set_play_position)
-        self.predictions.failed.connect(self.error)
-        self.watcher.fileChanged.connect(self._disk_changed)
-        self.watcher.directoryChanged.connect(self._disk_changed)
+        session.recording_changed.connect(self._recording_changed)
+        session.recording_failed.connect(self.recording_list.show_result)
+        session.recording_removed.connect(self._recording_removed)
+        session.current_changed.connect(self._show_current)
+        session.model_changed.connect(self._schedule_redraw)
+        session.teachers_changed.connect(self._schedule_redraw)
+        session.document_changed.connect(self._document_changed)
+        session.document_state_changed.connect(self._show_summary)
+        session.document_edited.connect(self._document_edited)
 
     def _layout(self) -> None:
         right = QWidget()
@@ -113,135 +97,52 @@ class RecordingsPage(QWidget):
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(splitter)
 
-    # ---------------------------------------------------------------- opening and analysing
+    # ---------------------------------------------------------------- opening, the session's changes
 
     def open_paths(self, paths: list[Path]) -> EngineTask | None:
         files, left_out = expand_paths([Path(p) for p in paths])
         if not files and not left_out:
             reason = nothing_to_open([Path(p) for p in paths])
-            self.status.emit(reason)
-            if not self.recordings:  # the empty page says it too, where the user is looking
+            self.session.status.emit(reason)
+            if not self.session.recordings:  # the empty page says it too, where the user is looking
                 self.placeholder.setText(PLACEHOLDER + f"<p style='color:#c0392b'>{html.escape(reason)}</p>")
             return None
         self.placeholder.setText(PLACEHOLDER)
-        task = EngineTask(open_job(files, self.model_folder, self.settings, self.models, left_out),
-                          "Opening recordings")
-        task.partial.connect(self._result)
-        task.failed.connect(self.error)
-        return self.queue.submit(task)
+        return self.session.open(files, left_out, self.settings)
 
-    def set_model(self, folder: Path | None) -> None:
-        """Analyses with this model from now on: the cycles of every open recording it has not seen yet
-        (all of them for a new model; none when switching back), and the cycles of recordings opened
-        without a model."""
-        self.model_folder = folder
-        self.predictions.forget_failures()  # choosing a model (again) asks for what was cancelled or failed
-        self.teacher_folders = teachers_for_model(folder) if folder is not None else []
-        self.show_teachers = self.show_teachers and bool(self.teacher_folders)
-        if folder is None:
-            return
-        unanalysed = [(recording, None) for path, recording in self.recordings.items() if path not in self.documents]
-        if unanalysed:
-            task = EngineTask(reanalyse_job(unanalysed, folder, self.models), "Analysing")
-            task.partial.connect(self._result)
-            task.failed.connect(self.error)
-            self.queue.submit(task)
-        self.predictions.request(list(self.documents.values()), [folder], "Analysing")
-        self._schedule_redraw()
-
-    def _result(self, result) -> None:
-        if isinstance(result, OpenRecording):
-            self.recordings[result.path] = result
-            if result.analysis is not None:
-                self._adopt_analysis(result.path, result.model_folder, result.analysis, result.annotation_digest)
-        elif isinstance(result, FailedRecording):
-            if result.path not in self.documents or not self.documents[result.path].modified:
-                self.recordings.pop(result.path, None)
-                self._drop_document(result.path)
-            # printable: Qt cuts a text at a name's byte that is not UTF-8; it is shown as U+FFFD instead
-            self.status.emit(printable(f"Could not open {result.path.name}: {result.message}"))
-        elif isinstance(result, Analysed):  # a recording opened without a model, now analysed
-            if result.path not in self.recordings:  # removed meanwhile
-                return
-            recording = self.recordings[result.path]
-            recording.analysis, recording.notice = result.analysis, result.notice
-            self._adopt_analysis(result.path, result.model_folder, result.analysis, result.annotation_digest)
-            result = recording
-        else:
-            return
-        item = self.recording_list.show_result(result, self.documents.get(result.path), self.model_folder)
-        if isinstance(result, OpenRecording) and (self.current is None or self.current.path == result.path):
+    def _recording_changed(self, recording: OpenRecording) -> None:
+        """Listed with its summary; shown when no other recording is, or when it is the one on screen."""
+        item = self._show_summary(recording)
+        current = self.session.current
+        if current is None or current.path == recording.path:
             if self.recording_list.currentItem() is item:  # new analysis of the recording on screen
-                self.show_recording(result.path)
+                self.session.set_current(recording.path)
             else:
                 self.recording_list.setCurrentItem(item)  # shows it
 
-    def _adopt_analysis(self, path: Path, model_folder: Path, analysis: RecordingAnalysis, digest: str | None) -> None:
-        """The first analysis of a recording makes its document; later ones (the same recording opened
-        again) replace it unless it holds unsaved edits."""
-        document = self.documents.get(path)
-        if document is not None and document.modified:
-            document.add_predictions(model_folder, analysis)  # those of its spans that are still there count
-            self.status.emit(printable(f"{path.name} has unsaved edits: they are kept (close it without saving to "
-                                       "reload the annotation)."))
-            return
-        self._drop_document(path)
-        self._add_document(CycleDocument.from_analysis(analysis, model_folder, self.recordings[path].sample_rate,
-                                                       digest, self))
+    def _show_summary(self, what: OpenRecording | CycleDocument) -> QListWidgetItem | None:
+        """The recording's entry in the list, for the recording itself or a change of its document."""
+        recording = self.session.recordings.get(what.path if isinstance(what, OpenRecording) else what.audio_path)
+        if recording is not None:
+            return self.recording_list.show_result(recording, self.session.documents.get(recording.path),
+                                                   self.session.model_folder)
 
-    def _add_document(self, document: CycleDocument) -> CycleDocument:
-        self.documents[document.audio_path] = document
-        self.undo_group.addStack(document.undo_stack)
-        document.changed.connect(lambda d=document: self._document_changed(d))
-        document.state_changed.connect(lambda d=document: self._state_changed(d))
-        document.edited.connect(lambda d=document: self._document_edited(d))
-        self.watcher.addPath(str(document.audio_path.parent))
-        if document.annotation_path.exists():
-            self.watcher.addPath(str(document.annotation_path))
-        return document
-
-    def _drop_document(self, path: Path) -> None:
-        document = self.documents.pop(path, None)
-        if document is not None:
-            self.undo_group.removeStack(document.undo_stack)
-            document.deleteLater()
-            if self.editor.document is document:
-                self.editor.set_document(None)
-
-    def document_for(self, recording: OpenRecording | None) -> CycleDocument | None:
-        """The recording's document, made empty when no model has found its cycles yet (so cycles can be
-        added or imported before any model ran)."""
-        if recording is None:
-            return None
-        if recording.path not in self.documents:
-            self._add_document(CycleDocument(recording.path, recording.duration, recording.sample_rate, [], "none",
-                                             recording.annotation_digest, self))
-            if self.current is recording:
-                self.editor.set_document(self.documents[recording.path])
-                self.undo_group.setActiveStack(self.documents[recording.path].undo_stack)
-        return self.documents[recording.path]
-
-    def current_document(self) -> CycleDocument | None:
-        return self.document_for(self.current)
-
-    def model_folders(self) -> list[Path]:
-        """The models whose predictions the open recordings need: the chosen one, and its teachers when shown."""
-        return ([self.model_folder] if self.model_folder else []) + (self.teacher_folders if self.show_teachers
-                                                                      else [])
+    def _recording_removed(self, path: Path) -> None:
+        self.player.stop()
+        self.recording_list.remove(path)  # the list's next recording becomes the current one
+        if not self.session.recordings:
+            self.stack.setCurrentIndex(0)
+            self.table.show_cycles([])
+            self._show_notice(None)
+        self.selection_changed.emit()
 
     def _document_edited(self, document: CycleDocument) -> None:
-        if document.audio_path == getattr(self.current, "path", None):
+        if document.audio_path == getattr(self.session.current, "path", None):
             self._pending_selection = list(document.selection_hint)
 
-    def _state_changed(self, document: CycleDocument) -> None:
-        if document.audio_path in self.recordings:
-            self.recording_list.show_result(self.recordings[document.audio_path], document, self.model_folder)
-        self.documents_changed.emit()
-
     def _document_changed(self, document: CycleDocument) -> None:
-        self.predictions.request([document], self.model_folders())
-        self._state_changed(document)
-        if document.audio_path == getattr(self.current, "path", None):
+        self._show_summary(document)
+        if document.audio_path == getattr(self.session.current, "path", None):
             if self._pending_selection is not None:
                 self._redraw()  # an edit: shown at once, with what it selected
             else:
@@ -252,11 +153,11 @@ class RecordingsPage(QWidget):
 
     def _redraw(self) -> None:
         """The current recording's cycles again, keeping the selection (or taking the one an edit left)."""
-        if self.current is None:
+        if self.session.current is None:
             return
         selection = self._pending_selection if self._pending_selection is not None else self.table.selected_cycles()
         self._pending_selection = None
-        cycles = self.shown_cycles()
+        cycles = self.session.shown_cycles()
         self.view.set_analysis(cycles, edited=self._edited())
         self._show_table_and_notice(cycles)
         self.table.select_cycles(selection)
@@ -264,92 +165,31 @@ class RecordingsPage(QWidget):
         self.view.select_cycle(current)
         self.selection_changed.emit()
 
-    def _document_on_screen(self) -> CycleDocument | None:
-        """The current recording's document, if it has one yet (`current_document` makes one)."""
-        return self.documents.get(self.current.path) if self.current else None
-
-    def shown_cycles(self):
-        document = self._document_on_screen()
-        return document.shown(self.model_folder) if document else []
-
-    def current_analysis(self) -> RecordingAnalysis | None:
-        """The chosen model's analysis of the current recording as it stands, edits included."""
-        document = self._document_on_screen()
-        return document.analysis(self.model_folder) if document else None
-
     def _edited(self) -> bool:
-        document = self._document_on_screen()
+        document = self.session.current_document_or_none()
         return document is not None and document.cycle_source == EDITED
 
     def _show_table_and_notice(self, cycles) -> None:
-        analysis = self.current_analysis()
-        self.table.show_cycles(cycles, self.teacher_probabilities(),
+        analysis = self.session.current_analysis()
+        self.table.show_cycles(cycles, self.session.teacher_probabilities(),
                                distance_limit=analysis.distance_limit if analysis else None)
         self._show_notice(analysis)
 
-    def teacher_probabilities(self) -> list | None:
-        """Per cycle of the current recording, each teacher's probabilities (None until all have voted);
-        None when the teachers are not shown."""
-        document = self._document_on_screen()
-        if not self.show_teachers or not self.teacher_folders or document is None:
-            return None
-        return [document.teacher_probabilities(self.teacher_folders, span) for span in document.spans]
-
-    def set_show_teachers(self, shown: bool) -> None:
-        self.show_teachers = shown and bool(self.teacher_folders)
-        if self.show_teachers:
-            self.predictions.request(list(self.documents.values()), self.teacher_folders, "Teacher votes")
-        self._schedule_redraw()
-
-    def show_recording(self, path: Path) -> None:
-        recording = self.recordings.get(path)
-        if recording is None:
-            return
+    def _show_current(self) -> None:
+        recording = self.session.current
         self.player.stop()
-        self.current = recording
-        document = self.documents.get(path)
-        self.editor.set_document(document)
-        self.undo_group.setActiveStack(document.undo_stack if document else None)
         self.stack.setCurrentWidget(self.plots_and_table)
-        cycles = self.shown_cycles()
+        cycles = self.session.shown_cycles()
         self.view.show_recording(recording, self.settings, cycles, edited=self._edited())
         self._show_table_and_notice(cycles)
         self._refresh_spectrogram()
         self.selection_changed.emit()
 
     def remove_current(self) -> None:
-        """Closes the current recording (its unsaved edits are the caller's to ask about)."""
+        """Closes the recording chosen in the list (its unsaved edits are the caller's to ask about)."""
         path = self.recording_list.current_path()
-        if path is None:
-            return
-        self.player.stop()
-        self.recordings.pop(path, None)
-        self._drop_document(path)
-        self.recording_list.remove(path)
-        self.current = None
-        if not self.recordings:
-            self.stack.setCurrentIndex(0)
-            self.table.show_cycles([])
-            self._show_notice(None)
-        self.selection_changed.emit()
-        self.documents_changed.emit()
-
-    # ---------------------------------------------------------------- annotation files changed by others
-
-    def _disk_changed(self, changed: str) -> None:
-        """An annotation file of an open recording changed on disk: say so (saving will not overwrite it)."""
-        watched = set(self.watcher.files())
-        for document in self.documents.values():
-            path = document.annotation_path
-            if str(path) != changed and str(path.parent) != changed:
-                continue
-            if path.exists() and str(path) not in watched:
-                self.watcher.addPath(str(path))  # a file replaced by rename is watched anew
-            if file_digest(path) != document.disk_digest and not document.changed_on_disk:
-                document.changed_on_disk = True
-                self.status.emit(printable(f"{path.name} changed on disk after it was opened here; saving will ask "
-                                           "before overwriting it."))
-                document.state_changed.emit()
+        if path is not None:
+            self.session.close(path)
 
     def _show_notice(self, analysis: RecordingAnalysis | None) -> None:
         """Above the predictions, what must be known before trusting them: whether the recording (or some of its
@@ -378,12 +218,12 @@ class RecordingsPage(QWidget):
         """Recomputes the current image off the GUI thread when its window or hop changed. Deliberately not
         through the task queue: a redraw of the recording on screen must not wait behind the analysis of
         many others."""
-        recording = self.current
+        recording = self.session.current
         if recording is None or recording.spectrogram.key == self.settings.image_key():
             return
         task = EngineTask(spectrogram_job(recording.samples, recording.sample_rate, self.settings), parent=self)
         task.finished.connect(lambda spectrogram: self._spectrogram_ready(recording, spectrogram))
-        task.failed.connect(self.error)
+        task.failed.connect(self.session.error)
         task.done.connect(task.deleteLater)
         task.start()
 
@@ -391,10 +231,10 @@ class RecordingsPage(QWidget):
         if spectrogram.key != self.settings.image_key():  # the settings moved on meanwhile
             return
         recording.spectrogram = spectrogram
-        if recording is self.current:
+        if recording is self.session.current:
             self.view.set_spectrogram(spectrogram)
 
-    # ---------------------------------------------------------------- cycles: selection, playback, export
+    # ---------------------------------------------------------------- cycles: selection, playback
 
     def select_cycle(self, index: int) -> None:
         self.table.select_cycle(index)
@@ -422,8 +262,8 @@ class RecordingsPage(QWidget):
         self.play(cycle.start, cycle.end)
 
     def play(self, start: float, end: float) -> None:
-        if self.current is not None:
-            self.player.play(self.current.samples, self.current.sample_rate, start, end)
+        if (recording := self.session.current) is not None:
+            self.player.play(recording.samples, recording.sample_rate, start, end)
 
     def toggle_playback(self) -> None:
         """Stops, or plays the selected cycle (the visible part of the recording when none is selected)."""
@@ -431,12 +271,12 @@ class RecordingsPage(QWidget):
             self.player.stop()
         elif self.table.current_cycle() is not None:
             self.play_cycle(self.table.current_cycle())
-        elif self.current is not None:
+        elif self.session.current is not None:
             self.play(*self.view.visible_range())
 
     def go_to(self, path: Path, seconds: float) -> int | None:
         """Shows the recording and selects its cycle at `seconds` (the review queue's steps)."""
-        if self.current is None or self.current.path != path:
+        if self.session.current is None or self.session.current.path != path:
             item = self.recording_list.item_for(path)
             if item is None:
                 return None
@@ -445,14 +285,3 @@ class RecordingsPage(QWidget):
         if index is not None:
             self.select_cycle(index)
         return index
-
-    def analyses(self) -> list[RecordingAnalysis]:
-        """Each recording the chosen model analysed, as it stands, edits included (cycles the model has not
-        seen yet are left out until it has)."""
-        analyses = (document.analysis(self.model_folder) for document in self.documents.values())
-        return [analysis for analysis in analyses if analysis is not None]
-
-    def export_csv(self, path: Path) -> None:
-        analyses = self.analyses()
-        write_csv(analyses, path)
-        self.status.emit(f"Wrote {sum(len(a.cycles) for a in analyses)} cycles to {path}")

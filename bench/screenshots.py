@@ -68,7 +68,7 @@ def main() -> int:
         window.open_paths(recordings[:4] + [broken, unannotated / recordings[4].name])
         window.queue.wait_idle()
         page.recording_list.setCurrentRow(0)
-        cycles = page.current.analysis.cycles
+        cycles = page.session.current.analysis.cycles
         page.select_cycle(next((i for i, c in enumerate(cycles) if c.matches is False), 0))
         shot("02-annotated-recording")
         page.recording_list.setCurrentRow(page.recording_list.count() - 1)
@@ -89,8 +89,8 @@ def main() -> int:
 
 def close_all(page) -> None:
     """Every recording closed, and the files that could not be opened taken off the list."""
-    while page.recordings:
-        page.recording_list.setCurrentItem(page.recording_list.item_for(next(iter(page.recordings))))
+    while page.session.recordings:
+        page.recording_list.setCurrentItem(page.recording_list.item_for(next(iter(page.session.recordings))))
         page.remove_current()
     for path in list(page.recording_list.failures):
         page.recording_list.remove(path)
@@ -119,7 +119,7 @@ def editing_and_review(app, window, workspace: Path, demo: Path, shot) -> None:
     page.recording_list.setCurrentRow(0)
     settle(app, 800)
     page.view.fit()
-    document = page.current_document()
+    document = page.session.current_document()
     document.set_labels({1: 1})
     last = document.spans[-1]
     document.delete([len(document.spans) - 1])
@@ -128,10 +128,10 @@ def editing_and_review(app, window, workspace: Path, demo: Path, shot) -> None:
     page.select_cycle(3)
     edges = [(2, "end"), (3, "start")]
     drag = Drag("edges", document.spans[2].end, edges, edge_limits(document.spans, edges, document.duration))
-    page.editor.drag_to(drag, document.spans[2].end + 0.7)  # the mouse is still down: the boundary's new place
+    window.editing.editor.drag_to(drag, document.spans[2].end + 0.7)  # the mouse is still down: the new boundary
     shot("11-editing")
-    page.editor.set_document(document)  # the drag let go without moving anything
-    for document in page.documents.values():
+    window.editing.editor.cancel_drag()  # the drag let go without moving anything
+    for document in page.session.documents.values():
         document.undo_stack.setClean()  # nothing is saved: the next screenshots start from the same files
     close_all(page)
 

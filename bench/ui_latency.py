@@ -126,7 +126,7 @@ def editing(window, edits: int = 20) -> str:
     GUI thread; its changed cycles are then predicted in the engine thread (from the decoded samples the
     window holds), and the next edit waits for that, so "drawn in" is the redraw alone."""
     page = window.recordings
-    document = page.current_document()
+    document = page.session.current_document()
     redraws = []
     probe = StallProbe()
     probe.start()
@@ -145,7 +145,7 @@ def editing(window, edits: int = 20) -> str:
         loop.exec()
     window.queue.wait_idle(600000)
     elapsed = time.perf_counter() - started
-    for document in page.documents.values():
+    for document in page.session.documents.values():
         document.undo_stack.setClean()  # nothing to save: no "save before closing?"
     window.close()
     redraw_ms = np.array(redraws) * 1000

@@ -37,7 +37,7 @@ def store(tmp_path, workspace):
 
 def discard_edits(window):
     """Cycle edits a test left unsaved are dropped: closing the window would ask about them and wait."""
-    for document in window.recordings.documents.values():
+    for document in window.session.documents.values():
         document.undo_stack.setClean()
 
 

@@ -117,18 +117,18 @@ def _start(qtbot, workspace: Path) -> MainWindow:
 def test_every_new_workspace_gets_the_demo_and_later_starts_reopen_the_last_session(qtbot, tmp_path, user_settings):
     first = _start(qtbot, tmp_path / "first")
     demo = sorted((tmp_path / "first" / "datasets" / "studio-demo").glob("*.wav"))
-    assert len(demo) == 6 and sorted(first.recordings.recordings) == demo
+    assert len(demo) == 6 and sorted(first.session.recordings) == demo
     first.recordings.recording_list.setCurrentRow(0)
     first.recordings.remove_current()  # the user closes one recording before quitting
     first.close()
 
     second = _start(qtbot, tmp_path / "second")  # the same user, another new workspace: its own demo
-    assert len(second.recordings.recordings) == 6
-    assert all(p.is_relative_to(tmp_path / "second") for p in second.recordings.recordings)
+    assert len(second.session.recordings) == 6
+    assert all(p.is_relative_to(tmp_path / "second") for p in second.session.recordings)
     second.close()
 
     again = _start(qtbot, tmp_path / "first")  # not new any more: the five recordings left open last time
-    assert sorted(again.recordings.recordings) == demo[1:]
+    assert sorted(again.session.recordings) == demo[1:]
     assert sorted((tmp_path / "first" / "datasets").iterdir()) == [tmp_path / "first" / "datasets" / "studio-demo"]
     recent = again.recent_paths()
     assert recent[0] == (tmp_path / "second" / "datasets" / "studio-demo").resolve()
@@ -161,7 +161,7 @@ def test_file_open_folder_opens_recordings_and_says_when_there_are_none(window, 
     chosen.append(str(synthetic_dir))
     window.open_folder_action.trigger()
     wait_idle(window)
-    assert len(window.recordings.recordings) == len(list(synthetic_dir.glob("*.wav")))
+    assert len(window.session.recordings) == len(list(synthetic_dir.glob("*.wav")))
     window._fill_recent_menu()
     labels = [a.text() for a in window.recent_menu.actions()]
     assert labels[0].startswith(f"{synthetic_dir.name}/ — ")
