@@ -30,8 +30,8 @@ def main() -> int:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from lungkd.app.main import demo_recordings, settle
-    from lungkd.app.main_window import MainWindow
+    from lungkd.app.shell.main import demo_recordings, settle
+    from lungkd.app.shell.main_window import MainWindow
 
     recordings = sorted(args.data.glob("*.wav"))
     if not recordings:
@@ -55,7 +55,7 @@ def main() -> int:
             print(path)
 
         demo = demo_recordings(workspace)
-        window.open_paths([demo])  # what a new workspace opens with (app/main.py)
+        window.open_paths([demo])  # what a new workspace opens with (app/shell/main.py)
         window.queue.wait_idle()
         shot("01-first-start")
         close_all(page)
@@ -103,8 +103,8 @@ def editing_and_review(app, window, workspace: Path, demo: Path, shot) -> None:
     experiment; its three teachers' votes and their ensemble show in the table. The teachers and the
     student start from the shipped demo model and are fine-tuned for two epochs here, so this takes a few
     minutes on a CPU, not the hours of a full experiment."""
-    from lungkd.app.edit_overlay import Drag, edge_limits
-    from lungkd.app.main import settle
+    from lungkd.app.editing.edit_overlay import Drag, edge_limits
+    from lungkd.app.shell.main import settle
     from lungkd.core.data.synth import write_synthetic_dataset
     from lungkd.core.kd.experiment import Experiment
     from lungkd.core.models.inventory import shipped_models_folder
@@ -162,7 +162,7 @@ def editing_and_review(app, window, workspace: Path, demo: Path, shot) -> None:
 
 def wizard_pages(app, window, out: Path) -> None:
     """Every page of the training wizard, with the CPU demo recipe; Inspect is run on the data page."""
-    from lungkd.app.main import settle
+    from lungkd.app.shell.main import settle
 
     wizard = window.open_wizard()
     wizard.resize(1000, 720)

@@ -100,7 +100,7 @@ def demo_training(workspace: Path, executor_name: str) -> dict:
 
 def long_recording(workspace: Path, minutes: float) -> tuple[str, object]:
     """Loads the recording; returns the measurement and the window, still open, for the editing run."""
-    from lungkd.app.main_window import MainWindow
+    from lungkd.app.shell.main_window import MainWindow
 
     sr = 4000
     rng = np.random.default_rng(0)

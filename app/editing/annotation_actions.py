@@ -16,11 +16,11 @@ from lungkd.core.errors import LungKDError
 from lungkd.core.labels import CLASS_NAMES
 from lungkd.core.text import html_text, printable
 
-from .annotation_editing import CycleDocument
+from ..recordings.cycle_document import CycleDocument
+from ..recordings.page import RecordingsPage
+from ..recordings.session import Session
+from ..theme import EDITED, MISMATCH, MUTED
 from .edit_overlay import CycleEditor
-from .recordings_page import RecordingsPage
-from .session import Session
-from .theme import EDITED, MISMATCH, MUTED
 
 RAVEN_FILTER = "Raven selection tables (*.selections.txt *.txt);;All files (*)"
 HINT = ("Drag an edge to move it, or empty time to add a cycle · S split at the mouse · M merge with the next · "

@@ -10,10 +10,10 @@ import pyqtgraph as pg
 from PySide6.QtCore import QObject, QPoint, QRectF, Qt, Signal
 from PySide6.QtGui import QPen
 
-from .annotation_editing import CycleDocument, edge_limits, edges_near, gap_at, snap
-from .recording_view import RecordingView
-from .session import Session
-from .theme import INK, translucent
+from ..recordings.cycle_document import CycleDocument, edge_limits, edges_near, gap_at, snap
+from ..recordings.recording_view import RecordingView
+from ..recordings.session import Session
+from ..theme import INK, translucent
 
 EDGE_PIXELS = 6  # how close to a boundary the mouse grabs it
 

@@ -16,9 +16,9 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QProgressBar, QPushButton, QW
 from lungkd.core.analysis.review import ReviewCandidate, review_order, review_reason
 from lungkd.core.text import printable
 
+from ..recordings.page import RecordingsPage
+from ..recordings.session import Session
 from .annotation_actions import AnnotationActions, wrapping
-from .recordings_page import RecordingsPage
-from .session import Session
 
 KEYS = ("→ next (keeps the class) · ← previous · Space play · N C W B set the class and go on · A accept the "
         "model's class and go on")

@@ -11,11 +11,11 @@ from PySide6.QtWidgets import QLabel, QListWidgetItem, QSplitter, QStackedWidget
 
 from lungkd.core.analysis.predict import EDITED, RecordingAnalysis
 
-from .annotation_editing import CycleDocument
+from ..engine import EngineTask
+from .cycle_document import CycleDocument
 from .cycle_table import CycleTable
-from .engine import EngineTask
+from .jobs import OpenRecording, expand_paths, nothing_to_open, spectrogram_job
 from .playback import Player
-from .recording_jobs import OpenRecording, expand_paths, nothing_to_open, spectrogram_job
 from .recording_list import RecordingList
 from .recording_view import RecordingView
 from .session import Session
@@ -41,7 +41,7 @@ class RecordingsPage(QWidget):
         self.spectrogram_bar = SpectrogramBar(self.settings)
         self.view = RecordingView()
         self.table = CycleTable()
-        self.bars = QVBoxLayout()  # the edit and review bars (annotation_actions.py, review_mode.py)
+        self.bars = QVBoxLayout()  # the edit and review bars (editing/annotation_actions.py, review_mode.py)
         self.bars.setContentsMargins(0, 0, 0, 0)
         self.bars.setSpacing(2)
         self.notice = QLabel(objectName="notice", wordWrap=True, visible=False)

@@ -9,9 +9,9 @@ from PySide6.QtCore import QObject, Signal
 
 from lungkd.core.text import printable
 
-from .annotation_editing import CycleDocument
-from .engine import EngineTask, TaskQueue
-from .recording_jobs import Analysed, FailedRecording, ModelCache, OpenRecording, reanalyse_job
+from ..engine import EngineTask, TaskQueue
+from .cycle_document import CycleDocument
+from .jobs import Analysed, FailedRecording, ModelCache, OpenRecording, reanalyse_job
 
 
 class PredictionUpdates(QObject):

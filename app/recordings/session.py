@@ -4,7 +4,7 @@ undo stacks and the watch on their annotation files. It holds no widget: the Rec
 controllers and the window read it and observe its signals, and its engine work (opening, analysing,
 predicting edited cycles) goes through the window's task queue.
 
-Each analysed recording's cycles live in one CycleDocument (annotation_editing.py): the plots, the table,
+Each analysed recording's cycles live in one CycleDocument (cycle_document.py): the plots, the table,
 the review queue and the saver all read it, and every edit goes through its undo stack."""
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ from lungkd.core.data.annotation_io import file_digest
 from lungkd.core.kd.store import teachers_for_model
 from lungkd.core.text import printable
 
-from .annotation_editing import CycleDocument, ShownCycle
-from .engine import EngineTask, TaskQueue
+from ..engine import EngineTask, TaskQueue
+from .cycle_document import CycleDocument, ShownCycle
+from .jobs import Analysed, FailedRecording, ModelCache, OpenRecording, open_job, reanalyse_job
 from .prediction_updates import PredictionUpdates
-from .recording_jobs import Analysed, FailedRecording, ModelCache, OpenRecording, open_job, reanalyse_job
 from .spectrogram_settings import SpectrogramSettings
 
 

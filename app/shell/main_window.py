@@ -15,16 +15,16 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow, QMen
 from lungkd.core.models.inventory import ModelEntry, find_models, shipped_models_folder
 from lungkd.core.text import html_text, printable
 
-from .annotation_actions import AnnotationActions, ask_to_save
-from .engine import TaskQueue
-from .model_notes import ModelNotesLabel
-from .playback import Player
-from .recordings_page import RecordingsPage
-from .review_mode import ReviewMode
-from .runs_view import RunsView
-from .session import Session
-from .theme import STYLE_SHEET, application_icon
-from .wizard import TrainingWizard
+from ..editing.annotation_actions import AnnotationActions, ask_to_save
+from ..editing.review_mode import ReviewMode
+from ..engine import TaskQueue
+from ..recordings.model_notes import ModelNotesLabel
+from ..recordings.page import RecordingsPage
+from ..recordings.playback import Player
+from ..recordings.session import Session
+from ..theme import STYLE_SHEET, application_icon
+from ..training.runs_view import RunsView
+from ..training.wizard import TrainingWizard
 
 AUDIO_FILTER = "Recordings (*.wav *.flac *.ogg);;All files (*)"
 MODEL_KEY = "analysis/model"

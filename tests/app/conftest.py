@@ -3,8 +3,8 @@ import shutil
 import pytest
 from PySide6.QtCore import QSettings
 
-from lungkd.app.main_window import MODEL_KEY, MainWindow
-from lungkd.app.wizard import TrainingWizard
+from lungkd.app.shell.main_window import MODEL_KEY, MainWindow
+from lungkd.app.training.wizard import TrainingWizard
 from tiny_model import tiny_model_folder
 
 

@@ -14,8 +14,8 @@ from PySide6.QtWidgets import QComboBox, QMessageBox
 from lungkd.core.data.annotation_io import Span, annotation_text, read_raven_table
 from lungkd.core.data.annotations import read_annotation_file
 from lungkd.core.data.dataset import load_dataset
-from lungkd.app.annotation_editing import snap
 from lungkd.app.engine import EngineTask
+from lungkd.app.recordings.cycle_document import snap
 from studio_driver import LEFT, NO, click_row, data_x, drag, key, open_for_editing, respond, widget_point
 
 # One recording of the session's synthetic dataset (tests/conftest.py): 21.343 s at 4000 Hz (a Litt3200), seven
@@ -233,7 +233,8 @@ def test_raven_tables_export_and_import_in_the_window(page, window, folder, monk
     page.select_cycle(2)
     key(page, Qt.Key.Key_C)
     exported = document(page).spans
-    monkeypatch.setattr("lungkd.app.annotation_actions.QFileDialog.getSaveFileName", lambda *a, **k: (str(table), ""))
+    monkeypatch.setattr("lungkd.app.editing.annotation_actions.QFileDialog.getSaveFileName",
+                        lambda *a, **k: (str(table), ""))
     window.editing.export_raven.trigger()
     read, problems = read_raven_table(table)
     assert not problems and read == list(exported)
@@ -242,7 +243,8 @@ def test_raven_tables_export_and_import_in_the_window(page, window, folder, monk
     page.table.select_cycles(list(range(len(exported))))
     key(page, Qt.Key.Key_Delete)
     assert document(page).spans == ()
-    monkeypatch.setattr("lungkd.app.annotation_actions.QFileDialog.getOpenFileName", lambda *a, **k: (str(table), ""))
+    monkeypatch.setattr("lungkd.app.editing.annotation_actions.QFileDialog.getOpenFileName",
+                        lambda *a, **k: (str(table), ""))
     window.editing.import_raven.trigger()
     assert document(page).spans == exported
     assert document(page).undo_stack.undoText() == f"Import 7 cycles from {table.name}"

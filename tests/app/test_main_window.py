@@ -11,9 +11,9 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QApplication
 
 from lungkd.app.engine import EngineTask
-from lungkd.app.main import main
-from lungkd.app.cycle_table import TRAINING
-from lungkd.app.main_window import MainWindow
+from lungkd.app.recordings.cycle_table import TRAINING
+from lungkd.app.shell.main import main
+from lungkd.app.shell.main_window import MainWindow
 from lungkd.app.theme import DOUBTED
 from lungkd.core.analysis.predict import CSV_COLUMNS
 from lungkd.core.data.annotations import read_annotation_file
@@ -101,7 +101,7 @@ def test_table_and_plot_select_each_other(analysed, qtbot):
 
 def test_cycles_export_as_csv(analysed, window, recording, tmp_path, monkeypatch):
     target = tmp_path / "cycles.csv"
-    monkeypatch.setattr("lungkd.app.main_window.QFileDialog.getSaveFileName", lambda *a, **k: (str(target), ""))
+    monkeypatch.setattr("lungkd.app.shell.main_window.QFileDialog.getSaveFileName", lambda *a, **k: (str(target), ""))
     assert window.export_action.isEnabled()
     window.export_action.trigger()
     with open(target, newline="") as f:

@@ -78,7 +78,7 @@ def test_editing_and_review_show_names_as_written(window, recording, tmp_path, w
 def test_the_wizard_refuses_an_experiment_name_that_could_leave_the_workspace(qtbot, tmp_path):
     import torch  # noqa: F401  - before PySide6's wizard, as in the entry point
 
-    from lungkd.app.wizard import ReviewPage, TrainingWizard
+    from lungkd.app.training.wizard import ReviewPage, TrainingWizard
 
     wizard = TrainingWizard(tmp_path / "ws")
     qtbot.addWidget(wizard)

@@ -8,8 +8,8 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
-from lungkd.app.cycle_table import ENSEMBLE
-from lungkd.app.wizard import DataPage, ResultsPage, RunPage
+from lungkd.app.recordings.cycle_table import ENSEMBLE
+from lungkd.app.training.wizard import DataPage, ResultsPage, RunPage
 from lungkd.core.analysis.evaluation import load_saved_model
 from lungkd.core.analysis.predict import analyse_recording
 from lungkd.core.data.annotations import read_annotation_file
