@@ -125,8 +125,7 @@ def editing(window, edits: int = 20) -> str:
     """Edits as a clinician makes them, one after another: each is drawn at once (plots, table, list) on the
     GUI thread; its changed cycles are then predicted in the engine thread (from the decoded samples the
     window holds), and the next edit waits for that, so "drawn in" is the redraw alone."""
-    page = window.recordings
-    document = page.session.current_document()
+    document = window.session.current_document()
     redraws = []
     probe = StallProbe()
     probe.start()
@@ -145,7 +144,7 @@ def editing(window, edits: int = 20) -> str:
         loop.exec()
     window.queue.wait_idle(600000)
     elapsed = time.perf_counter() - started
-    for document in page.session.documents.values():
+    for document in window.session.documents.values():
         document.undo_stack.setClean()  # nothing to save: no "save before closing?"
     window.close()
     redraw_ms = np.array(redraws) * 1000

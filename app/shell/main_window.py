@@ -3,7 +3,6 @@ join as further pages), one model picker, one task queue for the engine, a statu
 from __future__ import annotations
 
 import hashlib
-import html
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt
@@ -22,9 +21,10 @@ from ..recordings.model_notes import ModelNotesLabel
 from ..recordings.page import RecordingsPage
 from ..recordings.playback import Player
 from ..recordings.session import Session
-from ..theme import STYLE_SHEET, application_icon
+from ..theme import STYLE_SHEET
 from ..training.runs_view import RunsView
 from ..training.wizard import TrainingWizard
+from .about import show_about
 
 AUDIO_FILTER = "Recordings (*.wav *.flac *.ogg);;All files (*)"
 MODEL_KEY = "analysis/model"
@@ -170,7 +170,8 @@ class MainWindow(QMainWindow):
                     menu.addMenu(action)
                 else:
                     menu.addAction(action)
-        self.menuBar().addMenu("&Help").addAction(self._action("&About LungKD Studio", self.show_about))
+        about = self._action("&About LungKD Studio", lambda: show_about(self, self.workspace))
+        self.menuBar().addMenu("&Help").addAction(about)
 
         toolbar = QToolBar("Main", movable=False)
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
@@ -364,33 +365,6 @@ class MainWindow(QMainWindow):
         self.model_picker.setCurrentIndex(max(0, self.model_picker.findData(folder)))
         self.runs.refresh()
         self.pages.setCurrentWidget(self.recordings)
-
-    def show_about(self) -> QMessageBox:
-        """Help > About: the versions and the device (core.about, plus the Qt this window runs on), to copy
-        into a bug report. Not modal, like the error messages."""
-        import PySide6
-        from PySide6.QtCore import qVersion
-
-        from lungkd.core.about import gather_about
-
-        about = gather_about(qt=f"{qVersion()} (PySide6 {PySide6.__version__})")
-        workspace = [("Workspace", str(self.workspace))]
-        box = QMessageBox(self)
-        box.setWindowTitle("About LungKD Studio")
-        box.setIconPixmap(application_icon().pixmap(64, 64))
-        box.setText(f"<b>LungKD Studio {about.lungkd}</b><br>Lung-sound cycles classified by models distilled "
-                    "from ensembles.<br>Not a medical device.")
-        rows = about.rows() + workspace
-        box.setInformativeText("<table cellspacing='2'>" + "".join(
-            f"<tr><td><b>{label}</b>&nbsp;&nbsp;</td><td>{html.escape(value)}</td></tr>" for label, value in rows)
-            + "</table>")
-        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        copy = box.addButton("Copy", QMessageBox.ButtonRole.ActionRole)
-        copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(about.text(workspace)))
-        box.addButton(QMessageBox.StandardButton.Close)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.open()
-        return box
 
     def close_recording(self) -> None:
         document = self.session.current_document_or_none()
