@@ -1,5 +1,5 @@
-"""The QThread engine adapter: a long core call runs off the GUI thread, its progress, result and errors
-arrive as Qt signals, and Cancel sets the core's cancel token.
+"""The engine adapter: a long core call runs off the GUI thread in superqt's worker, its progress, partial
+results, result and errors arrive as Qt signals on the GUI thread, and Cancel sets the core's cancel token.
 
 A job is `job(report, cancel)`: it calls `report(event)` for each progress item (a core `Event`, so any core
 call taking `on_event` can be handed `report`), `report.deliver(result)` for each partial result (one
@@ -9,96 +9,105 @@ experiments through the same classes.
 """
 from __future__ import annotations
 
+import sys
+import threading
 import traceback
+import warnings
 from collections import deque
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
-from PySide6.QtCore import QEventLoop, QObject, Qt, QThread, QTimer, Signal
+from PySide6.QtCore import QEventLoop, QObject, Qt, QThreadPool, QTimer, Signal
+from superqt.utils import FunctionWorker
 
 from lungkd.core.cancel import Cancelled, CancelToken
 
 Job = Callable[[Callable[[Any], None], CancelToken], Any]
 
 
-class Reporter:
-    """What a job reports through: call it with progress events, `deliver` partial results."""
+class Reporter(QObject):
+    """What a job reports through: call it with progress events, `deliver` partial results. Made on the GUI
+    thread and emitted from the worker's, its signals are relayed to the task's own on the GUI thread (queued),
+    so that a slot connected just after `start` misses nothing."""
 
-    def __init__(self, progress: Signal, partial: Signal):
-        self._progress = progress
-        self.deliver = partial.emit
-
-    def __call__(self, event: Any) -> None:
-        self._progress.emit(event)
-
-
-class _Worker(QObject):
     progress = Signal(object)
     partial = Signal(object)
-    finished = Signal(object)
-    failed = Signal(str, str)  # message, details to copy
-    cancelled = Signal()
 
-    def __init__(self, job: Job, cancel: CancelToken):
-        super().__init__()
-        self.job = job
-        self.cancel = cancel
+    def __call__(self, event: Any) -> None:
+        self.progress.emit(event)
 
-    def run(self) -> None:
-        try:
-            result = self.job(Reporter(self.progress, self.partial), self.cancel)
-        except Cancelled:
-            self.cancelled.emit()
-        except Exception as exc:  # the window must keep working whatever the engine raises
-            self.failed.emit(str(exc) or type(exc).__name__, traceback.format_exc())
-        else:
-            self.finished.emit(result)
+    def deliver(self, result: Any) -> None:
+        self.partial.emit(result)
+
+
+_shown_warnings: set[tuple] = set()
+
+
+def show_warning(shown: tuple) -> None:
+    """A warning raised while a job ran. superqt's worker routes every warning of the process to its `warned`
+    signal while it runs (warnings would otherwise vanish): written to stderr as Python does, once per place."""
+    message, category, filename, lineno = shown[:4]
+    if (str(message), category, filename, lineno) not in _shown_warnings:
+        _shown_warnings.add((str(message), category, filename, lineno))
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno))
 
 
 class EngineTask(QObject):
-    """One job in its own QThread. Signals arrive on the GUI thread (queued), so slots may touch widgets;
+    """One job in a thread of Qt's pool. Signals arrive on the GUI thread (queued), so slots may touch widgets;
     `done` follows whichever of finished / failed / cancelled came."""
 
     progress = Signal(object)
     partial = Signal(object)
     finished = Signal(object)
-    failed = Signal(str, str)
+    failed = Signal(str, str)  # message, details to copy
     cancelled = Signal()
     done = Signal()
+    running: ClassVar[int] = 0  # tasks started and not done: the pool keeps a thread for each
 
     def __init__(self, job: Job, title: str = "", parent: QObject | None = None):
         super().__init__(parent)
         self.title = title
         self.cancel_token = CancelToken()
-        self._thread = QThread(self)
-        self._worker = _Worker(job, self.cancel_token)
-        self._worker.moveToThread(self._thread)
-        self._thread.started.connect(self._worker.run)
-        for name in ("progress", "partial", "finished", "failed", "cancelled"):
-            getattr(self._worker, name).connect(getattr(self, name))
-        for name in ("finished", "failed", "cancelled"):
-            # Direct (quit() is thread-safe): the thread ends with its job even while the GUI thread runs no event
-            # loop, as in wait(); queued, wait() could time out and the task be destroyed with its thread running.
-            getattr(self._worker, name).connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
-        self._thread.finished.connect(self._thread_finished)
+        self._idle = threading.Event()
+        self._idle.set()
+        self._reporter = Reporter()
+        self._reporter.progress.connect(self.progress)
+        self._reporter.partial.connect(self.partial)
+        self._worker = FunctionWorker(job, self._reporter, self.cancel_token)
+        self._worker.returned.connect(self.finished)
+        self._worker.errored.connect(self._errored)
+        self._worker.warned.connect(show_warning)
+        # Direct: set in the worker's thread as the job ends, so that wait() needs no event loop
+        self._worker.finished.connect(self._idle.set, Qt.ConnectionType.DirectConnection)
+        self._worker.finished.connect(self._done)
 
-    def _thread_finished(self) -> None:
-        # QThread.finished is emitted from the thread just before it ends: wait for the end, so that whoever
-        # deletes the task on `done` never destroys a QThread that is still running (Qt aborts the process).
-        self._thread.wait()
+    def _errored(self, exc: Exception) -> None:
+        if isinstance(exc, Cancelled):
+            self.cancelled.emit()
+        else:  # the window must keep working whatever the engine raises
+            self.failed.emit(str(exc) or type(exc).__name__, "".join(traceback.format_exception(exc)))
+
+    def _done(self) -> None:
+        EngineTask.running -= 1
         self.done.emit()
 
     def start(self) -> EngineTask:
-        self._thread.start()
+        """Starts the job at once, as a thread of its own would: the pool grows to one thread per running task,
+        so a spectrogram never waits for a training run on a two-core machine."""
+        EngineTask.running += 1
+        pool = QThreadPool.globalInstance()
+        pool.setMaxThreadCount(max(pool.maxThreadCount(), EngineTask.running))
+        self._idle.clear()
+        self._worker.start()
         return self
 
     def cancel(self) -> None:
         self.cancel_token.cancel()
 
     def is_running(self) -> bool:
-        return self._thread.isRunning()
+        return not self._idle.is_set()
 
     def wait(self, ms: int = 30000) -> bool:
-        return self._thread.wait(ms)
+        return self._idle.wait(ms / 1000)
 
 
 class TaskQueue(QObject):

@@ -30,8 +30,8 @@ def main() -> int:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from lungkd.app.main import demo_recordings, settle
-    from lungkd.app.main_window import MainWindow
+    from lungkd.app.shell.main import demo_recordings, settle
+    from lungkd.app.shell.main_window import MainWindow
 
     recordings = sorted(args.data.glob("*.wav"))
     if not recordings:
@@ -55,7 +55,7 @@ def main() -> int:
             print(path)
 
         demo = demo_recordings(workspace)
-        window.open_paths([demo])  # what a new workspace opens with (app/main.py)
+        window.open_paths([demo])  # what a new workspace opens with (app/shell/main.py)
         window.queue.wait_idle()
         shot("01-first-start")
         close_all(page)
@@ -68,7 +68,7 @@ def main() -> int:
         window.open_paths(recordings[:4] + [broken, unannotated / recordings[4].name])
         window.queue.wait_idle()
         page.recording_list.setCurrentRow(0)
-        cycles = page.current.analysis.cycles
+        cycles = page.session.current.analysis.cycles
         page.select_cycle(next((i for i, c in enumerate(cycles) if c.matches is False), 0))
         shot("02-annotated-recording")
         page.recording_list.setCurrentRow(page.recording_list.count() - 1)
@@ -89,8 +89,8 @@ def main() -> int:
 
 def close_all(page) -> None:
     """Every recording closed, and the files that could not be opened taken off the list."""
-    while page.recordings:
-        page.recording_list.setCurrentItem(page.recording_list.item_for(next(iter(page.recordings))))
+    while page.session.recordings:
+        page.recording_list.setCurrentItem(page.recording_list.item_for(next(iter(page.session.recordings))))
         page.remove_current()
     for path in list(page.recording_list.failures):
         page.recording_list.remove(path)
@@ -103,8 +103,8 @@ def editing_and_review(app, window, workspace: Path, demo: Path, shot) -> None:
     experiment; its three teachers' votes and their ensemble show in the table. The teachers and the
     student start from the shipped demo model and are fine-tuned for two epochs here, so this takes a few
     minutes on a CPU, not the hours of a full experiment."""
-    from lungkd.app.edit_overlay import Drag, edge_limits
-    from lungkd.app.main import settle
+    from lungkd.app.editing.edit_overlay import Drag, edge_limits
+    from lungkd.app.shell.main import settle
     from lungkd.core.data.synth import write_synthetic_dataset
     from lungkd.core.kd.executors import InProcessExecutor
     from lungkd.core.kd.experiment import Experiment
@@ -120,7 +120,7 @@ def editing_and_review(app, window, workspace: Path, demo: Path, shot) -> None:
     page.recording_list.setCurrentRow(0)
     settle(app, 800)
     page.view.fit()
-    document = page.current_document()
+    document = page.session.current_document()
     document.set_labels({1: 1})
     last = document.spans[-1]
     document.delete([len(document.spans) - 1])
@@ -129,10 +129,10 @@ def editing_and_review(app, window, workspace: Path, demo: Path, shot) -> None:
     page.select_cycle(3)
     edges = [(2, "end"), (3, "start")]
     drag = Drag("edges", document.spans[2].end, edges, edge_limits(document.spans, edges, document.duration))
-    page.editor.drag_to(drag, document.spans[2].end + 0.7)  # the mouse is still down: the boundary's new place
+    window.editing.editor.drag_to(drag, document.spans[2].end + 0.7)  # the mouse is still down: the new boundary
     shot("11-editing")
-    page.editor.set_document(document)  # the drag let go without moving anything
-    for document in page.documents.values():
+    window.editing.editor.cancel_drag()  # the drag let go without moving anything
+    for document in page.session.documents.values():
         document.undo_stack.setClean()  # nothing is saved: the next screenshots start from the same files
     close_all(page)
 
@@ -163,7 +163,7 @@ def editing_and_review(app, window, workspace: Path, demo: Path, shot) -> None:
 
 def wizard_pages(app, window, out: Path) -> None:
     """Every page of the training wizard, with the CPU demo recipe; Inspect is run on the data page."""
-    from lungkd.app.main import settle
+    from lungkd.app.shell.main import settle
 
     wizard = window.open_wizard()
     wizard.resize(1000, 720)

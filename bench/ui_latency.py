@@ -100,7 +100,7 @@ def demo_training(workspace: Path, executor_name: str) -> dict:
 
 def long_recording(workspace: Path, minutes: float) -> tuple[str, object]:
     """Loads the recording; returns the measurement and the window, still open, for the editing run."""
-    from lungkd.app.main_window import MainWindow
+    from lungkd.app.shell.main_window import MainWindow
 
     sr = 4000
     rng = np.random.default_rng(0)
@@ -125,8 +125,7 @@ def editing(window, edits: int = 20) -> str:
     """Edits as a clinician makes them, one after another: each is drawn at once (plots, table, list) on the
     GUI thread; its changed cycles are then predicted in the engine thread (from the decoded samples the
     window holds), and the next edit waits for that, so "drawn in" is the redraw alone."""
-    page = window.recordings
-    document = page.current_document()
+    document = window.session.current_document()
     redraws = []
     probe = StallProbe()
     probe.start()
@@ -145,7 +144,7 @@ def editing(window, edits: int = 20) -> str:
         loop.exec()
     window.queue.wait_idle(600000)
     elapsed = time.perf_counter() - started
-    for document in page.documents.values():
+    for document in window.session.documents.values():
         document.undo_stack.setClean()  # nothing to save: no "save before closing?"
     window.close()
     redraw_ms = np.array(redraws) * 1000

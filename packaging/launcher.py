@@ -9,7 +9,7 @@ if __name__ == "__main__":
     # workers instead of second Studios.
     multiprocessing.freeze_support()
     if Path(sys.argv[0]).stem == "lungkd-studio":
-        from lungkd.app.main import main
+        from lungkd.app.shell.main import main
     else:
         from lungkd.core.cli import main
     sys.exit(main())

@@ -46,3 +46,13 @@ def test_desktop_entry_metainfo_and_icons_name_each_other():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert metainfo.find("releases/release").get("version") == project["version"]
     assert {b.text for b in metainfo.iter("binary")} == set(project["scripts"]) | set(project["gui-scripts"])
+
+
+def test_the_wheel_lists_every_package_folder():
+    """setuptools installs only the packages pyproject.toml names: a sub-package left out works in a checkout
+    and is missing from an installed wheel."""
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {name: ROOT / folder for name, folder in tool["package-dir"].items()}
+    present = {".".join((name, *p.parent.relative_to(folder).parts)) for name, folder in folders.items()
+               for p in folder.rglob("__init__.py")}
+    assert present == set(tool["packages"]), f"listed or not: {sorted(present ^ set(tool['packages']))}"

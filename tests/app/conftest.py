@@ -3,8 +3,8 @@ import shutil
 import pytest
 from PySide6.QtCore import QSettings
 
-from lungkd.app.main_window import MODEL_KEY, MainWindow
-from lungkd.app.wizard import TrainingWizard
+from lungkd.app.shell.main_window import MODEL_KEY, MainWindow
+from lungkd.app.training.wizard import TrainingWizard
 from tiny_model import tiny_model_folder
 
 
@@ -37,7 +37,7 @@ def store(tmp_path, workspace):
 
 def discard_edits(window):
     """Cycle edits a test left unsaved are dropped: closing the window would ask about them and wait."""
-    for document in window.recordings.documents.values():
+    for document in window.session.documents.values():
         document.undo_stack.setClean()
 
 

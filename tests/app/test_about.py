@@ -7,7 +7,7 @@ from PySide6.QtCore import QSettings, qVersion
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMessageBox
 
-from lungkd.app.main_window import MainWindow
+from lungkd.app.shell.main_window import MainWindow
 
 
 def test_help_about_shows_the_versions_and_whether_a_gpu_was_found(qtbot, tmp_path):

@@ -14,8 +14,8 @@ from PySide6.QtWidgets import QComboBox, QMessageBox
 from lungkd.core.data.annotation_io import Span, annotation_text, read_raven_table
 from lungkd.core.data.annotations import read_annotation_file
 from lungkd.core.data.dataset import load_dataset
-from lungkd.app.annotation_editing import snap
 from lungkd.app.engine import EngineTask
+from lungkd.app.recordings.cycle_document import snap
 from studio_driver import LEFT, NO, click_row, data_x, drag, key, open_for_editing, respond, widget_point
 
 # One recording of the session's synthetic dataset (tests/conftest.py): 21.343 s at 4000 Hz (a Litt3200), seven
@@ -52,7 +52,7 @@ def page(window, folder, wait_idle, qtbot):
 
 
 def document(page):
-    return page.documents[page.current.path]
+    return page.session.documents[page.session.current.path]
 
 
 def spans(page):
@@ -89,7 +89,7 @@ def test_predictions_cancelled_with_esc_are_asked_for_again_when_the_model_is_ch
     release.set()
     wait_idle(window)
     assert page.view.cycles[1].probabilities is None  # not asked again unchanged...
-    page.set_model(page.model_folder)  # ...until the user chooses the model again
+    page.session.set_model(page.session.model_folder)  # ...until the user chooses the model again
     wait_idle(window)
     assert all(c.probabilities is not None for c in page.view.cycles)
 
@@ -126,7 +126,7 @@ def test_split_at_the_mouse_merge_and_relabel_several_with_keys(page, window, qt
     start, end, label = original[3]
     point = widget_point(page, page.view.wave, start + 1.0, 0.2)
     QTest.mouseMove(page.view.plots.viewport(), point)
-    qtbot.waitUntil(lambda: page.editor.cursor_seconds is not None)
+    qtbot.waitUntil(lambda: window.editing.editor.cursor_seconds is not None)
     at = snap(data_x(page, page.view.wave, point))
     key(page, Qt.Key.Key_S)
     assert spans(page)[3:5] == [(start, at, label), (at, end, label)]
@@ -233,7 +233,8 @@ def test_raven_tables_export_and_import_in_the_window(page, window, folder, monk
     page.select_cycle(2)
     key(page, Qt.Key.Key_C)
     exported = document(page).spans
-    monkeypatch.setattr("lungkd.app.annotation_actions.QFileDialog.getSaveFileName", lambda *a, **k: (str(table), ""))
+    monkeypatch.setattr("lungkd.app.editing.annotation_actions.QFileDialog.getSaveFileName",
+                        lambda *a, **k: (str(table), ""))
     window.editing.export_raven.trigger()
     read, problems = read_raven_table(table)
     assert not problems and read == list(exported)
@@ -242,7 +243,8 @@ def test_raven_tables_export_and_import_in_the_window(page, window, folder, monk
     page.table.select_cycles(list(range(len(exported))))
     key(page, Qt.Key.Key_Delete)
     assert document(page).spans == ()
-    monkeypatch.setattr("lungkd.app.annotation_actions.QFileDialog.getOpenFileName", lambda *a, **k: (str(table), ""))
+    monkeypatch.setattr("lungkd.app.editing.annotation_actions.QFileDialog.getOpenFileName",
+                        lambda *a, **k: (str(table), ""))
     window.editing.import_raven.trigger()
     assert document(page).spans == exported
     assert document(page).undo_stack.undoText() == f"Import 7 cycles from {table.name}"
@@ -257,10 +259,10 @@ def test_closing_a_recording_with_unsaved_edits_asks_first(page, window, folder,
     respond(QMessageBox.StandardButton.Cancel)
     window.remove_action.trigger()
     assert f"Save your edits to the annotation of {RECORDING}.wav before closing?" == respond.text
-    assert page.current is not None and document(page).modified  # still open, edits kept
+    assert page.session.current is not None and document(page).modified  # still open, edits kept
     respond(QMessageBox.StandardButton.Discard)
     window.remove_action.trigger()
-    assert page.current is None and not page.documents and annotation.read_text() == before
+    assert page.session.current is None and not page.session.documents and annotation.read_text() == before
 
 
 def test_closing_the_window_can_save_the_edits(page, window, folder, qtbot):
@@ -280,7 +282,7 @@ def test_an_annotation_changed_on_disk_is_reported_and_not_overwritten(page, win
     theirs = "0.59113\t3.7838\t1\t0\n"
     annotation.write_text(theirs)  # another program saves meanwhile
     qtbot.waitUntil(lambda: document(page).changed_on_disk, timeout=10000)
-    assert "changed on disk" in page.recording_list.label_text(page.current.path)
+    assert "changed on disk" in page.recording_list.label_text(page.session.current.path)
     assert "changed on disk" in window.editing.bar.state.text()
     respond(QMessageBox.StandardButton.Cancel)
     assert not window.editing.save_current()

@@ -77,3 +77,55 @@ def test_the_status_bar_shows_a_burst_of_progress_at_most_ten_times_a_second(win
     seconds = span[1] - span[0]  # about 0.2 s on an idle machine
     assert steps[0] == "step 1"  # the first at once, then at most one per 100 ms
     assert len(steps) <= seconds / 0.1 + 2 and len(steps) < 40, (len(steps), seconds)
+
+
+def test_a_slot_connected_just_after_start_misses_nothing(qtbot):
+    delivered = threading.Event()
+
+    def job(report, cancel):
+        report("half way")
+        report.deliver("a part")
+        delivered.set()
+        return "all"
+
+    task = EngineTask(job).start()
+    assert delivered.wait(5)  # the job has reported before anyone listens
+    progress, partial, results = [], [], []
+    task.progress.connect(progress.append)
+    task.partial.connect(partial.append)
+    task.finished.connect(results.append)
+    with qtbot.waitSignal(task.done, timeout=5000):
+        pass
+    assert (progress, partial, results) == (["half way"], ["a part"], ["all"])
+
+
+def test_every_started_task_runs_at_once_however_few_the_cores(qtbot):
+    """As with a thread of its own: a spectrogram must not wait for a training run and an analysis to end."""
+    from PySide6.QtCore import QThreadPool
+
+    count = QThreadPool.globalInstance().maxThreadCount() + 2
+    all_started, running = threading.Barrier(count, timeout=10), []
+
+    def meet(report, cancel):
+        all_started.wait()  # breaks (and the task fails) unless every task runs at the same time
+        return "met"
+
+    tasks = [EngineTask(meet) for _ in range(count)]
+    for task in tasks:
+        task.finished.connect(running.append)
+        task.start()
+    qtbot.waitUntil(lambda: len(running) == count, timeout=15000)
+    assert running == ["met"] * count and all(task.wait(5000) for task in tasks)
+
+
+def test_a_warning_raised_in_a_job_is_shown_once_per_place(qtbot, capfd):
+    import warnings
+
+    def warn_twice(report, cancel):
+        for _ in range(2):
+            warnings.warn("the engine says so", UserWarning)
+
+    task = EngineTask(warn_twice)
+    with qtbot.waitSignal(task.done, timeout=5000):
+        task.start()
+    assert capfd.readouterr().err.count("UserWarning: the engine says so") == 1

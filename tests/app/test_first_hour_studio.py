@@ -13,10 +13,10 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QInputDialog, QMessageBox, QWizard
 
 from lungkd.app import system_check
-from lungkd.app.main import build_parser, open_window
-from lungkd.app.main_window import MainWindow
-from lungkd.app.runs_view import COLUMNS, RunsView
-from lungkd.app.wizard import RECIPES_DIR, DataPage, ReviewPage, RunPage, TeachersPage
+from lungkd.app.shell.main import build_parser, open_window
+from lungkd.app.shell.main_window import MainWindow
+from lungkd.app.training.runs_view import COLUMNS, RunsView
+from lungkd.app.training.wizard import RECIPES_DIR, DataPage, ReviewPage, RunPage, TeachersPage
 from lungkd.core.data.dataset import load_dataset
 from lungkd.core.workspace.catalog import Catalog
 from recorded_experiment import recorded_experiment
@@ -29,8 +29,8 @@ DATA = Path(__file__).with_name("data")
 
 def test_without_a_display_the_studio_says_what_to_do_instead_of_aborting(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
-    result = subprocess.run([sys.executable, "-m", "lungkd.app.main", "--workspace", str(tmp_path / "ws")], env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-m", "lungkd.app.shell.main", "--workspace", str(tmp_path / "ws")],
+                            env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1
     assert "needs a display, and this session has none" in result.stderr
     assert "QT_QPA_PLATFORM=offscreen lungkd-studio --screenshot" in result.stderr
@@ -117,18 +117,18 @@ def _start(qtbot, workspace: Path) -> MainWindow:
 def test_every_new_workspace_gets_the_demo_and_later_starts_reopen_the_last_session(qtbot, tmp_path, user_settings):
     first = _start(qtbot, tmp_path / "first")
     demo = sorted((tmp_path / "first" / "datasets" / "studio-demo").glob("*.wav"))
-    assert len(demo) == 6 and sorted(first.recordings.recordings) == demo
+    assert len(demo) == 6 and sorted(first.session.recordings) == demo
     first.recordings.recording_list.setCurrentRow(0)
     first.recordings.remove_current()  # the user closes one recording before quitting
     first.close()
 
     second = _start(qtbot, tmp_path / "second")  # the same user, another new workspace: its own demo
-    assert len(second.recordings.recordings) == 6
-    assert all(p.is_relative_to(tmp_path / "second") for p in second.recordings.recordings)
+    assert len(second.session.recordings) == 6
+    assert all(p.is_relative_to(tmp_path / "second") for p in second.session.recordings)
     second.close()
 
     again = _start(qtbot, tmp_path / "first")  # not new any more: the five recordings left open last time
-    assert sorted(again.recordings.recordings) == demo[1:]
+    assert sorted(again.session.recordings) == demo[1:]
     assert sorted((tmp_path / "first" / "datasets").iterdir()) == [tmp_path / "first" / "datasets" / "studio-demo"]
     recent = again.recent_paths()
     assert recent[0] == (tmp_path / "second" / "datasets" / "studio-demo").resolve()
@@ -146,7 +146,7 @@ def test_file_open_folder_opens_recordings_and_says_when_there_are_none(window, 
     (other / "notes.txt").write_text("not audio")
     (other / "cycle.mp3").write_bytes(b"ID3")
     chosen = []
-    monkeypatch.setattr("lungkd.app.main_window.QFileDialog.getExistingDirectory", lambda *a, **k: chosen.pop(0))
+    monkeypatch.setattr("lungkd.app.shell.main_window.QFileDialog.getExistingDirectory", lambda *a, **k: chosen.pop(0))
     assert window.open_folder_action in window.menuBar().actions()[0].menu().actions()
 
     chosen.append(str(empty))
@@ -161,7 +161,7 @@ def test_file_open_folder_opens_recordings_and_says_when_there_are_none(window, 
     chosen.append(str(synthetic_dir))
     window.open_folder_action.trigger()
     wait_idle(window)
-    assert len(window.recordings.recordings) == len(list(synthetic_dir.glob("*.wav")))
+    assert len(window.session.recordings) == len(list(synthetic_dir.glob("*.wav")))
     window._fill_recent_menu()
     labels = [a.text() for a in window.recent_menu.actions()]
     assert labels[0].startswith(f"{synthetic_dir.name}/ — ")
@@ -222,7 +222,7 @@ def test_no_browser_is_said_in_the_window(runs, workspace, model_folder, monkeyp
     folder = recorded_experiment(workspace, model_folder, "done")
     runs.refresh()
     runs.table.selectRow(0)
-    monkeypatch.setattr("lungkd.app.runs_view.QDesktopServices.openUrl", lambda url: False)  # no browser here
+    monkeypatch.setattr("lungkd.app.training.runs_view.QDesktopServices.openUrl", lambda url: False)  # no browser here
     runs.open_report()
     assert runs.message.text() == f"No web browser could be started to show the report; open " \
                                   f"{folder / 'report.html'} yourself."

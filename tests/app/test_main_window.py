@@ -11,9 +11,9 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QApplication
 
 from lungkd.app.engine import EngineTask
-from lungkd.app.main import main
-from lungkd.app.cycle_table import TRAINING
-from lungkd.app.main_window import MainWindow
+from lungkd.app.recordings.cycle_table import TRAINING
+from lungkd.app.shell.main import main
+from lungkd.app.shell.main_window import MainWindow
 from lungkd.app.theme import DOUBTED
 from lungkd.core.analysis.predict import CSV_COLUMNS
 from lungkd.core.data.annotations import read_annotation_file
@@ -55,14 +55,14 @@ def test_dropped_files_and_folders_load_and_a_bad_file_gets_its_own_error(window
     assert drop(window, [bad, folder])
     wait_idle(window)
     page = window.recordings
-    assert sorted(p.name for p in page.recordings) == [f"{name}.wav" for name in names]
+    assert sorted(p.name for p in page.session.recordings) == [f"{name}.wav" for name in names]
     assert page.recording_list.count() == 3
     assert list(page.recording_list.failures) == [bad]
     assert "Format not recognised" in page.recording_list.failures[bad].message  # the name is in the label
     assert "broken.wav" in page.recording_list.label_text(bad)
     assert "1 could not be opened" in window.statusBar().currentMessage()
     assert window.last_error is None  # a bad file among many does not interrupt with a dialog
-    assert page.current is not None and page.view.recording is page.current
+    assert page.session.current is not None and page.view.recording is page.session.current
     summary = page.recording_list.label_text(folder / f"{names[1]}.wav")
     cycles, _ = read_annotation_file(folder / f"{names[1]}.txt")
     duration = sf.info(folder / f"{names[1]}.wav").duration
@@ -78,7 +78,7 @@ def test_a_recording_shows_its_annotated_cycles_with_the_truth(analysed, recordi
         [pytest.approx(c.start, abs=5e-4) for c in annotated]  # shown to the millisecond
     assert [table.item(r, column["annotated"]).text() for r in range(table.rowCount())] == \
         [CLASS_NAMES[c.label] for c in annotated]
-    for row, cycle in enumerate(analysed.current.analysis.cycles):
+    for row, cycle in enumerate(analysed.session.current.analysis.cycles):
         assert table.item(row, column["match"]).text() == ("✓" if cycle.matches else "✗ mismatch")
         assert sum(float(table.item(row, column[n]).text()) for n in CLASS_NAMES) == pytest.approx(1, abs=0.01)
     assert "from the annotation file" in analysed.view.title.text()
@@ -87,7 +87,7 @@ def test_a_recording_shows_its_annotated_cycles_with_the_truth(analysed, recordi
 
 def test_table_and_plot_select_each_other(analysed, qtbot):
     view, table = analysed.view, analysed.table
-    cycles = analysed.current.analysis.cycles
+    cycles = analysed.session.current.analysis.cycles
     table.selectRow(2)
     assert view.selection[0].isVisible() and view.selection[0].getRegion() == pytest.approx(
         (cycles[2].start, cycles[2].end))
@@ -101,12 +101,12 @@ def test_table_and_plot_select_each_other(analysed, qtbot):
 
 def test_cycles_export_as_csv(analysed, window, recording, tmp_path, monkeypatch):
     target = tmp_path / "cycles.csv"
-    monkeypatch.setattr("lungkd.app.main_window.QFileDialog.getSaveFileName", lambda *a, **k: (str(target), ""))
+    monkeypatch.setattr("lungkd.app.shell.main_window.QFileDialog.getSaveFileName", lambda *a, **k: (str(target), ""))
     assert window.export_action.isEnabled()
     window.export_action.trigger()
     with open(target, newline="") as f:
         rows = list(csv.DictReader(f))
-    cycles = analysed.current.analysis.cycles
+    cycles = analysed.session.current.analysis.cycles
     assert list(rows[0]) == list(CSV_COLUMNS)
     assert len(rows) == len(cycles) and {r["recording"] for r in rows} == {recording.stem}
     assert [r["prediction"] for r in rows] == [CLASS_NAMES[c.predicted] for c in cycles]
@@ -118,7 +118,7 @@ def test_spectrogram_settings_apply_and_are_kept_between_sessions(analysed, wind
     bar.spins["window_ms"].setValue(64)
     bar.spins["fmax"].setValue(1500)
     bar.colour_map.setCurrentText("greyscale")
-    qtbot.waitUntil(lambda: analysed.current.spectrogram.key == (64.0, 8.0), timeout=10000)
+    qtbot.waitUntil(lambda: analysed.session.current.spectrogram.key == (64.0, 8.0), timeout=10000)
     assert analysed.view.spec.vb.viewRange()[1] == pytest.approx([0, 1500])
     assert analysed.view.colour_bar.levels() == pytest.approx((-70, 0))
     store.sync()
@@ -130,7 +130,7 @@ def test_spectrogram_settings_apply_and_are_kept_between_sessions(analysed, wind
 
 
 def test_choosing_another_model_analyses_the_open_recordings_again(analysed, window, workspace, wait_idle):
-    document = analysed.documents[analysed.current.path]
+    document = analysed.session.documents[analysed.session.current.path]
     first, copy = workspace / "runs" / "tiny-cnn6" / "model", workspace / "runs" / "tiny-copy" / "model"
     shutil.copytree(first, copy)
     window.refresh_models()
@@ -140,7 +140,7 @@ def test_choosing_another_model_analyses_the_open_recordings_again(analysed, win
     assert "demo-cnn6 — Score 89.0 on the test split of synthetic-360-seed0-noise0 (545 cycles)" in names  # shipped
     picker.setCurrentIndex(picker.findData(str(copy)))
     wait_idle(window)
-    assert analysed.model_folder == copy and document.missing_spans(copy) == []
+    assert analysed.session.model_folder == copy and document.missing_spans(copy) == []
     np.testing.assert_allclose([document.probabilities(copy, s) for s in document.spans],  # the same weights
                                [document.probabilities(first, s) for s in document.spans], atol=1e-5)
     assert [c.probabilities for c in analysed.view.cycles] == [document.probabilities(copy, s) for s in document.spans]
@@ -158,9 +158,9 @@ def test_the_model_says_what_it_learnt_from_and_predictions_on_unlike_sounds_are
     window.open_paths([recording, tone_recording])
     wait_idle(window)
     page = window.recordings
-    page.show_recording(tone_recording)
+    page.session.set_current(tone_recording)
     window.grab().save(str(tmp_path / "unlike.png"))
-    analysis = page.current.analysis
+    analysis = page.session.current.analysis
     assert analysis.unlike_training and analysis.calibrated
     assert page.notice.isVisible() and "This recording is unlike the model's training data" in page.notice.text()
     assert "unlike the model's training data" in page.recording_list.label_text(tone_recording)
@@ -169,8 +169,8 @@ def test_the_model_says_what_it_learnt_from_and_predictions_on_unlike_sounds_are
     for row in range(page.table.rowCount()):
         assert page.table.item(row, 3).foreground().color() == DOUBTED
         assert page.table.item(row, TRAINING).text().startswith("unlike · ")
-    page.show_recording(recording)
-    assert page.current.analysis.unlike_training is False and "unlike" not in page.notice.text()
+    page.session.set_current(recording)
+    assert page.session.current.analysis.unlike_training is False and "unlike" not in page.notice.text()
     assert "synthetic recordings only" in page.notice.text()  # the model's warning stays on every prediction view
     assert page.table.item(0, 3).foreground().color() != DOUBTED
     picker.setCurrentIndex(picker.findData(str(window.workspace / "runs" / "tiny-cnn6" / "model")))
@@ -186,7 +186,7 @@ def test_edited_cycles_keep_their_marks_and_the_recording_is_judged_as_it_stands
     window.open_paths([tone_recording])
     wait_idle(window)
     page = window.recordings
-    document = page.documents[tone_recording]
+    document = page.session.documents[tone_recording]
     before = [(c.start, c.end, c.training_distance) for c in page.view.cycles]
     first = document.spans[0]
     document.split(0, (first.start + first.end) / 2)
@@ -199,7 +199,7 @@ def test_edited_cycles_keep_their_marks_and_the_recording_is_judged_as_it_stands
         assert page.table.item(row, TRAINING).text().startswith("unlike · ")
     assert "This recording is unlike the model's training data" in page.notice.text()
     assert "unlike the model's training data" in page.recording_list.label_text(tone_recording)
-    (analysis,) = page.analyses()
+    (analysis,) = page.session.analyses()
     assert analysis.cycle_source == "edited" and analysis.unlike_training and len(analysis.cycles) == len(before) + 1
     document.undo_stack.undo()
     assert [(c.start, c.end, c.training_distance) for c in page.view.cycles] == before  # no model needed

@@ -33,14 +33,14 @@ def test_names_that_are_html_or_not_utf8_are_shown_as_written(window, recording,
     window.open_paths([named, latin1, broken])
     wait_idle(window)
     page = window.recordings
-    assert set(page.recordings) == {named, latin1}
+    assert set(page.session.recordings) == {named, latin1}
 
     page.recording_list.setCurrentItem(page.recording_list.item_for(named))
     title = shown(page.view.title.text())
     assert title.startswith(f"{markup}.wav — ")  # every character as the file system has it
     assert f"⚠ {folder / markup}.txt: the annotation gives no usable cycle, so the cycles were found without it" \
         in title
-    assert page.current.analysis.cycle_source in ("automatic", "fixed windows")
+    assert page.session.current.analysis.cycle_source in ("automatic", "fixed windows")
     assert shown(page.recording_list.label_text(named)).startswith(f"{markup}.wav\n")
     window.grab().save(str(tmp_path / "names.png"))  # for a look: it stays in the test's folder
 
@@ -78,7 +78,7 @@ def test_editing_and_review_show_names_as_written(window, recording, tmp_path, w
 def test_the_wizard_refuses_an_experiment_name_that_could_leave_the_workspace(qtbot, tmp_path):
     import torch  # noqa: F401  - before PySide6's wizard, as in the entry point
 
-    from lungkd.app.wizard import ReviewPage, TrainingWizard
+    from lungkd.app.training.wizard import ReviewPage, TrainingWizard
 
     wizard = TrainingWizard(tmp_path / "ws")
     qtbot.addWidget(wizard)

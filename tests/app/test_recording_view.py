@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF
 
-from lungkd.app.annotation_editing import CycleDocument
-from lungkd.app.recording_jobs import OpenRecording, compute_spectrogram
-from lungkd.app.recording_view import RecordingView
-from lungkd.app.spectrogram_settings import SpectrogramSettings
+from lungkd.app.recordings.cycle_document import CycleDocument
+from lungkd.app.recordings.jobs import OpenRecording, compute_spectrogram
+from lungkd.app.recordings.recording_view import RecordingView
+from lungkd.app.recordings.spectrogram_settings import SpectrogramSettings
 from lungkd.core.analysis.predict import CyclePrediction, RecordingAnalysis
 from lungkd.core.data.audio import DecodedAudio
 

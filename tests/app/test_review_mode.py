@@ -8,8 +8,8 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
-from lungkd.app.cycle_table import ENSEMBLE
-from lungkd.app.wizard import DataPage, ResultsPage, RunPage
+from lungkd.app.recordings.cycle_table import ENSEMBLE
+from lungkd.app.training.wizard import DataPage, ResultsPage, RunPage
 from lungkd.core.analysis.limits import load_model_with_limits
 from lungkd.core.analysis.predict import analyse_recording
 from lungkd.core.data.annotations import read_annotation_file
@@ -48,8 +48,8 @@ def shown_confidence(page) -> tuple[bool, int]:
 
 def test_review_walks_disagreements_first_then_low_confidence_with_keys(page, window, qtbot):
     review = window.review
-    total = sum(len(d.spans) for d in page.documents.values())
-    assert total == sum(map(len, LABELS)) and len(page.documents) == len(RECORDINGS)
+    total = sum(len(d.spans) for d in page.session.documents.values())
+    assert total == sum(map(len, LABELS)) and len(page.session.documents) == len(RECORDINGS)
     key(page, Qt.Key.Key_R, CTRL_SHIFT)
     assert review.active and review.bar.isVisible() and not window.editing.bar.hint.isVisible()
     assert review.bar.progress.text() == f"0 / {total} reviewed" and len(review.entries) == total
@@ -57,7 +57,8 @@ def test_review_walks_disagreements_first_then_low_confidence_with_keys(page, wi
     for position in range(total):  # → walks the whole queue; the table shows where it is
         assert review.position == position
         entry = review.entries[position]
-        assert page.current.path == entry.path and page.view.cycles[page.table.current_cycle()].start == entry.start
+        assert page.session.current.path == entry.path
+        assert page.view.cycles[page.table.current_cycle()].start == entry.start
         seen.append(shown_confidence(page))
         key(page, Qt.Key.Key_Right)
     disagreements = [confidence for disagrees, confidence in seen if disagrees]
@@ -76,11 +77,12 @@ def test_setting_a_class_in_review_goes_on_and_counts(page, window):
     key(page, Qt.Key.Key_Left)  # back: the first is reviewed already
     assert review.position == 0 and review.reviewed() == 1
     key(page, Qt.Key.Key_W)
-    document = page.documents[first.path]
+    document = page.session.documents[first.path]
     assert next(s for s in document.spans if s.start == first.start).label == 2
     assert review.position == 1 and review.reviewed() == 1
     key(page, Qt.Key.Key_A)  # the model's class for the second, and on
-    cycle = next(c for c in page.documents[second.path].shown(page.model_folder) if c.start == second.start)
+    shown = page.session.documents[second.path].shown(page.session.model_folder)
+    cycle = next(c for c in shown if c.start == second.start)
     assert cycle.truth == cycle.predicted and review.position == 2 and review.reviewed() == 2
     assert review.bar.progress.text() == f"2 / {len(review.entries)} reviewed"
     assert review.bar.where.text().startswith(f"3 of {len(review.entries)}: ")
@@ -138,8 +140,8 @@ def test_the_whole_loop_review_correct_train_and_see_the_teachers(window, tmp_pa
     assert isinstance(results, ResultsPage)
     results.use_student.click()
     student_model = results.student_model()
-    assert page.model_folder == student_model
-    assert [p.parent.name for p in page.teacher_folders] == ["seed-1", "seed-2"]
+    assert page.session.model_folder == student_model
+    assert [p.parent.name for p in page.session.teacher_folders] == ["seed-1", "seed-2"]
 
     window.teachers_action.trigger()  # View > Show the teachers' votes
     wait_idle(window, 300000)
@@ -150,10 +152,10 @@ def test_the_whole_loop_review_correct_train_and_see_the_teachers(window, tmp_pa
     for column, header in enumerate(headers):  # no header cut, however many columns
         assert table.horizontalHeader().sectionSize(column) >= max(map(metrics.horizontalAdvance,
                                                                        header.split("\n"))), header
-    document = page.documents[page.current.path]
+    document = page.session.documents[page.session.current.path]
     spans = [(s.start, s.end) for s in document.spans]
-    per_teacher = [analyse_recording(page.current.path, load_model_with_limits(folder_), spans=spans)
-                   for folder_ in page.teacher_folders]  # what the engine says, recording by recording
+    per_teacher = [analyse_recording(page.session.current.path, load_model_with_limits(folder_), spans=spans)
+                   for folder_ in page.session.teacher_folders]  # what the engine says, recording by recording
     for row in range(table.rowCount()):
         votes = [int(np.argmax(t.cycles[row].probabilities)) for t in per_teacher]
         assert table.item(row, table.column("teachers")).text() == " ".join(CLASS_NAMES[v][0].upper() for v in votes)

@@ -6,11 +6,11 @@ import torch  # noqa: F401  - before PySide6, as in the entry point
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QLabel, QWizard
 
-from lungkd.app.main_window import MainWindow
+from lungkd.app.shell.main_window import MainWindow
 
-from lungkd.app.runs_view import COLUMNS, RunsView
-from lungkd.app.wizard import (EXECUTOR_LABELS, RECIPES_DIR, DataPage, ResultsPage, ReviewPage, RunPage, SoftLabelsPage,
-                               StudentPage, TeachersPage, TrainingWizard)
+from lungkd.app.training.runs_view import COLUMNS, RunsView
+from lungkd.app.training.wizard import (EXECUTOR_LABELS, RECIPES_DIR, DataPage, ResultsPage, ReviewPage, RunPage,
+                                        SoftLabelsPage, StudentPage, TeachersPage, TrainingWizard)
 from lungkd.core.kd.executors import InProcessExecutor
 from lungkd.core.kd.experiment import Experiment
 from lungkd.core.recipes import EXECUTORS, load_experiment
@@ -191,7 +191,7 @@ def test_first_start_opens_generated_recordings_with_predictions(tmp_path, monke
     for name in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"):  # no display: a screenshot renders offscreen
         monkeypatch.delenv(name, raising=False)
     shot = tmp_path / "first.png"
-    result = subprocess.run([sys.executable, "-m", "lungkd.app.main", "--workspace", str(tmp_path / "ws"),
+    result = subprocess.run([sys.executable, "-m", "lungkd.app.shell.main", "--workspace", str(tmp_path / "ws"),
                              "--screenshot", str(shot)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     demo = tmp_path / "ws" / "datasets" / "studio-demo"

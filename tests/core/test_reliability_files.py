@@ -196,7 +196,7 @@ def awkward(tmp_path_factory, breathing):
 
 
 def test_every_command_picks_the_same_file_of_a_recording_and_says_so(awkward):
-    from lungkd.app.recording_jobs import expand_paths
+    from lungkd.app.recordings.jobs import expand_paths
 
     index = load_dataset(awkward)
     assert index.recording("twice").audio_path == awkward / "twice.wav"

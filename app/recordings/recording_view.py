@@ -16,11 +16,11 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 from lungkd.core.labels import CLASS_NAMES
 from lungkd.core.text import html_text
 
-from .annotation_editing import ShownCycle
-from .recording_jobs import OpenRecording, Spectrogram
+from ..theme import (CLASS_COLOURS, DOUBTED, INK, MISMATCH, MUTED, PLOT_BACKGROUND, class_colour, colour_map,
+                     translucent)
+from .cycle_document import ShownCycle
+from .jobs import OpenRecording, Spectrogram
 from .spectrogram_settings import SpectrogramSettings
-from .theme import (CLASS_COLOURS, DOUBTED, INK, MISMATCH, MUTED, PLOT_BACKGROUND, class_colour, colour_map,
-                    translucent)
 
 AXIS_WIDTH = 80  # the same for every plot, so their time axes line up; wide enough for "annotated"
 SOURCE_WORDS = {"annotation": "from the annotation file", "automatic": "from automatic segmentation",

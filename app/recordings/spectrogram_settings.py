@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from PySide6.QtCore import QSettings, QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QWidget
 
-from .theme import COLOUR_MAPS
+from ..theme import COLOUR_MAPS
 
 GROUP = "spectrogram"
 

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QLabel
 
 from lungkd.core.models.card import model_notes, read_model_card
 
-from .theme import NOTICE
+from ..theme import NOTICE
 
 
 class ModelNotesLabel(QLabel):

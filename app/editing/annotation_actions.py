@@ -16,9 +16,11 @@ from lungkd.core.errors import LungKDError
 from lungkd.core.labels import CLASS_NAMES
 from lungkd.core.text import html_text, printable
 
-from .annotation_editing import CycleDocument
-from .recordings_page import RecordingsPage
-from .theme import EDITED, MISMATCH, MUTED
+from ..recordings.cycle_document import CycleDocument
+from ..recordings.page import RecordingsPage
+from ..recordings.session import Session
+from ..theme import EDITED, MISMATCH, MUTED
+from .edit_overlay import CycleEditor
 
 RAVEN_FILTER = "Raven selection tables (*.selections.txt *.txt);;All files (*)"
 HINT = ("Drag an edge to move it, or empty time to add a cycle · S split at the mouse · M merge with the next · "
@@ -126,16 +128,19 @@ class EditBar(QWidget):
 
 
 class AnnotationActions(QObject):
-    """The editing actions over a RecordingsPage. Undo, redo and save work from anywhere in the window; the
-    single-key ones only while the Recordings page has the focus (so typing elsewhere is typing)."""
+    """The editing actions on the session's current recording, over a RecordingsPage (with the mouse editor on
+    its plots). Undo, redo and save work from anywhere in the window; the single-key ones only while the
+    Recordings page has the focus (so typing elsewhere is typing)."""
 
-    def __init__(self, page: RecordingsPage, window: QWidget):
+    def __init__(self, session: Session, page: RecordingsPage, window: QWidget):
         super().__init__(window)
+        self.session = session
         self.page = page
         self.window = window
-        self.undo = page.undo_group.createUndoAction(self, "&Undo")
+        self.editor = CycleEditor(page.view, session)
+        self.undo = session.undo_group.createUndoAction(self, "&Undo")
         self.undo.setShortcut(QKeySequence.StandardKey.Undo)
-        self.redo = page.undo_group.createRedoAction(self, "&Redo")
+        self.redo = session.undo_group.createRedoAction(self, "&Redo")
         self.redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
         window.addAction(self.undo)
         window.addAction(self.redo)
@@ -159,9 +164,9 @@ class AnnotationActions(QObject):
         self.bar = EditBar()
         page.bars.addWidget(self.bar)
         self.bar.save_button.clicked.connect(self.save_current)
-        page.editor.menu_requested.connect(self.context_menu)
+        self.editor.menu_requested.connect(self.context_menu)
         page.selection_changed.connect(self.update)
-        page.documents_changed.connect(self.update)
+        session.documents_changed.connect(self.update)
         self.update()
 
     def _action(self, text: str, slot, shortcut, owner: QWidget, tip: str = "") -> QAction:
@@ -180,49 +185,49 @@ class AnnotationActions(QObject):
                 self.split, self.merge, self.delete, None, self.import_raven, self.export_raven]
 
     def update(self) -> None:
-        page = self.page
-        document = page.documents.get(page.current.path) if page.current else None
-        selected = page.selected_cycles() if document else []
+        session = self.session
+        document = session.current_document_or_none()
+        selected = self.page.selected_cycles() if document else []
         self.save.setEnabled(bool(document and document.modified))
-        self.save_all.setEnabled(any(d.modified for d in page.documents.values()))
+        self.save_all.setEnabled(any(d.modified for d in session.documents.values()))
         for action in (*self.classes, self.accept, self.delete):
             action.setEnabled(bool(selected))
         self.merge.setEnabled(bool(selected) and selected[0] + 1 < len(document.spans))
         self.split.setEnabled(document is not None)
-        self.import_raven.setEnabled(page.current is not None)
+        self.import_raven.setEnabled(session.current is not None)
         self.export_raven.setEnabled(bool(document and document.spans))
-        self.bar.show_document(document if page.current else None)
+        self.bar.show_document(document)
 
     # ---------------------------------------------------------------- edits
 
     def set_class(self, label: int) -> None:
         rows = self.page.selected_cycles()
         if rows:
-            self.page.current_document().set_labels({row: label for row in rows})
+            self.session.current_document().set_labels({row: label for row in rows})
 
     def accept_predictions(self) -> None:
         rows = self.page.selected_cycles()
-        if rows and not self.page.current_document().accept_predictions(rows, self.page.model_folder):
-            self.page.status.emit("The model has not predicted the selected cycles yet (or its class is already "
+        if rows and not self.session.current_document().accept_predictions(rows, self.session.model_folder):
+            self.session.status.emit("The model has not predicted the selected cycles yet (or its class is already "
                                   "the annotated one).")
 
     def split_at_mouse(self, _=False, seconds: float | None = None) -> None:
-        seconds = self.page.editor.cursor_seconds if seconds is None else seconds
+        seconds = self.editor.cursor_seconds if seconds is None else seconds
         index = self.page.view.cycle_at(seconds) if seconds is not None else None
-        if index is None or not self.page.current_document().split(index, seconds):
-            self.page.status.emit("Point with the mouse at the place in a cycle where it should be split, then "
+        if index is None or not self.session.current_document().split(index, seconds):
+            self.session.status.emit("Point with the mouse at the place in a cycle where it should be split, then "
                                   "press S (each part keeps at least 50 ms).")
 
     def merge_with_next(self) -> None:
         """The (first) selected cycle and the one after it become one."""
         rows = self.page.selected_cycles()
         if rows:
-            self.page.current_document().merge_with_next(rows[0])
+            self.session.current_document().merge_with_next(rows[0])
 
     def delete_selected(self) -> None:
         rows = self.page.selected_cycles()
         if rows:
-            self.page.current_document().delete(rows)
+            self.session.current_document().delete(rows)
 
     def context_menu(self, seconds: float, where) -> None:
         """Right click on a plot: the edits for the cycle there (it becomes the selection)."""
@@ -243,25 +248,25 @@ class AnnotationActions(QObject):
     # ---------------------------------------------------------------- files
 
     def save_current(self) -> bool:
-        document = self.page.current_document()
+        document = self.session.current_document()
         if document is None:
             return False
         backup_before = document.annotation_path.exists()
         if save_documents(self.window, [document]):
             kept = " (the previous file is kept beside it as a numbered backup)" if backup_before else ""
-            self.page.status.emit(f"Saved {len(document.spans)} cycles to {document.annotation_path}{kept}")
+            self.session.status.emit(f"Saved {len(document.spans)} cycles to {document.annotation_path}{kept}")
             return True
         return False
 
     def save_everything(self) -> bool:
-        modified = [d for d in self.page.documents.values() if d.modified]
+        modified = [d for d in self.session.documents.values() if d.modified]
         if save_documents(self.window, modified):
-            self.page.status.emit(f"Saved the annotations of {len(modified)} recording(s).")
+            self.session.status.emit(f"Saved the annotations of {len(modified)} recording(s).")
             return True
         return False
 
     def import_dialog(self) -> None:
-        recording = self.page.current
+        recording = self.session.current
         path, _ = QFileDialog.getOpenFileName(self.window, "Import a Raven selection table",
                                               str(recording.path.parent), RAVEN_FILTER)
         if path:
@@ -273,24 +278,24 @@ class AnnotationActions(QObject):
         try:
             spans, problems = read_raven_table(path)
         except LungKDError as exc:
-            self.page.error.emit(str(exc), "")
+            self.session.error.emit(str(exc), "")
             return
-        duration = self.page.current.duration
+        duration = self.session.current.duration
         beyond = [s for s in spans if s.start >= duration]
         spans = [replace(s, end=min(s.end, duration)) for s in spans if s.start < duration]
         if beyond:
             problems.append(f"{path}: {len(beyond)} selection(s) start after the recording ends ({duration:.3f} s); "
                             "left out.")
         if spans:
-            self.page.current_document().replace_all(spans, f"Import {len(spans)} cycles from {path.name}")
-        self.page.status.emit(f"Imported {len(spans)} cycles from {path.name}" +
+            self.session.current_document().replace_all(spans, f"Import {len(spans)} cycles from {path.name}")
+        self.session.status.emit(f"Imported {len(spans)} cycles from {path.name}" +
                               (f"; {len(problems)} row(s) need a look" if problems else ""))
         if problems:
-            self.page.error.emit(f"{path.name}: {len(problems)} row(s) could not be imported as they are.",
+            self.session.error.emit(f"{path.name}: {len(problems)} row(s) could not be imported as they are.",
                                  "\n".join(map(str, problems)))
 
     def export_dialog(self) -> None:
-        document = self.page.current_document()
+        document = self.session.current_document()
         suggested = document.audio_path.with_name(f"{document.audio_path.stem}.Table.1.selections.txt")
         path, _ = QFileDialog.getSaveFileName(self.window, "Export a Raven selection table", str(suggested),
                                               RAVEN_FILTER)
@@ -298,6 +303,6 @@ class AnnotationActions(QObject):
             try:
                 write_raven_table(path, document.spans, document.sample_rate / 2)
             except (LungKDError, OSError) as exc:
-                self.page.error.emit(f"Could not write {path}: {exc}", "")
+                self.session.error.emit(f"Could not write {path}: {exc}", "")
                 return
-            self.page.status.emit(f"Wrote {len(document.spans)} selections to {path}")
+            self.session.status.emit(f"Wrote {len(document.spans)} selections to {path}")

@@ -3,7 +3,6 @@ join as further pages), one model picker, one task queue for the engine, a statu
 from __future__ import annotations
 
 import hashlib
-import html
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt
@@ -15,15 +14,17 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow, QMen
 from lungkd.core.models.inventory import ModelEntry, find_models, shipped_models_folder
 from lungkd.core.text import html_text, printable
 
-from .annotation_actions import AnnotationActions, ask_to_save
-from .engine import TaskQueue
-from .model_notes import ModelNotesLabel
-from .playback import Player
-from .recordings_page import RecordingsPage
-from .review_mode import ReviewMode
-from .runs_view import RunsView
-from .theme import STYLE_SHEET, application_icon
-from .wizard import TrainingWizard
+from ..editing.annotation_actions import AnnotationActions, ask_to_save
+from ..editing.review_mode import ReviewMode
+from ..engine import TaskQueue
+from ..recordings.model_notes import ModelNotesLabel
+from ..recordings.page import RecordingsPage
+from ..recordings.playback import Player
+from ..recordings.session import Session
+from ..theme import STYLE_SHEET
+from ..training.runs_view import RunsView
+from ..training.wizard import TrainingWizard
+from .about import show_about
 
 AUDIO_FILTER = "Recordings (*.wav *.flac *.ogg);;All files (*)"
 MODEL_KEY = "analysis/model"
@@ -83,7 +84,8 @@ class MainWindow(QMainWindow):
         self.resize(1440, 900)
         self.setAcceptDrops(True)
 
-        self.recordings = RecordingsPage(self.store, self.queue, self.player)
+        self.session = Session(self.queue, self)  # what is open and chosen; the pages show it
+        self.recordings = RecordingsPage(self.session, self.store, self.player)
         self.pages = QTabWidget(documentMode=True)
         self.pages.setTabBarAutoHide(True)  # one page today; the wizard and Runs view add theirs
         self.pages.addTab(self.recordings, "Recordings")
@@ -93,15 +95,17 @@ class MainWindow(QMainWindow):
         self.wizard: TrainingWizard | None = None
         self.setCentralWidget(self.pages)
         self._build_status_bar()
-        self.editing = AnnotationActions(self.recordings, self)
-        self.review = ReviewMode(self.recordings, self.editing, self)
+        self.editing = AnnotationActions(self.session, self.recordings, self)
+        self.review = ReviewMode(self.session, self.recordings, self.editing, self)
         self._build_actions()
 
-        self.recordings.status.connect(self.status_message)
-        self.recordings.error.connect(self.show_error)
+        self.session.status.connect(self.status_message)
+        self.session.error.connect(self.show_error)
         self.recordings.selection_changed.connect(self._update_actions)
-        self.recordings.documents_changed.connect(
-            lambda: self.setWindowModified(any(d.modified for d in self.recordings.documents.values())))
+        self.session.model_changed.connect(self._update_actions)
+        self.session.teachers_changed.connect(self._update_actions)
+        self.session.documents_changed.connect(
+            lambda: self.setWindowModified(any(d.modified for d in self.session.documents.values())))
         self.review.train_requested.connect(self.train_on)
         # a training step or a recording per event: the status bar needs at most ten updates a second
         self._show_progress = qthrottled(self._progress, timeout=100, parent=self)
@@ -145,7 +149,7 @@ class MainWindow(QMainWindow):
         cancel = self._action("&Cancel", self.queue.cancel_all, "Esc")
         self.train_action = self._action("&Train and distil…", self.open_wizard, "Ctrl+T",
                                          "Train teachers, build soft labels and distil a student, step by step")
-        self.teachers_action = self._action("Show the &teachers' votes", page.set_show_teachers, None,
+        self.teachers_action = self._action("Show the &teachers' votes", self.session.set_show_teachers, None,
                                             "Each teacher's vote and their ensemble beside the model (when the "
                                             "model is an experiment's student)")
         self.teachers_action.setCheckable(True)
@@ -166,7 +170,8 @@ class MainWindow(QMainWindow):
                     menu.addMenu(action)
                 else:
                     menu.addAction(action)
-        self.menuBar().addMenu("&Help").addAction(self._action("&About LungKD Studio", self.show_about))
+        about = self._action("&About LungKD Studio", lambda: show_about(self, self.workspace))
+        self.menuBar().addMenu("&Help").addAction(about)
 
         toolbar = QToolBar("Main", movable=False)
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
@@ -190,13 +195,13 @@ class MainWindow(QMainWindow):
             self.statusBar().addPermanentWidget(widget)
 
     def _update_actions(self) -> None:
-        page = self.recordings
-        self.export_action.setEnabled(bool(page.analyses()))
-        self.remove_action.setEnabled(page.current is not None)
-        self.play_action.setEnabled(self.player.available and page.current is not None)
+        session = self.session
+        self.export_action.setEnabled(bool(session.analyses()))
+        self.remove_action.setEnabled(session.current is not None)
+        self.play_action.setEnabled(self.player.available and session.current is not None)
         self.play_action.setToolTip(self.player.unavailable_reason or "Play the selected cycle (Space)")
-        self.teachers_action.setEnabled(bool(page.teacher_folders))
-        self.teachers_action.setChecked(page.show_teachers)
+        self.teachers_action.setEnabled(bool(session.teacher_folders))
+        self.teachers_action.setChecked(session.show_teachers)
 
     # ---------------------------------------------------------------- models
 
@@ -221,8 +226,8 @@ class MainWindow(QMainWindow):
         self.model_notes.show_model(Path(folder) if folder else None)
         if folder:
             self.store.setValue(MODEL_KEY, folder)
-        if (Path(folder) if folder else None) != self.recordings.model_folder:
-            self.recordings.set_model(Path(folder) if folder else None)
+        if (Path(folder) if folder else None) != self.session.model_folder:
+            self.session.set_model(Path(folder) if folder else None)
 
     # ---------------------------------------------------------------- opening, exporting
 
@@ -285,7 +290,7 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getSaveFileName(self, "Export cycles", "cycles.csv", "CSV (*.csv)")
         if path:
             try:
-                self.recordings.export_csv(Path(path))
+                self.session.export_csv(Path(path))
             except OSError as exc:
                 self.show_error(f"Could not write {path}: {exc.strerror or exc}", str(exc))
 
@@ -309,7 +314,7 @@ class MainWindow(QMainWindow):
         for widget in (self.progress, self.cancel_button):
             widget.setVisible(busy)
         if not busy:
-            count = len(self.recordings.recordings)
+            count = len(self.session.recordings)
             failed = len(self.recordings.recording_list.failures)
             self.status_message(f"{count} recording(s) open" + (f", {failed} could not be opened" if failed else ""))
         self._update_actions()
@@ -341,7 +346,7 @@ class MainWindow(QMainWindow):
     def train_on(self, folder: Path) -> TrainingWizard | None:
         """The wizard with this folder of (corrected) recordings as its data; it trains on the files on disk,
         so unsaved edits are offered for saving first."""
-        if not ask_to_save(self, list(self.recordings.documents.values()), "training on the files on disk"):
+        if not ask_to_save(self, list(self.session.documents.values()), "training on the files on disk"):
             return None
         wizard = self.open_wizard()
         wizard.use_data_folder(folder)
@@ -361,47 +366,19 @@ class MainWindow(QMainWindow):
         self.runs.refresh()
         self.pages.setCurrentWidget(self.recordings)
 
-    def show_about(self) -> QMessageBox:
-        """Help > About: the versions and the device (core.about, plus the Qt this window runs on), to copy
-        into a bug report. Not modal, like the error messages."""
-        import PySide6
-        from PySide6.QtCore import qVersion
-
-        from lungkd.core.about import gather_about
-
-        about = gather_about(qt=f"{qVersion()} (PySide6 {PySide6.__version__})")
-        workspace = [("Workspace", str(self.workspace))]
-        box = QMessageBox(self)
-        box.setWindowTitle("About LungKD Studio")
-        box.setIconPixmap(application_icon().pixmap(64, 64))
-        box.setText(f"<b>LungKD Studio {about.lungkd}</b><br>Lung-sound cycles classified by models distilled "
-                    "from ensembles.<br>Not a medical device.")
-        rows = about.rows() + workspace
-        box.setInformativeText("<table cellspacing='2'>" + "".join(
-            f"<tr><td><b>{label}</b>&nbsp;&nbsp;</td><td>{html.escape(value)}</td></tr>" for label, value in rows)
-            + "</table>")
-        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        copy = box.addButton("Copy", QMessageBox.ButtonRole.ActionRole)
-        copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(about.text(workspace)))
-        box.addButton(QMessageBox.StandardButton.Close)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.open()
-        return box
-
     def close_recording(self) -> None:
-        page = self.recordings
-        if page.current is not None and ask_to_save(self, [page.documents[page.current.path]]
-                                                    if page.current.path in page.documents else []):
-            page.remove_current()
+        document = self.session.current_document_or_none()
+        if self.session.current is not None and ask_to_save(self, [document] if document else []):
+            self.recordings.remove_current()
 
     def closeEvent(self, event) -> None:
-        if not ask_to_save(self, list(self.recordings.documents.values())):
+        if not ask_to_save(self, list(self.session.documents.values())):
             event.ignore()
             return
         if self.wizard is not None and not self.wizard.close():  # it asks while training runs
             event.ignore()
             return
-        self.store.setValue(session_key(self.workspace), [str(p) for p in self.recordings.recordings])
+        self.store.setValue(session_key(self.workspace), [str(p) for p in self.session.recordings])
         self.player.stop()
         self.queue.cancel_all()
         self.queue.wait_idle(30000)

@@ -27,7 +27,7 @@ from lungkd.core.recipes import (ExperimentRecipe, SecondGeneration, SoftLabelSp
 from lungkd.core.selection import Selection
 from lungkd.core.workspace.layout import MODEL_FOLDER, REPORT_HTML, experiment_folder, student_run_folder, valid_name
 
-from .engine import EngineTask, TaskQueue
+from ..engine import EngineTask, TaskQueue
 
 RECIPES_DIR = shipped_recipes_folder()  # the package data, wherever LungKD is installed
 # where the Run page trains (core.kd.executors); child processes keep the window smooth

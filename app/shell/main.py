@@ -70,7 +70,7 @@ def open_window(args: argparse.Namespace):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .system_check import startup_problem
+    from ..system_check import startup_problem
 
     if (problem := startup_problem()) is not None:
         if args.screenshot is None:  # Qt would abort the process here; say why and what to do instead
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"  # a screenshot needs no display
     from PySide6.QtWidgets import QApplication
 
-    from .theme import application_icon
+    from ..theme import application_icon
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("LungKD Studio")

@@ -12,9 +12,9 @@ from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem
 from lungkd.core.labels import CLASS_NAMES
 from lungkd.core.text import html_text
 
-from .annotation_editing import CycleDocument
-from .recording_jobs import FailedRecording, OpenRecording
-from .theme import CLASS_COLOURS, EDITED, MISMATCH, MUTED, NOTICE
+from ..theme import CLASS_COLOURS, EDITED, MISMATCH, MUTED, NOTICE
+from .cycle_document import CycleDocument
+from .jobs import FailedRecording, OpenRecording
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
 

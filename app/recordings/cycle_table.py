@@ -15,8 +15,8 @@ from lungkd.core.analysis.review import teacher_votes
 from lungkd.core.kd.soft_labels import ensemble_probabilities
 from lungkd.core.labels import CLASS_NAMES
 
-from .annotation_editing import ShownCycle
-from .theme import CLASS_COLOURS, DOUBTED, MISMATCH, MUTED, class_colour, translucent
+from ..theme import CLASS_COLOURS, DOUBTED, MISMATCH, MUTED, class_colour, translucent
+from .cycle_document import ShownCycle
 
 COLUMNS = ("#", "start (s)", "end (s)", "prediction", *CLASS_NAMES, "annotated", "match", "training data")
 ENSEMBLE = "ens.\n{}"  # the teachers' ensemble; short, two lines: beside the teachers the table has no room left

@@ -10,9 +10,10 @@ import pyqtgraph as pg
 from PySide6.QtCore import QObject, QPoint, QRectF, Qt, Signal
 from PySide6.QtGui import QPen
 
-from .annotation_editing import CycleDocument, edge_limits, edges_near, gap_at, snap
-from .recording_view import RecordingView
-from .theme import INK, translucent
+from ..recordings.cycle_document import CycleDocument, edge_limits, edges_near, gap_at, snap
+from ..recordings.recording_view import RecordingView
+from ..recordings.session import Session
+from ..theme import INK, translucent
 
 EDGE_PIXELS = 6  # how close to a boundary the mouse grabs it
 
@@ -95,14 +96,15 @@ class EditOverlay(pg.GraphicsObject):
 
 
 class CycleEditor(QObject):
-    """The mouse side of editing, over the three plots of a RecordingView."""
+    """The mouse side of editing, over the three plots of a RecordingView: edits the session's current
+    recording's document."""
 
     menu_requested = Signal(float, QPoint)  # seconds, where on the screen
 
-    def __init__(self, view: RecordingView):
+    def __init__(self, view: RecordingView, session: Session):
         super().__init__(view)
         self.view = view
-        self.document: CycleDocument | None = None
+        self.session = session
         self.cursor_seconds: float | None = None  # where the mouse points on the time axis, over a plot
         self.preview: tuple[float, float, float | None] | None = None  # shaded stretch, boundary line
         self.overlays = []
@@ -111,9 +113,14 @@ class CycleEditor(QObject):
             overlay.setZValue(15)  # above the cycles, below the selection and cursors
             plot.addItem(overlay, ignoreBounds=True)
             self.overlays.append(overlay)
+        session.current_changed.connect(self.cancel_drag)
 
-    def set_document(self, document: CycleDocument | None) -> None:
-        self.document = document
+    @property
+    def document(self) -> CycleDocument | None:
+        return self.session.current_document_or_none()
+
+    def cancel_drag(self) -> None:
+        """The shaded preview gone, nothing edited (another recording is shown)."""
         self._show_preview(None)
 
     def grab_at(self, seconds: float, seconds_per_pixel: float) -> Drag | None:

@@ -9,9 +9,9 @@ from PySide6.QtCore import QObject, Signal
 
 from lungkd.core.text import printable
 
-from .annotation_editing import CycleDocument
-from .engine import EngineTask, TaskQueue
-from .recording_jobs import Analysed, FailedRecording, ModelCache, OpenRecording, reanalyse_job
+from ..engine import EngineTask, TaskQueue
+from .cycle_document import CycleDocument
+from .jobs import Analysed, FailedRecording, ModelCache, OpenRecording, reanalyse_job
 
 
 class PredictionUpdates(QObject):
@@ -22,8 +22,8 @@ class PredictionUpdates(QObject):
         super().__init__(parent)
         self.queue = queue
         self.models = models
-        self.recordings = recordings  # the page's: the decoded audio the predictions are made from
-        self.documents = documents  # the page's: a closed recording is no longer asked about
+        self.recordings = recordings  # the session's: the decoded audio the predictions are made from
+        self.documents = documents  # the session's: a closed recording is no longer asked about
         self._queued: set[tuple[Path, Path]] = set()  # (recording, model) with a task on its way
         self._failed: dict[tuple[Path, Path], list] = {}  # the spans that failed: not asked again unchanged
 

@@ -11,7 +11,7 @@ from PySide6.QtCore import QByteArray, QBuffer, QIODevice, QObject, QTimer, Sign
 
 from lungkd.core.data.audio import resample
 
-from .system_check import playback_problem
+from ..system_check import playback_problem
 
 
 def _multimedia():

@@ -4,7 +4,7 @@ table, the review queue and the saver read. Every edit is one QUndoCommand on th
 
 Predictions are kept beside the cycles, by model and span: a prediction belongs to a stretch of audio,
 not to a row, so undoing a boundary move brings its prediction back at once, and only new spans need
-the model again (the page asks the engine for them). So do each cycle's distance from the model's training
+the model again (the session asks the engine for them). So do each cycle's distance from the model's training
 data and how sure the automatic segmentation was of its bounds; whether the whole recording is unlike the
 training data is judged again from the cycles as they stand.
 """

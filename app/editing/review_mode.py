@@ -16,8 +16,9 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QProgressBar, QPushButton, QW
 from lungkd.core.analysis.review import ReviewCandidate, review_order, review_reason
 from lungkd.core.text import printable
 
+from ..recordings.page import RecordingsPage
+from ..recordings.session import Session
 from .annotation_actions import AnnotationActions, wrapping
-from .recordings_page import RecordingsPage
 
 KEYS = ("→ next (keeps the class) · ← previous · Space play · N C W B set the class and go on · A accept the "
         "model's class and go on")
@@ -73,8 +74,9 @@ class ReviewBar(QWidget):
 class ReviewMode(QObject):
     train_requested = Signal(object)  # the folder of the reviewed recordings
 
-    def __init__(self, page: RecordingsPage, actions: AnnotationActions, window: QWidget):
+    def __init__(self, session: Session, page: RecordingsPage, actions: AnnotationActions, window: QWidget):
         super().__init__(window)
+        self.session = session
         self.page = page
         self.edit_bar = actions.bar  # its hint and Review button give way to the review bar
         self.entries: list[ReviewEntry] = []
@@ -100,8 +102,8 @@ class ReviewMode(QObject):
         self.bar.play.setToolTip(page.player.unavailable_reason or "Play the cycle (Space)")
         self.bar.train.clicked.connect(lambda: self.train_requested.emit(self.folder()))
         self.bar.done.clicked.connect(lambda: self.toggle.setChecked(False))
-        page.documents_changed.connect(self._documents_changed)
-        page.queue.busy.connect(lambda busy: self.waiting and not busy and self._order())
+        session.documents_changed.connect(self._documents_changed)
+        session.queue.busy.connect(lambda busy: self.waiting and not busy and self._order())
 
     def _key_action(self, text: str, key: str, slot, page: QWidget) -> QAction:
         action = QAction(text, self, shortcut=QKeySequence(key), enabled=False)
@@ -111,13 +113,13 @@ class ReviewMode(QObject):
         return action
 
     def folder(self) -> Path:
-        return data_folder(list(self.page.documents))
+        return data_folder(list(self.session.documents))
 
     # ---------------------------------------------------------------- the queue
 
     def start(self) -> None:
-        if not self.page.documents:
-            self.page.status.emit("Open analysed recordings to review them.")
+        if not self.session.documents:
+            self.session.status.emit("Open analysed recordings to review them.")
             self.toggle.setChecked(False)
             return
         self.active = True
@@ -126,8 +128,8 @@ class ReviewMode(QObject):
         self.bar.setVisible(True)
         for widget in (self.edit_bar.hint, self.edit_bar.review_button):
             widget.setVisible(False)
-        if self.page.teacher_folders:
-            self.page.set_show_teachers(True)  # their votes order the queue and show in the table
+        if self.session.teacher_folders:
+            self.session.set_show_teachers(True)  # their votes order the queue and show in the table
         self._order()
 
     def stop(self) -> None:
@@ -139,16 +141,16 @@ class ReviewMode(QObject):
             widget.setVisible(True)
 
     def _ready(self) -> bool:
-        return all(not d.missing_spans(folder) for d in self.page.documents.values()
-                   for folder in self.page.model_folders())
+        return all(not d.missing_spans(folder) for d in self.session.documents.values()
+                   for folder in self.session.model_folders())
 
     def _order(self) -> None:
         """The queue, once every model needed has predicted every cycle (or nothing more is coming)."""
         if not self.active:
             return
-        if not self._ready() and self.page.queue.is_busy():
+        if not self._ready() and self.session.queue.is_busy():
             self.waiting = True
-            teachers = len(self.page.teacher_folders) if self.page.show_teachers else 0
+            teachers = len(self.session.teacher_folders) if self.session.show_teachers else 0
             self.bar.where.setText("Waiting for the predictions" + (f" and the votes of {teachers} teachers"
                                                                       if teachers else "") + "…")
             self.bar.reason.setText("The order needs them; progress is in the status bar.")
@@ -159,18 +161,17 @@ class ReviewMode(QObject):
 
     def queue(self) -> list[ReviewEntry]:
         candidates = []
-        page = self.page
-        for path, document in page.documents.items():
+        for path, document in self.session.documents.items():
             for span in document.spans:
                 candidates.append(self._candidate(path, span))
         return [ReviewEntry(Path(candidates[i].recording), candidates[i].start, candidates[i].end)
                 for i in review_order(candidates)]
 
     def _candidate(self, path: Path, span) -> ReviewCandidate:
-        document, page = self.page.documents[path], self.page
-        votes = document.teacher_probabilities(page.teacher_folders, span) if page.show_teachers else None
+        document, session = self.session.documents[path], self.session
+        votes = document.teacher_probabilities(session.teacher_folders, span) if session.show_teachers else None
         return ReviewCandidate(str(path), span.start, span.end, span.label,
-                               document.probabilities(page.model_folder, span), tuple(votes or ()))
+                               document.probabilities(session.model_folder, span), tuple(votes or ()))
 
     def go(self, position: int) -> None:
         if not self.entries:
@@ -207,7 +208,7 @@ class ReviewMode(QObject):
         self.bar.progress.setValue(done)
         self.bar.progress.setFormat(f"{done} / {total} reviewed")
         entry = self.entries[self.position]
-        document = self.page.documents.get(entry.path)
+        document = self.session.documents.get(entry.path)
         index = next((i for i, s in enumerate(document.spans) if s.start <= entry.middle < s.end), None) \
             if document else None
         finished = " — all reviewed" if done == total else ""
@@ -226,8 +227,8 @@ class ReviewMode(QObject):
             return
         if self.waiting:
             self._order()
-        elif set(e.path for e in self.entries) - set(self.page.documents):  # a recording was closed
-            self.entries = [e for e in self.entries if e.path in self.page.documents]
+        elif set(e.path for e in self.entries) - set(self.session.documents):  # a recording was closed
+            self.entries = [e for e in self.entries if e.path in self.session.documents]
             self.go(self.position)
         else:
             self.show_progress()
