@@ -1,22 +1,20 @@
 """The background jobs of the Recordings page: core calls composed for one window, run by the engine
-adapter. Each reports a core `Event` per recording for progress and delivers each recording's result (or
-its error) as a partial result."""
+adapter. Each goes through the engine's per-file loop (core.analysis.batch, as `lungkd predict` does),
+reports a core `Event` per recording for progress and delivers each recording's result (or its Failure) as a
+partial result."""
 from __future__ import annotations
 
-import os
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from lungkd.core.analysis.batch import Failure, Progress, for_each_recording
 from lungkd.core.analysis.display import display_spectrogram, relative_to_loud_parts
 from lungkd.core.analysis.limits import UsableModel, load_model_with_limits
 from lungkd.core.analysis.predict import RecordingAnalysis, analyse_samples
 from lungkd.core.data.annotation_io import annotation_path_for, file_digest
-from lungkd.core.data.audio import AUDIO_EXTENSIONS, DecodedAudio, distinct_recordings, load_audio
-from lungkd.core.cancel import Cancelled
-from lungkd.core.errors import LungKDError, Problem
+from lungkd.core.data.audio import DecodedAudio, load_audio
 from lungkd.core.events import Event
 
 from .spectrogram_settings import SpectrogramSettings
@@ -53,13 +51,6 @@ class OpenRecording:
         return len(self.samples) / self.sample_rate
 
 
-@dataclass
-class FailedRecording:
-    path: Path
-    message: str
-    details: str
-
-
 class ModelCache:
     """Loaded models (with the limits their cards store) by folder, so re-analysing ten recordings loads the
     model once. Used by one job at a time (the task queue runs them in turn)."""
@@ -71,45 +62,6 @@ class ModelCache:
         if folder not in self._models:
             self._models[folder] = load_model_with_limits(folder)
         return self._models[folder]
-
-
-def expand_paths(paths: list[Path]) -> tuple[list[Path], list[FailedRecording]]:
-    """Files as given (a wrong one is refused later, with its name), folders as the audio files inside; one
-    file per recording name, as every command has it (`distinct_recordings`). What is left out (a second file
-    of a recording, a folder that cannot be read) comes back as FailedRecordings saying why."""
-    out: list[Path] = []
-    problems: list[Problem] = []
-
-    def unreadable(exc: OSError) -> None:
-        problems.append(Problem(exc.filename, f"this folder cannot be read ({exc.strerror or exc}).",
-                                "give your user read permission."))
-
-    for path in paths:
-        if path.is_dir():
-            out += sorted(Path(folder) / name for folder, _, names in os.walk(path, onerror=unreadable)
-                          for name in names if Path(name).suffix.lower() in AUDIO_EXTENSIONS)
-        else:
-            out.append(path)
-    kept, duplicates = distinct_recordings(out)
-    return kept, [FailedRecording(Path(p.path), f"{p.message} {p.fix}", str(p)) for p in problems + duplicates]
-
-
-def nothing_to_open(paths: list[Path]) -> str:
-    """Why `paths` gave no recording to open, naming each: an empty folder, a folder without audio (and what it
-    holds instead), or a path that is not there."""
-    reasons = []
-    for path in paths:
-        if not path.exists():
-            reasons.append(f"{path} does not exist")
-        elif path.is_dir():
-            files = [p for p in path.rglob("*") if p.is_file()]
-            if not files:
-                reasons.append(f"the folder {path} is empty")
-            else:
-                kinds = ", ".join(sorted({p.suffix.lower() or "no extension" for p in files})[:5])
-                reasons.append(f"the folder {path} holds no wav, flac or ogg recordings ({len(files)} other "
-                               f"file(s): {kinds})")
-    return ("Nothing to open: " + "; ".join(reasons) + ".") if reasons else "No wav, flac or ogg files there."
 
 
 def compute_spectrogram(samples: np.ndarray, sample_rate: int, settings: SpectrogramSettings) -> Spectrogram:
@@ -124,12 +76,6 @@ def annotation_digest(audio: Path) -> str | None:
     return file_digest(annotation_path_for(audio))
 
 
-def failure(path: Path, exc: Exception) -> FailedRecording:
-    """What went wrong in words for the list (the file is named there already), all of it for the details."""
-    words = f"{exc.problem.message} {exc.problem.fix}".strip() if isinstance(exc, LungKDError) else str(exc)
-    return FailedRecording(path, words or type(exc).__name__, f"{exc}\n\n{traceback.format_exc()}")
-
-
 def _analyse(path: Path, audio: DecodedAudio, model_folder: Path | None, models: ModelCache, cancel,
              spans: list[tuple[float, float]] | None = None) -> tuple[RecordingAnalysis | None, str]:
     if model_folder is None:
@@ -139,28 +85,24 @@ def _analyse(path: Path, audio: DecodedAudio, model_folder: Path | None, models:
 
 
 def _each_recording(items: list, work):
-    """A job running `work(item, cancel)` on each item (a path, or an open recording) in turn and delivering
-    each result; an error becomes that recording's FailedRecording (one bad file among many) and the rest
-    go on."""
+    """A job running `work(item, cancel)` on each item (a path, or an open recording) in turn, through the
+    engine's per-file loop (core.analysis.batch): each result is delivered as it comes, an error as that
+    recording's Failure (one bad file among many), and the rest go on."""
     def job(report, cancel) -> None:
-        for number, item in enumerate(items, start=1):
-            path = item.path if isinstance(item, OpenRecording) else item
-            report(Event("recordings", "progress", f"Analysing {path.name}", step=number - 1, total=len(items)))
-            try:
-                result = work(item, cancel)
-            except Cancelled:
-                raise
-            except Exception as exc:
-                result = failure(path, exc)
+        def progress(p: Progress) -> None:
+            words = f"Analysing {p.current.name}" if p.current is not None else "Analysed"
+            report(Event("recordings", "progress", words, step=p.done, total=p.total))
+
+        path_of = lambda item: item.path if isinstance(item, OpenRecording) else item  # noqa: E731
+        for result in for_each_recording(items, work, path_of=path_of, cancel=cancel, on_progress=progress):
             report.deliver(result)
-            report(Event("recordings", "progress", path.name, step=number, total=len(items)))
     return job
 
 
 def open_job(paths: list[Path], model_folder: Path | None, settings: SpectrogramSettings, models: ModelCache,
-             left_out: list[FailedRecording] = ()):
+             left_out: list[Failure] = ()):
     """Decode each recording once, then draw and analyse it from those samples: OpenRecording results, after
-    the FailedRecordings of what `expand_paths` left out."""
+    the Failures of what `expand_recordings` left out."""
     def work(path: Path, cancel) -> OpenRecording:
         audio = load_audio(path)
         recording = OpenRecording(path, audio, compute_spectrogram(audio.samples, audio.sample_rate, settings),

@@ -9,12 +9,13 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtWidgets import QLabel, QListWidgetItem, QSplitter, QStackedWidget, QVBoxLayout, QWidget
 
+from lungkd.core.analysis.batch import expand_recordings
 from lungkd.core.analysis.predict import EDITED, RecordingAnalysis
 
 from ..engine import EngineTask
 from .cycle_document import CycleDocument
 from .cycle_table import CycleTable
-from .jobs import OpenRecording, expand_paths, nothing_to_open, spectrogram_job
+from .jobs import OpenRecording, spectrogram_job
 from .playback import Player
 from .recording_list import RecordingList
 from .recording_view import RecordingView
@@ -100,9 +101,10 @@ class RecordingsPage(QWidget):
     # ---------------------------------------------------------------- opening, the session's changes
 
     def open_paths(self, paths: list[Path]) -> EngineTask | None:
-        files, left_out = expand_paths([Path(p) for p in paths])
-        if not files and not left_out:
-            reason = nothing_to_open([Path(p) for p in paths])
+        files, left_out = expand_recordings([Path(p) for p in paths])
+        if not files:
+            reason = "Nothing to open: " + " ".join(f.text for f in left_out) if left_out else \
+                "No wav, flac or ogg files there."
             self.session.status.emit(reason)
             if not self.session.recordings:  # the empty page says it too, where the user is looking
                 self.placeholder.setText(PLACEHOLDER + f"<p style='color:#c0392b'>{html.escape(reason)}</p>")

@@ -7,11 +7,12 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from lungkd.core.analysis.batch import Failure
 from lungkd.core.text import printable
 
 from ..engine import EngineTask, TaskQueue
 from .cycle_document import CycleDocument
-from .jobs import Analysed, FailedRecording, ModelCache, OpenRecording, reanalyse_job
+from .jobs import Analysed, ModelCache, OpenRecording, reanalyse_job
 
 
 class PredictionUpdates(QObject):
@@ -60,7 +61,7 @@ class PredictionUpdates(QObject):
         document, spans = asked[result.path]
         if isinstance(result, Analysed):
             document.add_predictions(result.model_folder, result.analysis)
-        elif isinstance(result, FailedRecording):
+        elif isinstance(result, Failure):
             self._failed[(result.path, folder)] = spans
             self.failed.emit(printable(f"Could not predict the edited cycles of {result.path.name}: {result.message}"),
                              result.details)

@@ -9,12 +9,13 @@ from pathlib import Path
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem
 
+from lungkd.core.analysis.batch import Failure
 from lungkd.core.labels import CLASS_NAMES
 from lungkd.core.text import html_text
 
 from ..theme import CLASS_COLOURS, EDITED, MISMATCH, MUTED, NOTICE
 from .cycle_document import CycleDocument
-from .jobs import FailedRecording, OpenRecording
+from .jobs import OpenRecording
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
 
@@ -48,7 +49,7 @@ def summary_html(recording: OpenRecording, document: CycleDocument | None = None
     return "<br>".join(lines)
 
 
-def failure_html(failure: FailedRecording) -> str:
+def failure_html(failure: Failure) -> str:
     message = failure.message if len(failure.message) < 160 else failure.message[:157] + "…"
     return (f"<b style='color:{MISMATCH.name()}'>⚠ {html_text(failure.path.name)}</b><br>"
             f"<span style='color:{MUTED.name()}'>{html_text(message)}</span>")
@@ -56,18 +57,18 @@ def failure_html(failure: FailedRecording) -> str:
 
 class RecordingList(QListWidget):
     recording_chosen = Signal(object)  # the Path of an open recording
-    failure_activated = Signal(object)  # a FailedRecording, to show its details
+    failure_activated = Signal(object)  # a Failure, to show its details
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.failures: dict[Path, FailedRecording] = {}
+        self.failures: dict[Path, Failure] = {}
         self.setMinimumWidth(260)
         self.setSpacing(1)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.currentItemChanged.connect(self._current_changed)
         self.itemDoubleClicked.connect(self._double_clicked)
 
-    def show_result(self, result: OpenRecording | FailedRecording, document: CycleDocument | None = None,
+    def show_result(self, result: OpenRecording | Failure, document: CycleDocument | None = None,
                     model_folder: Path | None = None) -> QListWidgetItem:
         """Adds the recording, or updates its entry when it is already listed."""
         item = self.item_for(result.path) or QListWidgetItem(self)
@@ -76,7 +77,7 @@ class RecordingList(QListWidget):
                        else failure_html(result), wordWrap=True)
         label.setContentsMargins(6, 4, 6, 4)
         label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-        if isinstance(result, FailedRecording):
+        if isinstance(result, Failure):
             self.failures[result.path] = result
             item.setToolTip(f"<qt>{html_text(result.message)}<br>(double click for the details)</qt>")
         else:

@@ -13,6 +13,7 @@ from pathlib import Path
 from PySide6.QtCore import QFileSystemWatcher, QObject, Signal
 from PySide6.QtGui import QUndoGroup
 
+from lungkd.core.analysis.batch import Failure
 from lungkd.core.analysis.predict import RecordingAnalysis, write_csv
 from lungkd.core.data.annotation_io import file_digest
 from lungkd.core.kd.store import teachers_for_model
@@ -20,7 +21,7 @@ from lungkd.core.text import printable
 
 from ..engine import EngineTask, TaskQueue
 from .cycle_document import CycleDocument, ShownCycle
-from .jobs import Analysed, FailedRecording, ModelCache, OpenRecording, open_job, reanalyse_job
+from .jobs import Analysed, ModelCache, OpenRecording, open_job, reanalyse_job
 from .prediction_updates import PredictionUpdates
 from .spectrogram_settings import SpectrogramSettings
 
@@ -29,7 +30,7 @@ class Session(QObject):
     status = Signal(str)  # a sentence for the status bar
     error = Signal(str, str)  # message, details
     recording_changed = Signal(object)  # an OpenRecording opened, opened again or analysed by a model now
-    recording_failed = Signal(object)  # a FailedRecording: the file could not be opened, or was left out
+    recording_failed = Signal(object)  # a Failure: the file could not be opened, or was left out
     recording_removed = Signal(object)  # the Path of a recording closed
     current_changed = Signal()  # another recording is current, or a new analysis of it
     model_changed = Signal()  # another model was chosen, and with it its teachers
@@ -58,9 +59,9 @@ class Session(QObject):
 
     # ---------------------------------------------------------------- opening and analysing
 
-    def open(self, files: list[Path], left_out: list[FailedRecording], settings: SpectrogramSettings) -> EngineTask:
+    def open(self, files: list[Path], left_out: list[Failure], settings: SpectrogramSettings) -> EngineTask:
         """Decodes, draws and analyses the files with the chosen model in the engine; each arrives as
-        `recording_changed`, after the `recording_failed` of what `expand_paths` left out."""
+        `recording_changed`, after the `recording_failed` of what `expand_recordings` left out."""
         return self._submit(EngineTask(open_job(files, self.model_folder, settings, self.models, left_out),
                                        "Opening recordings"))
 
@@ -101,7 +102,7 @@ class Session(QObject):
             self.recordings[result.path] = result
             if result.analysis is not None:
                 self._adopt_analysis(result.path, result.model_folder, result.analysis, result.annotation_digest)
-        elif isinstance(result, FailedRecording):
+        elif isinstance(result, Failure):
             if result.path not in self.documents or not self.documents[result.path].modified:
                 self.recordings.pop(result.path, None)
                 self._drop_document(result.path)

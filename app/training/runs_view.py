@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QHeaderView, QInputDialog, QLabel, Q
 from lungkd.core.errors import LungKDError
 from lungkd.core.kd.store import delete_experiment, rename_experiment
 from lungkd.core.workspace.catalog import Catalog
-from lungkd.core.workspace.layout import catalog_path
+from lungkd.core.workspace.layout import REPORT_HTML, catalog_path
 from lungkd.core.workspace.status import RunSummary, number_text, status_text
 
 COLUMNS = ("experiment", "updated", "mean teacher", "best ensemble", "students (distilled / hard)",
@@ -102,7 +102,7 @@ class RunsView(QWidget):
         if chosen is None:
             return
         name, folder = chosen
-        report = folder / "report.html"
+        report = folder / REPORT_HTML
         if not report.is_file():
             self.say(f"{name} has no report yet: it has not run to the end.", error=True)
         elif not QDesktopServices.openUrl(QUrl.fromLocalFile(str(report))):

@@ -12,7 +12,7 @@ from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.errors import LungKDError
 from lungkd.core.features.cycle_sets import CycleSet
 from lungkd.core.labels import NUM_CLASSES
-from lungkd.core.models.card import DAMAGED_FIX, DamagedModelError, InputContract, ModelCard, read_model_card
+from lungkd.core.models.card import CARD_FILE, DAMAGED_FIX, DamagedModelError, InputContract, ModelCard, read_model_card
 from lungkd.core.models.classifiers import Classifier
 from lungkd.core.models.registry import ARCHITECTURES, create_model, model_info
 
@@ -28,7 +28,7 @@ def load_saved_model(folder: str | Path) -> tuple[Classifier, ModelCard]:
         raise LungKDError("not a LungKD model folder (no lungkd.json).", path=folder, fix=NOT_A_MODEL_FIX)
     if card.architecture not in ARCHITECTURES:
         raise DamagedModelError(f"the model card names architecture '{card.architecture}', which this LungKD does "
-                                f"not know ({', '.join(ARCHITECTURES)}).", path=Path(folder) / "lungkd.json",
+                                f"not know ({', '.join(ARCHITECTURES)}).", path=Path(folder) / CARD_FILE,
                                 fix="use a LungKD version that has it, or " + DAMAGED_FIX)
     model = create_model(card.architecture, pretrained=folder)
     model.eval()

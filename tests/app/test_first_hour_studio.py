@@ -151,11 +151,11 @@ def test_file_open_folder_opens_recordings_and_says_when_there_are_none(window, 
 
     chosen.append(str(empty))
     window.open_folder_action.trigger()
-    assert f"the folder {empty} is empty" in window.statusBar().currentMessage()
-    assert f"the folder {empty} is empty" in window.recordings.placeholder.text()
+    assert f"{empty}: the folder is empty" in window.statusBar().currentMessage()
+    assert f"{empty}: the folder is empty" in window.recordings.placeholder.text()
     chosen.append(str(other))
     window.open_folder_action.trigger()
-    assert f"the folder {other} holds no wav, flac or ogg recordings (2 other file(s): .mp3, .txt)" in \
+    assert f"{other}: the folder holds no wav, flac or ogg recordings (2 other file(s): .mp3, .txt)" in \
         window.statusBar().currentMessage()
 
     chosen.append(str(synthetic_dir))

@@ -196,7 +196,7 @@ def awkward(tmp_path_factory, breathing):
 
 
 def test_every_command_picks_the_same_file_of_a_recording_and_says_so(awkward):
-    from lungkd.app.recordings.jobs import expand_paths
+    from lungkd.core.analysis.batch import expand_recordings
 
     index = load_dataset(awkward)
     assert index.recording("twice").audio_path == awkward / "twice.wav"
@@ -208,7 +208,7 @@ def test_every_command_picks_the_same_file_of_a_recording_and_says_so(awkward):
     assert second.path == str(awkward / "two_notes.TXT")
     assert _warnings(index, "no usable cycle")[0].path == str(awkward / "no_cycle.txt")
     assert index.recording(os.fsdecode(b"caf\xe9")).usable_audio  # shown, not refused
-    files, left_out = expand_paths([awkward])  # the Studio's folder opening
+    files, left_out = expand_recordings([awkward])  # `lungkd predict` and the Studio's folder opening
     assert awkward / "twice.wav" in files and awkward / "twice.flac" not in files
     assert [(f.path, "is used; this one is left out" in f.message) for f in left_out] == [
         (awkward / "twice.flac", True)]
