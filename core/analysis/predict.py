@@ -152,7 +152,8 @@ def find_cycles(path: Path, samples: np.ndarray, sr: int) -> FoundCycles:
         if cycles:
             kept, clipped = clip_cycles_to_duration(cycles, len(samples) / sr, annotation)
             return FoundCycles(list(kept), "annotation", problems + clipped)
-    segmentation = segment_cycles(samples, sr)
+    name = parse_recording_name(path.stem)  # the site decides which breathing phase is inspiration
+    segmentation = segment_cycles(samples, sr, location=name.location if name else None)
     if annotation is not None:
         problems.insert(0, Problem(str(annotation), "the annotation gives no usable cycle, so the cycles were "
                                    f"found without it ({segmentation.method}).", "correct the annotation file."))

@@ -420,16 +420,52 @@ def _band(f: np.ndarray, low: float, high: float, order: int) -> np.ndarray:
     return highpass / np.sqrt(1.0 + (f / high) ** (2 * order))
 
 
-def _breath_envelope(n: int, sr: int, b: Breathing) -> np.ndarray:
-    """Inspiration then a softer expiration in every cycle; computed at 500 Hz, interpolated (it is smooth)."""
+def _phase_courses(n: int, sr: int, b: Breathing, gap: np.ndarray | None = None):
+    """At 500 Hz (the courses are smooth): the times, each time's cycle, whether it is in inspiration, and the
+    inspiratory and expiratory loudness there. Expiration starts right after inspiration, or `gap` (a share of
+    each cycle) later."""
     t = np.arange(int(n / sr * 500) + 2) / 500
     k = np.clip(np.searchsorted(b.edges, t, side="right") - 1, 0, len(b.insp) - 1)
     u = (t - b.edges[k]) / (b.edges[k + 1] - b.edges[k])
     insp, exp = b.insp[k], b.exp[k]
+    expiring = u - insp if gap is None else u - insp - gap[k]
     inhale = np.sin(np.pi * np.clip(u / insp, 0.0, 1.0)) ** 0.8
-    exhale = np.sin(np.pi * np.clip((u - insp) / exp, 0.0, 1.0) ** 0.6) * b.exp_gain[k]
-    envelope = b.gain[k] * np.where(u < insp, inhale, exhale) + 0.03
+    exhale = np.sin(np.pi * np.clip(expiring / exp, 0.0, 1.0) ** 0.6) * b.exp_gain[k]
+    return t, k, u < insp, inhale, exhale
+
+
+def _breath_envelope(n: int, sr: int, b: Breathing) -> np.ndarray:
+    """Inspiration then a softer expiration in every cycle; computed at 500 Hz, interpolated (it is smooth)."""
+    t, k, inspiring, inhale, exhale = _phase_courses(n, sr, b)
+    envelope = b.gain[k] * np.where(inspiring, inhale, exhale) + 0.03
     return np.interp(np.arange(n) / sr, t, envelope)
+
+
+def _distinct_phases(rng: np.random.Generator, breath_noise: np.ndarray, f: np.ndarray, corner: float,
+                     b: Breathing, sr: int, tracheal: bool) -> np.ndarray:
+    """Breath sound whose phases differ as textbooks describe them. At the chest wall expiration is softer and
+    lower-pitched than inspiration (the lung filters it more). At the trachea a silent gap follows
+    inspiration, and expiration is louder, higher-pitched and lasts until the next breath; the pitch difference
+    is about the real tracheal recording 105_1b1_Tc's (expiration 5 dB brighter in 150-1000 Hz)."""
+    n, cycles = len(breath_noise), len(b.insp)
+
+    def noise(corner_hz: float) -> np.ndarray:
+        return np.fft.irfft(_noise_spectrum(rng, n, _unit_rms(_band(f, 80.0, corner_hz, 2))), n)
+
+    if tracheal:
+        gap = rng.uniform(0.06, 0.12, cycles)
+        b = replace(b, exp=(1.0 - b.insp - gap) * rng.uniform(0.95, 1.0, cycles),
+                    exp_gain=rng.uniform(1.0, 1.3, cycles))
+        inspiratory_noise = noise(corner * rng.uniform(0.6, 0.8))
+        expiratory_noise = noise(corner * rng.uniform(1.2, 1.8))
+    else:
+        gap = None
+        inspiratory_noise, expiratory_noise = breath_noise, noise(corner * rng.uniform(0.5, 0.75))
+    t, k, inspiring, inhale, exhale = _phase_courses(n, sr, b, gap)
+    at = np.arange(n) / sr
+    inspiration = np.interp(at, t, b.gain[k] * np.where(inspiring, inhale, 0.0) + 0.03)
+    expiration = np.interp(at, t, b.gain[k] * np.where(inspiring, 0.0, exhale))
+    return inspiratory_noise * inspiration + expiratory_noise * expiration
 
 
 def _add_events(n: int, starts: np.ndarray, waves: np.ndarray) -> np.ndarray:
@@ -570,8 +606,10 @@ def _fft_length(n: int) -> int:
     return best
 
 
-def render_recording(plan: RecordingPlan, seed: int, index: int) -> np.ndarray:
-    """The recording's samples in [-1, 1] at its own sample rate."""
+def render_recording(plan: RecordingPlan, seed: int, index: int, *, distinct_phases: bool = False) -> np.ndarray:
+    """The recording's samples in [-1, 1] at its own sample rate. With `distinct_phases` inspiration and
+    expiration differ as at the chest wall or the trachea (`_distinct_phases`), all else the same; without it
+    (the datasets' setting) they differ in loudness only."""
     rng = np.random.default_rng([seed, 1, index])
     b, traits, device = plan.breathing, plan.patient.traits, plan.patient.device
     sr, n = plan.sample_rate, _fft_length(plan.n_samples)  # rendered a little longer, then cut
@@ -581,7 +619,9 @@ def render_recording(plan: RecordingPlan, seed: int, index: int) -> np.ndarray:
     breath_noise = np.fft.irfft(_noise_spectrum(rng, n, _unit_rms(_band(f, 80.0, corner, 2))), n)
     if tracheal:
         b = replace(b, exp_gain=np.clip(b.exp_gain * 1.6, 0.0, 1.0))
-    mix = breath_noise * _breath_envelope(n, sr, b) + _heart(rng, traits, n, sr) + _friction(rng, traits, n, sr)
+    breath = (_distinct_phases(np.random.default_rng([seed, 4, index]), breath_noise, f, corner, b, sr, tracheal)
+              if distinct_phases else breath_noise * _breath_envelope(n, sr, b))
+    mix = breath + _heart(rng, traits, n, sr) + _friction(rng, traits, n, sr)
     if (plan.labels & 1).any():
         mix += _add_events(n, *_crackles(rng, plan))
     mix += _wheezes(rng, plan, n)
