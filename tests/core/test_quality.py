@@ -3,7 +3,8 @@ recordings of every device is found there and nowhere else, clean recordings hav
 are measured in bounded memory, and on the 10 shared real recordings the clipped ones are marked.
 
 The recordings are the generator's with its own hum and friction turned off (it plants both at places it
-does not report); the defects are then added here, through a real WAV file where the sample format matters.
+does not report); the defects are then added where the test says (core/data/synth.py's `with_*`), through a
+real WAV file where the sample format matters.
 """
 import tracemalloc
 from collections import defaultdict
@@ -12,12 +13,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import soundfile as sf
-from scipy import signal
-
 from lungkd.core.analysis import band_levels
 from lungkd.core.analysis.quality import (CLIPPING, FRICTION, GOOD, HEART, HUM, LOW_SNR, POOR, TOO_QUIET, TOO_SHORT,
                                           WARNING, assess_quality)
-from lungkd.core.data.synth import DEVICES, plan_dataset, render_recording
+from lungkd.core.data.synth import (DEVICES, at_loud_level, plan_dataset, render_recording, with_clipping,
+                                    with_friction, with_heart_sounds, with_hum, with_noise)
 
 SEED = 3
 
@@ -48,34 +48,6 @@ def through_wav(samples: np.ndarray, sr: int, tmp_path, subtype: str = "PCM_16")
     return sf.read(path, dtype="float32")[0]
 
 
-def band_noise(seconds: float, sr: int, rng, lo: float = 100.0, hi: float = 4000.0) -> np.ndarray:
-    """Unit-RMS noise between lo and hi Hz: what rubbing, or a noisy room, puts into a stethoscope."""
-    sos = signal.butter(4, [lo, min(hi, 0.45 * sr)], "bandpass", fs=sr, output="sos")
-    noise = signal.sosfilt(sos, rng.standard_normal(int(seconds * sr) + 2000))[2000:]
-    return noise / np.sqrt(np.mean(noise ** 2))
-
-
-def breath_band_rms(samples: np.ndarray, sr: int) -> float:
-    """The RMS of the breath band (150-1200 Hz), from the recording's spectrum."""
-    freqs, power = signal.welch(samples, sr, nperseg=sr)
-    return float(np.sqrt(power[(freqs >= 150) & (freqs < 1200)].sum() * freqs[1]))
-
-
-def heart_sounds(n: int, sr: int, level: float, rng) -> np.ndarray:
-    """S1 and S2 at about 72 beats/min with a real heart's variability: 0.1 s thumps of 30-250 Hz (real heart
-    sounds reach into the breath band), `level` at peak."""
-    t = np.arange(int(0.1 * sr)) / sr
-    thump = sum(np.sin(2 * np.pi * f * t + f) / (1 + f / 60) for f in (33, 47, 77, 113, 167, 233)) * np.hanning(len(t))
-    thump *= level / np.abs(thump).max()
-    out, beat = np.zeros(n), 0.2
-    while beat < n / sr - 0.6:
-        for offset in (0.0, rng.normal(0.3, 0.01)):
-            i = int((beat + offset) * sr)
-            out[i:i + len(thump)] += thump[:n - i]
-        beat += rng.normal(1 / 1.2, 0.03)
-    return out
-
-
 def kinds(span) -> set[str]:
     return {f.kind for f in span.findings}
 
@@ -103,15 +75,12 @@ def test_clean_generated_recordings_of_every_device_have_no_finding():
 
 def test_clipping_is_found_where_the_recorder_reached_its_limit(recordings, tmp_path):
     for device, samples, sr, spans in recordings:
-        loud = samples / np.abs(samples).max() * 0.5
-        a, b = int(6.0 * sr), int(8.0 * sr)
-        loud[a:b] *= 4 / np.abs(loud[a:b]).max()  # two seconds far too loud, cut at full scale
-        clipped = through_wav(np.clip(loud, -1, 1), sr, tmp_path)
+        clipped = through_wav(with_clipping(samples, sr, 6.0, 8.0), sr, tmp_path)  # two seconds far too loud
         quality = assess_quality(clipped, sr, spans)
         finding = next(f for f in quality.recording.findings if f.kind == CLIPPING)
         assert 6.0 - 0.05 <= finding.start and finding.end <= 8.0 + 0.05, device
         assert "clipped" in finding.reason and "too hard" in finding.reason
-        loudest = (a + int(np.argmax(np.abs(loud[a:b])))) / sr
+        loudest = 6.0 + int(np.argmax(np.abs(samples[int(6 * sr):int(8 * sr)]))) / sr
         assert any(f.kind == CLIPPING and f.severity == POOR
                    for c in cycles_touching(quality, loudest, loudest) for f in c.findings), device
         assert not any(CLIPPING in kinds(c) for c in cycles_apart(quality, 6.0, 8.0))
@@ -121,9 +90,7 @@ def test_clipping_is_found_where_the_recorder_reached_its_limit(recordings, tmp_
 @pytest.mark.parametrize("level_dbfs, severity", [(-55.0, WARNING), (-66.0, POOR)])
 def test_a_recording_made_with_too_little_gain_is_too_quiet(recordings, tmp_path, level_dbfs, severity):
     for device, samples, sr, spans in recordings:
-        frames = samples[:len(samples) // 400 * 400].reshape(-1, 400)
-        loud = np.percentile(np.mean(frames ** 2, axis=1), 90)
-        quiet = through_wav(samples * 10 ** (level_dbfs / 20) / np.sqrt(loud), sr, tmp_path)
+        quiet = through_wav(at_loud_level(samples, sr, level_dbfs), sr, tmp_path)
         quality = assess_quality(quiet, sr, spans)
         finding = next(f for f in quality.recording.findings if f.kind == TOO_QUIET)
         assert finding.severity == severity and "too quiet" in finding.reason, device
@@ -135,12 +102,7 @@ def test_friction_bursts_are_found_where_they_were_put_and_nowhere_else(recordin
     rng = np.random.default_rng(0)
     bursts = [(3.0, 0.25), (7.0, 0.4)]
     for device, samples, sr, spans in recordings:
-        rubbed = samples.copy()
-        for start, length in bursts:
-            a = int(start * sr)
-            noise = band_noise(length, sr, rng) * np.hanning(int(length * sr))
-            rubbed[a:a + len(noise)] += 10 * breath_band_rms(samples, sr) * noise
-        quality = assess_quality(rubbed, sr, spans)
+        quality = assess_quality(with_friction(samples, sr, bursts, rng), sr, spans)
         finding = next(f for f in quality.recording.findings if f.kind == FRICTION)
         assert finding.start >= 3.0 - 0.1 and finding.end <= 7.4 + 0.1, device
         assert finding.severity == WARNING and "2 bursts" in finding.reason and "crackles" in finding.reason
@@ -155,9 +117,7 @@ def test_breath_sounds_buried_in_steady_noise_have_a_low_signal_to_noise_ratio(r
                                                                               severity):
     rng = np.random.default_rng(1)
     for device, samples, sr, spans in recordings:
-        noise = band_noise(len(samples) / sr, sr, rng, 150, 1200)[:len(samples)]
-        noisy = samples + noise_over_breath * breath_band_rms(samples, sr) * noise
-        quality = assess_quality(noisy, sr, spans)
+        quality = assess_quality(with_noise(samples, sr, rng, noise_over_breath), sr, spans)
         finding = next(f for f in quality.recording.findings if f.kind == LOW_SNR)
         assert finding.severity == severity and "background noise" in finding.reason, device
         assert (finding.start, finding.end) == (0.0, round(len(samples) / sr, 3))
@@ -167,13 +127,12 @@ def test_breath_sounds_buried_in_steady_noise_have_a_low_signal_to_noise_ratio(r
 def test_heart_sounds_louder_than_the_breath_in_its_own_band_are_found(recordings):
     rng = np.random.default_rng(2)
     for device, samples, sr, spans in recordings:
-        rms = np.sqrt(np.mean(samples ** 2))
-        quality = assess_quality(samples + heart_sounds(len(samples), sr, 40 * rms, rng), sr, spans)
+        quality = assess_quality(with_heart_sounds(samples, sr, rng, 40), sr, spans)
         finding = next(f for f in quality.recording.findings if f.kind == HEART)
         assert finding.severity == POOR and finding.value >= 10 and "heart sounds" in finding.reason, device
         assert sum(HEART in kinds(c) for c in quality.cycles) >= len(spans) / 2
         assert HUM not in kinds(quality.recording)  # the heart's own rhythm is no mains hum
-        faint = assess_quality(samples + heart_sounds(len(samples), sr, 2 * rms, rng), sr, spans)
+        faint = assess_quality(with_heart_sounds(samples, sr, rng, 2), sr, spans)
         assert HEART not in kinds(faint.recording), device
 
 
@@ -183,10 +142,7 @@ def test_mains_hum_is_found_with_its_frequency(recordings, mains, hum_over_breat
     long_enough = [r for r in recordings if len(r[1]) / r[2] >= 12]  # two 8 s segments
     assert len(long_enough) >= 3
     for device, samples, sr, spans in long_enough:
-        t = np.arange(len(samples)) / sr
-        hum = np.sin(2 * np.pi * mains * t) + 0.5 * np.sin(2 * np.pi * 3 * mains * t + 1.0)
-        hum *= breath_band_rms(samples, sr) / np.sqrt(np.mean(hum ** 2)) * 10 ** (hum_over_breath_db / 20)
-        quality = assess_quality(samples + hum, sr, spans)
+        quality = assess_quality(with_hum(samples, sr, mains, hum_over_breath_db), sr, spans)
         finding = next(f for f in quality.recording.findings if f.kind == HUM)
         assert finding.severity == severity and f"{mains:.0f} Hz" in finding.reason, device
         assert quality.measures.hum_hz == mains
