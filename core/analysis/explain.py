@@ -36,7 +36,7 @@ from lungkd.core.features.spectral import FBANK_FRAME_LENGTH_MS, FBANK_FRAME_SHI
 from lungkd.core.models.registry import model_info
 
 IG_STEPS = 32  # points on the path; the weights' sum is then within a few % of the probability explained
-BATCH = 32  # inputs per forward pass
+BATCH = 8  # inputs per pass: a full-size CNN6 keeps about 100 MB of activations per input for the backward pass
 FOLD_S = 0.01  # the time step of the folded map: one fbank frame
 SHARE_CELL_S, SHARE_BANDS = 0.1, 16  # the cells `share_in` sums over
 FBANK_LOW_HZ = 20.0  # torchaudio's Kaldi fbank default low edge
