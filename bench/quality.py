@@ -27,8 +27,8 @@ from bench.machine import describe
 from lungkd.core.analysis.quality import (CLIPPING, FRICTION, HEART, HUM, LOW_SNR, POOR, TOO_QUIET, WARNING,
                                           assess_quality)
 from lungkd.core.data.annotations import read_annotation_file
-from lungkd.core.data.synth import (DEVICES, at_loud_level, plan_dataset, render_recording, with_clipping,
-                                    with_friction, with_heart_sounds, with_hum, with_noise)
+from lungkd.core.data.synth import (DEVICES, at_loud_level, first_of_each_device, plan_dataset, render_recording,
+                                    with_clipping, with_friction, with_heart_sounds, with_hum, with_noise)
 
 REAL_AUDIO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "icbhi" / "audio"
 
@@ -62,17 +62,13 @@ def real_recordings(clock: list[float]) -> None:
 def generated(per_device: int, seed: int, clean: bool):
     """(device, samples, sr, annotated spans, planted hum Hz) of `per_device` recordings of each device."""
     _, plans = plan_dataset(40 * per_device, seed)
-    taken: dict[str, int] = defaultdict(int)
-    for index, plan in enumerate(plans):
-        device = plan.patient.device.name
-        if taken[device] == per_device:
-            continue
-        taken[device] += 1
+    for index, plan in first_of_each_device(plans, per_device):
         hum = plan.patient.traits.hum_hz
         if clean:
             plan.patient = replace(plan.patient, traits=replace(plan.patient.traits, hum_hz=0.0, friction_rate=0.0))
         edges = plan.breathing.annotated_edges
-        yield device, render_recording(plan, seed, index), plan.sample_rate, list(zip(edges[:-1], edges[1:])), hum
+        yield (plan.patient.device.name, render_recording(plan, seed, index), plan.sample_rate,
+               list(zip(edges[:-1], edges[1:])), hum)
 
 
 def generated_as_rendered(recordings, title: str) -> None:

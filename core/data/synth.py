@@ -597,9 +597,22 @@ def render_recording(plan: RecordingPlan, seed: int, index: int) -> np.ndarray:
     return _soft_clip(_normalise_cycles(x[:plan.n_samples], plan, target))
 
 
-# ------------------------------------------------------------------------------- defects at known places
-# For testing and measuring the quality check (core/analysis/quality.py): each adds one defect to a rendered
-# recording (float samples at its rate `sr`) where the caller says, and leaves the rest as it was.
+# --------------------------------------------------------- for tests and benchmarks: defects at known places
+
+def first_of_each_device(plans: list[RecordingPlan], per_device: int) -> list[tuple[int, RecordingPlan]]:
+    """(index, plan) of the first `per_device` recordings of each device, in plan order."""
+    taken: Counter = Counter()
+    chosen = []
+    for index, plan in enumerate(plans):
+        device = plan.patient.device.name
+        if taken[device] < per_device:
+            taken[device] += 1
+            chosen.append((index, plan))
+    return chosen
+
+
+# Each `with_*` adds one defect to a rendered recording (float samples at its rate `sr`) where the caller says
+# and leaves the rest as it was: what the quality check (core/analysis/quality.py) is tested and measured on.
 
 def breath_band_rms(samples: np.ndarray, sr: int) -> float:
     """The RMS of the breath band (150-1200 Hz), from the recording's spectrum."""

@@ -7,7 +7,6 @@ does not report); the defects are then added where the test says (core/data/synt
 real WAV file where the sample format matters.
 """
 import tracemalloc
-from collections import defaultdict
 from dataclasses import replace
 
 import numpy as np
@@ -16,8 +15,8 @@ import soundfile as sf
 from lungkd.core.analysis import band_levels
 from lungkd.core.analysis.quality import (CLIPPING, FRICTION, GOOD, HEART, HUM, LOW_SNR, POOR, TOO_QUIET, TOO_SHORT,
                                           WARNING, assess_quality)
-from lungkd.core.data.synth import (DEVICES, at_loud_level, plan_dataset, render_recording, with_clipping,
-                                    with_friction, with_heart_sounds, with_hum, with_noise)
+from lungkd.core.data.synth import (DEVICES, at_loud_level, first_of_each_device, plan_dataset, render_recording,
+                                    with_clipping, with_friction, with_heart_sounds, with_hum, with_noise)
 
 SEED = 3
 
@@ -25,16 +24,13 @@ SEED = 3
 def clean_recordings(per_device: int = 1, seed: int = SEED):
     """(device, samples, sample rate, annotated spans) of generated recordings without hum or friction."""
     _, plans = plan_dataset(120, seed)
-    taken: dict[str, int] = defaultdict(int)
-    for index, plan in enumerate(plans):
-        device = plan.patient.device.name
-        if taken[device] == per_device:
-            continue
-        taken[device] += 1
+    chosen = first_of_each_device(plans, per_device)
+    assert {plan.patient.device.name for _, plan in chosen} == set(DEVICES)
+    for index, plan in chosen:
         plan.patient = replace(plan.patient, traits=replace(plan.patient.traits, hum_hz=0.0, friction_rate=0.0))
         edges = plan.breathing.annotated_edges
-        yield device, render_recording(plan, seed, index), plan.sample_rate, list(zip(edges[:-1], edges[1:]))
-    assert set(taken) == set(DEVICES)
+        yield plan.patient.device.name, render_recording(plan, seed, index), plan.sample_rate, \
+            list(zip(edges[:-1], edges[1:]))
 
 
 @pytest.fixture(scope="module")
