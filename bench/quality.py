@@ -43,7 +43,8 @@ def real_recordings(clock: list[float]) -> None:
         print(f"no real recordings in {REAL_AUDIO}: skipped\n")
         return
     print(f"{len(paths)} real ICBHI recordings\n")
-    print("| recording | verdict | findings | clipped | loud level | breath SNR | annotated cycles good / warning / poor |")
+    print("| recording | verdict | findings | clipped | loud level | breath SNR "
+          "| annotated cycles good / warning / poor |")
     print("|---|---|---|---|---|---|---|")
     for path in paths:
         samples, sr = sf.read(path, dtype="float32")
@@ -95,8 +96,8 @@ def generated_as_rendered(recordings, title: str) -> None:
 
 DEFECTS = {  # name: (kind, where it is put in s, how it is made)
     "clipping, 6-8 s overdriven 4x": (CLIPPING, (6.0, 8.0), lambda x, sr, rng: with_clipping(x, sr, 6.0, 8.0)),
-    "friction, 0.25 s at 3 s and 0.4 s at 7 s": (FRICTION, (3.0, 7.4),
-                                                 lambda x, sr, rng: with_friction(x, sr, [(3.0, 0.25), (7.0, 0.4)], rng)),
+    "friction, 0.25 s at 3 s and 0.4 s at 7 s": (
+        FRICTION, (3.0, 7.4), lambda x, sr, rng: with_friction(x, sr, [(3.0, 0.25), (7.0, 0.4)], rng)),
     "too quiet, loud parts at -55 dBFS (16-bit)": (TOO_QUIET, None, lambda x, sr, rng: at_loud_level(x, sr, -55.0)),
     "steady noise, 1x the breath band": (LOW_SNR, None, lambda x, sr, rng: with_noise(x, sr, rng, 1.0)),
     "heart sounds, 40x the RMS at their peak": (HEART, None, lambda x, sr, rng: with_heart_sounds(x, sr, rng, 40)),

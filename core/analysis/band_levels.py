@@ -26,8 +26,9 @@ REACH = 0.45  # of the analysis rate: above it the resampler's anti-aliasing fil
 
 @dataclass(frozen=True)
 class BandLevels:
-    """Mean spectral power per band and frame (linear, full scale 1), and how noise-like each band is: its spectral flatness, the geometric over the arithmetic mean of its bins' power
-    in dB (about -2.5 dB for noise, far lower for a tone)."""
+    """Mean spectral power per band and frame (linear, full scale 1), and how noise-like each band is: its
+    spectral flatness, the geometric over the arithmetic mean of its bins' power in dB (about -2.5 dB for
+    noise, far lower for a tone)."""
 
     bands: tuple[tuple[float, float], ...]  # Hz
     power: np.ndarray  # (bands, frames), NaN for a band beyond the rate's reach

@@ -4,16 +4,16 @@ can be told apart, the I:E ratio (inspiratory over expiratory time), each with a
 - The rate comes from whole breathing cycles: the automatic segmentation's (segmentation.py, whose cycles
   start at the onset of inspiration) or an expert's annotation. It is 60 over the median length of the cycles
   that the file's ends do not cut (a piece at either end, or one missed boundary, does not move it); from the
-  segmentation its confidence is the segmentation's, from an annotation 1. Where the segmentation found no breathing rhythm
-  (fixed windows) there is no rate, and the reason says why.
+  segmentation its confidence is the segmentation's, from an annotation 1. Where the segmentation found no
+  breathing rhythm (fixed windows) there is no rate, and the reason says why.
 - Inspiration and expiration: within each cycle the breath sound (150-1200 Hz, a 0.1 s running median
-  taking out crackles and clicks: a longer one fills the dip between the phases too) rises with inspiration, falls as the flow stops and turns, and rises
-  again with expiration, or stays low where expiration is silent, as it mostly is at the chest wall. The
-  inspiration ends at the deepest dip between the first hump and the next, or, with no second hump, where the
-  sound has fallen back to within a quarter of its range above the cycle's floor. It starts where the sound
-  rising to its peak left that quarter (the segmentation places a cycle's start on the rise, a little late).
-  The expiratory time is the rest of the cycle, its pause included, as the I:E ratio counts it in clinical
-  use (about 1:2 at rest).
+  taking out crackles and clicks: a longer one fills the dip between the phases too) rises with inspiration,
+  falls as the flow stops and turns, and rises again with expiration, or stays low where expiration is
+  silent, as it mostly is at the chest wall. The inspiration ends at the deepest dip between the first hump
+  and the next, or, with no second hump, where the sound has fallen back to within a quarter of its range
+  above the cycle's floor. It starts where the sound rising to its peak left that quarter (the segmentation
+  places a cycle's start on the rise, a little late). The expiratory time is the rest of the cycle, its pause
+  included, as the I:E ratio counts it in clinical use (about 1:2 at rest).
 - A cycle's split is clear when the dip or fall is at least CLEAR_DIP_DB deep (10 dB: a tenfold drop in
   sound power as the flow reverses), and counts when at least MIN_DIP_DB deep (3 dB: the sound halved).
   The I:E ratio is the median over the cycles that count; its confidence is the rate's, times the share of

@@ -40,13 +40,14 @@ of thresholds for every file, each with where it comes from:
   WARNING under 1 s (60/min, WHO's fast-breathing threshold for infants under 2 months: shorter is no whole
   breath).
 
-Level, signal-to-noise and hum belong to the recording (the gain, the background, the room), so every cycle
-shares them; clipping, friction and heart sounds are measured within each span. The audio is read a block at
+Loudness and hum belong to the recording (the gain, the room), so every cycle shares them; a cycle's
+signal-to-noise sets its breathing against the recording's background; clipping, friction and heart sounds are
+measured within each span. The audio is read a block at
 a time (band_levels.py and `_sample_cells`): memory stays bounded however long the recording is.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage, signal
@@ -152,7 +153,6 @@ class _SampleCells:
     clipped: np.ndarray
     power: np.ndarray
     cell: int  # samples per stretch
-    peak: float
 
 
 def _sample_cells(samples: np.ndarray, sr: int) -> _SampleCells:
@@ -168,7 +168,7 @@ def _sample_cells(samples: np.ndarray, sr: int) -> _SampleCells:
         clipped[i // cell:i // cell + len(starts)] = np.add.reduceat(np.abs(piece) >= limit, starts)
         power[i // cell:i // cell + len(starts)] = np.add.reduceat(piece * piece, starts) / np.diff(
             np.append(starts, len(piece)))
-    return _SampleCells(clipped, power, cell, peak)
+    return _SampleCells(clipped, power, cell)
 
 
 @dataclass(frozen=True)
@@ -384,12 +384,11 @@ def _too_short(start: float, end: float, whole: bool) -> QualityFinding | None:
 
 
 def _span_quality(trace: _Trace, start: float, end: float, quiet: QualityFinding | None, whole: bool) -> SpanQuality:
-    shared = [f if whole else QualityFinding(f.kind, f.severity, round(start, 3), round(end, 3), f.value, f.reason)
-              for f in (quiet,) if f is not None]
-    findings = [_too_short(start, end, whole), _clipping(trace, start, end), *shared,
-                _signal_to_noise(trace, 0.0, trace.duration)[1] if whole else
-                _signal_to_noise(trace, start, end)[1],
-                _friction(trace, start, end)[1], _heart(trace, start, end)[1], _hum_finding(trace, start, end)]
+    """The findings of the recording (`whole`) or of one cycle; `quiet` is the recording's, shared by all."""
+    findings = [_too_short(start, end, whole), _clipping(trace, start, end),
+                quiet and replace(quiet, start=round(start, 3), end=round(end, 3)),
+                _signal_to_noise(trace, start, end)[1], _friction(trace, start, end)[1], _heart(trace, start, end)[1],
+                _hum_finding(trace, start, end)]
     return SpanQuality(round(start, 3), round(end, 3), tuple(f for f in findings if f is not None))
 
 

@@ -2,7 +2,6 @@
 set here (rate and inspiratory share known), on the generator's own recordings of every device, without
 breathing, and on the 10 shared real recordings against the rate their expert annotation implies."""
 from collections import defaultdict
-from dataclasses import replace
 
 import numpy as np
 import pytest
