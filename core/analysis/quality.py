@@ -10,7 +10,8 @@ of thresholds for every file, each with where it comes from:
   tops of up to 25 ms (0.15-6 % of the samples in the others). WARNING from 0.1 % (the limit reached again and
   again, heard as clicks), POOR from 1 % (in a 3 s breath, 30 ms of flat tops: longer than three fine crackles,
   whose two-cycle duration is under 10 ms by the ATS definition). Not judged when the peak is under
-  CLIP_MIN_PEAK: there the top quantisation step of 16-bit audio, not the recorder's limit, is the peak.
+  CLIP_MIN_PEAK: there the top quantisation step of 16-bit audio, not the recorder's limit, is the peak. A tone
+  of steady loudness (no lung sound is one) sits near its peak for a share of every period and reads as clipped.
 - Too quiet: the level of the loudest 10 % of 20 ms stretches (dBFS). Breath sounds need about 40 dB below
   their loudest part (the breath band's contrast reaches 24 dB in the shared recordings, and the faint end of
   expiration lies below that); the quantisation noise of 16-bit audio, the coarsest format in ICBHI, is at
@@ -32,8 +33,10 @@ of thresholds for every file, each with where it comes from:
 - Mains hum: a line at 50 or 60 Hz or a harmonic (up to the 5th) HUM_LINE_DB above the spectrum beside it
   (8 s segments, 0.125 Hz resolution, +-0.25 Hz for the grid's drift; the spectrum 1-4 Hz away on both sides,
   so that a heart sound's broad peak is no line). A noise spectrum averaged over two segments exceeds its median
-  by 10 dB with a chance below 1e-6 per bin; the clean generated and real recordings reach 6.5 dB. WARNING
-  when found; POOR when the hum's power reaches the breath band's. Recordings shorter than 12 s (two
+  by 10 dB with a chance below 1e-6 per bin; the clean generated and real recordings reach 6.5 dB. Hum more
+  than 30 dB below the breath band's power is left out: it lies under the breath's pauses (the breath band's
+  contrast reaches 24 dB in the shared recordings). WARNING when found; POOR when the hum's power reaches the
+  breath band's. Recordings shorter than 12 s (two
   half-overlapping segments) are not checked for hum.
 - Too short: the recording. POOR under 3 s (one breath at 20/min, the fastest resting adult rate: 12-20/min),
   WARNING under 10 s (two breaths at 12/min: fewer, and the breathing rate rests on one breath). A cycle:
@@ -67,9 +70,11 @@ CLIP_TOLERANCE = 1e-3  # of the peak: 33 steps of 16-bit audio at full scale
 CLIP_MIN_PEAK = 2.0 ** -9  # 64 steps of 16-bit audio
 CLIP_WARNING, CLIP_POOR = 0.001, 0.01  # share of the samples
 QUIET_WARNING_DBFS, QUIET_POOR_DBFS = -50.0, -60.0
+SILENCE_DBFS = -150.0  # below any recorder's noise: digital silence
 LOUD_PERCENTILE = 90
 MEDIAN_S = 0.35  # longer than a heart sound or a crackle, shorter than a breath phase
 SNR_WARNING_DB, SNR_POOR_DB = 6.0, 0.0
+SILENCE_SNR_DB = 30.0  # a breath band this far below its background does not change at all
 FRICTION_DB = 10.0
 FRICTION_TILT_DB = 6.0
 FRICTION_NOISE_DB = -6.0  # spectral flatness: noise reads about -2.5 dB, a wheeze's tone far lower
@@ -84,6 +89,7 @@ HUM_HZ = (50.0, 60.0)
 HUM_HARMONICS = 5
 HUM_LINE_DB = 10.0
 HUM_DRIFT_HZ = 0.25
+HUM_AUDIBLE_DB = -30.0  # fainter than this against the breath band's power, hum is under the breath's pauses
 HUM_MIN_SEGMENTS = 2  # of 8 s: one alone passes a noise peak for a line once in a thousand bins
 HUM_BESIDE_HZ = (1.0, 4.0)  # the spectrum beside a line: 1-4 Hz away on both sides
 RECORDING_POOR_S, RECORDING_WARNING_S, CYCLE_WARNING_S = 3.0, 10.0, 1.0
@@ -246,7 +252,7 @@ def _hum(spectrum: LongTermSpectrum, breath_power: float) -> tuple[float, float]
                 break
             beside = np.median(np.concatenate([p[centre - hi:centre - lo], p[centre + lo + 1:centre + hi + 1]]))
             line = p[centre - near:centre + near + 1]
-            if line.max() >= beside * 10 ** (HUM_LINE_DB / 10):
+            if line.max() > beside * 10 ** (HUM_LINE_DB / 10):
                 lines += 1
                 hum_power += float(np.sum(line - beside) * df)
         if lines:
@@ -254,7 +260,8 @@ def _hum(spectrum: LongTermSpectrum, breath_power: float) -> tuple[float, float]
     if not found:
         return None
     hum_power, mains = max(found)
-    return mains, float(10 * np.log10(hum_power / max(breath_power, 1e-30)))
+    ratio = float(10 * np.log10(hum_power / max(breath_power, 1e-30)))
+    return (mains, ratio) if ratio >= HUM_AUDIBLE_DB else None
 
 
 def _measure(samples: np.ndarray, sr: int) -> _Trace:
@@ -302,10 +309,10 @@ def _loudness(trace: _Trace) -> tuple[float, QualityFinding | None]:
     severity = _severity(loud, QUIET_WARNING_DBFS, QUIET_POOR_DBFS, higher_is_worse=False)
     if severity is None:
         return loud, None
+    heard = "nothing was recorded: the samples are silent" if loud < SILENCE_DBFS else \
+        f"the loudest sounds reach only {loud:.0f} dBFS, so the faint ones sink into the recorder's own noise"
     return loud, QualityFinding(TOO_QUIET, severity, 0.0, round(trace.duration, 3), loud,
-                                f"too quiet: the loudest sounds reach only {loud:.0f} dBFS, so the faint ones sink "
-                                "into the recorder's own noise (the gain too low, or the stethoscope not on the "
-                                "skin).")
+                                f"too quiet: {heard} (the gain too low, or the stethoscope not on the skin).")
 
 
 def _snr_db(breath_db: np.ndarray, floor_db: float) -> float:
@@ -321,9 +328,11 @@ def _signal_to_noise(trace: _Trace, start: float, end: float) -> tuple[float, Qu
     if severity is None:
         return snr, None
     heard = "no louder than" if snr < SNR_POOR_DB else "barely above"
+    band = f"{BREATH_BAND[0]:.0f}-{BREATH_BAND[1]:.0f} Hz"
+    measured = f"signal-to-noise {snr:.0f} dB in the breath band, {band}" if snr > -SILENCE_SNR_DB else \
+        f"the breath band, {band}, does not change"
     return snr, QualityFinding(LOW_SNR, severity, round(start, 3), round(end, 3), snr,
-                               f"breath sounds {heard} the background noise (signal-to-noise {snr:.0f} dB in the "
-                               f"breath band, {BREATH_BAND[0]:.0f}-{BREATH_BAND[1]:.0f} Hz): noisy surroundings, "
+                               f"breath sounds {heard} the background noise ({measured}): noisy surroundings, "
                                "or the stethoscope not firmly on the skin.")
 
 

@@ -146,6 +146,13 @@ def test_mains_hum_is_found_with_its_frequency(recordings, mains, hum_over_breat
         assert all(HUM in kinds(c) for c in quality.cycles)
 
 
+def test_digital_silence_says_nothing_was_recorded():
+    quality = assess_quality(np.zeros(12 * 8000, np.float32), 8000, [(0.0, 3.0)])
+    quiet = next(f for f in quality.recording.findings if f.kind == TOO_QUIET)
+    assert quiet.severity == POOR and "nothing was recorded" in quiet.reason
+    assert quality.cycles[0].verdict == POOR and {CLIPPING, HUM, HEART, FRICTION}.isdisjoint(kinds(quality.recording))
+
+
 def test_short_recordings_and_cycles_are_marked_too_short(recordings):
     _, samples, sr, _ = recordings[0]
     assert next(f for f in assess_quality(samples[:2 * sr], sr).recording.findings
