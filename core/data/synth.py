@@ -637,6 +637,95 @@ def render_recording(plan: RecordingPlan, seed: int, index: int, *, distinct_pha
     return _soft_clip(_normalise_cycles(x[:plan.n_samples], plan, target))
 
 
+# --------------------------------------------------------- for tests and benchmarks: defects at known places
+
+def first_of_each_device(plans: list[RecordingPlan], per_device: int) -> list[tuple[int, RecordingPlan]]:
+    """(index, plan) of the first `per_device` recordings of each device, in plan order."""
+    taken: Counter = Counter()
+    chosen = []
+    for index, plan in enumerate(plans):
+        device = plan.patient.device.name
+        if taken[device] < per_device:
+            taken[device] += 1
+            chosen.append((index, plan))
+    return chosen
+
+
+# Each `with_*` adds one defect to a rendered recording (float samples at its rate `sr`) where the caller says
+# and leaves the rest as it was: what the quality check (core/analysis/quality.py) is tested and measured on.
+
+def breath_band_rms(samples: np.ndarray, sr: int) -> float:
+    """The RMS of the breath band (150-1200 Hz), from the recording's spectrum."""
+    from scipy import signal
+
+    freqs, power = signal.welch(samples, sr, nperseg=sr)
+    return float(np.sqrt(power[(freqs >= 150) & (freqs < 1200)].sum() * freqs[1]))
+
+
+def band_noise(n: int, sr: int, rng: np.random.Generator, low: float = 100.0, high: float = 4000.0) -> np.ndarray:
+    """n samples of unit-RMS noise between low and high Hz: what rubbing, or a noisy room, puts into a
+    stethoscope."""
+    from scipy import signal
+
+    sos = signal.butter(4, [low, min(high, 0.45 * sr)], "bandpass", fs=sr, output="sos")
+    noise = signal.sosfilt(sos, rng.standard_normal(n + 2000))[2000:]
+    return noise / np.sqrt(np.mean(noise ** 2))
+
+
+def with_clipping(samples: np.ndarray, sr: int, start: float, end: float, overdrive: float = 4.0) -> np.ndarray:
+    """The recording at half of full scale, [start, end) s driven to `overdrive` times full scale at its peak,
+    all of it cut at full scale."""
+    out = samples / np.abs(samples).max() * 0.5
+    a, b = int(start * sr), int(end * sr)
+    out[a:b] *= overdrive / np.abs(out[a:b]).max()
+    return np.clip(out, -1.0, 1.0)
+
+
+def with_friction(samples: np.ndarray, sr: int, bursts: list[tuple[float, float]], rng: np.random.Generator,
+                  strength: float = 10.0) -> np.ndarray:
+    """Broadband bursts (start, length in s) of noise, `strength` times the breath band's RMS at their peak."""
+    out, level = samples.copy(), strength * breath_band_rms(samples, sr)
+    for start, length in bursts:
+        a, m = int(start * sr), int(length * sr)
+        out[a:a + m] += (level * band_noise(m, sr, rng) * np.hanning(m))[:len(out) - a]
+    return out
+
+
+def with_noise(samples: np.ndarray, sr: int, rng: np.random.Generator, noise_over_breath: float) -> np.ndarray:
+    """Steady noise in the breath band, `noise_over_breath` times the breath band's RMS."""
+    return samples + noise_over_breath * breath_band_rms(samples, sr) * band_noise(len(samples), sr, rng, 150, 1200)
+
+
+def with_heart_sounds(samples: np.ndarray, sr: int, rng: np.random.Generator, level_over_rms: float,
+                      rate_hz: float = 1.2) -> np.ndarray:
+    """S1 and S2 at `rate_hz` beats with a real heart's variability: 0.1 s thumps of 30-250 Hz (real heart
+    sounds reach into the breath band), `level_over_rms` times the recording's RMS at their peak."""
+    t = np.arange(int(0.1 * sr)) / sr
+    thump = sum(np.sin(2 * np.pi * f * t + f) / (1 + f / 60) for f in (33, 47, 77, 113, 167, 233)) * np.hanning(len(t))
+    thump *= level_over_rms * np.sqrt(np.mean(samples ** 2)) / np.abs(thump).max()
+    out, beat = samples.copy(), 0.2
+    while beat < len(samples) / sr - 0.6:
+        for offset in (0.0, rng.normal(0.3, 0.01)):
+            i = int((beat + offset) * sr)
+            out[i:i + len(thump)] += thump[:len(out) - i]
+        beat += rng.normal(1 / rate_hz, 0.03)
+    return out
+
+
+def with_hum(samples: np.ndarray, sr: int, mains: float, hum_over_breath_db: float) -> np.ndarray:
+    """Mains hum at `mains` Hz and its third harmonic, `hum_over_breath_db` relative to the breath band's power."""
+    t = np.arange(len(samples)) / sr
+    hum = np.sin(2 * np.pi * mains * t) + 0.5 * np.sin(2 * np.pi * 3 * mains * t + 1.0)
+    return samples + hum * breath_band_rms(samples, sr) / np.sqrt(np.mean(hum ** 2)) * 10 ** (hum_over_breath_db / 20)
+
+
+def at_loud_level(samples: np.ndarray, sr: int, level_dbfs: float) -> np.ndarray:
+    """The recording scaled so that its loud parts (the 90th percentile of 20 ms power) reach `level_dbfs`."""
+    cell = int(0.02 * sr)
+    power = np.mean(samples[:len(samples) // cell * cell].reshape(-1, cell) ** 2, axis=1)
+    return samples * 10 ** (level_dbfs / 20) / np.sqrt(np.percentile(power, 90))
+
+
 # ------------------------------------------------------------------------------------------------ writing
 
 def _na(value: float | str | None, as_float: bool) -> str:
