@@ -24,7 +24,7 @@ from lungkd.core.data.prompts import file_prompt
 from lungkd.core.data.records import Cycle
 from lungkd.core.data.synth import plan_dataset, render_recording
 from lungkd.core.features.prepare import clip_batches
-from lungkd.core.models.card import load_saved_model
+from lungkd.core.models.inference import load_saved_model
 from lungkd.core.models.registry import create_model, model_info
 
 DEMO_MODEL = Path(__file__).resolve().parents[1] / "resources" / "models" / "demo-cnn6"

@@ -14,7 +14,7 @@ from lungkd.core.data.records import Cycle
 from lungkd.core.data.synth import crackle_waves, plan_dataset, render_recording
 from lungkd.core.features.prepare import PrepSettings, clip_batches
 from lungkd.core.labels import CLASS_NAMES
-from lungkd.core.models.card import load_saved_model
+from lungkd.core.models.inference import load_saved_model
 from lungkd.core.models.registry import create_model, model_info
 
 DEMO_MODEL = Path(__file__).resolve().parents[2] / "resources" / "models" / "demo-cnn6"
