@@ -386,6 +386,13 @@ def _unlike(analysis) -> str:
             f"limit {analysis.distance_limit:.1f}): do not trust these predictions")
 
 
+def _checks(analysis) -> str:
+    """The recording's quality and breathing in one line."""
+    from lungkd.core.analysis.recording_checks import quality_words
+
+    return f"quality {quality_words(analysis.quality, analysis.quality_reasons)}; {analysis.breathing_words}"
+
+
 def _predict(args: argparse.Namespace) -> int:
     from lungkd.core.analysis.batch import analyse_paths
     from lungkd.core.analysis.limits import load_model_with_limits
@@ -423,12 +430,14 @@ def _predict(args: argparse.Namespace) -> int:
         for a in analyses:
             print(f"{a.name}: {len(a.cycles)} cycles from {a.cycle_source}{_how_sure(a)}, "
                   + ", ".join(f"{k} {v}" for k, v in a.class_counts().items()) + _unlike(a))
+            print(f"  {_checks(a)}")
             for c in a.cycles:
                 truth = "" if c.truth is None else f"  (annotated {CLASS_NAMES[c.truth]})"
                 bounds = "" if c.segmentation_confidence is None else f"  (bounds {c.segmentation_confidence:.0%} sure)"
                 unlike = "  (unlike the training data)" if c.unlike_training else ""
+                poor = f"  (POOR recording quality: {' '.join(c.quality_reasons)})" if c.poor else ""
                 print(f"  {c.start:8.3f}-{c.end:8.3f} s  {CLASS_NAMES[c.predicted]:<8} {c.confidence:6.1%}"
-                      f"{truth}{bounds}{unlike}")
+                      f"{truth}{bounds}{unlike}{poor}")
     return 1 if batch.failures else 0
 
 

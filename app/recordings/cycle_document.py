@@ -19,6 +19,7 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from lungkd.core.analysis.limits import recording_distance
 from lungkd.core.analysis.predict import EDITED, CyclePrediction, RecordingAnalysis
+from lungkd.core.analysis.quality import POOR
 from lungkd.core.analysis.review import PredictedClass
 from lungkd.core.data.annotation_io import SavedAnnotation, Span, annotation_path_for, save_annotation
 from lungkd.core.labels import CLASS_NAMES, flags_from_label, label_from_flags
@@ -50,6 +51,13 @@ class ShownCycle(PredictedClass):
     unlike_training: bool | None = None  # the cycle is beyond the model's limit
     segmentation_confidence: float | None = None  # how sure the automatic segmentation was of these bounds
     recording_unlike: bool = False  # most of the recording's cycles are unlike the training data
+    quality: str | None = None  # the cycle's recording quality: good, warning, poor (None: not checked yet)
+    quality_reasons: tuple[str, ...] = ()
+
+    @property
+    def poor(self) -> bool:
+        """The recording is too poor over this cycle for its prediction to mean much. Views mark it."""
+        return self.quality == POOR
 
     @property
     def doubted(self) -> bool:
@@ -243,7 +251,9 @@ class CycleDocument(QObject):
         _, unlike = self._recording_distance(model_folder, predicted)
         return [ShownCycle(s.start, s.end, s.label, None if p is None else p.probabilities,
                            None if p is None else p.training_distance, None if p is None else p.unlike_training,
-                           self.bounds_confidence.get(key(s)), bool(unlike)) for s, p in predicted]
+                           self.bounds_confidence.get(key(s)), bool(unlike),
+                           quality=None if p is None else p.quality,
+                           quality_reasons=() if p is None else tuple(p.quality_reasons)) for s, p in predicted]
 
     @property
     def cycle_source(self) -> str:
