@@ -147,6 +147,9 @@ class MainWindow(QMainWindow):
         previous_cycle = self._action("P&revious cycle", lambda: page.step_cycle(-1), "Ctrl+Left")
         refresh = self._action("&Refresh model list", self.refresh_models, "F5")
         cancel = self._action("&Cancel", self.queue.cancel_all, "Esc")
+        self.explain_action = self._action("&Why this class?", page.explain_selected, "X",
+                                           "Show over the spectrogram which sounds of the selected cycle moved the "
+                                           "model towards its class (Esc cancels)")
         self.train_action = self._action("&Train and distil…", self.open_wizard, "Ctrl+T",
                                          "Train teachers, build soft labels and distil a student, step by step")
         self.teachers_action = self._action("Show the &teachers' votes", self.session.set_show_teachers, None,
@@ -159,7 +162,7 @@ class MainWindow(QMainWindow):
                            self.remove_action, None, quit_action),
                  "&Edit": (*self.editing.menu_actions(), None, self.review.toggle),
                  "&View": (zoom_in, zoom_out, fit, None, next_cycle, previous_cycle, None, self.teachers_action),
-                 "&Analysis": (self.play_action, None, refresh, cancel),
+                 "&Analysis": (self.play_action, self.explain_action, None, refresh, cancel),
                  "&Training": (self.train_action, experiments)}
         for title, actions in menus.items():
             menu = self.menuBar().addMenu(title)
@@ -176,7 +179,8 @@ class MainWindow(QMainWindow):
         toolbar = QToolBar("Main", movable=False)
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         self.addToolBar(toolbar)
-        for action in (self.open_action, self.export_action, self.play_action, self.train_action):
+        for action in (self.open_action, self.export_action, self.play_action, self.explain_action,
+                       self.train_action):
             toolbar.addAction(action)
         toolbar.addSeparator()
         toolbar.addWidget(QLabel(" Model "))
@@ -201,6 +205,7 @@ class MainWindow(QMainWindow):
         self.play_action.setEnabled(self.player.available and session.current is not None)
         self.play_action.setToolTip(self.player.unavailable_reason or "Play the selected cycle (Space)")
         self.teachers_action.setEnabled(bool(session.teacher_folders))
+        self.explain_action.setEnabled(self.recordings.can_explain())
         self.teachers_action.setChecked(session.show_teachers)
 
     # ---------------------------------------------------------------- models

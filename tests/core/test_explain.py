@@ -11,42 +11,21 @@ import torch
 
 from lungkd.core.analysis.explain import clip_to_recording, explain_cycle, mel_centres
 from lungkd.core.data.records import Cycle
-from lungkd.core.data.synth import crackle_waves, plan_dataset, render_recording
+from lungkd.core.data.synth import crackle_waves
 from lungkd.core.features.prepare import PrepSettings, clip_batches
 from lungkd.core.labels import CLASS_NAMES
 from lungkd.core.models.inference import load_saved_model
 from lungkd.core.models.registry import create_model, model_info
+from explain_recordings import WHEEZE_S, normal_cycles, with_wheeze
 
 DEMO_MODEL = Path(__file__).resolve().parents[2] / "resources" / "models" / "demo-cnn6"
-SEED = 11
-WHEEZE_HZ, WHEEZE_S, CRACKLES_S = 420.0, 0.35, 0.3
+CRACKLES_S = 0.3
 
 
 @pytest.fixture(scope="module")
 def demo_model():
     model, _ = load_saved_model(DEMO_MODEL)
     return model
-
-
-def normal_cycles(count: int = 4):
-    """(samples, sample rate, start, end) of the first normal cycle of `count` generated recordings."""
-    _, plans = plan_dataset(40, SEED)
-    found = []
-    for index, plan in enumerate(plans):
-        normal = np.flatnonzero(plan.labels == 0)
-        if len(normal) and len(found) < count:
-            k = normal[0] + plan.breathing.first
-            found.append((render_recording(plan, SEED, index), plan.sample_rate, *plan.breathing.edges[k:k + 2]))
-    return found
-
-
-def with_wheeze(samples, sr, at: float) -> np.ndarray:
-    """A 420 Hz tone with its octave, WHEEZE_S long from `at`, three times the cycle's loudness."""
-    t = np.arange(int(WHEEZE_S * sr)) / sr
-    tone = (np.sin(2 * np.pi * WHEEZE_HZ * t) + 0.4 * np.sin(4 * np.pi * WHEEZE_HZ * t)) * np.hanning(len(t))
-    out = samples.copy()
-    out[int(at * sr):int(at * sr) + len(t)] += 3 * np.sqrt(np.mean(samples ** 2)) * tone
-    return out
 
 
 def with_crackles(samples, sr, at: float, rng) -> np.ndarray:
