@@ -441,6 +441,56 @@ def _predict(args: argparse.Namespace) -> int:
     return 1 if batch.failures else 0
 
 
+def _visit_report(args: argparse.Namespace) -> int:
+    """One report per patient visit: HTML written here, PDF by Qt's writer in a process of its own
+    (lungkd.app.report_pdf), so that this engine never loads Qt."""
+    from lungkd.core.analysis.limits import load_model_with_limits
+    from lungkd.core.analysis.visit import model_summary, report_file_names, visit_entries, visit_reports
+    from lungkd.core.analysis.visit_pages import visit_html
+    from lungkd.core.storage import write_text_atomic
+
+    suffix = args.out.suffix.lower()
+    if suffix not in (".pdf", ".html", ".htm"):
+        raise LungKDError("the report is written as PDF or HTML, and the file name says which.", path=args.out,
+                          fix="end --out in .pdf or .html, e.g. --out visit.pdf.")
+    _check_output(args.out, [args.model, *args.recordings], args.force)
+    model = load_model_with_limits(args.model)
+    batch = visit_entries(args.recordings, model)
+    for left_out in batch.left_out:
+        print(f"lungkd: warning: {left_out.text}", file=sys.stderr)
+    for failure in batch.failures:
+        print(f"lungkd: error: {failure.text}", file=sys.stderr)
+    if not batch.results:
+        raise LungKDError("no recording could be analysed, so there is nothing to report.",
+                          fix="give wav, flac or ogg recordings (see the errors above).")
+    reports = visit_reports(batch.results, model_summary(model.card, Path(args.model)))
+    for report, target in zip(reports, report_file_names(args.out, reports)):
+        _check_output(target, [args.model, *args.recordings], args.force)
+        html = visit_html(report)
+        if suffix == ".pdf":
+            _pdf_from_html(html, target)
+        else:
+            write_text_atomic(target, html)
+        print(f"wrote the report of {report.title} ({len(report.recordings)} recording(s)) to {target}",
+              file=sys.stderr)
+    return 1 if batch.failures else 0
+
+
+def _pdf_from_html(html: str, target: Path) -> None:
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        source = Path(folder) / f"{target.stem}.html"
+        source.write_text(html, encoding="utf-8")
+        done = subprocess.run([sys.executable, "-m", "lungkd.app.report_pdf", str(source), str(target)],
+                              capture_output=True, text=True)
+    if done.returncode:
+        raise LungKDError(f"Qt's PDF writer failed: {done.stderr.strip()[-500:] or done.returncode}", path=target,
+                          fix="write the report as HTML instead (--out FILE.html), or check that PySide6 is "
+                              "installed.")
+
+
 class _PrintVersion(argparse.Action):
     """`--version`: the facts of core.about, gathered only when asked (importing torch takes seconds)."""
 
@@ -527,6 +577,19 @@ def build_parser() -> argparse.ArgumentParser:
                          help="write the CSV or JSON to FILE; never one of the inputs")
     predict.add_argument("--force", action="store_true", help="replace FILE when it exists")
     predict.set_defaults(run=_predict)
+
+    visit = commands.add_parser("visit-report", help="a report of a patient visit (PDF or HTML) to file or share",
+                                description="One document per patient visit (recordings grouped by patient and "
+                                            "session from ICBHI-style names): the intended use, the model, each "
+                                            "recording's quality, breathing, chest location, crackle and wheeze "
+                                            "cycles with spectrogram snippets, what a person changed, versions and "
+                                            "file hashes.")
+    visit.add_argument("recordings", type=Path, nargs="+", help="wav, flac or ogg files, or folders of them")
+    visit.add_argument("--model", type=Path, required=True, help="a model folder")
+    visit.add_argument("--out", "-o", type=Path, required=True, metavar="FILE",
+                       help="FILE.pdf or FILE.html; several visits give FILE-PATIENT_SESSION.pdf each")
+    visit.add_argument("--force", action="store_true", help="replace FILE when it exists")
+    visit.set_defaults(run=_visit_report)
 
     models = commands.add_parser("models", help="list the model architectures; fit a model's limits")
     models.set_defaults(run=_models)

@@ -339,10 +339,17 @@ class CycleDocument(QObject):
 
     # ---------------------------------------------------------------- saving
 
+    def unsaved_actions(self) -> list[str]:
+        """The edits since the last save in the editor's words (undo texts), for the edit history."""
+        stack = self.undo_stack
+        clean = max(stack.cleanIndex(), 0)
+        return [stack.text(i) for i in range(clean, stack.index())] if clean <= stack.index() else \
+            [f"Undo: {stack.text(i)}" for i in reversed(range(stack.index(), clean))]
+
     def save(self, *, overwrite_changes: bool = False) -> SavedAnnotation:
         """ICBHI text beside the recording (AnnotationChanged when someone else changed it meanwhile)."""
         saved = save_annotation(self.annotation_path, self.spans, self.disk_digest,
-                                overwrite_changes=overwrite_changes)
+                                overwrite_changes=overwrite_changes, actions=self.unsaved_actions())
         self.disk_digest = saved.digest
         self.changed_on_disk = False
         self.undo_stack.setClean()

@@ -25,6 +25,7 @@ from ..theme import STYLE_SHEET
 from ..training.runs_view import RunsView
 from ..training.wizard import TrainingWizard
 from .about import show_about
+from .visit_report import VisitReporter
 
 AUDIO_FILTER = "Recordings (*.wav *.flac *.ogg);;All files (*)"
 MODEL_KEY = "analysis/model"
@@ -136,6 +137,10 @@ class MainWindow(QMainWindow):
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         self.export_action = self._action("&Export cycles as CSV…", self.export_dialog, "Ctrl+E",
                                           "Every analysed cycle of the open recordings, one row each")
+        self.visit_reporter = VisitReporter(self.session, self)
+        self.report_action = self._action("Report of this &visit…", self.visit_reporter.ask, "Ctrl+Shift+P",
+                                          "A PDF or HTML report of the current recording's patient visit: quality, "
+                                          "breathing, findings, the model and what a person changed")
         self.remove_action = self._action("&Close recording", self.close_recording, QKeySequence.StandardKey.Close)
         quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.play_action = self._action("&Play / stop", page.toggle_playback, "Space",
@@ -159,6 +164,7 @@ class MainWindow(QMainWindow):
         experiments = self._action("&Experiments", lambda: (self.runs.refresh(), self.pages.setCurrentWidget(self.runs)),
                                    "Ctrl+R", "The workspace's experiments with their Scores")
         menus = {"&File": (self.open_action, self.open_folder_action, self.recent_menu, None, self.export_action,
+                           self.report_action,
                            self.remove_action, None, quit_action),
                  "&Edit": (*self.editing.menu_actions(), None, self.review.toggle),
                  "&View": (zoom_in, zoom_out, fit, None, next_cycle, previous_cycle, None, self.teachers_action),
@@ -206,6 +212,7 @@ class MainWindow(QMainWindow):
         self.play_action.setToolTip(self.player.unavailable_reason or "Play the selected cycle (Space)")
         self.teachers_action.setEnabled(bool(session.teacher_folders))
         self.explain_action.setEnabled(self.recordings.can_explain())
+        self.report_action.setEnabled(bool(self.visit_reporter.members()))
         self.teachers_action.setChecked(session.show_teachers)
 
     # ---------------------------------------------------------------- models
