@@ -122,7 +122,10 @@ def _model(report: VisitReport) -> str:
     table = "<table cellspacing='0' cellpadding='2'>" + "".join(
         f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in rows) + "</table>"
     warnings = "".join(f"<li style='color:{MARK}'>{escape(w)}</li>" for w in m.warnings)
-    return "<h2>The model</h2>" + table + (f"<p><b>Its warnings</b></p><ul>{warnings}</ul>" if warnings else "")
+    return "<h2>The model</h2>" + table + (f"<p><b>Its warnings</b></p><ul>{warnings}</ul>" if warnings else
+                                           "<p><b>Its warnings:</b> none (its card shows it calibrated, able to "
+                                           "mark recordings unlike its training data, and trained on real "
+                                           "recordings).</p>")
 
 
 def _edits(entry: RecordingEntry) -> str:
