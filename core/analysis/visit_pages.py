@@ -73,7 +73,7 @@ def snippet_image(snippet) -> str:
     """The cycle's spectrogram with a little of the recording on either side, its bounds marked; a PNG data URL."""
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(3.0, 1.55), dpi=110)
+    figure = Figure(figsize=(2.9, 1.5), dpi=120)
     ax = figure.add_axes((0.16, 0.24, 0.82, 0.66))
     frames = snippet.db.shape[0]
     ax.imshow(snippet.db.T, origin="lower", aspect="auto", cmap="viridis", vmin=-DB_RANGE, vmax=0,
@@ -149,7 +149,7 @@ def _snippets(entry: RecordingEntry) -> str:
     for snippet in entry.snippets:
         truth = f"annotated {escape(snippet.truth)}" if snippet.truth else "not annotated"
         marks = "".join(f"<br><span style='color:{POOR_COLOUR}'>⚠ {escape(m)}</span>" for m in snippet.marks)
-        cells.append(f"<td valign='top' width='50%'><img src='{snippet_image(snippet)}' width='300' height='155'><br>"
+        cells.append(f"<td valign='top' width='50%'><img src='{snippet_image(snippet)}' width='270' height='140'><br>"
                      f"<b>{escape(snippet.predicted)}</b>, calibrated probability {snippet.probability:.0%}; {truth}"
                      f"{marks}</td>")
     rows = "".join("<tr>" + "".join(cells[i:i + 2]) + "</tr>" for i in range(0, len(cells), 2))
