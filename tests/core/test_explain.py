@@ -3,13 +3,14 @@ known time and band into a normal cycle, the shipped demo model (a tiny CNN6 tra
 calls the cycle wheeze or crackle, and most of the explanation's weight lies on the inserted event; the
 model's input grid maps to seconds and hertz as its features are made, tiled copies and CLAP's padding
 included."""
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from lungkd.core.analysis.explain import clip_to_recording, explain_cycle, mel_centres
+from lungkd.core.analysis.explain import clip_to_recording, explain_cycle, mel_centres, on_linear_grid
 from lungkd.core.data.records import Cycle
 from lungkd.core.data.synth import crackle_waves
 from lungkd.core.features.prepare import PrepSettings, clip_batches
@@ -113,3 +114,19 @@ def test_clap_inputs_map_the_padding_to_no_time_and_a_prompt_reaches_the_model()
     assert np.all(np.diff(hz) > 0) and 50 < hz[0] < 200 and 12000 < hz[-1] < 14000
     zero_padded = clip_to_recording(PrepSettings(48000, pad="zero"), np.array([0.0, 2.75, 4.0, 5.3]), 3.0, 5.5)
     np.testing.assert_allclose(zero_padded, [np.nan, 3.0, 4.25, np.nan])
+
+
+def test_the_weights_land_on_a_display_s_linear_hertz_where_their_mel_bin_lies(demo_model):
+    """One mel bin's weight at one moment of the cycle, put on a linear grid up to 4 kHz: it lands in that bin's
+    band and at that moment; weight against the class is left out."""
+    samples, sr, start, end = normal_cycles(1)[0]
+    explanation = explain_cycle(demo_model, model_input(demo_model, samples, sr, start, end), start, end)
+    weights = np.zeros_like(explanation.weights)
+    frame, mel = 40, 60
+    weights[frame, mel], weights[frame, mel + 20] = 1.0, -1.0
+    grid = on_linear_grid(replace(explanation, weights=weights), 4000.0)
+    column, row = np.unravel_index(np.argmax(grid.weights), grid.weights.shape)
+    hz = (row + 0.5) * grid.hz_per_row
+    assert explanation.hz[mel - 1] <= hz <= explanation.hz[mel + 1]
+    assert grid.start + column * grid.seconds_per_column == pytest.approx(explanation.seconds[frame], abs=0.03)
+    assert grid.weights.min() >= 0.0 and grid.weights.shape[1] == 256
