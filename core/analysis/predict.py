@@ -102,7 +102,7 @@ class RecordingAnalysis:
     @property
     def phase_note(self) -> str:
         """Why the cycles may start at expiration instead; "" where they are sure not to."""
-        return self.segmentation.phase_note if self.phase_uncertain else ""
+        return self.segmentation.phase_note if self.segmentation else ""
 
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount([c.predicted for c in self.cycles], minlength=len(CLASS_NAMES))
