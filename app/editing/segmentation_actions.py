@@ -135,8 +135,8 @@ class SegmentationActions(QObject):
                                                "it."))
 
     def ask_period(self) -> None:
-        """The period dialog (not modal to the application: the window keeps working); its period goes to the
-        engine."""
+        """The period dialog (window-modal, but opened without blocking: the engine keeps working); the period
+        chosen goes to the engine."""
         document = self.session.current_document_or_none()
         if self.dialog is not None:
             self.dialog.deleteLater()

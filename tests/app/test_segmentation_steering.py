@@ -7,8 +7,10 @@ import shutil
 
 import pytest
 import soundfile as sf
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtGui import QHelpEvent
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QToolTip
 
 from lungkd.core.analysis.segmentation import segment_cycles, shift_to_other_phase
 from studio_driver import NO, key, open_for_editing, widget_point
@@ -32,10 +34,25 @@ def page(window, synthetic_dir, tmp_path, wait_idle, qtbot):
     return open_for_editing(window, copy_of(synthetic_dir, tmp_path, annotated=False), wait_idle, qtbot)
 
 
+def edit_menu(window):
+    return next(a.menu() for a in window.menuBar().actions() if a.text() == "&Edit")
+
+
 def edit_menu_action(window, text):
-    edit = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Edit")
-    assert edit.toolTipsVisible()  # a disabled action's tooltip is shown: it says why
-    return next(a for a in edit.actions() if a.text().replace("&", "") == text)
+    return next(a for a in edit_menu(window).actions() if a.text().replace("&", "") == text)
+
+
+def tooltip_shown(menu, action, qtbot) -> str:
+    """The tooltip the menu shows when the pointer rests on `action`, as a user sees it."""
+    menu.popup(menu.parentWidget().mapToGlobal(menu.parentWidget().rect().topLeft()))
+    qtbot.waitExposed(menu)
+    point = menu.actionGeometry(action).center()
+    QTest.mouseMove(menu, point)
+    QApplication.sendEvent(menu, QHelpEvent(QEvent.Type.ToolTip, point, menu.mapToGlobal(point)))
+    shown = QToolTip.text() if QToolTip.isVisible() else ""
+    QToolTip.hideText()
+    menu.hide()
+    return shown
 
 
 def document(page):
@@ -135,6 +152,7 @@ def test_on_annotated_cycles_both_actions_are_disabled_and_say_why(window, synth
     for text in (SHIFT, AGAIN):
         action = edit_menu_action(window, text)
         assert not action.isEnabled() and action.toolTip() == why
+        assert tooltip_shown(edit_menu(window), action, qtbot) == why  # where the pointer rests on it
         assert not right_click_menu(page, window)[text].isEnabled()
     assert document(page).undo_stack.count() == 0
 
