@@ -12,7 +12,7 @@ import numpy as np
 from lungkd.core.analysis.batch import Failure, Progress, for_each_recording
 from lungkd.core.analysis.display import display_spectrogram, relative_to_loud_parts
 from lungkd.core.analysis.limits import UsableModel, load_model_with_limits
-from lungkd.core.analysis.predict import RecordingAnalysis, analyse_samples
+from lungkd.core.analysis.predict import RecordingAnalysis, analyse_samples, segment_recording
 from lungkd.core.data.annotation_io import annotation_path_for, file_digest
 from lungkd.core.data.audio import DecodedAudio, load_audio
 from lungkd.core.events import Event
@@ -145,3 +145,8 @@ def reanalyse_job(requests: list[tuple[OpenRecording, list[tuple[float, float]] 
 
 def spectrogram_job(samples: np.ndarray, sample_rate: int, settings: SpectrogramSettings):
     return lambda report, cancel: compute_spectrogram(samples, sample_rate, settings)
+
+
+def segment_job(recording: OpenRecording, period: float):
+    """The recording's automatic segmentation again, at a breathing period the user gives."""
+    return lambda report, cancel: segment_recording(recording.path, recording.samples, recording.sample_rate, period)
