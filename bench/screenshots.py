@@ -17,6 +17,7 @@ from pathlib import Path
 import torch  # noqa: F401  (before PySide6, as in the entry point)
 
 ROOT = Path(__file__).resolve().parents[1]
+TRACHEAL = "105_1b1_Tc_sc_Meditron.wav"  # ICBHI's one tracheal recording of the ten in ../shared
 
 
 def main() -> int:
@@ -83,7 +84,7 @@ def main() -> int:
         wizard_pages(app, window, args.out)
         window.wizard.close()
         visit_pictures(app, window, args.data, demo, args.out, shot)
-        editing_and_review(app, window, workspace, demo, shot)
+        editing_and_review(app, window, workspace, demo, shot, args.data / TRACHEAL, unannotated)
         window.close()
     return 0
 
@@ -111,7 +112,7 @@ def visit_pictures(app, window, data: Path, demo: Path, out: Path, shot) -> None
     window.queue.wait_idle()
     page.recording_list.setCurrentItem(page.recording_list.item_for(visit[-1]))
     page.select_cycle(next((i for i, c in enumerate(page.session.shown_cycles()) if c.poor), 0))
-    shot("13-quality-marks")
+    shot("14-quality-marks")
 
     target = out / "visit-report.pdf"
     window.visit_reporter.write(target)
@@ -119,7 +120,7 @@ def visit_pictures(app, window, data: Path, demo: Path, out: Path, shot) -> None
     if target.exists():
         document = QPdfDocument()
         document.load(str(target))
-        for number, name in ((0, "15-visit-report"), (2, "16-visit-report-recording")):
+        for number, name in ((0, "16-visit-report"), (2, "17-visit-report-recording")):
             document.render(min(number, document.pageCount() - 1), QSize(900, 1273)).save(str(out / f"{name}.png"))
             print(out / f"{name}.png")
         document.close()
@@ -140,13 +141,13 @@ def visit_pictures(app, window, data: Path, demo: Path, out: Path, shot) -> None
         window.queue.wait_idle()
         cycle = page.view.cycles[index]
         page.view.wave.setXRange(cycle.start - 1.0, cycle.end + 1.0, padding=0)
-        shot("14-explanation")
+        shot("15-explanation")
     close_all(page)
 
 
-def editing_and_review(app, window, workspace: Path, demo: Path, shot) -> None:
+def editing_and_review(app, window, workspace: Path, demo: Path, shot, tracheal: Path, scratch: Path) -> None:
     """Editing, on the first-start recordings: a class changed, a cycle added by dragging (no class yet), a
-    shared boundary being dragged.
+    shared boundary being dragged; then cycles shifted to the other phase (`shifted_cycles`).
     Review: generated recordings whose annotations are 20 % wrong, analysed by the student of a small
     experiment; its three teachers' votes and their ensemble show in the table. The teachers and the
     student start from the shipped demo model and are fine-tuned for two epochs here, so this takes a few
@@ -183,6 +184,7 @@ def editing_and_review(app, window, workspace: Path, demo: Path, shot) -> None:
     for document in page.session.documents.values():
         document.undo_stack.setClean()  # nothing is saved: the next screenshots start from the same files
     close_all(page)
+    shifted_cycles(window, tracheal, scratch, shot)
 
     demo = str(shipped_models_folder() / "demo-cnn6")
     fine_tune = {"epochs": 2, "batch_size": 16, "lr": 3e-4}
@@ -207,6 +209,27 @@ def editing_and_review(app, window, workspace: Path, demo: Path, shot) -> None:
     settle(app, 400)
     shot("12-review")
     window.review.toggle.setChecked(False)
+
+
+def shifted_cycles(window, tracheal: Path, scratch: Path, shot) -> None:
+    """The real tracheal recording without its annotation, under a name that does not give its site: taken for
+    the chest wall, its cycles start at the stronger phase, which at the trachea is expiration; the user, who
+    knows where it was recorded, shifts them to start at the other phase."""
+    if not tracheal.exists():
+        print(f"13-shifted-cycles not rendered: {tracheal} is not there", file=sys.stderr)
+        return
+    page = window.recordings
+    renamed = scratch / "patient-105-trachea.wav"
+    renamed.symlink_to(tracheal)
+    window.open_paths([renamed])
+    window.queue.wait_idle()
+    page.recording_list.setCurrentRow(0)
+    window.editing.segmentation.shift.trigger()
+    window.queue.wait_idle()  # the shifted cycles predicted
+    page.select_cycle(2)
+    shot("13-shifted-cycles")
+    page.session.current_document().undo_stack.setClean()
+    close_all(page)
 
 
 def wizard_pages(app, window, out: Path) -> None:

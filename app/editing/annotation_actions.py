@@ -21,6 +21,7 @@ from ..recordings.page import RecordingsPage
 from ..recordings.session import Session
 from ..theme import EDITED, MISMATCH, MUTED
 from .edit_overlay import CycleEditor
+from .segmentation_actions import SegmentationActions
 
 RAVEN_FILTER = "Raven selection tables (*.selections.txt *.txt);;All files (*)"
 HINT = ("Drag an edge to move it, or empty time to add a cycle · S split at the mouse · M merge with the next · "
@@ -161,6 +162,7 @@ class AnnotationActions(QObject):
         self.merge = self._action("&Merge with the next cycle", self.merge_with_next, "M", page)
         self.delete = self._action("&Delete cycles", self.delete_selected, QKeySequence.StandardKey.Delete, page)
         self.delete.setShortcuts([QKeySequence(QKeySequence.StandardKey.Delete), QKeySequence("Backspace")])
+        self.segmentation = SegmentationActions(session, page, window)  # the automatic cycles steered
         self.bar = EditBar()
         page.bars.addWidget(self.bar)
         self.bar.save_button.clicked.connect(self.save_current)
@@ -182,7 +184,8 @@ class AnnotationActions(QObject):
 
     def menu_actions(self) -> list[QAction | None]:
         return [self.undo, self.redo, None, self.save, self.save_all, None, *self.classes, self.accept, None,
-                self.split, self.merge, self.delete, None, self.import_raven, self.export_raven]
+                self.split, self.merge, self.delete, None, *self.segmentation.actions(), None, self.import_raven,
+                self.export_raven]
 
     def update(self) -> None:
         session = self.session
@@ -235,9 +238,10 @@ class AnnotationActions(QObject):
         if index is not None and index not in self.page.selected_cycles():
             self.page.select_cycle(index)
         menu = QMenu(self.window)
+        menu.setToolTipsVisible(True)  # a disabled action's tooltip says why
         split = menu.addAction("Split here", lambda: self.split_at_mouse(seconds=seconds))
         split.setEnabled(index is not None)
-        for action in (self.merge, self.delete, None, *self.classes, self.accept):
+        for action in (self.merge, self.delete, None, *self.classes, self.accept, None, *self.segmentation.actions()):
             if action is None:
                 menu.addSeparator()
             else:

@@ -7,6 +7,10 @@ not to a row, so undoing a boundary move brings its prediction back at once, and
 the model again (the session asks the engine for them). So do each cycle's distance from the model's training
 data and how sure the automatic segmentation was of its bounds; whether the whole recording is unlike the
 training data is judged again from the cycles as they stand.
+
+Automatic cycles keep the segmentation that found them, so that the user can steer it: cycles shifted to
+start at the other breathing phase, or found again at a breathing period they give, are one edit each, whose
+undo brings back the cycles and the segmentation before it.
 """
 from __future__ import annotations
 
@@ -20,8 +24,10 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 from lungkd.core.analysis.limits import recording_distance
 from lungkd.core.analysis.predict import EDITED, CyclePrediction, RecordingAnalysis
 from lungkd.core.analysis.quality import POOR
+from lungkd.core.analysis.segmentation import Segmentation, shift_to_other_phase
 from lungkd.core.analysis.review import PredictedClass
 from lungkd.core.data.annotation_io import SavedAnnotation, Span, annotation_path_for, save_annotation
+from lungkd.core.errors import LungKDError
 from lungkd.core.labels import CLASS_NAMES, flags_from_label, label_from_flags
 
 MIN_CYCLE_S = 0.05  # no edit makes a cycle shorter
@@ -151,6 +157,10 @@ def merge_with_next(spans: tuple[Span, ...], index: int) -> tuple[Span, ...] | N
     return (*spans[:index], Span(a.start, max(a.end, b.end), merged_label(a.label, b.label)), *spans[index + 2:])
 
 
+def segmented_spans(segmentation: Segmentation) -> tuple[Span, ...]:
+    return tuple(Span(c.start, c.end, None) for c in segmentation.cycles)
+
+
 # ---------------------------------------------------------------- the document
 
 
@@ -168,6 +178,23 @@ class EditCommand(QUndoCommand):
 
     def undo(self) -> None:
         self.document._set(self.before, self.selection_before)
+
+
+class SegmentationCommand(EditCommand):
+    """The cycles replaced by those of another segmentation of the recording, which the document then follows."""
+
+    def __init__(self, document: "CycleDocument", text: str, segmentation: Segmentation):
+        spans = segmented_spans(segmentation)
+        super().__init__(document, text, spans, [0] if spans else [])
+        self.segmentation_before, self.segmentation_after = document.segmentation, segmentation
+
+    def redo(self) -> None:
+        self.document._follow(self.segmentation_after)
+        super().redo()
+
+    def undo(self) -> None:
+        self.document._follow(self.segmentation_before)
+        super().undo()
 
 
 class CycleDocument(QObject):
@@ -191,6 +218,7 @@ class CycleDocument(QObject):
         self.model_analyses: dict[Path, RecordingAnalysis] = {}  # each model's latest, for what it says of itself
         self.first_analysis: RecordingAnalysis | None = None  # how the cycles were found, the file's warnings
         self.bounds_confidence: dict[SpanKey, float] = {}  # the automatic segmentation's, of the spans it found
+        self.segmentation: Segmentation | None = None  # the one the cycles follow; None: they are not automatic
         self.undo_stack = QUndoStack(self)
         self.undo_stack.cleanChanged.connect(self.state_changed)
 
@@ -200,6 +228,7 @@ class CycleDocument(QObject):
         spans = [Span(c.start, c.end, c.truth) for c in analysis.cycles]
         document = cls(Path(analysis.path), analysis.duration, sample_rate, spans, analysis.cycle_source,
                        disk_digest, parent)
+        document.segmentation = analysis.segmentation
         document.add_predictions(model_folder, analysis)
         return document
 
@@ -210,6 +239,11 @@ class CycleDocument(QObject):
     @property
     def name(self) -> str:
         return self.audio_path.name
+
+    @property
+    def phase_note(self) -> str:
+        """Why the cycles may start at expiration, where the segmentation they follow is unsure; else ""."""
+        return self.segmentation.phase_note if self.segmentation else ""
 
     # ---------------------------------------------------------------- predictions
 
@@ -272,9 +306,12 @@ class CycleDocument(QObject):
         cycles = [replace(p, start=s.start, end=s.end, truth=s.label,
                           segmentation_confidence=self.bounds_confidence.get(key(s)))
                   for s, p in predicted if p is not None]
+        found = self.segmentation
+        steered = {} if found is None else {"segmentation": found, "segmentation_confidence": found.confidence,
+                                            "breathing_period": found.period, "fallback_reason": found.reason}
         return replace(first, cycle_source=self.cycle_source, cycles=cycles, calibrated=latest.calibrated,
                        training_distance=median, distance_limit=latest.distance_limit, unlike_training=unlike,
-                       model_warnings=list(latest.model_warnings))
+                       model_warnings=list(latest.model_warnings), **steered)
 
     # ---------------------------------------------------------------- edits
 
@@ -336,6 +373,31 @@ class CycleDocument(QObject):
 
     def replace_all(self, spans: list[Span], text: str) -> bool:
         return self.edit(text, tuple(sorted(spans, key=lambda s: (s.start, s.end))), [0] if spans else [])
+
+    # ---------------------------------------------------------------- steering the automatic segmentation
+
+    def follow_segmentation(self, segmentation: Segmentation, text: str) -> bool:
+        """The segmentation's cycles replace the cycles (as one edit; False when nothing changes). The new spans
+        go to the model as any edited cycle does."""
+        if segmentation == self.segmentation and self.spans == segmented_spans(segmentation):
+            return False
+        self.undo_stack.push(SegmentationCommand(self, text, segmentation))
+        return True
+
+    def shift_to_other_phase(self) -> bool:
+        """The cycles start at the other breathing phase's onsets (LungKDError where the segmentation found no
+        other phase, or the cycles are not automatic)."""
+        if self.segmentation is None:
+            raise LungKDError("only cycles the automatic segmentation found can be shifted to the other phase.",
+                              fix="move the cycles' boundaries by hand.")
+        shifted = shift_to_other_phase(self.segmentation)
+        phase = "the other phase" if shifted.shifted else "the phase the segmentation chose"
+        return self.follow_segmentation(shifted, f"Shift the cycles to start at {phase}")
+
+    def _follow(self, segmentation: Segmentation | None) -> None:
+        self.segmentation = segmentation
+        if segmentation is not None:
+            self.bounds_confidence.update({(c.start, c.end): c.confidence for c in segmentation.cycles})
 
     # ---------------------------------------------------------------- saving
 

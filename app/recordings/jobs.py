@@ -13,7 +13,7 @@ from lungkd.core.analysis.batch import Failure, Progress, for_each_recording
 from lungkd.core.analysis.display import display_spectrogram, relative_to_loud_parts
 from lungkd.core.analysis.explain import explain_recording_cycle
 from lungkd.core.analysis.limits import UsableModel, load_model_with_limits
-from lungkd.core.analysis.predict import RecordingAnalysis, analyse_samples
+from lungkd.core.analysis.predict import RecordingAnalysis, analyse_samples, segment_recording
 from lungkd.core.data.annotation_io import annotation_path_for, file_digest
 from lungkd.core.data.audio import DecodedAudio, load_audio
 from lungkd.core.events import Event
@@ -152,3 +152,8 @@ def explain_job(recording: OpenRecording, model_folder: Path, models: ModelCache
     """Why the model gives the cycle [start, end) its class (core.analysis.explain): a CycleExplanation."""
     return lambda report, cancel: explain_recording_cycle(recording.path, recording.audio, models.get(model_folder),
                                                           start, end, cancel=cancel)
+
+
+def segment_job(recording: OpenRecording, period: float):
+    """The recording's automatic segmentation again, at a breathing period the user gives."""
+    return lambda report, cancel: segment_recording(recording.path, recording.samples, recording.sample_rate, period)

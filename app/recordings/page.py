@@ -169,7 +169,7 @@ class RecordingsPage(QWidget):
         selection = self._pending_selection if self._pending_selection is not None else self.table.selected_cycles()
         self._pending_selection = None
         cycles = self.session.shown_cycles()
-        self.view.set_analysis(cycles, edited=self._edited())
+        self.view.set_analysis(cycles, edited=self._edited(), phase_note=self._phase_note())
         self._show_table_and_notice(cycles)
         self.table.select_cycles(selection)
         current = self.table.current_cycle()
@@ -179,6 +179,10 @@ class RecordingsPage(QWidget):
     def _edited(self) -> bool:
         document = self.session.current_document_or_none()
         return document is not None and document.cycle_source == EDITED
+
+    def _phase_note(self) -> str:
+        document = self.session.current_document_or_none()
+        return document.phase_note if document else ""
 
     def _show_table_and_notice(self, cycles) -> None:
         analysis = self.session.current_analysis()
@@ -192,7 +196,8 @@ class RecordingsPage(QWidget):
         self._clear_explanation()
         self.stack.setCurrentWidget(self.plots_and_table)
         cycles = self.session.shown_cycles()
-        self.view.show_recording(recording, self.settings, cycles, edited=self._edited())
+        self.view.show_recording(recording, self.settings, cycles, edited=self._edited(),
+                                 phase_note=self._phase_note())
         self._show_table_and_notice(cycles)
         self._refresh_spectrogram()
         self.selection_changed.emit()

@@ -18,8 +18,8 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 from lungkd.core.labels import CLASS_NAMES
 from lungkd.core.text import html_text
 
-from ..theme import (CLASS_COLOURS, DOUBTED, INK, MISMATCH, MUTED, PLOT_BACKGROUND, class_colour, colour_map,
-                     translucent)
+from ..theme import (CLASS_COLOURS, DOUBTED, INK, MISMATCH, MUTED, NOTICE, PLOT_BACKGROUND, class_colour,
+                     colour_map, translucent)
 from .cycle_document import ShownCycle
 from .jobs import OpenRecording, Spectrogram
 from .quality_marks import checks_html, poor_brush, reasons_html
@@ -59,6 +59,7 @@ class RecordingView(QWidget):
         self.recording: OpenRecording | None = None
         self.cycles: list[ShownCycle] = []  # what the cycle track shows, from the recording's CycleDocument
         self.edited = False  # the cycles are no longer as the analysis found them
+        self.phase_note = ""  # why the automatic cycles may start at expiration; "" where they are sure not to
         self.title = QLabel(objectName="heading")
         self.plots = pg.GraphicsLayoutWidget()
         self.plots.setBackground(PLOT_BACKGROUND)
@@ -140,7 +141,7 @@ class RecordingView(QWidget):
     # ---------------------------------------------------------------- content
 
     def show_recording(self, recording: OpenRecording, settings: SpectrogramSettings, cycles: list[ShownCycle],
-                       *, edited: bool = False) -> None:
+                       *, edited: bool = False, phase_note: str = "") -> None:
         self.recording = recording
         duration = recording.duration
         peak = float(np.abs(recording.samples).max()) or 1.0
@@ -149,7 +150,7 @@ class RecordingView(QWidget):
             plot.setLimits(xMin=0, xMax=duration)
         self.set_spectrogram(recording.spectrogram)
         self.apply_settings(settings)
-        self.set_analysis(cycles, edited=edited)
+        self.set_analysis(cycles, edited=edited, phase_note=phase_note)
         self.set_play_position(None)
         self.wave.setXRange(0, duration, padding=0)
 
@@ -164,16 +165,17 @@ class RecordingView(QWidget):
         nyquist = self.recording.sample_rate / 2 if self.recording else settings.fmax
         self.spec.setYRange(min(settings.fmin, nyquist - 100), min(settings.fmax, nyquist), padding=0)
 
-    def set_analysis(self, cycles: list[ShownCycle], *, edited: bool = False) -> None:
+    def set_analysis(self, cycles: list[ShownCycle], *, edited: bool = False, phase_note: str = "") -> None:
         """Draws the cycles (none before a model has run); one the model has not seen yet is grey, and so is
-        a prediction not to be trusted (the cycle or its recording unlike the model's training data)."""
+        a prediction not to be trusted (the cycle or its recording unlike the model's training data). The header
+        gives `phase_note` where the cycles may start at expiration."""
         for item in self._cycle_items:
             item.getViewBox().removeItem(item)
         for label in self._labels:  # kept hidden for the next cycles' labels
             label.item.setVisible(False)
             self._spare_labels.append(label.item)
         self._cycle_items, self._labels = [], []
-        self.cycles, self.edited = list(cycles), edited
+        self.cycles, self.edited, self.phase_note = list(cycles), edited, phase_note
         self.select_cycle(None)
         recording = self.recording
         self.title.setText(self._title())
@@ -245,6 +247,8 @@ class RecordingView(QWidget):
             if a.segmentation_confidence is not None:
                 source += f", {a.segmentation_confidence:.0%} sure (a breath every {a.breathing_period:.1f} s)"
             title = f"{head} · {len(self.cycles)} cycles {source}"
+        if self.phase_note:
+            title += f"<br><span style='color:{NOTICE.name()}'>⚠ Phase uncertain: {html_text(self.phase_note)}</span>"
         title += f"<br>{checks_html(a)}"
         if a.warnings:  # e.g. an annotation without a usable cycle, replaced by the segmentation
             first = a.warnings[0] if len(a.warnings[0]) <= 200 else a.warnings[0][:199] + "…"

@@ -15,13 +15,14 @@ from PySide6.QtGui import QUndoGroup
 
 from lungkd.core.analysis.batch import Failure
 from lungkd.core.analysis.predict import RecordingAnalysis, write_csv
+from lungkd.core.analysis.segmentation import FIXED_WINDOWS, Segmentation
 from lungkd.core.data.annotation_io import file_digest
 from lungkd.core.kd.store import teachers_for_model
 from lungkd.core.text import printable
 
 from ..engine import EngineTask, TaskQueue
 from .cycle_document import CycleDocument, ShownCycle
-from .jobs import Analysed, ModelCache, OpenRecording, open_job, reanalyse_job
+from .jobs import Analysed, ModelCache, OpenRecording, open_job, reanalyse_job, segment_job
 from .prediction_updates import PredictionUpdates
 from .spectrogram_settings import SpectrogramSettings
 
@@ -215,6 +216,25 @@ class Session(QObject):
                 self.status.emit(printable(f"{path.name} changed on disk after it was opened here; saving will ask "
                                            "before overwriting it."))
                 document.state_changed.emit()
+
+    # ---------------------------------------------------------------- steering the automatic segmentation
+
+    def segment_again(self, document: CycleDocument, period: float) -> EngineTask:
+        """Segments the recording again at the breathing period `period` (s) in the engine; the cycles found
+        replace the document's as one edit."""
+        task = EngineTask(segment_job(self.recordings[document.audio_path], period),
+                          printable(f"Segmenting {document.name} again"))
+        task.finished.connect(lambda segmentation: self._segmented_again(document, period, segmentation))
+        task.failed.connect(self.error)
+        return self.queue.submit(task)
+
+    def _segmented_again(self, document: CycleDocument, period: float, segmentation: Segmentation) -> None:
+        if self.documents.get(document.audio_path) is not document:  # closed or opened anew meanwhile
+            return
+        document.follow_segmentation(segmentation, f"Segment again at a {period:g} s breathing period")
+        found = (f"no cycles at that period, {segmentation.reason}: fixed windows instead"
+                 if segmentation.method == FIXED_WINDOWS else f"{len(segmentation.cycles)} cycles")
+        self.status.emit(printable(f"{document.name} segmented again at a {period:g} s breathing period: {found}."))
 
     # ---------------------------------------------------------------- what the views show
 

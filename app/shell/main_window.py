@@ -172,6 +172,7 @@ class MainWindow(QMainWindow):
                  "&Training": (self.train_action, experiments)}
         for title, actions in menus.items():
             menu = self.menuBar().addMenu(title)
+            menu.setToolTipsVisible(True)  # only actions given a tooltip show one: a disabled action's says why
             for action in actions:
                 if action is None:
                     menu.addSeparator()

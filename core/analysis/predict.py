@@ -89,6 +89,9 @@ class RecordingAnalysis:
     distance_limit: float | None = None  # the model's limit: farther cycles are unlike its training data
     unlike_training: bool | None = None  # most cycles are beyond the limit; None: the model cannot tell
     model_warnings: list[str] = field(default_factory=list)  # what the model's card says to beware of
+    # the automatic segmentation that found the cycles (None when annotated or given): written out only as its
+    # phase_* below; the Studio shifts the cycles to the other phase's onsets it keeps
+    segmentation: Segmentation | None = field(default=None, repr=False, compare=False)
     quality: str | None = None  # the recording's verdict (core/analysis/quality.py): good, warning or poor
     quality_reasons: list[str] = field(default_factory=list)
     breathing_rate: float | None = None  # breaths per minute (core/analysis/breathing.py); None: none found
@@ -107,19 +110,36 @@ class RecordingAnalysis:
     def name(self) -> str:
         return Path(self.path).stem
 
+    @property
+    def phase_confidence(self) -> float | None:
+        """0-1: how sure the segmentation is that the cycles start at inspiration; None unless it found them."""
+        found = self.segmentation is not None and self.segmentation.method != FIXED_WINDOWS
+        return self.segmentation.phase_confidence if found else None
+
+    @property
+    def phase_uncertain(self) -> bool:
+        return self.segmentation is not None and self.segmentation.phase_uncertain
+
+    @property
+    def phase_note(self) -> str:
+        """Why the cycles may start at expiration instead; "" where they are sure not to."""
+        return self.segmentation.phase_note if self.segmentation else ""
+
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount([c.predicted for c in self.cycles], minlength=len(CLASS_NAMES))
         return {name: int(n) for name, n in zip(CLASS_NAMES, counts)}
 
     def to_dict(self) -> dict:
-        return {**{k: v for k, v in asdict(self).items() if k != "cycles"},
+        return {**{k: v for k, v in asdict(self).items() if k not in ("cycles", "segmentation")},
                 "cycles": [{"start": c.start, "end": c.end, "prediction": CLASS_NAMES[c.predicted],
                             **dict(zip(CLASS_NAMES, c.probabilities)),
                             "truth": None if c.truth is None else CLASS_NAMES[c.truth], "match": c.matches,
                             "segmentation_confidence": c.segmentation_confidence,
                             "training_distance": c.training_distance, "unlike_training": c.unlike_training,
                             "quality": c.quality, "quality_reasons": c.quality_reasons}
-                           for c in self.cycles]}
+                           for c in self.cycles],
+                "phase_confidence": self.phase_confidence, "phase_uncertain": self.phase_uncertain,
+                "phase_note": self.phase_note}
 
 
 # a poor cycle's prediction is marked by its quality column; the recording's columns repeat on each of its rows
@@ -127,7 +147,7 @@ QUALITY_COLUMNS = ("quality", "quality_reasons", "recording_quality", "breathing
                    "ie_ratio", "ie_confidence")
 CSV_COLUMNS = ("recording", "cycle_source", "start", "end", "prediction", *(f"p_{n}" for n in CLASS_NAMES),
                "truth", "match", "segmentation_confidence", "training_distance", "unlike_training",
-               *QUALITY_COLUMNS)
+               "phase_confidence", "phase_uncertain", *QUALITY_COLUMNS)
 
 
 def _yes_no(value: bool | None) -> str:
@@ -143,13 +163,15 @@ def write_csv(analyses: list[RecordingAnalysis], target) -> None:
     writer = csv.writer(target)
     writer.writerow(CSV_COLUMNS)
     for analysis in analyses:
+        phase = ("", "") if analysis.phase_confidence is None else (f"{analysis.phase_confidence:.3f}",
+                                                                   _yes_no(analysis.phase_uncertain))
         for c in analysis.cycles:
             writer.writerow([spreadsheet_cell(analysis.name), analysis.cycle_source, f"{c.start:.3f}", f"{c.end:.3f}",
                              CLASS_NAMES[c.predicted], *(f"{p:.4f}" for p in c.probabilities),
                              "" if c.truth is None else CLASS_NAMES[c.truth], _yes_no(c.matches),
                              "" if c.segmentation_confidence is None else f"{c.segmentation_confidence:.3f}",
                              "" if c.training_distance is None else f"{c.training_distance:.2f}",
-                             _yes_no(c.unlike_training), *_quality_cells(analysis, c)])
+                             _yes_no(c.unlike_training), *phase, *_quality_cells(analysis, c)])
 
 
 def _number(value: float | None, digits: int) -> str:
@@ -178,6 +200,13 @@ class FoundCycles:
     segmentation: Segmentation | None = None  # when there was no annotation
 
 
+def segment_recording(path: Path, samples: np.ndarray, sr: int, period_hint: float | None = None) -> Segmentation:
+    """The automatic segmentation at the site the recording's ICBHI name gives: the site decides which breathing
+    phase is inspiration (the trachea's is the softer)."""
+    name = parse_recording_name(path.stem)
+    return segment_cycles(samples, sr, location=name.location if name else None, period_hint=period_hint)
+
+
 def find_cycles(path: Path, samples: np.ndarray, sr: int) -> FoundCycles:
     """The annotation beside the recording, else the automatic segmentation (or its fixed windows). An
     annotation without a usable cycle is named in the problems, which say that segmentation replaced it."""
@@ -188,8 +217,7 @@ def find_cycles(path: Path, samples: np.ndarray, sr: int) -> FoundCycles:
         if cycles:
             kept, clipped = clip_cycles_to_duration(cycles, len(samples) / sr, annotation)
             return FoundCycles(list(kept), "annotation", problems + clipped)
-    name = parse_recording_name(path.stem)  # the site decides which breathing phase is inspiration
-    segmentation = segment_cycles(samples, sr, location=name.location if name else None)
+    segmentation = segment_recording(path, samples, sr)
     if annotation is not None:
         problems.insert(0, Problem(str(annotation), "the annotation gives no usable cycle, so the cycles were "
                                    f"found without it ({segmentation.method}).", "correct the annotation file."))
@@ -258,7 +286,7 @@ def analyse_samples(path: str | Path, decoded: DecodedAudio, model: UsableModel,
         [str(p) for p in (*decoded.warnings, *found.problems, *clip_problems)],
         segmentation.confidence if segmentation else None, segmentation.period if segmentation else None,
         segmentation.reason if segmentation else "", limits.calibrated, median, limits.limit, recording_unlike,
-        limits.notes.warnings()), checks)
+        limits.notes.warnings(), segmentation), checks)
 
 
 def with_checks(analysis: RecordingAnalysis, checks: RecordingChecks) -> RecordingAnalysis:

@@ -142,7 +142,9 @@ def _onsets(envelope: BreathEnvelope, frames: np.ndarray, strength: np.ndarray) 
     return tuple(Onset(round(float(t), 3), round(float(c), 3)) for t, c in zip(times, clarity))
 
 
-def _check_period_hint(period_hint: float) -> None:
+def check_period_hint(period_hint: float) -> None:
+    """Refuses a breathing period the segmentation does not look for (LungKDError naming the range): for
+    `segment_cycles`, and for a window asking the user for one before it starts the work."""
     if not PERIOD_RANGE_S[0] <= period_hint <= PERIOD_RANGE_S[1]:
         raise LungKDError(f"a breathing period of {period_hint:g} s is outside the {PERIOD_RANGE_S[0]:g}-"
                           f"{PERIOD_RANGE_S[1]:g} s the segmentation looks for.",
@@ -158,7 +160,7 @@ def segment_cycles(samples: np.ndarray, sr: int, *, location: str | None = None,
     wall; None where unknown, taken as the chest wall): it decides which phase is inspiration. `period_hint`
     (s) segments at that breathing period instead of the one found."""
     if period_hint is not None:
-        _check_period_hint(period_hint)
+        check_period_hint(period_hint)
     duration = len(samples) / sr
     envelope = breath_envelope(samples, sr)
     if len(envelope.values) < 2 * PERIOD_RANGE_S[0] / HOP_S:

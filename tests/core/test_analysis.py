@@ -20,7 +20,8 @@ from lungkd.core.data.dataset import load_dataset
 from lungkd.core.features.cycle_sets import CycleSet, build_cycle_sets
 from lungkd.core.models.inference import load_saved_model, predict_logits
 from lungkd.core.models.registry import model_info
-from tiny_model import tiny_model
+from lungkd.core.cli import main
+from tiny_model import tiny_model, tiny_model_folder
 
 @pytest.fixture(scope="module")
 def model(synthetic_dir, tmp_path_factory):
@@ -114,6 +115,43 @@ def test_recording_without_annotation_is_segmented_with_confidences(model, recor
         rows = list(csv.DictReader(f))
     assert [float(r["segmentation_confidence"]) for r in rows] == \
         [pytest.approx(c.segmentation_confidence, abs=1e-3) for c in result.cycles]
+
+
+def test_the_phase_of_automatic_cycles_is_in_the_json_and_csv(analysis, model, recording, tmp_path):
+    """How sure the segmentation is that the cycles start at inspiration: written out for automatic cycles,
+    left empty for annotated ones."""
+    copy = tmp_path / recording.name
+    shutil.copy(recording, copy)
+    result = analyse_recording(copy, model)
+    assert result.phase_confidence >= 0.7 and not result.phase_uncertain and result.phase_note == ""
+    [found, annotated] = json.loads(to_json([result, analysis]))
+    assert (found["phase_confidence"], found["phase_uncertain"], found["phase_note"]) == (result.phase_confidence,
+                                                                                          False, "")
+    assert "segmentation" not in found and found["segmentation_confidence"] == result.segmentation_confidence
+    assert (annotated["phase_confidence"], annotated["phase_uncertain"]) == (None, False)
+    write_csv([result, analysis], tmp_path / "cycles.csv")
+    with open(tmp_path / "cycles.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {(r["phase_confidence"], r["phase_uncertain"]) for r in rows if r["cycle_source"] == "automatic"} == \
+        {(f"{result.phase_confidence:.3f}", "no")}
+    assert {(r["phase_confidence"], r["phase_uncertain"]) for r in rows if r["cycle_source"] == "annotation"} == \
+        {("", "")}
+
+
+def test_lungkd_predict_says_when_the_phase_of_the_cycles_is_uncertain(icbhi_audio_dir, synthetic_dir,
+                                                                       tmp_path_factory, tmp_path, capsys):
+    """The real recording whose inspiration and expiration are about as strong, without its annotation."""
+    unannotated = tmp_path / "103_2b2_Ar_mc_LittC2SE.wav"
+    unannotated.symlink_to(icbhi_audio_dir / unannotated.name)
+    model_folder = tiny_model_folder(synthetic_dir, tmp_path_factory)
+    assert main(["predict", str(model_folder), str(unannotated)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("103_2b2_Ar_mc_LittC2SE: 6 cycles from automatic")
+    assert out[1].startswith("  phase uncertain (65% sure the cycles start at inspiration): inspiration and "
+                             "expiration are about as strong here")
+    assert main(["predict", str(model_folder), str(unannotated), "--json"]) == 0
+    [parsed] = json.loads(capsys.readouterr().out)
+    assert parsed["phase_uncertain"] is True and parsed["phase_note"] in out[1]
 
 
 def test_cycles_stream_through_the_model_in_batches_with_the_probabilities_of_lungkd_evaluate(model, recording,

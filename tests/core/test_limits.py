@@ -264,3 +264,29 @@ def test_an_older_model_folder_gets_its_card_updated_and_keeps_its_weights(tiny,
     assert read_model_card(folder) == card and card.calibration.model_dump(exclude_defaults=True) == {"temperature": 2.0}
     assert (folder / "head.safetensors").read_bytes() == before
     assert load_saved_model(folder)[1].temperature == 2.0
+
+
+def test_lungkd_models_fit_limits_gives_an_older_model_its_limits_and_keeps_its_weights(synthetic_dir,
+                                                                                       tmp_path_factory, tmp_path,
+                                                                                       capsys):
+    """What `bench/fit_model_limits.py` did is a command now: the limits of a model trained before cards held
+    them, from the data it was trained on and recordings it never saw."""
+    import shutil
+
+    from lungkd.core.cli import main
+
+    folder = tmp_path / "older"
+    shutil.copytree(tiny_model_folder(synthetic_dir, tmp_path_factory), folder)
+    update_model_card(folder, calibration=None, training_statistics=None, training_data=None)
+    weights = (folder / "model.safetensors").read_bytes()
+    assert not load_model_with_limits(folder).limits.calibrated
+    code = main(["models", "fit-limits", str(folder), "--data", str(synthetic_dir), "--held-out", "20",
+                 "--held-out-seed", "2", "--workspace", str(tmp_path / "ws")])
+    assert code == 0
+    card = read_model_card(folder)
+    assert card.training_data.kind == "dataset" and card.training_data.limits_fitted_by.startswith("lungkd models")
+    assert card.calibration.fitted_on.split == CALIBRATION_SPLIT and card.calibration.fitted_on.cycles >= 20
+    assert card.training_statistics.fitted and card.training_data.held_out_source.startswith("LungKD synthetic")
+    assert load_model_with_limits(folder).limits.calibrated and (folder / "model.safetensors").read_bytes() == weights
+    assert main(["models", "fit-limits", str(folder), "--data", str(synthetic_dir)]) == 2
+    assert "needs the data the model was trained on and recordings it never saw" in capsys.readouterr().err
