@@ -430,10 +430,10 @@ def _predict(args: argparse.Namespace) -> int:
         for a in analyses:
             print(f"{a.name}: {len(a.cycles)} cycles from {a.cycle_source}{_how_sure(a)}, "
                   + ", ".join(f"{k} {v}" for k, v in a.class_counts().items()) + _unlike(a))
-            print(f"  {_checks(a)}")
             if a.phase_uncertain:
                 print(f"  phase uncertain ({a.phase_confidence:.0%} sure the cycles start at inspiration): "
                       f"{a.phase_note}")
+            print(f"  {_checks(a)}")
             for c in a.cycles:
                 truth = "" if c.truth is None else f"  (annotated {CLASS_NAMES[c.truth]})"
                 bounds = "" if c.segmentation_confidence is None else f"  (bounds {c.segmentation_confidence:.0%} sure)"
