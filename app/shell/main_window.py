@@ -155,6 +155,9 @@ class MainWindow(QMainWindow):
         self.explain_action = self._action("&Why this class?", page.explain_selected, "X",
                                            "Show over the spectrogram which sounds of the selected cycle moved the "
                                            "model towards its class (Esc cancels)")
+        self.removeAction(self.explain_action)  # a single key: only while the Recordings page has the focus
+        self.explain_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        page.addAction(self.explain_action)
         self.train_action = self._action("&Train and distil…", self.open_wizard, "Ctrl+T",
                                          "Train teachers, build soft labels and distil a student, step by step")
         self.teachers_action = self._action("Show the &teachers' votes", self.session.set_show_teachers, None,
