@@ -112,7 +112,8 @@ def clip_cycles_to_duration(cycles: list[Cycle] | tuple[Cycle, ...], duration: f
             continue
         if cycle.end > duration:
             problems.append(Problem(where, f"the cycle {cycle.start}-{cycle.end} s ends after the audio "
-                                    f"({duration:.3f} s); its clip stops at the end of the audio.", "", cycle.line or None))
+                                    f"({duration:.3f} s); its clip stops at the end of the audio.", "",
+                                    cycle.line or None))
         if cycle.index != len(kept):
             cycle = Cycle(cycle.recording, len(kept), cycle.start, cycle.end, cycle.crackle, cycle.wheeze, cycle.line)
         kept.append(cycle)
