@@ -44,7 +44,7 @@ def _print_labels(stats: dict) -> None:
     if stats["labels"]:
         print("  labels: " + ", ".join(f"{row['label']} -> {row['class']} {row['count']}" for row in stats["labels"]))
     for row in stats["left_out"]:
-        print(f"  left out: {row['amount']:g} {row['what']} {row['why']}")
+        print(f"  left out: {row['what']} {row['why']}: {row['amount']:g}")
 
 
 def _label_map(pairs: list[str]) -> dict[str, str] | None:

@@ -165,7 +165,7 @@ def resolve_dataset(data: DataSpec | tuple[DataSpec, ...], workspace: Path, *,
         index.apply_split(patient_split(index, data.test_fraction, data.split_seed))
         if data.split == "official":
             index.warnings.append(Problem(str(index.root), "no official split (no train and test folders): the "
-                                          f"recordings are split patient-wise, {data.test_fraction:g} of the "
+                                          f"recordings are split patient-wise, {data.test_fraction:.0%} of the "
                                           "patients in test.", 'set split = "patient" in the recipe\'s [data] to '
                                           "say so, or put the recordings in train/ and test/ folders."))
     if Selection(selection).holds_out == "val":

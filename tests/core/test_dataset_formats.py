@@ -239,3 +239,23 @@ def test_a_table_without_the_columns_is_refused_by_name(tmp_path):
     index = load_dataset(tmp_path, dataset_format="table")
     problem = _warnings(index, "does not name the columns")[0]
     assert problem.path.endswith("labels.csv") and "file,start,end,label" in problem.fix
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def test_data_synth_writes_a_layout_and_data_stats_shows_its_map_and_what_was_left_out(tmp_path, capsys):
+    from lungkd.core.cli import main
+
+    assert main(["data", "synth", "--out", str(tmp_path / "spr"), "--recordings", "12", "--layout", "sprsound"]) == 0
+    assert "(sprsound layout)" in capsys.readouterr().out
+    assert main(["data", "stats", str(tmp_path / "spr")]) == 0
+    out = capsys.readouterr().out
+    assert "format: SPRSound (official split from the folders)" in out and "Normal -> normal" in out
+    assert "left out: recordings annotated Poor Quality: 1" in out
+    assert main(["data", "stats", str(tmp_path / "spr"), "--map", "Normal=none", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["cycles"]["all"]["normal"] == 0
+    assert any(row["why"] == "labelled 'Normal' (label_map: none)" for row in stats["left_out"])
+    assert main(["data", "stats", str(tmp_path / "spr"), "--map", "Normal"]) == 2
+    assert "expected LABEL=CLASS" in capsys.readouterr().err
