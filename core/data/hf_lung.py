@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from lungkd.core.data.label_maps import LabelMap, Tally, target_flags, unknown_label_fix
+from lungkd.core.data.label_maps import LabelMap, Tally, labelled_rows, target_flags
 from lungkd.core.data.records import Cycle
 from lungkd.core.data.textfiles import read_text_lines
 from lungkd.core.errors import Problem
@@ -63,13 +63,13 @@ def _seconds(text: str) -> float:
     return int(match["h"] or 0) * 3600 + int(match["m"]) * 60 + float(match["s"])
 
 
-def _interval(fields: list[str]) -> tuple[str, float, float]:
+def _interval(fields: list[str]) -> tuple[float, float, str, None]:
     if len(fields) != 3:
         raise ValueError(f"expected 3 columns, found {len(fields)}")
     start, end = _seconds(fields[1]), _seconds(fields[2])
     if not (math.isfinite(start) and math.isfinite(end)) or start >= end:
         raise ValueError(f"the interval starts at {fields[1]}, not before its end at {fields[2]}")
-    return fields[0], start, end
+    return start, end, fields[0], None
 
 
 @dataclass(frozen=True)
@@ -84,28 +84,14 @@ def _read_intervals(path: Path, label_map: LabelMap, tally: Tally
                     ) -> tuple[list[_Interval], list[_Interval], list[Problem]]:
     """Breathing phases and adventitious intervals (with their map target as label) of a label file."""
     phases, sounds, problems = [], [], []
-    for line_no, raw in enumerate(read_text_lines(path, "HF_Lung label file", _FORMAT_FIX), start=1):
-        fields = raw.split()
-        if not fields:
-            continue
-        try:
-            label, start, end = _interval(fields)
-        except ValueError as reason:
-            problems.append(Problem(str(path), f"{reason}; line skipped.", _FORMAT_FIX, line_no))
-            tally.leave_out("intervals", "unreadable (named in the warnings)")
-            continue
-        if label.upper() in (INSPIRATION, EXPIRATION):
-            phases.append(_Interval(label.upper(), start, end, line_no))
-            continue
-        target = label_map.target(label)
-        tally.labels[label_map.spelling(label)] += 1
-        if target is None:
-            problems.append(Problem(str(path), f"the label '{label}' is not in the label map; interval skipped.",
-                                    unknown_label_fix(label), line_no))
-            tally.leave_out("intervals", f"labelled '{label}', which no label map names")
-        elif target == "none":
-            tally.leave_out("intervals", f"labelled '{label_map.spelling(label)}' (label_map: none)")
-        else:
+    lines = read_text_lines(path, "HF_Lung label file", _FORMAT_FIX)
+    rows = ((n, raw.split()) for n, raw in enumerate(lines, start=1) if raw.split())
+    for line_no, start, end, target, _ in labelled_rows(rows, _interval, label_map, tally, problems, what="intervals",
+                                                        path=path, fix=_FORMAT_FIX,
+                                                        phases=(INSPIRATION, EXPIRATION)):
+        if target in (INSPIRATION, EXPIRATION):
+            phases.append(_Interval(target, start, end, line_no))
+        elif target is not None:
             sounds.append(_Interval(target, start, end, line_no))
     return phases, sounds, problems
 

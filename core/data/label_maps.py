@@ -8,12 +8,14 @@ around them.
 """
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Literal, Mapping
+from typing import Any, Callable, Iterable, Iterator, Literal, Mapping
 
-from lungkd.core.labels import CLASS_NAMES
-from lungkd.core.labels import flags_from_label
+from lungkd.core.errors import Problem
+
+from lungkd.core.labels import CLASS_NAMES, flags_from_label
 
 LabelTarget = Literal["normal", "crackle", "wheeze", "both", "none"]
 LEAVE_OUT = "none"
@@ -59,10 +61,27 @@ class LabelMap:
         wanted = _key(label)
         return next((k for k in self.entries if _key(k) == wanted), label)
 
-    @property
-    def phrase(self) -> str:
-        """The entries as a recipe writes them, for fixes: `{ "Stridor" = "wheeze", ... }`."""
-        return "{ " + ", ".join(f'"{k}" = "{v}"' for k, v in self.entries.items()) + " }"
+    def apply(self, label: str, tally: "Tally", what: str) -> LabelTarget | None:
+        """Where `label` goes, counted in `tally` (`what` names the things labelled: events, intervals, cycles);
+        None when the map leaves it out. UnknownLabel when the map does not name it (counted as left out too)."""
+        tally.labels[self.spelling(label)] += 1
+        target = self.target(label)
+        if target is None:
+            tally.leave_out(what, f"labelled '{label}', which no label map names")
+            raise UnknownLabel(label)
+        if target == LEAVE_OUT:
+            tally.leave_out(what, f"labelled '{self.spelling(label)}' (label_map: none)")
+            return None
+        return target
+
+
+class UnknownLabel(ValueError):
+    """A label the map does not name; `fix` says how a recipe maps it."""
+
+    def __init__(self, label: str):
+        super().__init__(f"the label '{label}' is not in the label map")
+        self.fix = (f'map it in the recipe\'s [data]: label_map = {{ "{label}" = "wheeze" }} (normal, crackle, '
+                    'wheeze, both, or "none" to leave it out), or correct the label.')
 
 
 def class_of(target: LabelTarget) -> int | None:
@@ -76,9 +95,17 @@ def target_flags(target: LabelTarget) -> tuple[int, int]:
     return (0, 0) if index is None else flags_from_label(index)
 
 
-def unknown_label_fix(label: str) -> str:
-    return (f'map it in the recipe\'s [data]: label_map = {{ "{label}" = "wheeze" }} (normal, crackle, wheeze, '
-            'both, or "none" to leave it out), or correct the label.')
+def time_value(value, what: str, unit: str = "seconds") -> float:
+    """A time a label file gives (text, or a number in JSON), in its `unit`; ValueError saying what is wrong."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"the {what} {value!r} is not a number of {unit}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"the {what} '{value}' is not a number of {unit}") from None
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"the {what} {value} is not a time in the recording")
+    return number
 
 
 @dataclass
@@ -95,3 +122,24 @@ class Tally:
     def add(self, other: "Tally") -> None:
         self.labels.update(other.labels)
         self.left_out.update(other.left_out)
+
+
+def labelled_rows(rows: Iterable[tuple[int, Any]], parse: Callable[[Any], tuple[float, float, str, Any]],
+                  label_map: LabelMap, tally: Tally, problems: list[Problem], *, what: str, path, fix: str,
+                  phases: tuple[str, ...] = ()) -> Iterator[tuple[int, float, float, str | None, Any]]:
+    """(line, start, end, target, rest) of each row `parse` reads as (start, end, label, rest), the label sent
+    through the map (target None: the map leaves it out) unless it is one of `phases` (HF_Lung's I and E, which
+    are kept as they are). A row that cannot be read, or whose label the map does not name, is a Problem with
+    the file, the line and the fix, and is skipped."""
+    for line_no, row in rows:
+        try:
+            start, end, label, rest = parse(row)
+            target = label.upper() if label.upper() in phases else label_map.apply(label, tally, what)
+        except UnknownLabel as unknown:
+            problems.append(Problem(str(path), f"{unknown}; line skipped.", unknown.fix, line_no))
+            continue
+        except ValueError as reason:
+            problems.append(Problem(str(path), f"{reason}; line skipped.", fix, line_no))
+            tally.leave_out(what, "unreadable (named in the warnings)")
+            continue
+        yield line_no, start, end, target, rest

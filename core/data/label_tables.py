@@ -10,11 +10,10 @@ Each row or region is a cycle whose label goes through the label map (core.data.
 from __future__ import annotations
 
 import csv
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lungkd.core.data.label_maps import LabelMap, Tally, target_flags, unknown_label_fix
+from lungkd.core.data.label_maps import LabelMap, Tally, labelled_rows, target_flags, time_value
 from lungkd.core.data.records import Cycle
 from lungkd.core.data.textfiles import read_text_lines
 from lungkd.core.errors import DataError, Problem
@@ -27,37 +26,11 @@ _TABLE_FIX = "each row gives file, start and end in seconds, and a label, e.g. `
 _TRACK_FIX = "each line is `start<TAB>end<TAB>label` in seconds, as Audacity exports a label track."
 
 
-def _number(text: str, what: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"the {what} '{text}' is not a number of seconds") from None
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"the {what} {text} is not a time in the recording")
-    return value
-
-
 def _span(start_text: str, end_text: str) -> tuple[float, float]:
-    start, end = _number(start_text.strip(), "start"), _number(end_text.strip(), "end")
+    start, end = time_value(start_text.strip(), "start"), time_value(end_text.strip(), "end")
     if start >= end:
         raise ValueError(f"the cycle starts at {start:g} s, not before its end at {end:g} s")
     return start, end
-
-
-def _mapped(label: str, label_map: LabelMap, tally: Tally, path: Path, line: int, problems: list[Problem]
-            ) -> tuple[int, int] | None:
-    """(crackle, wheeze) of a label, or None when it is left out (unknown labels are named in `problems`)."""
-    target = label_map.target(label)
-    tally.labels[label_map.spelling(label)] += 1
-    if target is None:
-        problems.append(Problem(str(path), f"the label '{label}' is not in the label map; line skipped.",
-                                unknown_label_fix(label), line))
-        tally.leave_out("cycles", f"labelled '{label}', which no label map names")
-        return None
-    if target == "none":
-        tally.leave_out("cycles", f"labelled '{label_map.spelling(label)}' (label_map: none)")
-        return None
-    return target_flags(target)
 
 
 # ---------------------------------------------------------------- tables
@@ -130,22 +103,19 @@ def read_label_table(path: Path, label_map: LabelMap, tally: Tally
     width = len(next(csv.reader([header], delimiter=_delimiter(path, header))))
     recordings: dict[str, TableRecording] = {}
     problems: list[Problem] = []
-    for line_no, row in enumerate(rows, start=2):
-        if not any(cell.strip() for cell in row):
-            continue
-        try:
-            values = _table_row(row, columns, width)
-            start, end = _span(values["start"], values["end"])
-        except ValueError as reason:
-            problems.append(Problem(str(path), f"{reason}; row skipped.", _TABLE_FIX, line_no))
-            tally.leave_out("cycles", "unreadable (named in the warnings)")
-            continue
-        flags = _mapped(values["label"], label_map, tally, path, line_no, problems)
+
+    def parse(row: list[str]) -> tuple[float, float, str, dict[str, str]]:
+        values = _table_row(row, columns, width)
+        return *_span(values["start"], values["end"]), values["label"], values
+
+    rows = ((n, row) for n, row in enumerate(rows, start=2) if any(cell.strip() for cell in row))
+    for line_no, start, end, target, values in labelled_rows(rows, parse, label_map, tally, problems, what="cycles",
+                                                             path=path, fix=_TABLE_FIX):
         entry = recordings.setdefault(values["file"], TableRecording(values["file"]))
         entry.patient = entry.patient or values.get("patient") or None
         entry.split = entry.split or (values.get("split") or "").casefold() or None
-        if flags is not None:
-            entry.cycles.append(Cycle(entry.stem, len(entry.cycles), start, end, *flags, line_no))
+        if target is not None:
+            entry.cycles.append(Cycle(entry.stem, len(entry.cycles), start, end, *target_flags(target), line_no))
     return list(recordings.values()), problems
 
 
@@ -187,16 +157,15 @@ def read_audacity_track(path: Path, recording: str, label_map: LabelMap, tally: 
     """The cycles of one label track, a region per cycle; DataError when it cannot be read at all."""
     cycles: list[Cycle] = []
     problems: list[Problem] = []
-    for line_no, fields in _track_lines(read_text_lines(path, "Audacity label track", _TRACK_FIX)):
-        try:
-            if len(fields) != 3 or not fields[2].strip():
-                raise ValueError("expected a start, an end and a label, separated by tabs")
-            start, end = _span(fields[0], fields[1])
-        except ValueError as reason:
-            problems.append(Problem(str(path), f"{reason}; line skipped.", _TRACK_FIX, line_no))
-            tally.leave_out("cycles", "unreadable (named in the warnings)")
-            continue
-        flags = _mapped(fields[2].strip(), label_map, tally, path, line_no, problems)
-        if flags is not None:
-            cycles.append(Cycle(recording, len(cycles), start, end, *flags, line_no))
+
+    def parse(fields: list[str]) -> tuple[float, float, str, None]:
+        if len(fields) != 3 or not fields[2].strip():
+            raise ValueError("expected a start, an end and a label, separated by tabs")
+        return *_span(fields[0], fields[1]), fields[2].strip(), None
+
+    rows = _track_lines(read_text_lines(path, "Audacity label track", _TRACK_FIX))
+    for line_no, start, end, target, _ in labelled_rows(rows, parse, label_map, tally, problems, what="cycles",
+                                                        path=path, fix=_TRACK_FIX):
+        if target is not None:
+            cycles.append(Cycle(recording, len(cycles), start, end, *target_flags(target), line_no))
     return cycles, problems

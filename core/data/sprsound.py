@@ -9,12 +9,11 @@ test), read by core.data.labelled_folders.
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from lungkd.core.data.label_maps import LabelMap, Tally, target_flags, unknown_label_fix
+from lungkd.core.data.label_maps import LabelMap, Tally, UnknownLabel, target_flags, time_value
 from lungkd.core.data.records import Cycle, Patient
 from lungkd.core.data.textfiles import read_text_lines
 from lungkd.core.errors import DataError, Problem
@@ -58,18 +57,6 @@ def patient_facts(name: SprName) -> Patient:
     return Patient(name.patient, age=name.age, sex=name.sex)
 
 
-def _milliseconds(value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise ValueError(f"a time of {value!r} is not a number of milliseconds")
-    try:
-        ms = float(value)
-    except ValueError:
-        raise ValueError(f"the time '{value}' is not a number of milliseconds") from None
-    if not math.isfinite(ms) or ms < 0:
-        raise ValueError(f"the time {value} is not a time in the recording")
-    return ms / 1000.0
-
-
 def _event(event, number: int) -> tuple[float, float, str]:
     """(start s, end s, type) of one event, or ValueError with the reason."""
     if not isinstance(event, dict):
@@ -77,7 +64,11 @@ def _event(event, number: int) -> tuple[float, float, str]:
     missing = [key for key in ("start", "end", "type") if key not in event]
     if missing:
         raise ValueError(f"event {number} of event_annotation has no {' or '.join(missing)}")
-    start, end = _milliseconds(event["start"]), _milliseconds(event["end"])
+    try:
+        start = time_value(event["start"], "start", "milliseconds") / 1000
+        end = time_value(event["end"], "end", "milliseconds") / 1000
+    except ValueError as reason:
+        raise ValueError(f"event {number}: {reason}") from None
     if start >= end:
         raise ValueError(f"event {number} starts at {start:g} s, not before its end at {end:g} s")
     if not isinstance(event["type"], str) or not event["type"].strip():
@@ -116,19 +107,15 @@ def read_sprsound_annotation(path: Path, recording: str, label_map: LabelMap, ta
     for number, event in enumerate(events, start=1):
         try:
             start, end, label = _event(event, number)
+            target = label_map.apply(label, tally, "events")
+        except UnknownLabel as unknown:
+            problems.append(Problem(str(path), f"event {number}: {unknown}; event skipped.", unknown.fix))
+            continue
         except ValueError as reason:
             problems.append(Problem(str(path), f"{reason}; event skipped.", _FORMAT_FIX))
             tally.leave_out("events", "unreadable (named in the warnings)")
             continue
-        target = label_map.target(label)
-        tally.labels[label_map.spelling(label)] += 1
         if target is None:
-            problems.append(Problem(str(path), f"event {number} has the type '{label}', which the label map does "
-                                    "not name; event skipped.", unknown_label_fix(label)))
-            tally.leave_out("events", f"labelled '{label}', which no label map names")
-            continue
-        if target == "none":
-            tally.leave_out("events", f"labelled '{label_map.spelling(label)}' (label_map: none)")
             continue
         crackle, wheeze = target_flags(target)
         cycles.append(Cycle(recording, len(cycles), start, end, crackle, wheeze))

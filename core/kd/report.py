@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_serializer
 
 from lungkd.core.kd.jobs import FinishedRun, run_name
 from lungkd.core.metrics import mean_std, scores_from_logits
@@ -196,6 +196,12 @@ class ExperimentReport(Record):
     test_cycles: int
     train_cycles: int
     recipe: dict
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler) -> dict:
+        """A report of one dataset writes exactly the keys it did before the dataset tables existed."""
+        dumped = handler(self)
+        return {k: v for k, v in dumped.items() if not (k in ("per_dataset", "cross_dataset") and v is None)}
 
     @classmethod
     def read(cls, path: str | Path) -> "ExperimentReport":

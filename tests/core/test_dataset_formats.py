@@ -200,8 +200,8 @@ def test_a_broken_sprsound_json_is_named_with_its_line_and_the_others_load(tmp_p
     assert broken.path.endswith("1_3.0_0_p1_1.json") and broken.line == 3 and "download" in broken.fix
     assert [str(w).split(": ", 1)[1] for w in index.warnings if w.path.endswith("2_3.0_0_p1_2.json")] == [
         "event 2 of event_annotation has no end; event skipped. Fix: " + _warnings(index, "has no end")[0].fix,
-        "the time 'x' is not a number of milliseconds; event skipped. Fix: " + _warnings(index, "'x'")[0].fix,
-        "event 4 has the type 'Squeak', which the label map does not name; event skipped. Fix: "
+        "event 3: the start 'x' is not a number of milliseconds; event skipped. Fix: " + _warnings(index, "'x'")[0].fix,
+        "event 4: the label 'Squeak' is not in the label map; event skipped. Fix: "
         + _warnings(index, "Squeak")[0].fix]
     assert 'label_map = { "Squeak" = "wheeze" }' in _warnings(index, "Squeak")[0].fix
     assert [(c.start, c.end) for c in index.recording("2_3.0_0_p1_2").cycles] == [(0.1, 0.9)]
@@ -215,7 +215,7 @@ def test_bad_hf_lung_lines_are_named_and_skipped(tmp_path):
     index = load_dataset(tmp_path)
     bad = [(w.line, w.message) for w in index.warnings]
     assert bad == [(2, "expected 3 columns, found 2; line skipped."),
-                   (4, "the label 'X' is not in the label map; interval skipped."),
+                   (4, "the label 'X' is not in the label map; line skipped."),
                    (5, "the interval starts at 00:00:03, not before its end at 00:00:02; line skipped."),
                    (6, "'3,5' is not a time (HH:MM:SS.mmm); line skipped.")]
     assert [(c.start, c.end) for c in index.recording("steth_20190101_08_00_00").cycles] == [(0.5, 3.0)]
