@@ -12,6 +12,7 @@ from lungkd.core.kd.executors import InProcessExecutor
 from lungkd.core.kd.experiment import Experiment
 from lungkd.core.kd.report import ExperimentReport
 from lungkd.core.kd.report_pages import markdown_report
+from lungkd.core.models.card import read_model_card
 from lungkd.core.recipes import load_experiment
 from lungkd.core.workspace.layout import MODEL_FOLDER, REPORT_JSON, REPORT_MARKDOWN, student_run_folder
 
@@ -115,6 +116,9 @@ def test_lungkd_evaluate_scores_a_student_on_the_unseen_dataset_as_the_table_doe
     result = json.loads(capsys.readouterr().out)
     row = next(r for r in report.cross_dataset.rows if r.model == report.students[0].name)
     assert result["cycles"] == row.datasets[0].cycles and result["score"] == pytest.approx(row.datasets[0].score)
+    card = read_model_card(model)  # what the student learnt from: both datasets, pooled
+    assert (card.training_data.kind, card.training_data.name) == ("synthetic", "adults + children")
+    assert card.test_data.dataset == "adults + children" and card.test_data.cycles == report.test_cycles
 
 
 def test_a_report_of_one_dataset_has_neither_table(finished):

@@ -93,3 +93,12 @@ def test_every_cycle_of_a_pooled_set_knows_its_dataset(pooled):
         expected = [index.recording(cycle_id.rsplit("#", 1)[0]).dataset for cycle_id in data.cycle_ids]
         assert data.datasets == expected
     assert set(sets["test"].datasets) == {"icbhi", "table"}
+
+
+def test_run_data_refuses_to_replace_one_of_several_datasets(tmp_path, capsys):
+    from lungkd.core.cli import main
+
+    path = tmp_path / "pooled.toml"
+    path.write_text('[[data]]\npath = "/a"\n[[data]]\npath = "/b"\n' + TEACHERS)
+    assert main(["run", str(path), "--data", str(tmp_path), "--workspace", str(tmp_path / "ws")]) == 2
+    assert "the recipe trains on 2 datasets; --data replaces one" in capsys.readouterr().err
