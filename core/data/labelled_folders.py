@@ -111,7 +111,9 @@ class _Reading:
                                          "delete or rename the one that is wrong."))
             return
         if not found.cycles and not found.excluded:
-            self.problems.append(Problem(str(found.annotation), NO_USABLE_CYCLE, "see the warnings above it."))
+            self.problems.append(Problem(str(found.annotation), NO_USABLE_CYCLE,
+                                         "lines that could not be read are named in other warnings; labels the map "
+                                         "leaves out are counted in what was left out."))
         self.found[stem] = found
 
 
