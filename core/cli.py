@@ -27,16 +27,44 @@ def _print_stats(stats: dict) -> None:
         print("  sample rates: " + ", ".join(f"{k} Hz x{v}" for k, v in stats["sample_rates"].items()))
     for match in stats["name_matches"]:
         print(f"  matched {match['file']} -> split entry {match['split']} ({match['reason']})")
+    _print_labels(stats)
     if stats["warnings"]:
         print(f"  {len(stats['warnings'])} warning(s):")
         for warning in stats["warnings"]:
             print(f"    {warning}")
 
 
+def _print_labels(stats: dict) -> None:
+    """How a format's labels became the four classes, and what was left out and why (core.data.label_maps)."""
+    from lungkd.core.data.labelled_folders import FORMAT_NAMES
+
+    if stats["format"] in FORMAT_NAMES and stats["format"] != "icbhi":
+        split = "official split from the folders" if stats["official_split"] else "no official split"
+        print(f"  format: {FORMAT_NAMES[stats['format']]} ({split})")
+    if stats["labels"]:
+        print("  labels: " + ", ".join(f"{row['label']} -> {row['class']} {row['count']}" for row in stats["labels"]))
+    for row in stats["left_out"]:
+        print(f"  left out: {row['what']} {row['why']}: {row['amount']:g}")
+
+
+def _label_map(pairs: list[str]) -> dict[str, str] | None:
+    """`--map LABEL=CLASS` pairs as a label map's changes."""
+    from lungkd.core.data.label_maps import LEAVE_OUT
+
+    changes = {}
+    for pair in pairs:
+        label, _, target = pair.rpartition("=")
+        if not label or target not in (*CLASS_NAMES, LEAVE_OUT):
+            raise LungKDError(f"--map {pair}: expected LABEL=CLASS with a class of {', '.join(CLASS_NAMES)} or "
+                              f"{LEAVE_OUT}.", fix='e.g. --map "Stridor=none" --map "Rhonchi=wheeze".')
+        changes[label] = target
+    return changes or None
+
+
 def _data_stats(args: argparse.Namespace) -> int:
     from lungkd.core.data.dataset import load_dataset
 
-    stats = load_dataset(args.path).stats()
+    stats = load_dataset(args.path, dataset_format=args.format, label_map=_label_map(args.map)).stats()
     if args.json:
         print(json_text(stats))
     else:
@@ -45,11 +73,12 @@ def _data_stats(args: argparse.Namespace) -> int:
 
 
 def _data_synth(args: argparse.Namespace) -> int:
-    from lungkd.core.data.synth import write_synthetic_dataset
+    from lungkd.core.data.synth_layouts import write_synthetic_layout
 
-    summary = write_synthetic_dataset(args.out, recordings=args.recordings, seed=args.seed,
-                                      label_noise=args.label_noise)
-    print(f"Wrote {summary.recordings} recordings of {summary.patients} patients to {Path(args.out)}")
+    summary = write_synthetic_layout(args.out, args.layout, recordings=args.recordings, seed=args.seed,
+                                     label_noise=args.label_noise)
+    print(f"Wrote {summary.recordings} recordings of {summary.patients} patients to {Path(args.out)} "
+          f"({args.layout} layout)")
     return 0
 
 
@@ -231,6 +260,9 @@ def _run(args: argparse.Namespace) -> int:
 
     recipe = load_experiment(find_recipe(args.recipe))
     if args.data:
+        if isinstance(recipe.data, tuple):
+            raise LungKDError(f"the recipe trains on {len(recipe.data)} datasets; --data replaces one.",
+                              path=recipe.source, fix="change the paths in the recipe's [[data]] tables instead.")
         recipe = recipe.replace(data=recipe.data.replace(path=str(args.data), synthetic=None))
     # --address names a Ray cluster, so it alone chooses the ray executor
     name = getattr(args, "executor", None) or ("ray" if getattr(args, "address", None) else None) or \
@@ -516,12 +548,19 @@ def build_parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help="inspect or generate datasets").add_subparsers(dest="data_command",
                                                                                           required=True)
     stats = data.add_parser("stats", help="recordings, patients and cycles per split and class")
-    stats.add_argument("path", type=Path, help="an ICBHI folder or a folder of recordings with .txt annotations")
+    stats.add_argument("path", type=Path, help="a dataset folder: ICBHI, SPRSound, HF_Lung, recordings with a label "
+                                               "table, Audacity label tracks or ICBHI-style .txt annotations")
+    stats.add_argument("--format", choices=("icbhi", "sprsound", "hf_lung", "table", "audacity"),
+                       help="read the folder as this format (default: by what it holds)")
+    stats.add_argument("--map", action="append", default=[], metavar="LABEL=CLASS",
+                       help="change the format's label map, e.g. --map Stridor=none (docs/datasets.md)")
     stats.add_argument("--json", action="store_true", help="print one JSON object")
     stats.set_defaults(run=_data_stats)
 
-    synth = data.add_parser("synth", help="write a synthetic dataset in ICBHI layout")
+    synth = data.add_parser("synth", help="write a synthetic dataset in the ICBHI layout or another dataset's")
     synth.add_argument("--out", type=Path, required=True)
+    synth.add_argument("--layout", default="icbhi", choices=("icbhi", "sprsound", "hf_lung", "table", "audacity"),
+                       help="the dataset format to write (default icbhi)")
     synth.add_argument("--recordings", type=int, default=120)
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--label-noise", type=float, default=0.0, help="fraction of cycles given a wrong label")
@@ -563,7 +602,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="score a saved model on a dataset's test split")
     evaluate.add_argument("model", type=Path, help="a model folder (runs/.../model, teachers/.../model, ...)")
-    evaluate.add_argument("data", type=Path, help="a dataset folder")
+    evaluate.add_argument("data", type=Path, help="a dataset folder of any format LungKD reads (it may be one the "
+                                                  "model never trained on)")
     evaluate.add_argument("--split", default="test", help="train, test or val (default test)")
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--workspace", type=Path)

@@ -784,32 +784,45 @@ def _summary(out: Path, patients: list[Patient], plans: list[RecordingPlan], lab
     )
 
 
-def _write_recording(out: Path, plan: RecordingPlan, seed: int, index: int) -> None:
-    sf.write(out / f"{plan.name}.wav", render_recording(plan, seed, index), plan.sample_rate, subtype=plan.subtype,
-             format="WAV")
-    _write_annotation(out / f"{plan.name}.txt", plan)
+def _write_audio(path: Path, plan: RecordingPlan, seed: int, index: int) -> None:
+    sf.write(path, render_recording(plan, seed, index), plan.sample_rate, subtype=plan.subtype, format="WAV")
+
+
+def write_audio_files(paths: list[Path], plans: list[RecordingPlan], seed: int, *,
+                      progress: Callable[[int, int], None] | None = None, workers: int | None = None) -> None:
+    """Render plan i (the i-th of the dataset's plans, whose index seeds its sounds) into paths[i]. A process pool
+    of `workers` renders them (default: core.pool's, but at most one per RECORDINGS_PER_WORKER recordings, since
+    starting a worker costs about as much as rendering a dozen; one worker renders in this process)."""
+    workers = workers or min(default_workers(), len(plans) // RECORDINGS_PER_WORKER)
+    arguments = (paths, plans, repeat(seed), range(len(plans)))
+    with spawn_pool(workers) if workers > 1 else nullcontext() as pool:
+        written = pool.map(_write_audio, *arguments, chunksize=4) if pool else map(_write_audio, *arguments)
+        for done, _ in enumerate(written, start=1):
+            if progress:
+                progress(done, len(plans))
+
+
+def empty_output_folder(out_dir: str | Path) -> Path:
+    """The folder a synthetic dataset is written into, created; refused when files are already in it."""
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):  # files left from another dataset would join this one
+        raise DataError("the folder is not empty; files left from another dataset would join this one.",
+                        path=out, fix="give the synthetic dataset a new or empty folder.")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def write_synthetic_dataset(out_dir: str | Path, recordings: int, seed: int, label_noise: float = 0.0, *,
                             progress: Callable[[int, int], None] | None = None,
                             workers: int | None = None) -> SynthSummary:
     """Write `recordings` synthetic recordings in the ICBHI layout into `out_dir`; the same seed gives
-    byte-identical files, however many `workers` render them. `label_noise` is the fraction of cycles written
-    with a wrong class. Recordings are rendered by a process pool of `workers` (default: core.pool's, but at
-    most one per RECORDINGS_PER_WORKER recordings, since starting a worker costs about as much as rendering a
-    dozen; one worker renders in this process)."""
+    byte-identical files, however many `workers` render them (`write_audio_files`). `label_noise` is the
+    fraction of cycles written with a wrong class. core.data.synth_layouts writes the same recordings in the
+    other dataset formats."""
     patients, plans = plan_dataset(recordings, seed, label_noise)
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):  # files left from another dataset would join this one
-        raise DataError("the folder is not empty; files left from another dataset would join this one.",
-                        path=out, fix="give the synthetic dataset a new or empty folder.")
-    out.mkdir(parents=True, exist_ok=True)
-    workers = workers or min(default_workers(), len(plans) // RECORDINGS_PER_WORKER)
-    arguments = (repeat(out), plans, repeat(seed), range(len(plans)))
-    with spawn_pool(workers) if workers > 1 else nullcontext() as pool:
-        written = pool.map(_write_recording, *arguments, chunksize=4) if pool else map(_write_recording, *arguments)
-        for done, _ in enumerate(written, start=1):
-            if progress:
-                progress(done, len(plans))
+    out = empty_output_folder(out_dir)
+    write_audio_files([out / f"{plan.name}.wav" for plan in plans], plans, seed, progress=progress, workers=workers)
+    for plan in plans:
+        _write_annotation(out / f"{plan.name}.txt", plan)
     _write_side_files(out, patients, plans, seed)
     return _summary(out, patients, plans, label_noise)
