@@ -11,7 +11,6 @@ import base64
 import io
 from html import escape
 
-import numpy as np
 
 from lungkd.core.analysis.visit import RecordingEntry, VisitReport
 from lungkd.core.data.prompts import LOCATION_WORDS
