@@ -280,9 +280,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     from lungkd.core.workspace.paths import existing_workspace, resolve_workspace
 
     workspace = existing_workspace(args.workspace) or resolve_workspace(None)  # the default one may be new
+    if args.per_cycle and not args.json:
+        raise LungKDError("--per-cycle needs --json.", fix="add --json: each cycle's probabilities join the JSON.")
     result = evaluate_model(args.model, args.data, split=args.split, cache=FeatureCache(cache_folder(workspace)))
     if args.json:
-        print(json_text(result.to_dict()))
+        print(json_text(result.to_dict(per_cycle=args.per_cycle)))
         return 0
     print(f"{result.architecture} on {result.data} ({result.split}, {result.cycles} cycles)")
     print(f"  {result.scores}   95% patient bootstrap interval of the Score: "
@@ -386,28 +388,49 @@ def _unlike(analysis) -> str:
             f"limit {analysis.distance_limit:.1f}): do not trust these predictions")
 
 
+def _say_prompts(analyses, patients) -> None:
+    """On standard error: each recording whose prompt fell back to the model's missing-value wording, and the
+    recordings a metadata table names that were not given."""
+    from lungkd.core.analysis.predict import NO_METADATA
+
+    for a in analyses:
+        for note in a.warnings:
+            if note.startswith(NO_METADATA):
+                print(f"note: {note}", file=sys.stderr)
+    unused = sorted(set(patients.rows) - {a.name for a in analyses}) if patients is not None else []
+    if unused:
+        print(f"lungkd: warning: {patients.path} names {len(unused)} recording(s) that were not analysed: "
+              f"{', '.join(unused[:5])}{', ...' if len(unused) > 5 else ''}", file=sys.stderr)
+
+
 def _predict(args: argparse.Namespace) -> int:
     from lungkd.core.analysis.batch import analyse_paths
     from lungkd.core.analysis.limits import load_model_with_limits
     from lungkd.core.analysis.predict import to_json, write_csv
+    from lungkd.core.data.patient_metadata import read_patient_table
     from lungkd.core.storage import write_text_atomic
 
     if args.out is not None:
         if not (args.csv or args.json):
             raise LungKDError("--out needs --csv or --json to say what to write.",
                               fix="add --csv (one row per cycle) or --json.")
-        _check_output(args.out, [args.model, *args.recordings], args.force)
+        _check_output(args.out, [args.model, *args.recordings, *filter(None, [args.metadata])], args.force)
+    patients = read_patient_table(args.metadata) if args.metadata is not None else None
     model = load_model_with_limits(args.model)
     notes = model.limits.notes
     print(f"note: {args.model} was trained on {notes.trained_on}", file=sys.stderr)
     for warning in notes.warnings():
         print(f"note: {warning}", file=sys.stderr)
-    batch = analyse_paths(args.recordings, model)
+    if patients is not None and model.inputs.prompts is None:
+        print(f"note: {args.model} reads no patient metadata ({model.card.architecture} has no prompts); "
+              f"{args.metadata} is not used.", file=sys.stderr)
+    batch = analyse_paths(args.recordings, model, patients=patients)
     for left_out in batch.left_out:
         print(f"lungkd: warning: {left_out.text}", file=sys.stderr)
     for failure in batch.failures:  # one bad file among many: said, and the rest analysed
         print(f"lungkd: error: {failure.text}", file=sys.stderr)
     analyses = batch.results
+    _say_prompts(analyses, patients)
     if args.csv or args.json:
         text = io.StringIO()
         if args.csv:
@@ -423,6 +446,9 @@ def _predict(args: argparse.Namespace) -> int:
         for a in analyses:
             print(f"{a.name}: {len(a.cycles)} cycles from {a.cycle_source}{_how_sure(a)}, "
                   + ", ".join(f"{k} {v}" for k, v in a.class_counts().items()) + _unlike(a))
+            if a.prompt is not None:
+                print(f"  prompt{f' (patient metadata from {a.prompt_source})' if a.prompt_source else ''}: "
+                      f"{a.prompt}")
             for c in a.cycles:
                 truth = "" if c.truth is None else f"  (annotated {CLASS_NAMES[c.truth]})"
                 bounds = "" if c.segmentation_confidence is None else f"  (bounds {c.segmentation_confidence:.0%} sure)"
@@ -504,6 +530,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("data", type=Path, help="a dataset folder")
     evaluate.add_argument("--split", default="test", help="train, test or val (default test)")
     evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--per-cycle", action="store_true",
+                          help="with --json: every cycle's calibrated probabilities and prompt, as predict gives them")
     evaluate.add_argument("--workspace", type=Path)
     evaluate.set_defaults(run=_evaluate)
 
@@ -517,6 +545,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", "-o", type=Path, metavar="FILE",
                          help="write the CSV or JSON to FILE; never one of the inputs")
     predict.add_argument("--force", action="store_true", help="replace FILE when it exists")
+    predict.add_argument("--metadata", type=Path, metavar="FILE.csv",
+                         help="patient metadata for models that read prompts (BTS): a CSV with the columns "
+                              "recording, age, sex, bmi, weight_kg, height_cm, chest_location, device "
+                              "(docs/cli.md)")
     predict.set_defaults(run=_predict)
 
     models = commands.add_parser("models", help="list the model architectures; fit a model's limits")
