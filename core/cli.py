@@ -161,6 +161,38 @@ def _fit_limits(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_model(args: argparse.Namespace) -> int:
+    from lungkd.core.models.archive import export_archive
+    from lungkd.core.models.hub_folder import export_folder
+
+    if args.out.exists() and not args.force:
+        raise LungKDError("the output exists already.", path=args.out,
+                          fix="give another name, or add --force to replace it.")
+    if args.out.resolve().is_relative_to(args.model.resolve()):
+        raise LungKDError("the output would go inside the model folder.", path=args.out, fix="write it elsewhere.")
+    if args.folder:
+        out = export_folder(args.model, args.out, license=args.license)
+        print(f"wrote {out}: the model folder and its README.md; publish it with `hf upload OWNER/NAME {out}`")
+    else:
+        out = export_archive(args.model, args.out)
+        print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): import it with `lungkd models import {out.name}`")
+    return 0
+
+
+def _import_model(args: argparse.Namespace) -> int:
+    from lungkd.core.models.archive import import_archive
+    from lungkd.core.models.card_summary import card_text
+    from lungkd.core.workspace.layout import models_folder
+    from lungkd.core.workspace.paths import resolve_workspace
+
+    into = args.into or models_folder(resolve_workspace(args.workspace))
+    imported = import_archive(args.file, into)
+    print(card_text(imported.card))
+    where = "was imported before, to" if imported.already_there else "checked and imported to"
+    print(f"\n{args.file.name} {where} {imported.folder}")
+    return 0
+
+
 class _StageProgress:
     """Each event as a sentence; on a terminal also a bar for the model in training (runs training at once,
     on an executor with several workers, share the line, each with its percentage), with the time left for the
@@ -471,6 +503,31 @@ class _PrintVersion(argparse.Action):
         parser.exit()
 
 
+def _add_archive_commands(model_commands) -> None:
+    export = model_commands.add_parser(
+        "export", help="write a model as one .lungkd file, or (--folder) a Hugging Face model repository",
+        description="Checks MODEL against its card and writes it as OUT.lungkd: the safetensors weights, the "
+                    "configuration and the card (with the limits and every file's sha256 and size). With --folder, "
+                    "OUT is a folder: the same files and a README.md whose front matter the Hugging Face hub reads.")
+    export.add_argument("model", type=Path, help="a model folder")
+    export.add_argument("out", type=Path, help="OUT.lungkd, or a folder with --folder")
+    export.add_argument("--folder", action="store_true", help="write a Hugging Face model repository folder")
+    export.add_argument("--license", default="other", help="the license id of the README's front matter "
+                                                           "(default: other)")
+    export.add_argument("--force", action="store_true", help="replace OUT when it exists")
+    export.set_defaults(run=_export_model)
+    imported = model_commands.add_parser(
+        "import", help="check a .lungkd file and unpack it into the workspace's models",
+        description="Refuses anything that is not exactly a LungKD model (pickles, unknown members, names that "
+                    "leave the folder, links, sizes or hashes other than its card's, a card that does not "
+                    "validate), naming what is wrong; prints the card and unpacks it whole or not at all.")
+    imported.add_argument("file", type=Path, help="a .lungkd file")
+    imported.add_argument("--into", type=Path, metavar="DIR", help="the folder to unpack it into (default: the "
+                                                                   "workspace's models folder)")
+    imported.add_argument("--workspace", type=Path, help="workspace folder (default: the user data folder)")
+    imported.set_defaults(run=_import_model)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lungkd", description="Lung-sound classifiers distilled from ensembles.")
     parser.add_argument("--version", action=_PrintVersion,
@@ -551,7 +608,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "(docs/cli.md)")
     predict.set_defaults(run=_predict)
 
-    models = commands.add_parser("models", help="list the model architectures; fit a model's limits")
+    models = commands.add_parser("models", help="list the model architectures; fit a model's limits; export and "
+                                                "import models")
     models.set_defaults(run=_models)
     model_commands = models.add_subparsers(dest="models_command")
     model_commands.add_parser("list", help="the architectures (the default)").set_defaults(run=_models)
@@ -570,6 +628,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--held-out-seed", type=int, default=100, help="their generator seed (default 100)")
     fit.add_argument("--workspace", type=Path, help="workspace folder for generated data and the cache")
     fit.set_defaults(run=_fit_limits)
+    _add_archive_commands(model_commands)
 
     recipes = commands.add_parser("recipes", help="list the shipped recipes with their descriptions")
     recipes.add_argument("--path", metavar="NAME", help="print where the shipped recipe NAME is (to copy it)")
