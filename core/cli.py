@@ -421,14 +421,11 @@ def _unlike(analysis) -> str:
 
 
 def _say_prompts(analyses, patients) -> None:
-    """On standard error: each recording whose prompt fell back to the model's missing-value wording, and the
-    recordings a metadata table names that were not given."""
-    from lungkd.core.analysis.predict import NO_METADATA
-
-    for a in analyses:
-        for note in a.warnings:
-            if note.startswith(NO_METADATA):
-                print(f"note: {note}", file=sys.stderr)
+    """On standard error: what is to be said of the prompts (a recording whose prompt fell back to the model's
+    missing-value wording, a side file's bad line: each once), and the recordings a metadata table names that
+    were not given."""
+    for note in dict.fromkeys(note for a in analyses for note in a.prompt_notes):
+        print(f"note: {note}", file=sys.stderr)
     unused = sorted(set(patients.rows) - {a.name for a in analyses}) if patients is not None else []
     if unused:
         print(f"lungkd: warning: {patients.path} names {len(unused)} recording(s) that were not analysed: "

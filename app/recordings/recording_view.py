@@ -55,6 +55,7 @@ class RecordingView(QWidget):
         self.recording: OpenRecording | None = None
         self.cycles: list[ShownCycle] = []  # what the cycle track shows, from the recording's CycleDocument
         self.edited = False  # the cycles are no longer as the analysis found them
+        self.prompt: str | None = None  # what the chosen model read with the cycles (models with prompts)
         self.title = QLabel(objectName="heading")
         self.plots = pg.GraphicsLayoutWidget()
         self.plots.setBackground(PLOT_BACKGROUND)
@@ -173,8 +174,7 @@ class RecordingView(QWidget):
         self.select_cycle(None)
         recording = self.recording
         self.title.setText(self._title())
-        warnings = recording.analysis.warnings if recording and recording.analysis else []
-        self.title.setToolTip(f"<qt>{'<br>'.join(html_text(w) for w in warnings)}</qt>" if warnings else "")
+        self._title_tip()
         annotated = [c for c in cycles if c.truth is not None]
         self.track.getAxis("left").setTicks([[(1.5, "model")] + ([(0.5, "annotated")] if annotated else [])])
         if not cycles:
@@ -215,6 +215,19 @@ class RecordingView(QWidget):
                 self._label((f"{truth}  ✗", "✗") if mismatch else (truth,), cycle, 0.5,
                             MISMATCH if mismatch else class_colour(cycle.truth).darker(170))
         self._place_labels()
+
+    def show_prompt(self, prompt: str | None) -> None:
+        """The prompt the chosen model read with the recording's cycles, in the title's tooltip."""
+        self.prompt = prompt
+        self._title_tip()
+
+    def _title_tip(self) -> None:
+        """The recording's warnings, then the prompt; as text, never markup."""
+        recording = self.recording
+        lines = [html_text(w) for w in (recording.analysis.warnings if recording and recording.analysis else [])]
+        if self.prompt is not None:
+            lines.append(f"<b>Prompt:</b> {html_text(self.prompt)}")
+        self.title.setToolTip(f"<qt>{'<br>'.join(lines)}</qt>" if lines else "")
 
     def _title(self) -> str:
         r = self.recording

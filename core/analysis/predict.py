@@ -39,7 +39,6 @@ from lungkd.core.models.inference import predict_logits
 
 EDITED = "edited"  # cycles given by the caller: an annotation being edited, predicted before it is saved
 CYCLE_SOURCES = ("annotation", "automatic", FIXED_WINDOWS, EDITED)
-NO_METADATA = "no patient metadata for "  # begins the note of a prompt built without any
 BATCH_CYCLES = 16  # cycles prepared and classified at once: 15 MB of 16 kHz clips and features, and the model's
 # activations (a full-size CNN6's first block alone holds 26 MB per cycle)
 
@@ -86,6 +85,7 @@ class RecordingAnalysis:
     model_warnings: list[str] = field(default_factory=list)  # what the model's card says to beware of
     prompt: str | None = None  # the sentence a model that reads prompts (BTS) read with every cycle
     prompt_source: str = ""  # where its patient metadata came from; "" when there was none
+    prompt_notes: list[str] = field(default_factory=list)  # a prompt built without metadata, the side files' problems
 
     @property
     def name(self) -> str:
@@ -191,7 +191,7 @@ def prompt_for(path: Path, policy: PromptPolicy, patients: PatientTable | None =
                           parts=policy.parts)
     notes = [str(p) for p in problems]
     if facts is None:
-        notes.insert(0, f"{NO_METADATA}{path.stem}: prompt built with {MISSING_WORDING[policy.missing]}: "
+        notes.insert(0, f"no patient metadata for {path.stem}: prompt built with {MISSING_WORDING[policy.missing]}: "
                         f"'{text}'. Give the patient's age, sex, chest location and device in "
                         f"{sidecar_path(path).name} beside the recording, or with --metadata FILE.csv.")
     return RecordingPrompt(text, facts.source if facts else "", notes)
@@ -244,7 +244,8 @@ def analyse_samples(path: str | Path, decoded: DecodedAudio, model: UsableModel,
         [CyclePrediction(c.start, c.end, [float(p) for p in probs], c.label if annotated else None, sure,
                          float(d) if known else None, limits.unlike(d))
          for c, probs, sure, d in zip(cycles, probabilities, cycle_confidences, distances)],
-        [str(p) for p in (*decoded.warnings, *found.problems, *clip_problems)] + (prompt.notes if prompt else []),
+        [str(p) for p in (*decoded.warnings, *found.problems, *clip_problems)],
         segmentation.confidence if segmentation else None, segmentation.period if segmentation else None,
         segmentation.reason if segmentation else "", limits.calibrated, median, limits.limit, recording_unlike,
-        limits.notes.warnings(), prompt.text if prompt else None, prompt.source if prompt else "")
+        limits.notes.warnings(), prompt.text if prompt else None, prompt.source if prompt else "",
+        prompt.notes if prompt else [])

@@ -37,6 +37,10 @@ SIDE_FILE_FOLDERS = 2  # the recording's folder and its parent: ICBHI's audio ma
 SIDECAR_FIX = ('write it as JSON, e.g. {"age": 70, "sex": "F", "bmi": 33.0, "chest_location": "Al", '
                '"device": "AKGC417L"} (every field optional; docs/cli.md lists them), or delete it.')
 
+class PatientMetadataError(DataError):
+    """A sidecar `REC.patient.json` that cannot be read or is not valid: the user's statement, never ignored."""
+
+
 DeviceName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._+-]{0,39}$")]
 
 
@@ -115,25 +119,27 @@ def sidecar_path(recording: str | Path) -> Path:
 
 
 def read_sidecar(path: str | Path) -> PatientMetadata:
-    """A sidecar's metadata; DataError naming the file and the field when it is not one."""
+    """A sidecar's metadata; PatientMetadataError naming the file and the field when it is not one."""
     path = Path(path)
     try:
         raw = read_regular_file(path, MAX_SIDECAR_BYTES)
         document = json.loads(raw.decode("utf-8-sig"))
     except UnreadableFileError as exc:
-        raise DataError(f"the patient metadata is not read: {exc.reason}.", path=path, fix=SIDECAR_FIX) from None
+        raise PatientMetadataError(f"the patient metadata is not read: {exc.reason}.", path=path,
+                                   fix=SIDECAR_FIX) from None
     except OSError as exc:
-        raise DataError(f"the patient metadata cannot be read ({exc.strerror or exc}).", path=path,
-                        fix=SIDECAR_FIX) from None
+        raise PatientMetadataError(f"the patient metadata cannot be read ({exc.strerror or exc}).", path=path,
+                                   fix=SIDECAR_FIX) from None
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise DataError(f"the patient metadata is not JSON ({exc}).", path=path, fix=SIDECAR_FIX) from None
+        raise PatientMetadataError(f"the patient metadata is not JSON ({exc}).", path=path,
+                                   fix=SIDECAR_FIX) from None
     if not isinstance(document, dict):
-        raise DataError("the patient metadata is not a JSON object.", path=path, fix=SIDECAR_FIX)
+        raise PatientMetadataError("the patient metadata is not a JSON object.", path=path, fix=SIDECAR_FIX)
     try:
         return PatientMetadata.model_validate(document, strict=False)
     except ValidationError as exc:
-        raise DataError(f"the patient metadata is not valid ({_field_problem(exc)}).", path=path,
-                        fix=SIDECAR_FIX) from None
+        raise PatientMetadataError(f"the patient metadata is not valid ({_field_problem(exc)}).", path=path,
+                                   fix=SIDECAR_FIX) from None
 
 
 def write_sidecar(recording: str | Path, metadata: PatientMetadata) -> Path:
@@ -250,7 +256,7 @@ def patient_facts(recording: str | Path, table: PatientTable | None = None) -> t
                                                                                      list[Problem]]:
     """What is known of the recording's patient, from the first source that knows it (the table, the sidecar,
     the side files), with the problems met on the way; None when nothing is known. A sidecar that is not valid
-    raises DataError: the user wrote it, and a prediction must not quietly ignore it."""
+    raises PatientMetadataError: the user wrote it, and a prediction must not quietly ignore it."""
     recording = Path(recording)
     if table is not None and (facts := table.facts(recording)) is not None:
         return facts, []
