@@ -103,6 +103,6 @@ def card_sections(card: ModelCard) -> list[CardSection]:
 
 
 def card_text(card: ModelCard) -> str:
-    """The sections as plain text: a title line, its lines indented beneath."""
-    return "\n".join(f"{section.title}\n" + "\n".join(f"  {line}" for line in section.lines)
+    """The sections as plain text: a title line, its lines indented beneath, a blank line between sections."""
+    return "\n\n".join(f"{section.title}\n" + "\n".join(f"  {line}" for line in section.lines)
                      for section in card_sections(card))

@@ -11,8 +11,8 @@ import pytest
 from lungkd.core.analysis.predict import analyse_recording, prompt_for
 from lungkd.core.data.dataset import load_dataset
 from lungkd.core.data.metadata import DEMOGRAPHICS_FILE, METADATA_FILE
-from lungkd.core.data.patient_metadata import (PatientMetadata, patient_facts, read_patient_table, read_sidecar,
-                                               sidecar_path, write_sidecar)
+from lungkd.core.data.patient_metadata import (PatientMetadata, patient_facts, read_patient_table, sidecar_path,
+                                               write_sidecar)
 from lungkd.core.data.prompts import dataset_prompts
 from lungkd.core.errors import DataError
 from lungkd.core.models.card import PromptPolicy
