@@ -13,8 +13,8 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox
 
 from lungkd.core.analysis.predict import RecordingAnalysis
 from lungkd.core.data.metadata import DEVICES, LOCATIONS
-from lungkd.core.data.patient_metadata import (PatientMetadata, PatientMetadataError, patient_facts, sidecar_path,
-                                               write_sidecar)
+from lungkd.core.data.patient_metadata import (PatientMetadata, PatientMetadataError, field_range, patient_facts,
+                                               sidecar_path, write_sidecar)
 from lungkd.core.data.prompts import LOCATION_WORDS
 
 UNKNOWN = "unknown"
@@ -36,13 +36,13 @@ class PatientPanel(QGroupBox):
     def __init__(self, parent: QWidget | None = None):
         super().__init__("Patient", parent)
         self.recording: Path | None = None
-        self.age = _number(0, 125, " years")
+        self.age = _number(*field_range("age"), " years")
         self.sex = QComboBox()
         for text, value in SEXES:
             self.sex.addItem(text, value)
-        self.bmi = _number(5, 150, " kg/m²")
-        self.weight = _number(0.2, 300, " kg")
-        self.height = _number(20, 250, " cm", decimals=0)
+        self.bmi = _number(*field_range("bmi"), " kg/m²")
+        self.weight = _number(*field_range("weight_kg"), " kg")
+        self.height = _number(*field_range("height_cm"), " cm", decimals=0)
         self.location = QComboBox()
         self.location.addItem(UNKNOWN, None)
         for code in LOCATIONS:

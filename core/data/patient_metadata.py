@@ -25,7 +25,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from lungkd.core.data.audio import AUDIO_EXTENSIONS
-from lungkd.core.data.metadata import DEMOGRAPHICS_FILE, LOCATIONS, METADATA_FILE, parse_recording_name, read_patients
+from lungkd.core.data.metadata import (DEMOGRAPHICS_FILE, LOCATIONS, METADATA_FILE, PLAUSIBLE, parse_recording_name,
+                                      read_patients)
 from lungkd.core.data.records import Patient
 from lungkd.core.data.textfiles import read_text_lines
 from lungkd.core.errors import DataError, Problem
@@ -44,17 +45,23 @@ class PatientMetadataError(DataError):
 DeviceName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._+-]{0,39}$")]
 
 
+def _plausible(key: str):
+    low, high = PLAUSIBLE[key]
+    return Field(None, ge=low, le=high)
+
+
 class PatientMetadata(BaseModel):
     """One recording's patient as a user states it: every field optional, each within what a person can be
-    (the ranges of core.data.metadata's plausibility checks). `sex` is M or F; `chest_location` an ICBHI code."""
+    (core.data.metadata's PLAUSIBLE ranges; weight and height are a child's in ICBHI). `sex` is M or F;
+    `chest_location` an ICBHI code."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    age: float | None = Field(None, ge=0.0, le=125.0)  # years
+    age: float | None = _plausible("age")  # years
     sex: Literal["M", "F"] | None = None
-    bmi: float | None = Field(None, ge=5.0, le=150.0)  # adults, in ICBHI
-    weight_kg: float | None = Field(None, ge=0.2, le=300.0)  # children, in ICBHI
-    height_cm: float | None = Field(None, ge=20.0, le=250.0)
+    bmi: float | None = _plausible("adult_bmi")
+    weight_kg: float | None = _plausible("child_weight_kg")
+    height_cm: float | None = _plausible("child_height_cm")
     chest_location: Literal[LOCATIONS] | None = None  # type: ignore[valid-type]
     device: DeviceName | None = None
 
@@ -78,6 +85,12 @@ class PatientMetadata(BaseModel):
         return cls(age=patient.age, sex=patient.sex, bmi=patient.adult_bmi, weight_kg=patient.child_weight_kg,
                    height_cm=patient.child_height_cm,
                    chest_location=patient.chest_location if patient.chest_location in LOCATIONS else None)
+
+
+def field_range(name: str) -> tuple[float, float]:
+    """The values a number of PatientMetadata may take (what a person can be), for a form to offer."""
+    bounds = {type(rule).__name__: rule for rule in PatientMetadata.model_fields[name].metadata}
+    return bounds["Ge"].ge, bounds["Le"].le
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,8 @@ def test_saved_metadata_becomes_the_sidecar_and_the_model_predicts_again_with_it
     panel = _open(window, alone, wait_idle)
     before = window.session.current_analysis()
     assert panel.source.text() == "No patient metadata: models that read prompts use their missing-value wording."
-    assert "female pediatric patient" in before.prompt and panel.prompt.text() == f"The model read: “{before.prompt}”"
+    assert "female pediatric patient" in before.prompt
+    assert panel.prompt.text() == f"The model read: “{before.prompt}”"
     assert before.prompt_notes[0].startswith(f"no patient metadata for {alone.stem}")
     assert f"<b>Prompt:</b> {before.prompt}" in window.recordings.view.title.toolTip()
     panel.age.setValue(70)

@@ -124,7 +124,8 @@ def name_in_a_folder(m, path):
 
 
 def symbolic_link(m, path):
-    return _write(path, [*((n, d) for n, d in m.items() if n != "config.json"), (_symlink("config.json"), b"/etc/passwd")])
+    kept = [(n, d) for n, d in m.items() if n != "config.json"]
+    return _write(path, [*kept, (_symlink("config.json"), b"/etc/passwd")])
 
 
 def encrypted_member(m, path):
@@ -140,7 +141,7 @@ def other_file_kind(m, path):
     return _write(path, [*m.items(), ("run.sh", b"rm -rf ~")])
 
 
-def size_beyond_the_card(m, path):
+def size_not_the_cards(m, path):
     card = _card(m)
     card["file_sizes"]["config.json"] -= 1
     return _write(path, list(m.items()), card)
@@ -206,7 +207,7 @@ REFUSED = [
     (symbolic_link, "the member 'config.json' is a symbolic link"),
     (encrypted_member, "the member 'config.json' is encrypted"),
     (other_file_kind, "the member 'run.sh' is not a file a LungKD model holds"),
-    (size_beyond_the_card, "'config.json' is 75 bytes where its card says 74"),
+    (size_not_the_cards, "'config.json' is 75 bytes where its card says 74"),
     (bytes_not_the_cards, "the bytes of 'model.safetensors' are not the ones its card lists (their sha256 differs)"),
     (card_not_valid, "its model card is refused: the model card is not valid (calibration.temperature: Input should "
                      "be greater than or equal to 0.05)"),

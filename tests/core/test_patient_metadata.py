@@ -155,3 +155,24 @@ def test_the_first_source_that_knows_the_recording_gives_all_of_it(synthetic_dir
     table.write_text(f"recording,age\n{recording.stem},50\n")
     from_table, _ = patient_facts(recording, read_patient_table(table))
     assert from_table.patient.age == 50 and from_table.source == "t.csv line 2"
+
+
+def test_lungkd_predict_reads_a_metadata_table_and_names_the_rows_it_did_not_use(bts, synthetic_dir, tmp_path,
+                                                                               capsys):
+    from lungkd.core.cli import main
+
+    wav = next(p for p in sorted(synthetic_dir.glob("*.wav")) if "_Tc_" not in p.name)
+    recording = tmp_path / wav.name
+    shutil.copy(wav, recording)
+    table = tmp_path / "patients.csv"
+    table.write_text(f"recording,age,sex,chest_location\n{wav.name},45,F,Ll\nnot-given.wav,3,M,\n")
+    assert main(["predict", str(bts.path), str(recording), "--metadata", str(table), "--json"]) == 0
+    out, err = capsys.readouterr()
+    (analysis,) = json.loads(out)
+    device = wav.stem.split("_")[-1]
+    using = "an AKGC417L microphone" if device == "AKGC417L" else f"a {device} stethoscope"
+    assert analysis["prompt"] == ("This sound was recorded from the left lateral chest of an adult female patient, "
+                                  f"using {using}.")
+    assert analysis["prompt_source"] == "patients.csv line 2" and analysis["prompt_notes"] == []
+    assert f"lungkd: warning: {table} names 1 recording(s) that were not analysed: not-given" in err
+    assert "no patient metadata" not in err
