@@ -190,6 +190,38 @@ def _fit_limits(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_model(args: argparse.Namespace) -> int:
+    from lungkd.core.models.archive import export_archive
+    from lungkd.core.models.hub_folder import export_folder
+
+    if args.out.exists() and not args.force:
+        raise LungKDError("the output exists already.", path=args.out,
+                          fix="give another name, or add --force to replace it.")
+    if args.out.resolve().is_relative_to(args.model.resolve()):
+        raise LungKDError("the output would go inside the model folder.", path=args.out, fix="write it elsewhere.")
+    if args.folder:
+        out = export_folder(args.model, args.out, license=args.license)
+        print(f"wrote {out}: the model folder and its README.md; publish it with `hf upload OWNER/NAME {out}`")
+    else:
+        out = export_archive(args.model, args.out)
+        print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): import it with `lungkd models import {out.name}`")
+    return 0
+
+
+def _import_model(args: argparse.Namespace) -> int:
+    from lungkd.core.models.archive import import_archive
+    from lungkd.core.models.card_summary import card_text
+    from lungkd.core.workspace.layout import models_folder
+    from lungkd.core.workspace.paths import resolve_workspace
+
+    into = args.into or models_folder(resolve_workspace(args.workspace))
+    imported = import_archive(args.file, into)
+    print(card_text(imported.card))
+    where = "was imported before, to" if imported.already_there else "checked and imported to"
+    print(f"\n{args.file.name} {where} {imported.folder}")
+    return 0
+
+
 class _StageProgress:
     """Each event as a sentence; on a terminal also a bar for the model in training (runs training at once,
     on an executor with several workers, share the line, each with its percentage), with the time left for the
@@ -312,9 +344,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     from lungkd.core.workspace.paths import existing_workspace, resolve_workspace
 
     workspace = existing_workspace(args.workspace) or resolve_workspace(None)  # the default one may be new
+    if args.per_cycle and not args.json:
+        raise LungKDError("--per-cycle needs --json.", fix="add --json: each cycle's probabilities join the JSON.")
     result = evaluate_model(args.model, args.data, split=args.split, cache=FeatureCache(cache_folder(workspace)))
     if args.json:
-        print(json_text(result.to_dict()))
+        print(json_text(result.to_dict(per_cycle=args.per_cycle)))
         return 0
     print(f"{result.architecture} on {result.data} ({result.split}, {result.cycles} cycles)")
     print(f"  {result.scores}   95% patient bootstrap interval of the Score: "
@@ -425,28 +459,46 @@ def _checks(analysis) -> str:
     return f"quality {quality_words(analysis.quality, analysis.quality_reasons)}; {analysis.breathing_words}"
 
 
+def _say_prompts(analyses, patients) -> None:
+    """On standard error: what is to be said of the prompts (a recording whose prompt fell back to the model's
+    missing-value wording, a side file's bad line: each once), and the recordings a metadata table names that
+    were not given."""
+    for note in dict.fromkeys(note for a in analyses for note in a.prompt_notes):
+        print(f"note: {note}", file=sys.stderr)
+    unused = sorted(set(patients.rows) - {a.name for a in analyses}) if patients is not None else []
+    if unused:
+        print(f"lungkd: warning: {patients.path} names {len(unused)} recording(s) that were not analysed: "
+              f"{', '.join(unused[:5])}{', ...' if len(unused) > 5 else ''}", file=sys.stderr)
+
+
 def _predict(args: argparse.Namespace) -> int:
     from lungkd.core.analysis.batch import analyse_paths
     from lungkd.core.analysis.limits import load_model_with_limits
     from lungkd.core.analysis.predict import to_json, write_csv
+    from lungkd.core.data.patient_metadata import read_patient_table
     from lungkd.core.storage import write_text_atomic
 
     if args.out is not None:
         if not (args.csv or args.json):
             raise LungKDError("--out needs --csv or --json to say what to write.",
                               fix="add --csv (one row per cycle) or --json.")
-        _check_output(args.out, [args.model, *args.recordings], args.force)
+        _check_output(args.out, [args.model, *args.recordings, *filter(None, [args.metadata])], args.force)
+    patients = read_patient_table(args.metadata) if args.metadata is not None else None
     model = load_model_with_limits(args.model)
     notes = model.limits.notes
     print(f"note: {args.model} was trained on {notes.trained_on}", file=sys.stderr)
     for warning in notes.warnings():
         print(f"note: {warning}", file=sys.stderr)
-    batch = analyse_paths(args.recordings, model)
+    if patients is not None and model.inputs.prompts is None:
+        print(f"note: {args.model} reads no patient metadata ({model.card.architecture} has no prompts); "
+              f"{args.metadata} is not used.", file=sys.stderr)
+    batch = analyse_paths(args.recordings, model, patients=patients)
     for left_out in batch.left_out:
         print(f"lungkd: warning: {left_out.text}", file=sys.stderr)
     for failure in batch.failures:  # one bad file among many: said, and the rest analysed
         print(f"lungkd: error: {failure.text}", file=sys.stderr)
     analyses = batch.results
+    _say_prompts(analyses, patients)
     if args.csv or args.json:
         text = io.StringIO()
         if args.csv:
@@ -466,6 +518,9 @@ def _predict(args: argparse.Namespace) -> int:
                 print(f"  phase uncertain ({a.phase_confidence:.0%} sure the cycles start at inspiration): "
                       f"{a.phase_note}")
             print(f"  {_checks(a)}")
+            if a.prompt is not None:
+                print(f"  prompt{f' (patient metadata from {a.prompt_source})' if a.prompt_source else ''}: "
+                      f"{a.prompt}")
             for c in a.cycles:
                 truth = "" if c.truth is None else f"  (annotated {CLASS_NAMES[c.truth]})"
                 bounds = "" if c.segmentation_confidence is None else f"  (bounds {c.segmentation_confidence:.0%} sure)"
@@ -539,6 +594,31 @@ class _PrintVersion(argparse.Action):
         parser.exit()
 
 
+def _add_archive_commands(model_commands) -> None:
+    export = model_commands.add_parser(
+        "export", help="write a model as one .lungkd file, or (--folder) a Hugging Face model repository",
+        description="Checks MODEL against its card and writes it as OUT.lungkd: the safetensors weights, the "
+                    "configuration and the card (with the limits and every file's sha256 and size). With --folder, "
+                    "OUT is a folder: the same files and a README.md whose front matter the Hugging Face hub reads.")
+    export.add_argument("model", type=Path, help="a model folder")
+    export.add_argument("out", type=Path, help="OUT.lungkd, or a folder with --folder")
+    export.add_argument("--folder", action="store_true", help="write a Hugging Face model repository folder")
+    export.add_argument("--license", default="other", help="the license id of the README's front matter "
+                                                           "(default: other)")
+    export.add_argument("--force", action="store_true", help="replace OUT when it exists")
+    export.set_defaults(run=_export_model)
+    imported = model_commands.add_parser(
+        "import", help="check a .lungkd file and unpack it into the workspace's models",
+        description="Refuses anything that is not exactly a LungKD model (pickles, unknown members, names that "
+                    "leave the folder, links, sizes or hashes other than its card's, a card that does not "
+                    "validate), naming what is wrong; prints the card and unpacks it whole or not at all.")
+    imported.add_argument("file", type=Path, help="a .lungkd file")
+    imported.add_argument("--into", type=Path, metavar="DIR", help="the folder to unpack it into (default: the "
+                                                                   "workspace's models folder)")
+    imported.add_argument("--workspace", type=Path, help="workspace folder (default: the user data folder)")
+    imported.set_defaults(run=_import_model)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lungkd", description="Lung-sound classifiers distilled from ensembles.")
     parser.add_argument("--version", action=_PrintVersion,
@@ -606,6 +686,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "model never trained on)")
     evaluate.add_argument("--split", default="test", help="train, test or val (default test)")
     evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--per-cycle", action="store_true",
+                          help="with --json: every cycle's calibrated probabilities and prompt, as predict gives them")
     evaluate.add_argument("--workspace", type=Path)
     evaluate.set_defaults(run=_evaluate)
 
@@ -619,6 +701,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", "-o", type=Path, metavar="FILE",
                          help="write the CSV or JSON to FILE; never one of the inputs")
     predict.add_argument("--force", action="store_true", help="replace FILE when it exists")
+    predict.add_argument("--metadata", type=Path, metavar="FILE.csv",
+                         help="patient metadata for models that read prompts (BTS): a CSV with the columns "
+                              "recording, age, sex, bmi, weight_kg, height_cm, chest_location, device "
+                              "(docs/cli.md)")
     predict.set_defaults(run=_predict)
 
     visit = commands.add_parser("visit-report", help="a report of a patient visit (PDF or HTML) to file or share",
@@ -634,7 +720,8 @@ def build_parser() -> argparse.ArgumentParser:
     visit.add_argument("--force", action="store_true", help="replace FILE when it exists")
     visit.set_defaults(run=_visit_report)
 
-    models = commands.add_parser("models", help="list the model architectures; fit a model's limits")
+    models = commands.add_parser("models", help="list the model architectures; fit a model's limits; export and "
+                                                "import models")
     models.set_defaults(run=_models)
     model_commands = models.add_subparsers(dest="models_command")
     model_commands.add_parser("list", help="the architectures (the default)").set_defaults(run=_models)
@@ -653,6 +740,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--held-out-seed", type=int, default=100, help="their generator seed (default 100)")
     fit.add_argument("--workspace", type=Path, help="workspace folder for generated data and the cache")
     fit.set_defaults(run=_fit_limits)
+    _add_archive_commands(model_commands)
 
     recipes = commands.add_parser("recipes", help="list the shipped recipes with their descriptions")
     recipes.add_argument("--path", metavar="NAME", help="print where the shipped recipe NAME is (to copy it)")

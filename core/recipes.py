@@ -8,7 +8,7 @@ A training recipe (`lungkd train`) trains one model on hard labels:
     [data]   path = "dataset folder"  or  synthetic = { recordings = 120, seed = 0, label_noise = 0.0, layout }
              name, format, label_map, split, test_fraction, split_seed, val_fraction, calibration_fraction,
              location_source, missing          ([[data]] tables instead: several datasets pooled)
-    [model]  arch, size = "full" | "tiny", pretrained = "" (random init) | hub id | local folder
+    [model]  arch, size = "full" | "tiny", pretrained = "" (random init) | hub id | local folder | a .lungkd
     [train]  epochs, batch_size, lr, weight_decay, final_lr_ratio, weight_averaging, specaugment,
              mixed_precision
 
@@ -41,6 +41,8 @@ from pydantic import (AfterValidator, Field, StrictInt, ValidationError, field_v
                       model_validator)
 
 from lungkd.core.data.sources import MAX_DATASETS, Data, DataSpec, SyntheticData, prompt_policy
+from lungkd.core.errors import LungKDError
+from lungkd.core.models.archive import starting_model_card
 from lungkd.core.models.card import InputContract, PromptPolicy
 from lungkd.core.models.registry import ARCHITECTURES, SIZES, model_info
 from lungkd.core.schema import RecipeError, Spec, recipe_error
@@ -140,7 +142,7 @@ class RunSettings(Spec):
 class ModelSpec(Spec):
     arch: Architecture
     size: Size = "full"
-    pretrained: str | None = None  # a Hugging Face id or a folder; "" or absent: random initialisation
+    pretrained: str | None = None  # a Hugging Face id, a folder or a .lungkd; "" or absent: random initialisation
 
     def input_contract(self, data: DataSpec | tuple[DataSpec, ...]) -> InputContract:
         """The input this model trains on, as its card records it: its architecture's inputs, and for a model
@@ -153,6 +155,19 @@ class ModelSpec(Spec):
     @classmethod
     def _blank_is_random(cls, value: str | None) -> str | None:
         return value or None
+
+    @model_validator(mode="after")
+    def _starts_from_its_architecture(self) -> "ModelSpec":
+        """A LungKD model (a folder or a .lungkd) starts only a model of its own architecture."""
+        try:
+            card = starting_model_card(self.pretrained)
+        except LungKDError as exc:
+            raise ValueError(f"pretrained = {self.pretrained!r} cannot be used: {exc.problem.message}") from None
+        if card is not None and card.architecture != self.arch:
+            raise ValueError(f"pretrained = {self.pretrained!r} is a {card.architecture} model: it can be the starting "
+                             f"weights of a {card.architecture} model only, not of arch = {self.arch!r}; set arch = "
+                             f"{card.architecture!r}, or start from a model of architecture {self.arch!r}")
+        return self
 
 
 class TeacherSpec(ModelSpec):

@@ -1,4 +1,5 @@
-"""A tiny CNN6 briefly trained on the session's synthetic recordings, saved as a model folder with its card.
+"""A tiny CNN6 briefly trained on the session's synthetic recordings, saved as a model folder with its card;
+and a tiny BTS with random weights, for what depends on its prompts.
 
 Shared by tests/core and tests/app (tests/ is on sys.path through its conftest.py). Trained once per
 test session: the folder lives in the session's base temporary directory. Its limits (temperature, training
@@ -14,7 +15,7 @@ from lungkd.core.analysis.limits import ModelLimits, UsableModel, load_model_wit
 from lungkd.core.data.dataset import load_dataset
 from lungkd.core.data.sources import DataSpec, describe_training_data
 from lungkd.core.features.cycle_sets import build_cycle_sets
-from lungkd.core.models.card import read_model_card
+from lungkd.core.models.card import InputContract, ModelCard, PromptPolicy, read_model_card
 from lungkd.core.models.registry import create_model, model_info, save_model
 from lungkd.core.recipes import ModelSpec, RunSettings, TrainConfig
 from lungkd.core.training.calibration import fit_limits
@@ -38,6 +39,15 @@ def tiny_model_folder(data_dir: Path, tmp_path_factory) -> Path:
                              **fit_limits(result.model, {"train": sets["train"], "calibration": sets["test"]}))
     save_model(result.model, folder, card.replace(test={"sp": 60.0, "se": 43.0, "score": 51.5}))
     return folder
+
+
+def tiny_bts(folder: Path, policy: PromptPolicy) -> UsableModel:
+    """A randomly initialised tiny BTS saved with a card whose prompt policy is `policy`: a model that reads
+    prompts, for what depends on the prompt and not on what was learnt."""
+    torch.manual_seed(0)
+    contract = InputContract.from_spec(model_info("bts").inputs, policy)
+    save_model(create_model("bts", size="tiny"), folder, ModelCard(architecture="bts", size="tiny", inputs=contract))
+    return load_model_with_limits(folder)
 
 
 def without_limits(model: UsableModel) -> UsableModel:

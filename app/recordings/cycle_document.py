@@ -219,6 +219,7 @@ class CycleDocument(QObject):
         self.first_analysis: RecordingAnalysis | None = None  # how the cycles were found, the file's warnings
         self.bounds_confidence: dict[SpanKey, float] = {}  # the automatic segmentation's, of the spans it found
         self.segmentation: Segmentation | None = None  # the one the cycles follow; None: they are not automatic
+        self.generation = 0  # counts the times its predictions were forgotten: answers asked for before are stale
         self.undo_stack = QUndoStack(self)
         self.undo_stack.cleanChanged.connect(self.state_changed)
 
@@ -253,6 +254,15 @@ class CycleDocument(QObject):
         self.predictions.setdefault(Path(model_folder), {}).update({key(c): c for c in analysis.cycles})
         self.bounds_confidence.update({key(c): c.segmentation_confidence for c in analysis.cycles
                                        if c.segmentation_confidence is not None})
+        self.changed.emit()
+
+    def forget_predictions(self, model_folders: list[Path]) -> None:
+        """These models' predictions no longer hold (the patient metadata their prompts read changed): each of
+        its spans is to be predicted again, and answers to what was asked before are dropped."""
+        for folder in map(Path, model_folders):
+            self.predictions.pop(folder, None)
+            self.model_analyses.pop(folder, None)
+        self.generation += 1
         self.changed.emit()
 
     def prediction(self, model_folder: Path | None, span) -> CyclePrediction | None:
@@ -311,7 +321,8 @@ class CycleDocument(QObject):
                                             "breathing_period": found.period, "fallback_reason": found.reason}
         return replace(first, cycle_source=self.cycle_source, cycles=cycles, calibrated=latest.calibrated,
                        training_distance=median, distance_limit=latest.distance_limit, unlike_training=unlike,
-                       model_warnings=list(latest.model_warnings), **steered)
+                       model_warnings=list(latest.model_warnings), prompt=latest.prompt,
+                       prompt_source=latest.prompt_source, prompt_notes=list(latest.prompt_notes), **steered)
 
     # ---------------------------------------------------------------- edits
 

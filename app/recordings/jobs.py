@@ -16,6 +16,7 @@ from lungkd.core.analysis.limits import UsableModel, load_model_with_limits
 from lungkd.core.analysis.predict import RecordingAnalysis, analyse_samples, segment_recording
 from lungkd.core.data.annotation_io import annotation_path_for, file_digest
 from lungkd.core.data.audio import DecodedAudio, load_audio
+from lungkd.core.data.patient_metadata import PatientMetadataError
 from lungkd.core.events import Event
 
 from .spectrogram_settings import SpectrogramSettings
@@ -81,7 +82,10 @@ def _analyse(path: Path, audio: DecodedAudio, model_folder: Path | None, models:
              spans: list[tuple[float, float]] | None = None) -> tuple[RecordingAnalysis | None, str]:
     if model_folder is None:
         return None, "No model chosen: pick one in the toolbar to see predictions."
-    analysis = analyse_samples(path, audio, models.get(model_folder), cancel=cancel, spans=spans)
+    try:
+        analysis = analyse_samples(path, audio, models.get(model_folder), cancel=cancel, spans=spans)
+    except PatientMetadataError as exc:  # the recording still opens: the patient panel mends the sidecar
+        return None, f"{exc.problem.message} Correct it in the Patient panel."
     return analysis, "\n".join(analysis.warnings)
 
 
@@ -121,11 +125,12 @@ def open_job(paths: list[Path], model_folder: Path | None, settings: Spectrogram
 
 @dataclass
 class Analysed:
-    """A model's predictions for a recording: of the cycles it found (spans None), or of given spans."""
+    """A model's predictions for a recording: of the cycles it found (spans None), or of given spans; None when
+    the recording's patient sidecar could not be read (the notice says why)."""
 
     path: Path
     model_folder: Path
-    analysis: RecordingAnalysis
+    analysis: RecordingAnalysis | None
     notice: str
     annotation_digest: str | None = None
 

@@ -17,6 +17,7 @@ from .cycle_document import CycleDocument
 from .cycle_table import CycleTable
 from .explanation_overlay import ExplanationOverlay
 from .jobs import OpenRecording, explain_job, spectrogram_job
+from .patient_panel import PatientPanel
 from .playback import Player
 from .recording_list import RecordingList
 from .recording_view import RecordingView
@@ -43,6 +44,7 @@ class RecordingsPage(QWidget):
         self.spectrogram_bar = SpectrogramBar(self.settings)
         self.view = RecordingView()
         self.table = CycleTable()
+        self.patient = PatientPanel()
         self.bars = QVBoxLayout()  # the edit and review bars (editing/annotation_actions.py, review_mode.py)
         self.bars.setContentsMargins(0, 0, 0, 0)
         self.bars.setSpacing(2)
@@ -64,6 +66,7 @@ class RecordingsPage(QWidget):
         self.table.cycle_selected.connect(self._table_selected)
         self.table.cycle_activated.connect(self.play_cycle)
         self.table.label_chosen.connect(lambda row, label: session.current_document().set_labels({row: label}))
+        self.patient.saved.connect(session.patient_changed)
         self.player.position.connect(self.view.set_play_position)
         session.recording_changed.connect(self._recording_changed)
         session.recording_failed.connect(self.recording_list.show_result)
@@ -94,8 +97,12 @@ class RecordingsPage(QWidget):
         self.stack.addWidget(self.placeholder)
         self.stack.addWidget(self.plots_and_table)
         column.addWidget(self.stack, 1)
+        left = QSplitter(Qt.Orientation.Vertical)  # the recordings, and the patient of the one on screen
+        left.addWidget(self.recording_list)
+        left.addWidget(self.patient)
+        left.setStretchFactor(0, 1)
         splitter = QSplitter()
-        splitter.addWidget(self.recording_list)
+        splitter.addWidget(left)
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([300, 1100])
@@ -141,6 +148,7 @@ class RecordingsPage(QWidget):
             self.stack.setCurrentIndex(0)
             self.table.show_cycles([])
             self._show_notice(None)
+            self.patient.show_recording(None)
         self.selection_changed.emit()
 
     def _document_edited(self, document: CycleDocument) -> None:
@@ -189,12 +197,15 @@ class RecordingsPage(QWidget):
         self.table.show_cycles(cycles, self.session.teacher_probabilities(),
                                distance_limit=analysis.distance_limit if analysis else None)
         self._show_notice(analysis)
+        self.patient.show_analysis(analysis)
+        self.view.show_prompt(analysis.prompt if analysis else None)
 
     def _show_current(self) -> None:
         recording = self.session.current
         self.player.stop()
         self._clear_explanation()
         self.stack.setCurrentWidget(self.plots_and_table)
+        self.patient.show_recording(recording.path)
         cycles = self.session.shown_cycles()
         self.view.show_recording(recording, self.settings, cycles, edited=self._edited(),
                                  phase_note=self._phase_note())

@@ -40,11 +40,11 @@ class PredictionUpdates(QObject):
                 job_key = (document.audio_path, folder)
                 spans = document.missing_spans(folder)
                 if spans and job_key not in self._queued and self._failed.get(job_key) != spans:
-                    asked[document.audio_path] = (document, spans)
+                    asked[document.audio_path] = (document, spans, document.generation)
             if not asked:
                 continue
             self._queued.update((path, folder) for path in asked)
-            job = reanalyse_job([(self.recordings[path], spans) for path, (_, spans) in asked.items()], folder,
+            job = reanalyse_job([(self.recordings[path], spans) for path, (_, spans, _) in asked.items()], folder,
                                 self.models)
             task = EngineTask(job, title)
             task.partial.connect(lambda result, f=folder, a=asked: self._answer(f, a, result))
@@ -53,28 +53,32 @@ class PredictionUpdates(QObject):
             tasks.append(self.queue.submit(task))
         return tasks
 
-    def forget_failures(self) -> None:
-        """Cancelled and failed spans may be asked for again (the user chose a model anew)."""
-        self._failed.clear()
+    def forget_failures(self, recording: Path | None = None) -> None:
+        """Cancelled and failed spans (of one recording, or all) may be asked for again: the user chose a model
+        anew, or changed what the recording's predictions read."""
+        self._failed = {key: spans for key, spans in self._failed.items()
+                        if recording is not None and key[0] != recording}
 
     def _answer(self, folder: Path, asked: dict, result) -> None:
-        document, spans = asked[result.path]
-        if isinstance(result, Analysed):
+        document, spans, generation = asked[result.path]
+        if document.generation != generation:
+            return  # asked before its predictions were forgotten: the one asked for since will come
+        if isinstance(result, Analysed) and result.analysis is not None:
             document.add_predictions(result.model_folder, result.analysis)
-        elif isinstance(result, Failure):
-            self._failed[(result.path, folder)] = spans
-            self.failed.emit(printable(f"Could not predict the edited cycles of {result.path.name}: {result.message}"),
-                             result.details)
+            return
+        self._failed[(result.path, folder)] = spans  # a Failure, or a sidecar the analysis could not read
+        message, details = (result.message, result.details) if isinstance(result, Failure) else (result.notice,) * 2
+        self.failed.emit(printable(f"Could not predict the cycles of {result.path.name}: {message}"), details)
 
     def _cancelled(self, folder: Path, asked: dict) -> None:
         """Cancelled (Esc), or dropped from the queue before it started: not asked again until the cycles
         change or the model is chosen again."""
-        for path, (_, spans) in asked.items():
+        for path, (_, spans, _) in asked.items():
             self._queued.discard((path, folder))
             self._failed[(path, folder)] = spans
 
     def _done(self, folder: Path, asked: dict) -> None:
         for path in asked:
             self._queued.discard((path, folder))
-        self.request([document for path, (document, _) in asked.items() if self.documents.get(path) is document],
+        self.request([document for path, (document, *_) in asked.items() if self.documents.get(path) is document],
                      [folder])

@@ -60,6 +60,7 @@ class RecordingView(QWidget):
         self.cycles: list[ShownCycle] = []  # what the cycle track shows, from the recording's CycleDocument
         self.edited = False  # the cycles are no longer as the analysis found them
         self.phase_note = ""  # why the automatic cycles may start at expiration; "" where they are sure not to
+        self.prompt: str | None = None  # what the chosen model read with the cycles (models with prompts)
         self.title = QLabel(objectName="heading")
         self.plots = pg.GraphicsLayoutWidget()
         self.plots.setBackground(PLOT_BACKGROUND)
@@ -227,6 +228,11 @@ class RecordingView(QWidget):
                             MISMATCH if mismatch else class_colour(cycle.truth).darker(170))
         self._place_labels()
 
+    def show_prompt(self, prompt: str | None) -> None:
+        """The prompt the chosen model read with the recording's cycles, in the title's tooltip."""
+        self.prompt = prompt
+        self.title.setToolTip(self._title_tip())
+
     def _title(self) -> str:
         r = self.recording
         if r is None:
@@ -257,13 +263,14 @@ class RecordingView(QWidget):
         return title
 
     def _title_tip(self) -> str:
-        """The recording's quality in words, and every warning of its analysis."""
+        """The recording's quality in words, every warning of its analysis, then the prompt the model read; as
+        text, never markup."""
         a = self.recording.analysis if self.recording else None
-        if a is None:
-            return ""
         parts = [reasons_html(a.quality, a.quality_reasons), html_text(a.breathing_words)] + \
-            [html_text(w) for w in a.warnings]
-        return f"<qt>{'<br><br>'.join(p for p in parts if p)}</qt>"
+            [html_text(w) for w in a.warnings] if a is not None else []
+        if self.prompt is not None:
+            parts.append(f"<b>Prompt:</b> {html_text(self.prompt)}")
+        return f"<qt>{'<br><br>'.join(p for p in parts if p)}</qt>" if parts else ""
 
     def _add(self, plot, item, z: float = 5) -> None:
         item.setZValue(z)

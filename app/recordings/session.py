@@ -17,7 +17,10 @@ from lungkd.core.analysis.batch import Failure
 from lungkd.core.analysis.predict import RecordingAnalysis, write_csv
 from lungkd.core.analysis.segmentation import FIXED_WINDOWS, Segmentation
 from lungkd.core.data.annotation_io import file_digest
+from lungkd.core.errors import LungKDError
 from lungkd.core.kd.store import teachers_for_model
+from lungkd.core.models.card import read_model_card
+from lungkd.core.models.inference import input_contract
 from lungkd.core.text import printable
 
 from ..engine import EngineTask, TaskQueue
@@ -25,6 +28,15 @@ from .cycle_document import CycleDocument, ShownCycle
 from .jobs import Analysed, ModelCache, OpenRecording, open_job, reanalyse_job, segment_job
 from .prediction_updates import PredictionUpdates
 from .spectrogram_settings import SpectrogramSettings
+
+
+def reads_prompts(model_folder: Path) -> bool:
+    """Whether the model's input holds a prompt built from the patient metadata (BTS)."""
+    try:
+        card = read_model_card(model_folder)
+    except LungKDError:
+        return False
+    return card is not None and input_contract(card).prompts is not None
 
 
 class Session(QObject):
@@ -93,6 +105,24 @@ class Session(QObject):
             self.predictions.request(list(self.documents.values()), self.teacher_folders, "Teacher votes")
         self.teachers_changed.emit()
 
+    def patient_changed(self, path: Path) -> None:
+        """The recording's patient metadata was saved: every model whose prompts read it predicts its cycles again
+        (the chosen one and its teachers at once, the others when chosen again); a recording its sidecar kept
+        from being analysed is analysed now."""
+        recording = self.recordings.get(path)
+        if recording is None:
+            return
+        self.predictions.forget_failures(path)
+        document = self.documents.get(path)
+        if document is None:
+            if self.model_folder is not None:
+                self._submit(EngineTask(reanalyse_job([(recording, None)], self.model_folder, self.models),
+                                        "Analysing"))
+            return
+        readers = [folder for folder in {*document.predictions, *self.model_folders()} if reads_prompts(folder)]
+        if readers:
+            document.forget_predictions(readers)  # its `changed` asks the chosen model and teachers again
+
     def model_folders(self) -> list[Path]:
         """The models whose predictions the open recordings need: the chosen one, and its teachers when shown."""
         return ([self.model_folder] if self.model_folder else []) + (self.teacher_folders if self.show_teachers
@@ -116,7 +146,8 @@ class Session(QObject):
                 return
             recording = self.recordings[result.path]
             recording.analysis, recording.notice = result.analysis, result.notice
-            self._adopt_analysis(result.path, result.model_folder, result.analysis, result.annotation_digest)
+            if result.analysis is not None:  # None: its sidecar could not be read (the notice says why)
+                self._adopt_analysis(result.path, result.model_folder, result.analysis, result.annotation_digest)
             result = recording
         else:
             return

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from superqt.utils import qthrottled
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow, QMenu, QMessageBox, QProgressBar,
@@ -25,6 +25,7 @@ from ..theme import STYLE_SHEET
 from ..training.runs_view import RunsView
 from ..training.wizard import TrainingWizard
 from .about import show_about
+from .import_model import ARCHIVE_FILTER, ModelImporter, dropped_archives
 from .visit_report import VisitReporter
 
 AUDIO_FILTER = "Recordings (*.wav *.flac *.ogg);;All files (*)"
@@ -48,17 +49,33 @@ def model_label(entry: ModelEntry) -> str:
 class ModelPicker(QComboBox):
     """The model picker. Model names are long (experiment, role, seed, the data of the Score) and the toolbar is
     not: a name that does not fit ends in an ellipsis instead of being cut mid-word, and the tooltip has it
-    whole."""
+    whole. A .lungkd dropped on it is offered for import."""
 
+    archives_dropped = Signal(list)  # the Paths of .lungkd files dropped on it
     DESCRIPTION = "The model that analyses the recordings: the workspace's models and the shipped demo, best test " \
-                  "Score first"
+                  "Score first; drop a .lungkd model file here to import it"
 
     def __init__(self):
         super().__init__(minimumContentsLength=40)
+        self.setAcceptDrops(True)
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.setToolTip(self.DESCRIPTION)
         self.currentTextChanged.connect(lambda text: self.setToolTip(
             f"<qt>{html_text(text)}<br><br>{self.DESCRIPTION}</qt>" if text else self.DESCRIPTION))
+
+    def dragEnterEvent(self, event) -> None:
+        if dropped_archives(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()  # recordings fall through to the window, which opens them
+
+    def dropEvent(self, event) -> None:
+        archives = dropped_archives(event.mimeData())
+        if archives:
+            self.archives_dropped.emit(archives)
+            event.acceptProposedAction()
+        else:
+            event.ignore()
 
     def paintEvent(self, event) -> None:
         painter = QStylePainter(self)
@@ -108,6 +125,9 @@ class MainWindow(QMainWindow):
         self.session.documents_changed.connect(
             lambda: self.setWindowModified(any(d.modified for d in self.session.documents.values())))
         self.review.train_requested.connect(self.train_on)
+        self.importer = ModelImporter(self.workspace, self.queue, self)
+        self.importer.imported.connect(lambda imported: self.use_model(str(imported.folder)))
+        self.importer.failed.connect(self.show_error)
         # a training step or a recording per event: the status bar needs at most ten updates a second
         self._show_progress = qthrottled(self._progress, timeout=100, parent=self)
         self.queue.progress.connect(self._show_progress)
@@ -142,6 +162,9 @@ class MainWindow(QMainWindow):
                                           "A PDF or HTML report of the current recording's patient visit: quality, "
                                           "breathing, findings, the model and what a person changed")
         self.remove_action = self._action("&Close recording", self.close_recording, QKeySequence.StandardKey.Close)
+        self.import_model_action = self._action("&Import model…", self.import_model_dialog, None,
+                                                "Check a .lungkd model file, read its card and add it to the "
+                                                "workspace's models")
         quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.play_action = self._action("&Play / stop", page.toggle_playback, "Space",
                                         "Play the selected cycle (or what is in view); double click a cycle to play it")
@@ -168,7 +191,7 @@ class MainWindow(QMainWindow):
                                    "Ctrl+R", "The workspace's experiments with their Scores")
         menus = {"&File": (self.open_action, self.open_folder_action, self.recent_menu, None, self.export_action,
                            self.report_action,
-                           self.remove_action, None, quit_action),
+                           self.remove_action, None, self.import_model_action, None, quit_action),
                  "&Edit": (*self.editing.menu_actions(), None, self.review.toggle),
                  "&View": (zoom_in, zoom_out, fit, None, next_cycle, previous_cycle, None, self.teachers_action),
                  "&Analysis": (self.play_action, self.explain_action, None, refresh, cancel),
@@ -196,6 +219,7 @@ class MainWindow(QMainWindow):
         toolbar.addWidget(QLabel(" Model "))
         self.model_picker = ModelPicker()
         self.model_picker.currentIndexChanged.connect(self._model_chosen)
+        self.model_picker.archives_dropped.connect(self.import_models)
         toolbar.addWidget(self.model_picker)
         self.model_notes = ModelNotesLabel()
         toolbar.addWidget(self.model_notes)
@@ -245,6 +269,17 @@ class MainWindow(QMainWindow):
         if (Path(folder) if folder else None) != self.session.model_folder:
             self.session.set_model(Path(folder) if folder else None)
 
+    def import_model_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import a model", str(self.store.value("last_folder", "")),
+                                              ARCHIVE_FILTER)
+        if path:
+            self.import_models([Path(path)])
+
+    def import_models(self, archives: list[Path]) -> None:
+        """Each archive's card in a dialog; the ones imported are added to the workspace's models."""
+        for archive in archives:
+            self.importer.ask(archive)
+
     # ---------------------------------------------------------------- opening, exporting
 
     def dragEnterEvent(self, event) -> None:
@@ -252,7 +287,11 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:
-        self.open_paths([Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()])
+        archives = dropped_archives(event.mimeData())
+        self.import_models(archives)
+        recordings = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
+        if len(recordings) > len(archives):
+            self.open_paths([path for path in recordings if path not in archives])
         event.acceptProposedAction()
 
     def open_paths(self, paths: list[Path]):

@@ -14,6 +14,7 @@ from lungkd.core.analysis.limits import UsableModel
 from lungkd.core.analysis.predict import RecordingAnalysis, analyse_recording
 from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.data.audio import AUDIO_EXTENSIONS, distinct_recordings
+from lungkd.core.data.patient_metadata import PatientTable
 from lungkd.core.errors import LungKDError, Problem
 
 Result = TypeVar("Result")
@@ -119,13 +120,15 @@ class Batch(Generic[Result]):
 
 
 def analyse_paths(paths: list[Path], model: UsableModel, *, cancel: CancelToken | None = None,
-                  on_progress: Callable[[Progress], None] | None = None) -> Batch[RecordingAnalysis]:
-    """Every recording the paths hold, analysed by the model; the files that failed (or were left out) with
-    their reasons."""
+                  on_progress: Callable[[Progress], None] | None = None,
+                  patients: PatientTable | None = None) -> Batch[RecordingAnalysis]:
+    """Every recording the paths hold, analysed by the model (with the patient metadata of `patients` where it
+    names them); the files that failed (or were left out) with their reasons."""
     recordings, left_out = expand_recordings(paths)
     batch: Batch[RecordingAnalysis] = Batch(failures=[f for f in left_out if not f.skipped],
                                             left_out=[f for f in left_out if f.skipped])
-    for outcome in for_each_recording(recordings, lambda path, token: analyse_recording(path, model, cancel=token),
+    for outcome in for_each_recording(recordings, lambda path, token: analyse_recording(path, model, cancel=token,
+                                                                                        patients=patients),
                                       cancel=cancel, on_progress=on_progress):
         (batch.failures if isinstance(outcome, Failure) else batch.results).append(outcome)
     return batch

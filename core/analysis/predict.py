@@ -31,10 +31,12 @@ from lungkd.core.features.cycle_sets import CycleSet
 from lungkd.core.labels import CLASS_NAMES, NUM_CLASSES
 from lungkd.core.data.metadata import parse_recording_name
 from lungkd.core.features.prepare import clip_batches
-from lungkd.core.data.prompts import file_prompt
+from lungkd.core.data.patient_metadata import PatientTable, patient_facts, sidecar_path
+from lungkd.core.data.prompts import MISSING_WORDING, patient_prompt
 from lungkd.core.data.records import Cycle
 from lungkd.core.storage import json_text
 from lungkd.core.text import spreadsheet_cell
+from lungkd.core.models.card import PromptPolicy
 from lungkd.core.models.inference import predict_logits
 
 EDITED = "edited"  # cycles given by the caller: an annotation being edited, predicted before it is saved
@@ -99,6 +101,9 @@ class RecordingAnalysis:
     ie_ratio: float | None = None  # inspiratory over expiratory time (0.5 is 1:2); None: not told apart
     ie_confidence: float = 0.0  # 0-1
     breathing_note: str = ""  # why the rate or the ratio is missing
+    prompt: str | None = None  # the sentence a model that reads prompts (BTS) read with every cycle
+    prompt_source: str = ""  # where its patient metadata came from; "" when there was none
+    prompt_notes: list[str] = field(default_factory=list)  # a prompt built without metadata, the side files' problems
 
     @property
     def breathing_words(self) -> str:
@@ -147,7 +152,7 @@ QUALITY_COLUMNS = ("quality", "quality_reasons", "recording_quality", "breathing
                    "ie_ratio", "ie_confidence")
 CSV_COLUMNS = ("recording", "cycle_source", "start", "end", "prediction", *(f"p_{n}" for n in CLASS_NAMES),
                "truth", "match", "segmentation_confidence", "training_distance", "unlike_training",
-               "phase_confidence", "phase_uncertain", *QUALITY_COLUMNS)
+               "phase_confidence", "phase_uncertain", *QUALITY_COLUMNS, "prompt")
 
 
 def _yes_no(value: bool | None) -> str:
@@ -171,7 +176,8 @@ def write_csv(analyses: list[RecordingAnalysis], target) -> None:
                              "" if c.truth is None else CLASS_NAMES[c.truth], _yes_no(c.matches),
                              "" if c.segmentation_confidence is None else f"{c.segmentation_confidence:.3f}",
                              "" if c.training_distance is None else f"{c.training_distance:.2f}",
-                             _yes_no(c.unlike_training), *phase, *_quality_cells(analysis, c)])
+                             _yes_no(c.unlike_training), *phase, *_quality_cells(analysis, c),
+                             spreadsheet_cell(analysis.prompt or "")])
 
 
 def _number(value: float | None, digits: int) -> str:
@@ -233,25 +239,50 @@ def edited_cycles(path: Path, spans: list[tuple[float, float]]) -> FoundCycles:
     return FoundCycles([Cycle(path.stem, i, start, end, 0, 0) for i, (start, end) in enumerate(spans)], EDITED, [])
 
 
+@dataclass(frozen=True)
+class RecordingPrompt:
+    """The prompt of a recording for a model that reads prompts, and what is to be said of it."""
+
+    text: str
+    source: str  # where the patient metadata came from; "" when there was none
+    notes: list[str]  # the fallback to the missing-value wording, the problems of the files read
+
+
+def prompt_for(path: Path, policy: PromptPolicy, patients: PatientTable | None = None) -> RecordingPrompt:
+    """The prompt as training built it (the card's prompt policy), from the patient metadata found for the
+    recording (core.data.patient_metadata); without any, the model's own missing-value wording, said."""
+    facts, problems = patient_facts(path, patients)
+    text = patient_prompt(path.stem, facts, location_source=policy.location_source, missing=policy.missing,
+                          parts=policy.parts)
+    notes = [str(p) for p in problems]
+    if facts is None:
+        notes.insert(0, f"no patient metadata for {path.stem}: prompt built with {MISSING_WORDING[policy.missing]}: "
+                        f"'{text}'. Give the patient's age, sex, chest location and device in "
+                        f"{sidecar_path(path).name} beside the recording, or with --metadata FILE.csv.")
+    return RecordingPrompt(text, facts.source if facts else "", notes)
+
+
 def analyse_recording(path: str | Path, model: UsableModel, *, batch_size: int = BATCH_CYCLES,
-                      cancel: CancelToken | None = None,
-                      spans: list[tuple[float, float]] | None = None) -> RecordingAnalysis:
-    """The four class probabilities of every cycle, through the preparation and features the model's card
-    says it was trained on."""
+                      cancel: CancelToken | None = None, spans: list[tuple[float, float]] | None = None,
+                      patients: PatientTable | None = None) -> RecordingAnalysis:
+    """The four class probabilities of every cycle, through the preparation, features and prompt policy the
+    model's card says it was trained with."""
     decoded = load_audio(path)
-    return analyse_samples(path, decoded, model, batch_size=batch_size, cancel=cancel, spans=spans)
+    return analyse_samples(path, decoded, model, batch_size=batch_size, cancel=cancel, spans=spans, patients=patients)
 
 
 def analyse_samples(path: str | Path, decoded: DecodedAudio, model: UsableModel, *, batch_size: int = BATCH_CYCLES,
-                    cancel: CancelToken | None = None,
-                    spans: list[tuple[float, float]] | None = None) -> RecordingAnalysis:
+                    cancel: CancelToken | None = None, spans: list[tuple[float, float]] | None = None,
+                    patients: PatientTable | None = None) -> RecordingAnalysis:
     """`analyse_recording` on audio already decoded (at the file's own rate): the cycles are found at that
     rate, the model's clips are cut from the same samples resampled to its rate, `batch_size` at a time.
     The model's limits calibrate and mark (without them the probabilities are the plain softmax and nothing is
     marked). `spans` (start, end in seconds) replace the cycles found beside the recording: the cycles of an
-    annotation being edited, predicted before it is saved (cycle source "edited", no truth)."""
+    annotation being edited, predicted before it is saved (cycle source "edited", no truth). A model that reads
+    prompts gets the recording's, from `patients` (a --metadata table), the sidecar or the ICBHI side files."""
     path = Path(path)
     limits, inputs = model.limits, model.inputs.spec()
+    prompt = prompt_for(path, model.inputs.prompts, patients) if model.inputs.prompts else None
     found = find_cycles(path, decoded.samples, decoded.sample_rate) if spans is None else edited_cycles(path, spans)
     cycles, segmentation = found.cycles, found.segmentation
     annotated = found.source == "annotation"
@@ -262,9 +293,8 @@ def analyse_samples(path: str | Path, decoded: DecodedAudio, model: UsableModel,
         if cancel is not None and cancel.is_set():
             raise Cancelled("analysis cancelled.")
         features = torch.from_numpy(inputs.features.compute(batch.clips))
-        prompts = [file_prompt(path.stem, missing=model.inputs.prompts.missing)] * len(features) \
-            if model.inputs.prompts else None
-        data = CycleSet(features, torch.zeros(len(features), dtype=torch.int64), prompts)
+        data = CycleSet(features, torch.zeros(len(features), dtype=torch.int64),
+                        [prompt.text] * len(features) if prompt else None)
         probabilities[batch.indices] = limits.probabilities(predict_logits(model.model, data, batch_size,
                                                                            cancel=cancel))
         distances[batch.indices] = limits.distances(features)
@@ -286,7 +316,8 @@ def analyse_samples(path: str | Path, decoded: DecodedAudio, model: UsableModel,
         [str(p) for p in (*decoded.warnings, *found.problems, *clip_problems)],
         segmentation.confidence if segmentation else None, segmentation.period if segmentation else None,
         segmentation.reason if segmentation else "", limits.calibrated, median, limits.limit, recording_unlike,
-        limits.notes.warnings(), segmentation), checks)
+        limits.notes.warnings(), segmentation=segmentation, prompt=prompt.text if prompt else None,
+        prompt_source=prompt.source if prompt else "", prompt_notes=prompt.notes if prompt else []), checks)
 
 
 def with_checks(analysis: RecordingAnalysis, checks: RecordingChecks) -> RecordingAnalysis:

@@ -93,14 +93,14 @@ def _number(value: str) -> float | None:
 
 
 # What a person can measure: ages in years, BMI, weight in kg, height in cm. Outside these a value is a typo.
-_PLAUSIBLE = {"age": (0.0, 125.0), "adult_bmi": (5.0, 150.0), "child_weight_kg": (0.2, 300.0),
+PLAUSIBLE = {"age": (0.0, 125.0), "adult_bmi": (5.0, 150.0), "child_weight_kg": (0.2, 300.0),
               "child_height_cm": (20.0, 250.0)}
 
 
 def _implausible(record: dict, path: Path, line_no: int) -> list[Problem]:
     """Values no patient has (negative, not finite, out of range) become missing, each with a warning."""
     problems = []
-    for key, (low, high) in _PLAUSIBLE.items():
+    for key, (low, high) in PLAUSIBLE.items():
         value = record.get(key)
         if value is not None and not (math.isfinite(value) and low <= value <= high):
             record[key] = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Literal
 
 from lungkd.core.data.metadata import parse_recording_name
+from lungkd.core.data.patient_metadata import PatientFacts
 from lungkd.core.data.records import Patient, Recording
 
 LOCATION_WORDS = {
@@ -21,6 +22,9 @@ PARTS = ("age", "sex", "location", "device")
 
 LocationSource = Literal["patient", "filename"]
 MissingPolicy = Literal["reference", "unknown"]
+MISSING_WORDING = {"reference": "the reference's missing-value wording (a missing age is pediatric, a missing sex "
+                                "female, as the BTS code has it)",
+                   "unknown": "the 'unknown' missing-value wording"}
 
 
 def _article(word: str) -> str:
@@ -101,10 +105,20 @@ def dataset_prompts(index, **options) -> dict[str, str]:
     return {rec.name: recording_prompt(rec, index.patients.get(rec.patient), **options) for rec in index.recordings}
 
 
-def file_prompt(stem: str, *, missing: MissingPolicy = "reference") -> str:
-    """The prompt of a recording known only by its file name (no patient metadata): the same function and
-    wording as in training for a recording whose patient has no demographics."""
+def patient_prompt(stem: str, facts: PatientFacts | None, *, location_source: LocationSource = "patient",
+                   missing: MissingPolicy = "reference", parts: tuple[str, ...] = PARTS) -> str:
+    """The prompt of one recording known by its file name and what is known of its patient
+    (core.data.patient_metadata), through the function and wording training uses. A location or device the
+    facts give for the recording itself stands where its ICBHI name would; without facts the prompt is the one
+    training builds for a recording whose patient has no demographics."""
     parsed = parse_recording_name(stem)
     recording = Recording(name=stem, patient=parsed.patient if parsed else stem,
-                          location=parsed.location if parsed else None, device=parsed.device if parsed else None)
-    return recording_prompt(recording, None, location_source="filename", missing=missing)
+                          location=(facts and facts.location) or (parsed.location if parsed else None),
+                          device=(facts and facts.device) or (parsed.device if parsed else None))
+    return recording_prompt(recording, facts.patient if facts else None, location_source=location_source,
+                            missing=missing, parts=parts)
+
+
+def file_prompt(stem: str, *, missing: MissingPolicy = "reference") -> str:
+    """The prompt of a recording known only by its file name (no patient metadata)."""
+    return patient_prompt(stem, None, location_source="filename", missing=missing)

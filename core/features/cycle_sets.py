@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from lungkd.core.data.dataset import DatasetIndex
-from lungkd.core.data.prompts import dataset_prompts
+from lungkd.core.data.prompts import PARTS, dataset_prompts
 from lungkd.core.errors import DataError
 from lungkd.core.features.cache import FeatureCache, prepare_dataset
 from lungkd.core.features.prepare import PrepSettings
@@ -53,7 +53,7 @@ class CycleSet:
 
 
 def build_cycle_sets(index: DatasetIndex, inputs: InputSpec, *, cache: FeatureCache | None = None,
-                     location_source: str = "patient", missing: str = "reference",
+                     location_source: str = "patient", missing: str = "reference", parts: tuple[str, ...] = PARTS,
                      progress: Callable[[int, int], None] | None = None, cancel=None) -> dict[str, CycleSet]:
     """One CycleSet per split present (train, val, test), each in dataset order.
 
@@ -70,7 +70,8 @@ def build_cycle_sets(index: DatasetIndex, inputs: InputSpec, *, cache: FeatureCa
     prepared = prepare_dataset(usable, inputs.prep, inputs.features, cache, progress=progress, cancel=cancel,
                                order=lambda rec: (rank.get(rec.split, len(rank)), rec.name))
     index.warnings.extend(p for p in prepared.problems if p not in index.warnings)
-    prompts = dataset_prompts(index, location_source=location_source, missing=missing) if inputs.prompts else None
+    prompts = dataset_prompts(index, location_source=location_source, missing=missing, parts=parts) \
+        if inputs.prompts else None
     split_of = {r.name: r.split for r in usable}
     patient_of = {r.name: r.patient for r in usable}
     dataset_of = {r.name: r.dataset for r in usable} if index.datasets else None

@@ -32,6 +32,7 @@ from lungkd.core.events import Event
 from lungkd.core.features.cache import FeatureCache
 from lungkd.core.features.cycle_sets import CycleSet, build_cycle_sets
 from lungkd.core.kd.soft_labels import build_targets
+from lungkd.core.models.archive import starting_parent, starting_weights
 from lungkd.core.models.card import DamagedModelError, ModelCard, Role, read_model_card
 from lungkd.core.models.registry import check_saved_files, create_model, model_info, save_model
 from lungkd.core.recipes import ModelSpec, RunSettings, SoftLabelSpec, TrainConfig
@@ -292,7 +293,8 @@ def _train(job: RunJob, sets: dict[str, CycleSet], training_data: dict, emit: Ev
            cancel: CancelToken | None) -> FinishedRun:
     spec, folder = job.spec, Path(job.folder)
     torch.manual_seed(spec.seed)  # the initial weights of randomly initialised parts
-    model = create_model(spec.arch, pretrained=spec.model.pretrained, size=spec.model.size)
+    model = create_model(spec.arch, pretrained=starting_weights(spec.model.pretrained, Path(job.workspace)),
+                         size=spec.model.size)
     trainer = Trainer(spec.train, seed=spec.seed, settings=job.settings, run_dir=folder,
                       on_progress=_progress_events(job, emit), cancel=cancel)
     result = trainer.fit(model, sets["train"], sets.get("test"), sets.get("val"), _targets(job, sets["train"]))
@@ -315,6 +317,7 @@ def _save_result(job: RunJob, result: TrainResult, sets: dict[str, CycleSet], tr
                              inputs=spec.model.input_contract(job.data), role=spec.role,
                              training_labels=spec.labels, experiment=job.experiment or None,
                              data_fingerprint=job.data_fingerprint, training_data=training_data,
+                             parent=starting_parent(spec.model.pretrained),
                              **fit_limits(result.model, sets, test_logits=test_logits, cancel=cancel), **made)
     save_model(result.model, folder / MODEL_FOLDER, card)
     emit(Event(job.stage, "artifact", "model saved", run=spec.name,
@@ -411,8 +414,8 @@ def _run_together_locked(job: TogetherJob, emit: EventSink, cancel: CancelToken 
     models = []
     for member in members:
         torch.manual_seed(member.spec.seed)  # each member's own initial weights, as alone
-        models.append(create_model(member.spec.arch, pretrained=member.spec.model.pretrained,
-                                   size=member.spec.model.size))
+        models.append(create_model(member.spec.arch, size=member.spec.model.size,
+                                   pretrained=starting_weights(member.spec.model.pretrained, Path(job.workspace))))
     trainer = Trainer(first.spec.train, settings=first.settings, run_dir=job.folder,
                       on_progress=_together_progress(job, emit), cancel=cancel)
     try:

@@ -56,6 +56,7 @@ Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 Percent = Annotated[float, Field(ge=0.0, le=100.0)]
 Count = Annotated[int, Field(ge=0, le=10**9)]
 Seed = Annotated[int, Field(ge=0, le=2**63 - 1)]
+FileSize = Annotated[int, Field(ge=0, le=1 << 36)]  # 64 GB: ten times the largest model LungKD trains
 
 
 class CardPart(BaseModel):
@@ -312,11 +313,14 @@ class ModelCard(CardPart):
     calibration: Calibration | None = None
     training_statistics: StatisticsCard | None = None
     checksums: dict[FileName, Sha256] = {}
+    file_sizes: dict[FileName, FileSize] = {}  # bytes of each file of `checksums` (a .lungkd is checked against them)
 
     @model_validator(mode="after")
     def _classes(self) -> "ModelCard":
         if len(self.classes) != self.num_classes:
             raise ValueError(f"classes names {len(self.classes)} classes but num_classes is {self.num_classes}")
+        if not set(self.file_sizes) <= set(self.checksums):
+            raise ValueError("file_sizes names files that checksums does not")
         return self
 
     @property
@@ -404,6 +408,12 @@ def _card_document(path: Path) -> Any:
     except OSError as exc:
         raise DamagedModelError(f"the model card cannot be read ({exc.strerror or exc}).", path=path,
                                 fix=DAMAGED_FIX) from None
+    return card_json(raw, path)
+
+
+def card_json(raw: bytes, path: str | Path | None = None) -> Any:
+    """The JSON document of a card's bytes (read from a file, or from an archive member of at most
+    MAX_CARD_BYTES), nested no deeper than any card is."""
     try:
         document = json.loads(raw.decode("utf-8"))
     except RecursionError:

@@ -50,7 +50,7 @@ def model_cycle_sets(card: ModelCard, index: DatasetIndex, *, cache: FeatureCach
     a dataset: `lungkd evaluate`, an experiment's cross-dataset table)."""
     policy = card.inputs.prompts or PromptPolicy()  # the policy is read only by models with prompts
     return build_cycle_sets(index, card.inputs.spec(), cache=cache, location_source=policy.location_source,
-                            missing=policy.missing, cancel=cancel)
+                            missing=policy.missing, parts=policy.parts, cancel=cancel)
 
 
 class DeviceError(LungKDError):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from lungkd.core.errors import LungKDError
 from lungkd.core.models.card import CARD_FILE, ModelCard, read_model_card
-from lungkd.core.workspace.layout import MODEL_FOLDER
+from lungkd.core.workspace.layout import CACHE_FOLDER, MODEL_FOLDER
 
 
 @dataclass(frozen=True)
@@ -58,13 +58,15 @@ def _entry(folder: Path, root: Path) -> ModelEntry | None:
 
 def find_models(*roots: Path) -> list[ModelEntry]:
     """Model folders (weights + lungkd.json) under each root, best Score first, unscored last; roots that
-    do not exist are skipped. Hidden folders (unfinished atomic writes) are left out."""
+    do not exist are skipped. Hidden folders (unfinished atomic writes) and a workspace's cache (the archives
+    recipes started from, unpacked) are left out."""
     entries = []
     for root in (Path(r) for r in roots):
         if not root.is_dir():
             continue
         for card in root.rglob(CARD_FILE):
-            if any(part.startswith(".") for part in card.relative_to(root).parts):
+            parts = card.relative_to(root).parts
+            if parts[0] == CACHE_FOLDER or any(part.startswith(".") for part in parts):
                 continue
             entry = _entry(card.parent, root)
             if entry is not None:

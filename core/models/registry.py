@@ -7,7 +7,8 @@ it, so adding an architecture means a classifier class (core.models.classifiers)
 
 Weights: `pretrained=None` is random initialisation (`size` "full" or "tiny"); otherwise a Hugging Face id
 or a local folder loaded by the library's own `from_pretrained` (for CNN6, a PANNs `.pth` file or a folder
-written by `save_model`). The checkpoint's configuration then decides the size. A LungKD model folder is the
+written by `save_model`). The checkpoint's configuration then decides the size. A hub repository that holds a
+LungKD model (a lungkd.json) is downloaded and loaded as its folder. A LungKD model folder is the
 backbone as `save_pretrained` writes it, the head, and one sidecar, `lungkd.json` (the model card).
 transformers is imported only when a model is built, so listing the registry stays instant.
 """
@@ -24,8 +25,8 @@ from lungkd.core.features.cycle_sets import InputSpec
 from lungkd.core.features.prepare import PrepSettings
 from lungkd.core.features.spectral import ClapFeatureSettings, FbankSettings
 from lungkd.core.labels import NUM_CLASSES
-from lungkd.core.models.card import (DAMAGED_FIX, DamagedModelError, InputContract, ModelCard, read_model_card,
-                                     write_model_card)
+from lungkd.core.models.card import (CARD_FILE, DAMAGED_FIX, DamagedModelError, InputContract, ModelCard,
+                                     read_model_card, write_model_card)
 from lungkd.core.models.classifiers import (ASTClassifier, AudioClapClassifier, BTSClassifier, Classifier,
                                             CNN6Classifier, EfficientNetClassifier, ResNetClassifier)
 from lungkd.core.models.cnn6 import PANNS_CNN6_URL
@@ -204,7 +205,25 @@ def _unavailable(info: ModelInfo, source: str, reason: str) -> WeightsUnavailabl
                                    f"({reason[:1].lower() + reason[1:]}).", fix=fix)
 
 
+def hub_model_folder(hub_id: str, offline: bool = False) -> Path | None:
+    """A LungKD model published on the Hugging Face hub (`lungkd models export MODEL OUT --folder`, then `hf
+    upload`) as a local folder: its card, then the files the card lists, downloaded into the hub's cache.
+    None when the repository holds no lungkd.json or cannot be reached: it is then loaded as any checkpoint."""
+    from huggingface_hub import hf_hub_download, snapshot_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    try:
+        card = read_model_card(Path(hf_hub_download(hub_id, CARD_FILE, local_files_only=offline)).parent)
+        if card is None or not card.checksums:
+            return None
+        return Path(snapshot_download(hub_id, allow_patterns=[CARD_FILE, *card.checksums], local_files_only=offline))
+    except (EntryNotFoundError, OSError, ValueError):
+        return None
+
+
 def _load(info: ModelInfo, source: str | os.PathLike, num_classes: int, offline: bool) -> Classifier:
+    if not _is_local(source) and (published := hub_model_folder(os.fspath(source), offline)) is not None:
+        source = published  # a LungKD model: loaded as its folder, head and checksums included
     local = _is_local(source)
     path = Path(os.fspath(source)).expanduser()
     if local and not path.exists():
@@ -233,6 +252,10 @@ def check_saved_files(folder: str | os.PathLike) -> None:
     for name, digest in (card.checksums if card else {}).items():
         path = folder / name
         try:
+            size = path.stat().st_size
+            if card.file_sizes.get(name, size) != size:
+                raise DamagedModelError(f"the file is {size:,} bytes where lungkd.json says {card.file_sizes[name]:,} "
+                                        "(cut short or changed after the model was saved).", path=path, fix=DAMAGED_FIX)
             actual = file_sha256(path)
         except OSError:
             raise DamagedModelError("a file of the saved model is missing or unreadable.", path=path,
@@ -269,7 +292,7 @@ def save_model(model: Classifier, folder: str | os.PathLike, card: ModelCard | N
     The backbone goes through its `save_pretrained` (the format hub weights come in), the head to
     head.safetensors, and the card (what the model is and how it was made; without one, only what it is) to
     lungkd.json with the architecture, class count, input contract (the architecture's inputs unless the card
-    says otherwise) and the sha256 of every other file (`check_saved_files`). The folder appears whole or not
+    says otherwise) and the sha256 and size of every other file (`check_saved_files`). The folder appears whole or not
     at all.
     """
     card = card or ModelCard(architecture=model.arch_name)
@@ -278,10 +301,11 @@ def save_model(model: Classifier, folder: str | os.PathLike, card: ModelCard | N
     with atomic_folder(folder) as tmp:
         model.save_parts(tmp)
         save_file({k: v.detach().contiguous() for k, v in model.head.state_dict().items()}, str(tmp / HEAD_FILE))
-        checksums = {p.name: file_sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        files = [p for p in sorted(tmp.iterdir()) if p.is_file()]
         inputs = card.inputs or InputContract.from_spec(model_info(model.arch_name).inputs)
         write_model_card(tmp, card.replace(architecture=model.arch_name, num_classes=model.head.out_features,
-                                           inputs=inputs, checksums=checksums))
+                                           inputs=inputs, checksums={p.name: file_sha256(p) for p in files},
+                                           file_sizes={p.name: p.stat().st_size for p in files}))
     return Path(folder)
 
 

@@ -11,6 +11,7 @@ from lungkd.core.data.sources import (check_trainable, dataset_label, describe_t
                                       resolve_dataset)
 from lungkd.core.features.cache import FeatureCache
 from lungkd.core.features.cycle_sets import build_cycle_sets
+from lungkd.core.models.archive import starting_parent, starting_weights
 from lungkd.core.models.registry import create_model, save_model
 from lungkd.core.recipes import TrainRecipe
 from lungkd.core.storage import json_sha256, write_json_atomic
@@ -43,7 +44,8 @@ def _train_locked(recipe: TrainRecipe, workspace: Path, on_progress: Callable[[P
     run_dir = run_dir_for(recipe, workspace)
     write_json_atomic(run_dir / RECIPE_FILE, recipe.to_dict())
     torch.manual_seed(recipe.seed)  # the initial weights of randomly initialised parts
-    model = create_model(recipe.model.arch, pretrained=recipe.model.pretrained, size=recipe.model.size)
+    model = create_model(recipe.model.arch, pretrained=starting_weights(recipe.model.pretrained, workspace),
+                         size=recipe.model.size)
     trainer = Trainer(recipe.train, seed=recipe.seed, settings=recipe.run_settings(), run_dir=run_dir,
                       on_progress=on_progress, cancel=cancel)
     result = trainer.fit(model, sets["train"], sets.get("test"), sets.get("val"))
@@ -54,6 +56,7 @@ def _train_locked(recipe: TrainRecipe, workspace: Path, on_progress: Callable[[P
                              seed=recipe.seed, run=recipe.name, training_labels="hard",
                              data_fingerprint=index.fingerprint(), test_data=test_data,
                              training_data=describe_training_data(recipe.data, index),
+                             parent=starting_parent(recipe.model.pretrained),
                              **fit_limits(result.model, sets, cancel=cancel))
     save_model(result.model, model_dir, card)
     return result, model_dir

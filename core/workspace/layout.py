@@ -5,6 +5,7 @@ below and nothing else.
     workspace/
       catalog.sqlite                      CATALOG_FILE: the index (core.workspace.catalog)
       cache/                              CACHE_FOLDER: prepared inputs, content-addressed (core.features.cache)
+        unpacked/<sha256>/                UNPACKED_FOLDER: a .lungkd a recipe starts from, as a MODEL FOLDER
       datasets/                           DATASETS_FOLDER: datasets LungKD generated
       teachers/                           TEACHERS_FOLDER: teachers shared by experiments with the same teachers and data
         <arch>-<digest>/seed-<N>/         a teacher's run folder (RUN FOLDER below)
@@ -20,14 +21,18 @@ below and nothing else.
           report.json, report.md, report.html   REPORT_JSON, REPORT_MARKDOWN, REPORT_HTML
       runs/                               RUNS_FOLDER: single models of `lungkd train`
         <name>-<digest>/                  a RUN FOLDER, with recipe.json (RECIPE_FILE)
+      models/                             MODELS_FOLDER: models imported from .lungkd archives (core.models.archive)
+        <name>/                           a MODEL FOLDER, named after its archive
+
+    MODEL FOLDER
+      lungkd.json                         CARD_FILE: its card (core.models.card), written last
+      model.safetensors, config.json, head.safetensors   its weights (core.models.registry)
 
     RUN FOLDER
       train_state.pt                      STATE_FILE: the resumable training state, every epoch
       test_logits.npy                     TEST_LOGITS_FILE: the selected model's logits on the test split
       logits.npz                          TEACHER_LOGITS_FILE: a teacher's logits on every split
-      model/                              MODEL_FOLDER: the finished model
-        lungkd.json                       CARD_FILE: its card (core.models.card), written last
-        model.safetensors, config.json, head.safetensors   its weights (core.models.registry)
+      model/                              MODEL_FOLDER: the finished model (a MODEL FOLDER)
 """
 from __future__ import annotations
 
@@ -42,6 +47,8 @@ DATASETS_FOLDER = "datasets"
 TEACHERS_FOLDER = "teachers"
 EXPERIMENTS_FOLDER = "experiments"
 RUNS_FOLDER = "runs"
+MODELS_FOLDER = "models"
+UNPACKED_FOLDER = "unpacked"
 RECIPE_FILE = "recipe.json"
 RECIPE_TOML = "recipe.toml"
 EVENTS_FILE = "events.jsonl"
@@ -125,6 +132,14 @@ def cache_folder(workspace: Path) -> Path:
 
 def datasets_folder(workspace: Path) -> Path:
     return Path(workspace) / DATASETS_FOLDER
+
+
+def models_folder(workspace: Path) -> Path:
+    return Path(workspace) / MODELS_FOLDER
+
+
+def unpacked_folder(workspace: Path) -> Path:
+    return cache_folder(workspace) / UNPACKED_FOLDER
 
 
 def catalog_path(workspace: Path) -> Path:

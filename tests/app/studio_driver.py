@@ -1,11 +1,25 @@
-"""Driving LungKD Studio's recording view as a hand does: drags on the plots, keys, clicks in the table, and
-answers to message boxes."""
-from PySide6.QtCore import QPointF, Qt, QTimer
+"""Driving LungKD Studio's recording view as a hand does: drags on the plots, keys, clicks in the table,
+answers to message boxes, and files dropped from a file manager."""
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 LEFT = Qt.MouseButton.LeftButton
 NO = Qt.KeyboardModifier.NoModifier
+
+
+def drop(widget, paths, at: QPoint = QPoint(20, 10)) -> bool:
+    """Drags the paths onto the widget and drops them, as a file manager would; True when it (or a widget it lies
+    in, as Qt offers a drag to each in turn) took them."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    accepted = []
+    for kind, position in ((QDragEnterEvent, at), (QDropEvent, QPointF(at))):
+        event = kind(position, Qt.DropAction.CopyAction, mime, LEFT, NO)
+        QApplication.sendEvent(widget, event)
+        accepted.append(event.isAccepted())
+    return all(accepted)
 
 
 def widget_point(page, plot, seconds, y):

@@ -6,9 +6,8 @@ import shutil
 import numpy as np
 import pytest
 import soundfile as sf
-from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
+from PySide6.QtGui import QImage
 
 from lungkd.app.engine import EngineTask
 from lungkd.app.recordings.cycle_table import TRAINING
@@ -19,19 +18,12 @@ from lungkd.core.analysis.predict import CSV_COLUMNS
 from lungkd.core.data.annotations import read_annotation_file
 from lungkd.core.labels import CLASS_NAMES
 from lungkd.core.models.inventory import shipped_models_folder
+from studio_driver import drop as drop_on
 
 
 def drop(window, paths) -> bool:
     """Drags the paths onto the window and drops them, as a file manager would; True when it took them."""
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    accepted = []
-    for kind, position in ((QDragEnterEvent, QPoint(300, 300)), (QDropEvent, QPointF(300, 300))):
-        event = kind(position, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                     Qt.KeyboardModifier.NoModifier)
-        QApplication.sendEvent(window, event)
-        accepted.append(event.isAccepted())
-    return all(accepted)
+    return drop_on(window, paths, QPoint(300, 300))
 
 
 @pytest.fixture
