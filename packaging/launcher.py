@@ -1,15 +1,32 @@
 """The bundle's one entry script. PyInstaller analyses it once; `lungkd-studio` is built from it, and `lungkd`
-is a link to that executable (a second .exe on Windows). The name it was started under picks the face."""
+is a link to that executable (a second .exe on Windows). How it was started picks what it runs: as a training
+worker (the process executor starts the bundle's executable with core.kd.launch's flag, under either name),
+else the Studio or the command line by the name it was started under."""
 import multiprocessing
 import sys
 from pathlib import Path
+from typing import Callable
+
+
+def entry_point(argv: list[str]) -> Callable[[], int]:
+    """The function this start runs, for its command line `argv` (sys.argv)."""
+    from lungkd.core.kd.launch import is_worker_start
+
+    if is_worker_start(argv):
+        from lungkd.core.kd.worker import serve
+
+        return serve
+    if Path(argv[0]).stem == "lungkd-studio":
+        from lungkd.app.shell.main import main as studio
+
+        return studio
+    from lungkd.core.cli import main as command_line
+
+    return command_line
+
 
 if __name__ == "__main__":
-    # The preparation cache's worker processes start this executable again (spawn); this turns them into
-    # workers instead of second Studios.
+    # The preparation cache's pool processes start this executable again (spawn); this turns them into pool
+    # workers, which end there, instead of second Studios.
     multiprocessing.freeze_support()
-    if Path(sys.argv[0]).stem == "lungkd-studio":
-        from lungkd.app.shell.main import main
-    else:
-        from lungkd.core.cli import main
-    sys.exit(main())
+    sys.exit(entry_point(sys.argv)())

@@ -1,10 +1,24 @@
-"""The bundle's build spec and the desktop files agree with what the project ships. Building the bundle takes
-minutes and gigabytes, so it is not part of the tests: packaging/smoke.sh tests a built one."""
+"""The bundle's build spec and the desktop files agree with what the project ships, and its launcher starts what
+a frozen start asks for (a training worker, the command line, the Studio). Building the bundle takes minutes
+and gigabytes, so it is not part of the tests: `make check-package` builds one and packaging/smoke.sh tests it."""
 import ast
 import configparser
+import subprocess
+import sys
 import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
+
+import pytest
+
+from lungkd.core.cancel import CancelToken
+from lungkd.core.data.dataset import load_dataset
+from lungkd.core.data.sources import DataSpec
+from lungkd.core.kd.executors import ProcessExecutor
+from lungkd.core.kd.jobs import RunJob, RunSpec
+from lungkd.core.kd.launch import FROZEN_WORKER_FLAG, WORKER_MODULE, is_worker_start, worker_command
+from lungkd.core.models.card import read_model_card
+from lungkd.core.recipes import ModelSpec, RunSettings, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 RESOURCES = ROOT / "resources"
@@ -56,3 +70,60 @@ def test_the_wheel_lists_every_package_folder():
     present = {".".join((name, *p.parent.relative_to(folder).parts)) for name, folder in folders.items()
                for p in folder.rglob("__init__.py")}
     assert present == set(tool["packages"]), f"listed or not: {sorted(present ^ set(tool['packages']))}"
+
+
+# ---------------------------------------------------------------- the bundle's launcher, without building a bundle
+
+
+def _frozen_bundle(folder: Path) -> Path:
+    """packaging/launcher.py as the bundle lays it out: an executable `lungkd-studio` (here run by this Python,
+    as the bundle's bootloader runs its frozen copy) and `lungkd`, a link to it."""
+    folder.mkdir()
+    studio = folder / "lungkd-studio"
+    studio.write_text(f"#!{sys.executable}\n" + (PACKAGING / "launcher.py").read_text())
+    studio.chmod(0o755)
+    (folder / "lungkd").symlink_to(studio.name)
+    return folder
+
+
+def _tiny_job(synthetic_dir: Path, workspace: Path) -> RunJob:
+    spec = RunSpec(role="teacher", model=ModelSpec(arch="cnn6", size="tiny"), labels="hard", seed=1,
+                   train=TrainConfig(epochs=1, batch_size=16))
+    return RunJob(spec=spec, stage="teachers", workspace=str(workspace), folder=str(workspace / "teacher-1"),
+                  data=DataSpec(path=str(synthetic_dir)), settings=RunSettings(selection="last"),
+                  data_fingerprint=load_dataset(synthetic_dir).fingerprint())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["lungkd-studio", "lungkd"])
+def test_a_frozen_worker_start_reaches_the_worker_and_trains_its_job(name, synthetic_dir, tmp_path, monkeypatch):
+    """In the bundle sys.executable is the launcher (started as the Studio, or as `lungkd`): the process executor
+    starts it as a worker, and the job runs to its finished model."""
+    executable = _frozen_bundle(tmp_path / "LungKD") / name
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", str(executable))
+    assert worker_command() == [str(executable), FROZEN_WORKER_FLAG]
+    events = []
+    runs = ProcessExecutor(workers=1, restarts=0).run([_tiny_job(synthetic_dir, tmp_path / "ws")], events.append,
+                                                      CancelToken())
+    assert [(r.role, r.seed) for r in runs] == [("teacher", 1)]
+    assert read_model_card(runs[0].model_folder).test_data.cycles == runs[0].card.test_data.cycles > 0
+    assert [e.kind for e in events if e.run == "teacher seed 1" and e.kind in ("started", "finished")] == \
+        ["started", "finished"]
+
+
+def test_the_launcher_is_the_command_line_or_the_studio_by_its_name_and_refuses_python_options(tmp_path):
+    bundle = _frozen_bundle(tmp_path / "LungKD")
+    cli = subprocess.run([bundle / "lungkd", "--help"], capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0 and cli.stdout.startswith("usage: lungkd ")
+    # what a worker start from Python would pass: the bundle is no Python, so this is the error the issue saw
+    python_style = subprocess.run([bundle / "lungkd-studio", "-m", WORKER_MODULE], capture_output=True, text=True,
+                                  timeout=120)
+    assert python_style.returncode == 2 and "unrecognized arguments: -m" in python_style.stderr
+
+
+def test_outside_the_bundle_a_worker_is_this_python_running_the_worker_module(monkeypatch):
+    monkeypatch.delattr(sys, "frozen", raising=False)
+    assert worker_command() == [sys.executable, "-m", WORKER_MODULE]
+    assert not is_worker_start([sys.executable, "-m", WORKER_MODULE])
+    assert is_worker_start(["lungkd", FROZEN_WORKER_FLAG]) and not is_worker_start(["lungkd", FROZEN_WORKER_FLAG, "x"])

@@ -6,7 +6,8 @@ or `{"error": ...}`, and the driver turns the outcome back into the runs, or int
 message, file, line and fix (bad input is reported the same wherever it was found); anything else becomes a
 WorkerError carrying the worker's traceback and exit code. No exception object is pickled.
 
-`python -m lungkd.core.kd.worker` is the child process of the process executor. It reads one line from
+`python -m lungkd.core.kd.worker` (in the desktop bundle: the launcher with core.kd.launch's flag, which calls
+`serve`) is the child process of the process executor. It reads one line from
 standard input — `{"job": job JSON (core.kd.jobs.job_to_json), "threads": N}` — and then listens there for `cancel` (end of input,
 a parent that died, counts as cancel too). It writes JSON lines to its standard output: `{"event": ...}` for
 each event, then `{"outcome": ...}`, and exits 0, or 1 after an error outcome. Anything else printed to its
