@@ -127,3 +127,27 @@ def test_outside_the_bundle_a_worker_is_this_python_running_the_worker_module(mo
     assert worker_command() == [sys.executable, "-m", WORKER_MODULE]
     assert not is_worker_start([sys.executable, "-m", WORKER_MODULE])
     assert is_worker_start(["lungkd", FROZEN_WORKER_FLAG]) and not is_worker_start(["lungkd", FROZEN_WORKER_FLAG, "x"])
+
+
+# ---------------------------------------------------------------- what each make target installs and runs
+
+
+def _make_dry_run(target: str) -> str:
+    """The commands `make TARGET` would run on a fresh machine (a venv that does not exist yet; -n runs none)."""
+    result = subprocess.run(["make", "-n", target, "VENV=.venv-never-made"], cwd=ROOT, capture_output=True,
+                            text=True, check=True)
+    return result.stdout
+
+
+def test_make_app_installs_only_what_the_app_needs_and_make_test_the_test_extras():
+    app = _make_dry_run("app")
+    assert 'pip install -e .\n' in app and "[test]" not in app and "pytest" not in app
+    test = _make_dry_run("test")
+    assert 'pip install -e ".[test]"' in test and "-m pytest" in test
+    assert "make test" in (ROOT / ".ci" / "run").read_text()  # CI runs the whole suite through it
+
+
+def test_make_check_package_builds_the_bundle_from_the_app_install_and_runs_the_smoke_test():
+    commands = _make_dry_run("check-package")
+    assert "[test]" not in commands and 'pip install -e ".[package]"' in commands
+    assert commands.index("pyinstaller") < commands.index("packaging/smoke.sh")
