@@ -136,6 +136,31 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _trained_models(args: argparse.Namespace) -> int:
+    """`lungkd models trained`: the models a user can analyse with, each marked when its test Score does not show
+    that it can be trusted."""
+    from lungkd.core.models.inventory import find_models, shipped_models_folder
+    from lungkd.core.workspace.paths import existing_workspace
+
+    workspace = existing_workspace(args.workspace)
+    entries = find_models(*([workspace] if workspace else []), shipped_models_folder())
+    if args.json:
+        print(json_text([{"name": e.name, "arch": e.arch, "score": e.score, "scored_on": e.scored_on,
+                          "path": str(e.path), "warnings": [w.model_dump() | {"text": w.text} for w in e.test_warnings]}
+                         for e in entries]))
+        return 0
+    print(f"The trained models of {workspace or 'no workspace yet'} and those shipped with LungKD, best test Score "
+          "first; ⚠ marks a model whose Score does not show it can be trusted:")
+    for e in entries:
+        mark = "⚠" if e.test_warnings else " "
+        score = "no Score" if e.score is None else f"Score {e.score:5.1f}"
+        print(f"{mark} {score}  {e.name}" + (f", on {e.scored_on}" if e.scored_on else ""))
+        print(f"    {e.path}")
+        for warning in e.test_warnings:
+            print(f"    ⚠ {warning.text}")
+    return 0
+
+
 def _fit_limits(args: argparse.Namespace) -> int:
     from lungkd.core.data.sources import DataSpec, SyntheticData
     from lungkd.core.training.refit import refit_limits
@@ -519,10 +544,17 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--force", action="store_true", help="replace FILE when it exists")
     predict.set_defaults(run=_predict)
 
-    models = commands.add_parser("models", help="list the model architectures; fit a model's limits")
+    models = commands.add_parser("models", help="list the model architectures or the trained models; fit a "
+                                                "model's limits")
     models.set_defaults(run=_models)
     model_commands = models.add_subparsers(dest="models_command")
     model_commands.add_parser("list", help="the architectures (the default)").set_defaults(run=_models)
+    trained = model_commands.add_parser(
+        "trained", help="the trained models to analyse with: the workspace's and the shipped ones, ⚠ where the test "
+                        "Score does not show a model can be trusted")
+    trained.add_argument("--json", action="store_true", help="print one JSON list")
+    trained.add_argument("--workspace", type=Path)
+    trained.set_defaults(run=_trained_models)
     fit = model_commands.add_parser(
         "fit-limits", help="give a model trained before cards held limits its calibration and training statistics",
         description="Rewrites the card of MODEL with what training now writes into every card: what it was trained "
