@@ -12,6 +12,20 @@ from lungkd.core.errors import LungKDError
 from lungkd.core.labels import CLASS_NAMES
 from lungkd.core.storage import json_text
 
+# What `lungkd` exits with, the same for every command (the epilog of `lungkd --help` says it).
+EXIT_OK = 0
+EXIT_FILES_FAILED = 1  # some of the files given could not be used; the others were (lungkd predict)
+EXIT_USAGE = 2  # a command line argparse refuses, or input LungKD refuses (a LungKDError); argparse uses 2 too
+EXIT_INTERRUPTED = 130  # Ctrl-C, or a cancel: 128 + SIGINT, as shells report it
+EXIT_CLOSED_PIPE = 141  # the reader of standard output went away (`| head`): 128 + SIGPIPE
+EXIT_CODES_HELP = f"""exit status:
+  {EXIT_OK:<4} done
+  {EXIT_FILES_FAILED:<4} some files failed (lungkd predict: each is named, the others were analysed), or a fault in
+       LungKD itself (with its traceback)
+  {EXIT_USAGE:<4} a usage or input error: the message names the file, the line and the fix
+  {EXIT_INTERRUPTED:<4} interrupted (Ctrl-C); lungkd run and lungkd train continue where they stopped when run again
+  {EXIT_CLOSED_PIPE:<4} standard output was closed early (e.g. piped into head)"""
+
 
 def _print_stats(stats: dict) -> None:
     print(f"Dataset {stats['root']}")
@@ -117,10 +131,10 @@ def _train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         cancel.cancel()
         print("interrupted; run the same command again to resume from the last finished epoch.", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Cancelled as exc:
         print(f"lungkd: {exc}", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     final = result.scores.to_dict() if result.scores else None
     print(f"selected epoch {result.selected_epoch} ({result.selection}): test {_format_scores(final)}")
     if result.selection_note:
@@ -269,7 +283,7 @@ def _run(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, Cancelled):
         cancel.cancel()
         print("stopped; run the same command again to continue where it left off.", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     finally:
         executor.close()
     print(f"\nResult of {recipe.name} ({report.selection}, {report.test_cycles} test cycles):")
@@ -454,7 +468,7 @@ def _predict(args: argparse.Namespace) -> int:
                 unlike = "  (unlike the training data)" if c.unlike_training else ""
                 print(f"  {c.start:8.3f}-{c.end:8.3f} s  {CLASS_NAMES[c.predicted]:<8} {c.confidence:6.1%}"
                       f"{truth}{bounds}{unlike}")
-    return 1 if batch.failures else 0
+    return EXIT_FILES_FAILED if batch.failures else EXIT_OK
 
 
 class _PrintVersion(argparse.Action):
@@ -471,7 +485,8 @@ class _PrintVersion(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lungkd", description="Lung-sound classifiers distilled from ensembles.")
+    parser = argparse.ArgumentParser(prog="lungkd", description="Lung-sound classifiers distilled from ensembles.",
+                                     epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action=_PrintVersion,
                         help="print the versions of LungKD, torch, Qt and transformers and the device found")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -586,12 +601,15 @@ def main(argv: list[str] | None = None) -> int:
         code = args.run(args)
         sys.stdout.flush()  # here, not at exit: output that fit the buffer meets a closed pipe now
         return code
+    except (KeyboardInterrupt, Cancelled):  # the commands that can continue say how themselves
+        print("lungkd: interrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except LungKDError as exc:
         print(f"lungkd: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except BrokenPipeError:  # `lungkd ... | head` read what it wanted: end quietly, as a pipe's writer does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
-        return 141
+        return EXIT_CLOSED_PIPE
 
 
 if __name__ == "__main__":
