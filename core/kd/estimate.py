@@ -21,6 +21,7 @@ from lungkd.core.kd.executors import visible_gpus
 from lungkd.core.kd.experiment import identical_teacher, student_specs, teacher_specs
 from lungkd.core.kd.jobs import RunSpec
 from lungkd.core.kd.launch import worker_command
+from lungkd.core.kd.progress import duration
 from lungkd.core.models.inference import resolve_device
 from lungkd.core.models.registry import model_info
 from lungkd.core.recipes import ExperimentRecipe
@@ -65,15 +66,6 @@ class ExperimentEstimate:
         return (f"About {duration(self.seconds)} for {self.name} on {self.device}: {', '.join(models)}, "
                 f"{'/'.join(map(str, epochs))} epochs each on {self.cycles.get('train', 0)} training cycles, "
                 f"evaluated on {self.cycles.get('test', 0)} test cycles, {at_once} ({parts}).")
-
-
-def duration(seconds: float) -> str:
-    """A duration as people say it: "40 s", "12 min", "3.5 h"."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def worker_start_seconds() -> float:
