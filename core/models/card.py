@@ -27,7 +27,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import (BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, StringConstraints, TypeAdapter,
-                      ValidationError, computed_field, field_validator, model_validator)
+                      ValidationError, field_validator, model_validator)
 
 from lungkd.core.errors import LungKDError
 from lungkd.core.features.cycle_sets import InputSpec
@@ -363,6 +363,7 @@ class ModelCard(CardPart):
     # what it scores and where it stops
     test: TestScores | None = None
     test_data: TestData | None = None
+    test_warnings: tuple[TestWarning, ...] = ()  # derived from test and test_data (below), never taken as given
     test_logits_sha256: Sha256 | None = None
     calibration: Calibration | None = None
     training_statistics: StatisticsCard | None = None
@@ -374,12 +375,12 @@ class ModelCard(CardPart):
             raise ValueError(f"classes names {len(self.classes)} classes but num_classes is {self.num_classes}")
         return self
 
-    @computed_field
-    @property
-    def test_warnings(self) -> tuple[TestWarning, ...]:
-        """Derived from `test` and `test_data` whenever a card is made or read, so a card written before the
-        field (or changed by hand) gets the warnings its Scores call for; written into every saved card."""
-        return assess_test_score(self.test, self.test_data)
+    @model_validator(mode="after")
+    def _derive_test_warnings(self) -> "ModelCard":
+        """`test_warnings` follow from `test` and `test_data` whenever a card is made or read: a card written
+        before the field, or changed by hand, gets the warnings its Scores call for, whatever it says."""
+        object.__setattr__(self, "test_warnings", assess_test_score(self.test, self.test_data))  # frozen otherwise
+        return self
 
     @property
     def temperature(self) -> float | None:
@@ -403,9 +404,7 @@ class ModelCard(CardPart):
 
 
 def validate_card(document: dict) -> ModelCard:
-    """Strict JSON validation: no "4" for 4, no list where a table belongs, nothing unknown. The card's
-    `test_warnings` are derived again from its Scores, never taken from the file."""
-    document = {key: value for key, value in document.items() if key != "test_warnings"}
+    """Strict JSON validation: no "4" for 4, no list where a table belongs, nothing unknown."""
     return ModelCard.model_validate_json(json.dumps(document), strict=True)
 
 

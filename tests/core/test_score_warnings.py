@@ -10,7 +10,8 @@ from lungkd.core.cancel import CancelToken
 from lungkd.core.cli import main
 from lungkd.core.data.dataset import load_dataset
 from lungkd.core.data.sources import DataSpec, resolve_dataset
-from lungkd.core.kd.jobs import RunJob, RunSpec, run_job
+from lungkd.core.kd.executors import ProcessExecutor
+from lungkd.core.kd.jobs import FinishedRun, RunJob, RunSpec
 from lungkd.core.models.card import (MIN_TEST_CYCLES, MIN_TEST_PATIENTS, all_normal_score, card_path, model_notes,
                                      read_model_card, write_model_card)
 from lungkd.core.models.inventory import find_models
@@ -85,6 +86,13 @@ def test_a_score_at_or_below_all_normal_is_marked_against_the_counts_of_its_own_
     assert all_normal_score({"normal": 0, "crackle": 5, "wheeze": 0, "both": 0}) is None
 
 
+def test_a_finished_run_with_its_card_survives_the_trip_as_json(handful):
+    card = read_model_card(handful[2]).replace(test=BELOW_ALL_NORMAL)
+    run = FinishedRun(role="teacher", arch="cnn6", seed=1, labels="hard", folder="f", card=card)
+    assert FinishedRun.model_validate(run.model_dump(mode="json")) == run
+    assert FinishedRun.model_validate_json(run.model_dump_json()).card.test_warnings == card.test_warnings
+
+
 def test_an_old_card_gets_its_warnings_on_reading_and_a_file_cannot_talk_them_away(handful, tmp_path):
     card = read_model_card(handful[2])
     document = card.replace(test=BELOW_ALL_NORMAL, test_data={"dataset": "d", "split": "test", "cycles": 18}).to_json()
@@ -99,16 +107,20 @@ def test_an_old_card_gets_its_warnings_on_reading_and_a_file_cannot_talk_them_aw
     assert read_model_card(folder).test_warnings == old.test_warnings
 
 
-def test_an_experiments_runs_record_their_test_patients(synthetic_dir, tmp_path):
+@pytest.mark.slow
+def test_an_experiments_runs_record_their_test_patients_and_bring_their_warnings_back_from_a_worker(
+        synthetic_dir, tmp_path):
     spec = RunSpec(role="teacher", model=ModelSpec(arch="cnn6", size="tiny"), labels="hard", seed=1,
                    train=TrainConfig(epochs=1, batch_size=16))
     index = load_dataset(synthetic_dir)
     job = RunJob(spec=spec, stage="teachers", workspace=str(tmp_path), folder=str(tmp_path / "teacher"),
                  data=DataSpec(path=str(synthetic_dir)), settings=RunSettings(selection="last"),
                  data_fingerprint=index.fingerprint())
-    card = run_job(job, lambda event: None, CancelToken()).card
+    # through a worker process: the finished run travels back as JSON, its card with its warnings
+    card = ProcessExecutor(workers=1).run([job], lambda event: None, CancelToken())[0].card
     assert card.test_data.patients == len(_test_patients(index)) == 2  # 5 test recordings of 2 patients
     assert {"few_test_cycles", "few_test_patients"} <= {w.kind for w in card.test_warnings}
+    assert card == read_model_card(tmp_path / "teacher" / "model")
 
 
 def test_predict_and_the_studios_notes_say_why_and_models_trained_marks_it(handful, capsys):
