@@ -5,6 +5,7 @@
 #    the share of step time spent waiting for data (goal < 5 %).
 # 2. k = 5 full CNN6 teachers trained together against one after another at batch 128 (goal <= 0.5).
 # 3. Training and inference throughput of every architecture.
+# 4. The time estimate against the first epoch of full CNN6 on the 920 recordings at the paper's batch of 128.
 #
 # Run from the repository root. Needs torch, torchaudio, transformers, soundfile, safetensors, pydantic, scipy and
 # platformdirs on the GPU machine: where they are missing, carry wheels in .whl (see the device notes)
@@ -23,3 +24,4 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 python3 -m bench.gpu_epoch --recordings "${RECORDINGS:-920}" --out "${OUT:-/tmp}/gpu_check.json"
 python3 -m bench.teachers_together --sizes full --ks 5 --cycles 1024 --batch-size 128 --device cuda
 python3 -m bench.train_step --device cuda --steps 5
+python3 -m bench.estimate_check --only epoch --recordings "${RECORDINGS:-920}" --batch-size 128

@@ -12,6 +12,20 @@ from lungkd.core.errors import LungKDError
 from lungkd.core.labels import CLASS_NAMES
 from lungkd.core.storage import json_text
 
+# What `lungkd` exits with, the same for every command (the epilog of `lungkd --help` says it).
+EXIT_OK = 0
+EXIT_FILES_FAILED = 1  # some of the files given could not be used; the others were (lungkd predict)
+EXIT_USAGE = 2  # a command line argparse refuses, or input LungKD refuses (a LungKDError); argparse uses 2 too
+EXIT_INTERRUPTED = 130  # Ctrl-C, or a cancel: 128 + SIGINT, as shells report it
+EXIT_CLOSED_PIPE = 141  # the reader of standard output went away (`| head`): 128 + SIGPIPE
+EXIT_CODES_HELP = f"""exit status:
+  {EXIT_OK:<4} done
+  {EXIT_FILES_FAILED:<4} some files failed (lungkd predict: each is named, the others were analysed), or a fault in
+       LungKD itself (with its traceback)
+  {EXIT_USAGE:<4} a usage or input error: the message names the file, the line and the fix
+  {EXIT_INTERRUPTED:<4} interrupted (Ctrl-C); lungkd run and lungkd train continue where they stopped when run again
+  {EXIT_CLOSED_PIPE:<4} standard output was closed early (e.g. piped into head)"""
+
 
 def _print_stats(stats: dict) -> None:
     print(f"Dataset {stats['root']}")
@@ -146,10 +160,10 @@ def _train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         cancel.cancel()
         print("interrupted; run the same command again to resume from the last finished epoch.", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Cancelled as exc:
         print(f"lungkd: {exc}", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     final = result.scores.to_dict() if result.scores else None
     print(f"selected epoch {result.selected_epoch} ({result.selection}): test {_format_scores(final)}")
     if result.selection_note:
@@ -162,6 +176,31 @@ def _models(args: argparse.Namespace) -> int:
     from lungkd.core.models.registry import models_table
 
     print(models_table())
+    return 0
+
+
+def _trained_models(args: argparse.Namespace) -> int:
+    """`lungkd models trained`: the models a user can analyse with, each marked when its test Score does not show
+    that it can be trusted."""
+    from lungkd.core.models.inventory import find_models, shipped_models_folder
+    from lungkd.core.workspace.paths import existing_workspace
+
+    workspace = existing_workspace(args.workspace)
+    entries = find_models(*([workspace] if workspace else []), shipped_models_folder())
+    if args.json:
+        print(json_text([{"name": e.name, "arch": e.arch, "score": e.score, "scored_on": e.scored_on,
+                          "path": str(e.path), "warnings": [w.model_dump() | {"text": w.text} for w in e.test_warnings]}
+                         for e in entries]))
+        return 0
+    print(f"The trained models of {workspace or 'no workspace yet'} and those shipped with LungKD, best test Score "
+          "first; ⚠ marks a model whose Score does not show it can be trusted:")
+    for e in entries:
+        mark = "⚠" if e.test_warnings else " "
+        score = "no Score" if e.score is None else f"Score {e.score:5.1f}"
+        print(f"{mark} {score}  {e.name}" + (f", on {e.scored_on}" if e.scored_on else ""))
+        print(f"    {e.path}")
+        for warning in e.test_warnings:
+            print(f"    ⚠ {warning.text}")
     return 0
 
 
@@ -308,7 +347,7 @@ def _run(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, Cancelled):
         cancel.cancel()
         print("stopped; run the same command again to continue where it left off.", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     finally:
         executor.close()
     print(f"\nResult of {recipe.name} ({report.selection}, {report.test_cycles} test cycles):")
@@ -528,7 +567,7 @@ def _predict(args: argparse.Namespace) -> int:
                 poor = f"  (POOR recording quality: {' '.join(c.quality_reasons)})" if c.poor else ""
                 print(f"  {c.start:8.3f}-{c.end:8.3f} s  {CLASS_NAMES[c.predicted]:<8} {c.confidence:6.1%}"
                       f"{truth}{bounds}{unlike}{poor}")
-    return 1 if batch.failures else 0
+    return EXIT_FILES_FAILED if batch.failures else EXIT_OK
 
 
 def _visit_report(args: argparse.Namespace) -> int:
@@ -563,18 +602,19 @@ def _visit_report(args: argparse.Namespace) -> int:
             write_text_atomic(target, html)
         print(f"wrote the report of {report.title} ({len(report.recordings)} recording(s)) to {target}",
               file=sys.stderr)
-    return 1 if batch.failures else 0
+    return EXIT_FILES_FAILED if batch.failures else EXIT_OK
 
 
 def _pdf_from_html(html: str, target: Path) -> None:
     import subprocess
     import tempfile
 
+    from lungkd.core.kd.launch import report_pdf_command
+
     with tempfile.TemporaryDirectory() as folder:
         source = Path(folder) / f"{target.stem}.html"
         source.write_text(html, encoding="utf-8")
-        done = subprocess.run([sys.executable, "-m", "lungkd.app.report_pdf", str(source), str(target)],
-                              capture_output=True, text=True)
+        done = subprocess.run(report_pdf_command(str(source), str(target)), capture_output=True, text=True)
     if done.returncode:
         raise LungKDError(f"Qt's PDF writer failed: {done.stderr.strip()[-500:] or done.returncode}", path=target,
                           fix="write the report as HTML instead (--out FILE.html), or check that PySide6 is "
@@ -620,7 +660,8 @@ def _add_archive_commands(model_commands) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lungkd", description="Lung-sound classifiers distilled from ensembles.")
+    parser = argparse.ArgumentParser(prog="lungkd", description="Lung-sound classifiers distilled from ensembles.",
+                                     epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action=_PrintVersion,
                         help="print the versions of LungKD, torch, Qt and transformers and the device found")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -720,11 +761,17 @@ def build_parser() -> argparse.ArgumentParser:
     visit.add_argument("--force", action="store_true", help="replace FILE when it exists")
     visit.set_defaults(run=_visit_report)
 
-    models = commands.add_parser("models", help="list the model architectures; fit a model's limits; export and "
-                                                "import models")
+    models = commands.add_parser("models", help="list the model architectures or the trained models; "
+                                                "fit a model's limits; export and import models")
     models.set_defaults(run=_models)
     model_commands = models.add_subparsers(dest="models_command")
     model_commands.add_parser("list", help="the architectures (the default)").set_defaults(run=_models)
+    trained = model_commands.add_parser(
+        "trained", help="the trained models to analyse with: the workspace's and the shipped ones, ⚠ where the test "
+                        "Score does not show a model can be trusted")
+    trained.add_argument("--json", action="store_true", help="print one JSON list")
+    trained.add_argument("--workspace", type=Path)
+    trained.set_defaults(run=_trained_models)
     fit = model_commands.add_parser(
         "fit-limits", help="give a model trained before cards held limits its calibration and training statistics",
         description="Rewrites the card of MODEL with what training now writes into every card: what it was trained "
@@ -757,12 +804,15 @@ def main(argv: list[str] | None = None) -> int:
         code = args.run(args)
         sys.stdout.flush()  # here, not at exit: output that fit the buffer meets a closed pipe now
         return code
+    except (KeyboardInterrupt, Cancelled):  # the commands that can continue say how themselves
+        print("lungkd: interrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except LungKDError as exc:
         print(f"lungkd: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except BrokenPipeError:  # `lungkd ... | head` read what it wanted: end quietly, as a pipe's writer does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
-        return 141
+        return EXIT_CLOSED_PIPE
 
 
 if __name__ == "__main__":

@@ -192,6 +192,12 @@ def dataset_label(data: DataSpec | tuple[DataSpec, ...]) -> str:
     return Path(data.path).name
 
 
+def describe_test_data(data: DataSpec, cycles: int, patients: int) -> dict:
+    """The data a model's test Score was measured on, for its card: the recipe's data by name and the test
+    split's cycles and patients (what the card's warnings about too small a test are read from)."""
+    return {"dataset": dataset_label(data), "split": "test", "cycles": cycles, "patients": patients}
+
+
 _FIXES = {"train": "put the recordings' audio files (.wav) beside their annotations",
           "test": "put the test recordings' audio files beside their annotations (the full ICBHI download has them), "
                   'or choose selection = "best_val" (validation carved from train) or "last"',

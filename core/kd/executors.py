@@ -3,8 +3,9 @@
 Three, chosen per run (`lungkd run --executor`, the recipe's `executor`, the wizard's Run page):
 
 - `inprocess`: one job after another in the calling process (tests, scripts);
-- `process`: each job in a child process of its own, a fresh interpreter (`python -m lungkd.core.kd.worker`),
-  `workers` at a time (the default for the command line and the window);
+- `process`: each job in a child process of its own, a fresh interpreter (`python -m lungkd.core.kd.worker`, or
+  in the desktop bundle its launcher started as a worker: core.kd.launch), `workers` at a time (the default
+  for the command line and the window);
 - `ray`: each job a Ray task, spread over every GPU of a Ray cluster (core.kd.ray_executor; `lungkd[cluster]`).
 
 Jobs are plain data (core.kd.jobs: a Job trains one model, a TogetherJob several teachers as one batched
@@ -21,7 +22,6 @@ import json
 import os
 import queue
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -33,10 +33,9 @@ from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.errors import LungKDError
 from lungkd.core.events import Event
 from lungkd.core.kd.jobs import EventSink, FinishedRun, Job, RunContext, execute, job_to_json
+from lungkd.core.kd.launch import worker_command
 from lungkd.core.kd.worker import CANCEL_MESSAGE, runs_from_outcome, died_error, is_cancel, parse_message
 from lungkd.core.recipes import EXECUTORS
-
-WORKER_MODULE = "lungkd.core.kd.worker"
 
 
 class Executor(Protocol):
@@ -195,7 +194,7 @@ class _Supervision:
         slot = min(set(range(self.executor.workers)) - {c.slot for c in self.running.values()})
         log = tempfile.TemporaryFile()
         process = subprocess.Popen(
-            [sys.executable, "-m", WORKER_MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+            worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
             text=True, encoding="utf-8", env={**os.environ, **self.executor.device_env(job, slot)},
             start_new_session=True)
         child = _Child(index, job, process, log, slot)

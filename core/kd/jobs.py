@@ -26,7 +26,8 @@ import torch
 
 from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.data.dataset import DatasetIndex
-from lungkd.core.data.sources import Data, dataset_label, describe_training_data, prompt_policy, resolve_dataset
+from lungkd.core.data.sources import (Data, dataset_label, describe_test_data, describe_training_data, prompt_policy,
+                                      resolve_dataset)
 from lungkd.core.errors import LungKDError
 from lungkd.core.events import Event
 from lungkd.core.features.cache import FeatureCache
@@ -312,7 +313,7 @@ def _save_result(job: RunJob, result: TrainResult, sets: dict[str, CycleSet], tr
         test_logits = predict_logits(result.model, sets["test"], cancel=cancel).numpy()
         write_npy_atomic(folder / TEST_LOGITS_FILE, test_logits)
         made["test_logits_sha256"] = file_sha256(folder / TEST_LOGITS_FILE)  # .npy has no checksum of its own
-        made["test_data"] = {"dataset": dataset_label(job.data), "split": "test", "cycles": len(sets["test"])}
+        made["test_data"] = describe_test_data(job.data, len(sets["test"]), len(set(sets["test"].patients)))
     card = result.model_card(size=spec.model.size, pretrained=spec.model.pretrained, seed=spec.seed,
                              inputs=spec.model.input_contract(job.data), role=spec.role,
                              training_labels=spec.labels, experiment=job.experiment or None,

@@ -23,7 +23,8 @@ def _scores(scores: dict | None) -> str:
     return f"Score {scores['score']:.2f} (Sp {scores['sp']:.2f}, Se {scores['se']:.2f})"
 
 
-def _minutes(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """A duration as people say it: "40 s", "12 min", "3.5 h"."""
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 90 * 60:
@@ -91,7 +92,7 @@ def describe(event: Event) -> str | None:
         if event.kind == "started":
             return f"Experiment {event.message} started."
         if event.kind == "finished":
-            return f"Experiment finished in {_minutes(data.get('seconds', 0.0))}."
+            return f"Experiment finished in {duration(data.get('seconds', 0.0))}."
         if event.kind == "cancelled":
             return "Experiment stopped; everything finished is kept, and running it again continues from there."
         if event.kind == "failed":

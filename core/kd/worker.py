@@ -6,10 +6,12 @@ or `{"error": ...}`, and the driver turns the outcome back into the runs, or int
 message, file, line and fix (bad input is reported the same wherever it was found); anything else becomes a
 WorkerError carrying the worker's traceback and exit code. No exception object is pickled.
 
-`python -m lungkd.core.kd.worker` is the child process of the process executor. It reads one line from
+`python -m lungkd.core.kd.worker` (in the desktop bundle: the launcher with core.kd.launch's flag, which calls
+`serve`) is the child process of the process executor. It reads one line from
 standard input — `{"job": job JSON (core.kd.jobs.job_to_json), "threads": N}` — and then listens there for `cancel` (end of input,
 a parent that died, counts as cancel too). It writes JSON lines to its standard output: `{"event": ...}` for
-each event, then `{"outcome": ...}`, and exits 0, or 1 after an error outcome. Anything else printed to its
+each event, then `{"outcome": ...}`, and exits 0, or 1 after an error outcome; with no job (end of input
+first) it exits 0 at once. Anything else printed to its
 standard output is moved to standard error, so a library's print cannot break the stream.
 """
 from __future__ import annotations
@@ -160,7 +162,10 @@ def _listen_for_cancel(stream, cancel: CancelToken) -> None:
 def serve() -> int:
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints go to standard error, not into the stream
-    request = json.loads(sys.stdin.readline())
+    line = sys.stdin.readline()
+    if not line.strip():  # the parent went away before it sent a job (or only timed this start): nothing to do
+        return 0
+    request = json.loads(line)
     cancel = CancelToken()
     threading.Thread(target=_listen_for_cancel, args=(sys.stdin, cancel), daemon=True).start()
     set_up_worker(request["threads"])

@@ -3,8 +3,10 @@
 A `ModelCard` says what the model is (architecture, size, classes), what its input depends on (the
 `InputContract`: sample rate, clip length and padding, the features and their normalisation, and for models
 with prompts the prompt policy), how it was made (role, recipe, seed, selection protocol and epoch, data
-fingerprint, versions), what it learnt from, its Scores with the data they were measured on, and its limits
-(the temperature that calibrates its probabilities and the statistics of its training data). A saved model
+fingerprint, versions), what it learnt from, its Scores with the data they were measured on, the warnings
+those Scores call for (`test_warnings`: no better than answering "normal" for every cycle, or measured on too
+few cycles or patients), and its limits (the temperature that calibrates its probabilities and the statistics
+of its training data). A saved model
 predicts from its card's contract, whatever the registry's defaults become (timm's `PretrainedCfg` travelling
 with the weights is the example).
 
@@ -32,6 +34,7 @@ from lungkd.core.features.cycle_sets import InputSpec
 from lungkd.core.features.prepare import PrepSettings
 from lungkd.core.features.spectral import ClapFeatureSettings, FbankSettings
 from lungkd.core.labels import CLASS_NAMES
+from lungkd.core.metrics import scores_from_confusion
 from lungkd.core.storage import UnreadableFileError, json_text, read_regular_file, write_text_atomic
 from lungkd.core.workspace.layout import CARD_FILE
 
@@ -170,6 +173,58 @@ class TestData(CardPart):
     dataset: Name
     split: Name
     cycles: Count
+    patients: Count | None = None  # None: a card written before it was recorded
+
+
+MIN_TEST_CYCLES = 50  # below this one cycle moves the Score by a point or more (over 2 for 20 cycles)
+MIN_TEST_PATIENTS = 5  # below this the Score says how the model does on these few people, not on others
+
+
+class TestWarning(CardPart):
+    """Why a model's test Score does not show that it can be trusted: `value` against `limit`."""
+
+    kind: Literal["not_above_all_normal", "few_test_cycles", "few_test_patients"]
+    value: float  # the model's Score, or its test cycles or patients
+    limit: float  # the Score of answering "normal" for every test cycle, or the least cycles or patients that count
+
+    @property
+    def text(self) -> str:
+        if self.kind == "not_above_all_normal":
+            return (f"Its test Score, {self.value:.1f}, is no better than answering \"normal\" for every cycle "
+                    f"({self.limit:.1f} on the same test cycles): it has not learnt to tell the classes apart, and "
+                    "its predictions should not be trusted.")
+        if self.kind == "few_test_cycles":
+            return (f"Its test Score was measured on only {self.value:.0f} cycles (fewer than {self.limit:.0f}): "
+                    "the figure may be far from how it does on other recordings; test it on more before trusting it.")
+        return (f"Its test Score was measured on the recordings of only {self.value:.0f} patients (fewer than "
+                f"{self.limit:.0f}): it may not hold for other patients; test it on more before trusting it.")
+
+
+def all_normal_score(counts: dict[str, int]) -> float | None:
+    """The Score of answering "normal" for every cycle of a test set with these class counts (Sp 100, Se 0:
+    50 where both normal and abnormal cycles are there); None where a class group is missing, as for any model."""
+    if not counts:
+        return None
+    confusion = np.zeros((len(CLASS_NAMES), len(CLASS_NAMES)), dtype=np.int64)
+    confusion[:, 0] = [counts.get(name, 0) for name in CLASS_NAMES]
+    score = scores_from_confusion(confusion).score
+    return None if np.isnan(score) else score
+
+
+def assess_test_score(test: TestScores | None, data: TestData | None) -> tuple[TestWarning, ...]:
+    """The warnings a test Score calls for, from the Score, its class counts and the cycles and patients it was
+    measured on; none where the card records no test at all."""
+    found = []
+    trivial = all_normal_score(test.counts) if test is not None else None
+    if test is not None and test.score is not None and trivial is not None and test.score <= trivial:
+        found.append(TestWarning(kind="not_above_all_normal", value=test.score, limit=trivial))
+    cycles = data.cycles if data is not None else sum(test.counts.values()) if test is not None and test.counts \
+        else None
+    if cycles is not None and cycles < MIN_TEST_CYCLES:
+        found.append(TestWarning(kind="few_test_cycles", value=cycles, limit=MIN_TEST_CYCLES))
+    if data is not None and data.patients is not None and data.patients < MIN_TEST_PATIENTS:
+        found.append(TestWarning(kind="few_test_patients", value=data.patients, limit=MIN_TEST_PATIENTS))
+    return tuple(found)
 
 
 class SplitSummary(CardPart):
@@ -309,6 +364,7 @@ class ModelCard(CardPart):
     # what it scores and where it stops
     test: TestScores | None = None
     test_data: TestData | None = None
+    test_warnings: tuple[TestWarning, ...] = ()  # derived from test and test_data (below), never taken as given
     test_logits_sha256: Sha256 | None = None
     calibration: Calibration | None = None
     training_statistics: StatisticsCard | None = None
@@ -321,6 +377,13 @@ class ModelCard(CardPart):
             raise ValueError(f"classes names {len(self.classes)} classes but num_classes is {self.num_classes}")
         if not set(self.file_sizes) <= set(self.checksums):
             raise ValueError("file_sizes names files that checksums does not")
+        return self
+
+    @model_validator(mode="after")
+    def _derive_test_warnings(self) -> "ModelCard":
+        """`test_warnings` follow from `test` and `test_data` whenever a card is made or read: a card written
+        before the field, or changed by hand, gets the warnings its Scores call for, whatever it says."""
+        object.__setattr__(self, "test_warnings", assess_test_score(self.test, self.test_data))  # frozen otherwise
         return self
 
     @property
@@ -487,13 +550,14 @@ class ModelNotes(BaseModel):
     synthetic_only: bool
     calibrated: bool
     marks_unlike: bool  # its card holds statistics of its training data
+    test_warnings: tuple[TestWarning, ...] = ()  # its card's: a test Score that does not show it can be trusted
 
     @property
     def trained_on(self) -> str:
         return f"{self.source}: {self.amount}" if self.amount else self.source
 
     def warnings(self) -> list[str]:
-        out = []
+        out = [warning.text for warning in self.test_warnings]
         if self.synthetic_only:
             out.append("Trained on synthetic recordings only: on real recordings its predictions are a "
                        "demonstration, not a diagnosis.")
@@ -509,9 +573,10 @@ def model_notes(card: ModelCard | None) -> ModelNotes:
     calibrated = card is not None and card.temperature is not None
     marks = card is not None and card.training_statistics is not None and card.training_statistics.fitted
     data = card.training_data if card is not None else None
+    test_warnings = card.test_warnings if card is not None else ()
     if data is None:
         return ModelNotes(source="unknown data (its card does not say)", amount="", synthetic_only=False,
-                          calibrated=calibrated, marks_unlike=marks)
+                          calibrated=calibrated, marks_unlike=marks, test_warnings=test_warnings)
     train = data.train
     counts = []
     if train is not None:
@@ -524,4 +589,4 @@ def model_notes(card: ModelCard | None) -> ModelNotes:
     synthetic = data.kind == "synthetic"
     where = "synthetic recordings only" if synthetic else data.name
     return ModelNotes(source=where, amount=", ".join(counts), synthetic_only=synthetic, calibrated=calibrated,
-                      marks_unlike=marks)
+                      marks_unlike=marks, test_warnings=test_warnings)

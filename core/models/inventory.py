@@ -8,7 +8,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from lungkd.core.errors import LungKDError
-from lungkd.core.models.card import CARD_FILE, ModelCard, read_model_card
+from lungkd.core.models.card import CARD_FILE, ModelCard, TestWarning, read_model_card
 from lungkd.core.workspace.layout import CACHE_FOLDER, MODEL_FOLDER
 
 
@@ -20,6 +20,7 @@ class ModelEntry:
     path: Path
     description: str = ""
     scored_on: str = ""  # the data the Score was measured on, e.g. "the test split of ICBHI_final_database"
+    test_warnings: tuple[TestWarning, ...] = ()  # why its Score does not show it can be trusted (its card's)
 
 
 def shipped_models_folder() -> Path:
@@ -53,7 +54,8 @@ def _entry(folder: Path, root: Path) -> ModelEntry | None:
     where = folder.parent if folder.name == MODEL_FOLDER and folder.parent != root else folder
     place = where.relative_to(root).as_posix() if where != root else root.name
     name = card_name(card) or (place if card.description else f"{place} ({card.architecture})")
-    return ModelEntry(name, card.architecture, card.score, folder, card.description, _scored_on(card))
+    return ModelEntry(name, card.architecture, card.score, folder, card.description, _scored_on(card),
+                      card.test_warnings)
 
 
 def find_models(*roots: Path) -> list[ModelEntry]:

@@ -7,8 +7,8 @@ from typing import Callable
 import torch
 
 from lungkd.core.cancel import CancelToken
-from lungkd.core.data.sources import (check_trainable, dataset_label, describe_training_data, prompt_policy,
-                                      resolve_dataset)
+from lungkd.core.data.sources import (check_trainable, dataset_label, describe_test_data, describe_training_data,
+                                      prompt_policy, resolve_dataset)
 from lungkd.core.features.cache import FeatureCache
 from lungkd.core.features.cycle_sets import build_cycle_sets
 from lungkd.core.models.archive import starting_parent, starting_weights
@@ -50,8 +50,8 @@ def _train_locked(recipe: TrainRecipe, workspace: Path, on_progress: Callable[[P
                       on_progress=on_progress, cancel=cancel)
     result = trainer.fit(model, sets["train"], sets.get("test"), sets.get("val"))
     model_dir = run_dir / MODEL_FOLDER
-    test_data = {"dataset": dataset_label(recipe.data), "split": "test", "cycles": len(sets["test"])} \
-        if "test" in sets else None
+    test = sets.get("test")
+    test_data = describe_test_data(recipe.data, len(test), len(set(test.patients))) if test is not None else None
     card = result.model_card(size=recipe.model.size, pretrained=recipe.model.pretrained, inputs=inputs,
                              seed=recipe.seed, run=recipe.name, training_labels="hard",
                              data_fingerprint=index.fingerprint(), test_data=test_data,
