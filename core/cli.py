@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -116,11 +117,10 @@ def _train(args: argparse.Namespace) -> int:
         result, model_dir = train_from_recipe(recipe, workspace, show, cancel)
     except KeyboardInterrupt:
         cancel.cancel()
-        print("interrupted; run the same command again to resume from the last finished epoch.", file=sys.stderr)
-        return 130
+        return _interrupted("run the same command again to resume from the last finished epoch.")
     except Cancelled as exc:
         print(f"lungkd: {exc}", file=sys.stderr)
-        return 130
+        return INTERRUPTED
     final = result.scores.to_dict() if result.scores else None
     print(f"selected epoch {result.selected_epoch} ({result.selection}): test {_format_scores(final)}")
     if result.selection_note:
@@ -243,8 +243,7 @@ def _run(args: argparse.Namespace) -> int:
         report = experiment.run()
     except (KeyboardInterrupt, Cancelled):
         cancel.cancel()
-        print("stopped; run the same command again to continue where it left off.", file=sys.stderr)
-        return 130
+        return _interrupted("run the same command again to continue where it left off.")
     finally:
         executor.close()
     print(f"\nResult of {recipe.name} ({report.selection}, {report.test_cycles} test cycles):")
@@ -545,7 +544,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+INTERRUPTED = 130  # a shell's status for a command ended by Ctrl-C (128 + SIGINT)
+
+
+def _interrupted(what_next: str = "") -> int:
+    """Ctrl-C ended the command: said in one line, never a traceback. From here on another Ctrl-C ends the
+    process at once, so nothing left to do on the way out (closing a cluster, joining threads) can hold it."""
+    signal.signal(signal.SIGINT, lambda signum, frame: os._exit(INTERRUPTED))
+    print(f"lungkd: stopped{'; ' + what_next if what_next else '.'}", file=sys.stderr, flush=True)
+    return INTERRUPTED
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # anywhere: parsing, importing torch, reading, predicting
+        return _interrupted()
+
+
+def _main(argv: list[str] | None) -> int:
     for stream in (sys.stdout, sys.stderr):  # names that are not valid UTF-8 are shown, not a crash
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
