@@ -211,15 +211,27 @@ class MainWindow(QMainWindow):
         self.model_picker.blockSignals(True)
         self.model_picker.clear()
         for entry in entries:
-            self.model_picker.addItem(printable(model_label(entry)), str(entry.path))
-            tip = "\n".join(filter(None, (entry.description, f"{entry.arch} model in {entry.path}")))
-            self.model_picker.setItemData(self.model_picker.count() - 1, f"<qt>{html_text(tip)}</qt>",
-                                          Qt.ItemDataRole.ToolTipRole)
-        if not entries:
-            self.model_picker.addItem("no model yet — train one (lungkd demo)", None)
-        self.model_picker.setCurrentIndex(max(0, self.model_picker.findData(str(remembered))))
+            self._add_model(entry)
+        if not any(entry.usable for entry in entries):
+            self.model_picker.insertItem(0, "no model yet — train one (lungkd demo)", None)
+        usable = [str(entry.path) for entry in entries if entry.usable]
+        chosen = str(remembered) if str(remembered) in usable else usable[0] if usable else None
+        self.model_picker.setCurrentIndex(max(0, self.model_picker.findData(chosen)))
         self.model_picker.blockSignals(False)
         self._model_chosen()
+
+    def _add_model(self, entry: ModelEntry) -> None:
+        """A model in the picker; one that cannot be used (a damaged card or file) is listed, greyed, with the
+        reason."""
+        picker = self.model_picker
+        if entry.usable:
+            picker.addItem(printable(model_label(entry)), str(entry.path))
+            tip = "\n".join(filter(None, (entry.description, f"{entry.arch} model in {entry.path}")))
+        else:
+            picker.addItem(printable(f"⚠ {entry.name} — unusable: {entry.reason}"), str(entry.path))
+            picker.model().item(picker.count() - 1).setEnabled(False)
+            tip = str(entry.problem)
+        picker.setItemData(picker.count() - 1, f"<qt>{html_text(tip)}</qt>", Qt.ItemDataRole.ToolTipRole)
 
     def _model_chosen(self) -> None:
         folder = self.model_picker.currentData()
