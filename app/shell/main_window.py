@@ -56,8 +56,12 @@ class ModelPicker(QComboBox):
         super().__init__(minimumContentsLength=40)
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.setToolTip(self.DESCRIPTION)
-        self.currentTextChanged.connect(lambda text: self.setToolTip(
-            f"<qt>{html_text(text)}<br><br>{self.DESCRIPTION}</qt>" if text else self.DESCRIPTION))
+        self.currentTextChanged.connect(self.describe_current)
+
+    def describe_current(self) -> None:
+        """The tooltip: the chosen model's whole name (also after a refresh, whose signals are blocked)."""
+        text = self.currentText()
+        self.setToolTip(f"<qt>{html_text(text)}<br><br>{self.DESCRIPTION}</qt>" if text else self.DESCRIPTION)
 
     def paintEvent(self, event) -> None:
         painter = QStylePainter(self)
@@ -218,6 +222,7 @@ class MainWindow(QMainWindow):
         chosen = str(remembered) if str(remembered) in usable else usable[0] if usable else None
         self.model_picker.setCurrentIndex(max(0, self.model_picker.findData(chosen)))
         self.model_picker.blockSignals(False)
+        self.model_picker.describe_current()
         self._model_chosen()
 
     def _add_model(self, entry: ModelEntry) -> None:
