@@ -444,6 +444,19 @@ class _PrintVersion(argparse.Action):
         parser.exit()
 
 
+def _seed(text: str) -> int:
+    """A generator seed given on the command line, in the range a recipe's seeds take."""
+    from lungkd.core.schema import MAX_SEED
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{text!r}: seeds are whole numbers from 0 to {MAX_SEED}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lungkd", description="Lung-sound classifiers distilled from ensembles.")
     parser.add_argument("--version", action=_PrintVersion,
@@ -460,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth = data.add_parser("synth", help="write a synthetic dataset in ICBHI layout")
     synth.add_argument("--out", type=Path, required=True)
     synth.add_argument("--recordings", type=int, default=120)
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--seed", type=_seed, default=0)
     synth.add_argument("--label-noise", type=float, default=0.0, help="fraction of cycles given a wrong label")
     synth.set_defaults(run=_data_synth)
 
@@ -531,10 +544,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("model", type=Path, help="a model folder")
     fit.add_argument("--data", type=Path, help="the folder the model was trained on (split by patient)")
     fit.add_argument("--synthetic", type=int, metavar="N", help="or: it was trained on N generated recordings")
-    fit.add_argument("--seed", type=int, default=0, help="their generator seed (default 0)")
+    fit.add_argument("--seed", type=_seed, default=0, help="their generator seed (default 0)")
     fit.add_argument("--held-out-data", type=Path, help="a folder of recordings the model never saw")
     fit.add_argument("--held-out", type=int, metavar="N", help="or: N fresh generated recordings")
-    fit.add_argument("--held-out-seed", type=int, default=100, help="their generator seed (default 100)")
+    fit.add_argument("--held-out-seed", type=_seed, default=100, help="their generator seed (default 100)")
     fit.add_argument("--workspace", type=Path, help="workspace folder for generated data and the cache")
     fit.set_defaults(run=_fit_limits)
 

@@ -35,12 +35,12 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, StrictInt, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, StrictInt, ValidationError, ValidationInfo, field_validator, model_validator
 
 from lungkd.core.data.sources import DataSpec, SyntheticData
 from lungkd.core.models.card import InputContract, PromptPolicy
-from lungkd.core.models.registry import ARCHITECTURES, SIZES, model_info
-from lungkd.core.schema import RecipeError, Spec, recipe_error
+from lungkd.core.models.registry import ARCHITECTURES, SIZES, model_info, pretrained_problem
+from lungkd.core.schema import MAX_SEED, RecipeError, Seed, Spec, recipe_error
 from lungkd.core.selection import Selection
 from lungkd.core.workspace.layout import NAME_RULE, is_valid_name
 
@@ -147,8 +147,14 @@ class ModelSpec(Spec):
 
     @field_validator("pretrained")
     @classmethod
-    def _blank_is_random(cls, value: str | None) -> str | None:
-        return value or None
+    def _weights_that_can_be_had(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """"" is random initialisation; a path must exist and a hub id be written as one, checked here so that a
+        typo is refused before any data is prepared."""
+        value = value or None
+        problem = pretrained_problem(info.data["arch"], value) if value and "arch" in info.data else None
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class TeacherSpec(ModelSpec):
@@ -190,6 +196,8 @@ class StudentSpec(ModelSpec):
     def _distinct_seeds(cls, value: tuple[int, ...]) -> tuple[int, ...]:
         if len(set(value)) != len(value):
             raise ValueError("a seed is listed twice; each seed trains one student")
+        if not all(0 <= seed <= MAX_SEED for seed in value):
+            raise ValueError(f"seeds are whole numbers from 0 to {MAX_SEED}")
         return value
 
     @property
@@ -210,7 +218,7 @@ class SecondGeneration(Spec):
 
 class TrainRecipe(RunSettings):
     name: Name
-    seed: int = 1
+    seed: Seed = 1
     data: DataSpec
     model: ModelSpec
     train: TrainConfig = TrainConfig()

@@ -12,7 +12,7 @@ from lungkd.core.data.dataset import DatasetIndex, load_dataset
 from lungkd.core.data.splits import patient_split, train_patients, validation_split
 from lungkd.core.errors import DataError, Problem
 from lungkd.core.labels import CLASS_NAMES
-from lungkd.core.schema import Spec
+from lungkd.core.schema import Seed, Spec
 from lungkd.core.selection import SPLIT_WORDS, Selection
 from lungkd.core.storage import atomic_folder
 from lungkd.core.workspace.layout import datasets_folder
@@ -25,7 +25,7 @@ ICBHI_NAME, ICBHI_RECORDINGS = "ICBHI 2017 Respiratory Sound Database", 920
 
 class SyntheticData(Spec):
     recordings: int = Field(120, ge=1, le=MAX_SYNTHETIC_RECORDINGS)
-    seed: int = 0
+    seed: Seed = 0
     label_noise: float = Field(0.0, ge=0.0, lt=1.0)  # the share of cycles given a wrong label
 
 
@@ -34,7 +34,7 @@ class DataSpec(Spec):
     synthetic: SyntheticData | None = None
     split: Literal["official", "patient"] = "official"  # the dataset's split file | random, patient-wise
     test_fraction: float = Field(0.4, gt=0.0, lt=1.0)  # for split = "patient"
-    split_seed: int = 0
+    split_seed: Seed = 0
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0)  # for selection = "best_val"
     # held out of train, where there is no validation split, to calibrate the model: 0 for none
     calibration_fraction: float = Field(0.1, ge=0.0, lt=1.0)

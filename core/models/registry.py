@@ -14,6 +14,7 @@ transformers is imported only when a model is built, so listing the registry sta
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -166,6 +167,33 @@ def _is_local(source: str | os.PathLike) -> bool:
     text = os.fspath(source)
     return (isinstance(source, os.PathLike) or os.path.exists(text) or text.startswith(("/", ".", "~"))
             or "\\" in text or text.count("/") > 1)
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?")
+
+
+def pretrained_problem(name: str, source: str) -> str | None:
+    """Why `source` cannot be the starting weights of architecture `name`, found without reading them (a recipe
+    is checked when it loads, before any data is prepared): a path that does not exist, a file where a folder
+    belongs, a hub id for weights the hub does not have, or text that is neither a path nor a hub id."""
+    info = model_info(name)
+    if _is_local(source):
+        path = Path(source).expanduser()
+        if not path.exists():
+            return f"there is no file or folder {source}; give the full path of the weights, {_RANDOM_INIT}"
+        if info.hub_id is not None and not path.is_dir():
+            return (f"{source} is not a folder; {name} weights are a folder as `hf download {info.hub_id} --local-dir "
+                    f"DIR` writes it, or a LungKD model folder")
+        if info.hub_id is None and not (path.is_dir() or path.is_file()):
+            return f"{source} is neither a file nor a folder"
+        return None
+    if info.hub_id is None:
+        return (f"CNN6 weights are not on the Hugging Face hub; download the PANNs weights from {PANNS_CNN6_URL} and "
+                f"give the .pth file's full path, {_RANDOM_INIT}")
+    if not _HUB_ID.fullmatch(source) or "--" in source or ".." in source:
+        return (f"this is neither a file or folder that exists nor a Hugging Face id (owner/name, e.g. {info.hub_id}); "
+                f"give one of them, {_RANDOM_INIT}")
+    return None
 
 
 def create_model(name: str, pretrained: str | os.PathLike | None = None, size: str = "full",
