@@ -11,7 +11,7 @@ from pathlib import Path
 from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.errors import LungKDError
 from lungkd.core.labels import CLASS_NAMES
-from lungkd.core.storage import json_text
+from lungkd.core.storage import StorageError, disk_failure, json_text, storage_error
 
 
 def _print_stats(stats: dict) -> None:
@@ -63,9 +63,9 @@ def _format_scores(scores: dict | None) -> str:
 class _Bar:
     """A progress bar redrawn in place on a terminal; nothing elsewhere (logs keep one line per epoch)."""
 
-    def __init__(self, stream=sys.stdout):
-        self.stream = stream
-        self.tty = stream.isatty()
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout  # the checked one main() installs
+        self.tty = self.stream.isatty()
         self.open = False
 
     def draw(self, label: str, done: float, eta_s: float | None) -> None:
@@ -166,7 +166,7 @@ class _StageProgress:
     on an executor with several workers, share the line, each with its percentage), with the time left for the
     whole experiment."""
 
-    def __init__(self, stream=sys.stdout):
+    def __init__(self, stream=None):
         self.bar = _Bar(stream)
         self.experiment_eta: float | None = None
         self.training: dict[str, float] = {}  # the runs with a bar, and how far each is
@@ -362,22 +362,6 @@ def _how_sure(analysis) -> str:
     return (f" ({analysis.segmentation_confidence:.0%} sure, breathing every {analysis.breathing_period:.1f} s)")
 
 
-def _check_output(out: Path, inputs: list[Path], force: bool) -> None:
-    """An output file may never be one of the inputs, and replaces an existing file only with --force."""
-    for given in inputs:
-        if out.resolve() == given.resolve() or (out.exists() and given.exists() and out.samefile(given)):
-            raise LungKDError("the output file is one of the inputs; writing it would destroy that input.",
-                              path=out, fix="give --out a new file name, e.g. predictions.csv.")
-        if given.is_dir() and out.resolve().is_relative_to(given.resolve()):
-            raise LungKDError("the output file would go inside an input folder.", path=out,
-                              fix="write it elsewhere, e.g. --out predictions.csv in the current folder.")
-    if out.is_dir():
-        raise LungKDError("the output is a folder.", path=out, fix="give a file name, e.g. predictions.csv.")
-    if out.exists() and not force:
-        raise LungKDError("the output file exists already.", path=out,
-                          fix="give another name, or add --force to replace it.")
-
-
 def _unlike(analysis) -> str:
     if not analysis.unlike_training:
         return ""
@@ -389,13 +373,13 @@ def _predict(args: argparse.Namespace) -> int:
     from lungkd.core.analysis.batch import analyse_paths
     from lungkd.core.analysis.limits import load_model_with_limits
     from lungkd.core.analysis.predict import to_json, write_csv
-    from lungkd.core.storage import write_text_atomic
+    from lungkd.core.storage import output_file, write_text_atomic
 
     if args.out is not None:
         if not (args.csv or args.json):
             raise LungKDError("--out needs --csv or --json to say what to write.",
                               fix="add --csv (one row per cycle) or --json.")
-        _check_output(args.out, [args.model, *args.recordings], args.force)
+        args.out = output_file(args.out, [args.model, *args.recordings], args.force)
     model = load_model_with_limits(args.model)
     notes = model.limits.notes
     print(f"note: {args.model} was trained on {notes.trained_on}", file=sys.stderr)
@@ -568,6 +552,46 @@ def _interrupted(what_next: str = "") -> int:
     return INTERRUPTED
 
 
+STANDARD_OUTPUT = "standard output"
+
+
+class _Output:
+    """Standard output whose failures — a full device (`> /dev/full`), a descriptor closed or not open for
+    writing — are a StorageError naming it; a closed pipe stays a BrokenPipeError (`| head` ends quietly)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._checked(lambda: self._stream.write(text))
+
+    def flush(self) -> None:
+        if self._stream is not None:  # a closed one has nothing to flush (Python flushes it at exit too)
+            self._checked(self._stream.flush)
+
+    def _checked(self, step):
+        fix = "send it to a terminal, a pipe or a file on a disk with space, or use --out where the command has it."
+        if self._stream is None:
+            raise StorageError(f"{STANDARD_OUTPUT} is closed: nothing can be printed.", fix=fix)
+        try:
+            return step()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            cause = (disk_failure(exc) or (exc.strerror or str(exc),))[0]
+            raise StorageError(f"{STANDARD_OUTPUT} cannot be written: {cause}.", fix=fix) from None
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _silence_output() -> None:
+    """Nothing is left to write to a standard output that failed: what is still buffered would fail again at
+    exit (as a second message)."""
+    if sys.__stdout__ is not None:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.__stdout__.fileno())
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
@@ -579,17 +603,35 @@ def _main(argv: list[str] | None) -> int:
     for stream in (sys.stdout, sys.stderr):  # names that are not valid UTF-8 are shown, not a crash
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
-    args = build_parser().parse_args(argv)
+    raw, sys.stdout = sys.stdout, _Output(sys.stdout)
+    try:
+        return _command(build_parser().parse_args(argv))
+    finally:
+        sys.stdout = raw
+
+
+def _command(args: argparse.Namespace) -> int:
     try:
         code = args.run(args)
         sys.stdout.flush()  # here, not at exit: output that fit the buffer meets a closed pipe now
         return code
     except LungKDError as exc:
-        print(f"lungkd: error: {exc}", file=sys.stderr)
-        return 2
+        return _error(exc)
     except BrokenPipeError:  # `lungkd ... | head` read what it wanted: end quietly, as a pipe's writer does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
         return 141
+    except Exception as exc:  # a failure of the disk, however a library words it, is said as one
+        error = storage_error(exc)
+        if error is None:
+            raise
+        return _error(error)
+
+
+def _error(exc: LungKDError) -> int:
+    if isinstance(exc, StorageError) and exc.problem.message.startswith(STANDARD_OUTPUT):
+        _silence_output()
+    print(f"lungkd: error: {exc}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

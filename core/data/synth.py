@@ -17,6 +17,7 @@ mix; and the classes are balanced within each device. tests/core/test_synth.py m
 """
 from __future__ import annotations
 
+import io
 from collections import Counter
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -785,8 +786,9 @@ def _summary(out: Path, patients: list[Patient], plans: list[RecordingPlan], lab
 
 
 def _write_recording(out: Path, plan: RecordingPlan, seed: int, index: int) -> None:
-    sf.write(out / f"{plan.name}.wav", render_recording(plan, seed, index), plan.sample_rate, subtype=plan.subtype,
-             format="WAV")
+    encoded = io.BytesIO()  # written by Python, not libsndfile: a full disk is an OSError saying so, not "System error"
+    sf.write(encoded, render_recording(plan, seed, index), plan.sample_rate, subtype=plan.subtype, format="WAV")
+    (out / f"{plan.name}.wav").write_bytes(encoded.getvalue())
     _write_annotation(out / f"{plan.name}.txt", plan)
 
 
