@@ -42,6 +42,7 @@ from lungkd.core.models.card import InputContract, PromptPolicy
 from lungkd.core.models.registry import ARCHITECTURES, SIZES, model_info, pretrained_problem
 from lungkd.core.schema import MAX_SEED, RecipeError, Seed, Spec, recipe_error
 from lungkd.core.selection import Selection
+from lungkd.core.storage import UnreadableFileError, read_regular_file
 from lungkd.core.workspace.layout import NAME_RULE, is_valid_name
 
 __all__ = ["RecipeError", "DataSpec", "SyntheticData"]
@@ -315,18 +316,18 @@ def parse_experiment(document: dict, path: str | None = None) -> ExperimentRecip
 def read_toml(path: str | Path) -> dict:
     path = Path(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_RECIPE_BYTES:
-            raise RecipeError(f"{size:,} bytes is far too large for a recipe.", path=path,
-                              fix="give the .toml recipe file (a few hundred bytes), not another file.")
-        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark from a Windows editor is fine
+        text = read_regular_file(path, MAX_RECIPE_BYTES).decode("utf-8-sig")  # a Windows editor's BOM is fine
         _check_nesting(text, path)
         return tomllib.loads(text)
     except FileNotFoundError:
         raise RecipeError("recipe file not found.", path=path, fix="give the path of a .toml recipe.") from None
-    except IsADirectoryError:
-        raise RecipeError("this is a folder, not a recipe file.", path=path, fix="give the path of a .toml recipe.") \
-            from None
+    except UnreadableFileError as exc:  # a folder, a FIFO or a device (by its type), or too large (by its size)
+        if "folder" in exc.reason:
+            raise RecipeError("this is a folder, not a recipe file.", path=path,
+                              fix="give the path of a .toml recipe.") from None
+        raise RecipeError(f"not read: {exc.reason}; far too large for a recipe." if "larger" in exc.reason else
+                          f"not read: {exc.reason}.", path=path,
+                          fix="give the .toml recipe file (a few hundred bytes), not another file.") from None
     except UnicodeDecodeError:
         raise RecipeError("not a text file.", path=path, fix="give a .toml recipe saved as UTF-8 text.") from None
     except tomllib.TOMLDecodeError as exc:

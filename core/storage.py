@@ -19,7 +19,7 @@ import stat
 from contextlib import contextmanager, suppress
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from lungkd.core.errors import LungKDError
 
@@ -91,19 +91,79 @@ def read_regular_file(path: str | Path, max_bytes: int) -> bytes:
     byte is read (opening a FIFO would wait for a writer; /dev/zero never ends), and a larger file by its size;
     both raise UnreadableFileError, other failures the OSError the system gave."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    with os.fdopen(fd, "rb") as f:
+    try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             kind = "a folder" if stat.S_ISDIR(mode) else "a pipe" if stat.S_ISFIFO(mode) else "a device or socket"
             raise UnreadableFileError(path, f"it is {kind}, not a regular file")
-        data = f.read(max_bytes + 1)
+        with os.fdopen(fd, "rb") as f:
+            fd = None  # the file object closes it
+            data = f.read(max_bytes + 1)
+    finally:
+        if fd is not None:
+            os.close(fd)
     if len(data) > max_bytes:
         raise UnreadableFileError(path, f"it is larger than {_size(max_bytes)}")
     return data
 
 
+MAX_FOLDER_DEPTH = 32  # ICBHI is one level deep; a dataset of datasets a few more
+
+
+def walk_files(root: str | Path, skipped: Callable[[Path, str], None],
+               max_depth: int = MAX_FOLDER_DEPTH) -> Iterator[Path]:
+    """Every file under `root` (links to files included; links to folders not followed, as os.walk), top down,
+    without recursion: a tree thousands of folders deep is no RecursionError. A folder that cannot be listed,
+    and the folders more than `max_depth` levels below `root`, are left out and said through
+    `skipped(folder, reason)`."""
+    stack = [(Path(root), 0)]
+    while stack:
+        folder, depth = stack.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError as exc:
+            skipped(folder, f"this folder cannot be read ({exc.strerror or exc})")
+            continue
+        folders = []
+        for entry in entries:
+            try:
+                is_folder = entry.is_dir()
+            except OSError:  # a link that loops
+                is_folder = False
+            if not is_folder:
+                yield Path(entry.path)
+            elif not entry.is_symlink():
+                folders.append(Path(entry.path))
+        if folders and depth >= max_depth:
+            skipped(folder, f"the folders inside it are more than {max_depth} levels deep and are not searched")
+            continue
+        stack.extend((sub, depth + 1) for sub in reversed(folders))
+
+
 def _size(n: int) -> str:
     return f"{n >> 20} MB" if n >= 1 << 20 else f"{n >> 10} kB"
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the system says it (Linux), else by setting and
+    restoring it once, at import."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            return next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
+
+
+FILE_MODE = 0o666 & ~_umask()  # what open() gives a new file; safetensors writes 0600, which is left alone otherwise
+
+
+def _readable_as_others(path: Path) -> None:
+    """A file written by a library that restricts it (safetensors: 0600) gets the mode every other file has."""
+    if stat.S_IMODE(os.stat(path).st_mode) != FILE_MODE:
+        os.chmod(path, FILE_MODE)
 
 
 def _temporary_name(target: Path) -> Path:
@@ -120,6 +180,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         with _naming(target):
             target.parent.mkdir(parents=True, exist_ok=True)
             yield tmp
+            _readable_as_others(tmp)
             os.replace(tmp, target)
     finally:
         with suppress(OSError):
@@ -258,6 +319,9 @@ def atomic_folder(target: str | Path) -> Iterator[Path]:
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp.mkdir()
             yield tmp
+            for path in tmp.rglob("*"):  # a model's few files (made here, so no deep tree)
+                if path.is_file() and not path.is_symlink():
+                    _readable_as_others(path)
             old = None
             if target.exists():
                 old = _temporary_name(target)

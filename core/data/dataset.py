@@ -5,14 +5,14 @@ every skipped line, unmatched name and unreadable file becomes a Problem in `war
 """
 from __future__ import annotations
 
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lungkd.core.data.annotations import clip_cycles_to_duration, pick_annotation, read_annotation_file
+from lungkd.core.data.annotations import (annotations_elsewhere, clip_cycles_to_duration, pick_annotation,
+                                          read_annotation_file)
 from lungkd.core.data.audio import AUDIO_EXTENSIONS, distinct_recordings, probe_audio
-from lungkd.core.storage import json_sha256
+from lungkd.core.storage import json_sha256, walk_files
 from lungkd.core.errors import AudioError, DataError, Problem
 from lungkd.core.labels import CLASS_NAMES
 from lungkd.core.data.metadata import (METADATA_FILE, NAME_DIFFERENCES_FILE, SIDE_FILES, SPLIT_FILE, NameMatch, match_split_names, name_problems,
@@ -85,12 +85,13 @@ class DatasetIndex:
 
 
 def _walk(root: Path, problems: list[Problem]) -> list[Path]:
-    """Every file under root; a folder that cannot be listed is a warning, not a silent gap."""
-    def unreadable(exc: OSError) -> None:
-        problems.append(Problem(exc.filename, f"this folder cannot be read ({exc.strerror or exc}); the recordings "
-                                "in it are left out.", "give your user read permission (e.g. `chmod u+rx FOLDER`)."))
+    """Every file under root; a folder that cannot be listed, or lies too deep, is a warning, not a silent gap."""
+    def skipped(folder: Path, reason: str) -> None:
+        fix = "give your user read permission (e.g. `chmod u+rx FOLDER`)." if "cannot be read" in reason else \
+            "move the recordings up, or give the deep folder itself."
+        problems.append(Problem(str(folder), f"{reason}; the recordings in it are left out.", fix))
 
-    return [Path(folder) / name for folder, _, names in os.walk(root, onerror=unreadable) for name in names]
+    return list(walk_files(root, skipped))
 
 
 def _find_files(root: Path, problems: list[Problem]
@@ -103,9 +104,14 @@ def _find_files(root: Path, problems: list[Problem]
     unsupported: list[Path] = []
     # Shallowest first, so the top-level copy of a side file wins.
     for path in sorted(_walk(root, problems), key=lambda p: (len(p.parts), str(p))):
-        if path.name.startswith(".") or not path.is_file():
-            continue
         suffix = path.suffix.lower()
+        if path.name.startswith("."):
+            continue
+        if not path.is_file():  # a pipe or a device is never opened: it could wait, or never end
+            if suffix in (".txt", *AUDIO_EXTENSIONS):
+                problems.append(Problem(str(path), "not a regular file (a pipe, a device, a socket or a broken "
+                                        "link); left out.", "replace it with the file itself."))
+            continue
         if path.name in SIDE_FILES:
             side.setdefault(path.name, path)
         elif suffix in AUDIO_EXTENSIONS:
@@ -126,6 +132,7 @@ def _pick_annotation(candidates: list[Path], audio: Path | None, problems: list[
     folder = (beside or candidates)[0].parent
     chosen, others = pick_annotation([p for p in candidates if p.parent == folder])
     problems.extend(others)
+    problems.extend(annotations_elsewhere(chosen, [p for p in candidates if p.parent != folder], chosen.stem))
     return chosen
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from lungkd.core.errors import LungKDError, Problem
 from lungkd.core.models.card import CARD_FILE, ModelCard
 from lungkd.core.models.registry import check_saved_files
+from lungkd.core.storage import walk_files
 from lungkd.core.workspace.layout import MODEL_FOLDER
 
 
@@ -78,8 +79,8 @@ def find_models(*roots: Path) -> list[ModelEntry]:
     for root in (Path(r) for r in roots):
         if not root.is_dir():
             continue
-        for card in root.rglob(CARD_FILE):
-            if any(part.startswith(".") for part in card.relative_to(root).parts):
+        for card in walk_files(root, lambda *_: None):  # bounded in depth: a workspace holds copied-in trees
+            if card.name != CARD_FILE or any(part.startswith(".") for part in card.relative_to(root).parts):
                 continue
             entry = _entry(card.parent, root)
             if entry is not None:
