@@ -320,3 +320,33 @@ def test_any_output_path_is_written_whole_or_refused_and_only_regular_files_are_
     if target == "link to a file":  # written through the link; the link stays
         assert os.path.islink(out) and (folder / "real.csv").read_text() == "new"
     shutil.rmtree(folder, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- what is written is readable as the umask says
+
+_WRITE_EVERY_KIND = """
+import sys
+from pathlib import Path
+import numpy as np
+from lungkd.core.errors import Problem
+from lungkd.core.features.cache import CacheEntry, FeatureCache
+from lungkd.core.models.registry import create_model, save_model
+from lungkd.core.storage import save_torch_atomic, write_npz_atomic, write_text_atomic
+out = Path(sys.argv[1])
+save_model(create_model("resnet18", size="tiny"), out / "model")  # weights as safetensors (which writes 0600)
+FeatureCache(out / "cache").put("k" * 64, CacheEntry(np.zeros((2, 8), np.float32), []), "a.wav")
+save_torch_atomic(out / "train_state.pt", {"epoch": 1})
+write_npz_atomic(out / "logits.npz", a=np.zeros(3))
+write_text_atomic(out / "report.md", "# report")
+"""
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o002])
+def test_weights_and_cache_files_get_the_mode_the_umask_gives_every_file(tmp_path, umask):
+    subprocess.run([sys.executable, "-c", _WRITE_EVERY_KIND, str(tmp_path)], check=True, capture_output=True,
+                   preexec_fn=lambda: os.umask(umask))
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert {p.name for p in files} >= {"model.safetensors", "head.safetensors", "train_state.pt", "report.md"}
+    assert any(p.suffix == ".safetensors" and "cache" in p.parts for p in files)
+    assert {p.relative_to(tmp_path).as_posix(): oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == \
+        {p.relative_to(tmp_path).as_posix(): oct(0o666 & ~umask) for p in files}
