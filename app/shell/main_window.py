@@ -388,6 +388,16 @@ class MainWindow(QMainWindow):
         if self.session.current is not None and ask_to_save(self, [document] if document else []):
             self.recordings.remove_current()
 
+    def stop_all_work(self, ms: int = 120000) -> bool:
+        """Cancels what runs (the analyses, and an experiment with its workers) and waits for it, asking nothing:
+        Ctrl-C in the terminal (app.shell.main). False when something still ran after `ms`."""
+        self.queue.cancel_all()
+        task = self.wizard.task if self.wizard is not None else None
+        if task is not None and task.is_running():
+            task.cancel()
+            task.wait(ms)
+        return self.queue.wait_idle(ms) and not (task is not None and task.is_running())
+
     def closeEvent(self, event) -> None:
         if not ask_to_save(self, list(self.session.documents.values())):
             event.ignore()

@@ -216,6 +216,11 @@ class _Supervision:
 
     def _ended(self, child: _Child, exit_code: int) -> None:
         del self.running[child.index]
+        for pipe in (child.process.stdin, child.process.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass  # a pipe to a dead child may fail to flush
         job, outcome = child.job, child.outcome
         if outcome is not None:
             child.log.close()
