@@ -20,6 +20,7 @@ from PySide6.QtCore import QEventLoop, QObject, Qt, QThreadPool, QTimer, Signal
 from superqt.utils import FunctionWorker
 
 from lungkd.core.cancel import Cancelled, CancelToken
+from lungkd.core.storage import storage_error
 
 Job = Callable[[Callable[[Any], None], CancelToken], Any]
 
@@ -83,8 +84,9 @@ class EngineTask(QObject):
     def _errored(self, exc: Exception) -> None:
         if isinstance(exc, Cancelled):
             self.cancelled.emit()
-        else:  # the window must keep working whatever the engine raises
-            self.failed.emit(str(exc) or type(exc).__name__, "".join(traceback.format_exception(exc)))
+        else:  # the window must keep working whatever the engine raises; a full disk is said as one
+            said = storage_error(exc) or exc
+            self.failed.emit(str(said) or type(exc).__name__, "".join(traceback.format_exception(exc)))
 
     def _done(self) -> None:
         EngineTask.running -= 1

@@ -4,13 +4,14 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import signal
 import sys
 from pathlib import Path
 
 from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.errors import LungKDError
 from lungkd.core.labels import CLASS_NAMES
-from lungkd.core.storage import json_text
+from lungkd.core.storage import StorageError, disk_failure, json_text, output_file, storage_error
 
 # What `lungkd` exits with, the same for every command (the epilog of `lungkd --help` says it).
 EXIT_OK = 0
@@ -105,9 +106,9 @@ def _format_scores(scores: dict | None) -> str:
 class _Bar:
     """A progress bar redrawn in place on a terminal; nothing elsewhere (logs keep one line per epoch)."""
 
-    def __init__(self, stream=sys.stdout):
-        self.stream = stream
-        self.tty = stream.isatty()
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout  # the checked one main() installs
+        self.tty = self.stream.isatty()
         self.open = False
 
     def draw(self, label: str, done: float, eta_s: float | None) -> None:
@@ -159,8 +160,7 @@ def _train(args: argparse.Namespace) -> int:
         result, model_dir = train_from_recipe(recipe, workspace, show, cancel)
     except KeyboardInterrupt:
         cancel.cancel()
-        print("interrupted; run the same command again to resume from the last finished epoch.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted("run the same command again to resume from the last finished epoch.")
     except Cancelled as exc:
         print(f"lungkd: {exc}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -266,7 +266,7 @@ class _StageProgress:
     on an executor with several workers, share the line, each with its percentage), with the time left for the
     whole experiment."""
 
-    def __init__(self, stream=sys.stdout):
+    def __init__(self, stream=None):
         self.bar = _Bar(stream)
         self.experiment_eta: float | None = None
         self.training: dict[str, float] = {}  # the runs with a bar, and how far each is
@@ -346,8 +346,7 @@ def _run(args: argparse.Namespace) -> int:
         report = experiment.run()
     except (KeyboardInterrupt, Cancelled):
         cancel.cancel()
-        print("stopped; run the same command again to continue where it left off.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted("run the same command again to continue where it left off.")
     finally:
         executor.close()
     print(f"\nResult of {recipe.name} ({report.selection}, {report.test_cycles} test cycles):")
@@ -468,22 +467,6 @@ def _how_sure(analysis) -> str:
     return (f" ({analysis.segmentation_confidence:.0%} sure, breathing every {analysis.breathing_period:.1f} s)")
 
 
-def _check_output(out: Path, inputs: list[Path], force: bool) -> None:
-    """An output file may never be one of the inputs, and replaces an existing file only with --force."""
-    for given in inputs:
-        if out.resolve() == given.resolve() or (out.exists() and given.exists() and out.samefile(given)):
-            raise LungKDError("the output file is one of the inputs; writing it would destroy that input.",
-                              path=out, fix="give --out a new file name, e.g. predictions.csv.")
-        if given.is_dir() and out.resolve().is_relative_to(given.resolve()):
-            raise LungKDError("the output file would go inside an input folder.", path=out,
-                              fix="write it elsewhere, e.g. --out predictions.csv in the current folder.")
-    if out.is_dir():
-        raise LungKDError("the output is a folder.", path=out, fix="give a file name, e.g. predictions.csv.")
-    if out.exists() and not force:
-        raise LungKDError("the output file exists already.", path=out,
-                          fix="give another name, or add --force to replace it.")
-
-
 def _unlike(analysis) -> str:
     if not analysis.unlike_training:
         return ""
@@ -521,7 +504,8 @@ def _predict(args: argparse.Namespace) -> int:
         if not (args.csv or args.json):
             raise LungKDError("--out needs --csv or --json to say what to write.",
                               fix="add --csv (one row per cycle) or --json.")
-        _check_output(args.out, [args.model, *args.recordings, *filter(None, [args.metadata])], args.force)
+        args.out = output_file(args.out, [args.model, *args.recordings, *filter(None, [args.metadata])],
+                               args.force)
     patients = read_patient_table(args.metadata) if args.metadata is not None else None
     model = load_model_with_limits(args.model)
     notes = model.limits.notes
@@ -582,7 +566,7 @@ def _visit_report(args: argparse.Namespace) -> int:
     if suffix not in (".pdf", ".html", ".htm"):
         raise LungKDError("the report is written as PDF or HTML, and the file name says which.", path=args.out,
                           fix="end --out in .pdf or .html, e.g. --out visit.pdf.")
-    _check_output(args.out, [args.model, *args.recordings], args.force)
+    args.out = output_file(args.out, [args.model, *args.recordings], args.force)
     model = load_model_with_limits(args.model)
     batch = visit_entries(args.recordings, model)
     for left_out in batch.left_out:
@@ -594,7 +578,7 @@ def _visit_report(args: argparse.Namespace) -> int:
                           fix="give wav, flac or ogg recordings (see the errors above).")
     reports = visit_reports(batch.results, model_summary(model.card, Path(args.model)))
     for report, target in zip(reports, report_file_names(args.out, reports)):
-        _check_output(target, [args.model, *args.recordings], args.force)
+        target = output_file(target, [args.model, *args.recordings], args.force)
         html = visit_html(report)
         if suffix == ".pdf":
             _pdf_from_html(html, target)
@@ -659,6 +643,19 @@ def _add_archive_commands(model_commands) -> None:
     imported.set_defaults(run=_import_model)
 
 
+def _seed(text: str) -> int:
+    """A generator seed given on the command line, in the range a recipe's seeds take."""
+    from lungkd.core.schema import MAX_SEED
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{text!r}: seeds are whole numbers from 0 to {MAX_SEED}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lungkd", description="Lung-sound classifiers distilled from ensembles.",
                                      epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -683,7 +680,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--layout", default="icbhi", choices=("icbhi", "sprsound", "hf_lung", "table", "audacity"),
                        help="the dataset format to write (default icbhi)")
     synth.add_argument("--recordings", type=int, default=120)
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--seed", type=_seed, default=0)
     synth.add_argument("--label-noise", type=float, default=0.0, help="fraction of cycles given a wrong label")
     synth.set_defaults(run=_data_synth)
 
@@ -781,10 +778,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("model", type=Path, help="a model folder")
     fit.add_argument("--data", type=Path, help="the folder the model was trained on (split by patient)")
     fit.add_argument("--synthetic", type=int, metavar="N", help="or: it was trained on N generated recordings")
-    fit.add_argument("--seed", type=int, default=0, help="their generator seed (default 0)")
+    fit.add_argument("--seed", type=_seed, default=0, help="their generator seed (default 0)")
     fit.add_argument("--held-out-data", type=Path, help="a folder of recordings the model never saw")
     fit.add_argument("--held-out", type=int, metavar="N", help="or: N fresh generated recordings")
-    fit.add_argument("--held-out-seed", type=int, default=100, help="their generator seed (default 100)")
+    fit.add_argument("--held-out-seed", type=_seed, default=100, help="their generator seed (default 100)")
     fit.add_argument("--workspace", type=Path, help="workspace folder for generated data and the cache")
     fit.set_defaults(run=_fit_limits)
     _add_archive_commands(model_commands)
@@ -795,24 +792,96 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupted(what_next: str = "") -> int:
+    """Ctrl-C ended the command: said in one line, never a traceback. From here on another Ctrl-C ends the
+    process at once, so nothing left to do on the way out (closing a cluster, joining threads) can hold it."""
+    signal.signal(signal.SIGINT, lambda signum, frame: os._exit(EXIT_INTERRUPTED))
+    print(f"lungkd: interrupted{'; ' + what_next if what_next else '.'}", file=sys.stderr, flush=True)
+    return EXIT_INTERRUPTED
+
+
+STANDARD_OUTPUT = "standard output"
+
+
+class _Output:
+    """Standard output whose failures — a full device (`> /dev/full`), a descriptor closed or not open for
+    writing — are a StorageError naming it; a closed pipe stays a BrokenPipeError (`| head` ends quietly)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._checked(lambda: self._stream.write(text))
+
+    def flush(self) -> None:
+        if self._stream is not None:  # a closed one has nothing to flush (Python flushes it at exit too)
+            self._checked(self._stream.flush)
+
+    def _checked(self, step):
+        fix = "send it to a terminal, a pipe or a file on a disk with space, or use --out where the command has it."
+        if self._stream is None:
+            raise StorageError(f"{STANDARD_OUTPUT} is closed: nothing can be printed.", fix=fix)
+        try:
+            return step()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            cause = (disk_failure(exc) or (exc.strerror or str(exc),))[0]
+            raise StorageError(f"{STANDARD_OUTPUT} cannot be written: {cause}.", fix=fix) from None
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _silence_output() -> None:
+    """Nothing is left to write to a standard output that failed: what is still buffered would fail again at
+    exit (as a second message)."""
+    if sys.__stdout__ is not None:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.__stdout__.fileno())
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # anywhere: parsing, importing torch, reading, predicting
+        return _interrupted()
+
+
+def _main(argv: list[str] | None) -> int:
     for stream in (sys.stdout, sys.stderr):  # names that are not valid UTF-8 are shown, not a crash
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
-    args = build_parser().parse_args(argv)
+    raw, sys.stdout = sys.stdout, _Output(sys.stdout)
+    try:
+        return _command(build_parser().parse_args(argv))
+    finally:
+        sys.stdout = raw
+
+
+def _command(args: argparse.Namespace) -> int:
     try:
         code = args.run(args)
         sys.stdout.flush()  # here, not at exit: output that fit the buffer meets a closed pipe now
         return code
     except (KeyboardInterrupt, Cancelled):  # the commands that can continue say how themselves
-        print("lungkd: interrupted.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted()
     except LungKDError as exc:
-        print(f"lungkd: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _error(exc)
     except BrokenPipeError:  # `lungkd ... | head` read what it wanted: end quietly, as a pipe's writer does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
         return EXIT_CLOSED_PIPE
+    except Exception as exc:  # a failure of the disk, however a library words it, is said as one
+        error = storage_error(exc)
+        if error is None:
+            raise
+        return _error(error)
+
+
+def _error(exc: LungKDError) -> int:
+    if isinstance(exc, StorageError) and exc.problem.message.startswith(STANDARD_OUTPUT):
+        _silence_output()
+    print(f"lungkd: error: {exc}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -37,16 +37,17 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import (AfterValidator, Field, StrictInt, ValidationError, field_validator, model_serializer,
-                      model_validator)
+from pydantic import (AfterValidator, Field, StrictInt, ValidationError, ValidationInfo, field_validator,
+                      model_serializer, model_validator)
 
 from lungkd.core.data.sources import MAX_DATASETS, Data, DataSpec, SyntheticData, prompt_policy
 from lungkd.core.errors import LungKDError
 from lungkd.core.models.archive import starting_model_card
 from lungkd.core.models.card import InputContract, PromptPolicy
-from lungkd.core.models.registry import ARCHITECTURES, SIZES, model_info
-from lungkd.core.schema import RecipeError, Spec, recipe_error
+from lungkd.core.models.registry import ARCHITECTURES, SIZES, model_info, pretrained_problem
+from lungkd.core.schema import MAX_SEED, RecipeError, Seed, Spec, recipe_error
 from lungkd.core.selection import Selection
+from lungkd.core.storage import UnreadableFileError, read_regular_file
 from lungkd.core.workspace.layout import NAME_RULE, is_valid_name
 
 __all__ = ["RecipeError", "DataSpec", "SyntheticData"]
@@ -153,8 +154,14 @@ class ModelSpec(Spec):
 
     @field_validator("pretrained")
     @classmethod
-    def _blank_is_random(cls, value: str | None) -> str | None:
-        return value or None
+    def _weights_that_can_be_had(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """"" is random initialisation; a path must exist and a hub id be written as one, checked here so that a
+        typo is refused before any data is prepared."""
+        value = value or None
+        problem = pretrained_problem(info.data["arch"], value) if value and "arch" in info.data else None
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _starts_from_its_architecture(self) -> "ModelSpec":
@@ -209,6 +216,8 @@ class StudentSpec(ModelSpec):
     def _distinct_seeds(cls, value: tuple[int, ...]) -> tuple[int, ...]:
         if len(set(value)) != len(value):
             raise ValueError("a seed is listed twice; each seed trains one student")
+        if not all(0 <= seed <= MAX_SEED for seed in value):
+            raise ValueError(f"seeds are whole numbers from 0 to {MAX_SEED}")
         return value
 
     @property
@@ -229,7 +238,7 @@ class SecondGeneration(Spec):
 
 class TrainRecipe(RunSettings):
     name: Name
-    seed: int = 1
+    seed: Seed = 1
     data: Data
     model: ModelSpec
     train: TrainConfig = TrainConfig()
@@ -336,18 +345,18 @@ def parse_experiment(document: dict, path: str | None = None) -> ExperimentRecip
 def read_toml(path: str | Path) -> dict:
     path = Path(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_RECIPE_BYTES:
-            raise RecipeError(f"{size:,} bytes is far too large for a recipe.", path=path,
-                              fix="give the .toml recipe file (a few hundred bytes), not another file.")
-        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark from a Windows editor is fine
+        text = read_regular_file(path, MAX_RECIPE_BYTES).decode("utf-8-sig")  # a Windows editor's BOM is fine
         _check_nesting(text, path)
         return tomllib.loads(text)
     except FileNotFoundError:
         raise RecipeError("recipe file not found.", path=path, fix="give the path of a .toml recipe.") from None
-    except IsADirectoryError:
-        raise RecipeError("this is a folder, not a recipe file.", path=path, fix="give the path of a .toml recipe.") \
-            from None
+    except UnreadableFileError as exc:  # a folder, a FIFO or a device (by its type), or too large (by its size)
+        if "folder" in exc.reason:
+            raise RecipeError("this is a folder, not a recipe file.", path=path,
+                              fix="give the path of a .toml recipe.") from None
+        raise RecipeError(f"not read: {exc.reason}; far too large for a recipe." if "larger" in exc.reason else
+                          f"not read: {exc.reason}.", path=path,
+                          fix="give the .toml recipe file (a few hundred bytes), not another file.") from None
     except UnicodeDecodeError:
         raise RecipeError("not a text file.", path=path, fix="give a .toml recipe saved as UTF-8 text.") from None
     except tomllib.TOMLDecodeError as exc:

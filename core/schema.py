@@ -3,11 +3,15 @@ pydantic's validation errors into messages that name the key, the value and what
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from lungkd.core.errors import LungKDError
+
+
+MAX_SEED = 2**31 - 1  # what every consumer takes: torch, numpy's legacy generator (< 2**32), SQLite, a C int
+Seed = Annotated[StrictInt, Field(ge=0, le=MAX_SEED)]
 
 
 class RecipeError(LungKDError):

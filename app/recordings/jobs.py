@@ -109,9 +109,10 @@ def open_job(paths: list[Path], model_folder: Path | None, settings: Spectrogram
     """Decode each recording once, then draw and analyse it from those samples: OpenRecording results, after
     the Failures of what `expand_recordings` left out."""
     def work(path: Path, cancel) -> OpenRecording:
+        digest = annotation_digest(path)  # first: the annotation is read bounded and by type before anything else
         audio = load_audio(path)
         recording = OpenRecording(path, audio, compute_spectrogram(audio.samples, audio.sample_rate, settings),
-                                  model_folder=model_folder, annotation_digest=annotation_digest(path))
+                                  model_folder=model_folder, annotation_digest=digest)
         recording.analysis, recording.notice = _analyse(path, audio, model_folder, models, cancel)
         return recording
     each = _each_recording(paths, work)

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QLabel
 
+from lungkd.core.errors import LungKDError
 from lungkd.core.models.card import model_notes, read_model_card
+from lungkd.core.text import html_text
 
 from ..theme import NOTICE
 
@@ -17,16 +19,22 @@ class ModelNotesLabel(QLabel):
         super().__init__(parent, objectName="model_notes")
 
     def show_model(self, folder: Path | None) -> None:
-        card = read_model_card(folder) if folder else None
+        try:
+            card = read_model_card(folder) if folder else None
+        except LungKDError as exc:  # a damaged card: the picker says why, and so does this
+            self.setText(f"<span style='color:{NOTICE.name()}'>⚠ {html_text(exc.problem.message)}</span>")
+            self.setToolTip(f"<qt>{html_text(str(exc))}</qt>")
+            return
         if card is None:
             self.clear()
             self.setToolTip("")
             return
         notes = model_notes(card)
         warnings = notes.warnings()
-        source = f"⚠ trained on {notes.source}" if warnings else f"trained on {notes.source}"
+        # the card's words (what the data was called) are text, never markup: a card comes from anyone
+        source = html_text(f"⚠ trained on {notes.source}" if warnings else f"trained on {notes.source}")
         calibration = "calibrated" if notes.calibrated else "uncalibrated"
-        amount = f"{notes.amount} · {calibration}" if notes.amount else calibration
+        amount = html_text(f"{notes.amount} · {calibration}" if notes.amount else calibration)
         colour = NOTICE.name() if warnings else "#3a404b"
         self.setText(f"<span style='color:{colour}'>{source}<br><small>{amount}</small></span>")
         self.setToolTip("\n".join(warnings) or "Calibrated on cycles it did not train on; cycles unlike its training "

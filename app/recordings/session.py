@@ -242,7 +242,7 @@ class Session(QObject):
                 continue
             if path.exists() and str(path) not in watched:
                 self.watcher.addPath(str(path))  # a file replaced by rename is watched anew
-            if file_digest(path) != document.disk_digest and not document.changed_on_disk:
+            if _digest_or_none(path) != document.disk_digest and not document.changed_on_disk:
                 document.changed_on_disk = True
                 self.status.emit(printable(f"{path.name} changed on disk after it was opened here; saving will ask "
                                            "before overwriting it."))
@@ -297,3 +297,12 @@ class Session(QObject):
         analyses = self.analyses()
         write_csv(analyses, path)
         self.status.emit(f"Wrote {sum(len(a.cycles) for a in analyses)} cycles to {path}")
+
+
+def _digest_or_none(path: Path) -> str | None:
+    """The annotation's digest as it is now; None when it cannot be read (it became a pipe, grew too large...):
+    either way not the file that was opened."""
+    try:
+        return file_digest(path)
+    except LungKDError:
+        return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -68,7 +69,40 @@ def open_window(args: argparse.Namespace):
     return window
 
 
+INTERRUPTED = 130  # as `lungkd` ends when Ctrl-C stops it (128 + SIGINT)
+
+
+def end_on_ctrl_c(app, window, leave=None) -> None:
+    """Ctrl-C in the terminal that started the Studio ends it as it ends a `lungkd` command: what runs is cancelled
+    and waited for (an experiment's workers stop after their current step, and the same recipe resumes from
+    there), then the Studio leaves with 130, without a traceback; a second Ctrl-C leaves at once. Qt's event loop
+    runs no Python between events, so a timer lets the interpreter look at its signals. `leave(code)` ends the
+    event loop (app.exit)."""
+    from PySide6.QtCore import QTimer
+
+    def on_sigint(signum, frame) -> None:
+        signal.signal(signal.SIGINT, lambda *_: os._exit(INTERRUPTED))
+        unsaved = sum(1 for document in window.session.documents.values() if not document.undo_stack.isClean())
+        print("lungkd-studio: stopped" + (f"; {unsaved} recording(s) had unsaved annotation edits, not saved"
+                                          if unsaved else "") + ".", file=sys.stderr, flush=True)
+        window.stop_all_work()
+        (leave or app.exit)(INTERRUPTED)
+
+    signal.signal(signal.SIGINT, on_sigint)
+    window.signal_timer = QTimer(window, interval=200)
+    window.signal_timer.timeout.connect(lambda: None)
+    window.signal_timer.start()
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _start(argv)
+    except KeyboardInterrupt:  # before the window's own handler: while importing torch and Qt, or opening
+        print("lungkd-studio: stopped.", file=sys.stderr)
+        return INTERRUPTED
+
+
+def _start(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     from ..system_check import startup_problem
 
@@ -88,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     app.setWindowIcon(application_icon())
     window = open_window(args)
     if args.screenshot is None:
+        end_on_ctrl_c(app, window)
         return app.exec()
     window.queue.wait_idle()
     settle(app)

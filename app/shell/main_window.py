@@ -60,8 +60,12 @@ class ModelPicker(QComboBox):
         self.setAcceptDrops(True)
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.setToolTip(self.DESCRIPTION)
-        self.currentTextChanged.connect(lambda text: self.setToolTip(
-            f"<qt>{html_text(text)}<br><br>{self.DESCRIPTION}</qt>" if text else self.DESCRIPTION))
+        self.currentTextChanged.connect(self.describe_current)
+
+    def describe_current(self) -> None:
+        """The tooltip: the chosen model's whole name (also after a refresh, whose signals are blocked)."""
+        text = self.currentText()
+        self.setToolTip(f"<qt>{html_text(text)}<br><br>{self.DESCRIPTION}</qt>" if text else self.DESCRIPTION)
 
     def dragEnterEvent(self, event) -> None:
         if dropped_archives(event.mimeData()):
@@ -251,15 +255,28 @@ class MainWindow(QMainWindow):
         self.model_picker.blockSignals(True)
         self.model_picker.clear()
         for entry in entries:
-            self.model_picker.addItem(printable(model_label(entry)), str(entry.path))
-            tip = "\n".join(filter(None, (entry.description, f"{entry.arch} model in {entry.path}")))
-            self.model_picker.setItemData(self.model_picker.count() - 1, f"<qt>{html_text(tip)}</qt>",
-                                          Qt.ItemDataRole.ToolTipRole)
-        if not entries:
-            self.model_picker.addItem("no model yet — train one (lungkd demo)", None)
-        self.model_picker.setCurrentIndex(max(0, self.model_picker.findData(str(remembered))))
+            self._add_model(entry)
+        if not any(entry.usable for entry in entries):
+            self.model_picker.insertItem(0, "no model yet — train one (lungkd demo)", None)
+        usable = [str(entry.path) for entry in entries if entry.usable]
+        chosen = str(remembered) if str(remembered) in usable else usable[0] if usable else None
+        self.model_picker.setCurrentIndex(max(0, self.model_picker.findData(chosen)))
         self.model_picker.blockSignals(False)
+        self.model_picker.describe_current()
         self._model_chosen()
+
+    def _add_model(self, entry: ModelEntry) -> None:
+        """A model in the picker; one that cannot be used (a damaged card or file) is listed, greyed, with the
+        reason."""
+        picker = self.model_picker
+        if entry.usable:
+            picker.addItem(printable(model_label(entry)), str(entry.path))
+            tip = "\n".join(filter(None, (entry.description, f"{entry.arch} model in {entry.path}")))
+        else:
+            picker.addItem(printable(f"⚠ {entry.name} — unusable: {entry.reason}"), str(entry.path))
+            picker.model().item(picker.count() - 1).setEnabled(False)
+            tip = str(entry.problem)
+        picker.setItemData(picker.count() - 1, f"<qt>{html_text(tip)}</qt>", Qt.ItemDataRole.ToolTipRole)
 
     def _model_chosen(self) -> None:
         folder = self.model_picker.currentData()
@@ -425,6 +442,16 @@ class MainWindow(QMainWindow):
         document = self.session.current_document_or_none()
         if self.session.current is not None and ask_to_save(self, [document] if document else []):
             self.recordings.remove_current()
+
+    def stop_all_work(self, ms: int = 120000) -> bool:
+        """Cancels what runs (the analyses, and an experiment with its workers) and waits for it, asking nothing:
+        Ctrl-C in the terminal (app.shell.main). False when something still ran after `ms`."""
+        self.queue.cancel_all()
+        task = self.wizard.task if self.wizard is not None else None
+        if task is not None and task.is_running():
+            task.cancel()
+            task.wait(ms)
+        return self.queue.wait_idle(ms) and not (task is not None and task.is_running())
 
     def closeEvent(self, event) -> None:
         if not ask_to_save(self, list(self.session.documents.values())):

@@ -4,7 +4,7 @@ LungKD Studio both go through here (BirdNET-Analyzer's `analyze` is the example)
 """
 from __future__ import annotations
 
-import os
+import itertools
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,9 +13,11 @@ from typing import Callable, Generic, Iterator, TypeVar
 from lungkd.core.analysis.limits import UsableModel
 from lungkd.core.analysis.predict import RecordingAnalysis, analyse_recording
 from lungkd.core.cancel import Cancelled, CancelToken
+from lungkd.core.data.annotations import annotation_beside, annotations_elsewhere
 from lungkd.core.data.audio import AUDIO_EXTENSIONS, distinct_recordings
 from lungkd.core.data.patient_metadata import PatientTable
 from lungkd.core.errors import LungKDError, Problem
+from lungkd.core.storage import walk_files
 
 Result = TypeVar("Result")
 
@@ -48,30 +50,49 @@ def expand_recordings(paths: list[Path]) -> tuple[list[Path], list[Failure]]:
     """Files as given (a wrong one is refused when it is read, with its name), folders as the audio files inside
     them, sorted; one file per recording name, as every command has it (`distinct_recordings`). What gave no
     recording (a folder that cannot be read, or holds none) and what is left out (a second file of a recording,
-    `skipped`) come back as Failures saying why."""
+    `skipped`) come back as Failures saying why, as does an annotation of a recording in another folder of
+    the tree (a recording's annotation is the one beside it)."""
     found: list[Path] = []
+    texts: list[Path] = []
     problems: list[Problem] = []
 
-    def unreadable(exc: OSError) -> None:
-        problems.append(Problem(exc.filename, f"this folder cannot be read ({exc.strerror or exc}).",
-                                "give your user read permission."))
+    def skipped(folder: Path, reason: str) -> None:
+        fix = "give your user read permission." if "cannot be read" in reason else \
+            "move the recordings up, or give the deep folder itself."
+        problems.append(Problem(str(folder), f"{reason}.", fix))
 
     for path in map(Path, paths):
         if not path.is_dir():
             found.append(path)
             continue
-        inside = sorted(Path(folder) / name for folder, _, names in os.walk(path, onerror=unreadable)
-                        for name in names if Path(name).suffix.lower() in AUDIO_EXTENSIONS)
+        files = list(walk_files(path, skipped))
+        inside = sorted(p for p in files if p.suffix.lower() in AUDIO_EXTENSIONS)
         if not inside and path.is_dir():
             problems.append(_no_recordings(path))
         found += inside
+        texts += [p for p in files if p.suffix.lower() == ".txt"]
     kept, duplicates = distinct_recordings(found)
-    return kept, [Failure.from_problem(p) for p in problems] + [Failure.from_problem(p, True) for p in duplicates]
+    left_out = duplicates + _annotations_elsewhere(kept, texts)
+    return kept, [Failure.from_problem(p) for p in problems] + [Failure.from_problem(p, True) for p in left_out]
+
+
+def _annotations_elsewhere(recordings: list[Path], texts: list[Path]) -> list[Problem]:
+    """X.txt in another folder of the tree than X.wav is not read (a recording's annotation is the one beside
+    it: `annotation_beside`); one that says something else is named, as the dataset reader names it."""
+    by_name: dict[str, list[Path]] = {}
+    for text in sorted(texts):
+        by_name.setdefault(text.stem, []).append(text)
+    problems = []
+    for recording in recordings:
+        elsewhere = [text for text in by_name.get(recording.stem, []) if text.parent != recording.parent]
+        if elsewhere:
+            problems += annotations_elsewhere(annotation_beside(recording)[0], elsewhere, recording.stem)
+    return problems
 
 
 def _no_recordings(folder: Path) -> Problem:
     """A folder without audio files, and what it holds instead."""
-    files = [p for p in folder.rglob("*") if p.is_file()][:1000]
+    files = list(itertools.islice(walk_files(folder, lambda *_: None), 1000))
     if not files:
         return Problem(str(folder), "the folder is empty.", f"give a folder of {_AUDIO} recordings.")
     kinds = ", ".join(sorted({p.suffix.lower() or "no extension" for p in files})[:5])

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import math
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -24,9 +25,9 @@ from typing import Iterable
 
 import numpy as np
 
-from lungkd.core.data.annotations import annotation_beside, read_annotation_file
+from lungkd.core.data.annotations import ANNOTATION_FIX, annotation_beside, read_annotation_file
 from lungkd.core.data.records import Cycle
-from lungkd.core.data.textfiles import read_text_lines
+from lungkd.core.data.textfiles import read_text_bytes, read_text_lines
 from lungkd.core.data.edit_history import append_edit, new_record
 from lungkd.core.errors import DataError, LungKDError, Problem
 from lungkd.core.labels import CLASS_NAMES, flags_from_label
@@ -87,11 +88,11 @@ def annotation_path_for(audio: str | Path) -> Path:
 
 
 def file_digest(path: str | Path) -> str | None:
-    """SHA-256 of the file's bytes, or None when there is no file: what an editor compares before saving."""
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except FileNotFoundError:
+    """SHA-256 of an annotation file's bytes, or None when there is no file: what an editor compares before
+    saving. Read as every annotation is (bounded, a regular file only): DataError, naming the file, otherwise."""
+    if not os.path.lexists(path):
         return None
+    return hashlib.sha256(read_text_bytes(path, "annotation file", ANNOTATION_FIX)).hexdigest()
 
 
 class AnnotationChanged(DataError):

@@ -3,13 +3,19 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import stat
 from pathlib import Path
 
 from lungkd.core.errors import Problem
 from lungkd.core.data.records import Cycle
-from lungkd.core.data.textfiles import read_text_lines
+from lungkd.core.data.textfiles import MAX_TEXT_BYTES, read_text_lines
+from lungkd.core.storage import read_regular_file
 
-_FORMAT_FIX = "each line must read `start_s end_s crackle(0/1) wheeze(0/1)`, e.g. `0.036 0.579 0 0`."
+ANNOTATION_FIX = "each line must read `start_s end_s crackle(0/1) wheeze(0/1)`, e.g. `0.036 0.579 0 0`."
+MAX_SECONDS = 86_400.0  # a day: beyond any recording LungKD decodes (core.data.audio.MAX_DECODED_SAMPLES)
+# ICBHI has at most 33 cycles in a recording; this is two hours of breathing, and bounds the work on one recording
+MAX_CYCLES = 2_000
 
 
 def _parse_line(fields: list[str]) -> tuple[float, float, int, int]:
@@ -26,6 +32,8 @@ def _parse_line(fields: list[str]) -> tuple[float, float, int, int]:
         raise ValueError(f"crackle and wheeze must be 0 or 1, found '{fields[2]}' and '{fields[3]}'")
     if start < 0 or end < 0:
         raise ValueError(f"negative time ({start} to {end})")
+    if end > MAX_SECONDS:
+        raise ValueError(f"the time {end:g} s is beyond a day, longer than any recording")
     if start >= end:
         raise ValueError(f"the cycle starts at {start} s, not before its end at {end} s")
     return start, end, int(fields[2]), int(fields[3])
@@ -44,10 +52,15 @@ def parse_annotation_lines(lines: list[str], recording: str, path: str | Path | 
         fields = raw.split()
         if not fields:
             continue
+        if len(cycles) == MAX_CYCLES:
+            problems.append(Problem(str(path) if path else recording, f"more than {MAX_CYCLES:,} cycles; the first "
+                                    f"{MAX_CYCLES:,} are used and the lines from here on are not read.",
+                                    "split the recording and its annotation into shorter pieces.", line_no))
+            break
         try:
             start, end, crackle, wheeze = _parse_line(fields)
         except ValueError as reason:
-            problems.append(Problem(str(path) if path else recording, f"{reason}; line skipped.", _FORMAT_FIX, line_no))
+            problems.append(Problem(str(path) if path else recording, f"{reason}; line skipped.", ANNOTATION_FIX, line_no))
             continue
         cycles.append(Cycle(recording, len(cycles), start, end, crackle, wheeze, line_no))
     return cycles, problems
@@ -60,10 +73,10 @@ def read_annotation_file(path: str | Path, recording: str | None = None) -> tupl
     """Cycles and problems of an annotation file; DataError when it cannot be read at all (permission, not
     text, absurdly large)."""
     path = Path(path)
-    lines = read_text_lines(path, "annotation file", _FORMAT_FIX)
+    lines = read_text_lines(path, "annotation file", ANNOTATION_FIX)
     cycles, problems = parse_annotation_lines(lines, recording or path.stem, path)
     if not cycles:
-        problems.append(Problem(str(path), NO_USABLE_CYCLE, _FORMAT_FIX))
+        problems.append(Problem(str(path), NO_USABLE_CYCLE, ANNOTATION_FIX))
     return cycles, problems
 
 
@@ -78,6 +91,27 @@ def pick_annotation(candidates: list[Path]) -> tuple[Path, list[Problem]]:
                             "and this one is left out.", "delete or rename the one that is wrong.") for other in others]
 
 
+def annotations_elsewhere(used: Path | None, others: list[Path], recording: str) -> list[Problem]:
+    """Annotations of `recording` in other folders than the one `used` (None: none is): each that says something
+    else is named in a warning, since it is not read; a copy with the same bytes (ICBHI ships ten twice) is not."""
+    same = _bytes_or_none(used) if used is not None else None
+    problems = []
+    for other in others:
+        if same is not None and _bytes_or_none(other) == same:
+            continue
+        said = f"{used} is used" if used is not None else "the recording's annotation is the one beside it"
+        problems.append(Problem(str(other), f"another annotation of the recording '{recording}', in another folder; "
+                                f"{said} and this one is left out.", "move or delete the one that is wrong."))
+    return problems
+
+
+def _bytes_or_none(path: Path) -> bytes | None:
+    try:
+        return read_regular_file(path, MAX_TEXT_BYTES)
+    except OSError:
+        return None
+
+
 def annotation_beside(audio: str | Path) -> tuple[Path | None, list[Problem]]:
     """The annotation of a recording: the file of the same name beside it ending in .txt in any letter case
     (`pick_annotation` when there are several); None when there is none."""
@@ -85,11 +119,13 @@ def annotation_beside(audio: str | Path) -> tuple[Path | None, list[Problem]]:
     found: dict[tuple[int, int], Path] = {}  # by file identity: a case-insensitive file system finds one file 8 ways
     for letters in itertools.product(*(("t", "T"), ("x", "X"), ("t", "T"))):
         path = audio.with_suffix("." + "".join(letters))
-        try:
-            st = path.stat()
+        try:  # a pipe, a device or a broken link is found too: reading it says what it is, and never waits
+            st = path.lstat()
+            if stat.S_ISLNK(st.st_mode) and os.path.exists(path):
+                st = path.stat()
         except OSError:
             continue
-        if path.is_file():
+        if not stat.S_ISDIR(st.st_mode):
             found.setdefault((st.st_dev, st.st_ino), path)
     if not found:
         return None, []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 import struct
 from dataclasses import dataclass
 from functools import lru_cache
@@ -21,6 +22,10 @@ MIN_SAMPLE_RATE = 4000
 MAX_SAMPLE_RATE = 768_000  # the fastest audio interfaces; above it a header is damaged, not a recording
 MIN_DURATION_S = 0.25  # the shortest breathing cycles ICBHI annotates are about this long
 CHECK_BLOCK = 1 << 21  # samples checked for NaN at once: no whole-length mask for an hour-long recording
+DECODE_BLOCK = 1 << 20  # frames decoded at once
+# The longest recording decoded: 1 GB of float32 mono, 1 h 41 min at 44.1 kHz, 4 h 39 min at 16 kHz. Longer ones
+# are refused by their header, before a sample is decoded.
+MAX_DECODED_SAMPLES = 1 << 28
 _SUPPORTED = "wav (8/16/24/32-bit integer or float PCM), flac or ogg"
 
 
@@ -122,6 +127,7 @@ def probe_audio(path: str | Path) -> AudioInfo:
                          fix=f"give the recordings inside it ({_SUPPORTED} files), e.g. {path / '*.wav'}.")
     _check_extension(path)
     try:
+        _check_regular(path)
         with path.open("rb") as f:
             empty = not f.read(1)
     except FileNotFoundError:
@@ -150,12 +156,32 @@ def probe_audio(path: str | Path) -> AudioInfo:
                          fix="copy the recording again from its source, or re-export it.")
     if info.frames == 0:
         raise AudioError("the recording holds no samples.", path=path, fix="copy the recording again from its source.")
+    if info.frames > MAX_DECODED_SAMPLES:
+        raise AudioError(f"the recording lasts {_clock(info.frames / info.samplerate)} ({info.frames:,} samples), "
+                         f"more than the {MAX_DECODED_SAMPLES:,} samples LungKD decodes at once "
+                         f"({_clock(MAX_DECODED_SAMPLES / info.samplerate)} at {info.samplerate:,} Hz).", path=path,
+                         fix="cut it into shorter pieces, e.g. hour-long ones with `sox LONG.wav PIECE.wav trim 0 3600 "
+                             ": newfile : restart`.")
     if info.frames < MIN_DURATION_S * info.samplerate:
         raise AudioError(f"the recording lasts {info.frames / info.samplerate:.3f} s ({info.frames} samples), too short "
                          f"to hold a breathing cycle (at least {MIN_DURATION_S} s).", path=path,
                          fix="check that the file is the whole recording; copy it again from its source.")
     declared = _declared_wav_frames(path) if info.format == "WAV" else None
     return AudioInfo(info.samplerate, info.frames, info.channels, info.subtype, max(declared or 0, info.frames))
+
+
+def _check_regular(path: Path) -> None:
+    """A FIFO or a device is refused by its type before it is opened: opening a FIFO waits for a writer, and a
+    device such as /dev/zero never ends."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise AudioError("this is not a regular file (a pipe, a device or a socket).", path=path,
+                         fix=f"give a recording file ({_SUPPORTED}).")
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 def decode_audio(path: str | Path) -> DecodedAudio:
@@ -170,13 +196,12 @@ def decode_audio(path: str | Path) -> DecodedAudio:
     info = probe_audio(path)
     warnings = [info.truncation_problem(path)] if info.truncated else []
     try:
-        data, sr = sf.read(_native(path), dtype="float32", always_2d=True)
+        mono, sr = _decode_mono(path, info.frames)
     except Exception as exc:
         raise AudioError(f"decoding failed ({_reason(exc)}).", path=path,
                          fix="the file is damaged; copy the recording again from its source.") from None
-    if data.shape[0] == 0:
+    if len(mono) == 0:
         raise AudioError("the recording holds no samples.", path=path, fix="copy the recording again from its source.")
-    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if not all(np.isfinite(mono[i:i + CHECK_BLOCK]).all() for i in range(0, len(mono), CHECK_BLOCK)):
         bad = ~np.isfinite(mono)  # checked a block at a time above: a whole-length mask only for a damaged file
         first = int(np.argmax(bad))
@@ -189,6 +214,19 @@ def decode_audio(path: str | Path) -> DecodedAudio:
                                 "recording is scaled down to fit, and its predictions may not mean much.",
                                 "re-export the recording as integer PCM, or as float audio within -1..1."))
     return DecodedAudio(np.ascontiguousarray(mono, dtype=np.float32), int(sr), warnings)
+
+
+def _decode_mono(path: Path, frames: int) -> tuple[np.ndarray, int]:
+    """float32 mono, decoded a block at a time into one array: the peak is the mono recording and one block,
+    not every channel of it at once plus their mean."""
+    mono = np.empty(frames, dtype=np.float32)
+    filled = 0
+    with sf.SoundFile(_native(path)) as f:
+        for block in f.blocks(blocksize=DECODE_BLOCK, dtype="float32", always_2d=True):
+            block = block[:frames - filled]
+            mono[filled:filled + len(block)] = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
+            filled += len(block)
+        return mono[:filled], f.samplerate
 
 
 # The reference resamples with torchaudio.transforms.Resample (sinc interpolation with a Hann window, six

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lungkd.core.data.annotations import clip_cycles_to_duration, pick_annotation, read_annotation_file
+from lungkd.core.data.annotations import (annotations_elsewhere, clip_cycles_to_duration, pick_annotation,
+                                          read_annotation_file)
 from lungkd.core.data.audio import AUDIO_EXTENSIONS, probe_audio
-from lungkd.core.data.index import ICBHI_FORMAT, DatasetIndex, missing_audio_problems, shown, walk_files
+from lungkd.core.data.index import ICBHI_FORMAT, DatasetIndex, dataset_files, missing_audio_problems, shown
 from lungkd.core.data.label_maps import LabelTarget
 from lungkd.core.data.labelled_folders import DatasetFormat, audio_by_stem, detect_format, load_labelled_folder
 from lungkd.core.errors import AudioError, DataError, Problem
@@ -39,6 +40,7 @@ def _pick_annotation(candidates: list[Path], audio: Path | None, problems: list[
     folder = (beside or candidates)[0].parent
     chosen, others = pick_annotation([p for p in candidates if p.parent == folder])
     problems.extend(others)
+    problems.extend(annotations_elsewhere(chosen, [p for p in candidates if p.parent != folder], chosen.stem))
     return chosen
 
 
@@ -89,9 +91,7 @@ def load_dataset(root: str | Path, *, probe_audio_files: bool = True, dataset_fo
     if not root.is_dir():
         raise DataError("not a folder.", path=root, fix="give the folder that holds the recordings and annotations.")
     warnings: list[Problem] = []
-    # Shallowest first, so the top-level copy of a side file wins.
-    paths = [p for p in sorted(walk_files(root, warnings), key=lambda p: (len(p.parts), str(p)))
-             if not p.name.startswith(".") and p.is_file()]
+    paths = dataset_files(root, warnings)
     fmt = dataset_format or detect_format(paths, {p.stem for p in paths if p.suffix.lower() in AUDIO_EXTENSIONS})
     if fmt != ICBHI_FORMAT:
         return load_labelled_folder(root, fmt, paths, warnings, label_map=label_map, probe=probe_audio_files)

@@ -8,17 +8,17 @@ reader leaves out on purpose (a Poor Quality recording, unlabelled time) is coun
 """
 from __future__ import annotations
 
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lungkd.core.data.audio import AUDIO_EXTENSIONS
 from lungkd.core.data.label_maps import Tally
 from lungkd.core.data.metadata import NameMatch
 from lungkd.core.data.records import Cycle, Patient, Recording
 from lungkd.core.errors import Problem
 from lungkd.core.labels import CLASS_NAMES
-from lungkd.core.storage import json_sha256
+from lungkd.core.storage import json_sha256, walk_files
 
 SPLITS = ("train", "test")
 ICBHI_FORMAT = "icbhi"
@@ -109,13 +109,25 @@ class DatasetIndex:
         return stats
 
 
-def walk_files(root: Path, problems: list[Problem]) -> list[Path]:
-    """Every file under root; a folder that cannot be listed is a warning, not a silent gap."""
-    def unreadable(exc: OSError) -> None:
-        problems.append(Problem(exc.filename, f"this folder cannot be read ({exc.strerror or exc}); the recordings "
-                                "in it are left out.", "give your user read permission (e.g. `chmod u+rx FOLDER`)."))
+def dataset_files(root: Path, problems: list[Problem]) -> list[Path]:
+    """Every regular file under root but hidden ones, shallowest first (so the top-level copy of a side file
+    wins). A folder that cannot be listed or lies too deep, and a recording or annotation that is a pipe, a device
+    or a broken link (never opened: it could wait, or never end), is a warning, not a silent gap."""
+    def skipped(folder: Path, reason: str) -> None:
+        fix = "give your user read permission (e.g. `chmod u+rx FOLDER`)." if "cannot be read" in reason else \
+            "move the recordings up, or give the deep folder itself."
+        problems.append(Problem(str(folder), f"{reason}; the recordings in it are left out.", fix))
 
-    return [Path(folder) / name for folder, _, names in os.walk(root, onerror=unreadable) for name in names]
+    files = []
+    for path in sorted(walk_files(root, skipped), key=lambda p: (len(p.parts), str(p))):
+        if path.name.startswith("."):
+            continue
+        if path.is_file():
+            files.append(path)
+        elif path.suffix.lower() in (".txt", *AUDIO_EXTENSIONS):
+            problems.append(Problem(str(path), "not a regular file (a pipe, a device, a socket or a broken link); "
+                                    "left out.", "replace it with the file itself."))
+    return files
 
 
 def shown(names: list[str], limit: int = 5) -> str:

@@ -17,7 +17,7 @@ from lungkd.core.data.pooled import pool_datasets
 from lungkd.core.data.splits import patient_split, train_patients, validation_split
 from lungkd.core.errors import DataError, Problem
 from lungkd.core.labels import CLASS_NAMES
-from lungkd.core.schema import SHAPE_TAGS, Spec
+from lungkd.core.schema import SHAPE_TAGS, Seed, Spec
 from lungkd.core.selection import SPLIT_WORDS, Selection
 from lungkd.core.storage import atomic_folder
 from lungkd.core.workspace.layout import datasets_folder
@@ -40,7 +40,7 @@ def _without_unset(dumped: dict, keys: tuple[str, ...]) -> dict:
 
 class SyntheticData(Spec):
     recordings: int = Field(120, ge=1, le=MAX_SYNTHETIC_RECORDINGS)
-    seed: int = 0
+    seed: Seed = 0
     label_noise: float = Field(0.0, ge=0.0, lt=1.0)  # the share of cycles given a wrong label
     layout: SyntheticLayout | None = None  # the dataset format the recordings are written in; None: ICBHI's
 
@@ -57,7 +57,7 @@ class DataSpec(Spec):
     label_map: dict[str, LabelTarget] | None = None  # changes to the format's default map (core.data.label_maps)
     split: Literal["official", "patient"] = "official"  # the dataset's split file | random, patient-wise
     test_fraction: float = Field(0.4, gt=0.0, lt=1.0)  # for split = "patient"
-    split_seed: int = 0
+    split_seed: Seed = 0
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0)  # for selection = "best_val"
     # held out of train, where there is no validation split, to calibrate the model: 0 for none
     calibration_fraction: float = Field(0.1, ge=0.0, lt=1.0)

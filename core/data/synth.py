@@ -17,6 +17,7 @@ mix; and the classes are balanced within each device. tests/core/test_synth.py m
 """
 from __future__ import annotations
 
+import io
 from collections import Counter
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -785,7 +786,9 @@ def _summary(out: Path, patients: list[Patient], plans: list[RecordingPlan], lab
 
 
 def _write_audio(path: Path, plan: RecordingPlan, seed: int, index: int) -> None:
-    sf.write(path, render_recording(plan, seed, index), plan.sample_rate, subtype=plan.subtype, format="WAV")
+    encoded = io.BytesIO()  # written by Python, not libsndfile: a full disk is an OSError saying so, not "System error"
+    sf.write(encoded, render_recording(plan, seed, index), plan.sample_rate, subtype=plan.subtype, format="WAV")
+    path.write_bytes(encoded.getvalue())
 
 
 def write_audio_files(paths: list[Path], plans: list[RecordingPlan], seed: int, *,

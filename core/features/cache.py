@@ -27,7 +27,7 @@ import numpy as np
 
 from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.pool import default_workers, spawn_pool
-from lungkd.core.storage import atomic_path, file_sha256, json_sha256
+from lungkd.core.storage import StorageError, atomic_path, file_sha256, json_sha256
 from lungkd.core.errors import AudioError, LungKDError, Problem
 from lungkd.core.features.prepare import PrepSettings, prepare_recording, require_audio
 from lungkd.core.data.records import Cycle, Recording
@@ -180,7 +180,7 @@ class FeatureCache:
                           metadata={"version": str(CACHE_VERSION), "warnings": _portable(entry.warnings, audio_path),
                                     "crc32": str(zlib.crc32(array))})
             return True
-        except OSError:
+        except (OSError, StorageError):
             return False
 
     @staticmethod

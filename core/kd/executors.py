@@ -13,8 +13,9 @@ model), sent as JSON. Whatever the executor: events reach `emit` in the calling 
 back in job order (a TogetherJob's members in turn), a job that fails raises its error here (the worker's class and
 message for a LungKDError, else a WorkerError with the worker's traceback and exit code) after the other running
 jobs were stopped, and a cancel (or Ctrl-C) stops every running job within a training step and raises Cancelled
-(KeyboardInterrupt). A worker that dies without reporting (SIGKILL, out of memory) is started again, and its run
-resumes from its last epoch checkpoint. Nothing finished is lost: runs checkpoint every epoch, atomically.
+(KeyboardInterrupt); a second Ctrl-C stops them at once. A worker that dies without reporting (SIGKILL, out of
+memory) is started again, and its run resumes from its last epoch checkpoint. Nothing finished is lost: runs
+checkpoint every epoch, atomically.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from typing import IO, Protocol, Sequence
 
-from lungkd.core.cancel import Cancelled, CancelToken
+from lungkd.core.cancel import Cancelled, CancelToken, Interrupts, counting_interrupts
 from lungkd.core.errors import LungKDError
 from lungkd.core.events import Event
 from lungkd.core.kd.jobs import EventSink, FinishedRun, Job, RunContext, execute, job_to_json
@@ -147,19 +148,16 @@ class _Supervision:
         self.finished: list[list[FinishedRun] | None] = [None] * len(jobs)
         self.failure: LungKDError | None = None
         self.stopping_since: float | None = None
+        self.interrupts = Interrupts()
 
     def run(self) -> list[FinishedRun]:
-        interrupted = False
-        try:
-            while self.pending or self.running:
-                try:
+        with counting_interrupts() as self.interrupts:
+            try:
+                while self.pending or self.running:
                     self._step()
-                except KeyboardInterrupt:  # Ctrl-C: stop the children as a cancel would, then say so
-                    interrupted = True
-                    self.cancel.cancel()
-        finally:
-            self._kill_all()  # only after an unexpected error or a second Ctrl-C
-        if interrupted:
+            finally:
+                self._kill_all()  # only after an unexpected error
+        if self.interrupts.came:
             raise KeyboardInterrupt
         if self.failure is not None:
             raise self.failure
@@ -168,8 +166,12 @@ class _Supervision:
         return [run for runs in self.finished for run in runs]
 
     def _step(self) -> None:
+        if self.interrupts.came:  # Ctrl-C: stop the children as a cancel would; a second time, at once
+            self.cancel.cancel()
         if self.cancel.is_set() or self.failure is not None:
             self._stop()
+        if self.interrupts.count > 1:
+            self._kill_all()
         while self.pending and len(self.running) < self.executor.workers and self.stopping_since is None:
             self._start(self.pending.popleft())
         try:
@@ -213,6 +215,11 @@ class _Supervision:
 
     def _ended(self, child: _Child, exit_code: int) -> None:
         del self.running[child.index]
+        for pipe in (child.process.stdin, child.process.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass  # a pipe to a dead child may fail to flush
         job, outcome = child.job, child.outcome
         if outcome is not None:
             child.log.close()
@@ -253,6 +260,6 @@ class _Supervision:
                 pass  # it has just ended
 
     def _kill_all(self) -> None:
-        for child in self.running.values():
+        for child in list(self.running.values()):
             if child.process.poll() is None:
                 child.process.kill()

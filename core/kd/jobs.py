@@ -26,7 +26,7 @@ import torch
 
 from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.data.dataset import DatasetIndex
-from lungkd.core.data.sources import (Data, dataset_label, describe_test_data, describe_training_data, prompt_policy,
+from lungkd.core.data.sources import (Data, describe_test_data, describe_training_data, prompt_policy,
                                       resolve_dataset)
 from lungkd.core.errors import LungKDError
 from lungkd.core.events import Event

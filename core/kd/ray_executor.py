@@ -27,7 +27,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
-from lungkd.core.cancel import Cancelled, CancelToken
+from lungkd.core.cancel import Cancelled, CancelToken, counting_interrupts
 from lungkd.core.errors import LungKDError
 from lungkd.core.events import Event
 from lungkd.core.kd.jobs import EventSink, FinishedRun, Job, TogetherJob, job_from_json, job_to_json
@@ -215,48 +215,53 @@ class RayExecutor:
         ray = _ray()
         finished: list[list[FinishedRun] | None] = [None] * len(jobs)
         failure: LungKDError | None = None
-        waiting, stopping, interrupted = list(refs), False, False
+        waiting, stopping = list(refs), False
         starts: Counter[str] = Counter()
-        try:
-            while waiting:
-                try:
+        with counting_interrupts() as interrupts:
+            try:
+                while waiting and interrupts.count < 2:  # a second Ctrl-C: stop every task at once (below)
+                    if interrupts.came:  # Ctrl-C: a cancel for every task, then say so
+                        cancel.cancel()
                     ready, waiting = ray.wait(waiting, num_returns=len(waiting), timeout=FLUSH_INTERVAL_S)
                     for text in ray.get(relay.drain.remote()):  # before the outcomes: a run's events come first
                         self._relay_event(Event(**json.loads(text)), starts, emit)
-                    for ref in ready:
-                        job = jobs[refs[ref]]
-                        try:
-                            outcome = ray.get(ref)
-                        except ray.exceptions.RayError as exc:  # its retries are spent, or the cluster failed
-                            failure = failure or WorkerError(
-                                f"{job.name} failed on the Ray cluster after {self.retries} retries: "
-                                f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}",
-                                fix="look for the system killing it (out of memory, a lost node) in `ray status` "
-                                    "and the cluster's logs; the same command resumes from the last finished epoch.")
-                            emit(Event(job.stage, "failed", failure.problem.message, run=job.name,
-                                       data=job.describe()))
-                            continue
-                        if not is_cancel(outcome):
-                            try:
-                                finished[refs[ref]] = runs_from_outcome(outcome, job.name, outcome["where"])
-                            except LungKDError as exc:
-                                failure = failure or exc
+                    for ref in ready:  # the first failure is the one raised
+                        error = self._collect(ref, jobs[refs[ref]], refs[ref], finished, emit)
+                        failure = failure or error
                     if (cancel.is_set() or failure is not None) and not stopping:
                         stopping = True
                         relay.cancel.remote()
-                except KeyboardInterrupt:  # Ctrl-C: a cancel for every task, then say so
-                    interrupted = True
-                    cancel.cancel()
-        finally:
-            for ref in waiting:  # only after an unexpected error or a second Ctrl-C
-                ray.cancel(ref, force=True)
-        if interrupted:
+            finally:
+                for ref in waiting:  # only after an unexpected error or a second Ctrl-C
+                    ray.cancel(ref, force=True)
+        if interrupts.came:
             raise KeyboardInterrupt
         if failure is not None:
             raise failure
         if cancel.is_set():
             raise Cancelled("training cancelled; every run keeps its last finished epoch and resumes from it.")
         return [run for runs in finished for run in runs]
+
+    def _collect(self, ref, job: Job, index: int, finished: list, emit: EventSink) -> LungKDError | None:
+        """The outcome of a finished task into `finished`; the error it ended with, if any."""
+        ray = _ray()
+        try:
+            outcome = ray.get(ref)
+        except ray.exceptions.RayError as exc:  # its retries are spent, or the cluster failed
+            failure = WorkerError(
+                f"{job.name} failed on the Ray cluster after {self.retries} retries: "
+                f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}",
+                fix="look for the system killing it (out of memory, a lost node) in `ray status` "
+                    "and the cluster's logs; the same command resumes from the last finished epoch.")
+            emit(Event(job.stage, "failed", failure.problem.message, run=job.name, data=job.describe()))
+            return failure
+        if is_cancel(outcome):
+            return None
+        try:
+            finished[index] = runs_from_outcome(outcome, job.name, outcome["where"])
+        except LungKDError as exc:
+            return exc
+        return None
 
     @staticmethod
     def _relay_event(event: Event, starts: Counter, emit: EventSink) -> None:

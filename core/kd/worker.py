@@ -29,6 +29,7 @@ from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.errors import LungKDError
 from lungkd.core.events import Event
 from lungkd.core.kd.jobs import EventSink, FinishedRun, Job, RunContext, execute, job_from_json
+from lungkd.core.storage import storage_error
 
 CANCEL_MESSAGE = "cancel"
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
@@ -78,7 +79,7 @@ def run_outcome(job: Job, emit: EventSink, cancel: CancelToken, context: RunCont
     except KeyboardInterrupt:
         return {"error": describe_error(Cancelled("training cancelled; the last finished epoch is kept."))}
     except Exception as exc:  # every failure travels back to the driver, which raises it
-        return {"error": describe_error(exc)}
+        return {"error": describe_error(storage_error(exc) or exc)}  # a full disk is no fault of LungKD's
 
 
 def _lungkd_class(error: dict) -> type[LungKDError] | None:

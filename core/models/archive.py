@@ -29,9 +29,8 @@ from lungkd.core.models.inventory import card_name
 from lungkd.core.models.registry import ARCHITECTURES, check_saved_files
 from lungkd.core.storage import atomic_folder, atomic_path, file_sha256
 from lungkd.core.text import printable
-from lungkd.core.workspace.layout import unpacked_folder, valid_name
+from lungkd.core.workspace.layout import ARCHIVE_SUFFIX, unpacked_folder, valid_name
 
-ARCHIVE_SUFFIX = ".lungkd"
 MODEL_FILE_SUFFIXES = (".safetensors", ".json", ".txt")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy", ".npz")
 MAX_MEMBERS = 64  # a BTS model folder holds 9 files

@@ -43,6 +43,7 @@ MAX_CARD_BYTES = 1 << 20  # a card is a few kB (the demo's: 12 kB); no honest on
 MAX_CARD_DEPTH = 16  # the deepest honest path is made_by.recipe.students[0].train.lr: 6 levels
 TEMPERATURE_RANGE = (0.05, 20.0)  # where calibration searches (core.training.calibration); nothing else is fitted
 MAX_CLIP_SECONDS = 60.0
+SIZES = ("full", "tiny")  # every architecture's: the paper's, and a small one for tests and CPU demos
 DAMAGED_FIX = ("copy the model folder again from where it came from; a model LungKD trained in this workspace is "
                "trained again by running its recipe again (`lungkd run` / `lungkd train`).")
 

@@ -70,9 +70,11 @@ class Classifier(nn.Module):
         return backbone
 
     @classmethod
-    def load(cls, arch_name: str, source: str, num_classes: int, offline: bool) -> "Classifier":
-        backbone = cls.backbone_class().from_pretrained(source, local_files_only=offline)
-        return cls(arch_name, cls.adapt(backbone.float()), num_classes)
+    def load(cls, arch_name: str, source: str, num_classes: int, offline: bool, exact: bool = False) -> "Classifier":
+        """`exact`: a folder LungKD saved, whose every weight must be loaded (no weight missing, left over or
+        initialised at random, which a library otherwise only warns about)."""
+        return cls(arch_name, cls.adapt(load_backbone(cls.backbone_class(), source, offline, exact).float()),
+                   num_classes)
 
     def save_parts(self, folder: Path) -> None:
         self.backbone.save_pretrained(folder)
@@ -80,6 +82,17 @@ class Classifier(nn.Module):
     def forward(self, x: torch.Tensor, prompts: list[str] | None = None) -> torch.Tensor:
         _check_shape(x, self.input_shape, self.arch_name)
         return self.head(self.features(x, prompts))
+
+
+def load_backbone(backbone_class: type, source: str, offline: bool, exact: bool) -> nn.Module:
+    if not exact or backbone_class is CNN6:
+        return backbone_class.from_pretrained(source, local_files_only=offline)  # CNN6's loading is strict already
+    backbone, info = backbone_class.from_pretrained(source, local_files_only=offline, output_loading_info=True)
+    left = {kind: sorted(info.get(kind) or []) for kind in ("missing_keys", "unexpected_keys", "mismatched_keys")}
+    if any(left.values()):
+        raise ValueError("the weights do not fit the configuration: " + "; ".join(
+            f"{kind.replace('_', ' ')} {', '.join(map(str, keys[:3]))}" for kind, keys in left.items() if keys))
+    return backbone
 
 
 class CNN6Classifier(Classifier):
@@ -281,8 +294,9 @@ class BTSClassifier(Classifier):
         return 2 * backbone.config.projection_dim
 
     @classmethod
-    def load(cls, arch_name: str, source: str, num_classes: int, offline: bool) -> "BTSClassifier":
-        backbone = cls.backbone_class().from_pretrained(source, local_files_only=offline)
+    def load(cls, arch_name: str, source: str, num_classes: int, offline: bool,
+             exact: bool = False) -> "BTSClassifier":
+        backbone = load_backbone(cls.backbone_class(), source, offline, exact)
         tokenizer = _transformers("AutoTokenizer").from_pretrained(source, local_files_only=offline)
         if len(tokenizer) <= len(tokenizer.all_special_ids):  # transformers 5 builds an empty one from no files
             raise OSError(f"{source} has no tokenizer files (tokenizer.json, or vocab.json and merges.txt)")

@@ -3,8 +3,9 @@ the way transformers models are (config.json + model.safetensors), and PANNs' ow
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +19,24 @@ class CNN6Config:
     channels: tuple[int, ...] = (64, 128, 256, 512)
     # PANNs' input batch norm over mel bins (bn0) is left out, as in the ICBHI reference CNN6.
     input_pool: int = 1  # average the input over input_pool x input_pool first (1: PANNs; the tiny size: 2)
+    model_type: ClassVar[str] = "lungkd_cnn6"
+
+    def to_dict(self) -> dict:
+        """As config.json holds it (the form of a transformers configuration's `to_dict`)."""
+        return {"model_type": self.model_type, "channels": list(self.channels), "input_pool": self.input_pool}
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "CNN6Config":
+        """From config.json: four positive channel counts and a positive pooling factor, nothing else."""
+        channels, pool = raw.get("channels"), raw.get("input_pool", 1)
+        if set(raw) - {"model_type", "channels", "input_pool"} or not isinstance(channels, list) or \
+                len(channels) != 4 or not all(_positive(c) for c in channels) or not _positive(pool):
+            raise ValueError("a CNN6 configuration is four positive channel counts and a positive input_pool")
+        return cls(channels=tuple(channels), input_pool=pool)
+
+
+def _positive(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= 65536
 
 
 class ConvBlock5x5(nn.Module):
@@ -38,6 +57,8 @@ class CNN6(nn.Module):
     Module names follow PANNs (`conv_block1.conv1`, ...) so its checkpoints map key for key.
     Saved as config.json + model.safetensors, mirroring transformers' save_pretrained/from_pretrained.
     """
+
+    config_class = CNN6Config
 
     def __init__(self, config: CNN6Config = CNN6Config()):
         super().__init__()
@@ -61,7 +82,7 @@ class CNN6(nn.Module):
     def save_pretrained(self, folder: Path) -> None:
         from safetensors.torch import save_file
 
-        (Path(folder) / "config.json").write_text(json.dumps({"model_type": "lungkd_cnn6", **asdict(self.config)}))
+        (Path(folder) / "config.json").write_text(json.dumps(self.config.to_dict()))
         save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(Path(folder) / "model.safetensors"))
 
     @classmethod
@@ -74,8 +95,11 @@ class CNN6(nn.Module):
 
         if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
             raise OSError(f"{path} holds no config.json + model.safetensors of a CNN6")
-        raw = json.loads((path / "config.json").read_text())
-        model = cls(CNN6Config(channels=tuple(raw["channels"]), input_pool=raw.get("input_pool", 1)))
+        try:
+            config = CNN6Config.from_dict(json.loads((path / "config.json").read_text()))
+        except (ValueError, AttributeError) as exc:  # AttributeError: JSON that is not an object
+            raise OSError(f"{path / 'config.json'} is not a CNN6 configuration ({exc})") from None
+        model = cls(config)
         model.load_state_dict(load_file(str(path / "model.safetensors")))
         return model
 

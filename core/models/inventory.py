@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
-from lungkd.core.errors import LungKDError
-from lungkd.core.models.card import CARD_FILE, ModelCard, TestWarning, read_model_card
+from lungkd.core.errors import LungKDError, Problem
+from lungkd.core.models.card import CARD_FILE, ModelCard, TestWarning
+from lungkd.core.models.registry import check_saved_files
+from lungkd.core.storage import walk_files
 from lungkd.core.workspace.layout import CACHE_FOLDER, MODEL_FOLDER
 
 
@@ -21,6 +23,19 @@ class ModelEntry:
     description: str = ""
     scored_on: str = ""  # the data the Score was measured on, e.g. "the test split of ICBHI_final_database"
     test_warnings: tuple[TestWarning, ...] = ()  # why its Score does not show it can be trusted (its card's)
+    problem: Problem | None = None  # why the folder cannot be used (a damaged card or file), naming the file
+
+    @property
+    def usable(self) -> bool:
+        return self.problem is None
+
+    @property
+    def reason(self) -> str:
+        """Why it is unusable, in a line: the file and what is wrong with it."""
+        if self.problem is None:
+            return ""
+        where = Path(self.problem.path).name if self.problem.path else ""
+        return f"{where}: {self.problem.message}" if where else self.problem.message
 
 
 def shipped_models_folder() -> Path:
@@ -45,32 +60,33 @@ def _scored_on(card: ModelCard) -> str:
 
 
 def _entry(folder: Path, root: Path) -> ModelEntry | None:
-    try:
-        card = read_model_card(folder)
-    except LungKDError:  # a damaged card: nothing to analyse with; opening it says why
-        return None
-    if card is None:
-        return None
     where = folder.parent if folder.name == MODEL_FOLDER and folder.parent != root else folder
     place = where.relative_to(root).as_posix() if where != root else root.name
+    try:  # every file checked as loading it would (the sha256 of the weights is left to loading)
+        card = check_saved_files(folder, checksums=False)
+    except LungKDError as exc:  # listed, as unusable, with the reason
+        return ModelEntry(place, "", None, folder, problem=exc.problem)
+    if card is None:
+        return None
     name = card_name(card) or (place if card.description else f"{place} ({card.architecture})")
     return ModelEntry(name, card.architecture, card.score, folder, card.description, _scored_on(card),
                       card.test_warnings)
 
 
 def find_models(*roots: Path) -> list[ModelEntry]:
-    """Model folders (weights + lungkd.json) under each root, best Score first, unscored last; roots that
-    do not exist are skipped. Hidden folders (unfinished atomic writes) and a workspace's cache (the archives
-    recipes started from, unpacked) are left out."""
+    """Model folders (weights + lungkd.json) under each root, best Score first, unscored next, unusable ones
+    (a damaged card or file) last with the reason; roots that do not exist are skipped. Hidden folders
+    (unfinished atomic writes) and a workspace's cache (the archives recipes
+    started from, unpacked) are left out."""
     entries = []
     for root in (Path(r) for r in roots):
         if not root.is_dir():
             continue
-        for card in root.rglob(CARD_FILE):
+        for card in walk_files(root, lambda *_: None):  # bounded in depth: a workspace holds copied-in trees
             parts = card.relative_to(root).parts
-            if parts[0] == CACHE_FOLDER or any(part.startswith(".") for part in parts):
+            if card.name != CARD_FILE or parts[0] == CACHE_FOLDER or any(part.startswith(".") for part in parts):
                 continue
             entry = _entry(card.parent, root)
             if entry is not None:
                 entries.append(entry)
-    return sorted(entries, key=lambda e: (e.score is None, -(e.score or 0.0), e.name))
+    return sorted(entries, key=lambda e: (not e.usable, e.score is None, -(e.score or 0.0), e.name))

@@ -15,6 +15,7 @@ transformers is imported only when a model is built, so listing the registry sta
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,16 +26,16 @@ from lungkd.core.features.cycle_sets import InputSpec
 from lungkd.core.features.prepare import PrepSettings
 from lungkd.core.features.spectral import ClapFeatureSettings, FbankSettings
 from lungkd.core.labels import NUM_CLASSES
-from lungkd.core.models.card import (CARD_FILE, DAMAGED_FIX, DamagedModelError, InputContract, ModelCard,
+from lungkd.core.models.card import (CARD_FILE, DAMAGED_FIX, SIZES, DamagedModelError, InputContract, ModelCard,
                                      read_model_card, write_model_card)
 from lungkd.core.models.classifiers import (ASTClassifier, AudioClapClassifier, BTSClassifier, Classifier,
                                             CNN6Classifier, EfficientNetClassifier, ResNetClassifier)
 from lungkd.core.models.cnn6 import PANNS_CNN6_URL
+from lungkd.core.models.folder import HEAD_FILE, check_model_folder, size_of
 from lungkd.core.storage import atomic_folder, file_sha256
+from lungkd.core.workspace.layout import ARCHIVE_SUFFIX
 
 CLAP_ID = "laion/clap-htsat-unfused"
-HEAD_FILE = "head.safetensors"
-SIZES = ("full", "tiny")
 TINY_GPU_SHARE = 0.1
 
 
@@ -170,6 +171,33 @@ def _is_local(source: str | os.PathLike) -> bool:
             or "\\" in text or text.count("/") > 1)
 
 
+_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?")
+
+
+def pretrained_problem(name: str, source: str) -> str | None:
+    """Why `source` cannot be the starting weights of architecture `name`, found without reading them (a recipe
+    is checked when it loads, before any data is prepared): a path that does not exist, a file where a folder
+    belongs, a hub id for weights the hub does not have, or text that is neither a path nor a hub id."""
+    info = model_info(name)
+    if _is_local(source):
+        path = Path(source).expanduser()
+        if not path.exists():
+            return f"there is no file or folder {source}; give the full path of the weights, {_RANDOM_INIT}"
+        if info.hub_id is not None and not path.is_dir() and path.suffix.lower() != ARCHIVE_SUFFIX:
+            return (f"{source} is not a folder; {name} weights are a folder as `hf download {info.hub_id} --local-dir "
+                    f"DIR` writes it, a LungKD model folder or a .lungkd file")
+        if info.hub_id is None and not (path.is_dir() or path.is_file()):
+            return f"{source} is neither a file nor a folder"
+        return None
+    if info.hub_id is None:
+        return (f"CNN6 weights are not on the Hugging Face hub; download the PANNs weights from {PANNS_CNN6_URL} and "
+                f"give the .pth file's full path, {_RANDOM_INIT}")
+    if not _HUB_ID.fullmatch(source) or "--" in source or ".." in source:
+        return (f"this is neither a file or folder that exists nor a Hugging Face id (owner/name, e.g. {info.hub_id}); "
+                f"give one of them, {_RANDOM_INIT}")
+    return None
+
+
 def create_model(name: str, pretrained: str | os.PathLike | None = None, size: str = "full",
                  num_classes: int = NUM_CLASSES, *, offline: bool = False) -> Classifier:
     """A model of architecture `name` (see `list_models()`).
@@ -230,60 +258,54 @@ def _load(info: ModelInfo, source: str | os.PathLike, num_classes: int, offline:
         raise _unavailable(info, os.fspath(source), "no such file or folder")
     if info.hub_id is None and not local:
         raise _unavailable(info, os.fspath(source), "CNN6 weights are not on the Hugging Face hub")
-    if local and path.is_dir():
-        _check_saved_arch(info.name, path)
-        check_saved_files(path)
+    card = read_model_card(path) if local and path.is_dir() else None
+    if card is not None:
+        return _load_model_folder(info, path, card, num_classes)
     try:
-        model = info.classifier.load(info.name, str(path) if local else os.fspath(source), num_classes, offline)
+        return info.classifier.load(info.name, str(path) if local else os.fspath(source), num_classes, offline)
     except OSError as exc:  # what transformers/huggingface_hub raise offline, or for an incomplete folder
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise _unavailable(info, os.fspath(source), reason) from exc
-    if local and (path / HEAD_FILE).is_file():
-        _load_head(model, path / HEAD_FILE)
+
+
+def _load_model_folder(info: ModelInfo, folder: Path, card: ModelCard, num_classes: int) -> Classifier:
+    """A LungKD model folder (its card beside the weights): every file checked before the library opens any
+    (core.models.folder), then loaded with nothing left unloaded or loaded at random."""
+    if card.architecture != info.name:
+        raise WeightsUnavailableError(f"{folder} holds a {card.architecture} model, not {info.name}.", path=folder,
+                                      fix=f"create a {card.architecture} model from it, or pick the folder of a "
+                                          f"{info.name} model.")
+    if card.num_classes != num_classes:
+        raise WeightsUnavailableError(
+            f"the saved head has {card.num_classes} classes, the model needs {num_classes}.", path=folder / HEAD_FILE,
+            fix="create the model with the num_classes it was saved with.")
+    check_model_folder(folder, card, info.classifier)
+    try:
+        model = info.classifier.load(info.name, str(folder), num_classes, offline=True, exact=True)
+        from safetensors.torch import load_file
+
+        model.head.load_state_dict(load_file(str(folder / HEAD_FILE)))
+    except Exception as exc:  # noqa: BLE001 - after the checks, whatever a library still refuses is a damaged file
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise DamagedModelError(f"the model's files passed LungKD's checks but the library could not load them "
+                                f"({type(exc).__name__}: {reason}).", path=folder, fix=DAMAGED_FIX) from exc
     return model
 
 
-def check_saved_files(folder: str | os.PathLike) -> None:
-    """Raises DamagedModelError when a file of a saved model is missing or differs from the sha256 its card
-    recorded (a byte flipped on disk loads without complaint otherwise). Cards written before checksums
-    were recorded are taken as they are."""
+def check_saved_files(folder: str | os.PathLike, *, checksums: bool = True) -> ModelCard | None:
+    """The card of a saved model, after every file was checked (core.models.folder): DamagedModelError when one
+    is missing, is not what its architecture has, or (unless `checksums` is False: a listing of many models)
+    differs from the sha256 its card recorded. None for a folder without a card."""
     folder = Path(folder)
     card = read_model_card(folder)
-    for name, digest in (card.checksums if card else {}).items():
-        path = folder / name
-        try:
-            size = path.stat().st_size
-            if card.file_sizes.get(name, size) != size:
-                raise DamagedModelError(f"the file is {size:,} bytes where lungkd.json says {card.file_sizes[name]:,} "
-                                        "(cut short or changed after the model was saved).", path=path, fix=DAMAGED_FIX)
-            actual = file_sha256(path)
-        except OSError:
-            raise DamagedModelError("a file of the saved model is missing or unreadable.", path=path,
-                                    fix=DAMAGED_FIX) from None
-        if actual != digest:
-            raise DamagedModelError("the file's bytes changed after the model was saved (its sha256 differs from the "
-                                    "one in lungkd.json).", path=path, fix=DAMAGED_FIX)
-
-
-def _check_saved_arch(name: str, folder: Path) -> None:
-    card = read_model_card(folder)
-    if card is not None:
-        saved = card.architecture
-        if saved != name:
-            raise WeightsUnavailableError(f"{folder} holds a {saved} model, not {name}.", path=folder,
-                                          fix=f"create a {saved} model from it, or pick the folder of a {name} model.")
-
-
-def _load_head(model: Classifier, path: Path) -> None:
-    from safetensors.torch import load_file
-
-    state = load_file(str(path))
-    if state["weight"].shape != model.head.weight.shape:
-        raise WeightsUnavailableError(
-            f"the saved head has {state['weight'].shape[0]} classes and {state['weight'].shape[1]} inputs, the model "
-            f"needs {model.head.out_features} and {model.head.in_features}.", path=path,
-            fix="create the model with the num_classes it was saved with.")
-    model.head.load_state_dict(state)
+    if card is None:
+        return None
+    if card.architecture not in _REGISTRY:
+        raise DamagedModelError(f"the model card names architecture '{card.architecture}', which this LungKD does "
+                                f"not know ({', '.join(ARCHITECTURES)}).", path=folder / CARD_FILE,
+                                fix="use a LungKD version that has it, or " + DAMAGED_FIX)
+    check_model_folder(folder, card, model_info(card.architecture).classifier, checksums=checksums)
+    return card
 
 
 def save_model(model: Classifier, folder: str | os.PathLike, card: ModelCard | None = None) -> Path:
@@ -291,8 +313,9 @@ def save_model(model: Classifier, folder: str | os.PathLike, card: ModelCard | N
 
     The backbone goes through its `save_pretrained` (the format hub weights come in), the head to
     head.safetensors, and the card (what the model is and how it was made; without one, only what it is) to
-    lungkd.json with the architecture, class count, input contract (the architecture's inputs unless the card
-    says otherwise) and the sha256 and size of every other file (`check_saved_files`). The folder appears whole or not
+    lungkd.json with the architecture, its size (read off its configuration), class count, input contract (the
+    architecture's inputs unless the card says otherwise) and the sha256 and size of every other file
+    (`check_saved_files`). The folder appears whole or not
     at all.
     """
     card = card or ModelCard(architecture=model.arch_name)
@@ -302,9 +325,12 @@ def save_model(model: Classifier, folder: str | os.PathLike, card: ModelCard | N
         model.save_parts(tmp)
         save_file({k: v.detach().contiguous() for k, v in model.head.state_dict().items()}, str(tmp / HEAD_FILE))
         files = [p for p in sorted(tmp.iterdir()) if p.is_file()]
-        inputs = card.inputs or InputContract.from_spec(model_info(model.arch_name).inputs)
-        write_model_card(tmp, card.replace(architecture=model.arch_name, num_classes=model.head.out_features,
-                                           inputs=inputs, checksums={p.name: file_sha256(p) for p in files},
+        info = model_info(model.arch_name)
+        inputs = card.inputs or InputContract.from_spec(info.inputs)
+        size = size_of(model.backbone.config, info.classifier) or card.size
+        write_model_card(tmp, card.replace(architecture=model.arch_name, size=size,
+                                           num_classes=model.head.out_features, inputs=inputs,
+                                           checksums={p.name: file_sha256(p) for p in files},
                                            file_sizes={p.name: p.stat().st_size for p in files}))
     return Path(folder)
 

@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 
 from lungkd.core.cancel import CancelToken
-from lungkd.core.data.sources import (check_trainable, dataset_label, describe_test_data, describe_training_data,
+from lungkd.core.data.sources import (check_trainable, describe_test_data, describe_training_data,
                                       prompt_policy, resolve_dataset)
 from lungkd.core.features.cache import FeatureCache
 from lungkd.core.features.cycle_sets import build_cycle_sets

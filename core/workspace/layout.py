@@ -61,6 +61,7 @@ TEST_LOGITS_FILE = "test_logits.npy"
 TEACHER_LOGITS_FILE = "logits.npz"
 MODEL_FOLDER = "model"
 CARD_FILE = "lungkd.json"
+ARCHIVE_SUFFIX = ".lungkd"  # a model as one file (core.models.archive)
 REPORT_FILES = (REPORT_JSON, REPORT_MARKDOWN, REPORT_HTML)
 
 NAME_RULE = "1 to 64 letters, digits, '-', '_' or '.', starting with a letter or digit"

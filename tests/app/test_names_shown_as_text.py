@@ -91,3 +91,39 @@ def test_the_wizard_refuses_an_experiment_name_that_could_leave_the_workspace(qt
     assert review.error.text().startswith('name = "../<b>x</b>": names are 1 to 64 letters')
     assert not review.validatePage() and isinstance(wizard.currentPage(), ReviewPage)
     assert not (tmp_path / "x").exists() and not (tmp_path / "ws" / "x").exists()
+
+
+MARKUP = "<b>bold</b><a href='x'>link</a><img src=x><table><tr><td>Score 99</td></tr></table>"
+
+
+def _renders(label) -> str:
+    """What a person reads in a label: rich text rendered, plain text as it is."""
+    text = label.text()
+    rich = label.textFormat() == Qt.TextFormat.RichText or (
+        label.textFormat() == Qt.TextFormat.AutoText and Qt.mightBeRichText(text))
+    return shown(text) if rich else text
+
+
+def test_what_a_model_card_says_is_shown_as_written_in_every_label_and_the_picker(window, workspace, wait_idle):
+    """A card comes from anyone: its words (the data it learnt from, its description, experiment and run) are text
+    in the model notes, the picker and every label of the window, never bold, links, images or a fake table."""
+    from lungkd.core.models.card import read_model_card, update_model_card
+
+    folder = workspace / "runs" / "tiny-cnn6" / "model"
+    training = read_model_card(folder).training_data.model_dump(mode="json")
+    update_model_card(folder, training_data={**training, "name": MARKUP}, description=MARKUP, run=MARKUP[:200])
+    window.refresh_models()
+    wait_idle(window)
+    picker = window.model_picker
+    index = picker.findData(str(folder))
+    assert picker.currentIndex() == index and MARKUP[:60] in picker.itemText(index)
+    assert MARKUP in shown(picker.itemData(index, Qt.ItemDataRole.ToolTipRole))
+    assert MARKUP in shown(picker.toolTip())
+    notes = window.model_notes
+    assert _renders(notes).startswith(f"trained on {MARKUP}\n")
+    from PySide6.QtWidgets import QLabel
+
+    for label in window.findChildren(QLabel):  # whatever label shows the card's words shows them whole
+        rendered = _renders(label)
+        if "Score 99" in rendered or "bold" in rendered:
+            assert "<table>" in rendered or "<b>bold</b>" in rendered, (label.objectName(), rendered)

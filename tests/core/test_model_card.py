@@ -164,10 +164,10 @@ def test_a_card_that_is_not_json_too_deep_too_large_or_not_a_file_is_refused_by_
         read_model_card(demo_copy)
 
 
-def test_the_model_list_leaves_out_a_damaged_card_and_keeps_the_others(demo_copy, tmp_path):
+def test_the_model_list_keeps_a_damaged_card_as_unusable_after_the_others(demo_copy, tmp_path):
     _tampered(demo_copy, _set("calibration.temperature", -0.75))
     shutil.copytree(DEMO, tmp_path / "good")
-    assert [m.path for m in find_models(tmp_path)] == [tmp_path / "good"]
+    assert [(m.path, m.usable) for m in find_models(tmp_path)] == [(tmp_path / "good", True), (demo_copy, False)]
 
 
 def test_checksums_recomputed_to_match_still_cannot_make_weights_of_another_shape_load(demo_copy):

@@ -2,7 +2,7 @@
 settings set once."""
 import pytest
 
-from lungkd.core.recipes import RecipeError, load_experiment, parse_experiment
+from lungkd.core.recipes import RecipeError, load_experiment, parse_experiment, parse_recipe
 from tiny_recipe import tiny_recipe
 
 
@@ -80,3 +80,51 @@ def test_teachers_train_together_by_default_on_a_gpu_only_and_as_written_otherwi
     assert not alone.trains_together(on_gpu=True)
     bts = parse_experiment({**base, "teachers": {"arch": "bts", "k": 3}}).teachers
     assert not bts.trains_together(on_gpu=True)
+
+
+LATE_REFUSALS = [  # issue 22: values that were accepted at load and crashed later
+    ({"teachers": {"arch": "cnn6", "k": 2, "pretrained": "/no/such/weights.pth"}},
+     r'\[teachers\] pretrained = "/no/such/weights.pth": there is no file or folder /no/such/weights.pth'),
+    ({"teachers": {"arch": "resnet18", "k": 2, "pretrained": "microsoft resnet 18!"}},
+     r"neither a file or folder that exists nor a Hugging Face id \(owner/name, e.g. microsoft/resnet-18\)"),
+    ({"teachers": {"arch": "cnn6", "k": 2, "pretrained": "qiuqiangkong/panns"}},
+     r"CNN6 weights are not on the Hugging Face hub; download the PANNs weights"),
+    ({"teachers": {"arch": "resnet18", "k": 2, "pretrained": "/etc/hostname"}},
+     r"/etc/hostname is not a folder; resnet18 weights are a folder"),
+    ({"students": [{"arch": "cnn6", "labels": "mean_2", "pretrained": "a/b/c/d"}]},
+     r'\[students 1\] pretrained = "a/b/c/d": there is no file or folder'),
+    ({"data": {"synthetic": {"recordings": 8, "seed": -1}}}, r"\[data.synthetic\] seed = -1: .*at least 0"),
+    ({"data": {"synthetic": {"recordings": 8}, "split_seed": -1}}, r"\[data\] split_seed = -1: .*at least 0"),
+    ({"students": [{"arch": "cnn6", "labels": "mean_2", "seeds": [1, 2**64]}]},
+     r"\[students 1\] seeds = \[1, 18446744073709551616\]: seeds are whole numbers from 0 to 2147483647"),
+]
+
+
+@pytest.mark.parametrize("change, expected", LATE_REFUSALS,
+                         ids=["a missing pth", "not a hub id", "cnn6 from the hub", "a file for a folder",
+                              "a path of four parts", "synthetic seed -1", "split seed -1", "student seed 2^64"])
+def test_pretrained_weights_and_seeds_are_checked_at_load(change, expected):
+    base = {"data": {"synthetic": {"recordings": 8}}, "teachers": {"arch": "cnn6", "k": 2}}
+    with pytest.raises(RecipeError, match=expected):
+        parse_experiment({**base, **change})
+
+
+def test_a_training_recipe_s_seed_and_pretrained_are_checked_at_load_and_a_good_hub_id_passes():
+    base = {"data": {"synthetic": {"recordings": 8}}, "model": {"arch": "cnn6"}}
+    with pytest.raises(RecipeError, match=r"seed = 2147483648: .*at most 2147483647"):
+        parse_recipe({**base, "seed": 2**31})
+    assert parse_recipe({**base, "seed": 2**31 - 1}).seed == 2**31 - 1
+    assert parse_recipe({**base, "model": {"arch": "ast", "pretrained": "MIT/ast-finetuned-audioset-10-10-0.4593"}})
+
+
+def test_lungkd_run_refuses_a_bad_pretrained_before_preparing_any_data(tmp_path):
+    import subprocess
+    import sys
+
+    recipe = tmp_path / "bad.toml"
+    recipe.write_text('name = "bad"\n[data]\nsynthetic = { recordings = 8 }\n'
+                      '[teachers]\narch = "cnn6"\nk = 1\npretrained = "/no/such/Cnn6.pth"\n')
+    result = subprocess.run([sys.executable, "-m", "lungkd.core.cli", "run", str(recipe), "--workspace",
+                             str(tmp_path / "ws")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "there is no file or folder /no/such/Cnn6.pth" in result.stderr
+    assert not (tmp_path / "ws").exists()  # nothing generated, prepared or started

@@ -1,0 +1,168 @@
+"""Ctrl-C always ends a command: `lungkd run`, `train` and `predict` interrupted at any moment stop their workers,
+exit with 130 and no traceback, and the same command then finishes. The moments: the one where the process
+executor hung for ever (just after a reused teacher is reported, when its worker's end was being taken from the
+queue), and random moments from the first imports to the end."""
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from lungkd.core.cancel import CancelToken, counting_interrupts
+from lungkd.core.kd.executors import InProcessExecutor
+from lungkd.core.kd.experiment import Experiment
+from lungkd.core.recipes import parse_experiment, recipe_to_toml
+
+SMALL = {
+    "name": "ctrl-c", "selection": "best_test", "deterministic": True,
+    "data": {"synthetic": {"recordings": 12, "seed": 3}},
+    "teachers": {"arch": "cnn6", "size": "tiny", "k": 2, "together": False, "train": {"epochs": 2, "batch_size": 16}},
+    "students": [{"arch": "cnn6", "size": "tiny", "labels": "mean_2", "seeds": [1],
+                  "train": {"epochs": 1, "batch_size": 16}}],
+}
+RECIPE = parse_experiment(SMALL)
+REUSED = "Teacher seed 1: already trained, reused."
+
+
+def _start(command: list[str]) -> subprocess.Popen:
+    """The command in its own process group with Ctrl-C's default action, as a terminal's foreground job (a
+    suite started in the background of a shell without job control inherits SIGINT ignored)."""
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def _ctrl_c(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends: to the terminal's foreground group
+    except ProcessLookupError:
+        pass  # it had ended
+
+
+def _ended(process: subprocess.Popen, lines: list[str], timeout: float = 120) -> tuple[int, str, str]:
+    """Its exit code, standard output and standard error; a command still running after `timeout` is a hang
+    (killed, with its process group, so the suite goes on)."""
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        out, err = process.communicate()
+        pytest.fail(f"still running {timeout:.0f} s after Ctrl-C:\n{''.join(lines)}{out}\n{err}")
+    return process.returncode, "".join(lines) + out, err
+
+
+def _assert_stopped_cleanly(code: int, out: str, err: str) -> None:
+    assert code == 130, f"exit {code}\n{out}\n{err}"
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    pids = [int(line.rsplit(" ", 1)[1]) for line in out.splitlines() if ": training in worker process " in line]
+    for pid in pids:  # every worker stopped (reaped: not even a zombie is left)
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+@pytest.fixture
+def first_teacher_trained(tmp_path):
+    """A workspace where teacher 1 is trained and teacher 2 is not (cancelled as it started), and the recipe."""
+    recipe = tmp_path / "ctrl-c.toml"
+    recipe.write_text(recipe_to_toml(RECIPE))
+    cancel = CancelToken()
+
+    def on_event(event):
+        if event.run == "teacher seed 2" and event.kind == "started":
+            cancel.cancel()
+
+    with pytest.raises(Exception, match="cancel"):
+        Experiment(RECIPE, tmp_path / "ws", on_event=on_event, cancel=cancel, executor=InProcessExecutor()).run()
+    return recipe, tmp_path / "ws"
+
+
+def _run_command(recipe, workspace) -> list[str]:
+    return [sys.executable, "-m", "lungkd.core.cli", "run", str(recipe), "--workspace", str(workspace),
+            "--executor", "process", "--workers", "1"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_just_after_a_reused_teacher_is_reported_ends_the_run_and_the_same_command_finishes(
+        first_teacher_trained):
+    recipe, workspace = first_teacher_trained
+    command = _run_command(recipe, workspace)
+    for delay in (0.0, 0.1, 0.2, 0.3, 0.4):  # where 4 of 5 tries hung before
+        process, lines = _start(command), []
+        for line in process.stdout:
+            lines.append(line)
+            if line.strip() == REUSED:
+                time.sleep(delay)
+                _ctrl_c(process)
+                break
+        assert any(line.strip() == REUSED for line in lines), "".join(lines) + process.stderr.read()
+        code, out, err = _ended(process, lines)
+        _assert_stopped_cleanly(code, out, err)
+        assert "run the same command again" in err
+    again = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr
+    assert REUSED in again.stdout and "report: " in again.stdout
+
+
+def test_while_counted_ctrl_c_is_a_number_the_loop_reads_and_afterwards_python_s_own_again():
+    with counting_interrupts() as interrupts:
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+        deadline = time.monotonic() + 5
+        while interrupts.count < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the handler runs between two bytecodes of the main thread
+    assert interrupts.count == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)
+
+
+TRAIN_RECIPE = """
+name = "ctrl-c-train"
+selection = "last"
+[data]
+synthetic = { recordings = 12, seed = 1 }
+[model]
+arch = "cnn6"
+size = "tiny"
+[train]
+epochs = 3
+batch_size = 16
+"""
+
+
+def _commands(tmp_path, synthetic_dir) -> dict[str, tuple[list[str], float]]:
+    """Each command with about how long it runs on this machine (the soak's moments fall within it)."""
+    from lungkd.core.models.inventory import shipped_models_folder
+
+    experiment, training = tmp_path / "ctrl-c.toml", tmp_path / "train.toml"
+    experiment.write_text(recipe_to_toml(RECIPE))
+    training.write_text(TRAIN_RECIPE)
+    cli = [sys.executable, "-m", "lungkd.core.cli"]
+    return {"run": (_run_command(experiment, tmp_path / "ws"), 40.0),
+            "train": ([*cli, "train", str(training), "--workspace", str(tmp_path / "ws")], 25.0),
+            "predict": ([*cli, "predict", str(shipped_models_folder() / "demo-cnn6"), str(synthetic_dir), "--json",
+                         "--out", str(tmp_path / "predictions.json")], 10.0)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["run", "train", "predict"])
+def test_ctrl_c_at_random_moments_ends_the_command_and_the_same_command_then_finishes(name, tmp_path, synthetic_dir):
+    command, lasts = _commands(tmp_path, synthetic_dir)[name]
+    moments = random.Random(f"ctrl-c {name}")  # the same moments every time the suite runs
+    interrupted = 0
+    for _ in range(3):
+        process = _start(command)
+        time.sleep(moments.uniform(0.3, lasts))  # from the first imports to the end
+        _ctrl_c(process)
+        code, out, err = _ended(process, [])
+        if code == 0:
+            continue  # it had finished
+        _assert_stopped_cleanly(code, out, err)
+        interrupted += 1
+    assert interrupted >= 1
+    again = subprocess.run(command + (["--force"] if name == "predict" else []), capture_output=True, text=True,
+                           timeout=900)
+    assert again.returncode == 0, again.stderr
