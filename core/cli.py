@@ -89,17 +89,9 @@ class _Bar:
         print(text, file=stream or self.stream, flush=True)
 
 
-def _train(args: argparse.Namespace) -> int:
-    from lungkd.core.recipes import find_recipe, load_recipe
-    from lungkd.core.training.single_run import train_from_recipe
-    from lungkd.core.training.trainer import Progress
-    from lungkd.core.workspace.paths import resolve_workspace
-
-    recipe = load_recipe(find_recipe(args.recipe))
-    workspace = resolve_workspace(args.workspace)
-    bar = _Bar()
-
-    def show(p: Progress) -> None:
+def _epoch_lines(bar: _Bar):
+    """A trainer's progress (core.training.trainer.Progress) as a bar per epoch and a line when it ends."""
+    def show(p) -> None:
         if p.stage == "notice":
             bar.line(f"note: {p.message}", sys.stderr)
         elif p.stage == "train":
@@ -111,9 +103,19 @@ def _train(args: argparse.Namespace) -> int:
                 line += f"  val {_format_scores(metrics['val'])}"
             bar.line(line)
 
+    return show
+
+
+def _train(args: argparse.Namespace) -> int:
+    from lungkd.core.recipes import find_recipe, load_recipe
+    from lungkd.core.training.single_run import train_from_recipe
+    from lungkd.core.workspace.paths import resolve_workspace
+
+    recipe = load_recipe(find_recipe(args.recipe))
+    workspace = resolve_workspace(args.workspace)
     cancel = CancelToken()
     try:
-        result, model_dir = train_from_recipe(recipe, workspace, show, cancel)
+        result, model_dir = train_from_recipe(recipe, workspace, _epoch_lines(_Bar()), cancel)
     except KeyboardInterrupt:
         cancel.cancel()
         print("interrupted; run the same command again to resume from the last finished epoch.", file=sys.stderr)
@@ -126,6 +128,41 @@ def _train(args: argparse.Namespace) -> int:
     if result.selection_note:
         print(f"note: {result.selection_note}.")
     print(f"model saved to {model_dir}")
+    return 0
+
+
+def _adapt(args: argparse.Namespace) -> int:
+    from lungkd.core.data.dataset import load_dataset
+    from lungkd.core.data.sources import DataSpec
+    from lungkd.core.features.cache import FeatureCache
+    from lungkd.core.kd.adapt import AdaptSettings, adapt_model, adaptation_split
+    from lungkd.core.workspace.layout import adapted_model_folder, cache_folder, valid_name
+    from lungkd.core.workspace.paths import resolve_workspace
+
+    workspace = resolve_workspace(args.workspace)
+    out = adapted_model_folder(workspace, args.out or valid_name(Path(args.data).resolve().name))
+    if out.exists():
+        raise LungKDError("an adapted model of this name exists already.", path=out,
+                          fix="give --out another name, or delete that folder first.")
+    settings = AdaptSettings(layers=args.layers, epochs=args.epochs, distil=args.distil)
+    index = load_dataset(args.data)
+    adaptation_split(index, settings)
+    data = DataSpec(path=str(args.data), split="official" if index.has_split_file else "patient")
+    cancel = CancelToken()
+    try:
+        done = adapt_model(args.model, index, out, settings, data, cache=FeatureCache(cache_folder(workspace)),
+                           on_progress=_epoch_lines(_Bar()), cancel=cancel)
+    except (KeyboardInterrupt, Cancelled):
+        cancel.cancel()
+        print("stopped; nothing was saved.", file=sys.stderr)
+        return 130
+    cycles = done.cycles
+    print(f"adapted: {done.card.parent.how} ({cycles['train']} cycles); limits fitted on "
+          f"{cycles.get('calibration', 0)} held-out cycles; tested on {cycles.get('test', 0)} cycles of other patients")
+    for name, check in (("before", done.before), ("after", done.after)):
+        unlike = "" if check.unlike_share is None else f", {check.unlike_share:.0%} of the cycles marked unlike"
+        print(f"  {name:<7}{_format_scores(check.scores.to_dict() if check.scores else None)}{unlike}")
+    print(f"model saved to {done.folder}")
     return 0
 
 
@@ -519,6 +556,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--force", action="store_true", help="replace FILE when it exists")
     predict.set_defaults(run=_predict)
 
+    _add_adapt(commands)
+
     models = commands.add_parser("models", help="list the model architectures; fit a model's limits")
     models.set_defaults(run=_models)
     model_commands = models.add_subparsers(dest="models_command")
@@ -543,6 +582,26 @@ def build_parser() -> argparse.ArgumentParser:
     recipes.add_argument("--path", metavar="NAME", help="print where the shipped recipe NAME is (to copy it)")
     recipes.set_defaults(run=lambda args: _recipe_path(args) if args.path else _recipes(args))
     return parser
+
+
+def _add_adapt(commands) -> None:
+    adapt = commands.add_parser(
+        "adapt", help="adapt a trained model to new annotated recordings (a new stethoscope)",
+        description="Fine-tunes MODEL on the annotated recordings in DATA, split by patient (the folder's split file "
+                    "where it has one): it trains on some patients, fits its temperature and limits on others and is "
+                    "tested on the rest. The input contract stays the model's own. The new model goes to the "
+                    "workspace's adapted/NAME folder; its card names MODEL as its parent.")
+    adapt.add_argument("model", type=Path, help="a model folder")
+    adapt.add_argument("data", type=Path, help="a folder of recordings with .txt annotations (ICBHI layout or not)")
+    adapt.add_argument("--layers", choices=("head", "last", "all"), default="last",
+                       help="what learns: head, last (the head and the last block; the default) or all")
+    adapt.add_argument("--epochs", type=int, default=20, help="default 20")
+    adapt.add_argument("--distil", action="store_true",
+                       help="also learn from the model's teachers (an experiment's student only): half of each "
+                            "target is their ensemble")
+    adapt.add_argument("--out", metavar="NAME", help="the new model's name (default: the data folder's)")
+    adapt.add_argument("--workspace", type=Path, help="workspace folder (default: the user data folder)")
+    adapt.set_defaults(run=_adapt)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,8 @@ below and nothing else.
           report.json, report.md, report.html   REPORT_JSON, REPORT_MARKDOWN, REPORT_HTML
       runs/                               RUNS_FOLDER: single models of `lungkd train`
         <name>-<digest>/                  a RUN FOLDER, with recipe.json (RECIPE_FILE)
+      adapted/                            ADAPTED_FOLDER: models adapted to new recordings (`lungkd adapt`)
+        <name>/                           an adapted model (weights and lungkd.json, which names its parent)
 
     RUN FOLDER
       train_state.pt                      STATE_FILE: the resumable training state, every epoch
@@ -42,6 +44,7 @@ DATASETS_FOLDER = "datasets"
 TEACHERS_FOLDER = "teachers"
 EXPERIMENTS_FOLDER = "experiments"
 RUNS_FOLDER = "runs"
+ADAPTED_FOLDER = "adapted"
 RECIPE_FILE = "recipe.json"
 RECIPE_TOML = "recipe.toml"
 EVENTS_FILE = "events.jsonl"
@@ -72,9 +75,9 @@ def valid_name(text: str, suffix: str = "") -> str:
     return stem[:64 - len(suffix)].rstrip("-._") + suffix
 
 
-def _checked(name: str) -> str:
+def _checked(name: str, what: str = "experiment") -> str:
     if not is_valid_name(name):
-        raise LungKDError(f"'{name}' is not a valid experiment name.", fix=f"use {NAME_RULE}.")
+        raise LungKDError(f"'{name}' is not a valid {what} name.", fix=f"use {NAME_RULE}.")
     return name
 
 
@@ -117,6 +120,10 @@ def student_run_folder(experiment: Path, role: str, arch: str, labels: str, seed
 
 def single_run_folder(workspace: Path, name: str, digest: str) -> Path:
     return Path(workspace) / RUNS_FOLDER / f"{_checked(name)}-{digest}"
+
+
+def adapted_model_folder(workspace: Path, name: str) -> Path:
+    return Path(workspace) / ADAPTED_FOLDER / _checked(name, "model")
 
 
 def cache_folder(workspace: Path) -> Path:
