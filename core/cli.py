@@ -98,9 +98,10 @@ def _epoch_lines(bar: _Bar):
             bar.draw(f"epoch {p.epoch:>3}/{p.epochs}", p.step / p.steps, p.eta_s)
         elif p.stage == "epoch":
             metrics = p.metrics or {}
-            line = f"epoch {p.epoch:>3}/{p.epochs}  loss {p.loss:.4f}  test {_format_scores(metrics.get('test'))}"
-            if metrics.get("val"):
-                line += f"  val {_format_scores(metrics['val'])}"
+            line = f"epoch {p.epoch:>3}/{p.epochs}  loss {p.loss:.4f}"
+            for split in ("test", "val"):
+                if metrics.get(split):
+                    line += f"  {split} {_format_scores(metrics[split])}"
             bar.line(line)
 
     return show
@@ -132,36 +133,19 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _adapt(args: argparse.Namespace) -> int:
-    from lungkd.core.data.dataset import load_dataset
-    from lungkd.core.data.sources import DataSpec
-    from lungkd.core.features.cache import FeatureCache
-    from lungkd.core.kd.adapt import AdaptSettings, adapt_model, adaptation_split
-    from lungkd.core.workspace.layout import adapted_model_folder, cache_folder, valid_name
+    from lungkd.core.kd.adapt import AdaptSettings, adapt_to_folder
     from lungkd.core.workspace.paths import resolve_workspace
 
-    workspace = resolve_workspace(args.workspace)
-    out = adapted_model_folder(workspace, args.out or valid_name(Path(args.data).resolve().name))
-    if out.exists():
-        raise LungKDError("an adapted model of this name exists already.", path=out,
-                          fix="give --out another name, or delete that folder first.")
     settings = AdaptSettings(layers=args.layers, epochs=args.epochs, distil=args.distil)
-    index = load_dataset(args.data)
-    adaptation_split(index, settings)
-    data = DataSpec(path=str(args.data), split="official" if index.has_split_file else "patient")
     cancel = CancelToken()
     try:
-        done = adapt_model(args.model, index, out, settings, data, cache=FeatureCache(cache_folder(workspace)),
-                           on_progress=_epoch_lines(_Bar()), cancel=cancel)
+        done = adapt_to_folder(args.model, args.data, resolve_workspace(args.workspace), args.out, settings,
+                               on_progress=_epoch_lines(_Bar()), cancel=cancel)
     except (KeyboardInterrupt, Cancelled):
         cancel.cancel()
         print("stopped; nothing was saved.", file=sys.stderr)
         return 130
-    cycles = done.cycles
-    print(f"adapted: {done.card.parent.how} ({cycles['train']} cycles); limits fitted on "
-          f"{cycles.get('calibration', 0)} held-out cycles; tested on {cycles.get('test', 0)} cycles of other patients")
-    for name, check in (("before", done.before), ("after", done.after)):
-        unlike = "" if check.unlike_share is None else f", {check.unlike_share:.0%} of the cycles marked unlike"
-        print(f"  {name:<7}{_format_scores(check.scores.to_dict() if check.scores else None)}{unlike}")
+    print("\n".join(done.summary()))
     print(f"model saved to {done.folder}")
     return 0
 

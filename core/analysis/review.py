@@ -70,6 +70,14 @@ def teacher_spread(votes: Sequence[int]) -> float:
     return 1.0 - Counter(votes).most_common(1)[0][1] / len(votes)
 
 
+LIKELY_WRONG = "the model contradicts"  # what `likely_wrong` means, in words for the Studio
+
+
+def likely_wrong(candidate: ReviewCandidate) -> bool:
+    """An annotated class the model contradicts: what the queue puts first."""
+    return candidate.disagrees
+
+
 def review_key(candidate: ReviewCandidate) -> tuple:
     if candidate.probabilities is None:
         return (2, 0, 0.0, candidate.recording, candidate.start)

@@ -25,7 +25,7 @@ import torch
 from pydantic import Field
 
 from lungkd.core.cancel import CancelToken
-from lungkd.core.data.dataset import DatasetIndex
+from lungkd.core.data.dataset import DatasetIndex, load_dataset
 from lungkd.core.data.sources import CALIBRATION_SPLIT, DataSpec, dataset_label, describe_training_data
 from lungkd.core.data.splits import patient_split, validation_split
 from lungkd.core.errors import DataError, LungKDError
@@ -45,7 +45,7 @@ from lungkd.core.schema import Spec
 from lungkd.core.storage import file_sha256
 from lungkd.core.training.calibration import TrainingStatistics, fit_limits
 from lungkd.core.training.trainer import Progress, Trainer
-from lungkd.core.workspace.layout import MODEL_FOLDER
+from lungkd.core.workspace.layout import MODEL_FOLDER, adapted_model_folder, cache_folder, valid_name
 
 Layers = Literal["head", "last", "all"]
 LAYER_WORDS = {"head": "the head", "last": "the head and the last block", "all": "the whole model"}
@@ -79,6 +79,12 @@ class HeldOutCheck:
     scores: Scores | None
     unlike_share: float | None
 
+    def text(self) -> str:
+        if self.scores is None:
+            return "not tested (no test patients)"
+        unlike = "" if self.unlike_share is None else f", {self.unlike_share:.0%} of the cycles marked unlike"
+        return f"{self.scores}{unlike}"
+
 
 @dataclass(frozen=True)
 class Adaptation:
@@ -87,6 +93,13 @@ class Adaptation:
     cycles: dict[str, int]  # per split: train (adapted on), calibration, test
     before: HeldOutCheck  # the parent model
     after: HeldOutCheck
+
+    def summary(self) -> list[str]:
+        """What was done and what it gave, in sentences (the command line's and the Studio's)."""
+        cycles = self.cycles
+        return [f"Adapted: {self.card.parent.how} ({cycles['train']} cycles); limits fitted on "
+                f"{cycles.get(CALIBRATION_SPLIT, 0)} held-out cycles; tested on {cycles.get('test', 0)} cycles of "
+                "other patients.", f"Before: {self.before.text()}", f"After: {self.after.text()}"]
 
 
 def adaptation_split(index: DatasetIndex, settings: AdaptSettings = AdaptSettings(), seed: int = 0) -> None:
@@ -139,10 +152,11 @@ def adapt_model(base_folder: str | Path, index: DatasetIndex, out_folder: str | 
     trainer = Trainer(settings.train_config(base_card.architecture), seed=settings.seed,
                       settings=RunSettings(selection="last", device=settings.device), on_progress=on_progress,
                       cancel=cancel)
-    result = trainer.fit(model, sets["train"], test, targets=targets,
-                         trainable=trainable_modules(model, settings.layers))
+    # the test patients are scored once, at the end: the epochs are not chosen on them (selection "last")
+    result = trainer.fit(model, sets["train"], targets=targets, trainable=trainable_modules(model, settings.layers))
     recordings = sum(1 for r in index.recordings if r.split == "train" and r.usable_audio and r.cycles)
-    how = (f"{LAYER_WORDS[settings.layers]} trained {settings.epochs} epochs on {recordings} recordings of "
+    epochs = f"{settings.epochs} epoch" + ("s" if settings.epochs != 1 else "")
+    how = (f"{LAYER_WORDS[settings.layers]} trained {epochs} on {recordings} recordings of "
            f"{dataset_label(data)}" + (f", half of each target from {_teachers(len(teachers))}" if teachers else ""))
     parent = ParentModel(name=_name(base_folder, base_card)[:200], card_sha256=file_sha256(card_path(base_folder)),
                          how=how[:200])
@@ -153,9 +167,33 @@ def adapt_model(base_folder: str | Path, index: DatasetIndex, out_folder: str | 
         training_data=describe_training_data(data, index),
         test_data={"dataset": dataset_label(data), "split": "test", "cycles": len(test)} if test else None,
         **fit_limits(result.model, sets, cancel=cancel))
-    card = read_model_card(save_model(result.model, out_folder, card))  # as saved: with its files' checksums
     after = held_out_check(result.model, card, test)
+    if after.scores is not None:
+        card = card.replace(test=after.scores.to_dict())
+    card = read_model_card(save_model(result.model, out_folder, card))  # as saved: with its files' checksums
     return Adaptation(Path(out_folder), card, {name: len(s) for name, s in sets.items()}, before, after)
+
+
+def adapted_name(folder: str | Path) -> str:
+    """The name an adapted model gets unless told otherwise: its recordings' folder's."""
+    return valid_name(Path(folder).resolve().name, "-adapted")
+
+
+def adapt_to_folder(base_folder: str | Path, folder: str | Path, workspace: Path, name: str | None,
+                    settings: AdaptSettings, *, on_progress: Callable[[Progress], None] | None = None,
+                    cancel: CancelToken | None = None) -> Adaptation:
+    """`lungkd adapt` and the Studio's adaptation: the recordings in `folder`, split by patient
+    (`adaptation_split`), the new model saved as the workspace's adapted model `name` (default `adapted_name`),
+    never over one that exists."""
+    out = adapted_model_folder(workspace, name or adapted_name(folder))
+    if out.exists():
+        raise LungKDError("an adapted model of this name exists already.", path=out,
+                          fix="give the new model another name, or delete that folder first.")
+    index = load_dataset(folder)
+    adaptation_split(index, settings)
+    data = DataSpec(path=str(folder), split="official" if index.has_split_file else "patient")
+    return adapt_model(base_folder, index, out, settings, data, cache=FeatureCache(cache_folder(workspace)),
+                       on_progress=on_progress, cancel=cancel)
 
 
 def _cycle_sets(index: DatasetIndex, inputs: InputContract, cache: FeatureCache | None,

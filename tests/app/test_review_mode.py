@@ -166,3 +166,37 @@ def test_the_whole_loop_review_correct_train_and_see_the_teachers(window, tmp_pa
     key(page, Qt.Key.Key_R, CTRL_SHIFT)
     key(page, Qt.Key.Key_R, CTRL_SHIFT)  # off and on: the queue now counts the teachers
     assert review.active and "teachers" in review.bar.reason.text()
+
+
+CLASS_KEYS = (Qt.Key.Key_N, Qt.Key.Key_C, Qt.Key.Key_W, Qt.Key.Key_B)
+
+
+def test_the_bar_counts_the_likely_wrong_labels_left_as_they_are_corrected(page, window):
+    """Likely wrong: the model gives the annotated class under 50 % (calibrated, as the table shows it). Counted
+    here from the documents, independently of the review mode's own count."""
+    review, session = window.review, page.session
+    key(page, Qt.Key.Key_R, CTRL_SHIFT)
+
+    def doubted() -> int:
+        count = 0
+        for entry in review.entries:
+            document = session.documents[entry.path]
+            span = next(s for s in document.spans if s.start <= entry.middle < s.end)
+            probabilities = document.probabilities(session.model_folder, span)
+            count += not entry.reviewed and probabilities[span.label] < 0.5
+        return count
+
+    def shown() -> int:
+        text = review.bar.likely_wrong.text()
+        assert text.endswith((" likely wrong labels left", " likely wrong label left")), text
+        return int(text.split()[0])
+
+    left = doubted()
+    assert left >= 2 and shown() == left
+    first = review.entries[0]
+    document = session.documents[first.path]
+    span = next(s for s in document.spans if s.start <= first.middle < s.end)
+    key(page, CLASS_KEYS[int(np.argmax(document.probabilities(session.model_folder, span)))])  # the model's class
+    assert shown() == doubted() == left - 1
+    key(page, Qt.Key.Key_Right)  # kept as annotated: reviewed, no longer counted
+    assert shown() == doubted() == left - 2

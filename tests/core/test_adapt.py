@@ -1,5 +1,5 @@
 """Adapting a trained model to new recordings (core/kd/adapt.py, `lungkd adapt`): the tiny test model adapted to
-24 other generated recordings (7 patients: 3 to adapt on, 2 to calibrate on, 2 to test on)."""
+24 other generated recordings (tests/conftest.py's adaptation_dir)."""
 import shutil
 
 import numpy as np
@@ -10,7 +10,7 @@ from lungkd.core.analysis.limits import load_model_with_limits
 from lungkd.core.analysis.predict import analyse_recording
 from lungkd.core.cli import main
 from lungkd.core.data.dataset import load_dataset
-from lungkd.core.data.sources import DataSpec, SyntheticData, ensure_synthetic_dataset
+from lungkd.core.data.sources import DataSpec
 from lungkd.core.errors import DataError, LungKDError
 from lungkd.core.features.cache import FeatureCache
 from lungkd.core.kd.adapt import (AdaptSettings, adapt_model, adaptation_split, distillation_targets,
@@ -29,8 +29,8 @@ def base(synthetic_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def new_recordings(tmp_path_factory):
-    return ensure_synthetic_dataset(tmp_path_factory.getbasetemp() / "adapt-24", SyntheticData(recordings=24, seed=2))
+def new_recordings(adaptation_dir):
+    return adaptation_dir
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +141,7 @@ def test_lungkd_adapt_writes_the_model_into_the_workspace_and_refuses_the_name_t
             "--workspace", str(workspace)]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "adapted: the head trained 1 epochs" in out and "before" in out and "after" in out
+    assert "Adapted: the head trained 1 epoch on" in out and "\nBefore: Sp" in out and "\nAfter: Sp" in out
     assert f"model saved to {workspace / 'adapted' / 'clinic'}" in out
     assert read_model_card(workspace / "adapted" / "clinic").parent.name == "tiny-cnn6"
     assert main(argv) == 2
