@@ -9,8 +9,9 @@ base model is a tiny CNN6 trained on the training recordings of every device but
 recipe: 10 epochs, batch 8, lr 1e-3, no SpecAugment, selection = last; a tenth of its training patients held
 out to fit its limits). From the new device's training patients, `--calibration` recordings of the first
 patients (in a fixed random order) are set aside to fit the adapted models' temperature and limits; of the
-others, `lungkd adapt` (core/kd/adapt.py, its defaults) trains on the first N recordings in a random order of
-patients, `--draws` orders, nested (the 5 are among the 10, the 10 among the 20). The all-data models are
+others, `lungkd adapt` (core/kd/adapt.py, its defaults) trains on N recordings taken one of each patient's in
+turn, the patients in a random order (`--draws` orders), nested (the 5 are among the 10, the 10 among the 20):
+a clinic annotating 10 recordings has them from several patients. The all-data models are
 trained like the base from scratch: one on the new device's training recordings alone, one on every device's.
 
 Printed for each model on the new device's test patients: the ICBHI Score, the share of cycles it marks as
@@ -113,7 +114,7 @@ class Bench:
         sets = build_cycle_sets(index, INPUTS.spec(), cache=self.cache)
         torch.manual_seed(1)
         trainer = Trainer(TrainConfig(epochs=self.args.epochs, batch_size=8, lr=1e-3, specaugment=False),
-                          seed=1, settings=RunSettings(selection="last", device="cpu"))
+                          seed=1, settings=RunSettings(selection="last", device="cpu"), on_progress=epoch_line(name))
         result = trainer.fit(create_model(ARCH, size=SIZE), sets["train"])
         card = result.model_card(size=SIZE, pretrained=None, inputs=INPUTS, seed=1, training_labels="hard",
                                  training_data=describe_training_data(self.data, index),
@@ -126,10 +127,16 @@ class Bench:
         new, others = held_out_check(model, card, self.new_test), held_out_check(model, card, self.other_test)
         return Row(name, new.scores.score, new.unlike_share, others.scores.score, seconds)
 
+    def spread(self, patients: list[str], count: int) -> list[str]:
+        """`count` recordings taking one of each patient's in turn (10 recordings of 6 patients, not of one)."""
+        per_patient = [self.recordings_of([p], None) for p in patients]
+        turns = [names[i] for i in range(max(map(len, per_patient))) for names in per_patient if i < len(names)]
+        return turns[:count]
+
     def adapted(self, layers: str, size: int, draw: int, calibration: list[str]) -> Row:
         order = [p for p in self.new_patients() if p not in {self.patient_of[n] for n in calibration}]
         order = [order[i] for i in np.random.default_rng([self.args.data_seed, draw]).permutation(len(order))]
-        assignment = {**{n: "train" for n in self.recordings_of(order, size)},
+        assignment = {**{n: "train" for n in self.spread(order, size)},
                       **{n: CALIBRATION_SPLIT for n in calibration}, **self.named("test", new=True)}
         out = self.models / f"adapted-{layers}-{size}-draw{draw}"
         started = time.time()
@@ -137,6 +144,14 @@ class Bench:
                     AdaptSettings(layers=layers, epochs=self.args.adapt_epochs, device="cpu"), self.data,
                     cache=self.cache)
         return self.row(f"{layers} {size}", out, time.time() - started)
+
+
+def epoch_line(name: str):
+    def show(progress) -> None:
+        if progress.stage == "epoch":
+            print(f"    {name}: epoch {progress.epoch}/{progress.epochs}, loss {progress.loss:.3f}", flush=True)
+
+    return show
 
 
 def interval(values: list[float]) -> str:
@@ -213,8 +228,11 @@ def parse_args() -> argparse.Namespace:
                         help="recordings (whole patients, at least this many) held out to fit the limits")
     parser.add_argument("--epochs", type=int, default=10, help="of the models trained from scratch")
     parser.add_argument("--adapt-epochs", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: on a shared machine two threads wait for each other)")
     parser.add_argument("--workspace", type=Path)
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     args.workspace = (args.workspace or Path(tempfile.mkdtemp(prefix="lungkd-adapt-"))).absolute()
     return args
 
