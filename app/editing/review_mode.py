@@ -1,8 +1,9 @@
 """Review mode: the open recordings' cycles one after another, in the order most worth a look
-(core.analysis.review: disagreement with the annotation, then low confidence, then the teachers'
-disagreement where the chosen model is an experiment's student). Keys: → next (keeps the class),
-← previous, Space plays, N C W B set the class and go on, A accepts the model's class and goes on.
-"Train on these recordings" takes the corrected recordings' folder to the training wizard."""
+(core.analysis.review: the labels the model gives the lowest probability first, then the teachers'
+disagreement where the chosen model is an experiment's student), with the count of likely wrong labels not
+reviewed yet. Keys: → next (keeps the class), ← previous, Space plays, N C W B set the class and go on, A
+accepts the model's class and goes on. "Train on these recordings" takes the corrected recordings' folder to the
+training wizard, whose first page also offers to adapt a model to them."""
 from __future__ import annotations
 
 import os
