@@ -133,31 +133,34 @@ class _Bar:
         print(text, file=stream or self.stream, flush=True)
 
 
-def _train(args: argparse.Namespace) -> int:
-    from lungkd.core.recipes import find_recipe, load_recipe
-    from lungkd.core.training.single_run import train_from_recipe
-    from lungkd.core.training.trainer import Progress
-    from lungkd.core.workspace.paths import resolve_workspace
-
-    recipe = load_recipe(find_recipe(args.recipe))
-    workspace = resolve_workspace(args.workspace)
-    bar = _Bar()
-
-    def show(p: Progress) -> None:
+def _epoch_lines(bar: _Bar):
+    """A trainer's progress (core.training.trainer.Progress) as a bar per epoch and a line when it ends."""
+    def show(p) -> None:
         if p.stage == "notice":
             bar.line(f"note: {p.message}", sys.stderr)
         elif p.stage == "train":
             bar.draw(f"epoch {p.epoch:>3}/{p.epochs}", p.step / p.steps, p.eta_s)
         elif p.stage == "epoch":
             metrics = p.metrics or {}
-            line = f"epoch {p.epoch:>3}/{p.epochs}  loss {p.loss:.4f}  test {_format_scores(metrics.get('test'))}"
-            if metrics.get("val"):
-                line += f"  val {_format_scores(metrics['val'])}"
+            line = f"epoch {p.epoch:>3}/{p.epochs}  loss {p.loss:.4f}"
+            for split in ("test", "val"):
+                if metrics.get(split):
+                    line += f"  {split} {_format_scores(metrics[split])}"
             bar.line(line)
 
+    return show
+
+
+def _train(args: argparse.Namespace) -> int:
+    from lungkd.core.recipes import find_recipe, load_recipe
+    from lungkd.core.training.single_run import train_from_recipe
+    from lungkd.core.workspace.paths import resolve_workspace
+
+    recipe = load_recipe(find_recipe(args.recipe))
+    workspace = resolve_workspace(args.workspace)
     cancel = CancelToken()
     try:
-        result, model_dir = train_from_recipe(recipe, workspace, show, cancel)
+        result, model_dir = train_from_recipe(recipe, workspace, _epoch_lines(_Bar()), cancel)
     except KeyboardInterrupt:
         cancel.cancel()
         return _interrupted("run the same command again to resume from the last finished epoch.")
@@ -169,6 +172,23 @@ def _train(args: argparse.Namespace) -> int:
     if result.selection_note:
         print(f"note: {result.selection_note}.")
     print(f"model saved to {model_dir}")
+    return 0
+
+
+def _adapt(args: argparse.Namespace) -> int:
+    from lungkd.core.kd.adapt import AdaptSettings, adapt_to_folder
+    from lungkd.core.workspace.paths import resolve_workspace
+
+    settings = AdaptSettings(layers=args.layers, epochs=args.epochs, distil=args.distil)
+    cancel = CancelToken()
+    try:
+        done = adapt_to_folder(args.model, args.data, resolve_workspace(args.workspace), args.out, settings,
+                               on_progress=_epoch_lines(_Bar()), cancel=cancel)
+    except (KeyboardInterrupt, Cancelled):
+        cancel.cancel()
+        return _interrupted("nothing was saved.")
+    print("\n".join(done.summary()))
+    print(f"model saved to {done.folder}")
     return 0
 
 
@@ -758,6 +778,8 @@ def build_parser() -> argparse.ArgumentParser:
     visit.add_argument("--force", action="store_true", help="replace FILE when it exists")
     visit.set_defaults(run=_visit_report)
 
+    _add_adapt(commands)
+
     models = commands.add_parser("models", help="list the model architectures or the trained models; "
                                                 "fit a model's limits; export and import models")
     models.set_defaults(run=_models)
@@ -838,6 +860,26 @@ def _silence_output() -> None:
     exit (as a second message)."""
     if sys.__stdout__ is not None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.__stdout__.fileno())
+
+
+def _add_adapt(commands) -> None:
+    adapt = commands.add_parser(
+        "adapt", help="adapt a trained model to new annotated recordings (a new stethoscope)",
+        description="Fine-tunes MODEL on the annotated recordings in DATA, split by patient (the folder's split file "
+                    "where it has one): it trains on some patients, fits its temperature and limits on others and is "
+                    "tested on the rest. The input contract stays the model's own. The new model goes to the "
+                    "workspace's adapted/NAME folder; its card names MODEL as its parent.")
+    adapt.add_argument("model", type=Path, help="a model folder")
+    adapt.add_argument("data", type=Path, help="a folder of recordings with .txt annotations (ICBHI layout or not)")
+    adapt.add_argument("--layers", choices=("head", "last", "all"), default="last",
+                       help="what learns: head, last (the head and the last block; the default) or all")
+    adapt.add_argument("--epochs", type=int, default=20, help="default 20")
+    adapt.add_argument("--distil", action="store_true",
+                       help="also learn from the model's teachers (an experiment's student only): half of each "
+                            "target is their ensemble")
+    adapt.add_argument("--out", metavar="NAME", help="the new model's name (default: the data folder's)")
+    adapt.add_argument("--workspace", type=Path, help="workspace folder (default: the user data folder)")
+    adapt.set_defaults(run=_adapt)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,6 +44,15 @@ def synthetic_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def adaptation_dir(tmp_path_factory) -> Path:
+    """Twenty-four other synthetic recordings (seed 2) of 7 patients, 3 devices: what a model is adapted to
+    (core/kd/adapt.py); split by patient, 3 patients to adapt on, 2 to calibrate on and 2 to test on."""
+    from lungkd.core.data.sources import SyntheticData, ensure_synthetic_dataset
+
+    return ensure_synthetic_dataset(tmp_path_factory.getbasetemp() / "adapt-24", SyntheticData(recordings=24, seed=2))
+
+
+@pytest.fixture(scope="session")
 def synthetic_sets(synthetic_dir, tmp_path_factory):
     """The synthetic dataset's cycles as CNN6 inputs (16 kHz fbank, 798 x 128), train and test."""
     from lungkd.core.data.dataset import load_dataset

@@ -1,8 +1,9 @@
 """Review mode: the open recordings' cycles one after another, in the order most worth a look
-(core.analysis.review: disagreement with the annotation, then low confidence, then the teachers'
-disagreement where the chosen model is an experiment's student). Keys: → next (keeps the class),
-← previous, Space plays, N C W B set the class and go on, A accepts the model's class and goes on.
-"Train on these recordings" takes the corrected recordings' folder to the training wizard."""
+(core.analysis.review: the labels the model gives the lowest probability first, then the teachers'
+disagreement where the chosen model is an experiment's student), with the count of likely wrong labels not
+reviewed yet. Keys: → next (keeps the class), ← previous, Space plays, N C W B set the class and go on, A
+accepts the model's class and goes on. "Train on these recordings" takes the corrected recordings' folder to the
+training wizard, whose first page also offers to adapt a model to them."""
 from __future__ import annotations
 
 import os
@@ -13,7 +14,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QGridLayout, QLabel, QProgressBar, QPushButton, QWidget
 
-from lungkd.core.analysis.review import ReviewCandidate, review_order, review_reason
+from lungkd.core.analysis.review import LIKELY_WRONG, ReviewCandidate, likely_wrong, review_order, review_reason
 from lungkd.core.text import printable
 
 from ..recordings.page import RecordingsPage
@@ -48,6 +49,9 @@ class ReviewBar(QWidget):
         self.setObjectName("reviewBar")
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         self.progress = QProgressBar(textVisible=True, minimumWidth=150, maximumWidth=200)
+        self.likely_wrong = QLabel(objectName="likelyWrong")
+        self.likely_wrong.setToolTip(f"Cycles not reviewed yet whose annotated class {LIKELY_WRONG}: the queue puts "
+                                     "them first")
         # they quote recording names: plain text, shown as written
         self.where = wrapping(QLabel(objectName="heading", textFormat=Qt.TextFormat.PlainText))
         self.reason = wrapping(QLabel(objectName="reason", textFormat=Qt.TextFormat.PlainText))
@@ -66,7 +70,8 @@ class ReviewBar(QWidget):
         layout.addWidget(self.where, 0, 1)
         for column, button in enumerate((self.previous, self.next, self.play, self.train, self.done), start=2):
             layout.addWidget(button, 0, column)
-        layout.addWidget(self.reason, 1, 0, 1, 7)
+        layout.addWidget(self.likely_wrong, 1, 0)
+        layout.addWidget(self.reason, 1, 1, 1, 6)
         layout.addWidget(self.keys, 2, 0, 1, 7)
         layout.setColumnStretch(1, 1)
 
@@ -200,6 +205,16 @@ class ReviewMode(QObject):
     def reviewed(self) -> int:
         return sum(e.reviewed for e in self.entries)
 
+    def _span(self, entry: ReviewEntry):
+        """The entry's cycle as it stands (its class may have changed), or None when it was deleted."""
+        document = self.session.documents.get(entry.path)
+        return next((s for s in document.spans if s.start <= entry.middle < s.end), None) if document else None
+
+    def likely_wrong_left(self) -> int:
+        """The cycles not reviewed yet whose annotated class is likely wrong (core.analysis.review.likely_wrong)."""
+        spans = ((entry, self._span(entry)) for entry in self.entries if not entry.reviewed)
+        return sum(likely_wrong(self._candidate(entry.path, span)) for entry, span in spans if span is not None)
+
     def show_progress(self) -> None:
         if not self.entries:
             return
@@ -207,17 +222,17 @@ class ReviewMode(QObject):
         self.bar.progress.setRange(0, total)
         self.bar.progress.setValue(done)
         self.bar.progress.setFormat(f"{done} / {total} reviewed")
+        left = self.likely_wrong_left()
+        self.bar.likely_wrong.setText(f"{left} likely wrong label{'' if left == 1 else 's'} left")
         entry = self.entries[self.position]
-        document = self.session.documents.get(entry.path)
-        index = next((i for i, s in enumerate(document.spans) if s.start <= entry.middle < s.end), None) \
-            if document else None
+        span = self._span(entry)
         finished = " — all reviewed" if done == total else ""
-        if index is None:
+        if span is None:
             self.bar.where.setText(printable(f"{self.position + 1} of {total}: {entry.path.name} — this cycle was "
                                              f"deleted{finished}"))
             self.bar.reason.setText("")
             return
-        span = document.spans[index]
+        index = self.session.documents[entry.path].spans.index(span)
         self.bar.where.setText(printable(f"{self.position + 1} of {total}: {entry.path.name} · cycle {index + 1} · "
                                          f"{span.start:.2f}–{span.end:.2f} s{finished}"))
         self.bar.reason.setText(review_reason(self._candidate(entry.path, span)))

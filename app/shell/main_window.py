@@ -411,6 +411,7 @@ class MainWindow(QMainWindow):
             self.wizard = TrainingWizard(self.workspace, self, self.queue)
             self.wizard.use_model.connect(self.use_model)
             self.wizard.experiment_ended.connect(self._experiment_ended)
+        self.wizard.model_in_use = self.session.model_folder  # what "Adapt a model to these recordings" starts from
         self.wizard.show()
         self.wizard.raise_()
         return self.wizard

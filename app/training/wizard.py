@@ -29,6 +29,7 @@ from lungkd.core.selection import Selection
 from lungkd.core.workspace.layout import MODEL_FOLDER, REPORT_HTML, experiment_folder, student_run_folder, valid_name
 
 from ..engine import EngineTask, TaskQueue
+from .adapt_dialog import AdaptDialog
 
 RECIPES_DIR = shipped_recipes_folder()  # the package data, wherever LungKD is installed
 # where the Run page trains (core.kd.executors); child processes keep the window smooth
@@ -116,6 +117,29 @@ class TrainingWizard(QWizard):
                       ResultsPage()]
         for page in self.pages:
             self.addPage(page)
+        self.model_in_use: Path | None = None  # the main window's, for adapting
+        self.adaptation: AdaptDialog | None = None
+        self._offer_adaptation()
+
+    def _offer_adaptation(self) -> None:
+        """The other way to train on a folder, beside the first page's Next: adapt a trained model to it."""
+        self.setOption(QWizard.WizardOption.HaveCustomButton1, True)
+        self.setButtonText(QWizard.WizardButton.CustomButton1, "Adapt a model to these recordings…")
+        self.button(QWizard.WizardButton.CustomButton1).setToolTip(
+            "Fine-tune a trained model (the one in use, or another) on this folder's annotated recordings, instead "
+            "of training teachers and a student from scratch")
+        self.customButtonClicked.connect(lambda which: which == QWizard.WizardButton.CustomButton1.value
+                                         and self.open_adaptation())
+        self.currentIdChanged.connect(lambda page: self.button(QWizard.WizardButton.CustomButton1).setVisible(
+            page == self.startId()))
+
+    def open_adaptation(self) -> AdaptDialog:
+        """The adaptation dialog, with the model in use and the first page's folder."""
+        folder = self.pages[0].folder.text().strip() or self.recipe.data.path
+        self.adaptation = AdaptDialog(self.workspace, self.model_in_use, Path(folder) if folder else None, self)
+        self.adaptation.use_model.connect(self.use_model)
+        self.adaptation.show()
+        return self.adaptation
 
     def use_data_folder(self, folder: Path) -> None:
         """Train on a folder of recordings (e.g. the ones just reviewed), under a new experiment name: the

@@ -64,6 +64,11 @@ class Classifier(nn.Module):
     def features(self, x: torch.Tensor, prompts: list[str] | None) -> torch.Tensor:
         raise NotImplementedError
 
+    def last_block(self) -> tuple[nn.Module, ...]:
+        """The backbone's last block and what follows it before the head: what adapting a trained model's last
+        layers (core.training.adapt) trains beside the head."""
+        raise NotImplementedError
+
     @classmethod
     def adapt(cls, backbone: nn.Module) -> nn.Module:
         """Fit pretrained weights to our input (one-channel stem, 798-frame positions); no-op by default."""
@@ -111,6 +116,9 @@ class CNN6Classifier(Classifier):
     def features(self, x: torch.Tensor, prompts: list[str] | None) -> torch.Tensor:
         return self.backbone(x.unsqueeze(1))
 
+    def last_block(self) -> tuple[nn.Module, ...]:
+        return (getattr(self.backbone, f"conv_block{len(self.backbone.config.channels)}"),)
+
 
 class ImageCNNClassifier(Classifier):
     """An ImageNet CNN reading the fbank as a one-channel image (time x mel)."""
@@ -153,6 +161,9 @@ class ResNetClassifier(ImageCNNClassifier):
     def stem(backbone: nn.Module) -> nn.Conv2d:
         return backbone.embedder.embedder.convolution
 
+    def last_block(self) -> tuple[nn.Module, ...]:
+        return (self.backbone.encoder.stages[-1],)
+
     @classmethod
     def adapt(cls, backbone: nn.Module) -> nn.Module:
         backbone = super().adapt(backbone)
@@ -180,6 +191,10 @@ class EfficientNetClassifier(ImageCNNClassifier):
     @staticmethod
     def stem(backbone: nn.Module) -> nn.Conv2d:
         return backbone.embeddings.convolution
+
+    def last_block(self) -> tuple[nn.Module, ...]:
+        encoder = self.backbone.encoder
+        return (encoder.blocks[-1], encoder.top_conv, encoder.top_bn)
 
 
 class ASTClassifier(Classifier):
@@ -215,6 +230,9 @@ class ASTClassifier(Classifier):
 
     def features(self, x: torch.Tensor, prompts: list[str] | None) -> torch.Tensor:
         return self.backbone(input_values=x).pooler_output  # mean of the cls and distillation tokens
+
+    def last_block(self) -> tuple[nn.Module, ...]:
+        return (self.backbone.layers[-1], self.backbone.layernorm)
 
 
 def fit_ast_positions(backbone: nn.Module, max_length: int) -> None:
@@ -260,6 +278,15 @@ class AudioClapClassifier(Classifier):
 
     def features(self, x: torch.Tensor, prompts: list[str] | None) -> torch.Tensor:
         return self.backbone(input_features=x).audio_embeds
+
+    def last_block(self) -> tuple[nn.Module, ...]:
+        return clap_audio_top(self.backbone)
+
+
+def clap_audio_top(backbone: nn.Module) -> tuple[nn.Module, ...]:
+    """CLAP's last HTSAT stage, its final norm and the audio projection."""
+    encoder = backbone.audio_model.audio_encoder
+    return (encoder.layers[-1], encoder.norm, backbone.audio_projection)
 
 
 class BTSClassifier(Classifier):
@@ -323,6 +350,9 @@ class BTSClassifier(Classifier):
         audio = self.backbone.audio_model(input_features=x)
         audio = F.normalize(self.backbone.audio_projection(audio.pooler_output), dim=-1)
         return torch.cat([self.encode_prompts(prompts, x.device), audio], dim=-1)
+
+    def last_block(self) -> tuple[nn.Module, ...]:
+        return (*clap_audio_top(self.backbone), self.backbone.text_projection)
 
 
 def prompt_tokenizer(vocab_size: int = PROMPT_VOCAB):

@@ -12,7 +12,7 @@ Both kinds take inputs shaped (k, B, ...) — member i's batch at [i] — and gi
 from __future__ import annotations
 
 import copy
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import torch
 from torch import nn
@@ -23,25 +23,43 @@ from lungkd.core.models.inference import autocast_for, batches, predict_logits
 
 
 class SingleMember:
-    """One model, called as it is."""
+    """One model, called as it is. With `trainable` (some of its modules) only those learn: the rest get no
+    gradient, stay in eval mode (their BatchNorm statistics and dropout as in use) and are not averaged, so
+    their weights stay bit for bit as they were (core.training.adapt)."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, trainable: Sequence[nn.Module] | None = None):
         self.model = model
         self.count = 1
         self.arch_name = model.arch_name
+        self.trainable = None if trainable is None else tuple(trainable)
+        self._learning = set(model.state_dict())
+        if self.trainable is not None:
+            prefixes = [f"{name}." if name else "" for name, module in model.named_modules()
+                        if any(module is t for t in trainable)]
+            self._learning = {name for name in self._learning if name.startswith(tuple(prefixes))}
+            learning = {id(p) for module in self.trainable for p in module.parameters()}
+            for parameter in model.parameters():
+                parameter.requires_grad_(id(parameter) in learning)
 
     def to(self, device: torch.device) -> None:
         self.model.to(device)
 
     def train(self, mode: bool = True) -> None:
-        self.model.train(mode)
+        if self.trainable is None:
+            self.model.train(mode)
+            return
+        self.model.eval()
+        for module in self.trainable:
+            module.train(mode)
 
     def parameters(self) -> Iterable[torch.Tensor]:
-        return self.model.parameters()
+        if self.trainable is None:
+            return self.model.parameters()
+        return list({id(p): p for module in self.trainable for p in module.parameters()}.values())
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        """Every parameter and buffer, as the tensors that hold the weights (for in-place averaging)."""
-        return self.model.state_dict()
+        """Every parameter and buffer that learns, as the tensors that hold the weights (for in-place averaging)."""
+        return {name: value for name, value in self.model.state_dict().items() if name in self._learning}
 
     def logits(self, x: torch.Tensor, prompts: list[list[str]] | None) -> torch.Tensor:
         return self.model(x[0], prompts[0] if prompts is not None else None)[None]

@@ -154,8 +154,9 @@ class Trainer:
         self.on_progress(Progress("notice", 0, self.config.epochs, 0, 0, message=message))
 
     def fit(self, model: torch.nn.Module, train: CycleSet, test: CycleSet | None = None, val: CycleSet | None = None,
-            targets: Targets = None) -> TrainResult:
-        return self._fit(SingleMember(model), [self.seed], train, test, val, targets)[0]
+            targets: Targets = None, *, trainable: list[torch.nn.Module] | None = None) -> TrainResult:
+        """One model; with `trainable` only those of its modules learn, the others stay as they are."""
+        return self._fit(SingleMember(model, trainable), [self.seed], train, test, val, targets)[0]
 
     def fit_together(self, models: list[torch.nn.Module], seeds: list[int], train: CycleSet,
                      test: CycleSet | None = None, val: CycleSet | None = None) -> list[TrainResult]:

@@ -21,6 +21,8 @@ below and nothing else.
           report.json, report.md, report.html   REPORT_JSON, REPORT_MARKDOWN, REPORT_HTML
       runs/                               RUNS_FOLDER: single models of `lungkd train`
         <name>-<digest>/                  a RUN FOLDER, with recipe.json (RECIPE_FILE)
+      adapted/                            ADAPTED_FOLDER: models adapted to new recordings (`lungkd adapt`)
+        <name>/                           an adapted model (weights and lungkd.json, which names its parent)
       models/                             MODELS_FOLDER: models imported from .lungkd archives (core.models.archive)
         <name>/                           a MODEL FOLDER, named after its archive
 
@@ -49,6 +51,7 @@ EXPERIMENTS_FOLDER = "experiments"
 RUNS_FOLDER = "runs"
 MODELS_FOLDER = "models"
 UNPACKED_FOLDER = "unpacked"
+ADAPTED_FOLDER = "adapted"
 RECIPE_FILE = "recipe.json"
 RECIPE_TOML = "recipe.toml"
 EVENTS_FILE = "events.jsonl"
@@ -80,9 +83,9 @@ def valid_name(text: str, suffix: str = "") -> str:
     return stem[:64 - len(suffix)].rstrip("-._") + suffix
 
 
-def _checked(name: str) -> str:
+def _checked(name: str, what: str = "experiment") -> str:
     if not is_valid_name(name):
-        raise LungKDError(f"'{name}' is not a valid experiment name.", fix=f"use {NAME_RULE}.")
+        raise LungKDError(f"'{name}' is not a valid {what} name.", fix=f"use {NAME_RULE}.")
     return name
 
 
@@ -125,6 +128,10 @@ def student_run_folder(experiment: Path, role: str, arch: str, labels: str, seed
 
 def single_run_folder(workspace: Path, name: str, digest: str) -> Path:
     return Path(workspace) / RUNS_FOLDER / f"{_checked(name)}-{digest}"
+
+
+def adapted_model_folder(workspace: Path, name: str) -> Path:
+    return Path(workspace) / ADAPTED_FOLDER / _checked(name, "model")
 
 
 def cache_folder(workspace: Path) -> Path:

@@ -39,33 +39,37 @@ def page(window, synthetic_dir, tmp_path, wait_idle, qtbot):
     return open_for_editing(window, folder, wait_idle, qtbot)
 
 
-def shown_confidence(page) -> tuple[bool, int]:
-    """(disagrees, confidence in whole percent) of the selected cycle, as its table row shows them."""
-    table, row = page.table, page.table.current_cycle()
-    prediction = table.item(row, table.column("prediction")).text()
-    return table.item(row, table.column("match")).text() == "✗ mismatch", int(prediction.split()[-1].rstrip("%"))
+def mismatch(page) -> bool:
+    """Whether the selected cycle's table row shows the model disagreeing with its annotation."""
+    table = page.table
+    return table.item(table.current_cycle(), table.column("match")).text() == "✗ mismatch"
 
 
-def test_review_walks_disagreements_first_then_low_confidence_with_keys(page, window, qtbot):
+def annotated_percent(page, entry) -> int:
+    """The probability the model gives the entry's annotated class, in whole percent as the Studio shows it."""
+    document = page.session.documents[entry.path]
+    span = next(s for s in document.spans if s.start <= entry.middle < s.end)
+    return round(100 * document.probabilities(page.session.model_folder, span)[span.label])
+
+
+def test_review_walks_the_labels_the_model_doubts_most_first_with_keys(page, window):
     review = window.review
     total = sum(len(d.spans) for d in page.session.documents.values())
     assert total == sum(map(len, LABELS)) and len(page.session.documents) == len(RECORDINGS)
     key(page, Qt.Key.Key_R, CTRL_SHIFT)
     assert review.active and review.bar.isVisible() and not window.editing.bar.hint.isVisible()
     assert review.bar.progress.text() == f"0 / {total} reviewed" and len(review.entries) == total
-    seen = []
+    percents, mismatches = [], []
     for position in range(total):  # → walks the whole queue; the table shows where it is
         assert review.position == position
         entry = review.entries[position]
         assert page.session.current.path == entry.path
         assert page.view.cycles[page.table.current_cycle()].start == entry.start
-        seen.append(shown_confidence(page))
+        percents.append(annotated_percent(page, entry))
+        mismatches.append(mismatch(page))
         key(page, Qt.Key.Key_Right)
-    disagreements = [confidence for disagrees, confidence in seen if disagrees]
-    assert seen[:len(disagreements)] == [(True, c) for c in disagreements]  # every disagreement first
-    assert disagreements == sorted(disagreements) and len(disagreements) > 0
-    agreements = [confidence for _, confidence in seen[len(disagreements):]]
-    assert agreements == sorted(agreements)  # then the least confident first
+    assert percents == sorted(percents)  # the annotated class the model gives least first
+    assert any(mismatches) and all(p < 50 for p, m in zip(percents, mismatches) if m)  # each one likely wrong
     assert review.bar.progress.text() == f"{total} / {total} reviewed" and "all reviewed" in review.bar.where.text()
 
 
@@ -166,3 +170,37 @@ def test_the_whole_loop_review_correct_train_and_see_the_teachers(window, tmp_pa
     key(page, Qt.Key.Key_R, CTRL_SHIFT)
     key(page, Qt.Key.Key_R, CTRL_SHIFT)  # off and on: the queue now counts the teachers
     assert review.active and "teachers" in review.bar.reason.text()
+
+
+CLASS_KEYS = (Qt.Key.Key_N, Qt.Key.Key_C, Qt.Key.Key_W, Qt.Key.Key_B)
+
+
+def test_the_bar_counts_the_likely_wrong_labels_left_as_they_are_corrected(page, window):
+    """Likely wrong: the model gives the annotated class under 50 % (calibrated, as the table shows it). Counted
+    here from the documents, independently of the review mode's own count."""
+    review, session = window.review, page.session
+    key(page, Qt.Key.Key_R, CTRL_SHIFT)
+
+    def doubted() -> int:
+        count = 0
+        for entry in review.entries:
+            document = session.documents[entry.path]
+            span = next(s for s in document.spans if s.start <= entry.middle < s.end)
+            probabilities = document.probabilities(session.model_folder, span)
+            count += not entry.reviewed and probabilities[span.label] < 0.5
+        return count
+
+    def shown() -> int:
+        text = review.bar.likely_wrong.text()
+        assert text.endswith((" likely wrong labels left", " likely wrong label left")), text
+        return int(text.split()[0])
+
+    left = doubted()
+    assert left >= 2 and shown() == left
+    first = review.entries[0]
+    document = session.documents[first.path]
+    span = next(s for s in document.spans if s.start <= first.middle < s.end)
+    key(page, CLASS_KEYS[int(np.argmax(document.probabilities(session.model_folder, span)))])  # the model's class
+    assert shown() == doubted() == left - 1
+    key(page, Qt.Key.Key_Right)  # kept as annotated: reviewed, no longer counted
+    assert shown() == doubted() == left - 2

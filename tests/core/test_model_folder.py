@@ -75,9 +75,10 @@ DAMAGE = [
 
 
 def _recompute_checksums(folder: Path) -> None:
-    """What someone who knew the format would do: the card's sha256 of every file made to match again."""
+    """What someone who knew the format would do: the card's sha256 and size of every file made to match again."""
     card = read_model_card(folder)
-    write_model_card(folder, card.replace(checksums={name: file_sha256(folder / name) for name in card.checksums}))
+    write_model_card(folder, card.replace(checksums={name: file_sha256(folder / name) for name in card.checksums},
+                                          file_sizes={name: (folder / name).stat().st_size for name in card.file_sizes}))
 
 
 @pytest.fixture(params=["cnn6", "resnet18"])

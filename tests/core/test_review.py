@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from lungkd.core.analysis.review import ReviewCandidate, review_order, review_reason, teacher_spread
+from lungkd.core.analysis.review import (ReviewCandidate, likely_wrong, review_order, review_reason,
+                                         teacher_spread)
 from lungkd.core.kd.soft_labels import ensemble_probabilities
 
 
@@ -16,20 +17,31 @@ def order(candidates):
     return [candidates[i].recording + ":" + str(candidates[i].start) for i in review_order(candidates)]
 
 
-def test_disagreement_first_then_lowest_confidence():
+def test_the_lowest_probability_of_the_cycles_class_first():
     cycles = {
         "sure normal": candidate("a", 0, [0.90, 0.05, 0.03, 0.02]),
-        "disagrees, sure": candidate("b", 1, [0.95, 0.03, 0.01, 0.01]),
+        "confidently contradicted": candidate("b", 1, [0.95, 0.03, 0.01, 0.01]),
         "unsure crackle": candidate("c", 1, [0.30, 0.40, 0.20, 0.10]),
-        "disagrees, unsure": candidate("d", 3, [0.35, 0.34, 0.30, 0.01]),
+        "narrowly contradicted": candidate("d", 1, [0.50, 0.46, 0.03, 0.01]),
         "no class, unsure": candidate("e", None, [0.30, 0.31, 0.29, 0.10]),
         "fairly sure wheeze": candidate("f", 2, [0.10, 0.10, 0.70, 0.10]),
         "not predicted": candidate("g", 0, None),
     }
     names = list(cycles)
     ranked = [names[i] for i in review_order(list(cycles.values()))]
-    assert ranked == ["disagrees, unsure", "disagrees, sure", "no class, unsure", "unsure crackle",
+    # the confidently contradicted label before the narrowly contradicted one, and an agreeing but unsure one
+    # (40 %) before the narrow contradiction (46 %): the order before this one put every contradiction first,
+    # the least confident first
+    assert ranked == ["confidently contradicted", "no class, unsure", "unsure crackle", "narrowly contradicted",
                       "fairly sure wheeze", "sure normal", "not predicted"]
+
+
+def test_a_label_is_likely_wrong_below_even_odds_and_every_contradiction_is():
+    assert likely_wrong(candidate("a", 1, [0.50, 0.46, 0.03, 0.01]))  # contradicted, however narrowly
+    assert likely_wrong(candidate("a", 1, [0.30, 0.40, 0.20, 0.10]))  # its own class, but at 40 %
+    assert not likely_wrong(candidate("a", 1, [0.30, 0.50, 0.10, 0.10]))
+    assert not likely_wrong(candidate("a", None, [0.30, 0.31, 0.29, 0.10]))  # no label to be wrong
+    assert not likely_wrong(candidate("a", 1, None))  # not predicted yet
 
 
 def test_teacher_disagreement_decides_between_equally_confident_cycles():
@@ -69,5 +81,7 @@ def test_the_ensemble_is_the_softmax_of_the_mean_logit():
 def test_the_reason_says_why_a_cycle_is_queued():
     teachers = [[0.1, 0.8, 0.05, 0.05]] * 3 + [[0.8, 0.1, 0.05, 0.05]] * 2
     assert review_reason(candidate("a", 1, [0.9, 0.05, 0.03, 0.02], teachers)) == \
-        "annotated crackle, the model disagrees · model: normal 90% · 2 of 5 teachers vote against the others"
+        "annotated crackle, which the model gives 5%: likely wrong · model: normal 90% · 2 of 5 teachers vote " \
+        "against the others"
+    assert review_reason(candidate("a", 1, [0.3, 0.6, 0.05, 0.05])) == "model: crackle 60%"
     assert review_reason(candidate("a", None, [0.1, 0.1, 0.7, 0.1])) == "no class yet · model: wheeze 70%"
