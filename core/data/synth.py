@@ -18,9 +18,8 @@ mix; and the classes are balanced within each device. tests/core/test_synth.py m
 from __future__ import annotations
 
 from collections import Counter
-from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
-from itertools import repeat
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -30,14 +29,13 @@ import soundfile as sf
 from lungkd.core.labels import CLASS_NAMES
 from lungkd.core.data.metadata import DEMOGRAPHICS_FILE, DIAGNOSIS_FILE, LOCATIONS, METADATA_FILE, SPLIT_FILE
 from lungkd.core.errors import DataError
-from lungkd.core.pool import default_workers, spawn_pool
+from lungkd.core.pool import run_jobs
 
 CLASS_SHARES = np.array([0.53, 0.27, 0.13, 0.07])  # ICBHI: 3642 / 1864 / 886 / 506 of 6898 cycles
 TRAIN_SHARE = 0.6  # of recordings; ICBHI has 539 / 920
 FIRST_PID = 101
 MAX_PATIENTS = 899  # patient ids stay three-digit
 RECORDINGS_PER_PATIENT = 3.5
-RECORDINGS_PER_WORKER = 24  # a process pool renders larger datasets
 LOCATION_WEIGHTS = np.array([0.12, 0.2, 0.18, 0.14, 0.14, 0.11, 0.11])  # Tc Al Ar Pl Pr Ll Lr
 FINE_CRACKLE_HZ = (300.0, 900.0)  # a crackle's two-cycle duration is about 2.3 / f0: 2.6-7.8 ms when fine
 COARSE_CRACKLE_HZ = (80.0, 190.0)  # 12-29 ms when coarse
@@ -784,7 +782,8 @@ def _summary(out: Path, patients: list[Patient], plans: list[RecordingPlan], lab
     )
 
 
-def _write_recording(out: Path, plan: RecordingPlan, seed: int, index: int) -> None:
+def _write_recording(out: Path, seed: int, numbered: tuple[int, RecordingPlan]) -> None:
+    index, plan = numbered
     sf.write(out / f"{plan.name}.wav", render_recording(plan, seed, index), plan.sample_rate, subtype=plan.subtype,
              format="WAV")
     _write_annotation(out / f"{plan.name}.txt", plan)
@@ -795,21 +794,17 @@ def write_synthetic_dataset(out_dir: str | Path, recordings: int, seed: int, lab
                             workers: int | None = None) -> SynthSummary:
     """Write `recordings` synthetic recordings in the ICBHI layout into `out_dir`; the same seed gives
     byte-identical files, however many `workers` render them. `label_noise` is the fraction of cycles written
-    with a wrong class. Recordings are rendered by a process pool of `workers` (default: core.pool's, but at
-    most one per RECORDINGS_PER_WORKER recordings, since starting a worker costs about as much as rendering a
-    dozen; one worker renders in this process)."""
+    with a wrong class. Recordings are rendered here, with up to `workers - 1` helper processes (default
+    core.pool's) once the rendering left pays for starting them."""
     patients, plans = plan_dataset(recordings, seed, label_noise)
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):  # files left from another dataset would join this one
         raise DataError("the folder is not empty; files left from another dataset would join this one.",
                         path=out, fix="give the synthetic dataset a new or empty folder.")
     out.mkdir(parents=True, exist_ok=True)
-    workers = workers or min(default_workers(), len(plans) // RECORDINGS_PER_WORKER)
-    arguments = (repeat(out), plans, repeat(seed), range(len(plans)))
-    with spawn_pool(workers) if workers > 1 else nullcontext() as pool:
-        written = pool.map(_write_recording, *arguments, chunksize=4) if pool else map(_write_recording, *arguments)
-        for done, _ in enumerate(written, start=1):
-            if progress:
-                progress(done, len(plans))
+    for done, _ in enumerate(run_jobs(partial(_write_recording, out, seed), list(enumerate(plans)), workers=workers),
+                             start=1):
+        if progress:
+            progress(done, len(plans))
     _write_side_files(out, patients, plans, seed)
     return _summary(out, patients, plans, label_noise)
