@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import io
 import os
 import sys
@@ -83,10 +84,14 @@ class _Bar:
 
     def line(self, text: str, stream=None) -> None:
         """A line of its own, below a bar that was being drawn."""
+        self.close()
+        print(text, file=stream or self.stream, flush=True)
+
+    def close(self) -> None:
+        """Ends the bar's line, if one was drawn."""
         if self.open:
             self.stream.write("\n")
             self.open = False
-        print(text, file=stream or self.stream, flush=True)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -355,12 +360,12 @@ def _f(value, digits: int = 2) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def _how_sure(analysis) -> str:
-    if analysis.fallback_reason:
-        return f" ({analysis.fallback_reason})"
-    if analysis.segmentation_confidence is None:
+def _how_sure(analysis: dict) -> str:
+    if analysis["fallback_reason"]:
+        return f" ({analysis['fallback_reason']})"
+    if analysis["segmentation_confidence"] is None:
         return ""
-    return (f" ({analysis.segmentation_confidence:.0%} sure, breathing every {analysis.breathing_period:.1f} s)")
+    return (f" ({analysis['segmentation_confidence']:.0%} sure, breathing every {analysis['breathing_period']:.1f} s)")
 
 
 def _check_output(out: Path, inputs: list[Path], force: bool) -> None:
@@ -379,60 +384,101 @@ def _check_output(out: Path, inputs: list[Path], force: bool) -> None:
                           fix="give another name, or add --force to replace it.")
 
 
-def _unlike(analysis) -> str:
-    if not analysis.unlike_training:
+def _unlike(analysis: dict) -> str:
+    if not analysis["unlike_training"]:
         return ""
-    return (f"; UNLIKE the model's training data (median distance {analysis.training_distance:.1f}, "
-            f"limit {analysis.distance_limit:.1f}): do not trust these predictions")
+    return (f"; UNLIKE the model's training data (median distance {analysis['training_distance']:.1f}, "
+            f"limit {analysis['distance_limit']:.1f}): do not trust these predictions")
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from lungkd.core.analysis.batch import analyse_paths
+    from lungkd.core.analysis.batch import analyse_folder
+    from lungkd.core.analysis.combined_export import check_export_folder, write_combined_export
     from lungkd.core.analysis.limits import load_model_with_limits
-    from lungkd.core.analysis.predict import to_json, write_csv
+    from lungkd.core.analysis.results import ResultsCache, csv_header
     from lungkd.core.storage import write_text_atomic
+    from lungkd.core.workspace.paths import resolve_workspace
 
     if args.out is not None:
         if not (args.csv or args.json):
             raise LungKDError("--out needs --csv or --json to say what to write.",
                               fix="add --csv (one row per cycle) or --json.")
         _check_output(args.out, [args.model, *args.recordings], args.force)
+    if args.export is not None:
+        check_export_folder(args.export, args.force)
     model = load_model_with_limits(args.model)
     notes = model.limits.notes
     print(f"note: {args.model} was trained on {notes.trained_on}", file=sys.stderr)
     for warning in notes.warnings():
         print(f"note: {warning}", file=sys.stderr)
-    batch = analyse_paths(args.recordings, model)
+    bar, cancel = _Bar(sys.stderr), CancelToken()
+    try:
+        results = ResultsCache.for_workspace(resolve_workspace(args.workspace))
+    except OSError as exc:  # a workspace that cannot be made: every recording is analysed, nothing remembered
+        print(f"note: no results cache ({exc.strerror or exc}); nothing will be skipped next time.", file=sys.stderr)
+        results = None
+    try:
+        batch = analyse_folder(args.recordings, model, results, glob=args.glob, cancel=cancel,
+                               on_progress=lambda p: _draw_batch(bar, p))
+    except (KeyboardInterrupt, Cancelled):
+        cancel.cancel()
+        bar.line("stopped; the recordings analysed so far are kept: run the same command again to go on from "
+                 "where it stopped.", sys.stderr)
+        return 130
+    bar.close()
     for left_out in batch.left_out:
         print(f"lungkd: warning: {left_out.text}", file=sys.stderr)
     for failure in batch.failures:  # one bad file among many: said, and the rest analysed
         print(f"lungkd: error: {failure.text}", file=sys.stderr)
-    analyses = batch.results
+    analysed = batch.results
+    reused = sum(r.reused for r in analysed)
+    if reused:
+        print(f"note: {reused} of {len(analysed)} recording(s) were analysed before by this model (the workspace's "
+              "results cache); they were not analysed again.", file=sys.stderr)
+    if args.export is not None:
+        paths = write_combined_export(args.export, batch)
+        print(f"wrote {sum(len(r.cycles) for r in analysed)} cycles of {len(analysed)} recording(s) to "
+              f"{', '.join(str(p) for p in paths.values())}", file=sys.stderr)
     if args.csv or args.json:
         text = io.StringIO()
         if args.csv:
-            write_csv(analyses, text)
+            csv.writer(text).writerows([csv_header(), *(row for r in analysed for row in r.csv_rows)])
         else:
-            text.write(to_json(analyses) + "\n")
+            text.write(json_text([r.json for r in analysed]) + "\n")
         if args.out is None:
             sys.stdout.write(text.getvalue())
         else:  # whole or not at all: an interrupted run never leaves half a file in its place
             write_text_atomic(args.out, text.getvalue())
-            print(f"wrote {sum(len(a.cycles) for a in analyses)} cycles to {args.out}", file=sys.stderr)
-    else:
-        for a in analyses:
-            print(f"{a.name}: {len(a.cycles)} cycles from {a.cycle_source}{_how_sure(a)}, "
-                  + ", ".join(f"{k} {v}" for k, v in a.class_counts().items()) + _unlike(a))
-            if a.phase_uncertain:
-                print(f"  phase uncertain ({a.phase_confidence:.0%} sure the cycles start at inspiration): "
-                      f"{a.phase_note}")
-            for c in a.cycles:
-                truth = "" if c.truth is None else f"  (annotated {CLASS_NAMES[c.truth]})"
-                bounds = "" if c.segmentation_confidence is None else f"  (bounds {c.segmentation_confidence:.0%} sure)"
-                unlike = "  (unlike the training data)" if c.unlike_training else ""
-                print(f"  {c.start:8.3f}-{c.end:8.3f} s  {CLASS_NAMES[c.predicted]:<8} {c.confidence:6.1%}"
-                      f"{truth}{bounds}{unlike}")
+            print(f"wrote {sum(len(r.cycles) for r in analysed)} cycles to {args.out}", file=sys.stderr)
+    elif args.export is None:
+        for r in analysed:
+            _print_analysis(r.json)
     return 1 if batch.failures else 0
+
+
+def _draw_batch(bar: _Bar, progress) -> None:
+    """The bar of a batch of recordings, with the time left once a recording was analysed."""
+    if progress.total > 1:
+        label = f"{progress.done}/{progress.total} recordings" + (f" ({progress.reused} done before)"
+                                                                 if progress.reused else "")
+        bar.draw(label, progress.done / progress.total, progress.eta_s)
+
+
+def _print_analysis(a: dict) -> None:
+    """One recording's cycles as `lungkd predict` lists them, from its JSON form (analysed now or before)."""
+    counts = {name: sum(c["prediction"] == name for c in a["cycles"]) for name in CLASS_NAMES}
+    print(f"{Path(a['path']).stem}: {len(a['cycles'])} cycles from {a['cycle_source']}{_how_sure(a)}, "
+          + ", ".join(f"{k} {v}" for k, v in counts.items()) + _unlike(a))
+    if a["phase_uncertain"]:
+        print(f"  phase uncertain ({a['phase_confidence']:.0%} sure the cycles start at inspiration): "
+              f"{a['phase_note']}")
+    for c in a["cycles"]:
+        truth = "" if c["truth"] is None else f"  (annotated {c['truth']})"
+        sure = c["segmentation_confidence"]
+        bounds = "" if sure is None else f"  (bounds {sure:.0%} sure)"
+        unlike = "  (unlike the training data)" if c["unlike_training"] else ""
+        print(f"  {c['start']:8.3f}-{c['end']:8.3f} s  {c['prediction']:<8} {c[c['prediction']] or 0:6.1%}"
+              f"{truth}{bounds}{unlike}")
 
 
 class _PrintVersion(argparse.Action):
@@ -446,6 +492,20 @@ class _PrintVersion(argparse.Action):
 
         print(gather_about().text())
         parser.exit()
+
+
+def _add_batch_options(predict: argparse.ArgumentParser) -> None:
+    predict.add_argument("--glob", metavar="PATTERN",
+                         help="in folders, only the recordings whose path ends as PATTERN says ('*_Meditron.wav', "
+                              "'visit-2/*')")
+    predict.add_argument("--export", type=Path, metavar="FOLDER",
+                         help="write one CSV, one JSON and one Raven selection table for all the recordings into "
+                              "FOLDER, every row with its provenance (file and sha256, model and card sha256, "
+                              "LungKD version, time of analysis)")
+    predict.add_argument("--workspace", type=Path,
+                         help="workspace folder whose results cache remembers what was analysed, so a folder "
+                              "analysed again (or a run stopped with Ctrl-C) goes on where it stopped (default: the "
+                              "user data folder)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -519,7 +579,8 @@ def build_parser() -> argparse.ArgumentParser:
     form.add_argument("--json", action="store_true", help="JSON (to standard output, or --out)")
     predict.add_argument("--out", "-o", type=Path, metavar="FILE",
                          help="write the CSV or JSON to FILE; never one of the inputs")
-    predict.add_argument("--force", action="store_true", help="replace FILE when it exists")
+    predict.add_argument("--force", action="store_true", help="replace FILE (or the --export files) when it exists")
+    _add_batch_options(predict)
     predict.set_defaults(run=_predict)
 
     models = commands.add_parser("models", help="list the model architectures; fit a model's limits")

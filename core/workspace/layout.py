@@ -20,6 +20,8 @@ below and nothing else.
           report.json, report.md, report.html   REPORT_JSON, REPORT_MARKDOWN, REPORT_HTML
       runs/                               RUNS_FOLDER: single models of `lungkd train`
         <name>-<digest>/                  a RUN FOLDER, with recipe.json (RECIPE_FILE)
+      results/                            RESULTS_FOLDER: recordings analysed, by model card and file content
+                                          (core.analysis.results), so that a folder's analysis resumes
 
     RUN FOLDER
       train_state.pt                      STATE_FILE: the resumable training state, every epoch
@@ -42,6 +44,7 @@ DATASETS_FOLDER = "datasets"
 TEACHERS_FOLDER = "teachers"
 EXPERIMENTS_FOLDER = "experiments"
 RUNS_FOLDER = "runs"
+RESULTS_FOLDER = "results"
 RECIPE_FILE = "recipe.json"
 RECIPE_TOML = "recipe.toml"
 EVENTS_FILE = "events.jsonl"
