@@ -2,10 +2,11 @@
 (its provenance), stored in the workspace under the sha256 of the recording's bytes and of the model's card.
 
 A folder analysed again with the same model skips what was done (a cancelled run resumes where it stopped);
-a recording whose bytes (or the annotation beside it) changed, or a model whose card changed (its weights are
-in the card's checksums, its calibration in its temperature), is analysed again. The key also holds LungKD's version and the shape of the
-analysis, so an upgrade never serves an analysis in an older form. Entries are written atomically, one file
-per recording; a damaged one is dropped and the recording analysed again.
+a recording whose bytes (or the annotation beside it, or its path: the name tells the device and the site)
+changed, or a model whose card changed (its weights are in the card's checksums, its calibration in its
+temperature), is analysed again. The key also holds LungKD's version and the shape of the analysis, so an
+upgrade never serves an analysis in an older form. Entries are written atomically, one file per recording; a
+damaged one is dropped and the recording analysed again.
 """
 from __future__ import annotations
 
