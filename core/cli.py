@@ -392,6 +392,18 @@ def _unlike(analysis: dict) -> str:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from lungkd.core.models.card import model_notes, require_model_card
+
+    if args.out is not None:
+        if not (args.csv or args.json):
+            raise LungKDError("--out needs --csv or --json to say what to write.",
+                              fix="add --csv (one row per cycle) or --json.")
+        _check_output(args.out, [args.model, *args.recordings], args.force)
+    notes = model_notes(require_model_card(args.model))  # said at once: torch and the model take seconds to load
+    print(f"note: {args.model} was trained on {notes.trained_on}", file=sys.stderr, flush=True)
+    for warning in notes.warnings():
+        print(f"note: {warning}", file=sys.stderr, flush=True)
+
     from lungkd.core.analysis.batch import analyse_folder
     from lungkd.core.analysis.combined_export import check_export_folder, write_combined_export
     from lungkd.core.analysis.limits import load_model_with_limits
@@ -399,18 +411,9 @@ def _predict(args: argparse.Namespace) -> int:
     from lungkd.core.storage import write_text_atomic
     from lungkd.core.workspace.paths import resolve_workspace
 
-    if args.out is not None:
-        if not (args.csv or args.json):
-            raise LungKDError("--out needs --csv or --json to say what to write.",
-                              fix="add --csv (one row per cycle) or --json.")
-        _check_output(args.out, [args.model, *args.recordings], args.force)
     if args.export is not None:
         check_export_folder(args.export, args.force)
     model = load_model_with_limits(args.model)
-    notes = model.limits.notes
-    print(f"note: {args.model} was trained on {notes.trained_on}", file=sys.stderr)
-    for warning in notes.warnings():
-        print(f"note: {warning}", file=sys.stderr)
     bar, cancel = _Bar(sys.stderr), CancelToken()
     try:
         results = ResultsCache.for_workspace(resolve_workspace(args.workspace))

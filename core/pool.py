@@ -15,6 +15,7 @@ import os
 import sys
 import time
 from collections import deque
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Callable, Iterator, Sequence, TypeVar
 
@@ -45,6 +46,22 @@ def spawn_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread)
 
 
+@contextmanager
+def one_thread_here() -> Iterator[None]:
+    """torch computes on one thread in this thread while the block runs, as it does in the helpers: its intra-op
+    threads slow the many small operations of preparation down (on a busy two-core machine, resampling with two
+    threads took 5-7 times as long as with one), and the helpers are the parallelism."""
+    torch = sys.modules.get("torch")  # not imported yet: the job imports it, and runs its first time as it is
+    before = torch.get_num_threads() if torch is not None else None
+    if before is not None and before != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if before is not None and before != 1:
+            torch.set_num_threads(before)
+
+
 def helpers_pay(seconds_per_job: float, jobs_left: int, start_s: float) -> bool:
     """Whether helper processes are worth starting: the work left, done here alone, would outlast starting them
     PAYS_AFTER_STARTS times over (they start beside the work, which goes on meanwhile)."""
@@ -60,9 +77,9 @@ def run_jobs(work: Callable[[Job], Result], jobs: Sequence[Job], *, workers: int
              check: Callable[[], None] | None = None, start_s: float | None = None) -> Iterator[Result]:
     """`work(job)` for every job, yielding each result as it is ready (not in the jobs' order).
 
-    The jobs start here, one at a time; once `helpers_pay` (from the time they take and `start_s`, the cost of
-    starting a helper: `worker_start_seconds()` unless given), up to `workers - 1` helper processes
-    (`workers`: default_workers()) take jobs beside this process. `work` must be a module-level function when
+    The jobs start here, one at a time and on one thread (`one_thread_here`); once `helpers_pay` (from the time
+    they take and `start_s`, the cost of starting a helper: `worker_start_seconds()` unless given), up to
+    `workers - 1` helper processes (`workers`: default_workers()) take jobs beside this process. `work` must be a module-level function when
     helpers may run it. `check` runs before every job here and while waiting for helpers; what it raises (a
     cancel) stops the work, helpers included."""
     global _measured_start_s
@@ -87,7 +104,8 @@ def run_jobs(work: Callable[[Job], Result], jobs: Sequence[Job], *, workers: int
                 in_flight.add(pool.submit(work, waiting.popleft()))
             if waiting:
                 began = time.perf_counter()
-                result = work(waiting.popleft())
+                with one_thread_here():
+                    result = work(waiting.popleft())
                 spent, done_here = spent + time.perf_counter() - began, done_here + 1
                 if pool is None and helpers and helpers_pay(spent / done_here, len(waiting), start_s):
                     pool, pool_started = spawn_pool(helpers), time.perf_counter()
