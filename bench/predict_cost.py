@@ -8,7 +8,7 @@ peak memory.
    where the code calls it: decoding, segmentation (or reading the annotation), resampling and cutting the
    clips, the features, the model, calibration and distances, hashing and the results cache, writing. The limit
    is the features and the model alone on the same cycles in the same batches (their clips cut beforehand),
-   measured afterwards in the same process. Start-up is the time from starting the process to the imports
+   measured afterwards in the same process, with one torch thread and with torch's default (the faster counts). Start-up is the time from starting the process to the imports
    done, as the parent saw it.
 2. The command from outside: its wall time, the time to its first line of output, and its peak memory, both
    resident (VmHWM, which counts the pages of the shared libraries torch maps: about 600 MB for a CUDA build)
@@ -103,7 +103,20 @@ def _instrument(clock: StageClock) -> None:
 
 def _model_limit(model_folder: str, table: Path) -> tuple[float, int]:
     """Seconds the features and the model alone take on the cycles of the CSV `table`, in the batches
-    `lungkd predict` makes (clips cut beforehand, not timed)."""
+    `lungkd predict` makes (clips cut beforehand, not timed): the faster of one torch thread and torch's
+    default."""
+    import torch
+
+    default = torch.get_num_threads()
+    measured = []
+    for threads in sorted({1, default}):
+        torch.set_num_threads(threads)
+        measured.append(_features_and_model(model_folder, table))
+    torch.set_num_threads(default)
+    return min(measured)
+
+
+def _features_and_model(model_folder: str, table: Path) -> tuple[float, int]:
     import torch
 
     from lungkd.core.analysis.limits import load_model_with_limits

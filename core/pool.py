@@ -49,8 +49,9 @@ def spawn_pool(workers: int) -> ProcessPoolExecutor:
 @contextmanager
 def one_thread_here() -> Iterator[None]:
     """torch computes on one thread in this thread while the block runs, as it does in the helpers: its intra-op
-    threads slow the many small operations of preparation down (on a busy two-core machine, resampling with two
-    threads took 5-7 times as long as with one), and the helpers are the parallelism."""
+    threads slow the many small operations of preparation and analysis down (on a busy two-core machine,
+    resampling with two threads took 5-7 times as long as with one), and the helpers are the parallelism. Also a
+    decorator."""
     torch = sys.modules.get("torch")  # not imported yet: the job imports it, and runs its first time as it is
     before = torch.get_num_threads() if torch is not None else None
     if before is not None and before != 1:
