@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from lungkd.core import storage
+from lungkd.core import pool, storage
 from lungkd.core.features.cache import FeatureCache, prepare_dataset
 from lungkd.core.pool import default_workers
 from lungkd.core.data.dataset import load_dataset
@@ -60,7 +60,10 @@ def bench(name: str, root: Path, kind: str, workspace: Path, workers: int | None
     digest = fingerprint(alone.inputs)
     del alone  # free its memory, as a new session would start without it
     store = FeatureCache(workspace / f"cache-{name}-{kind}")
+    pool._measured_start_s = None  # set when a helper delivers its first result
     first_s, first = timed_pass(recordings, prep, features, store, workers)
+    helpers = "none started" if pool._measured_start_s is None else \
+        f"started, the first ready {pool._measured_start_s:.1f} s after its start"
     n, computed, shape = len(first.cycles), first.computed, first.inputs.shape
     assert fingerprint(first.inputs) == digest, "the workers prepared other inputs than one process alone"
     del first
@@ -71,7 +74,7 @@ def bench(name: str, root: Path, kind: str, workspace: Path, workers: int | None
           f"cache {size:.0f} MiB, load {os.getloadavg()[0]:.1f}")
     print(f"{'':>18}one worker {alone_s:8.2f} s  {n / alone_s:10.1f} cycles/s  ({computed} prepared)")
     print(f"{'':>18}default    {first_s:8.2f} s  {n / first_s:10.1f} cycles/s  "
-          f"(ratio to one worker {first_s / alone_s:.2f})")
+          f"(ratio to one worker {first_s / alone_s:.2f}; helpers {helpers})")
     print(f"{'':>18}cached     {cached_s:8.2f} s  {n / cached_s:10.1f} cycles/s  ({cached.cache_hits} read; "
           f"first / cached {first_s / cached_s:.1f}x)", flush=True)
 
