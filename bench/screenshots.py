@@ -83,6 +83,7 @@ def main() -> int:
         shot("04-zoomed-greyscale")
         wizard_pages(app, window, args.out)
         window.wizard.close()
+        visit_pictures(app, window, args.data, demo, args.out, shot)
         editing_and_review(app, window, workspace, demo, shot, args.data / TRACHEAL, unannotated)
         window.close()
     return 0
@@ -95,6 +96,53 @@ def close_all(page) -> None:
         page.remove_current()
     for path in list(page.recording_list.failures):
         page.recording_list.remove(path)
+
+
+def visit_pictures(app, window, data: Path, demo: Path, out: Path, shot) -> None:
+    """The quality marks on the real session 107 (clipping, mains hum); why a generated cycle is called wheeze,
+    drawn over its spectrogram; and the first page and a recording's page of the visit report of session 107, as
+    Qt's PDF writer makes it (File > Report of this visit…)."""
+    from PySide6.QtCore import QSize
+    from PySide6.QtPdf import QPdfDocument
+
+    page = window.recordings
+    close_all(page)
+    visit = sorted(data.glob("107_2b3_*.wav"))[:3]
+    window.open_paths(visit)
+    window.queue.wait_idle()
+    page.recording_list.setCurrentItem(page.recording_list.item_for(visit[-1]))
+    page.select_cycle(next((i for i, c in enumerate(page.session.shown_cycles()) if c.poor), 0))
+    shot("14-quality-marks")
+
+    target = out / "visit-report.pdf"
+    window.visit_reporter.write(target)
+    window.queue.wait_idle()
+    if target.exists():
+        document = QPdfDocument()
+        document.load(str(target))
+        for number, name in ((0, "16-visit-report"), (2, "17-visit-report-recording")):
+            document.render(min(number, document.pageCount() - 1), QSize(900, 1273)).save(str(out / f"{name}.png"))
+            print(out / f"{name}.png")
+        document.close()
+        target.unlink()
+    close_all(page)
+
+    window.open_paths([demo])
+    window.queue.wait_idle()
+    wheezes = [(path, i) for path in sorted(page.session.documents) for i, c in
+               enumerate(page.session.documents[path].shown(page.session.model_folder))
+               if c.predicted == 2 and c.truth == 2]
+    if wheezes:
+        path, index = max(wheezes, key=lambda w: page.session.documents[w[0]].shown(page.session.model_folder)[
+            w[1]].confidence)
+        page.recording_list.setCurrentItem(page.recording_list.item_for(path))
+        page.select_cycle(index)
+        page.explain_selected()
+        window.queue.wait_idle()
+        cycle = page.view.cycles[index]
+        page.view.wave.setXRange(cycle.start - 1.0, cycle.end + 1.0, padding=0)
+        shot("15-explanation")
+    close_all(page)
 
 
 def editing_and_review(app, window, workspace: Path, demo: Path, shot, tracheal: Path, scratch: Path) -> None:

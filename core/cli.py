@@ -28,16 +28,44 @@ def _print_stats(stats: dict) -> None:
         print("  sample rates: " + ", ".join(f"{k} Hz x{v}" for k, v in stats["sample_rates"].items()))
     for match in stats["name_matches"]:
         print(f"  matched {match['file']} -> split entry {match['split']} ({match['reason']})")
+    _print_labels(stats)
     if stats["warnings"]:
         print(f"  {len(stats['warnings'])} warning(s):")
         for warning in stats["warnings"]:
             print(f"    {warning}")
 
 
+def _print_labels(stats: dict) -> None:
+    """How a format's labels became the four classes, and what was left out and why (core.data.label_maps)."""
+    from lungkd.core.data.labelled_folders import FORMAT_NAMES
+
+    if stats["format"] in FORMAT_NAMES and stats["format"] != "icbhi":
+        split = "official split from the folders" if stats["official_split"] else "no official split"
+        print(f"  format: {FORMAT_NAMES[stats['format']]} ({split})")
+    if stats["labels"]:
+        print("  labels: " + ", ".join(f"{row['label']} -> {row['class']} {row['count']}" for row in stats["labels"]))
+    for row in stats["left_out"]:
+        print(f"  left out: {row['what']} {row['why']}: {row['amount']:g}")
+
+
+def _label_map(pairs: list[str]) -> dict[str, str] | None:
+    """`--map LABEL=CLASS` pairs as a label map's changes."""
+    from lungkd.core.data.label_maps import LEAVE_OUT
+
+    changes = {}
+    for pair in pairs:
+        label, _, target = pair.rpartition("=")
+        if not label or target not in (*CLASS_NAMES, LEAVE_OUT):
+            raise LungKDError(f"--map {pair}: expected LABEL=CLASS with a class of {', '.join(CLASS_NAMES)} or "
+                              f"{LEAVE_OUT}.", fix='e.g. --map "Stridor=none" --map "Rhonchi=wheeze".')
+        changes[label] = target
+    return changes or None
+
+
 def _data_stats(args: argparse.Namespace) -> int:
     from lungkd.core.data.dataset import load_dataset
 
-    stats = load_dataset(args.path).stats()
+    stats = load_dataset(args.path, dataset_format=args.format, label_map=_label_map(args.map)).stats()
     if args.json:
         print(json_text(stats))
     else:
@@ -46,11 +74,12 @@ def _data_stats(args: argparse.Namespace) -> int:
 
 
 def _data_synth(args: argparse.Namespace) -> int:
-    from lungkd.core.data.synth import write_synthetic_dataset
+    from lungkd.core.data.synth_layouts import write_synthetic_layout
 
-    summary = write_synthetic_dataset(args.out, recordings=args.recordings, seed=args.seed,
-                                      label_noise=args.label_noise)
-    print(f"Wrote {summary.recordings} recordings of {summary.patients} patients to {Path(args.out)}")
+    summary = write_synthetic_layout(args.out, args.layout, recordings=args.recordings, seed=args.seed,
+                                     label_noise=args.label_noise)
+    print(f"Wrote {summary.recordings} recordings of {summary.patients} patients to {Path(args.out)} "
+          f"({args.layout} layout)")
     return 0
 
 
@@ -236,6 +265,9 @@ def _run(args: argparse.Namespace) -> int:
 
     recipe = load_experiment(find_recipe(args.recipe))
     if args.data:
+        if isinstance(recipe.data, tuple):
+            raise LungKDError(f"the recipe trains on {len(recipe.data)} datasets; --data replaces one.",
+                              path=recipe.source, fix="change the paths in the recipe's [[data]] tables instead.")
         recipe = recipe.replace(data=recipe.data.replace(path=str(args.data), synthetic=None))
     # --address names a Ray cluster, so it alone chooses the ray executor
     name = getattr(args, "executor", None) or ("ray" if getattr(args, "address", None) else None) or \
@@ -391,6 +423,15 @@ def _unlike(analysis: dict) -> str:
             f"limit {analysis['distance_limit']:.1f}): do not trust these predictions")
 
 
+def _checks(a: dict) -> str:
+    """The recording's quality and breathing in one line, from its JSON form."""
+    from lungkd.core.analysis.recording_checks import breathing_words, quality_words
+
+    breathing = breathing_words(a["breathing_rate"], a["breathing_rate_confidence"], a["ie_ratio"],
+                                a["ie_confidence"], a["breathing_note"])
+    return f"quality {quality_words(a['quality'], a['quality_reasons'])}; {breathing}"
+
+
 def _predict(args: argparse.Namespace) -> int:
     from lungkd.core.models.card import model_notes, require_model_card
 
@@ -469,19 +510,73 @@ def _draw_batch(bar: _Bar, progress) -> None:
 
 def _print_analysis(a: dict) -> None:
     """One recording's cycles as `lungkd predict` lists them, from its JSON form (analysed now or before)."""
+    from lungkd.core.analysis.quality import POOR
+
     counts = {name: sum(c["prediction"] == name for c in a["cycles"]) for name in CLASS_NAMES}
     print(f"{Path(a['path']).stem}: {len(a['cycles'])} cycles from {a['cycle_source']}{_how_sure(a)}, "
           + ", ".join(f"{k} {v}" for k, v in counts.items()) + _unlike(a))
     if a["phase_uncertain"]:
         print(f"  phase uncertain ({a['phase_confidence']:.0%} sure the cycles start at inspiration): "
               f"{a['phase_note']}")
+    print(f"  {_checks(a)}")
     for c in a["cycles"]:
         truth = "" if c["truth"] is None else f"  (annotated {c['truth']})"
         sure = c["segmentation_confidence"]
         bounds = "" if sure is None else f"  (bounds {sure:.0%} sure)"
         unlike = "  (unlike the training data)" if c["unlike_training"] else ""
+        poor = f"  (POOR recording quality: {' '.join(c['quality_reasons'])})" if c["quality"] == POOR else ""
         print(f"  {c['start']:8.3f}-{c['end']:8.3f} s  {c['prediction']:<8} {c[c['prediction']] or 0:6.1%}"
-              f"{truth}{bounds}{unlike}")
+              f"{truth}{bounds}{unlike}{poor}")
+
+
+def _visit_report(args: argparse.Namespace) -> int:
+    """One report per patient visit: HTML written here, PDF by Qt's writer in a process of its own
+    (lungkd.app.report_pdf), so that this engine never loads Qt."""
+    from lungkd.core.analysis.limits import load_model_with_limits
+    from lungkd.core.analysis.visit import model_summary, report_file_names, visit_entries, visit_reports
+    from lungkd.core.analysis.visit_pages import visit_html
+    from lungkd.core.storage import write_text_atomic
+
+    suffix = args.out.suffix.lower()
+    if suffix not in (".pdf", ".html", ".htm"):
+        raise LungKDError("the report is written as PDF or HTML, and the file name says which.", path=args.out,
+                          fix="end --out in .pdf or .html, e.g. --out visit.pdf.")
+    _check_output(args.out, [args.model, *args.recordings], args.force)
+    model = load_model_with_limits(args.model)
+    batch = visit_entries(args.recordings, model)
+    for left_out in batch.left_out:
+        print(f"lungkd: warning: {left_out.text}", file=sys.stderr)
+    for failure in batch.failures:
+        print(f"lungkd: error: {failure.text}", file=sys.stderr)
+    if not batch.results:
+        raise LungKDError("no recording could be analysed, so there is nothing to report.",
+                          fix="give wav, flac or ogg recordings (see the errors above).")
+    reports = visit_reports(batch.results, model_summary(model.card, Path(args.model)))
+    for report, target in zip(reports, report_file_names(args.out, reports)):
+        _check_output(target, [args.model, *args.recordings], args.force)
+        html = visit_html(report)
+        if suffix == ".pdf":
+            _pdf_from_html(html, target)
+        else:
+            write_text_atomic(target, html)
+        print(f"wrote the report of {report.title} ({len(report.recordings)} recording(s)) to {target}",
+              file=sys.stderr)
+    return 1 if batch.failures else 0
+
+
+def _pdf_from_html(html: str, target: Path) -> None:
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        source = Path(folder) / f"{target.stem}.html"
+        source.write_text(html, encoding="utf-8")
+        done = subprocess.run([sys.executable, "-m", "lungkd.app.report_pdf", str(source), str(target)],
+                              capture_output=True, text=True)
+    if done.returncode:
+        raise LungKDError(f"Qt's PDF writer failed: {done.stderr.strip()[-500:] or done.returncode}", path=target,
+                          fix="write the report as HTML instead (--out FILE.html), or check that PySide6 is "
+                              "installed.")
 
 
 class _PrintVersion(argparse.Action):
@@ -520,12 +615,19 @@ def build_parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help="inspect or generate datasets").add_subparsers(dest="data_command",
                                                                                           required=True)
     stats = data.add_parser("stats", help="recordings, patients and cycles per split and class")
-    stats.add_argument("path", type=Path, help="an ICBHI folder or a folder of recordings with .txt annotations")
+    stats.add_argument("path", type=Path, help="a dataset folder: ICBHI, SPRSound, HF_Lung, recordings with a label "
+                                               "table, Audacity label tracks or ICBHI-style .txt annotations")
+    stats.add_argument("--format", choices=("icbhi", "sprsound", "hf_lung", "table", "audacity"),
+                       help="read the folder as this format (default: by what it holds)")
+    stats.add_argument("--map", action="append", default=[], metavar="LABEL=CLASS",
+                       help="change the format's label map, e.g. --map Stridor=none (docs/datasets.md)")
     stats.add_argument("--json", action="store_true", help="print one JSON object")
     stats.set_defaults(run=_data_stats)
 
-    synth = data.add_parser("synth", help="write a synthetic dataset in ICBHI layout")
+    synth = data.add_parser("synth", help="write a synthetic dataset in the ICBHI layout or another dataset's")
     synth.add_argument("--out", type=Path, required=True)
+    synth.add_argument("--layout", default="icbhi", choices=("icbhi", "sprsound", "hf_lung", "table", "audacity"),
+                       help="the dataset format to write (default icbhi)")
     synth.add_argument("--recordings", type=int, default=120)
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--label-noise", type=float, default=0.0, help="fraction of cycles given a wrong label")
@@ -567,7 +669,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="score a saved model on a dataset's test split")
     evaluate.add_argument("model", type=Path, help="a model folder (runs/.../model, teachers/.../model, ...)")
-    evaluate.add_argument("data", type=Path, help="a dataset folder")
+    evaluate.add_argument("data", type=Path, help="a dataset folder of any format LungKD reads (it may be one the "
+                                                  "model never trained on)")
     evaluate.add_argument("--split", default="test", help="train, test or val (default test)")
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--workspace", type=Path)
@@ -585,6 +688,19 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--force", action="store_true", help="replace FILE (or the --export files) when it exists")
     _add_batch_options(predict)
     predict.set_defaults(run=_predict)
+
+    visit = commands.add_parser("visit-report", help="a report of a patient visit (PDF or HTML) to file or share",
+                                description="One document per patient visit (recordings grouped by patient and "
+                                            "session from ICBHI-style names): the intended use, the model, each "
+                                            "recording's quality, breathing, chest location, crackle and wheeze "
+                                            "cycles with spectrogram snippets, what a person changed, versions and "
+                                            "file hashes.")
+    visit.add_argument("recordings", type=Path, nargs="+", help="wav, flac or ogg files, or folders of them")
+    visit.add_argument("--model", type=Path, required=True, help="a model folder")
+    visit.add_argument("--out", "-o", type=Path, required=True, metavar="FILE",
+                       help="FILE.pdf or FILE.html; several visits give FILE-PATIENT_SESSION.pdf each")
+    visit.add_argument("--force", action="store_true", help="replace FILE when it exists")
+    visit.set_defaults(run=_visit_report)
 
     models = commands.add_parser("models", help="list the model architectures; fit a model's limits")
     models.set_defaults(run=_models)

@@ -5,8 +5,9 @@ describes every key.
 A training recipe (`lungkd train`) trains one model on hard labels:
 
     name = "..."; seed = 1; selection = "best_test"; device = "auto"; deterministic = false
-    [data]   path = "ICBHI folder"  or  synthetic = { recordings = 120, seed = 0, label_noise = 0.0 }
-             split, test_fraction, split_seed, val_fraction, calibration_fraction, location_source, missing
+    [data]   path = "dataset folder"  or  synthetic = { recordings = 120, seed = 0, label_noise = 0.0, layout }
+             name, format, label_map, split, test_fraction, split_seed, val_fraction, calibration_fraction,
+             location_source, missing          ([[data]] tables instead: several datasets pooled)
     [model]  arch, size = "full" | "tiny", pretrained = "" (random init) | hub id | local folder
     [train]  epochs, batch_size, lr, weight_decay, final_lr_ratio, weight_averaging, specaugment,
              mixed_precision
@@ -16,6 +17,7 @@ An experiment recipe (`lungkd run`) is the method of docs/method.md section 9:
     name = "..."; selection = "best_test"; device = "auto"; deterministic = false
     executor = "inprocess" | "process" | "ray"; workers = N    (where the runs train; not part of the results)
     [data]                 as above
+    [[evaluate]]           datasets the models never train on, scored in the report's cross-dataset table
     [teachers]             arch, size, pretrained, k (seeds 1..k), together (train them as one batched model)
     [teachers.train]       as [train] above
     [ensembles]            curated_k (0: no curated ensemble)
@@ -35,9 +37,10 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, StrictInt, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, Field, StrictInt, ValidationError, field_validator, model_serializer,
+                      model_validator)
 
-from lungkd.core.data.sources import DataSpec, SyntheticData
+from lungkd.core.data.sources import MAX_DATASETS, Data, DataSpec, SyntheticData, prompt_policy
 from lungkd.core.models.card import InputContract, PromptPolicy
 from lungkd.core.models.registry import ARCHITECTURES, SIZES, model_info
 from lungkd.core.schema import RecipeError, Spec, recipe_error
@@ -139,11 +142,12 @@ class ModelSpec(Spec):
     size: Size = "full"
     pretrained: str | None = None  # a Hugging Face id or a folder; "" or absent: random initialisation
 
-    def input_contract(self, data: DataSpec) -> InputContract:
+    def input_contract(self, data: DataSpec | tuple[DataSpec, ...]) -> InputContract:
         """The input this model trains on, as its card records it: its architecture's inputs, and for a model
         with prompts the data's prompt policy."""
+        missing, location_source = prompt_policy(data)
         return InputContract.from_spec(model_info(self.arch).inputs,
-                                       PromptPolicy(missing=data.missing, location_source=data.location_source))
+                                       PromptPolicy(missing=missing, location_source=location_source))
 
     @field_validator("pretrained")
     @classmethod
@@ -211,7 +215,7 @@ class SecondGeneration(Spec):
 class TrainRecipe(RunSettings):
     name: Name
     seed: int = 1
-    data: DataSpec
+    data: Data
     model: ModelSpec
     train: TrainConfig = TrainConfig()
     source: str | None = Field(None, exclude=True)  # the file it was read from
@@ -224,7 +228,10 @@ class TrainRecipe(RunSettings):
 class ExperimentRecipe(RunSettings):
     name: Name
     description: str = ""
-    data: DataSpec
+    data: Data
+    # scored in the report's cross-dataset table; not part of the results' identity, so finished models can be
+    # evaluated on another dataset by running the experiment again
+    evaluate: Annotated[tuple[DataSpec, ...], Field(strict=False, max_length=MAX_DATASETS)] = ()
     teachers: TeacherSpec
     ensembles: Ensembles = Ensembles()
     students: Annotated[tuple[StudentSpec, ...], Field(strict=False)] = ()
@@ -257,7 +264,14 @@ class ExperimentRecipe(RunSettings):
     def to_dict(self) -> dict:
         """Everything that decides the results (not the file it came from, its description, nor where its runs
         train): what a resumed experiment is compared with."""
-        return self.model_dump(mode="json", exclude={"description", "executor", "workers"})
+        return self.model_dump(mode="json", exclude={"description", "executor", "workers", "evaluate"})
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler) -> dict:
+        dumped = handler(self)
+        if not dumped.get("evaluate", True):  # recipes without it write and store as they did before it existed
+            del dumped["evaluate"]
+        return dumped
 
 
 # ---------------------------------------------------------------- files

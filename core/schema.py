@@ -30,11 +30,16 @@ class Spec(BaseModel):
             raise recipe_error(exc, None) from None
 
 
+# The tags of a key that is either one table or a list of them (core.data.sources.Data): pydantic puts them in
+# its locations, where a person reading the error would look for a key.
+SHAPE_TAGS = ("one_table", "table_list")
+
+
 def _where(loc: tuple) -> tuple[str, str]:
     """("[teachers.train]", "epochs") from pydantic's location ("teachers", "train", "epochs"); ("", "name") for a
     key at the top of the file."""
     named: list[str] = []
-    for part in (str(p) for p in loc):
+    for part in (str(p) for p in loc if p not in SHAPE_TAGS):
         if part.isdigit() and named:  # a [[students]] entry or a list item: numbered as a person counts
             named[-1] = f"{named[-1]} {int(part) + 1}"
         else:

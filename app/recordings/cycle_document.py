@@ -23,6 +23,7 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from lungkd.core.analysis.limits import recording_distance
 from lungkd.core.analysis.predict import EDITED, CyclePrediction, RecordingAnalysis
+from lungkd.core.analysis.quality import POOR
 from lungkd.core.analysis.segmentation import Segmentation, shift_to_other_phase
 from lungkd.core.analysis.review import PredictedClass
 from lungkd.core.data.annotation_io import SavedAnnotation, Span, annotation_path_for, save_annotation
@@ -56,6 +57,13 @@ class ShownCycle(PredictedClass):
     unlike_training: bool | None = None  # the cycle is beyond the model's limit
     segmentation_confidence: float | None = None  # how sure the automatic segmentation was of these bounds
     recording_unlike: bool = False  # most of the recording's cycles are unlike the training data
+    quality: str | None = None  # the cycle's recording quality: good, warning, poor (None: not checked yet)
+    quality_reasons: tuple[str, ...] = ()
+
+    @property
+    def poor(self) -> bool:
+        """The recording is too poor over this cycle for its prediction to mean much. Views mark it."""
+        return self.quality == POOR
 
     @property
     def doubted(self) -> bool:
@@ -292,7 +300,9 @@ class CycleDocument(QObject):
         _, unlike = self._recording_distance(model_folder, predicted)
         return [ShownCycle(s.start, s.end, s.label, None if p is None else p.probabilities,
                            None if p is None else p.training_distance, None if p is None else p.unlike_training,
-                           self.bounds_confidence.get(key(s)), bool(unlike)) for s, p in predicted]
+                           self.bounds_confidence.get(key(s)), bool(unlike),
+                           quality=None if p is None else p.quality,
+                           quality_reasons=() if p is None else tuple(p.quality_reasons)) for s, p in predicted]
 
     @property
     def cycle_source(self) -> str:
@@ -409,10 +419,17 @@ class CycleDocument(QObject):
 
     # ---------------------------------------------------------------- saving
 
+    def unsaved_actions(self) -> list[str]:
+        """The edits since the last save in the editor's words (undo texts), for the edit history."""
+        stack = self.undo_stack
+        clean = max(stack.cleanIndex(), 0)
+        return [stack.text(i) for i in range(clean, stack.index())] if clean <= stack.index() else \
+            [f"Undo: {stack.text(i)}" for i in reversed(range(stack.index(), clean))]
+
     def save(self, *, overwrite_changes: bool = False) -> SavedAnnotation:
         """ICBHI text beside the recording (AnnotationChanged when someone else changed it meanwhile)."""
         saved = save_annotation(self.annotation_path, self.spans, self.disk_digest,
-                                overwrite_changes=overwrite_changes)
+                                overwrite_changes=overwrite_changes, actions=self.unsaved_actions())
         self.disk_digest = saved.digest
         self.changed_on_disk = False
         self.undo_stack.setClean()

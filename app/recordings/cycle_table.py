@@ -2,8 +2,9 @@
 (double click it, or F2, to choose another) and the cycle's distance from the model's training data; a
 prediction not to be trusted (the cycle or its recording unlike the training data) is greyed. Where an
 experiment's teachers voted, each teacher's vote and their ensemble's probabilities stand beside the
-student's. Rows select with the plot; several can be selected for accepting the model's classes or setting
-one class at once."""
+student's. The last column is the cycle's recording quality, its reasons in the tooltip; a prediction on a poor
+cycle is set in italics and says so. Rows select with the plot; several can be selected for accepting the
+model's classes or setting one class at once."""
 from __future__ import annotations
 
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, QTimer, Signal
@@ -11,19 +12,22 @@ from PySide6.QtGui import QBrush
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHeaderView, QStyledItemDelegate, QTableWidget,
                                QTableWidgetItem)
 
+from lungkd.core.analysis.quality import POOR, WARNING
 from lungkd.core.analysis.review import teacher_votes
 from lungkd.core.kd.soft_labels import ensemble_probabilities
 from lungkd.core.labels import CLASS_NAMES
 
 from ..theme import CLASS_COLOURS, DOUBTED, MISMATCH, MUTED, class_colour, translucent
 from .cycle_document import ShownCycle
+from .quality_marks import POOR_WORDS, quality_colour, reasons_html
 
-COLUMNS = ("#", "start (s)", "end (s)", "prediction", *CLASS_NAMES, "annotated", "match", "training data")
+COLUMNS = ("#", "start (s)", "end (s)", "prediction", *CLASS_NAMES, "annotated", "match", "training data", "quality")
 ENSEMBLE = "ens.\n{}"  # the teachers' ensemble; short, two lines: beside the teachers the table has no room left
 TEACHER_COLUMNS = ("teachers", *(ENSEMBLE.format(name) for name in CLASS_NAMES))
 PROBABILITY_COLUMNS = set(CLASS_NAMES)  # share the width; the others take what they need
 FIRST_PROBABILITY = COLUMNS.index(CLASS_NAMES[0])
 ANNOTATED, MATCH, TRAINING = COLUMNS.index("annotated"), COLUMNS.index("match"), COLUMNS.index("training data")
+QUALITY = COLUMNS.index("quality")
 
 
 def likeness(cycle: ShownCycle, limit: float | None) -> str:
@@ -91,6 +95,9 @@ class CycleTable(QTableWidget):
         self.horizontalHeaderItem(TRAINING).setToolTip(
             "how far the cycle's sound is from the model's training data; beyond the limit it is unlike it, and "
             "the prediction (greyed) is not to be trusted")
+        self.horizontalHeaderItem(QUALITY).setToolTip(
+            "whether the recording is good enough over the cycle to judge it (hover a cell for the reasons); a "
+            "prediction on a poor cycle means little")
         if teachers:
             self.horizontalHeaderItem(len(COLUMNS)).setToolTip("each teacher's vote: N normal, C crackle, W wheeze, "
                                                                "B both")
@@ -179,11 +186,24 @@ class CycleTable(QTableWidget):
         if c.matches is False:
             match.setForeground(MISMATCH)
         self._item(row, TRAINING, likeness(c, distance_limit))
+        self._quality_cell(row, c)
         if c.doubted:
             for column in (3, *range(FIRST_PROBABILITY, FIRST_PROBABILITY + len(CLASS_NAMES)), TRAINING):
                 self.item(row, column).setForeground(DOUBTED)
         if self._with_teachers:
             self._teacher_cells(row, teachers)
+
+    def _quality_cell(self, row: int, c: ShownCycle) -> None:
+        text = {None: "", WARNING: "⚠ warning", POOR: "⚠ poor"}.get(c.quality, c.quality)
+        cell = self._item(row, QUALITY, text, translucent(quality_colour(c.quality), 45) if c.poor else None)
+        cell.setForeground(quality_colour(c.quality))
+        cell.setToolTip(f"<qt>{reasons_html(c.quality, c.quality_reasons, 'cycle')}</qt>" if c.quality else "")
+        prediction = self.item(row, 3)
+        if c.poor and c.predicted is not None:
+            font = prediction.font()
+            font.setItalic(True)
+            prediction.setFont(font)
+            prediction.setToolTip("\n".join(filter(None, (prediction.toolTip(), POOR_WORDS))))
 
     def _teacher_cells(self, row: int, probabilities: list[list[float]] | None) -> None:
         first = len(COLUMNS)

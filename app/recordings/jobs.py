@@ -11,6 +11,7 @@ import numpy as np
 
 from lungkd.core.analysis.batch import Failure, Progress, for_each_recording
 from lungkd.core.analysis.display import display_spectrogram, relative_to_loud_parts
+from lungkd.core.analysis.explain import explain_recording_cycle
 from lungkd.core.analysis.limits import UsableModel, load_model_with_limits
 from lungkd.core.analysis.predict import RecordingAnalysis, analyse_samples, segment_recording
 from lungkd.core.data.annotation_io import annotation_path_for, file_digest
@@ -145,6 +146,12 @@ def reanalyse_job(requests: list[tuple[OpenRecording, list[tuple[float, float]] 
 
 def spectrogram_job(samples: np.ndarray, sample_rate: int, settings: SpectrogramSettings):
     return lambda report, cancel: compute_spectrogram(samples, sample_rate, settings)
+
+
+def explain_job(recording: OpenRecording, model_folder: Path, models: ModelCache, start: float, end: float):
+    """Why the model gives the cycle [start, end) its class (core.analysis.explain): a CycleExplanation."""
+    return lambda report, cancel: explain_recording_cycle(recording.path, recording.audio, models.get(model_folder),
+                                                          start, end, cancel=cancel)
 
 
 def segment_job(recording: OpenRecording, period: float):

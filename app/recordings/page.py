@@ -1,6 +1,6 @@
 """The Recordings page: open recordings on the left; waveform, cycle track and spectrogram above the cycle
 table on the right. It lays out and wires the views of the session (session.py), which holds what is open;
-everything slow (decoding, spectrograms, analysis) runs in the engine thread."""
+everything slow (decoding, spectrograms, analysis, explaining a cycle's class) runs in the engine thread."""
 from __future__ import annotations
 
 import html
@@ -15,7 +15,8 @@ from lungkd.core.analysis.predict import EDITED, RecordingAnalysis
 from ..engine import EngineTask
 from .cycle_document import CycleDocument
 from .cycle_table import CycleTable
-from .jobs import OpenRecording, spectrogram_job
+from .explanation_overlay import ExplanationOverlay
+from .jobs import OpenRecording, explain_job, spectrogram_job
 from .playback import Player
 from .recording_list import RecordingList
 from .recording_view import RecordingView
@@ -46,6 +47,9 @@ class RecordingsPage(QWidget):
         self.bars.setContentsMargins(0, 0, 0, 0)
         self.bars.setSpacing(2)
         self.notice = QLabel(objectName="notice", wordWrap=True, visible=False)
+        self.explanation = ExplanationOverlay(self.view)
+        self.explanation_caption = QLabel(objectName="hint", wordWrap=True, visible=False)
+        self.explaining: EngineTask | None = None
         self._layout()
         self._redraw_timer = QTimer(self, singleShot=True, interval=0)
         self._redraw_timer.timeout.connect(self._redraw)
@@ -78,6 +82,7 @@ class RecordingsPage(QWidget):
         column.addWidget(self.spectrogram_bar)
         column.addLayout(self.bars)
         column.addWidget(self.notice)
+        column.addWidget(self.explanation_caption)
         self.plots_and_table = QSplitter(Qt.Orientation.Vertical)
         self.plots_and_table.addWidget(self.view)
         self.plots_and_table.addWidget(self.table)
@@ -144,6 +149,10 @@ class RecordingsPage(QWidget):
 
     def _document_changed(self, document: CycleDocument) -> None:
         self._show_summary(document)
+        shown = self.explanation.explanation
+        if shown is not None and document.audio_path == getattr(self.session.current, "path", None) and \
+                (shown.start, shown.end) not in {(s.start, s.end) for s in document.spans}:
+            self._clear_explanation()  # the cycle it explained was edited away
         if document.audio_path == getattr(self.session.current, "path", None):
             if self._pending_selection is not None:
                 self._redraw()  # an edit: shown at once, with what it selected
@@ -184,6 +193,7 @@ class RecordingsPage(QWidget):
     def _show_current(self) -> None:
         recording = self.session.current
         self.player.stop()
+        self._clear_explanation()
         self.stack.setCurrentWidget(self.plots_and_table)
         cycles = self.session.shown_cycles()
         self.view.show_recording(recording, self.settings, cycles, edited=self._edited(),
@@ -292,3 +302,37 @@ class RecordingsPage(QWidget):
         if index is not None:
             self.select_cycle(index)
         return index
+
+    # ---------------------------------------------------------------- why this class
+
+    def can_explain(self) -> bool:
+        return self.session.model_folder is not None and self.table.current_cycle() is not None and \
+            self.session.current is not None
+
+    def explain_selected(self) -> EngineTask | None:
+        """Explains the selected cycle's class in the engine (Esc cancels); drawn over the spectrogram when done."""
+        index, recording, folder = self.table.current_cycle(), self.session.current, self.session.model_folder
+        if index is None or recording is None or folder is None:
+            self.session.status.emit("Select a cycle, with a model chosen, to see why it got its class.")
+            return None
+        cycle = self.view.cycles[index]
+        task = EngineTask(explain_job(recording, folder, self.session.models, cycle.start, cycle.end),
+                          f"Explaining cycle {index + 1}")
+        task.finished.connect(lambda explanation: self._explained(recording, explanation))
+        task.failed.connect(self.session.error)
+        task.cancelled.connect(lambda: self.session.status.emit("The explanation was cancelled."))
+        self.session.status.emit(f"Explaining why cycle {index + 1} got its class (Esc cancels)…")
+        self.explaining = self.session.queue.submit(task)
+        return task
+
+    def _explained(self, recording: OpenRecording, explanation) -> None:
+        if recording is not self.session.current:
+            return  # another recording is on screen now
+        self.explanation.show(explanation)
+        self.explanation_caption.setText(self.explanation.caption())
+        self.explanation_caption.setVisible(True)
+        self.session.status.emit(self.explanation.caption())
+
+    def _clear_explanation(self) -> None:
+        self.explanation.clear()
+        self.explanation_caption.setVisible(False)

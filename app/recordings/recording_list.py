@@ -1,5 +1,6 @@
-"""The list of open recordings, each with its summary: duration, device, cycles and predicted classes, and
-whether the recording is unlike the model's training data.
+"""The list of open recordings, each with its summary: duration, device, cycles and predicted classes,
+whether the recording is unlike the model's training data, its quality (the reasons in the tooltip), breathing
+rate and I:E ratio, and how many of its cycles are poorly recorded.
 A file that could not be opened stays in the list with its error (double click for the details)."""
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from lungkd.core.text import html_text
 from ..theme import CLASS_COLOURS, EDITED, MISMATCH, MUTED, NOTICE
 from .cycle_document import CycleDocument
 from .jobs import OpenRecording
+from .quality_marks import checks_html, poor_cycles_html, reasons_html
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
 
@@ -46,6 +48,9 @@ def summary_html(recording: OpenRecording, document: CycleDocument | None = None
                   counts_html]
         if any(c.recording_unlike for c in cycles):
             lines.append(f"<span style='color:{NOTICE.name()}'>⚠ unlike the model's training data</span>")
+    if a is not None:
+        lines += [checks_html(a)] + ([poor] if document is not None and (poor := poor_cycles_html(
+            document.shown(model_folder))) else [])
     return "<br>".join(lines)
 
 
@@ -82,7 +87,9 @@ class RecordingList(QListWidget):
             item.setToolTip(f"<qt>{html_text(result.message)}<br>(double click for the details)</qt>")
         else:
             self.failures.pop(result.path, None)
-            item.setToolTip(f"<qt>{html_text(str(result.path))}</qt>")
+            a = result.analysis
+            reasons = reasons_html(a.quality, a.quality_reasons) if a is not None else ""
+            item.setToolTip(f"<qt>{html_text(str(result.path))}" + (f"<br><br>{reasons}" if reasons else "") + "</qt>")
         self.setItemWidget(item, label)
         self._fit(item)
         return item

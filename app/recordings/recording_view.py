@@ -1,7 +1,9 @@
 """Waveform, cycle track and spectrogram on one shared time axis; each cycle coloured by its predicted class.
 
 The cycle track between the plots has two lanes: the model's prediction (with its confidence) and,
-when an annotation was found, the annotated class; a mismatch gets a red outline and a cross.
+when an annotation was found, the annotated class; a mismatch gets a red outline and a cross, and a prediction on
+a cycle too poorly recorded to mean much is hatched. The header above the plots gives the recording's quality
+(its reasons in the tooltip), breathing rate and I:E ratio.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from ..theme import (CLASS_COLOURS, DOUBTED, INK, MISMATCH, MUTED, NOTICE, PLOT_
                      colour_map, translucent)
 from .cycle_document import ShownCycle
 from .jobs import OpenRecording, Spectrogram
+from .quality_marks import checks_html, poor_brush, reasons_html
 from .spectrogram_settings import SpectrogramSettings
 
 AXIS_WIDTH = 80  # the same for every plot, so their time axes line up; wide enough for "annotated"
@@ -34,7 +37,8 @@ def confidence_alpha(confidence: float) -> int:
 
 def legend_html() -> str:
     return "  ".join(f"<span style='color:{c.name()}'>■</span> {name}" for name, c in
-                     (*CLASS_COLOURS.items(), ("unlike the training data", DOUBTED)))
+                     (*CLASS_COLOURS.items(), ("unlike the training data", DOUBTED))) + \
+        f"  <span style='color:{MISMATCH.name()}'>▨</span> poor recording quality"
 
 
 @dataclass
@@ -70,7 +74,7 @@ def _by_chunk(cycles: list[ShownCycle]) -> dict[int, list[ShownCycle]]:
 
 def _bars(lane: str, cycles: tuple[ShownCycle, ...], y0: float, height: float) -> pg.BarGraphItem:
     """A lane's bands for some cycles: the model's prediction (faint while unsure or not yet predicted; on the
-    waveform fainter still, outlined), the annotated class (a red outline where the model disagrees), or the
+    waveform fainter still, outlined), the hatch of a cycle of poor recording quality, the annotated class (a red outline where the model disagrees), or the
     dashed place of a cycle without a class. A pen of None draws a hairline in the background colour."""
     def alpha(c: ShownCycle) -> int:
         return confidence_alpha(c.confidence or 0.0)
@@ -80,6 +84,9 @@ def _bars(lane: str, cycles: tuple[ShownCycle, ...], y0: float, height: float) -
         pens = [pg.mkPen(predicted_colour(c).darker(130), width=1) for c in cycles]
     elif lane == "model":
         brushes, pens = [translucent(predicted_colour(c), alpha(c)) for c in cycles], [None] * len(cycles)
+    elif lane == "poor":  # outlined: its class is shown, and that it means little
+        brushes = [poor_brush()] * len(cycles)
+        pens = [pg.mkPen(MISMATCH, width=1, style=Qt.PenStyle.DashLine)] * len(cycles)
     elif lane == "annotated":
         brushes = [translucent(class_colour(c.truth), 110) for c in cycles]
         pens = [pg.mkPen(MISMATCH, width=2) if c.matches is False else None for c in cycles]
@@ -222,8 +229,7 @@ class RecordingView(QWidget):
         self.select_cycle(None)
         recording = self.recording
         self.title.setText(self._title())
-        warnings = recording.analysis.warnings if recording and recording.analysis else []
-        self.title.setToolTip(f"<qt>{'<br>'.join(html_text(w) for w in warnings)}</qt>" if warnings else "")
+        self.title.setToolTip(self._title_tip())
         annotated = [c for c in cycles if c.truth is not None]
         self.track.getAxis("left").setTicks([[(1.5, "model")] + ([(0.5, "annotated")] if annotated else [])])
         if not cycles:
@@ -233,6 +239,7 @@ class RecordingView(QWidget):
         self._draw_bars({
             "wave": (self.wave, cycles, -1.05, 2.1, -10),
             "model": (self.track, cycles, 1.06, 0.88, 5),
+            "poor": (self.track, [c for c in cycles if c.poor], 1.06, 0.88, 6),  # hatched over the prediction
             "annotated": (self.track, annotated, 0.06, 0.88, 5),
             "no class": (self.track, [c for c in cycles if c.truth is None] if annotated else [], 0.06, 0.88, 5)})
         boundaries = np.repeat([c.start for c in cycles], 2)
@@ -247,6 +254,8 @@ class RecordingView(QWidget):
                 texts = (f"{name} {confidence}", name, confidence)
                 if cycle.unlike_training and not cycle.recording_unlike:  # a whole recording: the notice says so
                     texts = (f"{texts[0]} · unlike training", *texts)
+                if cycle.poor:
+                    texts = (f"{texts[0]} · poor quality", *texts)
                 self._label(texts, cycle, 1.5, colour.darker(170))
             if cycle.truth is None and annotated:
                 self._label(("no class", "?"), cycle, 0.5, MUTED)
@@ -280,11 +289,21 @@ class RecordingView(QWidget):
             title = f"{head} · {len(self.cycles)} cycles {source}"
         if self.phase_note:
             title += f"<br><span style='color:{NOTICE.name()}'>⚠ Phase uncertain: {html_text(self.phase_note)}</span>"
+        title += f"<br>{checks_html(a)}"
         if a.warnings:  # e.g. an annotation without a usable cycle, replaced by the segmentation
             first = a.warnings[0] if len(a.warnings[0]) <= 200 else a.warnings[0][:199] + "…"
             more = f" (and {len(a.warnings) - 1} more: hover for all)" if len(a.warnings) > 1 else ""
             title += f"<br><span style='color:{MISMATCH.name()}'>⚠ {html_text(first)}{more}</span>"
         return title
+
+    def _title_tip(self) -> str:
+        """The recording's quality in words, and every warning of its analysis."""
+        a = self.recording.analysis if self.recording else None
+        if a is None:
+            return ""
+        parts = [reasons_html(a.quality, a.quality_reasons), html_text(a.breathing_words)] + \
+            [html_text(w) for w in a.warnings]
+        return f"<qt>{'<br><br>'.join(p for p in parts if p)}</qt>"
 
     def _add(self, plot, item, z: float = 5) -> None:
         item.setZValue(z)
@@ -449,7 +468,8 @@ class RecordingView(QWidget):
         truth = "" if c.truth is None else f", annotated {CLASS_NAMES[c.truth]}"
         prediction = "not predicted yet" if c.predicted is None else f"{CLASS_NAMES[c.predicted]} {c.confidence:.0%}"
         bounds = "" if c.segmentation_confidence is None else f", its bounds {c.segmentation_confidence:.0%} sure"
-        return f"{text}   cycle {index + 1}: {prediction}{truth}{bounds}"
+        quality = f", quality {c.quality}" if c.quality and c.quality != "good" else ""
+        return f"{text}   cycle {index + 1}: {prediction}{truth}{bounds}{quality}"
 
     def _level_at(self, seconds: float, hz: float) -> float | None:
         s = self.recording.spectrogram

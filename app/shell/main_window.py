@@ -26,6 +26,7 @@ from ..theme import STYLE_SHEET
 from ..training.runs_view import RunsView
 from ..training.wizard import TrainingWizard
 from .about import show_about
+from .visit_report import VisitReporter
 
 AUDIO_FILTER = "Recordings (*.wav *.flac *.ogg);;All files (*)"
 MODEL_KEY = "analysis/model"
@@ -140,6 +141,10 @@ class MainWindow(QMainWindow):
                                                   "export; what was analysed before is skipped")
         self.export_action = self._action("&Export cycles as CSV…", self.export_dialog, "Ctrl+E",
                                           "Every analysed cycle of the open recordings, one row each")
+        self.visit_reporter = VisitReporter(self.session, self)
+        self.report_action = self._action("Report of this &visit…", self.visit_reporter.ask, "Ctrl+Shift+P",
+                                          "A PDF or HTML report of the current recording's patient visit: quality, "
+                                          "breathing, findings, the model and what a person changed")
         self.remove_action = self._action("&Close recording", self.close_recording, QKeySequence.StandardKey.Close)
         quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.play_action = self._action("&Play / stop", page.toggle_playback, "Space",
@@ -151,6 +156,12 @@ class MainWindow(QMainWindow):
         previous_cycle = self._action("P&revious cycle", lambda: page.step_cycle(-1), "Ctrl+Left")
         refresh = self._action("&Refresh model list", self.refresh_models, "F5")
         cancel = self._action("&Cancel", self.queue.cancel_all, "Esc")
+        self.explain_action = self._action("&Why this class?", page.explain_selected, "X",
+                                           "Show over the spectrogram which sounds of the selected cycle moved the "
+                                           "model towards its class (Esc cancels)")
+        self.removeAction(self.explain_action)  # a single key: only while the Recordings page has the focus
+        self.explain_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        page.addAction(self.explain_action)
         self.train_action = self._action("&Train and distil…", self.open_wizard, "Ctrl+T",
                                          "Train teachers, build soft labels and distil a student, step by step")
         self.teachers_action = self._action("Show the &teachers' votes", self.session.set_show_teachers, None,
@@ -160,10 +171,11 @@ class MainWindow(QMainWindow):
         experiments = self._action("&Experiments", lambda: (self.runs.refresh(), self.pages.setCurrentWidget(self.runs)),
                                    "Ctrl+R", "The workspace's experiments with their Scores")
         menus = {"&File": (self.open_action, self.open_folder_action, self.recent_menu, None, self.export_action,
-                           self.analyse_folder_action, self.remove_action, None, quit_action),
+                           self.analyse_folder_action, self.report_action,
+                           self.remove_action, None, quit_action),
                  "&Edit": (*self.editing.menu_actions(), None, self.review.toggle),
                  "&View": (zoom_in, zoom_out, fit, None, next_cycle, previous_cycle, None, self.teachers_action),
-                 "&Analysis": (self.play_action, None, refresh, cancel),
+                 "&Analysis": (self.play_action, self.explain_action, None, refresh, cancel),
                  "&Training": (self.train_action, experiments)}
         for title, actions in menus.items():
             menu = self.menuBar().addMenu(title)
@@ -181,7 +193,8 @@ class MainWindow(QMainWindow):
         toolbar = QToolBar("Main", movable=False)
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         self.addToolBar(toolbar)
-        for action in (self.open_action, self.export_action, self.play_action, self.train_action):
+        for action in (self.open_action, self.export_action, self.play_action, self.explain_action,
+                       self.train_action):
             toolbar.addAction(action)
         toolbar.addSeparator()
         toolbar.addWidget(QLabel(" Model "))
@@ -206,6 +219,8 @@ class MainWindow(QMainWindow):
         self.play_action.setEnabled(self.player.available and session.current is not None)
         self.play_action.setToolTip(self.player.unavailable_reason or "Play the selected cycle (Space)")
         self.teachers_action.setEnabled(bool(session.teacher_folders))
+        self.explain_action.setEnabled(self.recordings.can_explain())
+        self.report_action.setEnabled(bool(self.visit_reporter.members()))
         self.teachers_action.setChecked(session.show_teachers)
         self.analyse_folder_action.setEnabled(session.model_folder is not None)
         self.analyse_folder_action.setToolTip("" if session.model_folder else "Choose a model in the toolbar first")

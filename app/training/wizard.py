@@ -17,7 +17,8 @@ from PySide6.QtWidgets import (QAbstractScrollArea, QCheckBox, QComboBox, QDoubl
                                QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWizard, QWizardPage)
 
 from lungkd.core.data.metadata import SPLIT_FILE
-from lungkd.core.data.sources import trainability_problem
+from lungkd.core.data.labelled_folders import FORMAT_NAMES
+from lungkd.core.data.sources import data_specs, dataset_label, trainability_problem
 from lungkd.core.kd.progress import describe
 from lungkd.core.kd.report import ExperimentReport
 from lungkd.core.labels import CLASS_NAMES
@@ -122,7 +123,7 @@ class TrainingWizard(QWizard):
         split; without one it is patient-wise."""
         folder = Path(folder)
         split = "official" if next(folder.rglob(SPLIT_FILE), None) else "patient"
-        data = self.recipe.data.replace(path=str(folder), synthetic=None, split=split)
+        data = data_specs(self.recipe.data)[0].replace(path=str(folder), synthetic=None, split=split, name=None)
         name = valid_name(folder.name, time.strftime("-%Y%m%d-%H%M%S"))
         self.recipe = self.recipe.replace(data=data, name=name)
         self.pages[0].clear_inspection()  # the old table described other data
@@ -196,14 +197,15 @@ class DataPage(RecipePage):
     def __init__(self):
         super().__init__()
         self.setTitle("Data")
-        self.setSubTitle("Choose the recordings. An ICBHI folder is recognised by its split file.")
+        self.setSubTitle("Choose the recordings: ICBHI, SPRSound, HF_Lung, a label table or Audacity label tracks, "
+                         "recognised by what the folder holds.")
         self.preset = QComboBox()
         self.preset.addItems(sorted(p.stem for p in RECIPES_DIR.glob("*.toml")))
         self.preset.setCurrentText("demo-cpu")
         load = QPushButton("Start from this recipe")
         load.clicked.connect(lambda: self.wizard_().load_recipe(RECIPES_DIR / f"{self.preset.currentText()}.toml"))
         self.folder = QLineEdit()
-        self.folder.setPlaceholderText("ICBHI_final_database or a folder of recordings with .txt annotations")
+        self.folder.setPlaceholderText("ICBHI_final_database, SPRSound, HF_Lung_V1, or recordings with their labels")
         self.folder.textEdited.connect(lambda _: self._folder_chosen())  # typing a folder chooses it
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
@@ -217,6 +219,7 @@ class DataPage(RecipePage):
         self.inspect.clicked.connect(self._inspect)
         self.counts = show_every_row(_table(["split", *CLASS_NAMES, "total", "with audio"], []))
         self.detected = QLabel(wordWrap=True)
+        self.mapping = QLabel(wordWrap=True, textFormat=Qt.TextFormat.PlainText)  # labels -> classes, left out
         self.warnings = QPlainTextEdit(readOnly=True)  # every warning Inspect found, one per line
         self.warnings.setPlaceholderText("Warnings about the dataset appear here after Inspect.")
         self.stats: dict | None = None
@@ -241,6 +244,7 @@ class DataPage(RecipePage):
         form.addRow("Checkpoint selection", self.selection)
         form.addRow(self.inspect, self.detected)
         form.addRow(self.counts)
+        form.addRow(self.mapping)
         form.addRow("Warnings", self.warnings)
         form.addRow(self._error_label())
 
@@ -257,14 +261,22 @@ class DataPage(RecipePage):
         self.split.setCurrentText("official")
 
     def show_recipe(self, recipe: ExperimentRecipe) -> None:
+        pooled = isinstance(recipe.data, tuple)  # several [[data]] tables: changed in the recipe file, shown here
+        for widget in (self.folder, self.synthetic, self.recordings, self.split):
+            widget.setEnabled(not pooled)
+        self.selection.setCurrentText(recipe.selection)
+        if pooled:
+            self.folder.setText(f"{dataset_label(recipe.data)} (the recipe's {len(recipe.data)} datasets)")
+            return
         self.synthetic.setChecked(recipe.data.synthetic is not None)
         if recipe.data.synthetic:
             self.recordings.setValue(recipe.data.synthetic.recordings)
         self.folder.setText(recipe.data.path or "")
         self.split.setCurrentText(recipe.data.split)
-        self.selection.setCurrentText(recipe.selection)
 
     def updated(self, recipe: ExperimentRecipe) -> ExperimentRecipe:
+        if isinstance(recipe.data, tuple):
+            return recipe.replace(selection=self.selection.currentText())
         if self.synthetic.isChecked():
             old = recipe.data.synthetic or SyntheticData()
             data = recipe.data.replace(path=None, synthetic=old.replace(recordings=self.recordings.value()),
@@ -281,11 +293,12 @@ class DataPage(RecipePage):
         fill_table(self.counts, [])
         self.warnings.clear()
         self.detected.setText("")
+        self.mapping.setText("")
         self.error.setText("")
 
     def _inspection_key(self) -> str:
         recipe = self.wizard_().recipe
-        return recipe.data.model_dump_json() + recipe.selection
+        return recipe.model_dump_json(include={"data", "selection"})
 
     def validatePage(self) -> bool:
         """Goes on only with data the chosen selection can train on: a folder is inspected first, and a split
@@ -334,7 +347,8 @@ class DataPage(RecipePage):
         rows = [[split, *counts.values(), sum(counts.values()), usable.get(split, 0)]
                 for split, counts in stats["cycles"].items()]
         fill_table(self.counts, rows)
-        kind = "ICBHI layout with its official split" if stats["split_file"] else "a folder without a split file"
+        kind = self.data_kind(stats)
+        self.mapping.setText(self.mapping_text(stats))
         count = len(stats["warnings"])
         self.detected.setText(f"{kind}: {stats['recordings']} recordings ({stats['recordings_with_audio']} with "
                               f"audio) of {stats['patients']} patients; "
@@ -346,6 +360,31 @@ class DataPage(RecipePage):
         self.error.setText(_reason(problem) if problem else "")
         if advance and problem is None and self.wizard_().currentPage() is self:
             self.wizard_().next()
+
+    @staticmethod
+    def data_kind(stats: dict) -> str:
+        """What the folder is, in a few words."""
+        if stats.get("datasets"):
+            return f"{len(stats['datasets'])} datasets pooled"
+        if stats["split_file"]:
+            return "ICBHI layout with its official split"
+        if stats["format"] == "icbhi":
+            return "a folder without a split file"
+        split = "its official split (train and test folders)" if stats["official_split"] else "no official split"
+        name = FORMAT_NAMES[stats["format"]]
+        return f"{name[:1].upper()}{name[1:]} with {split}"
+
+    @staticmethod
+    def mapping_text(stats: dict) -> str:
+        """How the folder's labels became the four classes, and what was left out and why."""
+        lines = []
+        if stats["labels"]:
+            lines.append("Labels: " + ", ".join(f"{row['label']} → {row['class']} ({row['count']})"
+                                                for row in stats["labels"]))
+        if stats["left_out"]:
+            lines.append("Left out: " + "; ".join(f"{row['what']} {row['why']}: {row['amount']:g}"
+                                                  for row in stats["left_out"]))
+        return "\n".join(lines)
 
 
 class TeachersPage(RecipePage):

@@ -9,11 +9,8 @@ import numpy as np
 from lungkd.core.features.cache import FeatureCache
 from lungkd.core.data.dataset import load_dataset
 from lungkd.core.errors import LungKDError
-from lungkd.core.features.cycle_sets import build_cycle_sets
 from lungkd.core.metrics import BootstrapCI, Scores, patient_bootstrap_ci, scores_from_logits
-from lungkd.core.models.card import PromptPolicy
-from lungkd.core.models.inference import load_saved_model
-from lungkd.core.models.inference import predict_logits
+from lungkd.core.models.inference import load_saved_model, model_cycle_sets, predict_logits
 
 
 @dataclass
@@ -33,15 +30,14 @@ class Evaluation:
 
 def evaluate_model(model_folder: str | Path, data_folder: str | Path, *, split: str = "test",
                    cache: FeatureCache | None = None) -> Evaluation:
-    """Sp, Se, Score, confusion and a patient bootstrap interval on one split (on every annotated
-    cycle when the dataset has no split file)."""
+    """Sp, Se, Score, confusion and a patient bootstrap interval on one split (on every annotated cycle when
+    the dataset has no official split: no split file, no train and test folders). The folder may be of any
+    format LungKD reads (core.data.dataset.load_dataset), with its format's default label map."""
     model, card = load_saved_model(model_folder)
     index = load_dataset(data_folder)
-    if not index.has_split_file:
+    if not index.has_official_split:
         index.apply_split({r.name: split for r in index.recordings})
-    policy = card.inputs.prompts or PromptPolicy()  # the policy is read only by models with prompts
-    sets = build_cycle_sets(index, card.inputs.spec(), cache=cache, location_source=policy.location_source,
-                            missing=policy.missing)
+    sets = model_cycle_sets(card, index, cache=cache)
     if split not in sets:
         raise LungKDError(f"the dataset has no '{split}' cycles with usable audio.", path=data_folder,
                           fix="choose another split with --split, or check `lungkd data stats`.")

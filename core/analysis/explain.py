@@ -22,16 +22,25 @@ maps each frame to the recording: a cycle shorter than the model's clip is tiled
 (core.features.prepare), so several frames map to one moment; NaN for the padding CLAP adds after the clip.
 `hz` maps each mel bin to its centre frequency; `on_cycle` folds the tiled copies onto the cycle's own time
 for display, and `share_in` says how much of the weight towards the class a region of the recording holds.
+`explain_recording_cycle` explains a cycle of a decoded recording through the model card's input contract, and
+`on_linear_grid` puts the weights on a display's linear-hertz grid (the Studio's spectrogram).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import ndimage
 
+from lungkd.core.analysis.limits import UsableModel
+from lungkd.core.cancel import Cancelled, CancelToken
+from lungkd.core.data.audio import DecodedAudio
+from lungkd.core.data.prompts import file_prompt
+from lungkd.core.data.records import Cycle
 from lungkd.core.features.cycle_sets import InputSpec
-from lungkd.core.features.prepare import PrepSettings
+from lungkd.core.features.prepare import PrepSettings, clip_batches
 from lungkd.core.features.spectral import FBANK_FRAME_LENGTH_MS, FBANK_FRAME_SHIFT_MS, ClapFeatureSettings
 from lungkd.core.models.registry import model_info
 
@@ -166,3 +175,52 @@ def explain_cycle(model: torch.nn.Module, features: torch.Tensor, start: float, 
     weights[np.isnan(seconds)] = 0.0  # the padding holds no sound of the cycle
     return CycleExplanation(weights, seconds, mel_centres(inputs, bins), target, float(p[0, target]),
                             float(start), float(end))
+
+
+# ---------------------------------------------------------------- a cycle of a recording, and its display
+
+
+def explain_recording_cycle(path: str | Path, decoded: DecodedAudio, usable: UsableModel, start: float, end: float,
+                            *, target: int | None = None, cancel: CancelToken | None = None) -> CycleExplanation:
+    """`explain_cycle` for the cycle [start, end) s of a decoded recording, its input built as `lungkd predict`
+    builds it: from the model card's contract (preparation, features, the prompt from the file's name). A
+    cancel stops it between batches of the path's points (Cancelled)."""
+    inputs, stem = usable.inputs.spec(), Path(path).stem
+    batch = next(clip_batches(decoded.samples, decoded.sample_rate, [Cycle(stem, 0, start, end, 0, 0)], inputs.prep,
+                              1, str(path)))
+    features = torch.from_numpy(inputs.features.compute(batch.clips))[0]
+    prompt = file_prompt(stem, missing=usable.inputs.prompts.missing) if usable.inputs.prompts else None
+
+    def stop_when_cancelled(module, args) -> None:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("explanation cancelled.")
+
+    hook = usable.model.register_forward_pre_hook(stop_when_cancelled)
+    try:
+        return explain_cycle(usable.model, features, start, end, target=target, prompt=prompt, inputs=inputs)
+    finally:
+        hook.remove()
+
+
+@dataclass(frozen=True)
+class ExplanationImage:
+    """The weights towards the class on a display's grid: linear hertz, FOLD_S steps from the cycle's start."""
+
+    weights: np.ndarray  # (times, rows), the positive weight only, smoothed; 0 elsewhere
+    start: float  # s, the first column's left edge
+    seconds_per_column: float
+    hz_per_row: float
+
+
+def on_linear_grid(explanation: CycleExplanation, top_hz: float, rows: int = 256,
+                   smooth_s: float = 0.03) -> ExplanationImage:
+    """The folded weights (`on_cycle`) from the model's mel bins onto `rows` linear-hertz rows up to `top_hz`,
+    each row taking the mel bin whose band holds it, smoothed over about `smooth_s` and a mel bin (the map as
+    integrated gradients leave it speckles from cell to cell), and the weight against the class left out."""
+    _, folded = explanation.on_cycle()
+    smoothed = ndimage.gaussian_filter(folded, (max(smooth_s / FOLD_S, 0.5), 1.0))
+    hz_per_row = top_hz / rows
+    centres = (np.arange(rows) + 0.5) * hz_per_row
+    edges = np.concatenate([[0.0], (explanation.hz[1:] + explanation.hz[:-1]) / 2])
+    bins = np.clip(np.searchsorted(edges, centres) - 1, 0, len(explanation.hz) - 1)
+    return ExplanationImage(np.maximum(smoothed[:, bins], 0.0), explanation.start, FOLD_S, hz_per_row)

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 
 from lungkd.core.analysis.limits import UsableModel, recording_distance
+from lungkd.core.analysis.quality import POOR
+from lungkd.core.analysis.recording_checks import RecordingChecks, breathing_words, check_recording
 from lungkd.core.analysis.segmentation import FIXED_WINDOWS, Segmentation, segment_cycles
 from lungkd.core.data.annotations import annotation_beside, clip_cycles_to_duration, read_annotation_file
 from lungkd.core.data.audio import DecodedAudio, load_audio
@@ -51,6 +53,12 @@ class CyclePrediction:
     segmentation_confidence: float | None = None  # how sure the cycle's bounds are; None when annotated
     training_distance: float | None = None  # from the model's training data; None: the model has no statistics
     unlike_training: bool | None = None  # the distance is beyond the model's limit
+    quality: str | None = None  # the cycle's recording quality: good, warning or poor (a prediction means little)
+    quality_reasons: list[str] = field(default_factory=list)  # why it is not good, for a clinician
+
+    @property
+    def poor(self) -> bool:
+        return self.quality == POOR
 
     @property
     def predicted(self) -> int:
@@ -85,6 +93,19 @@ class RecordingAnalysis:
     # the automatic segmentation that found the cycles (None when annotated or given): written out only as its
     # phase_* below; the Studio shifts the cycles to the other phase's onsets it keeps
     segmentation: Segmentation | None = field(default=None, repr=False, compare=False)
+    quality: str | None = None  # the recording's verdict (core/analysis/quality.py): good, warning or poor
+    quality_reasons: list[str] = field(default_factory=list)
+    breathing_rate: float | None = None  # breaths per minute (core/analysis/breathing.py); None: none found
+    breathing_rate_confidence: float = 0.0  # 0-1
+    ie_ratio: float | None = None  # inspiratory over expiratory time (0.5 is 1:2); None: not told apart
+    ie_confidence: float = 0.0  # 0-1
+    breathing_note: str = ""  # why the rate or the ratio is missing
+
+    @property
+    def breathing_words(self) -> str:
+        """'18 breaths/min (90% sure), I:E 1:2.0 (60% sure)', or what is missing and why."""
+        return breathing_words(self.breathing_rate, self.breathing_rate_confidence, self.ie_ratio, self.ie_confidence,
+                               self.breathing_note)
 
     @property
     def name(self) -> str:
@@ -115,15 +136,19 @@ class RecordingAnalysis:
                             **dict(zip(CLASS_NAMES, c.probabilities)),
                             "truth": None if c.truth is None else CLASS_NAMES[c.truth], "match": c.matches,
                             "segmentation_confidence": c.segmentation_confidence,
-                            "training_distance": c.training_distance, "unlike_training": c.unlike_training}
+                            "training_distance": c.training_distance, "unlike_training": c.unlike_training,
+                            "quality": c.quality, "quality_reasons": c.quality_reasons}
                            for c in self.cycles],
                 "phase_confidence": self.phase_confidence, "phase_uncertain": self.phase_uncertain,
                 "phase_note": self.phase_note}
 
 
+# a poor cycle's prediction is marked by its quality column; the recording's columns repeat on each of its rows
+QUALITY_COLUMNS = ("quality", "quality_reasons", "recording_quality", "breathing_rate", "breathing_rate_confidence",
+                   "ie_ratio", "ie_confidence")
 CSV_COLUMNS = ("recording", "cycle_source", "start", "end", "prediction", *(f"p_{n}" for n in CLASS_NAMES),
                "truth", "match", "segmentation_confidence", "training_distance", "unlike_training",
-               "phase_confidence", "phase_uncertain")
+               "phase_confidence", "phase_uncertain", *QUALITY_COLUMNS)
 
 
 def _yes_no(value: bool | None) -> str:
@@ -147,7 +172,17 @@ def write_csv(analyses: list[RecordingAnalysis], target) -> None:
                              "" if c.truth is None else CLASS_NAMES[c.truth], _yes_no(c.matches),
                              "" if c.segmentation_confidence is None else f"{c.segmentation_confidence:.3f}",
                              "" if c.training_distance is None else f"{c.training_distance:.2f}",
-                             _yes_no(c.unlike_training), *phase])
+                             _yes_no(c.unlike_training), *phase, *_quality_cells(analysis, c)])
+
+
+def _number(value: float | None, digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _quality_cells(analysis: RecordingAnalysis, c: CyclePrediction) -> list[str]:
+    return [c.quality or "", spreadsheet_cell("; ".join(c.quality_reasons)), analysis.quality or "",
+            _number(analysis.breathing_rate, 1), f"{analysis.breathing_rate_confidence:.2f}",
+            _number(analysis.ie_ratio, 2), f"{analysis.ie_confidence:.2f}"]
 
 
 def to_json(analyses: list[RecordingAnalysis]) -> str:
@@ -240,7 +275,11 @@ def analyse_samples(path: str | Path, decoded: DecodedAudio, model: UsableModel,
     cycle_confidences = [c.confidence for c in segmentation.cycles] if segmentation else [None] * len(cycles)
     known = limits.statistics is not None
     median, recording_unlike = recording_distance(distances, limits.limit)
-    return RecordingAnalysis(
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("analysis cancelled.")
+    checks = check_recording(decoded.samples, decoded.sample_rate, [(c.start, c.end) for c in cycles], found.source,
+                             segmentation)
+    return with_checks(RecordingAnalysis(
         str(path), decoded.sample_rate, len(decoded.samples) / decoded.sample_rate, parsed.device if parsed else None,
         found.source,
         [CyclePrediction(c.start, c.end, [float(p) for p in probs], c.label if annotated else None, sure,
@@ -249,4 +288,16 @@ def analyse_samples(path: str | Path, decoded: DecodedAudio, model: UsableModel,
         [str(p) for p in (*decoded.warnings, *found.problems, *clip_problems)],
         segmentation.confidence if segmentation else None, segmentation.period if segmentation else None,
         segmentation.reason if segmentation else "", limits.calibrated, median, limits.limit, recording_unlike,
-        limits.notes.warnings(), segmentation)
+        limits.notes.warnings(), segmentation), checks)
+
+
+def with_checks(analysis: RecordingAnalysis, checks: RecordingChecks) -> RecordingAnalysis:
+    """The analysis with the recording's quality and breathing, and each cycle's quality (in the cycles' order)."""
+    quality, breathing = checks.quality, checks.breathing
+    for cycle, span in zip(analysis.cycles, quality.cycles):
+        cycle.quality, cycle.quality_reasons = span.verdict, span.reasons
+    analysis.quality, analysis.quality_reasons = quality.verdict, quality.recording.reasons
+    analysis.breathing_rate, analysis.breathing_rate_confidence = breathing.rate_per_min, breathing.rate_confidence
+    analysis.ie_ratio, analysis.ie_confidence = breathing.ie_ratio, breathing.ie_confidence
+    analysis.breathing_note = breathing.reason
+    return analysis

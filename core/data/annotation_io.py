@@ -8,7 +8,8 @@ byte when parsed and written again (tests/core/test_annotation_io.py).
 Saving is atomic (a temporary file renamed over the old one) and keeps the previous file as a numbered
 backup beside it (`NAME.txt.~1~`, `.~2~`, … as GNU `cp --backup=numbered` names them; no `.txt` suffix,
 so a dataset scan never takes a backup for an annotation). A file that changed on disk since it was read
-is not overwritten unless the caller says so.
+is not overwritten unless the caller says so. Each save appends who changed what, and when, to the
+annotation's edit history beside it (`NAME.history.jsonl`, edit_history.py).
 """
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ import numpy as np
 from lungkd.core.data.annotations import annotation_beside, read_annotation_file
 from lungkd.core.data.records import Cycle
 from lungkd.core.data.textfiles import read_text_lines
-from lungkd.core.errors import DataError, Problem
+from lungkd.core.data.edit_history import append_edit, new_record
+from lungkd.core.errors import DataError, LungKDError, Problem
 from lungkd.core.labels import CLASS_NAMES, flags_from_label
 from lungkd.core.storage import write_text_atomic
 
@@ -108,14 +110,16 @@ class SavedAnnotation:
     path: Path
     backup: Path | None  # the previous file, kept; None when there was none
     digest: str  # of what was written: the editor's new reference
+    history: Path | None = None  # the edit history the save was added to; None when it could not be written
 
 
 def save_annotation(path: str | Path, spans: Iterable[Span], expected_digest: str | None, *,
-                    overwrite_changes: bool = False) -> SavedAnnotation:
+                    overwrite_changes: bool = False, actions: Iterable[str] = ()) -> SavedAnnotation:
     """Write the cycles as ICBHI annotation text at `path`, atomically, keeping the previous file as a
     numbered backup. `expected_digest` is `file_digest` of the file as the editor read it (None: there was
     none); when the file on disk differs, AnnotationChanged is raised and nothing is written, unless
-    `overwrite_changes` (the changed file then becomes the backup)."""
+    `overwrite_changes` (the changed file then becomes the backup). The save, with the changes to the cycles
+    and the editor's `actions` in words, is appended to the edit history beside the file."""
     path = Path(path)
     spans = list(spans)
     _check_spans(spans, path, need_labels=True)
@@ -127,12 +131,26 @@ def save_annotation(path: str | Path, spans: Iterable[Span], expected_digest: st
                                 fix="save anyway to keep your edits (the file on disk is kept as a numbered "
                                     "backup), or reopen the recording to see the file as it is now.")
     text = annotation_text(spans)
+    before = _spans_before(path) if current is not None else []
     backup = None
     if current is not None:
         backup = next_backup_path(path)
         shutil.copy2(path, backup)
     write_text_atomic(path, text)
-    return SavedAnnotation(path, backup, file_digest(path))
+    digest = file_digest(path)
+    try:
+        history = append_edit(path, new_record(path, before, spans, list(actions), current, digest))
+    except OSError:  # the annotation is saved; a history that cannot be written must not undo that
+        history = None
+    return SavedAnnotation(path, backup, digest, history)
+
+
+def _spans_before(path: Path) -> list[Span]:
+    """The cycles of the file about to be replaced, for the edit history (none when it cannot be read)."""
+    try:
+        return read_annotation_spans(path)[0]
+    except LungKDError:
+        return []
 
 
 def read_annotation_spans(path: str | Path) -> tuple[list[Span], list[Problem]]:

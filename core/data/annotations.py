@@ -108,11 +108,12 @@ def clip_cycles_to_duration(cycles: list[Cycle] | tuple[Cycle, ...], duration: f
         if cycle.start >= duration:
             problems.append(Problem(where, f"the cycle {cycle.start}-{cycle.end} s starts after the audio ends "
                                     f"({duration:.3f} s); cycle skipped.",
-                                    "check that the annotation belongs to this recording.", cycle.line))
+                                    "check that the annotation belongs to this recording.", cycle.line or None))
             continue
         if cycle.end > duration:
             problems.append(Problem(where, f"the cycle {cycle.start}-{cycle.end} s ends after the audio "
-                                    f"({duration:.3f} s); its clip stops at the end of the audio.", "", cycle.line))
+                                    f"({duration:.3f} s); its clip stops at the end of the audio.", "",
+                                    cycle.line or None))
         if cycle.index != len(kept):
             cycle = Cycle(cycle.recording, len(kept), cycle.start, cycle.end, cycle.crackle, cycle.wheeze, cycle.line)
         kept.append(cycle)

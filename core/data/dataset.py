@@ -1,122 +1,35 @@
-"""The dataset index: recordings, cycles, split and patients of an ICBHI (or ICBHI-style) folder.
-
-Works from annotations alone (statistics) and with audio (training). Nothing is dropped silently:
-every skipped line, unmatched name and unreadable file becomes a Problem in `warnings`.
+"""Reading a dataset folder (`load_dataset`): the ICBHI 2017 layout and ICBHI-style folders here, the other
+formats (SPRSound, HF_Lung, label tables, Audacity label tracks) in core.data.labelled_folders, chosen by what
+the folder holds. The index itself is core.data.index.DatasetIndex.
 """
 from __future__ import annotations
 
-import os
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from lungkd.core.data.annotations import clip_cycles_to_duration, pick_annotation, read_annotation_file
-from lungkd.core.data.audio import AUDIO_EXTENSIONS, distinct_recordings, probe_audio
-from lungkd.core.storage import json_sha256
+from lungkd.core.data.audio import AUDIO_EXTENSIONS, probe_audio
+from lungkd.core.data.index import ICBHI_FORMAT, DatasetIndex, missing_audio_problems, shown, walk_files
+from lungkd.core.data.label_maps import LabelTarget
+from lungkd.core.data.labelled_folders import DatasetFormat, audio_by_stem, detect_format, load_labelled_folder
 from lungkd.core.errors import AudioError, DataError, Problem
-from lungkd.core.labels import CLASS_NAMES
-from lungkd.core.data.metadata import (METADATA_FILE, NAME_DIFFERENCES_FILE, SIDE_FILES, SPLIT_FILE, NameMatch, match_split_names, name_problems,
-                       parse_recording_name, read_name_differences, read_patients, read_split_file)
-from lungkd.core.data.records import Cycle, Patient, Recording
+from lungkd.core.data.metadata import (METADATA_FILE, NAME_DIFFERENCES_FILE, SIDE_FILES, SPLIT_FILE, match_split_names,
+                                       name_problems, parse_recording_name, read_name_differences, read_patients,
+                                       read_split_file)
+from lungkd.core.data.records import Cycle, Recording
 
-SPLITS = ("train", "test")
-# Audio containers people have that libsndfile (and so LungKD) does not read.
-UNSUPPORTED_AUDIO = (".mp3", ".m4a", ".aac", ".wma", ".opus", ".webm", ".amr", ".mp4")
+__all__ = ["DatasetIndex", "load_dataset"]
 
 
-@dataclass
-class DatasetIndex:
-    root: Path
-    recordings: list[Recording]  # sorted by name: the dataset order every architecture shares
-    patients: dict[str, Patient] = field(default_factory=dict)
-    name_matches: list[NameMatch] = field(default_factory=list)
-    warnings: list[Problem] = field(default_factory=list)
-    has_split_file: bool = False
-
-    def recording(self, name: str) -> Recording:
-        for rec in self.recordings:
-            if rec.name == name:
-                return rec
-        raise KeyError(name)
-
-    def cycles(self, split: str | None = None, *, need_audio: bool = False) -> list[Cycle]:
-        """Cycles in dataset order: recordings by name, cycles in annotation order."""
-        return [c for rec in self.recordings
-                if (split is None or rec.split == split) and (rec.usable_audio or not need_audio)
-                for c in rec.cycles]
-
-    def apply_split(self, assignment: dict[str, str]) -> None:
-        """Set every recording's split from `name -> train|test|val`; recordings not named get None."""
-        for rec in self.recordings:
-            rec.split = assignment.get(rec.name)
-
-    def fingerprint(self) -> str:
-        """Hash of names, cycles and split: what teacher logits and cached results are tied to."""
-        return json_sha256([[rec.name, rec.split, [(c.start, c.end, c.label) for c in rec.cycles]]
-                            for rec in self.recordings], 16)
-
-    def stats(self) -> dict:
-        cycles: dict[str, dict[str, int]] = {}
-        for split in (*SPLITS, None):
-            counts = Counter(c.label for c in self.cycles(split))
-            cycles["all" if split is None else split] = {name: counts[i] for i, name in enumerate(CLASS_NAMES)}
-        extra = sorted({r.split for r in self.recordings if r.split not in (*SPLITS, None)})
-        for split in extra:
-            counts = Counter(c.label for c in self.cycles(split))
-            cycles[split] = {name: counts[i] for i, name in enumerate(CLASS_NAMES)}
-        return {
-            "root": str(self.root),
-            "recordings": len(self.recordings),
-            "recordings_with_audio": sum(r.usable_audio for r in self.recordings),
-            "unannotated": [r.name for r in self.recordings if not r.annotated],
-            "patients": len({r.patient for r in self.recordings}),
-            "recordings_per_split": dict(Counter(r.split or "none" for r in self.recordings)),
-            "cycles": cycles,
-            # what training can use: cycles whose recording has readable audio, per split
-            "cycles_with_audio": {split: len(self.cycles(None if split == "all" else split, need_audio=True))
-                                  for split in cycles},
-            "devices": dict(sorted(Counter(r.device or "unknown" for r in self.recordings).items())),
-            "sample_rates": {str(k): v for k, v in sorted(Counter(r.sample_rate for r in self.recordings
-                                                                   if r.sample_rate).items())},
-            "split_file": self.has_split_file,
-            "name_matches": [m.to_dict() for m in self.name_matches],
-            "warnings": [str(w) for w in self.warnings],
-        }
-
-
-def _walk(root: Path, problems: list[Problem]) -> list[Path]:
-    """Every file under root; a folder that cannot be listed is a warning, not a silent gap."""
-    def unreadable(exc: OSError) -> None:
-        problems.append(Problem(exc.filename, f"this folder cannot be read ({exc.strerror or exc}); the recordings "
-                                "in it are left out.", "give your user read permission (e.g. `chmod u+rx FOLDER`)."))
-
-    return [Path(folder) / name for folder, _, names in os.walk(root, onerror=unreadable) for name in names]
-
-
-def _find_files(root: Path, problems: list[Problem]
-                ) -> tuple[dict[str, Path], dict[str, list[Path]], dict[str, Path], list[Path]]:
-    """Audio by stem (one file per name: `distinct_recordings`), annotation candidates by stem, side files by
-    name, unsupported audio files."""
-    audio: list[Path] = []
+def _annotation_files(paths: list[Path]) -> tuple[dict[str, list[Path]], dict[str, Path]]:
+    """Annotation candidates by stem and side files by name (the first, shallowest, of each)."""
     texts: dict[str, list[Path]] = {}
     side: dict[str, Path] = {}
-    unsupported: list[Path] = []
-    # Shallowest first, so the top-level copy of a side file wins.
-    for path in sorted(_walk(root, problems), key=lambda p: (len(p.parts), str(p))):
-        if path.name.startswith(".") or not path.is_file():
-            continue
-        suffix = path.suffix.lower()
+    for path in paths:
         if path.name in SIDE_FILES:
             side.setdefault(path.name, path)
-        elif suffix in AUDIO_EXTENSIONS:
-            audio.append(path)
-        elif suffix == ".txt":
+        elif path.suffix.lower() == ".txt":
             texts.setdefault(path.stem, []).append(path)
-        elif suffix in UNSUPPORTED_AUDIO:
-            unsupported.append(path)
-    kept, duplicates = distinct_recordings(audio)
-    problems.extend(duplicates)
-    return {path.stem: path for path in kept}, texts, side, unsupported
+    return texts, side
 
 
 def _pick_annotation(candidates: list[Path], audio: Path | None, problems: list[Problem]) -> Path:
@@ -163,9 +76,12 @@ def _build_recording(stem: str, audio: Path | None, annotation: Path | None, pro
     return rec
 
 
-def load_dataset(root: str | Path, *, probe_audio_files: bool = True) -> DatasetIndex:
-    """Index a folder of recordings: the ICBHI zip (flat or with audio in a subfolder) or any folder of
-    wav/flac/ogg files with ICBHI-style `.txt` annotations beside them.
+def load_dataset(root: str | Path, *, probe_audio_files: bool = True, dataset_format: DatasetFormat | None = None,
+                 label_map: dict[str, LabelTarget] | None = None) -> DatasetIndex:
+    """Index a folder of recordings: the ICBHI zip (flat or with audio in a subfolder), any folder of
+    wav/flac/ogg files with ICBHI-style `.txt` annotations beside them, or a folder of another format
+    (core.data.labelled_folders), by `dataset_format` or by what the folder holds. `label_map` changes the
+    format's default label map (core.data.label_maps).
 
     `probe_audio_files` reads each audio header (sample rate, duration) and clips cycles to the audio.
     """
@@ -173,9 +89,18 @@ def load_dataset(root: str | Path, *, probe_audio_files: bool = True) -> Dataset
     if not root.is_dir():
         raise DataError("not a folder.", path=root, fix="give the folder that holds the recordings and annotations.")
     warnings: list[Problem] = []
-    audio, texts, side, unsupported = _find_files(root, warnings)
-    warnings += [Problem(str(p), f"unsupported audio format '{p.suffix}'; file skipped.",
-                         "convert it to wav, flac or ogg (e.g. `ffmpeg -i in.mp3 out.wav`).") for p in unsupported]
+    # Shallowest first, so the top-level copy of a side file wins.
+    paths = [p for p in sorted(walk_files(root, warnings), key=lambda p: (len(p.parts), str(p)))
+             if not p.name.startswith(".") and p.is_file()]
+    fmt = dataset_format or detect_format(paths, {p.stem for p in paths if p.suffix.lower() in AUDIO_EXTENSIONS})
+    if fmt != ICBHI_FORMAT:
+        return load_labelled_folder(root, fmt, paths, warnings, label_map=label_map, probe=probe_audio_files)
+    return _load_icbhi_folder(root, paths, warnings, probe_audio_files)
+
+
+def _load_icbhi_folder(root: Path, paths: list[Path], warnings: list[Problem], probe_audio_files: bool) -> DatasetIndex:
+    audio = audio_by_stem(paths, warnings)
+    texts, side = _annotation_files(paths)
     annotation_stems = {s for s in texts if s in audio or parse_recording_name(s)}
     if not audio and not annotation_stems:
         raise DataError("no recordings (wav, flac, ogg) or ICBHI annotation files found.", path=root,
@@ -185,7 +110,7 @@ def load_dataset(root: str | Path, *, probe_audio_files: bool = True) -> Dataset
         annotation = _pick_annotation(texts[stem], audio.get(stem), warnings) if stem in annotation_stems else None
         recordings.append(_build_recording(stem, audio.get(stem), annotation, probe_audio_files, warnings))
 
-    warnings.extend(_missing_audio_problems(recordings))
+    warnings.extend(missing_audio_problems(recordings))
     patients, patient_problems = read_patients(root, side)
     warnings.extend(patient_problems)
     index = DatasetIndex(root, recordings, patients, warnings=warnings, has_split_file=SPLIT_FILE in side)
@@ -203,23 +128,6 @@ def load_dataset(root: str | Path, *, probe_audio_files: bool = True) -> Dataset
                 'copy metadata_with_location.txt (from the BTS code) into the dataset folder, or set '
                 'location_source = "filename" in the recipe\'s [data] to use file names on purpose.'))
     return index
-
-
-def _shown(names: list[str], limit: int = 5) -> str:
-    return ", ".join(names[:limit]) + (", ..." if len(names) > limit else "")
-
-
-def _missing_audio_problems(recordings: list[Recording]) -> list[Problem]:
-    """In a folder with audio, an annotation without its recording is worth a word (one, not hundreds)."""
-    if not any(r.audio_path for r in recordings):
-        return []  # annotations alone: statistics mode
-    missing = [r for r in recordings if r.audio_path is None]
-    if not missing:
-        return []
-    where = str(missing[0].annotation_path) if len(missing) == 1 else None
-    return [Problem(where, f"{len(missing)} annotated recording(s) have no audio file "
-                    f"({_shown([r.name for r in missing])}); they count in statistics but cannot be trained on.",
-                    "put the .wav next to its .txt, or remove the annotation.")]
 
 
 def _assign_official_split(index: DatasetIndex, side: dict[str, Path]) -> None:
@@ -248,5 +156,5 @@ def _assign_official_split(index: DatasetIndex, side: dict[str, Path]) -> None:
     orphans = sorted(name for name in split if name not in claimed)
     if orphans:
         index.warnings.append(Problem(str(split_path), f"{len(orphans)} split entries have no recording or "
-                                      f"annotation in the folder ({_shown(orphans)}).",
+                                      f"annotation in the folder ({shown(orphans)}).",
                                       "add the missing files, or ignore this if you work on a subset."))

@@ -58,6 +58,7 @@ class Recording:
     sample_rate: int | None = None  # from the audio header, when the audio was probed
     duration: float | None = None
     audio_problem: str | None = None  # why the audio cannot be used; its cycles still count in statistics
+    dataset: str | None = None  # the dataset's name, when several datasets are pooled (core.data.pooled)
 
     @property
     def annotated(self) -> bool:

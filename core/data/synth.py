@@ -782,29 +782,42 @@ def _summary(out: Path, patients: list[Patient], plans: list[RecordingPlan], lab
     )
 
 
-def _write_recording(out: Path, seed: int, numbered: tuple[int, RecordingPlan]) -> None:
-    index, plan = numbered
-    sf.write(out / f"{plan.name}.wav", render_recording(plan, seed, index), plan.sample_rate, subtype=plan.subtype,
-             format="WAV")
-    _write_annotation(out / f"{plan.name}.txt", plan)
+def _write_audio(seed: int, job: tuple[Path, RecordingPlan, int]) -> None:
+    path, plan, index = job
+    sf.write(path, render_recording(plan, seed, index), plan.sample_rate, subtype=plan.subtype, format="WAV")
+
+
+def write_audio_files(paths: list[Path], plans: list[RecordingPlan], seed: int, *,
+                      progress: Callable[[int, int], None] | None = None, workers: int | None = None) -> None:
+    """Render plan i (the i-th of the dataset's plans, whose index seeds its sounds) into paths[i]: here, with up
+    to `workers - 1` helper processes (default core.pool's) once the rendering left pays for starting them."""
+    jobs = list(zip(paths, plans, range(len(plans))))
+    for done, _ in enumerate(run_jobs(partial(_write_audio, seed), jobs, workers=workers), start=1):
+        if progress:
+            progress(done, len(plans))
+
+
+def empty_output_folder(out_dir: str | Path) -> Path:
+    """The folder a synthetic dataset is written into, created; refused when files are already in it."""
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):  # files left from another dataset would join this one
+        raise DataError("the folder is not empty; files left from another dataset would join this one.",
+                        path=out, fix="give the synthetic dataset a new or empty folder.")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def write_synthetic_dataset(out_dir: str | Path, recordings: int, seed: int, label_noise: float = 0.0, *,
                             progress: Callable[[int, int], None] | None = None,
                             workers: int | None = None) -> SynthSummary:
     """Write `recordings` synthetic recordings in the ICBHI layout into `out_dir`; the same seed gives
-    byte-identical files, however many `workers` render them. `label_noise` is the fraction of cycles written
-    with a wrong class. Recordings are rendered here, with up to `workers - 1` helper processes (default
-    core.pool's) once the rendering left pays for starting them."""
+    byte-identical files, however many `workers` render them (`write_audio_files`). `label_noise` is the
+    fraction of cycles written with a wrong class. core.data.synth_layouts writes the same recordings in the
+    other dataset formats."""
     patients, plans = plan_dataset(recordings, seed, label_noise)
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):  # files left from another dataset would join this one
-        raise DataError("the folder is not empty; files left from another dataset would join this one.",
-                        path=out, fix="give the synthetic dataset a new or empty folder.")
-    out.mkdir(parents=True, exist_ok=True)
-    for done, _ in enumerate(run_jobs(partial(_write_recording, out, seed), list(enumerate(plans)), workers=workers),
-                             start=1):
-        if progress:
-            progress(done, len(plans))
+    out = empty_output_folder(out_dir)
+    write_audio_files([out / f"{plan.name}.wav" for plan in plans], plans, seed, progress=progress, workers=workers)
+    for plan in plans:
+        _write_annotation(out / f"{plan.name}.txt", plan)
     _write_side_files(out, patients, plans, seed)
     return _summary(out, patients, plans, label_noise)

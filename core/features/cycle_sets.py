@@ -48,6 +48,7 @@ class CycleSet:
     prompts: list[str] | None = None
     cycle_ids: list[str] | None = None  # "recording#index": ties teacher logits to cycles across architectures
     patients: list[str] | None = None  # for patient-level bootstrap intervals
+    datasets: list[str] | None = None  # each cycle's dataset, when several are pooled (core.data.pooled)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -76,6 +77,7 @@ def build_cycle_sets(index: DatasetIndex, inputs: InputSpec, *, cache: FeatureCa
     prompts = dataset_prompts(index, location_source=location_source, missing=missing) if inputs.prompts else None
     split_of = {r.name: r.split for r in usable}
     patient_of = {r.name: r.patient for r in usable}
+    dataset_of = {r.name: r.dataset for r in usable} if index.datasets else None
     sides = np.array([split_of[c.recording] for c in prepared.cycles])
     sets = {}
     for split in SPLIT_ORDER:
@@ -88,5 +90,6 @@ def build_cycle_sets(index: DatasetIndex, inputs: InputSpec, *, cache: FeatureCa
                                torch.from_numpy(prepared.labels[start:stop]),
                                [prompts[c.recording] for c in cycles] if prompts else None,
                                [f"{c.recording}#{c.index}" for c in cycles],
-                               [patient_of[c.recording] for c in cycles])
+                               [patient_of[c.recording] for c in cycles],
+                               [dataset_of[c.recording] for c in cycles] if dataset_of else None)
     return sets

@@ -16,13 +16,14 @@ import numpy as np
 
 from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.data.dataset import DatasetIndex
-from lungkd.core.data.sources import check_trainable, resolve_dataset
+from lungkd.core.data.sources import check_trainable, data_specs, dataset_label, resolve_dataset
 from lungkd.core.events import Event, EventCallback, broadcast
+from lungkd.core.kd.across_datasets import cross_dataset_table, per_dataset_table
 from lungkd.core.kd.executors import Executor, create_executor
 from lungkd.core.kd.jobs import FinishedRun, RunJob, RunSpec, TogetherJob, load_teacher_logits, together_name
 from lungkd.core.kd.progress import ExperimentClock, PlannedRun
 from lungkd.core.kd.recorder import CatalogRecorder
-from lungkd.core.kd.report import ExperimentReport, Interval, build_report
+from lungkd.core.kd.report import DatasetTable, ExperimentReport, Interval, build_report
 from lungkd.core.kd.report_pages import write_reports
 from lungkd.core.kd.soft_labels import curated_members, ensemble_logits
 from lungkd.core.kd.store import ExperimentStore
@@ -133,10 +134,14 @@ class Experiment:
         ensembles = evaluate_ensembles(self.recipe, logits, teacher_scores, emit)
         groups = train_students(self.recipe, store, executor, teacher_scores, emit, self.cancel)
         second = second_generation(self.recipe, groups, logits, emit)
-        runs = teachers + [run for group in groups for run in group]
+        students = [run for group in groups for run in group]
         report = build_report(self.recipe, index.fingerprint(), teachers, ensembles, groups, second,
                               train_cycles=len(logits["train_labels"]), test_cycles=len(logits["test_labels"]),
-                              intervals=bootstrap_intervals(runs, logits))
+                              intervals=bootstrap_intervals(teachers + students, logits),
+                              per_dataset=dataset_scores(self.recipe, teachers, students, logits),
+                              cross_dataset=cross_dataset_table(self.recipe.evaluate, teachers, students,
+                                                                store.workspace, emit, self.cancel)
+                              if self.recipe.evaluate else None)
         for path in write_reports(report, store.folder):
             emit(Event("report", "artifact", data={"kind": "report", "path": str(path)}))
         return report
@@ -247,6 +252,15 @@ def second_generation(recipe: ExperimentRecipe, groups: list[list[FinishedRun]],
     emit(Event("second_generation", "metrics", data=row))
     emit(Event("second_generation", "finished"))
     return row
+
+
+def dataset_scores(recipe: ExperimentRecipe, teachers: list[FinishedRun], students: list[FinishedRun],
+                   logits: TeacherLogits) -> DatasetTable | None:
+    """The Scores on each dataset trained on together; None for a recipe of one dataset."""
+    if "test_datasets" not in logits.arrays:
+        return None
+    return per_dataset_table([dataset_label(spec) for spec in data_specs(recipe.data)], teachers, students,
+                             logits["test_logits"], logits["test_labels"], logits["test_datasets"])
 
 
 def bootstrap_intervals(runs: list[FinishedRun], logits: TeacherLogits) -> dict[str, Interval]:

@@ -26,7 +26,7 @@ import torch
 
 from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.data.dataset import DatasetIndex
-from lungkd.core.data.sources import DataSpec, dataset_label, describe_training_data, resolve_dataset
+from lungkd.core.data.sources import Data, dataset_label, describe_training_data, prompt_policy, resolve_dataset
 from lungkd.core.errors import LungKDError
 from lungkd.core.events import Event
 from lungkd.core.features.cache import FeatureCache
@@ -55,6 +55,11 @@ class _Plain(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
 
 
+def run_name(role: str, arch: str, labels: str, seed: int) -> str:
+    """How events, reports and tables name a run: "teacher seed 2", "student cnn6 mean_5 seed 1"."""
+    return f"teacher seed {seed}" if role == "teacher" else f"{role} {arch} {labels} seed {seed}"
+
+
 class RunSpec(_Plain):
     """One model to train: a teacher, a distilled student or a hard-label baseline."""
 
@@ -70,9 +75,7 @@ class RunSpec(_Plain):
 
     @property
     def name(self) -> str:
-        if self.role == "teacher":
-            return f"teacher seed {self.seed}"
-        return f"{self.role} {self.arch} {self.labels} seed {self.seed}"
+        return run_name(self.role, self.arch, self.labels, self.seed)
 
     def describe(self) -> dict:
         """What the catalog and the event log keep of the run."""
@@ -85,7 +88,7 @@ class RunJob(_Plain):
     stage: str  # the event stage: "teachers" or "students"
     workspace: str
     folder: str  # the run folder; the model goes in folder/model
-    data: DataSpec
+    data: Data
     settings: RunSettings
     data_fingerprint: str
     teacher_logits: str | None = None  # a student's soft labels come from this experiment file
@@ -120,6 +123,10 @@ class FinishedRun(_Plain):
         return Path(self.folder) / TEST_LOGITS_FILE
 
     @property
+    def name(self) -> str:
+        return run_name(self.role, self.arch, self.labels, self.seed)
+
+    @property
     def score(self) -> float | None:
         return self.card.score
 
@@ -133,7 +140,7 @@ class RunContext:
         self._sets: dict[tuple[str, str], dict[str, CycleSet]] = {}
 
     def index(self, job: RunJob) -> DatasetIndex:
-        key = json.dumps([job.data.model_dump(mode="json"), job.settings.selection, job.workspace])
+        key = json.dumps([job.model_dump(mode="json")["data"], job.settings.selection, job.workspace])
         if key not in self._indexes:
             index = resolve_dataset(job.data, Path(job.workspace), selection=job.settings.selection)
             if index.fingerprint() != job.data_fingerprint:
@@ -147,12 +154,13 @@ class RunContext:
     def cycle_sets(self, job: RunJob, emit: EventSink, cancel: CancelToken | None) -> dict[str, CycleSet]:
         index = self.index(job)
         inputs = model_info(job.spec.arch).inputs
-        key = (json.dumps([job.data.model_dump(mode="json"), job.settings.selection]), repr(inputs))
+        key = (json.dumps([job.model_dump(mode="json")["data"], job.settings.selection]), repr(inputs))
         if key not in self._sets:
             emit(Event("data", "started", f"Preparing {job.spec.arch} inputs", run=job.spec.arch))
+            missing, location_source = prompt_policy(job.data)
             self._sets[key] = build_cycle_sets(
                 index, inputs, cache=FeatureCache(cache_folder(Path(job.workspace))),
-                location_source=job.data.location_source, missing=job.data.missing, cancel=cancel,
+                location_source=location_source, missing=missing, cancel=cancel,
                 progress=lambda done, total: emit(Event("data", "progress", run=job.spec.arch, step=done,
                                                         total=total)))
             emit(Event("data", "finished", run=job.spec.arch,
@@ -229,6 +237,8 @@ def _write_teacher_logits(model, sets: dict[str, CycleSet], folder: Path, finger
         arrays[f"{split}_labels"] = data.labels.numpy()
         arrays[f"{split}_cycle_ids"] = np.array(data.cycle_ids)
         arrays[f"{split}_patients"] = np.array(data.patients)
+        if data.datasets:
+            arrays[f"{split}_datasets"] = np.array(data.datasets)
     write_npz_atomic(folder / TEACHER_LOGITS_FILE, data_fingerprint=np.array(fingerprint), **arrays)
 
 

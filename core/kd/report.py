@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_serializer
 
-from lungkd.core.kd.jobs import FinishedRun
-from lungkd.core.metrics import mean_std
+from lungkd.core.kd.jobs import FinishedRun, run_name
+from lungkd.core.metrics import mean_std, scores_from_logits
 from lungkd.core.models.card import ReliabilityBin, Role
 from lungkd.core.recipes import ExperimentRecipe, StudentSpec
 from lungkd.core.selection import Selection
@@ -89,8 +89,7 @@ class RunRow(Record):
 
     @property
     def name(self) -> str:
-        return f"teacher seed {self.seed}" if self.role == "teacher" else \
-            f"{self.role} {self.arch} {self.labels} seed {self.seed}"
+        return run_name(self.role, self.arch, self.labels, self.seed)
 
     @classmethod
     def of(cls, run: FinishedRun, bootstrap: Interval | None) -> "RunRow":
@@ -144,6 +143,41 @@ class ReliabilityDiagram(Record):
     ece_after: float
 
 
+class DatasetScore(Record):
+    """A model's Scores on the cycles of one dataset (or of several together)."""
+
+    cycles: int
+    sp: float | None = None
+    se: float | None = None
+    score: float | None = None
+
+    @classmethod
+    def of(cls, logits: np.ndarray, labels: np.ndarray) -> "DatasetScore":
+        scores = scores_from_logits(logits, labels).to_dict()
+        return cls(cycles=len(labels), sp=scores["sp"], se=scores["se"], score=scores["score"])
+
+    def text(self) -> str:
+        return "—" if self.score is None else f"{number_text(self.score)} ({number_text(self.sp)} / " \
+                                              f"{number_text(self.se)})"
+
+
+class ModelScores(Record):
+    """One model's (or ensemble's) row of a DatasetTable."""
+
+    model: str  # "teacher seed 1", "ensemble of the 5 teachers", "student cnn6 mean_5 seed 1"
+    datasets: list[DatasetScore]  # in the table's order of datasets
+    pooled: DatasetScore | None = None  # every dataset's cycles together
+
+
+class DatasetTable(Record):
+    """Scores dataset by dataset: on the test cycles of each dataset trained on together (with the pooled Score
+    the rest of the report gives), or on datasets the models never trained on (cross-dataset)."""
+
+    datasets: list[str]
+    parts: list[str]  # what of each dataset was scored: "test split", "every cycle", ...
+    rows: list[ModelScores]
+
+
 class ExperimentReport(Record):
     name: str
     selection: Selection
@@ -157,9 +191,17 @@ class ExperimentReport(Record):
     student_groups: list[StudentGroup] = []
     second_generation: SecondGenerationRow | None = None
     reliability: list[ReliabilityDiagram] = []
+    per_dataset: DatasetTable | None = None  # when several datasets are trained on together
+    cross_dataset: DatasetTable | None = None  # the recipe's [[evaluate]] datasets
     test_cycles: int
     train_cycles: int
     recipe: dict
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler) -> dict:
+        """A report of one dataset writes exactly the keys it did before the dataset tables existed."""
+        dumped = handler(self)
+        return {k: v for k, v in dumped.items() if not (k in ("per_dataset", "cross_dataset") and v is None)}
 
     @classmethod
     def read(cls, path: str | Path) -> "ExperimentReport":
@@ -229,9 +271,11 @@ def _same_as_teachers(student: StudentSpec, recipe: ExperimentRecipe) -> bool:
 
 def build_report(recipe: ExperimentRecipe, data_fingerprint: str, teachers: list[FinishedRun],
                  ensembles: dict, groups: list[list[FinishedRun]], second: dict | None, *, train_cycles: int,
-                 test_cycles: int, intervals: dict[str, Interval] | None = None) -> ExperimentReport:
+                 test_cycles: int, intervals: dict[str, Interval] | None = None,
+                 per_dataset: DatasetTable | None = None, cross_dataset: DatasetTable | None = None
+                 ) -> ExperimentReport:
     """The report from the finished runs (`intervals`: each run's bootstrap interval by its folder), the
-    ensemble curve and the second generation."""
+    ensemble curve, the second generation and the Scores dataset by dataset."""
     intervals = intervals or {}
     teacher_rows = [RunRow.of(t, intervals.get(t.folder)) for t in teachers]
     students, groups_out = [], []
@@ -258,5 +302,6 @@ def build_report(recipe: ExperimentRecipe, data_fingerprint: str, teachers: list
         curated=CuratedEnsemble.model_validate(ensembles["curated"]) if ensembles["curated"] else None,
         students=students, student_groups=groups_out,
         second_generation=SecondGenerationRow.model_validate(second) if second else None,
-        reliability=[r for r in reliability if r is not None], test_cycles=int(test_cycles),
+        reliability=[r for r in reliability if r is not None], per_dataset=per_dataset, cross_dataset=cross_dataset,
+        test_cycles=int(test_cycles),
         train_cycles=int(train_cycles), recipe=recipe.to_dict())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from lungkd.core.kd.report import EnsemblePoint, ExperimentReport, ReliabilityDiagram, RunRow
+from lungkd.core.kd.report import DatasetTable, EnsemblePoint, ExperimentReport, ReliabilityDiagram, RunRow
 from lungkd.core.kd.report import number_text as _n
 from lungkd.core.storage import write_json_atomic, write_text_atomic
 from lungkd.core.text import markdown_text, unescape_markdown
@@ -46,11 +46,39 @@ def markdown_report(report: ExperimentReport) -> str:
     if s := report.second_generation:
         lines += ["", f"## Second generation (ensemble of {s.k} {q(s.arch)} students, {q(s.labels)})", "",
                   f"Sp {_n(s.sp)}, Se {_n(s.se)}, Score {_n(s.score)}"]
+    lines += _dataset_lines(report)
     if notes := report.selection_notes():
         lines += ["", "## Checkpoint selection fell back", "",
                   "Selection ignores epochs with Se ≤ 5 %; where no epoch qualified, the first was used:", ""]
         lines += [f"- {note}" for note in notes]
     return "\n".join(lines + _calibration_lines(report)) + "\n"
+
+
+def _table_lines(table: DatasetTable, pooled: bool) -> list[str]:
+    q = markdown_text
+    heads = [f"{q(name)} ({part}, {row.cycles} cycles)" for name, part, row in
+             zip(table.datasets, table.parts, table.rows[0].datasets)] if table.rows else list(map(q, table.datasets))
+    if pooled and table.rows and table.rows[0].pooled:
+        heads.append(f"pooled ({table.rows[0].pooled.cycles} cycles)")
+    lines = ["| model | " + " | ".join(heads) + " |", "|---" * (len(heads) + 1) + "|"]
+    for row in table.rows:
+        cells = [s.text() for s in row.datasets] + ([row.pooled.text()] if pooled and row.pooled else [])
+        lines.append(f"| {q(row.model)} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _dataset_lines(report: ExperimentReport) -> list[str]:
+    """The Scores dataset by dataset: of the datasets trained on together, and of those never trained on."""
+    lines = []
+    if table := report.per_dataset:
+        lines += ["", "## Scores per dataset", "",
+                  "Score (Sp / Se) on the test cycles of each dataset trained on together; pooled is all of them, "
+                  "as in the tables above.", ""] + _table_lines(table, pooled=True)
+    if table := report.cross_dataset:
+        lines += ["", "## Cross-dataset: datasets the models never trained on", "",
+                  "Score (Sp / Se) of each model on datasets outside its training data: their official test split "
+                  "where they have one, every annotated cycle otherwise.", ""] + _table_lines(table, pooled=False)
+    return lines
 
 
 def _percent(value) -> str:

@@ -182,7 +182,7 @@ class SplitSummary(CardPart):
 class TrainingData(CardPart):
     """What the model learnt from (core.data.sources.describe_training_data)."""
 
-    kind: Literal["synthetic", "dataset", "folder"]
+    kind: Literal["synthetic", "dataset", "folder", "datasets"]  # datasets: several pooled (core.data.pooled)
     name: Name
     path: Text | None = None
     generator: dict[Name, int | float | str | bool | None] | None = None

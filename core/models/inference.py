@@ -10,9 +10,11 @@ import torch
 
 from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.errors import LungKDError
-from lungkd.core.features.cycle_sets import CycleSet
+from lungkd.core.data.index import DatasetIndex
+from lungkd.core.features.cache import FeatureCache
+from lungkd.core.features.cycle_sets import CycleSet, build_cycle_sets
 from lungkd.core.labels import NUM_CLASSES
-from lungkd.core.models.card import (CARD_FILE, DAMAGED_FIX, DamagedModelError, InputContract, ModelCard,
+from lungkd.core.models.card import (CARD_FILE, DAMAGED_FIX, DamagedModelError, InputContract, ModelCard, PromptPolicy,
                                      require_model_card)
 from lungkd.core.models.classifiers import Classifier
 from lungkd.core.models.registry import ARCHITECTURES, create_model, model_info
@@ -36,6 +38,15 @@ def input_contract(card: ModelCard) -> InputContract:
     """What the model's input depends on: its card's contract; for a card written before the contract was
     recorded, the registry's inputs of its architecture with the prompt policy training then defaulted to."""
     return card.inputs or InputContract.from_spec(model_info(card.architecture).inputs)
+
+
+def model_cycle_sets(card: ModelCard, index: DatasetIndex, *, cache: FeatureCache | None = None,
+                     cancel: CancelToken | None = None) -> dict[str, CycleSet]:
+    """A dataset's cycles, split by split, as the model's card says to build its inputs (a saved model scored on
+    a dataset: `lungkd evaluate`, an experiment's cross-dataset table)."""
+    policy = card.inputs.prompts or PromptPolicy()  # the policy is read only by models with prompts
+    return build_cycle_sets(index, card.inputs.spec(), cache=cache, location_source=policy.location_source,
+                            missing=policy.missing, cancel=cancel)
 
 
 class DeviceError(LungKDError):

@@ -26,7 +26,7 @@ def shipped_models_folder() -> Path:
     return Path(str(files("lungkd.resources") / "models"))
 
 
-def _card_name(card: ModelCard) -> str | None:
+def card_name(card: ModelCard) -> str | None:
     """The model named by what made it: its experiment (or `lungkd train` run), role and seed."""
     arch, seed = card.architecture, card.seed
     if card.experiment and card.role:
@@ -52,7 +52,7 @@ def _entry(folder: Path, root: Path) -> ModelEntry | None:
         return None
     where = folder.parent if folder.name == MODEL_FOLDER and folder.parent != root else folder
     place = where.relative_to(root).as_posix() if where != root else root.name
-    name = _card_name(card) or (place if card.description else f"{place} ({card.architecture})")
+    name = card_name(card) or (place if card.description else f"{place} ({card.architecture})")
     return ModelEntry(name, card.architecture, card.score, folder, card.description, _scored_on(card))
 
 

@@ -7,7 +7,8 @@ from typing import Callable
 import torch
 
 from lungkd.core.cancel import CancelToken
-from lungkd.core.data.sources import check_trainable, dataset_label, describe_training_data, resolve_dataset
+from lungkd.core.data.sources import (check_trainable, dataset_label, describe_training_data, prompt_policy,
+                                      resolve_dataset)
 from lungkd.core.features.cache import FeatureCache
 from lungkd.core.features.cycle_sets import build_cycle_sets
 from lungkd.core.models.registry import create_model, save_model
@@ -36,8 +37,9 @@ def _train_locked(recipe: TrainRecipe, workspace: Path, on_progress: Callable[[P
     index = resolve_dataset(recipe.data, workspace, selection=recipe.selection)
     check_trainable(index, recipe.selection)
     inputs = recipe.model.input_contract(recipe.data)
+    missing, location_source = prompt_policy(recipe.data)
     sets = build_cycle_sets(index, inputs.spec(), cache=FeatureCache(cache_folder(workspace)),
-                            location_source=recipe.data.location_source, missing=recipe.data.missing, cancel=cancel)
+                            location_source=location_source, missing=missing, cancel=cancel)
     run_dir = run_dir_for(recipe, workspace)
     write_json_atomic(run_dir / RECIPE_FILE, recipe.to_dict())
     torch.manual_seed(recipe.seed)  # the initial weights of randomly initialised parts

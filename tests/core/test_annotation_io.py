@@ -75,8 +75,9 @@ def test_saving_keeps_numbered_backups_and_reads_back_through_the_loader(tmp_pat
     assert second.backup.name == "101_1b1_Al_sc_Meditron.txt.~2~"
     assert second.backup.read_text() == annotation_text(SPANS)
     assert path.read_text() == "0.036\t0.579\t0\t0\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "101_1b1_Al_sc_Meditron.txt", "101_1b1_Al_sc_Meditron.txt.~1~", "101_1b1_Al_sc_Meditron.txt.~2~"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [  # and the edit history (tests/core/test_edit_history.py)
+        "101_1b1_Al_sc_Meditron.history.jsonl", "101_1b1_Al_sc_Meditron.txt", "101_1b1_Al_sc_Meditron.txt.~1~",
+        "101_1b1_Al_sc_Meditron.txt.~2~"]
 
 
 def test_a_dataset_scan_takes_the_saved_file_and_not_its_backups(tmp_path):

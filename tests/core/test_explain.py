@@ -3,50 +3,30 @@ known time and band into a normal cycle, the shipped demo model (a tiny CNN6 tra
 calls the cycle wheeze or crackle, and most of the explanation's weight lies on the inserted event; the
 model's input grid maps to seconds and hertz as its features are made, tiled copies and CLAP's padding
 included."""
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from lungkd.core.analysis.explain import clip_to_recording, explain_cycle, mel_centres
+from lungkd.core.analysis.explain import clip_to_recording, explain_cycle, mel_centres, on_linear_grid
 from lungkd.core.data.records import Cycle
-from lungkd.core.data.synth import crackle_waves, plan_dataset, render_recording
+from lungkd.core.data.synth import crackle_waves
 from lungkd.core.features.prepare import PrepSettings, clip_batches
 from lungkd.core.labels import CLASS_NAMES
 from lungkd.core.models.inference import load_saved_model
 from lungkd.core.models.registry import create_model, model_info
+from explain_recordings import WHEEZE_S, normal_cycles, with_wheeze
 
 DEMO_MODEL = Path(__file__).resolve().parents[2] / "resources" / "models" / "demo-cnn6"
-SEED = 11
-WHEEZE_HZ, WHEEZE_S, CRACKLES_S = 420.0, 0.35, 0.3
+CRACKLES_S = 0.3
 
 
 @pytest.fixture(scope="module")
 def demo_model():
     model, _ = load_saved_model(DEMO_MODEL)
     return model
-
-
-def normal_cycles(count: int = 4):
-    """(samples, sample rate, start, end) of the first normal cycle of `count` generated recordings."""
-    _, plans = plan_dataset(40, SEED)
-    found = []
-    for index, plan in enumerate(plans):
-        normal = np.flatnonzero(plan.labels == 0)
-        if len(normal) and len(found) < count:
-            k = normal[0] + plan.breathing.first
-            found.append((render_recording(plan, SEED, index), plan.sample_rate, *plan.breathing.edges[k:k + 2]))
-    return found
-
-
-def with_wheeze(samples, sr, at: float) -> np.ndarray:
-    """A 420 Hz tone with its octave, WHEEZE_S long from `at`, three times the cycle's loudness."""
-    t = np.arange(int(WHEEZE_S * sr)) / sr
-    tone = (np.sin(2 * np.pi * WHEEZE_HZ * t) + 0.4 * np.sin(4 * np.pi * WHEEZE_HZ * t)) * np.hanning(len(t))
-    out = samples.copy()
-    out[int(at * sr):int(at * sr) + len(t)] += 3 * np.sqrt(np.mean(samples ** 2)) * tone
-    return out
 
 
 def with_crackles(samples, sr, at: float, rng) -> np.ndarray:
@@ -134,3 +114,19 @@ def test_clap_inputs_map_the_padding_to_no_time_and_a_prompt_reaches_the_model()
     assert np.all(np.diff(hz) > 0) and 50 < hz[0] < 200 and 12000 < hz[-1] < 14000
     zero_padded = clip_to_recording(PrepSettings(48000, pad="zero"), np.array([0.0, 2.75, 4.0, 5.3]), 3.0, 5.5)
     np.testing.assert_allclose(zero_padded, [np.nan, 3.0, 4.25, np.nan])
+
+
+def test_the_weights_land_on_a_display_s_linear_hertz_where_their_mel_bin_lies(demo_model):
+    """One mel bin's weight at one moment of the cycle, put on a linear grid up to 4 kHz: it lands in that bin's
+    band and at that moment; weight against the class is left out."""
+    samples, sr, start, end = normal_cycles(1)[0]
+    explanation = explain_cycle(demo_model, model_input(demo_model, samples, sr, start, end), start, end)
+    weights = np.zeros_like(explanation.weights)
+    frame, mel = 40, 60
+    weights[frame, mel], weights[frame, mel + 20] = 1.0, -1.0
+    grid = on_linear_grid(replace(explanation, weights=weights), 4000.0)
+    column, row = np.unravel_index(np.argmax(grid.weights), grid.weights.shape)
+    hz = (row + 0.5) * grid.hz_per_row
+    assert explanation.hz[mel - 1] <= hz <= explanation.hz[mel + 1]
+    assert grid.start + column * grid.seconds_per_column == pytest.approx(explanation.seconds[frame], abs=0.03)
+    assert grid.weights.min() >= 0.0 and grid.weights.shape[1] == 256

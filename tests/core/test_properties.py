@@ -4,6 +4,7 @@ file mutated — each ends in a result or a LungKD error, never another exceptio
 test sets: the address space the process may still take (RLIMIT_AS), so an allocation past it is a
 MemoryError and fails the test instead of the machine."""
 import io
+import json
 import os
 import sys
 from contextlib import contextmanager
@@ -200,3 +201,36 @@ def test_a_dataset_of_generated_files_loads_with_warnings(folder):
     (root / "ICBHI_challenge_train_test.txt").write_text("101_1b1_Al_sc_Meditron\ttrain\n" * 3)
     index = result_or_lungkd_error(load_dataset, root)
     assert len(index.warnings) >= 3
+
+
+# ---------------------------------------------------------------- the other dataset formats
+
+JSON_VALUES = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=12),
+                                     st.sampled_from(["Wheeze", "Poor Quality", "Fine Crackle", "-5", "1e400"])),
+                           lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                   st.dictionaries(st.sampled_from(["start", "end", "type",
+                                                                                    "event_annotation",
+                                                                                    "record_annotation", "x"]),
+                                                                   inner, max_size=4)), max_leaves=20)
+LABEL_FILES = {"sprsound": "1_3.0_0_p1_1.json", "hf_lung": "steth_20190101_08_00_00_label.txt",
+               "table": "labels.csv", "audacity": "rec.txt"}
+
+
+@EXAMPLES
+@given(layout=st.sampled_from(sorted(LABEL_FILES)),
+       content=st.one_of(ENCODED, JSON_VALUES.map(lambda v: json.dumps(v).encode()),
+                         st.builds(lambda events: json.dumps({"event_annotation": events}).encode(),
+                                   st.lists(JSON_VALUES, max_size=6))))
+def test_any_sprsound_hf_lung_table_or_audacity_file_gives_cycles_or_named_warnings(folder, layout, content):
+    root = folder / f"format-{layout}"
+    root.mkdir(exist_ok=True)
+    for path in root.iterdir():
+        path.unlink()
+    audio = {"sprsound": "1_3.0_0_p1_1", "hf_lung": "steth_20190101_08_00_00"}.get(layout, "rec")
+    sf.write(root / f"{audio}.wav", np.zeros(8000, dtype=np.float32), 4000)
+    (root / LABEL_FILES[layout]).write_bytes(content)
+    index = result_or_lungkd_error(lambda: load_dataset(root, dataset_format=layout))
+    if index is not None:
+        cycles = index.cycles()
+        assert all(0 <= c.start < c.end < float("inf") and c.label in range(4) for c in cycles)
+        assert all(w.path is not None for w in index.warnings)
