@@ -1,72 +1,228 @@
-"""`lungkd predict` against `lungkd evaluate` on the same cycles, and the peak memory of `lungkd predict` on
-long recordings.
+"""Where `lungkd predict` spends its time, stage by stage, beside the model's own cost; its first output and its
+peak memory.
 
-    python -m bench.predict_cost [--data DIR] [--rounds 3] [--minutes 1 10 60] [--pythonpath DIR]
+    python -m bench.predict_cost [--model DIR] [--minutes 60] [--data DIR] [--rounds 1] [--pythonpath DIR]
 
-1. Cost per cycle. The recordings of DATA (default: the real ICBHI recordings in ../shared/data/icbhi/audio,
-   else 20 generated ones) with their annotations, so both commands see the same cycles: `evaluate_model` with
-   an empty feature cache (decoding, preparation and features in its worker pool, then the model) and again
-   with the cache filled, and `analyse_recording` on every recording as `lungkd predict` runs it (one decode,
-   batches of cycles, calibrated probabilities and distances). Each measurement runs in a fresh process and
-   times the call alone (not Python's start or the imports); the rounds alternate, and medians are shown.
-2. Peak memory. A synthetic 4 kHz recording (a Litt3200, the lowest rate ICBHI has) repeated to each length,
-   without annotation (so the breathing is segmented first), through `lungkd predict MODEL FILE --csv`; the
-   peak resident memory of that process, beside the size of the decoded audio.
+1. Stages. A fresh process imports what `lungkd predict` imports, then runs the command as the shell would
+   (core.cli.main: `predict MODEL FILES --csv --out FILE --workspace NEW`) with each stage's function timed
+   where the code calls it: decoding, segmentation (or reading the annotation), resampling and cutting the
+   clips, the features, the model, calibration and distances, hashing and the results cache, writing. The limit
+   is the features and the model alone on the same cycles in the same batches (their clips cut beforehand),
+   measured afterwards in the same process, with one torch thread and with torch's default (the faster counts). Start-up is the time from starting the process to the imports
+   done, as the parent saw it.
+2. The command from outside: its wall time, the time to its first line of output, and its peak memory, both
+   resident (VmHWM, which counts the pages of the shared libraries torch maps: about 600 MB for a CUDA build)
+   and anonymous (what the process allocated itself; sampled every 10 ms).
 
---pythonpath runs the children with another LungKD on PYTHONPATH (a checkout's folder holding lungkd/core,
-lungkd/app and lungkd/resources), to measure an older version with the same script.
+Data: one synthetic 4 kHz recording (a Litt3200, the lowest rate ICBHI has) repeated to --minutes, without
+annotation (segmented first), and the recordings of --data (default: the 10 real ICBHI recordings in
+../shared/data/icbhi/audio with their annotations). --pythonpath runs the children with another LungKD on
+PYTHONPATH (a checkout's folder holding lungkd/core, lungkd/app and lungkd/resources), for a before and after.
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from bench.machine import describe
-
 ROOT = Path(__file__).resolve().parents[1]
 REAL_AUDIO = ROOT.parent / "shared" / "data" / "icbhi" / "audio"
 DEMO = ROOT / "resources" / "models" / "demo-cnn6"
+STAGES = ("start-up and imports", "loading the model", "decoding", "segmentation", "resampling and clips",
+          "features", "the model", "calibration and distances", "hashing and the results cache", "writing")
 
 
-# ---------------------------------------------------------------- children: one measurement each
+# ---------------------------------------------------------------- the child: the command with its stages timed
 
 
-def _evaluate(model: str, data: str, cache: str) -> dict:
-    from lungkd.core.analysis.evaluation import evaluate_model
-    from lungkd.core.features.cache import FeatureCache
+class StageClock:
+    """Seconds spent in each stage, from functions wrapped where the code looks them up."""
 
-    started = time.perf_counter()
-    result = evaluate_model(model, data, split="test", cache=FeatureCache(cache))
-    return {"seconds": time.perf_counter() - started, "cycles": result.cycles}
+    def __init__(self):
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    def wrap(self, owner, name: str, stage: str) -> None:
+        function = getattr(owner, name)
+
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds[stage] += time.perf_counter() - started
+        setattr(owner, name, timed)
+
+    def wrap_generator(self, owner, name: str, stage: str) -> None:
+        """A generator's own time: what its `next` takes, not what the caller does between items."""
+        function = getattr(owner, name)
+
+        def timed(*args, **kwargs):
+            items = function(*args, **kwargs)
+            while True:
+                started = time.perf_counter()
+                try:
+                    item = next(items)
+                except StopIteration:
+                    return
+                finally:
+                    self.seconds[stage] += time.perf_counter() - started
+                yield item
+        setattr(owner, name, timed)
 
 
-def _predict(model: str, data: str) -> dict:
+def _instrument(clock: StageClock) -> None:
+    from lungkd.core import storage
+    from lungkd.core.analysis import batch, limits, predict, results
+    from lungkd.core.features.spectral import ClapFeatureSettings, FbankSettings
+
+    clock.wrap(limits, "load_model_with_limits", "loading the model")
+    clock.wrap(predict, "load_audio", "decoding")
+    clock.wrap(predict, "find_cycles", "segmentation")
+    clock.wrap_generator(predict, "clip_batches", "resampling and clips")
+    clock.wrap(FbankSettings, "compute", "features")
+    clock.wrap(ClapFeatureSettings, "compute", "features")
+    clock.wrap(predict, "predict_logits", "the model")
+    clock.wrap(limits.ModelLimits, "probabilities", "calibration and distances")
+    clock.wrap(limits.ModelLimits, "distances", "calibration and distances")
+    clock.wrap(batch, "file_sha256", "hashing and the results cache")
+    clock.wrap(results.ResultsCache, "entry", "hashing and the results cache")
+    clock.wrap(results.ResultsCache, "put", "hashing and the results cache")
+    clock.wrap(results.AnalysedRecording, "of", "writing")
+    clock.wrap(storage, "write_text_atomic", "writing")
+
+
+def _model_limit(model_folder: str, table: Path) -> tuple[float, int]:
+    """Seconds the features and the model alone take on the cycles of the CSV `table`, in the batches
+    `lungkd predict` makes (clips cut beforehand, not timed): the faster of one torch thread and torch's
+    default."""
+    import torch
+
+    default = torch.get_num_threads()
+    measured = []
+    for threads in sorted({1, default}):
+        torch.set_num_threads(threads)
+        measured.append(_features_and_model(model_folder, table))
+    torch.set_num_threads(default)
+    return min(measured)
+
+
+def _features_and_model(model_folder: str, table: Path) -> tuple[float, int]:
+    import torch
+
     from lungkd.core.analysis.limits import load_model_with_limits
-    from lungkd.core.analysis.predict import analyse_recording
+    from lungkd.core.analysis.predict import BATCH_CYCLES
+    from lungkd.core.data.audio import load_audio
+    from lungkd.core.data.records import Cycle
+    from lungkd.core.features.cycle_sets import CycleSet
+    from lungkd.core.features.prepare import clip_batches
+    from lungkd.core.models.inference import predict_logits
 
+    model = load_model_with_limits(model_folder)
+    inputs = model.inputs.spec()
+    spans = defaultdict(list)
+    for row in csv.DictReader(table.open()):
+        spans[row["recording"]].append((float(row["start"]), float(row["end"])))
+    paths = json.loads(os.environ["BENCH_PATHS"])
+    seconds, cycles = 0.0, 0
+    for path in paths:
+        decoded = load_audio(path)
+        found = [Cycle(Path(path).stem, i, s, e, 0, 0) for i, (s, e) in enumerate(spans[Path(path).stem])]
+        for batch in clip_batches(decoded.samples, decoded.sample_rate, found, inputs.prep, BATCH_CYCLES, path):
+            started = time.perf_counter()
+            features = torch.from_numpy(inputs.features.compute(batch.clips))
+            predict_logits(model.model, CycleSet(features, torch.zeros(len(features), dtype=torch.int64)),
+                           BATCH_CYCLES)
+            seconds += time.perf_counter() - started
+            cycles += len(features)
+    return seconds, cycles
+
+
+def child(model: str, paths: list[str], out: str, workspace: str) -> dict:
+    import lungkd.core.analysis.batch  # noqa: F401  - what `lungkd predict` imports, torch with it
+    import lungkd.core.analysis.combined_export  # noqa: F401
+    from lungkd.core.cli import main
+
+    ready = time.time()
+    clock = StageClock()
+    _instrument(clock)
     started = time.perf_counter()
-    usable = load_model_with_limits(model)
-    cycles = sum(len(analyse_recording(path, usable).cycles) for path in sorted(Path(data).glob("*.wav")))
-    return {"seconds": time.perf_counter() - started, "cycles": cycles}
+    code = main(["predict", model, *paths, "--csv", "--out", out, "--workspace", workspace])
+    total, seconds = time.perf_counter() - started, dict(clock.seconds)
+    os.environ["BENCH_PATHS"] = json.dumps(paths)
+    limit, cycles = _model_limit(model, Path(out))
+    return {"ready": ready, "command": total, "code": code, "stages": seconds, "limit": limit, "cycles": cycles}
 
 
-def _child(env: dict, *args: str) -> dict:
-    out = subprocess.run([sys.executable, "-m", "bench.predict_cost", "--child", *args], cwd=ROOT,
-                         capture_output=True, text=True, env=env)
-    if out.returncode:
-        raise SystemExit(f"{' '.join(args)} failed:\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+# ---------------------------------------------------------------- the parent
 
 
-# ---------------------------------------------------------------- peak memory
+def _environment(pythonpath: Path | None) -> dict:
+    env = dict(os.environ)
+    if pythonpath:
+        env["PYTHONPATH"] = str(pythonpath.resolve())
+    return env
+
+
+def stages(env: dict, model: str, paths: list[Path], tmp: Path) -> dict:
+    out, workspace = tmp / f"cycles-{time.monotonic_ns()}.csv", tmp / f"ws-{time.monotonic_ns()}"
+    began = time.time()
+    run = subprocess.run([sys.executable, "-m", "bench.predict_cost", "--child", model, str(out), str(workspace),
+                          *map(str, paths)], cwd=ROOT, capture_output=True, text=True, env=env)
+    if run.returncode:
+        raise SystemExit(f"the measurement failed:\n{run.stderr}")
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    if result["code"] not in (0, 1):  # 1: a file failed, said on stderr
+        raise SystemExit(f"lungkd predict stopped with code {result['code']}:\n{run.stderr}")
+    result["stages"]["start-up and imports"] = result["ready"] - began
+    return result
+
+
+def _memory(pid: int) -> tuple[int, int]:
+    """(peak resident, current anonymous) kB of a process, from /proc."""
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            name, _, value = line.partition(":")
+            fields[name] = value.split()[0] if value.split() else "0"
+    return int(fields.get("VmHWM", 0)), int(fields.get("RssAnon", 0))
+
+
+def from_outside(env: dict, model: str, paths: list[Path], tmp: Path) -> dict:
+    """`lungkd predict` as a user runs it: wall time, time to its first line, peak memory."""
+    command = [sys.executable, "-m", "lungkd.core.cli", "predict", model, *map(str, paths), "--csv", "--out",
+               str(tmp / f"outside-{time.monotonic_ns()}.csv"), "--workspace", str(tmp / f"ws-{time.monotonic_ns()}")]
+    began = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    first: list[float] = []
+    peaks = {"rss": 0, "anon": 0}
+
+    def sample() -> None:
+        while process.poll() is None:
+            try:
+                rss, anon = _memory(process.pid)
+            except (OSError, IndexError, ValueError):
+                break
+            peaks["rss"], peaks["anon"] = max(peaks["rss"], rss), max(peaks["anon"], anon)
+            time.sleep(0.01)
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    for _ in process.stderr:
+        if not first:
+            first.append(time.perf_counter() - began)
+    process.wait()
+    sampler.join()
+    return {"wall": time.perf_counter() - began, "first_output": first[0] if first else float("nan"),
+            "peak_rss_mb": peaks["rss"] / 1024, "peak_anon_mb": peaks["anon"] / 1024, "code": process.returncode}
 
 
 def long_recording(path: Path, minutes: float) -> int:
@@ -83,86 +239,54 @@ def long_recording(path: Path, minutes: float) -> int:
     return samples
 
 
-def peak_rss_mb(env: dict, *command: str) -> tuple[float, float]:
-    """Peak resident memory (MB) and wall time of a command, measured by a parent that runs nothing else."""
-    probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
-             "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
-             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, time.perf_counter() - t)")
-    out = subprocess.run([sys.executable, "-c", probe, *command], capture_output=True, text=True, env=env)
-    if out.returncode:
-        raise SystemExit(f"{' '.join(command)} failed:\n{out.stderr}")
-    peak, seconds = map(float, out.stdout.split())
-    return peak, seconds
-
-
-# ---------------------------------------------------------------- the benchmark
-
-
-def cost_per_cycle(env: dict, model: str, data: Path, tmp: Path, rounds: int) -> None:
-    timings: dict[str, list[float]] = {"evaluate, empty cache": [], "evaluate, cache filled": [], "predict": []}
-    cycles = {}
-    for round_ in range(rounds):
-        cache = str(tmp / f"cache-{round_}")
-        for name, child in (("evaluate, empty cache", ("evaluate", model, str(data), cache)),
-                            ("evaluate, cache filled", ("evaluate", model, str(data), cache)),
-                            ("predict", ("predict", model, str(data)))):
-            result = _child(env, *child)
-            timings[name].append(result["seconds"] / result["cycles"])
-            cycles[name] = result["cycles"]
-    assert len(set(cycles.values())) == 1, f"the commands saw different cycles: {cycles}"
-    print(f"\n{data}: {cycles['predict']} cycles of {len(list(Path(data).glob('*.wav')))} recordings, "
-          f"median of {rounds} rounds")
-    print(f"{'':24}{'ms per cycle':>14}{'predict / this':>16}")
-    predict = np.median(timings["predict"])
-    for name, values in timings.items():
-        print(f"{name:24}{1000 * np.median(values):>14.1f}{predict / np.median(values):>16.2f}", flush=True)
+def report(name: str, measured: dict, outside: dict) -> None:
+    limit = measured["limit"]
+    command = measured["command"] + measured["stages"]["start-up and imports"]
+    print(f"\n{name}: {measured['cycles']} cycles; load {os.getloadavg()[0]:.1f}")
+    print(f"{'stage':<32}{'s':>8}{'/ limit':>9}")
+    for stage in STAGES:
+        seconds = measured["stages"].get(stage, 0.0)
+        print(f"{stage:<32}{seconds:>8.2f}{seconds / limit:>9.2f}")
+    other = measured["command"] - sum(v for k, v in measured["stages"].items() if k != "start-up and imports")
+    print(f"{'everything else':<32}{other:>8.2f}{other / limit:>9.2f}")
+    print(f"{'the whole command':<32}{command:>8.2f}{command / limit:>9.2f}")
+    print(f"{'limit: features + model alone':<32}{limit:>8.2f}{1:>9.2f}   "
+          f"({1000 * limit / max(measured['cycles'], 1):.1f} ms a cycle)")
+    print(f"from outside: {outside['wall']:.1f} s, first output after {outside['first_output']:.2f} s, peak memory "
+          f"{outside['peak_rss_mb']:.0f} MB resident, {outside['peak_anon_mb']:.0f} MB anonymous", flush=True)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, help="annotated recordings (default: the real ICBHI ones)")
     parser.add_argument("--model", type=Path, default=DEMO)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--minutes", type=float, nargs="*", default=[1, 10, 60])
+    parser.add_argument("--minutes", type=float, default=60.0)
+    parser.add_argument("--data", type=Path, help="recordings (default: the real ICBHI ones)")
     parser.add_argument("--pythonpath", type=Path, help="measure the LungKD found here instead")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        kind, *rest = args.child
-        print(json.dumps(_evaluate(*rest) if kind == "evaluate" else _predict(*rest)))
+        model, out, workspace, *paths = args.child
+        print(json.dumps(child(model, paths, out, workspace)))
         return 0
 
-    env = dict(os.environ)
-    if args.pythonpath:
-        env["PYTHONPATH"] = str(args.pythonpath.resolve())
+    from bench.machine import describe
+
+    env = _environment(args.pythonpath)
     print(describe())
     print(f"LungKD from {args.pythonpath or ROOT}; model {args.model}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        data = args.data
-        if data is None and any(REAL_AUDIO.glob("*.wav")):
-            data = REAL_AUDIO
-        elif data is None:
-            from lungkd.core.data.synth import write_synthetic_dataset
-
-            data = tmp / "synthetic"
-            write_synthetic_dataset(data, recordings=20, seed=9)
-        model = str(args.model)
-        if args.rounds:
-            cost_per_cycle(env, model, data, tmp, args.rounds)
-        print("\nlungkd predict on one long 4 kHz recording (no annotation: segmented first)")
-        print(f"{'minutes':>8}{'cycles':>8}{'decoded audio MB':>18}{'peak RSS MB':>13}{'peak - decoded':>16}{'wall s':>8}")
-        for minutes in args.minutes:
-            path = tmp / f"long-{minutes:g}min.wav"
-            samples = long_recording(path, minutes)
-            csv_path = tmp / "cycles.csv"
-            peak, seconds = peak_rss_mb(env, sys.executable, "-m", "lungkd.core.cli", "predict", model, str(path),
-                                        "--csv", str(csv_path))
-            rows = len(csv_path.read_text().splitlines()) - 1
-            decoded = samples * 4 / 2**20
-            print(f"{minutes:>8g}{rows:>8}{decoded:>18.1f}{peak:>13.0f}{peak - decoded:>16.0f}{seconds:>8.0f}",
-                  flush=True)
-            path.unlink()
+        sets = []
+        if args.minutes:
+            path = tmp / f"long-{args.minutes:g}min.wav"
+            long_recording(path, args.minutes)
+            sets.append((f"one {args.minutes:g}-minute 4 kHz recording, segmented", [path]))
+        data = args.data or (REAL_AUDIO if any(REAL_AUDIO.glob("*.wav")) else None)
+        if data is not None:
+            recordings = sorted(data.glob("*.wav"))
+            sets.append((f"{len(recordings)} recordings of {data}", recordings))
+        for name, paths in sets:
+            report(name, stages(env, str(args.model), paths, tmp), from_outside(env, str(args.model), paths, tmp))
     return 0
 
 

@@ -3,14 +3,15 @@ probe that should tick every 10 ms, while
 
   1. the demo experiment (tiny models, shortened) trains from the engine thread, once with each executor: in
      the window's own process (inprocess) and in child processes (process, the window's default),
-  2. a 10-minute recording is loaded and analysed by the main window, and
-  3. its cycles are edited: boundaries dragged and classes set, each edit redrawn at once and its changed
-     cycles predicted again in the engine thread.
+  2. a 10-minute and a 60-minute recording (about 340 and 2,000 cycles) are loaded and analysed by the main
+     window, and
+  3. the cycles of each are edited 20 times (boundaries dragged, classes set, a cycle split, two merged, an edit
+     undone), each edit redrawn at once and its changed cycles predicted again in the engine thread.
 
-    QT_QPA_PLATFORM=offscreen python -m bench.ui_latency [--minutes 10] [--workspace DIR]
+    QT_QPA_PLATFORM=offscreen python -m bench.ui_latency [--minutes 10 60] [--workspace DIR] [--only-recording]
 
-Prints the longest gap between ticks, the 99th percentile and the tick count for each; a stall is what
-a user would feel as a frozen window.
+Prints the longest gap between ticks, the 99th percentile and the tick count for each, and how long each edit
+took to redraw (median and longest); a stall is what a user would feel as a frozen window.
 """
 from __future__ import annotations
 
@@ -106,7 +107,8 @@ def long_recording(workspace: Path, minutes: float) -> tuple[str, object]:
     rng = np.random.default_rng(0)
     t = np.arange(int(minutes * 60 * sr)) / sr
     breath = rng.normal(size=t.size) * (0.3 + 0.25 * np.sin(2 * np.pi * t / 3.5) ** 2)
-    path = workspace / "ten_minutes.wav"
+    path = workspace / "recordings" / f"{minutes:g}_minutes.wav"
+    path.parent.mkdir(parents=True, exist_ok=True)  # a new workspace has no folder yet
     sf.write(path, (0.2 * breath).astype(np.float32), sr, subtype="PCM_16")
     window = MainWindow(workspace)
     window.show()
@@ -121,23 +123,38 @@ def long_recording(workspace: Path, minutes: float) -> tuple[str, object]:
     return f"{_stalls(probe.stop())} over {elapsed:.0f} s ({minutes:g} min at {sr} Hz)", window
 
 
-def editing(window, edits: int = 20) -> str:
+def _edit(document, number: int) -> str:
+    """The number-th of a clinician's edits: drag a boundary, set a class, split, merge, undo, in turn."""
+    index = (number * 7) % (len(document.spans) - 2)
+    span = document.spans[index]
+    kind = ("drag", "class", "split", "merge", "undo")[number % 5]
+    if kind == "drag":
+        document.move_edges([(index, "end")], span.end - 0.2)
+    elif kind == "class":
+        document.set_labels({index: number % 4})
+    elif kind == "split":
+        document.split(index, (span.start + span.end) / 2)
+    elif kind == "merge":
+        document.merge_with_next(index)
+    else:
+        document.undo_stack.undo()
+    return kind
+
+
+def editing(window, edits: int = 20) -> tuple[str, np.ndarray]:
     """Edits as a clinician makes them, one after another: each is drawn at once (plots, table, list) on the
     GUI thread; its changed cycles are then predicted in the engine thread (from the decoded samples the
     window holds), and the next edit waits for that, so "drawn in" is the redraw alone."""
     document = window.session.current_document()
+    cycles = len(document.spans)
     redraws = []
     probe = StallProbe()
     probe.start()
     started = time.perf_counter()
     for number in range(edits):
-        index = (number * 7) % (len(document.spans) - 1)
         window.queue.wait_idle(600000)  # the previous edit's cycles predicted: the redraw has the CPU alone
         before = time.perf_counter()
-        if number % 2:
-            document.set_labels({index: number % 4})
-        else:
-            document.move_edges([(index, "end")], document.spans[index].end - 0.2)
+        _edit(document, number)
         redraws.append(time.perf_counter() - before)
         loop = QEventLoop()
         QTimer.singleShot(500, loop.quit)
@@ -148,19 +165,19 @@ def editing(window, edits: int = 20) -> str:
         document.undo_stack.setClean()  # nothing to save: no "save before closing?"
     window.close()
     redraw_ms = np.array(redraws) * 1000
-    return (f"{_stalls(probe.stop())} over {elapsed:.0f} s; {edits} edits of {len(document.spans)} cycles, each "
-            f"drawn in {np.median(redraw_ms):.0f} ms (median), {redraw_ms.max():.0f} ms at most")
+    return (f"{_stalls(probe.stop())} over {elapsed:.0f} s; {edits} edits of {cycles} cycles, each drawn in "
+            f"{np.median(redraw_ms):.0f} ms (median), {redraw_ms.max():.0f} ms at most"), redraw_ms
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--minutes", type=float, nargs="+", default=[10.0, 60.0])
     parser.add_argument("--workspace", type=Path)
     parser.add_argument("--only-recording", action="store_true", help="skip the training measurement")
     args = parser.parse_args()
     app = QApplication.instance() or QApplication([])
     workspace = args.workspace or Path(tempfile.mkdtemp(prefix="lungkd-ui-"))
-    print(describe())
+    print(f"{describe()}; load {os.getloadavg()[0]:.1f}")
     if not args.only_recording:
         training = {}
         for name in ("inprocess", "process"):  # each in a workspace of its own: both generate, prepare and train
@@ -173,9 +190,11 @@ def main() -> None:
             print(f"| {name} | {stats['longest_ms']:.0f} ms | {stats['p99_ms']:.0f} ms | {stats['seconds']:.0f} s |")
         ratio = training["inprocess"]["longest_ms"] / training["process"]["longest_ms"]
         print(f"longest stall, inprocess / process: {ratio:.1f}x", flush=True)
-    loading, window = long_recording(workspace, args.minutes)
-    print(f"loading a {args.minutes:g}-minute recording: {loading}", flush=True)
-    print(f"editing its cycles: {editing(window)}", flush=True)
+    for minutes in args.minutes:
+        loading, window = long_recording(workspace, minutes)
+        print(f"loading a {minutes:g}-minute recording: {loading}", flush=True)
+        edits, _ = editing(window)
+        print(f"editing its cycles: {edits}", flush=True)
     del app
 
 

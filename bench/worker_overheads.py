@@ -88,7 +88,7 @@ def main() -> None:
     print(f"recipe {args.recipe}: {synthetic.recordings} generated recordings\n")
     one = render_seconds(synthetic.recordings, synthetic.seed, workers=1)
     pool = render_seconds(synthetic.recordings, synthetic.seed, workers=None)
-    print(f"rendering the recordings: one process {one:.1f} s, a pool of {default_workers()} {pool:.1f} s "
+    print(f"rendering the recordings: one process {one:.1f} s, default workers ({default_workers()}) {pool:.1f} s "
           f"(ratio {pool / one:.2f})")
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -2,12 +2,18 @@
 
 `lungkd --version` prints them and Help > About in the Studio shows them. core never imports Qt, so the
 Studio passes the version of the Qt it runs on; the command line names the PySide6 that is installed
-(found without importing it).
+(found without importing it). torch is not imported either (it takes seconds): its build is read from its
+version file and the GPUs from the NVIDIA driver, so `lungkd --version` answers at once.
 """
 from __future__ import annotations
 
+import os
 import platform
+import re
+import shutil
+import subprocess
 import sys
+from pathlib import Path
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -50,17 +56,55 @@ def lungkd_version() -> str:
     return _installed("lungkd")
 
 
-def _device() -> tuple[str, bool]:
+def torch_build() -> tuple[str, str | None]:
+    """The installed torch's full version (with its build tag, as `torch.__version__`) and the CUDA version it
+    is built for (None: a CPU-only build), read from its version file rather than by importing it."""
+    spec = find_spec("torch")
+    try:
+        text = (Path(spec.origin).parent / "version.py").read_text(encoding="utf-8") if spec and spec.origin else ""
+    except OSError:
+        text = ""
+
+    def value(name: str) -> str | None:
+        found = re.search(rf"""^{name}\b[^=\n]*=\s*['"]([^'"]+)['"]""", text, re.MULTILINE)
+        return found.group(1) if found else None
+
+    return value("__version__") or _installed("torch"), value("cuda")
+
+
+def nvidia_gpus() -> list[str]:
+    """The names of the NVIDIA GPUs the driver shows: its /proc files on Linux, else `nvidia-smi`."""
+    names = []
+    for info in sorted(Path("/proc/driver/nvidia/gpus").glob("*/information")):
+        try:
+            model = re.search(r"^Model:\s*(.+)$", info.read_text(encoding="utf-8"), re.MULTILINE)
+        except OSError:
+            continue
+        if model:
+            names.append(model.group(1).strip())
+    if names or sys.platform.startswith("linux") or shutil.which("nvidia-smi") is None:
+        return names
+    try:
+        listed = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                                text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line.strip() for line in listed.stdout.splitlines() if line.strip()] if listed.returncode == 0 else []
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _device(cuda: str | None) -> tuple[str, bool]:
     """What training and analysis run on (`device = "auto"` picks CUDA when there is one), and whether a GPU
     was found."""
-    import torch
-
-    if torch.cuda.is_available():
-        names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
-        return f"GPU: {names} (CUDA {torch.version.cuda})", True
-    why = (f"torch is built for CUDA {torch.version.cuda} but sees no CUDA GPU" if torch.version.cuda
+    gpus = nvidia_gpus() if cuda else []
+    if gpus:
+        return f"GPU: {', '.join(gpus)} (CUDA {cuda})", True
+    why = (f"torch is built for CUDA {cuda} but the NVIDIA driver shows no GPU" if cuda
            else "this torch is a CPU-only build")
-    return f"CPU, {torch.get_num_threads()} threads (no GPU found: {why})", False
+    return f"CPU, {_cores()} cores (no GPU found: {why})", False
 
 
 def _location() -> str:
@@ -77,11 +121,10 @@ def _installed_qt() -> str:
 
 def gather_about(qt: str | None = None) -> About:
     """`qt`: the running Qt's version, as the Studio knows it; by default the installed PySide6's."""
-    import torch
-
-    device, gpu_found = _device()
-    cuda = f" (CUDA {torch.version.cuda} build)" if torch.version.cuda else " (CPU-only build)"
+    version, cuda = torch_build()
+    device, gpu_found = _device(cuda)
+    build = f" (CUDA {cuda} build)" if cuda else " (CPU-only build)"
     return About(lungkd=lungkd_version(), python=platform.python_version(), location=_location(),
-                 torch=torch.__version__ + cuda, torchaudio=_installed("torchaudio"),
+                 torch=version + build, torchaudio=_installed("torchaudio"),
                  transformers=_installed("transformers"), qt=qt or _installed_qt(), device=device,
                  gpu_found=gpu_found)

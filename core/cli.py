@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import io
 import os
 import signal
@@ -127,10 +128,14 @@ class _Bar:
 
     def line(self, text: str, stream=None) -> None:
         """A line of its own, below a bar that was being drawn."""
+        self.close()
+        print(text, file=stream or self.stream, flush=True)
+
+    def close(self) -> None:
+        """Ends the bar's line, if one was drawn."""
         if self.open:
             self.stream.write("\n")
             self.open = False
-        print(text, file=stream or self.stream, flush=True)
 
 
 def _epoch_lines(bar: _Bar):
@@ -479,46 +484,44 @@ def _f(value, digits: int = 2) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def _how_sure(analysis) -> str:
-    if analysis.fallback_reason:
-        return f" ({analysis.fallback_reason})"
-    if analysis.segmentation_confidence is None:
+def _how_sure(analysis: dict) -> str:
+    if analysis["fallback_reason"]:
+        return f" ({analysis['fallback_reason']})"
+    if analysis["segmentation_confidence"] is None:
         return ""
-    return (f" ({analysis.segmentation_confidence:.0%} sure, breathing every {analysis.breathing_period:.1f} s)")
+    return (f" ({analysis['segmentation_confidence']:.0%} sure, breathing every {analysis['breathing_period']:.1f} s)")
 
 
-def _unlike(analysis) -> str:
-    if not analysis.unlike_training:
+def _unlike(analysis: dict) -> str:
+    if not analysis["unlike_training"]:
         return ""
-    return (f"; UNLIKE the model's training data (median distance {analysis.training_distance:.1f}, "
-            f"limit {analysis.distance_limit:.1f}): do not trust these predictions")
+    return (f"; UNLIKE the model's training data (median distance {analysis['training_distance']:.1f}, "
+            f"limit {analysis['distance_limit']:.1f}): do not trust these predictions")
 
 
-def _checks(analysis) -> str:
-    """The recording's quality and breathing in one line."""
-    from lungkd.core.analysis.recording_checks import quality_words
+def _checks(a: dict) -> str:
+    """The recording's quality and breathing in one line, from its JSON form."""
+    from lungkd.core.analysis.recording_checks import breathing_words, quality_words
 
-    return f"quality {quality_words(analysis.quality, analysis.quality_reasons)}; {analysis.breathing_words}"
+    breathing = breathing_words(a["breathing_rate"], a["breathing_rate_confidence"], a["ie_ratio"],
+                                a["ie_confidence"], a["breathing_note"])
+    return f"quality {quality_words(a['quality'], a['quality_reasons'])}; {breathing}"
 
 
-def _say_prompts(analyses, patients) -> None:
+def _say_prompts(analysed, patients) -> None:
     """On standard error: what is to be said of the prompts (a recording whose prompt fell back to the model's
     missing-value wording, a side file's bad line: each once), and the recordings a metadata table names that
     were not given."""
-    for note in dict.fromkeys(note for a in analyses for note in a.prompt_notes):
+    for note in dict.fromkeys(note for r in analysed for note in r.json["prompt_notes"]):
         print(f"note: {note}", file=sys.stderr)
-    unused = sorted(set(patients.rows) - {a.name for a in analyses}) if patients is not None else []
+    unused = sorted(set(patients.rows) - {r.name for r in analysed}) if patients is not None else []
     if unused:
         print(f"lungkd: warning: {patients.path} names {len(unused)} recording(s) that were not analysed: "
               f"{', '.join(unused[:5])}{', ...' if len(unused) > 5 else ''}", file=sys.stderr)
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from lungkd.core.analysis.batch import analyse_paths
-    from lungkd.core.analysis.limits import load_model_with_limits
-    from lungkd.core.analysis.predict import to_json, write_csv
-    from lungkd.core.data.patient_metadata import read_patient_table
-    from lungkd.core.storage import write_text_atomic
+    from lungkd.core.models.card import model_notes, require_model_card
 
     if args.out is not None:
         if not (args.csv or args.json):
@@ -526,52 +529,102 @@ def _predict(args: argparse.Namespace) -> int:
                               fix="add --csv (one row per cycle) or --json.")
         args.out = output_file(args.out, [args.model, *args.recordings, *filter(None, [args.metadata])],
                                args.force)
-    patients = read_patient_table(args.metadata) if args.metadata is not None else None
-    model = load_model_with_limits(args.model)
-    notes = model.limits.notes
-    print(f"note: {args.model} was trained on {notes.trained_on}", file=sys.stderr)
+    notes = model_notes(require_model_card(args.model))  # said at once: torch and the model take seconds to load
+    print(f"note: {args.model} was trained on {notes.trained_on}", file=sys.stderr, flush=True)
     for warning in notes.warnings():
-        print(f"note: {warning}", file=sys.stderr)
+        print(f"note: {warning}", file=sys.stderr, flush=True)
+
+    from lungkd.core.analysis.batch import analyse_folder
+    from lungkd.core.analysis.combined_export import check_export_folder, write_combined_export
+    from lungkd.core.analysis.limits import load_model_with_limits
+    from lungkd.core.analysis.results import ResultsCache, csv_header
+    from lungkd.core.data.patient_metadata import read_patient_table
+    from lungkd.core.storage import write_text_atomic
+    from lungkd.core.workspace.paths import resolve_workspace
+
+    patients = read_patient_table(args.metadata) if args.metadata is not None else None
+    if args.export is not None:
+        check_export_folder(args.export, args.force)
+    model = load_model_with_limits(args.model)
     if patients is not None and model.inputs.prompts is None:
         print(f"note: {args.model} reads no patient metadata ({model.card.architecture} has no prompts); "
               f"{args.metadata} is not used.", file=sys.stderr)
-    batch = analyse_paths(args.recordings, model, patients=patients)
+    bar, cancel = _Bar(sys.stderr), CancelToken()
+    try:
+        results = ResultsCache.for_workspace(resolve_workspace(args.workspace))
+    except OSError as exc:  # a workspace that cannot be made: every recording is analysed, nothing remembered
+        print(f"note: no results cache ({exc.strerror or exc}); nothing will be skipped next time.", file=sys.stderr)
+        results = None
+    try:
+        batch = analyse_folder(args.recordings, model, results, glob=args.glob, cancel=cancel, patients=patients,
+                               on_progress=lambda p: _draw_batch(bar, p))
+    except (KeyboardInterrupt, Cancelled):
+        cancel.cancel()
+        bar.close()
+        return _interrupted("the recordings analysed so far are kept: run the same command again to go on from "
+                            "where it stopped.")
+    bar.close()
     for left_out in batch.left_out:
         print(f"lungkd: warning: {left_out.text}", file=sys.stderr)
     for failure in batch.failures:  # one bad file among many: said, and the rest analysed
         print(f"lungkd: error: {failure.text}", file=sys.stderr)
-    analyses = batch.results
-    _say_prompts(analyses, patients)
+    analysed = batch.results
+    _say_prompts(analysed, patients)
+    reused = sum(r.reused for r in analysed)
+    if reused:
+        print(f"note: {reused} of {len(analysed)} recording(s) were analysed before by this model (the workspace's "
+              "results cache); they were not analysed again.", file=sys.stderr)
+    if args.export is not None:
+        paths = write_combined_export(args.export, batch)
+        print(f"wrote {sum(len(r.cycles) for r in analysed)} cycles of {len(analysed)} recording(s) to "
+              f"{', '.join(str(p) for p in paths.values())}", file=sys.stderr)
     if args.csv or args.json:
         text = io.StringIO()
         if args.csv:
-            write_csv(analyses, text)
+            csv.writer(text).writerows([csv_header(), *(row for r in analysed for row in r.csv_rows)])
         else:
-            text.write(to_json(analyses) + "\n")
+            text.write(json_text([r.json for r in analysed]) + "\n")
         if args.out is None:
             sys.stdout.write(text.getvalue())
         else:  # whole or not at all: an interrupted run never leaves half a file in its place
             write_text_atomic(args.out, text.getvalue())
-            print(f"wrote {sum(len(a.cycles) for a in analyses)} cycles to {args.out}", file=sys.stderr)
-    else:
-        for a in analyses:
-            print(f"{a.name}: {len(a.cycles)} cycles from {a.cycle_source}{_how_sure(a)}, "
-                  + ", ".join(f"{k} {v}" for k, v in a.class_counts().items()) + _unlike(a))
-            if a.phase_uncertain:
-                print(f"  phase uncertain ({a.phase_confidence:.0%} sure the cycles start at inspiration): "
-                      f"{a.phase_note}")
-            print(f"  {_checks(a)}")
-            if a.prompt is not None:
-                print(f"  prompt{f' (patient metadata from {a.prompt_source})' if a.prompt_source else ''}: "
-                      f"{a.prompt}")
-            for c in a.cycles:
-                truth = "" if c.truth is None else f"  (annotated {CLASS_NAMES[c.truth]})"
-                bounds = "" if c.segmentation_confidence is None else f"  (bounds {c.segmentation_confidence:.0%} sure)"
-                unlike = "  (unlike the training data)" if c.unlike_training else ""
-                poor = f"  (POOR recording quality: {' '.join(c.quality_reasons)})" if c.poor else ""
-                print(f"  {c.start:8.3f}-{c.end:8.3f} s  {CLASS_NAMES[c.predicted]:<8} {c.confidence:6.1%}"
-                      f"{truth}{bounds}{unlike}{poor}")
+            print(f"wrote {sum(len(r.cycles) for r in analysed)} cycles to {args.out}", file=sys.stderr)
+    elif args.export is None:
+        for r in analysed:
+            _print_analysis(r.json)
     return EXIT_FILES_FAILED if batch.failures else EXIT_OK
+
+
+def _draw_batch(bar: _Bar, progress) -> None:
+    """The bar of a batch of recordings, with the time left once a recording was analysed."""
+    if progress.total > 1:
+        label = f"{progress.done}/{progress.total} recordings" + (f" ({progress.reused} done before)"
+                                                                 if progress.reused else "")
+        bar.draw(label, progress.done / progress.total, progress.eta_s)
+
+
+def _print_analysis(a: dict) -> None:
+    """One recording's cycles as `lungkd predict` lists them, from its JSON form (analysed now or before)."""
+    from lungkd.core.analysis.quality import POOR
+
+    counts = {name: sum(c["prediction"] == name for c in a["cycles"]) for name in CLASS_NAMES}
+    print(f"{Path(a['path']).stem}: {len(a['cycles'])} cycles from {a['cycle_source']}{_how_sure(a)}, "
+          + ", ".join(f"{k} {v}" for k, v in counts.items()) + _unlike(a))
+    if a["phase_uncertain"]:
+        print(f"  phase uncertain ({a['phase_confidence']:.0%} sure the cycles start at inspiration): "
+              f"{a['phase_note']}")
+    print(f"  {_checks(a)}")
+    if a["prompt"] is not None:
+        source = f" (patient metadata from {a['prompt_source']})" if a["prompt_source"] else ""
+        print(f"  prompt{source}: {a['prompt']}")
+    for c in a["cycles"]:
+        truth = "" if c["truth"] is None else f"  (annotated {c['truth']})"
+        sure = c["segmentation_confidence"]
+        bounds = "" if sure is None else f"  (bounds {sure:.0%} sure)"
+        unlike = "  (unlike the training data)" if c["unlike_training"] else ""
+        poor = f"  (POOR recording quality: {' '.join(c['quality_reasons'])})" if c["quality"] == POOR else ""
+        print(f"  {c['start']:8.3f}-{c['end']:8.3f} s  {c['prediction']:<8} {c[c['prediction']] or 0:6.1%}"
+              f"{truth}{bounds}{unlike}{poor}")
 
 
 def _visit_report(args: argparse.Namespace) -> int:
@@ -676,6 +729,20 @@ def _seed(text: str) -> int:
     return value
 
 
+def _add_batch_options(predict: argparse.ArgumentParser) -> None:
+    predict.add_argument("--glob", metavar="PATTERN",
+                         help="in folders, only the recordings whose path ends as PATTERN says ('*_Meditron.wav', "
+                              "'visit-2/*')")
+    predict.add_argument("--export", type=Path, metavar="FOLDER",
+                         help="write one CSV, one JSON and one Raven selection table for all the recordings into "
+                              "FOLDER, every row with its provenance (file and sha256, model and card sha256, "
+                              "LungKD version, time of analysis)")
+    predict.add_argument("--workspace", type=Path,
+                         help="workspace folder whose results cache remembers what was analysed, so a folder "
+                              "analysed again (or a run stopped with Ctrl-C) goes on where it stopped (default: the "
+                              "user data folder)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lungkd", description="Lung-sound classifiers distilled from ensembles.",
                                      epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -758,11 +825,12 @@ def build_parser() -> argparse.ArgumentParser:
     form.add_argument("--json", action="store_true", help="JSON (to standard output, or --out)")
     predict.add_argument("--out", "-o", type=Path, metavar="FILE",
                          help="write the CSV or JSON to FILE; never one of the inputs")
-    predict.add_argument("--force", action="store_true", help="replace FILE when it exists")
+    predict.add_argument("--force", action="store_true", help="replace FILE (or the --export files) when it exists")
     predict.add_argument("--metadata", type=Path, metavar="FILE.csv",
                          help="patient metadata for models that read prompts (BTS): a CSV with the columns "
                               "recording, age, sex, bmi, weight_kg, height_cm, chest_location, device "
                               "(docs/cli.md)")
+    _add_batch_options(predict)
     predict.set_defaults(run=_predict)
 
     visit = commands.add_parser("visit-report", help="a report of a patient visit (PDF or HTML) to file or share",

@@ -1,10 +1,14 @@
-"""Process pools for work done one recording at a time (generating a synthetic dataset, preparing inputs).
+"""Work done one item at a time (generating a synthetic dataset, preparing recordings), shared with helper
+processes only when the work pays for them.
 
-The pools spawn fresh interpreters, which is safe beside Qt and torch threads (a script that uses one needs
-the usual `if __name__ == "__main__":` guard), and each worker computes on one thread: the pool is the
-parallelism, and more threads per worker would oversubscribe the cores. Ctrl-C reaches every process of the
-terminal's group: the workers start with SIGINT blocked, so that only the caller answers it (cancelling the pool)
-instead of each worker printing a traceback.
+`run_jobs` starts the work in the caller's process and times it; helper processes join once the work left
+would take longer than starting them costs (a fresh interpreter importing numpy, torch and the rest: seconds),
+so ten recordings never wait for a pool and nine hundred are shared between the caller and its helpers. The
+helpers spawn fresh interpreters, which is safe beside Qt and torch threads (a script that uses them needs the
+usual `if __name__ == "__main__":` guard), and each computes on one thread: the processes are the
+parallelism, and more threads per process would oversubscribe the cores. Ctrl-C reaches every process
+of the terminal's group: the helpers start with SIGINT blocked, so that only the caller answers it (cancelling
+the work) instead of each helper printing a traceback.
 """
 from __future__ import annotations
 
@@ -14,15 +18,23 @@ import os
 import signal
 import sys
 import threading
-from concurrent.futures import ProcessPoolExecutor
+import time
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator, Sequence, TypeVar
+
+Job = TypeVar("Job")
+Result = TypeVar("Result")
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+WORKER_START_S = 5.0  # starting one helper, until this process has timed one (a loaded 2-core machine: 3-8 s)
+PAYS_AFTER_STARTS = 2.0  # helpers start when the work left alone would take this many helper starts
+_measured_start_s: float | None = None  # how long this process's last helper took to start
 
 
 def default_workers() -> int:
-    """Processes for a pool: the cores this process may use, at most 4."""
+    """Processes that work at once, the caller's included: the cores this process may use, at most 4."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(cpus, 4))
 
@@ -77,3 +89,75 @@ def spawn_pool(workers: int) -> ProcessPoolExecutor:
     """A pool of `workers` fresh interpreters computing on one thread each, deaf to Ctrl-C; leaving its `with`
     by an exception drops the work not yet begun."""
     return _Pool(workers, mp_context=_DeafToInterruptContext(), initializer=_one_thread)
+
+
+@contextmanager
+def one_thread_here() -> Iterator[None]:
+    """torch computes on one thread in this thread while the block runs, as it does in the helpers: its intra-op
+    threads slow the many small operations of preparation and analysis down (on a busy two-core machine,
+    resampling with two threads took 5-7 times as long as with one), and the helpers are the parallelism. Also a
+    decorator."""
+    torch = sys.modules.get("torch")  # not imported yet: the job imports it, and runs its first time as it is
+    before = torch.get_num_threads() if torch is not None else None
+    if before is not None and before != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if before is not None and before != 1:
+            torch.set_num_threads(before)
+
+
+def helpers_pay(seconds_per_job: float, jobs_left: int, start_s: float) -> bool:
+    """Whether helper processes are worth starting: the work left, done here alone, would outlast starting them
+    PAYS_AFTER_STARTS times over (they start beside the work, which goes on meanwhile)."""
+    return seconds_per_job * jobs_left > PAYS_AFTER_STARTS * start_s
+
+
+def worker_start_seconds() -> float:
+    """What starting a helper is expected to cost: as timed the last time, else WORKER_START_S."""
+    return _measured_start_s if _measured_start_s is not None else WORKER_START_S
+
+
+def run_jobs(work: Callable[[Job], Result], jobs: Sequence[Job], *, workers: int | None = None,
+             check: Callable[[], None] | None = None, start_s: float | None = None) -> Iterator[Result]:
+    """`work(job)` for every job, yielding each result as it is ready (not in the jobs' order).
+
+    The jobs start here, one at a time and on one thread (`one_thread_here`); once `helpers_pay` (from the time
+    they take and `start_s`, the cost of starting a helper: `worker_start_seconds()` unless given), up to
+    `workers - 1` helper processes (`workers`: default_workers()) take jobs beside this process. `work` must be a module-level function when
+    helpers may run it. `check` runs before every job here and while waiting for helpers; what it raises (a
+    cancel) stops the work, helpers included."""
+    global _measured_start_s
+    helpers = max(0, min((workers or default_workers()) - 1, len(jobs) - 1))
+    start_s = worker_start_seconds() if start_s is None else start_s
+    waiting = deque(jobs)
+    in_flight: set[Future] = set()
+    pool: ProcessPoolExecutor | None = None
+    pool_started = first_result = None
+    spent, done_here = 0.0, 0
+    try:
+        while waiting or in_flight:
+            if check:
+                check()
+            for future in [f for f in in_flight if f.done()]:
+                in_flight.remove(future)
+                if first_result is None:
+                    first_result = time.perf_counter()
+                    _measured_start_s = max(0.0, first_result - pool_started - spent / max(done_here, 1))
+                yield future.result()
+            while pool is not None and waiting and len(in_flight) < 2 * helpers:
+                in_flight.add(pool.submit(work, waiting.popleft()))
+            if waiting:
+                began = time.perf_counter()
+                with one_thread_here():
+                    result = work(waiting.popleft())
+                spent, done_here = spent + time.perf_counter() - began, done_here + 1
+                if pool is None and helpers and helpers_pay(spent / done_here, len(waiting), start_s):
+                    pool, pool_started = spawn_pool(helpers), time.perf_counter()
+                yield result
+            elif in_flight:
+                wait(in_flight, timeout=0.2, return_when=FIRST_COMPLETED)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)

@@ -222,6 +222,17 @@ class CycleDocument(QObject):
         self.generation = 0  # counts the times its predictions were forgotten: answers asked for before are stale
         self.undo_stack = QUndoStack(self)
         self.undo_stack.cleanChanged.connect(self.state_changed)
+        # what the views ask for again and again between changes, worked out once per change: the first slot of
+        # `changed`, so every other slot sees the cycles as they now are
+        self._worked_out: dict[tuple[str, Path | None], object] = {}
+        self.changed.connect(self._worked_out.clear)
+
+    def _once(self, what: str, model_folder: Path | None, work):
+        """`work()`, remembered until the cycles or their predictions change."""
+        memo = (what, Path(model_folder) if model_folder else None)
+        if memo not in self._worked_out:
+            self._worked_out[memo] = work()
+        return self._worked_out[memo]
 
     @classmethod
     def from_analysis(cls, analysis: RecordingAnalysis, model_folder: Path, sample_rate: int,
@@ -282,7 +293,8 @@ class CycleDocument(QObject):
         return [key(s) for s in self.spans if key(s) not in known]
 
     def _predicted(self, model_folder: Path | None) -> list[tuple[Span, CyclePrediction | None]]:
-        return [(s, self.prediction(model_folder, s)) for s in self.spans]
+        return self._once("predicted", model_folder, lambda: [(s, self.prediction(model_folder, s))
+                                                              for s in self.spans])
 
     def _recording_distance(self, model_folder: Path | None, predicted) -> tuple[float | None, bool | None]:
         """The model's judgement of the whole recording, from its cycles as they stand (edits included)."""
@@ -291,6 +303,9 @@ class CycleDocument(QObject):
         return recording_distance(distances, analysis.distance_limit if analysis else None)
 
     def shown(self, model_folder: Path | None) -> list[ShownCycle]:
+        return self._once("shown", model_folder, lambda: self._shown(model_folder))
+
+    def _shown(self, model_folder: Path | None) -> list[ShownCycle]:
         predicted = self._predicted(model_folder)
         _, unlike = self._recording_distance(model_folder, predicted)
         return [ShownCycle(s.start, s.end, s.label, None if p is None else p.probabilities,
@@ -307,6 +322,9 @@ class CycleDocument(QObject):
     def analysis(self, model_folder: Path | None) -> RecordingAnalysis | None:
         """The recording's analysis by this model as it stands: the cycles it has predicted, with their classes
         as edited, and its judgement of the whole recording from them; None before the model has run on it."""
+        return self._once("analysis", model_folder, lambda: self._analysis(model_folder))
+
+    def _analysis(self, model_folder: Path | None) -> RecordingAnalysis | None:
         latest = self.model_analyses.get(Path(model_folder)) if model_folder else None
         if latest is None:
             return None

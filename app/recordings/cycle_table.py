@@ -65,6 +65,8 @@ class CycleTable(QTableWidget):
 
     def __init__(self, parent=None):
         super().__init__(0, len(COLUMNS), parent)
+        self._shown_rows: list[tuple] = []  # what each row shows: (cycle, teachers' votes, distance limit)
+        self._with_teachers = False
         self._set_columns(False)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
@@ -124,51 +126,72 @@ class CycleTable(QTableWidget):
                     distance_limit: float | None = None) -> None:
         """`teachers`: per cycle, each teacher's four probabilities (None: not predicted yet), or None to
         leave the teacher columns out. `distance_limit`: the model's, beyond which a cycle is unlike its
-        training data (None: the model cannot tell)."""
+        training data (None: the model cannot tell). Only the rows that changed are written again (an edit
+        changes a few of thousands); rows are inserted or removed where cycles were split, merged or deleted."""
+        rows = [(c, None if teachers is None else teachers[i], distance_limit) for i, c in enumerate(cycles)]
+        if (teachers is not None) != self._with_teachers or self.rowCount() != len(self._shown_rows):
+            self._shown_rows = []  # other columns: every row anew
+            self.setRowCount(0)
+        old = self._shown_rows
+        first = next((i for i, (a, b) in enumerate(zip(old, rows)) if a != b), min(len(old), len(rows)))
+        last = next((i for i, (a, b) in enumerate(zip(reversed(old[first:]), reversed(rows[first:]))) if a != b),
+                    min(len(old), len(rows)) - first)
         self.blockSignals(True)
-        self.clearSelection()
         self._set_columns(teachers is not None)
+        self._with_teachers = teachers is not None
         header = self.horizontalHeader()
         modes = [header.sectionResizeMode(c) for c in range(self.columnCount())]
         for column in range(self.columnCount()):  # sized once at the end, not again for every cell
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Fixed)
-        self.setRowCount(len(cycles))
-        for row, c in enumerate(cycles):
-            self._item(row, 0, str(row + 1))
-            self._item(row, 1, f"{c.start:.3f}")
-            self._item(row, 2, f"{c.end:.3f}")
-            if c.predicted is None:
-                self._item(row, 3, "predicting…").setForeground(MUTED)
-                for k in range(len(CLASS_NAMES)):
-                    self._item(row, FIRST_PROBABILITY + k, "")
-            else:
-                # a heat map of the prediction and the probabilities, the stronger the colour the likelier; grey
-                # when the sound is unlike the training data
-                colour = (lambda k: DOUBTED) if c.doubted else class_colour
-                prediction = self._item(row, 3, f"{CLASS_NAMES[c.predicted]} {c.confidence:.0%}",
-                                        translucent(colour(c.predicted), 70))
-                for k, p in enumerate(c.probabilities):
-                    self._item(row, FIRST_PROBABILITY + k, f"{p:.3f}", translucent(colour(k), int(150 * p)))
-                if c.doubted:
-                    prediction.setToolTip("unlike the model's training data: not to be trusted")
-            truth = self._item(row, ANNOTATED, "no class" if c.truth is None else CLASS_NAMES[c.truth],
-                               None if c.truth is None else translucent(class_colour(c.truth), 70), editable=True)
-            truth.setToolTip("double click to choose the class")
-            if c.truth is None:
-                truth.setForeground(MUTED)
-            match = self._item(row, MATCH, "" if c.matches is None else ("✓" if c.matches else "✗ mismatch"))
-            if c.matches is False:
-                match.setForeground(MISMATCH)
-            self._item(row, TRAINING, likeness(c, distance_limit))
-            self._quality_cell(row, c)
-            if c.doubted:
-                for column in (3, *range(FIRST_PROBABILITY, FIRST_PROBABILITY + len(CLASS_NAMES)), TRAINING):
-                    self.item(row, column).setForeground(DOUBTED)
-            if teachers is not None:
-                self._teacher_cells(row, teachers[row])
+        gone, new = len(old) - first - last, len(rows) - first - last
+        for _ in range(gone - new):
+            self.removeRow(first)
+        for _ in range(new - gone):
+            self.insertRow(first)
+        for row in range(first, len(rows) - last):
+            self._write_row(row, *rows[row])
+        if len(rows) != len(old):  # the cycles after a split or merge moved: their numbers change
+            for row in range(len(rows) - last, len(rows)):
+                self.item(row, 0).setText(str(row + 1))
+        self._shown_rows = rows
         for column, mode in enumerate(modes):
             header.setSectionResizeMode(column, mode)
         self.blockSignals(False)
+
+    def _write_row(self, row: int, c: ShownCycle, teachers: list[list[float]] | None,
+                   distance_limit: float | None) -> None:
+        self._item(row, 0, str(row + 1))
+        self._item(row, 1, f"{c.start:.3f}")
+        self._item(row, 2, f"{c.end:.3f}")
+        if c.predicted is None:
+            self._item(row, 3, "predicting…").setForeground(MUTED)
+            for k in range(len(CLASS_NAMES)):
+                self._item(row, FIRST_PROBABILITY + k, "")
+        else:
+            # a heat map of the prediction and the probabilities, the stronger the colour the likelier; grey
+            # when the sound is unlike the training data
+            colour = (lambda k: DOUBTED) if c.doubted else class_colour
+            prediction = self._item(row, 3, f"{CLASS_NAMES[c.predicted]} {c.confidence:.0%}",
+                                    translucent(colour(c.predicted), 70))
+            for k, p in enumerate(c.probabilities):
+                self._item(row, FIRST_PROBABILITY + k, f"{p:.3f}", translucent(colour(k), int(150 * p)))
+            if c.doubted:
+                prediction.setToolTip("unlike the model's training data: not to be trusted")
+        truth = self._item(row, ANNOTATED, "no class" if c.truth is None else CLASS_NAMES[c.truth],
+                           None if c.truth is None else translucent(class_colour(c.truth), 70), editable=True)
+        truth.setToolTip("double click to choose the class")
+        if c.truth is None:
+            truth.setForeground(MUTED)
+        match = self._item(row, MATCH, "" if c.matches is None else ("✓" if c.matches else "✗ mismatch"))
+        if c.matches is False:
+            match.setForeground(MISMATCH)
+        self._item(row, TRAINING, likeness(c, distance_limit))
+        self._quality_cell(row, c)
+        if c.doubted:
+            for column in (3, *range(FIRST_PROBABILITY, FIRST_PROBABILITY + len(CLASS_NAMES)), TRAINING):
+                self.item(row, column).setForeground(DOUBTED)
+        if self._with_teachers:
+            self._teacher_cells(row, teachers)
 
     def _quality_cell(self, row: int, c: ShownCycle) -> None:
         text = {None: "", WARNING: "⚠ warning", POOR: "⚠ poor"}.get(c.quality, c.quality)
@@ -207,6 +230,8 @@ class CycleTable(QTableWidget):
     def select_cycles(self, indices: list[int]) -> None:
         """Restores a selection without announcing it (after a redraw)."""
         rows = [i for i in indices if 0 <= i < self.rowCount()]
+        if rows == self.selected_cycles() and (not rows or self.currentRow() in rows):
+            return  # as it is: selecting again would repaint the table
         flags = QItemSelectionModel.SelectionFlag
         selection = QItemSelection()
         for row in rows:

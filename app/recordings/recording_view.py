@@ -43,11 +43,59 @@ def legend_html() -> str:
 
 @dataclass
 class CycleLabel:
-    item: pg.TextItem
+    item: pg.TextItem | None  # None until it is first shown: most labels of an hour never fit
     start: float
     end: float
     y: float
     texts: tuple[str, ...]  # longest first: the one shown is the longest that fits
+    colour: int  # QColor.rgba()
+    shown: str | None = None  # the text the item holds now (None: hidden)
+    at: tuple[float, float] | None = None  # where it is placed
+
+    @property
+    def wording(self) -> tuple:
+        return self.start, self.end, self.y, self.texts, self.colour
+
+
+BAR_CHUNK_S = 30.0  # the cycles starting in each stretch of this length are one item per lane
+
+
+def predicted_colour(cycle: ShownCycle) -> QColor:
+    """Grey while the model has not seen it, or when its prediction is not to be trusted; else its class's."""
+    return MUTED if cycle.predicted is None else DOUBTED if cycle.doubted else class_colour(cycle.predicted)
+
+
+def _by_chunk(cycles: list[ShownCycle]) -> dict[int, list[ShownCycle]]:
+    chunks: dict[int, list[ShownCycle]] = {}
+    for cycle in cycles:
+        chunks.setdefault(int(cycle.start // BAR_CHUNK_S), []).append(cycle)
+    return chunks
+
+
+def _bars(lane: str, cycles: tuple[ShownCycle, ...], y0: float, height: float) -> pg.BarGraphItem:
+    """A lane's bands for some cycles: the model's prediction (faint while unsure or not yet predicted; on the
+    waveform fainter still, outlined), the hatch of a cycle of poor recording quality, the annotated class (a red outline where the model disagrees), or the
+    dashed place of a cycle without a class. A pen of None draws a hairline in the background colour."""
+    def alpha(c: ShownCycle) -> int:
+        return confidence_alpha(c.confidence or 0.0)
+
+    if lane == "wave":
+        brushes = [translucent(predicted_colour(c), alpha(c) // 2) for c in cycles]
+        pens = [pg.mkPen(predicted_colour(c).darker(130), width=1) for c in cycles]
+    elif lane == "model":
+        brushes, pens = [translucent(predicted_colour(c), alpha(c)) for c in cycles], [None] * len(cycles)
+    elif lane == "poor":  # outlined: its class is shown, and that it means little
+        brushes = [poor_brush()] * len(cycles)
+        pens = [pg.mkPen(MISMATCH, width=1, style=Qt.PenStyle.DashLine)] * len(cycles)
+    elif lane == "annotated":
+        brushes = [translucent(class_colour(c.truth), 110) for c in cycles]
+        pens = [pg.mkPen(MISMATCH, width=2) if c.matches is False else None for c in cycles]
+    else:
+        brushes = [translucent(MUTED, 25)] * len(cycles)
+        pens = [pg.mkPen(MUTED, width=1, style=Qt.PenStyle.DashLine)] * len(cycles)
+    pens = [pen or pg.mkPen(PLOT_BACKGROUND, width=1) for pen in pens]
+    return pg.BarGraphItem(x0=[c.start for c in cycles], x1=[c.end for c in cycles], y0=y0, height=height,
+                           brushes=brushes, pens=pens)
 
 
 class RecordingView(QWidget):
@@ -92,8 +140,11 @@ class RecordingView(QWidget):
         self.plots.addItem(self.colour_bar, row=2, col=1)
 
         self._cycle_items: list[pg.GraphicsObject] = []
+        self._bar_chunks: dict[tuple[str, int], tuple[tuple, pg.BarGraphItem]] = {}  # (lane, chunk): cycles, item
         self._labels: list[CycleLabel] = []
-        self._spare_labels: list[pg.TextItem] = []  # made once, reused: an edit redraws every label
+        self._spare_labels: list[pg.TextItem] = []  # made once, reused for the cycles that come
+        self._unused_labels: dict[tuple, CycleLabel] = {}  # the last drawing's, by wording, while drawing anew
+        self._label_probe = pg.TextItem("")  # never shown: the labels' font and margins
         self.selection = [self._overlay(pg.LinearRegionItem(movable=False, brush=(0, 0, 0, 0),
                                                             pen=pg.mkPen(pen, width=2)), plot)
                           for plot, pen in ((self.wave, INK), (self.track, INK), (self.spec, "w"))]
@@ -172,10 +223,9 @@ class RecordingView(QWidget):
         gives `phase_note` where the cycles may start at expiration."""
         for item in self._cycle_items:
             item.getViewBox().removeItem(item)
-        for label in self._labels:  # kept hidden for the next cycles' labels
-            label.item.setVisible(False)
-            self._spare_labels.append(label.item)
-        self._cycle_items, self._labels = [], []
+        self._cycle_items = []
+        self._unused_labels = {label.wording: label for label in self._labels}  # an edit rewords few of them
+        self._labels = []
         self.cycles, self.edited, self.phase_note = list(cycles), edited, phase_note
         self.select_cycle(None)
         recording = self.recording
@@ -184,31 +234,20 @@ class RecordingView(QWidget):
         annotated = [c for c in cycles if c.truth is not None]
         self.track.getAxis("left").setTicks([[(1.5, "model")] + ([(0.5, "annotated")] if annotated else [])])
         if not cycles:
+            self._draw_bars({})
+            self._retire_unused_labels()
             return
-        predicted = [MUTED if c.predicted is None else DOUBTED if c.doubted else class_colour(c.predicted)
-                     for c in cycles]
-        # one item per lane rather than one per cycle: an hour of breathing stays quick to draw and to drop
-        alphas = [confidence_alpha(c.confidence or 0.0) for c in cycles]  # a cycle not predicted yet: faint
-        self._bars(self.wave, cycles, -1.05, 2.1,
-                   [translucent(colour, alpha // 2) for colour, alpha in zip(predicted, alphas)],
-                   [pg.mkPen(colour.darker(130), width=1) for colour in predicted], z=-10)
-        self._bars(self.track, cycles, 1.06, 0.88,
-                   [translucent(colour, alpha) for colour, alpha in zip(predicted, alphas)])
-        poor = [c for c in cycles if c.poor]
-        if poor:  # hatched over the prediction, outlined: its class is shown, and that it means little
-            self._bars(self.track, poor, 1.06, 0.88, [poor_brush()] * len(poor),
-                       [pg.mkPen(MISMATCH, width=1, style=Qt.PenStyle.DashLine)] * len(poor), z=6)
-        if annotated:
-            self._bars(self.track, annotated, 0.06, 0.88, [translucent(class_colour(c.truth), 110) for c in annotated],
-                       [pg.mkPen(MISMATCH, width=2) if c.matches is False else None for c in annotated])
-            unlabelled = [c for c in cycles if c.truth is None]
-            if unlabelled:
-                self._bars(self.track, unlabelled, 0.06, 0.88, [translucent(MUTED, 25)] * len(unlabelled),
-                           [pg.mkPen(MUTED, width=1, style=Qt.PenStyle.DashLine)] * len(unlabelled))
+        self._draw_bars({
+            "wave": (self.wave, cycles, -1.05, 2.1, -10),
+            "model": (self.track, cycles, 1.06, 0.88, 5),
+            "poor": (self.track, [c for c in cycles if c.poor], 1.06, 0.88, 6),  # hatched over the prediction
+            "annotated": (self.track, annotated, 0.06, 0.88, 5),
+            "no class": (self.track, [c for c in cycles if c.truth is None] if annotated else [], 0.06, 0.88, 5)})
         boundaries = np.repeat([c.start for c in cycles], 2)
         self._add(self.spec, pg.PlotCurveItem(boundaries, np.tile([0.0, recording.sample_rate / 2], len(cycles)),
                                               connect="pairs", pen=pg.mkPen((255, 255, 255, 120), width=1)))
-        for cycle, colour in zip(cycles, predicted):
+        for cycle in cycles:
+            colour = predicted_colour(cycle)
             if cycle.predicted is None:
                 self._label(("predicting…", "…"), cycle, 1.5, MUTED)
             else:
@@ -226,6 +265,7 @@ class RecordingView(QWidget):
                 mismatch = cycle.matches is False
                 self._label((f"{truth}  ✗", "✗") if mismatch else (truth,), cycle, 0.5,
                             MISMATCH if mismatch else class_colour(cycle.truth).darker(170))
+        self._retire_unused_labels()
         self._place_labels()
 
     def show_prompt(self, prompt: str | None) -> None:
@@ -277,41 +317,77 @@ class RecordingView(QWidget):
         plot.addItem(item, ignoreBounds=True)
         self._cycle_items.append(item)
 
-    def _bars(self, plot, cycles, y0: float, height: float, brushes: list[QColor], pens=None, z: float = 5) -> None:
-        """A band per cycle from y0 up; a pen of None draws a hairline in the background colour."""
-        pens = [pen or pg.mkPen(PLOT_BACKGROUND, width=1) for pen in (pens or [None] * len(cycles))]
-        self._add(plot, pg.BarGraphItem(x0=[c.start for c in cycles], x1=[c.end for c in cycles], y0=y0, height=height,
-                                        brushes=brushes, pens=pens), z=z)
+    def _draw_bars(self, lanes: dict[str, tuple]) -> None:
+        """A band per cycle in each lane (plot, cycles, y0, height, z), one item per BAR_CHUNK_S of time: an edit
+        draws again only the stretches whose cycles changed, so an hour of breathing edits as fast as a minute."""
+        wanted = {}
+        for lane, (plot, cycles, y0, height, z) in lanes.items():
+            for chunk, members in _by_chunk(cycles).items():
+                wanted[lane, chunk] = (plot, tuple(members), y0, height, z)
+        for place in [p for p in self._bar_chunks if p not in wanted or self._bar_chunks[p][0] != wanted[p][1]]:
+            item = self._bar_chunks.pop(place)[1]
+            item.getViewBox().removeItem(item)
+        for place, (plot, members, y0, height, z) in wanted.items():
+            if place not in self._bar_chunks:
+                item = _bars(place[0], members, y0, height)
+                item.setZValue(z)
+                plot.addItem(item, ignoreBounds=True)
+                self._bar_chunks[place] = (members, item)
 
     def _label(self, texts: tuple[str, ...], cycle, y: float, colour: QColor) -> None:
+        """The cycle's label: the same one as before where its wording did not change (nothing to redraw)."""
+        kept = self._unused_labels.pop((cycle.start, cycle.end, y, texts, colour.rgba()), None)
+        self._labels.append(kept or CycleLabel(None, cycle.start, cycle.end, y, texts, colour.rgba()))
+
+    def _retire_unused_labels(self) -> None:
+        """The labels of cycles that are gone (or reworded) are hidden and kept for the next ones."""
+        for label in self._unused_labels.values():
+            if label.item is not None:
+                label.item.setVisible(False)
+                self._spare_labels.append(label.item)
+        self._unused_labels = {}
+
+    def _label_item(self, label: CycleLabel) -> pg.TextItem:
+        """A text item for a label about to be shown: a spare one, else a new one."""
         if self._spare_labels:
-            label = self._spare_labels.pop()
-            label.setText(texts[0], color=colour)
+            item = self._spare_labels.pop()
         else:
-            label = pg.TextItem(texts[0], color=colour, anchor=(0.5, 0.5))
-            label.setZValue(10)
-            self.track.addItem(label, ignoreBounds=True)
-        self._labels.append(CycleLabel(label, cycle.start, cycle.end, y, texts))
+            item = pg.TextItem("", anchor=(0.5, 0.5))
+            item.setZValue(10)
+            self.track.addItem(item, ignoreBounds=True)
+        item.setColor(QColor.fromRgba(label.colour))
+        label.item, label.shown, label.at = item, None, None
+        return item
 
     def _place_labels(self) -> None:
         """Puts each label in the middle of the visible part of its cycle, in the longest wording that fits
-        there and clears the label before it in its lane (annotated cycles may overlap), or hides it."""
+        there and clears the label before it in its lane (annotated cycles may overlap), or hides it. Only the
+        labels whose text or place changed are touched."""
         seconds_per_pixel = self.track.vb.viewPixelSize()[0] if self.track.vb.width() else 0
         x0, x1 = self.track.vb.viewRange()[0]
         lane_end: dict[float, float] = {}  # where the last label shown in each lane ends, s
+        metrics = QFontMetricsF(self._label_probe.textItem.font())  # every label has the same font
+        margins = 2 * self._label_probe.textItem.document().documentMargin()  # drawn around the text
         for label in sorted(self._labels, key=lambda label: (label.y, label.start)):
             start, end = max(label.start, x0), min(label.end, x1)
-            margins = 2 * label.item.textItem.document().documentMargin()  # drawn around the text
-            room = (end - start) / seconds_per_pixel - margins if seconds_per_pixel and end > start else 0
-            metrics = QFontMetricsF(label.item.textItem.font())
-            centre = (start + end) / 2
-            text = next((t for t in label.texts if metrics.horizontalAdvance(t) < room
-                         and centre - (metrics.horizontalAdvance(t) + margins) / 2 * seconds_per_pixel
-                         >= lane_end.get(label.y, -np.inf)), None)
-            label.item.setVisible(text is not None)
+            text = centre = None
+            if seconds_per_pixel and end > start:
+                room = (end - start) / seconds_per_pixel - margins
+                centre = (start + end) / 2
+                text = next((t for t in label.texts if metrics.horizontalAdvance(t) < room
+                             and centre - (metrics.horizontalAdvance(t) + margins) / 2 * seconds_per_pixel
+                             >= lane_end.get(label.y, -np.inf)), None)
+            if text is not None and label.item is None:
+                self._label_item(label)
+            if text != label.shown:  # only what changed is redrawn: an edit rewords a few labels of thousands
+                if text is not None:
+                    label.item.setText(text)
+                label.item.setVisible(text is not None)
+                label.shown = text
             if text is not None:
-                label.item.setText(text)
-                label.item.setPos(centre, label.y)
+                if label.at != (centre, label.y):
+                    label.item.setPos(centre, label.y)
+                    label.at = (centre, label.y)
                 lane_end[label.y] = centre + (metrics.horizontalAdvance(text) + margins) / 2 * seconds_per_pixel
 
     # ---------------------------------------------------------------- selection, playback, zoom

@@ -17,6 +17,7 @@ from lungkd.core.text import html_text, printable
 from ..editing.annotation_actions import AnnotationActions, ask_to_save
 from ..editing.review_mode import ReviewMode
 from ..engine import TaskQueue
+from ..recordings.folder_analysis import FolderAnalysisDialog
 from ..recordings.model_notes import ModelNotesLabel
 from ..recordings.page import RecordingsPage
 from ..recordings.playback import Player
@@ -159,6 +160,9 @@ class MainWindow(QMainWindow):
                                                "Open every wav, flac or ogg recording in a folder and its subfolders")
         self.recent_menu = QMenu("Open &recent", self)
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self.analyse_folder_action = self._action("&Analyse a folder…", self.analyse_folder_dialog, "Ctrl+Shift+A",
+                                                  "Every recording of a folder analysed by the model, into one "
+                                                  "export; what was analysed before is skipped")
         self.export_action = self._action("&Export cycles as CSV…", self.export_dialog, "Ctrl+E",
                                           "Every analysed cycle of the open recordings, one row each")
         self.visit_reporter = VisitReporter(self.session, self)
@@ -194,7 +198,7 @@ class MainWindow(QMainWindow):
         experiments = self._action("&Experiments", lambda: (self.runs.refresh(), self.pages.setCurrentWidget(self.runs)),
                                    "Ctrl+R", "The workspace's experiments with their Scores")
         menus = {"&File": (self.open_action, self.open_folder_action, self.recent_menu, None, self.export_action,
-                           self.report_action,
+                           self.analyse_folder_action, self.report_action,
                            self.remove_action, None, self.import_model_action, None, quit_action),
                  "&Edit": (*self.editing.menu_actions(), None, self.review.toggle),
                  "&View": (zoom_in, zoom_out, fit, None, next_cycle, previous_cycle, None, self.teachers_action),
@@ -246,6 +250,8 @@ class MainWindow(QMainWindow):
         self.explain_action.setEnabled(self.recordings.can_explain())
         self.report_action.setEnabled(bool(self.visit_reporter.members()))
         self.teachers_action.setChecked(session.show_teachers)
+        self.analyse_folder_action.setEnabled(session.model_folder is not None)
+        self.analyse_folder_action.setToolTip("" if session.model_folder else "Choose a model in the toolbar first")
 
     # ---------------------------------------------------------------- models
 
@@ -357,6 +363,15 @@ class MainWindow(QMainWindow):
             self.recordings.open_paths(present)
         if len(present) < len(paths):
             self.status_message(f"{len(paths) - len(present)} recording(s) of the last session are no longer there.")
+
+    def analyse_folder_dialog(self) -> FolderAnalysisDialog:
+        """Not modal: the window keeps working while a folder is analysed."""
+        last = self.store.value("last_folder", "")
+        dialog = FolderAnalysisDialog(self.workspace, self.session.model_folder, self.model_picker.currentText(),
+                                      Path(last) if last else None, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
 
     def export_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export cycles", "cycles.csv", "CSV (*.csv)")

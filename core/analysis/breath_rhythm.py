@@ -32,33 +32,49 @@ def track_cycle_starts(onsets: np.ndarray, period_frames: float) -> tuple[np.nda
     """Frames of the best-scoring chain of onsets about one period apart, and its score.
 
     Each onset scores its height over a typical onset's, less WEAK_ONSET; each link between two onsets costs
-    TIGHTNESS times the squared log ratio of its length to the period."""
+    TIGHTNESS times the squared log ratio of its length to the period. A link is at least half a period long, so
+    the frames of each stretch of half a period depend only on frames before it: they are solved together."""
     typical = typical_onset(onsets, period_frames)
     if typical <= 0:
         return np.zeros(0, dtype=int), 0.0
     score = onsets / typical - WEAK_ONSET
-    previous = np.full(len(onsets), -1)
+    n = len(onsets)
+    previous = np.full(n, -1)
     shortest, longest = max(1, int(0.5 * period_frames)), int(2 * period_frames) + 1
-    best_before = np.maximum.accumulate(score)  # refreshed as the chain grows; see below
-    for i in range(shortest, len(onsets)):
-        first = max(0, i - longest)
-        candidates = np.arange(first, i - shortest + 1)
-        chained = score[candidates] - TIGHTNESS * np.log((i - candidates) / period_frames) ** 2
-        j = int(np.argmax(chained))
-        link, value = candidates[j], chained[j]
+    lags = np.arange(longest, shortest - 1, -1)  # from the earliest candidate onset to the latest
+    link_cost = TIGHTNESS * np.log(lags / period_frames) ** 2
+    best_before = np.maximum.accumulate(score)  # the best score up to each frame, and where it is
+    best_at = _first_best(score)
+    for start in range(shortest, n, shortest):
+        frames = np.arange(start, min(start + shortest, n))
+        candidates = frames[:, None] - lags[None, :]
+        chained = np.where(candidates >= 0, score[np.maximum(candidates, 0)] - link_cost, -np.inf)
+        best = np.argmax(chained, axis=1)
+        link, value = candidates[np.arange(len(frames)), best], chained[np.arange(len(frames)), best]
         # a pause, cough or noise longer than two periods: bridge it at a fixed cost rather than lose the chain
-        if first > 0 and best_before[first - 1] - GAP_COST > value:
-            link, value = int(np.argmax(score[:first])), best_before[first - 1] - GAP_COST
-        if value > 0:  # a chain worth extending; otherwise a chain starts afresh here
-            score[i] += value
-            previous[i] = link
-        best_before[i] = max(best_before[i - 1], score[i])
-    tail = len(onsets) - int(period_frames)
+        before = frames - longest - 1  # the last frame before the candidates
+        bridged = (before >= 0) & (best_before[np.maximum(before, 0)] - GAP_COST > value)
+        link = np.where(bridged, best_at[np.maximum(before, 0)], link)
+        value = np.where(bridged, best_before[np.maximum(before, 0)] - GAP_COST, value)
+        extend = value > 0  # a chain worth extending; otherwise a chain starts afresh here
+        score[frames] += np.where(extend, value, 0.0)
+        previous[frames] = np.where(extend, link, -1)
+        block_best = np.maximum.accumulate(score[frames])
+        best_before[frames] = np.maximum(best_before[start - 1], block_best)
+        best_at[frames] = np.where(best_before[frames] > best_before[start - 1], start + _first_best(score[frames]),
+                                   best_at[start - 1])
+    tail = n - int(period_frames)
     end = max(0, tail) + int(np.argmax(score[max(0, tail):]))
     chain = [end]
     while previous[chain[-1]] >= 0:
         chain.append(previous[chain[-1]])
     return np.array(chain[::-1]), float(score[end])
+
+
+def _first_best(values: np.ndarray) -> np.ndarray:
+    """For each position, where the first maximum of the values up to it is (np.argmax of each prefix)."""
+    rising = np.concatenate(([True], values[1:] > np.maximum.accumulate(values)[:-1]))
+    return np.maximum.accumulate(np.where(rising, np.arange(len(values)), 0))
 
 
 def usual_period_weight(period_s: float) -> float:

@@ -37,7 +37,12 @@ class PredictedClass:
 
     @property
     def predicted(self) -> int | None:
-        return None if self.probabilities is None else int(np.argmax(self.probabilities))
+        """The likeliest class (the first of equals, or the first NaN, as np.argmax has it), without numpy: views
+        ask it thousands of times per redraw."""
+        p = self.probabilities
+        if p is None:
+            return None
+        return next((i for i, v in enumerate(p) if v != v), None) or max(range(len(p)), key=p.__getitem__)
 
     @property
     def confidence(self) -> float | None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from mir_eval.util import match_events
 
 from lungkd.core.analysis.breath_envelope import (BREATH_BAND_HZ, HOP_S, BreathEnvelope, breath_envelope,
                                                   onset_strength, steepness)
@@ -260,6 +259,8 @@ def score_segmentation(reference, found, duration: float,
     ends are left out. Found cycles are counted when their middle lies inside the stretch the reference
     annotates, so that a reference leaving a file's ends unannotated does not count against the segmentation.
     """
+    from mir_eval.util import match_events  # with scipy.stats: seconds to import, for scoring only
+
     ref_bounds = inner_boundaries(reference, duration, tolerance)
     found_bounds = inner_boundaries(found, duration, tolerance)
     matched = len(match_events(ref_bounds, found_bounds, tolerance)) if len(ref_bounds) and len(found_bounds) else 0

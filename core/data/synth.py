@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
-from itertools import repeat
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -31,14 +30,13 @@ import soundfile as sf
 from lungkd.core.labels import CLASS_NAMES
 from lungkd.core.data.metadata import DEMOGRAPHICS_FILE, DIAGNOSIS_FILE, LOCATIONS, METADATA_FILE, SPLIT_FILE
 from lungkd.core.errors import DataError
-from lungkd.core.pool import default_workers, spawn_pool
+from lungkd.core.pool import run_jobs
 
 CLASS_SHARES = np.array([0.53, 0.27, 0.13, 0.07])  # ICBHI: 3642 / 1864 / 886 / 506 of 6898 cycles
 TRAIN_SHARE = 0.6  # of recordings; ICBHI has 539 / 920
 FIRST_PID = 101
 MAX_PATIENTS = 899  # patient ids stay three-digit
 RECORDINGS_PER_PATIENT = 3.5
-RECORDINGS_PER_WORKER = 24  # a process pool renders larger datasets
 LOCATION_WEIGHTS = np.array([0.12, 0.2, 0.18, 0.14, 0.14, 0.11, 0.11])  # Tc Al Ar Pl Pr Ll Lr
 FINE_CRACKLE_HZ = (300.0, 900.0)  # a crackle's two-cycle duration is about 2.3 / f0: 2.6-7.8 ms when fine
 COARSE_CRACKLE_HZ = (80.0, 190.0)  # 12-29 ms when coarse
@@ -785,7 +783,8 @@ def _summary(out: Path, patients: list[Patient], plans: list[RecordingPlan], lab
     )
 
 
-def _write_audio(path: Path, plan: RecordingPlan, seed: int, index: int) -> None:
+def _write_audio(seed: int, job: tuple[Path, RecordingPlan, int]) -> None:
+    path, plan, index = job
     encoded = io.BytesIO()  # written by Python, not libsndfile: a full disk is an OSError saying so, not "System error"
     sf.write(encoded, render_recording(plan, seed, index), plan.sample_rate, subtype=plan.subtype, format="WAV")
     path.write_bytes(encoded.getvalue())
@@ -793,16 +792,12 @@ def _write_audio(path: Path, plan: RecordingPlan, seed: int, index: int) -> None
 
 def write_audio_files(paths: list[Path], plans: list[RecordingPlan], seed: int, *,
                       progress: Callable[[int, int], None] | None = None, workers: int | None = None) -> None:
-    """Render plan i (the i-th of the dataset's plans, whose index seeds its sounds) into paths[i]. A process pool
-    of `workers` renders them (default: core.pool's, but at most one per RECORDINGS_PER_WORKER recordings, since
-    starting a worker costs about as much as rendering a dozen; one worker renders in this process)."""
-    workers = workers or min(default_workers(), len(plans) // RECORDINGS_PER_WORKER)
-    arguments = (paths, plans, repeat(seed), range(len(plans)))
-    with spawn_pool(workers) if workers > 1 else nullcontext() as pool:
-        written = pool.map(_write_audio, *arguments, chunksize=4) if pool else map(_write_audio, *arguments)
-        for done, _ in enumerate(written, start=1):
-            if progress:
-                progress(done, len(plans))
+    """Render plan i (the i-th of the dataset's plans, whose index seeds its sounds) into paths[i]: here, with up
+    to `workers - 1` helper processes (default core.pool's) once the rendering left pays for starting them."""
+    jobs = list(zip(paths, plans, range(len(plans))))
+    for done, _ in enumerate(run_jobs(partial(_write_audio, seed), jobs, workers=workers), start=1):
+        if progress:
+            progress(done, len(plans))
 
 
 def empty_output_folder(out_dir: str | Path) -> Path:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import struct
 import zlib
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import metadata
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence, Union
 import numpy as np
 
 from lungkd.core.cancel import Cancelled, CancelToken
-from lungkd.core.pool import default_workers, spawn_pool
+from lungkd.core.pool import default_workers, run_jobs
 from lungkd.core.storage import StorageError, atomic_path, file_sha256, json_sha256
 from lungkd.core.errors import AudioError, LungKDError, Problem
 from lungkd.core.features.prepare import PrepSettings, prepare_recording, require_audio
@@ -265,27 +265,14 @@ def _keys(recordings: list[Recording], prep: PrepSettings, features: FeatureSett
 
 def _execute(jobs: list[_Job], workers: int, on_done: Callable[[_Outcome], None],
              cancel: CancelToken | None) -> None:
-    """Run jobs inline or in a spawn process pool, handing each outcome to on_done as it completes."""
+    """Run the jobs here, with helper processes where the work pays for them (core.pool), handing each outcome
+    to on_done as it completes."""
     def check_cancel() -> None:
         if cancel is not None and cancel.is_set():
             raise PreparationCancelled("preparation cancelled; recordings already prepared stay in the cache.")
 
-    if workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            check_cancel()
-            on_done(_run_job(job))
-        return
-    with spawn_pool(min(workers, len(jobs))) as pool:
-        pending: set[Future] = {pool.submit(_run_job, job) for job in jobs}
-        try:
-            while pending:
-                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                for future in done:
-                    on_done(future.result())
-                check_cancel()
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+    for outcome in run_jobs(_run_job, jobs, workers=workers, check=check_cancel):
+        on_done(outcome)
 
 
 def _look_up(recs: list[Recording], prep: PrepSettings, features: FeatureSettings | None,
@@ -322,10 +309,10 @@ def prepare_dataset(recordings: Sequence[Recording], prep: PrepSettings,
     the caller groups them, say by split), cycles as annotated.
 
     A recording that cannot be read is left out and named in `failed` and `problems`; the others go on.
-    With a cache, entries present are read in this process and only missing ones are computed (in a
-    process pool of `workers`, default min(cpus, 4)); when all are present no pool starts. The pool
-    spawns fresh interpreters (safe beside Qt and torch threads), so a script that calls this needs
-    the usual `if __name__ == "__main__":` guard.
+    With a cache, entries present are read in this process and only missing ones are computed: here, with up
+    to `workers - 1` helper processes (default core.pool's) once the work left pays for starting them. The
+    helpers are fresh interpreters (safe beside Qt and torch threads), so a script that calls this needs the
+    usual `if __name__ == "__main__":` guard.
     """
     if features is not None and features.sample_rate != prep.sample_rate:
         raise ValueError(f"{type(features).__name__} needs clips at {features.sample_rate} Hz, "

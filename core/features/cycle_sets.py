@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # the input specs are read without torch (recipes, listings); the sets are built with it
+    import torch
 
 from lungkd.core.data.dataset import DatasetIndex
 from lungkd.core.data.prompts import PARTS, dataset_prompts
@@ -60,6 +62,8 @@ def build_cycle_sets(index: DatasetIndex, inputs: InputSpec, *, cache: FeatureCa
     Recordings whose audio cannot be used are left out; the reasons stay in `index.warnings`
     and the prepared dataset's problems, which are appended there too.
     """
+    import torch
+
     usable = [r for r in index.recordings if r.usable_audio and r.cycles and r.split]
     if not usable:
         raise DataError("no recording with usable audio, cycles and a split.", path=index.root,

@@ -10,10 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where features are computed: the settings alone are read without it
+    import torch
 
 FBANK_RATE = 16000
 FBANK_FRAME_LENGTH_MS = 25.0
@@ -102,6 +104,7 @@ def fbank(clips16k: np.ndarray, num_mel_bins: int = 128) -> np.ndarray:
     would use, each computing its clips with one intra-op thread, as the preparation workers do; where
     torch runs one thread (in those workers) the clips are computed in turn.
     """
+    import torch
     import torchaudio.compliance.kaldi as kaldi
 
     clips = torch.from_numpy(np.ascontiguousarray(clips16k, dtype=np.float32))
@@ -126,6 +129,8 @@ def _fbank_threads(count: int) -> ThreadPoolExecutor:
     """Worker threads with one intra-op thread each (torch.set_num_threads in a thread sets that thread's OpenMP
     team only), kept for the process: new threads for every batch would each leave memory behind in an
     allocator arena of their own."""
+    import torch
+
     return ThreadPoolExecutor(count, thread_name_prefix="fbank", initializer=torch.set_num_threads, initargs=(1,))
 
 
@@ -183,6 +188,8 @@ def specaugment(batch: torch.Tensor, generator: torch.Generator | None = None, *
     Returns a new tensor. Widths and positions are drawn as in the patch-mix reference
     (width ~ U{0..W-1}, start ~ U{0..size-width}).
     """
+    import torch
+
     b, t, f = batch.shape[0], batch.shape[-2], batch.shape[-1]
     mask = _band_mask(b, f, freq_masks, freq_width, generator)[:, None, :] \
         | _band_mask(b, t, time_masks, time_width, generator)[:, :, None]  # (B, T, F)
@@ -193,6 +200,8 @@ def specaugment(batch: torch.Tensor, generator: torch.Generator | None = None, *
 
 def _band_mask(batch: int, size: int, count: int, max_width: int, generator: torch.Generator | None) -> torch.Tensor:
     """(batch, size) bool: the union of `count` random bands per row."""
+    import torch
+
     positions = torch.arange(size)
     mask = torch.zeros(batch, size, dtype=torch.bool)
     for _ in range(count):

@@ -452,14 +452,21 @@ def write_model_card(folder: str | Path, card: ModelCard) -> Path:
     return path
 
 
+NOT_A_MODEL_FIX = "give the `model` folder of a finished run (`lungkd runs` lists them)."
+
+
+def require_model_card(folder: str | Path) -> ModelCard:
+    """The card of a model folder; a folder without one is refused (LungKDError), as no LungKD model."""
+    card = read_model_card(folder)
+    if card is None:
+        raise LungKDError("not a LungKD model folder (no lungkd.json).", path=folder, fix=NOT_A_MODEL_FIX)
+    return card
+
+
 def update_model_card(folder: str | Path, **fields) -> ModelCard:
     """The card of an existing model folder with `fields` replaced, validated and written atomically: how a
     model trained before calibration existed gets its limits (`lungkd models fit-limits`)."""
-    card = read_model_card(folder)
-    if card is None:
-        raise LungKDError("not a LungKD model folder (no lungkd.json).", path=folder,
-                          fix="give the `model` folder of a finished run (`lungkd runs` lists them).")
-    card = card.replace(**fields)
+    card = require_model_card(folder).replace(**fields)
     write_model_card(folder, card)
     return card
 

@@ -11,8 +11,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-PANNS_CNN6_URL = "https://zenodo.org/records/3987831/files/Cnn6_mAP%3D0.343.pth"
-
 
 @dataclass(frozen=True)
 class CNN6Config:

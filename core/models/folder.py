@@ -21,11 +21,13 @@ import stat
 import struct
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lungkd.core.models.card import CARD_FILE, DAMAGED_FIX, SIZES, DamagedModelError, ModelCard
-from lungkd.core.models.classifiers import Classifier
 from lungkd.core.storage import UnreadableFileError, file_sha256, read_regular_file
+
+if TYPE_CHECKING:  # torch is imported only where tensors are built: listing models needs none
+    from lungkd.core.models.classifiers import Classifier
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"

@@ -15,20 +15,16 @@ from lungkd.core.features.cache import FeatureCache
 from lungkd.core.features.cycle_sets import CycleSet, build_cycle_sets
 from lungkd.core.labels import NUM_CLASSES
 from lungkd.core.models.card import (CARD_FILE, DAMAGED_FIX, DamagedModelError, InputContract, ModelCard, PromptPolicy,
-                                     read_model_card)
+                                     require_model_card)
 from lungkd.core.models.classifiers import Classifier
 from lungkd.core.models.registry import ARCHITECTURES, create_model, model_info
-
-NOT_A_MODEL_FIX = "give the `model` folder of a finished run (`lungkd runs` lists them)."
 
 
 def load_saved_model(folder: str | Path) -> tuple[Classifier, ModelCard]:
     """A model folder written by training (weights + lungkd.json card), in eval mode, and its card, whose
     `inputs` is the contract to build its inputs with. Everything is checked before a tensor is built: the
     card (core.models.card), its architecture against the registry, the files against their checksums."""
-    card = read_model_card(folder)
-    if card is None:
-        raise LungKDError("not a LungKD model folder (no lungkd.json).", path=folder, fix=NOT_A_MODEL_FIX)
+    card = require_model_card(folder)
     if card.architecture not in ARCHITECTURES:
         raise DamagedModelError(f"the model card names architecture '{card.architecture}', which this LungKD does "
                                 f"not know ({', '.join(ARCHITECTURES)}).", path=Path(folder) / CARD_FILE,

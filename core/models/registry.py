@@ -10,7 +10,8 @@ or a local folder loaded by the library's own `from_pretrained` (for CNN6, a PAN
 written by `save_model`). The checkpoint's configuration then decides the size. A hub repository that holds a
 LungKD model (a lungkd.json) is downloaded and loaded as its folder. A LungKD model folder is the
 backbone as `save_pretrained` writes it, the head, and one sidecar, `lungkd.json` (the model card).
-transformers is imported only when a model is built, so listing the registry stays instant.
+torch and transformers are imported only when a model is built (`ModelInfo.classifier`), so listing the registry
+and reading recipes stay instant.
 """
 from __future__ import annotations
 
@@ -18,8 +19,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from lungkd.core.errors import LungKDError
 from lungkd.core.features.cycle_sets import InputSpec
@@ -28,12 +28,16 @@ from lungkd.core.features.spectral import ClapFeatureSettings, FbankSettings
 from lungkd.core.labels import NUM_CLASSES
 from lungkd.core.models.card import (CARD_FILE, DAMAGED_FIX, SIZES, DamagedModelError, InputContract, ModelCard,
                                      read_model_card, write_model_card)
-from lungkd.core.models.classifiers import (ASTClassifier, AudioClapClassifier, BTSClassifier, Classifier,
-                                            CNN6Classifier, EfficientNetClassifier, ResNetClassifier)
-from lungkd.core.models.cnn6 import PANNS_CNN6_URL
 from lungkd.core.models.folder import HEAD_FILE, check_model_folder, size_of
 from lungkd.core.storage import atomic_folder, file_sha256
 from lungkd.core.workspace.layout import ARCHIVE_SUFFIX
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from lungkd.core.models.classifiers import Classifier
+
+PANNS_CNN6_URL = "https://zenodo.org/records/3987831/files/Cnn6_mAP%3D0.343.pth"
 
 CLAP_ID = "laion/clap-htsat-unfused"
 TINY_GPU_SHARE = 0.1
@@ -78,8 +82,15 @@ class ModelInfo:
     paper_train: dict = field(hash=False)  # docs/method.md section 7's recipe for this architecture
     together: bool = False  # k members can train as one batched model (small convolutional networks)
     gpu_share: float = 1.0  # of one GPU, what a full-size run asks a scheduler for (a Ray task's num_gpus)
-    classifier: type[Classifier] = field(default=Classifier, repr=False, compare=False)
+    classifier_name: str = field(default="Classifier", repr=False, compare=False)  # in core.models.classifiers
     hub_id: str | None = None  # None: weights are not on the Hugging Face hub (CNN6)
+
+    @property
+    def classifier(self) -> type[Classifier]:
+        """The classifier class, imported (with torch) only when a model is built."""
+        from lungkd.core.models import classifiers
+
+        return getattr(classifiers, self.classifier_name)
 
     @property
     def input_kind(self) -> str:
@@ -104,19 +115,19 @@ _REGISTRY: dict[str, ModelInfo] = {m.name: m for m in (
         "PANNs CNN6 trunk (4 x 5x5 conv-BN-ReLU-avgpool, 64-128-256-512), max+mean pooling, Linear(512,4)",
         "The paper counts PANNs Cnn6 whole (4,837,455): its AudioSet layers fc1 512x512 (262,656), fc_audioset "
         "512x527 (270,351) and bn0 (128) are dropped; the trunk is 4,304,320, the head 2,052.",
-        _CNN_RECIPE, together=True, gpu_share=0.25, classifier=CNN6Classifier),
+        _CNN_RECIPE, together=True, gpu_share=0.25, classifier_name="CNN6Classifier"),
     ModelInfo(
         "resnet18", _FBANK, 11_172_292, 11.7, "microsoft/resnet-18",
         "ResNet-18 (ImageNet), one-channel stem, global average pooling, Linear(512,4)",
         "The paper counts ResNet-18 with its 1000-class ImageNet fc (513,000): 11,689,512. Ours drops that fc, "
         "sums the stem over RGB (-6,272) and adds the head (2,052).",
-        _CNN_RECIPE, together=True, gpu_share=0.5, classifier=ResNetClassifier, hub_id="microsoft/resnet-18"),
+        _CNN_RECIPE, together=True, gpu_share=0.5, classifier_name="ResNetClassifier", hub_id="microsoft/resnet-18"),
     ModelInfo(
         "efficientnet_b0", _FBANK, 4_012_096, 5.3, "google/efficientnet-b0",
         "EfficientNet-B0 (ImageNet), one-channel stem, global average pooling, Linear(1280,4)",
         "The paper counts EfficientNet-B0 with its 1000-class classifier (1,281,000): 5,288,548. Ours drops it, "
         "sums the stem over RGB (-576) and adds the head (5,124).",
-        _CNN_RECIPE, together=True, gpu_share=0.5, classifier=EfficientNetClassifier,
+        _CNN_RECIPE, together=True, gpu_share=0.5, classifier_name="EfficientNetClassifier",
         hub_id="google/efficientnet-b0"),
     ModelInfo(
         "ast", _FBANK_AUDIOSET, 85_987_588, 87.7, "MIT/ast-finetuned-audioset-10-10-0.4593",
@@ -124,18 +135,18 @@ _REGISTRY: dict[str, ModelInfo] = {m.name: m for m in (
         "transformers' ASTModel is 86,187,264 at 1024 frames; 798 frames have 79 instead of 101 time patches "
         "(-202,752 position parameters); head 3,076. The paper's 87.7M matches the original AST code, which keeps "
         "DeiT's two unused 1000-class heads (2 x 769,000) and a LayerNorm+Linear head: 87,729,876.",
-        _TRANSFORMER_RECIPE, classifier=ASTClassifier, hub_id="MIT/ast-finetuned-audioset-10-10-0.4593"),
+        _TRANSFORMER_RECIPE, classifier_name="ASTClassifier", hub_id="MIT/ast-finetuned-audioset-10-10-0.4593"),
     ModelInfo(
         "audio_clap", _CLAP, 28_192_924, 28.0, CLAP_ID,
         "CLAP HTSAT audio tower + projection, Linear(512,4) on the audio embedding",
         "Audio tower and projection 28,190,872 (the paper's 28M) plus the head (2,052).",
-        _TRANSFORMER_RECIPE, classifier=AudioClapClassifier, hub_id=CLAP_ID),
+        _TRANSFORMER_RECIPE, classifier_name="AudioClapClassifier", hub_id=CLAP_ID),
     ModelInfo(
         "bts", _CLAP_WITH_PROMPTS, 153_496_990, 153.0, CLAP_ID,
         "Full CLAP (HTSAT audio + RoBERTa text) with metadata prompts, Linear(1024,4) on [text, audio] embeddings",
         "Full CLAP 153,492,890 (the paper's 153M: both towers, projections and the two logit scales, unused here) "
         "plus the head (4,100).",
-        _TRANSFORMER_RECIPE, classifier=BTSClassifier, hub_id=CLAP_ID),
+        _TRANSFORMER_RECIPE, classifier_name="BTSClassifier", hub_id=CLAP_ID),
 )}
 ARCHITECTURES = tuple(_REGISTRY)
 

@@ -25,6 +25,8 @@ below and nothing else.
         <name>/                           an adapted model (weights and lungkd.json, which names its parent)
       models/                             MODELS_FOLDER: models imported from .lungkd archives (core.models.archive)
         <name>/                           a MODEL FOLDER, named after its archive
+      results/                            RESULTS_FOLDER: recordings analysed, by model card and file content
+                                          (core.analysis.results), so that a folder's analysis resumes
 
     MODEL FOLDER
       lungkd.json                         CARD_FILE: its card (core.models.card), written last
@@ -52,6 +54,7 @@ RUNS_FOLDER = "runs"
 MODELS_FOLDER = "models"
 UNPACKED_FOLDER = "unpacked"
 ADAPTED_FOLDER = "adapted"
+RESULTS_FOLDER = "results"
 RECIPE_FILE = "recipe.json"
 RECIPE_TOML = "recipe.toml"
 EVENTS_FILE = "events.jsonl"

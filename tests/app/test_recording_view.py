@@ -51,7 +51,7 @@ def view(qtbot):
 def shown_labels(view):
     """(lane y, scene rectangle, text, cycle start, cycle end) of every visible label."""
     return [(label.y, label.item.sceneBoundingRect(), label.item.toPlainText(), label.start, label.end)
-            for label in view._labels if label.item.isVisible()]
+            for label in view._labels if label.item is not None and label.item.isVisible()]  # None: never shown
 
 
 def assert_labels_apart_and_inside(view):

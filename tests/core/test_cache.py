@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from lungkd.core import pool as pool_module
 from lungkd.core.features import cache as cache_module
 from lungkd.core.data.annotations import read_annotation_file
 from lungkd.core.storage import file_sha256
@@ -174,7 +175,10 @@ def test_real_recordings_give_80_clips_of_the_shared_readme_classes(icbhi_audio_
 
 def test_recordings_give_clips_in_dataset_order_and_a_cached_rerun_is_identical(synthetic_dir, tmp_path, monkeypatch):
     """On the session's generated recordings (tests/conftest.py): 14 of four devices at 4 to 44.1 kHz, 70 cycles.
-    They are only read; the cache is in tmp_path."""
+    They are only read; the cache is in tmp_path. Helpers are made to pay at once, so a helper process
+    prepares some of them."""
+    monkeypatch.setattr(pool_module, "WORKER_START_S", 0.0)
+    monkeypatch.setattr(pool_module, "_measured_start_s", None)
     recs = recordings_in(synthetic_dir)
     assert (len(recs), sum(len(r.cycles) for r in recs)) == (14, 70), "the synthetic dataset changed: pick again"
     store = FeatureCache(tmp_path)
@@ -193,7 +197,7 @@ def test_recordings_give_clips_in_dataset_order_and_a_cached_rerun_is_identical(
     def no_pool(*args, **kwargs):
         raise AssertionError("a process pool was started although every entry is cached")
 
-    monkeypatch.setattr(cache_module, "spawn_pool", no_pool)
+    monkeypatch.setattr(pool_module, "spawn_pool", no_pool)
     again = prepare_dataset(recs, PREP, FbankSettings(), store, workers=4)
     assert (again.computed, again.cache_hits) == (0, 14)
     np.testing.assert_array_equal(again.inputs, first.inputs)

@@ -1,0 +1,75 @@
+"""Small jobs do not pay for pools: `run_jobs` works in the caller's process and starts helper processes only
+when the work left outlasts starting them; what helpers compute is what the caller would have."""
+import os
+import threading
+
+import numpy as np
+import pytest
+
+from lungkd.core import pool as pool_module
+from lungkd.core.cancel import Cancelled
+from lungkd.core.data.synth import write_synthetic_dataset
+from lungkd.core.pool import helpers_pay, run_jobs
+
+
+def square_where(number: int) -> tuple[int, int, int]:
+    """A job with some work in it: the number, its square, and the process that computed it."""
+    np.linalg.svd(np.random.default_rng(number).normal(size=(120, 120)))
+    return number, number * number, os.getpid()
+
+
+def test_helpers_pay_only_when_the_work_left_outlasts_starting_them():
+    assert not helpers_pay(0.2, 9, start_s=5.0)  # ten recordings' preparation: 2 s left against 5 s starts
+    assert helpers_pay(0.2, 899, start_s=5.0)  # nine hundred: 180 s left
+    assert not helpers_pay(1.0, 10, start_s=5.0)  # exactly two starts: still not worth it
+    assert helpers_pay(1.0, 11, start_s=5.0)
+
+
+def test_small_work_stays_in_this_process_and_no_pool_starts(monkeypatch):
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a pool was started for work that cannot pay for it")
+
+    monkeypatch.setattr(pool_module, "spawn_pool", no_pool)
+    results = list(run_jobs(square_where, range(10), workers=2, start_s=1e6))
+    assert sorted((n, sq) for n, sq, _ in results) == [(n, n * n) for n in range(10)]
+    assert {pid for *_, pid in results} == {os.getpid()}
+
+
+def test_large_work_is_shared_with_helpers_and_every_job_is_done_once():
+    results = list(run_jobs(square_where, range(40), workers=2, start_s=0.0))
+    assert sorted((n, sq) for n, sq, _ in results) == [(n, n * n) for n in range(40)]
+    pids = {pid for *_, pid in results}
+    assert os.getpid() in pids and len(pids) == 2  # the caller and its one helper both worked
+    assert pool_module.worker_start_seconds() >= 0.0  # the helper's start was timed for the next decision
+
+
+def test_one_worker_means_this_process_alone(monkeypatch):
+    monkeypatch.setattr(pool_module, "spawn_pool", lambda *a, **k: pytest.fail("workers=1 started a pool"))
+    results = list(run_jobs(square_where, range(6), workers=1, start_s=0.0))
+    assert {pid for *_, pid in results} == {os.getpid()}
+
+
+def test_a_cancel_stops_the_work_and_the_helpers():
+    seen = []
+    stop = threading.Event()
+
+    def check():
+        if stop.is_set():
+            raise Cancelled("cancelled")
+
+    with pytest.raises(Cancelled):
+        for result in run_jobs(square_where, range(200), workers=2, check=check, start_s=0.0):
+            seen.append(result)
+            if len(seen) == 5:
+                stop.set()
+    assert 5 <= len(seen) < 200
+
+
+def test_synthetic_recordings_are_the_same_bytes_whoever_renders_them(tmp_path, monkeypatch):
+    alone = write_synthetic_dataset(tmp_path / "alone", recordings=12, seed=3, workers=1)
+    monkeypatch.setattr(pool_module, "WORKER_START_S", 0.0)
+    monkeypatch.setattr(pool_module, "_measured_start_s", None)
+    shared = write_synthetic_dataset(tmp_path / "shared", recordings=12, seed=3, workers=2)
+    assert alone.recordings == shared.recordings == 12
+    for path in sorted((tmp_path / "alone").iterdir()):
+        assert path.read_bytes() == (tmp_path / "shared" / path.name).read_bytes(), path.name
