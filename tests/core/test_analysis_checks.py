@@ -87,7 +87,8 @@ def test_csv_and_json_carry_the_quality_and_the_breathing(analysis, tmp_path):
     write_csv([analysis], tmp_path / "cycles.csv")
     with open(tmp_path / "cycles.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    assert tuple(rows[0]) == CSV_COLUMNS and CSV_COLUMNS[-len(QUALITY_COLUMNS):] == QUALITY_COLUMNS
+    # the quality and breathing columns come last but the prompt a prompt-reading model read
+    assert tuple(rows[0]) == CSV_COLUMNS and CSV_COLUMNS[-len(QUALITY_COLUMNS) - 1:] == (*QUALITY_COLUMNS, "prompt")
     for row, cycle in zip(rows, analysis.cycles, strict=True):
         assert row["quality"] == cycle.quality
         assert ("clipped" in row["quality_reasons"]) == any("clipped" in r for r in cycle.quality_reasons)
