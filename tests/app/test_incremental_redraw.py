@@ -32,6 +32,10 @@ def test_an_edit_redraws_only_the_rows_and_stretches_it_changed(window, wait_idl
     wait_idle(window, 600000)
     page, document = window.recordings, window.session.current_document()
     assert len(document.spans) > 60 and page.table.rowCount() == len(document.spans)
+    # the first class set on an unannotated recording draws every other cycle in the "no class" lane: the
+    # edits measured below are those of a recording being annotated
+    document.set_labels({index: 0 for index in range(len(document.spans))})
+    wait_idle(window, 600000)
     before_cells, before_bars = cells(page.table), dict(page.view._bar_chunks)
     assert len({chunk for _, chunk in before_bars}) >= 5
 
@@ -60,7 +64,7 @@ def test_an_edit_redraws_only_the_rows_and_stretches_it_changed(window, wait_idl
     document.undo_stack.undo()
     wait_idle(window, 600000)
     assert page.table.rowCount() == spans
-    assert page.table.item(20, page.table.column("annotated")).text() == "no class"
+    assert page.table.item(20, page.table.column("annotated")).text() == "normal"  # as the setup set it
     bars = page.view._bar_chunks
     drawn = sorted((c.start, c.end) for (lane, _), (members, _) in bars.items() if lane == "model" for c in members)
     assert drawn == sorted((c.start, c.end) for c in window.session.shown_cycles())  # every cycle once, as now
