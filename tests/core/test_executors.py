@@ -182,14 +182,14 @@ def _with(job: RunJob, **changes) -> RunJob:
 
 
 def test_a_crashed_worker_comes_back_with_its_traceback_and_exit_code(synthetic_dir, tmp_path):
-    job = _job(synthetic_dir, tmp_path)
-    # a file where the run folder goes: the worker's mkdir raises, an unexpected exception rather than bad input
-    (tmp_path / "teacher-1").write_text("not a folder")
+    # a run folder no file system can hold (a file in its way is a message since disks that fail are said):
+    # the worker's first touch of it raises ValueError, an unexpected exception rather than bad input
+    job = _with(_job(synthetic_dir, tmp_path), folder=str(tmp_path / "teacher\0one"))
     with pytest.raises(WorkerError) as caught:
         ProcessExecutor(workers=1).run([job], lambda e: None, CancelToken())
     error = caught.value
     assert error.exit_code == 1 and "teacher seed 1 crashed in its worker (process " in str(error)
-    assert "FileExistsError" in str(error) and "mkdir" in error.worker_traceback
+    assert "ValueError" in str(error) and "embedded null byte" in error.worker_traceback
     assert "The worker's traceback:" in str(error) and "Traceback (most recent call last)" in str(error)
 
 
