@@ -31,6 +31,12 @@ from lungkd.core.workspace.layout import MODEL_FOLDER, REPORT_HTML, experiment_f
 from ..engine import EngineTask, TaskQueue
 from .adapt_dialog import AdaptDialog
 
+SPLIT_TIP = ("Which recordings test the models. official: the dataset's own split (ICBHI's split file, or train and "
+             "test folders). patient: patients drawn at random for testing, every recording of a patient on one "
+             "side; a folder without an official split always gets it.")
+SELECTION_TIP = ("Which epoch of each model is kept. best_test: the best on the test split (the papers' protocol; "
+                 "the test Score is then optimistic). best_val: the best on a validation split carved from the "
+                 "training patients (honest). last: the last epoch, nothing selected.")
 RECIPES_DIR = shipped_recipes_folder()  # the package data, wherever LungKD is installed
 # where the Run page trains (core.kd.executors); child processes keep the window smooth
 EXECUTOR_LABELS = {"process": "child processes on this computer", "inprocess": "the window's own process",
@@ -237,8 +243,12 @@ class DataPage(RecipePage):
         self.recordings = _spin(4, 5000, 48)
         self.split = QComboBox()
         self.split.addItems(["official", "patient"])
+        self.split.setToolTip(SPLIT_TIP)
+        self.split_note = QLabel()  # what the chosen split holds out for testing
+        self.split.currentTextChanged.connect(lambda _: self._show_split_note())
         self.selection = QComboBox()
         self.selection.addItems([s.value for s in Selection])
+        self.selection.setToolTip(SELECTION_TIP)
         self.inspect = QPushButton("Inspect")
         self.inspect.clicked.connect(self._inspect)
         self.counts = show_every_row(_table(["split", *CLASS_NAMES, "total", "with audio"], []))
@@ -264,7 +274,10 @@ class DataPage(RecipePage):
         row.addWidget(QLabel("recordings"))
         row.addStretch(1)
         form.addRow("", row)
-        form.addRow("Split", self.split)
+        row = QHBoxLayout()
+        row.addWidget(self.split)
+        row.addWidget(self.split_note, 1)
+        form.addRow("Split", row)
         form.addRow("Checkpoint selection", self.selection)
         form.addRow(self.inspect, self.detected)
         form.addRow(self.counts)
@@ -277,6 +290,7 @@ class DataPage(RecipePage):
         if folder:
             self.folder.setText(folder)
             self._folder_chosen()
+            self._inspect()  # shows at once what the folder holds and the split it gets
 
     def _folder_chosen(self) -> None:
         """A folder replaces the generated dataset, and takes its own split (the CPU demo splits its generated
@@ -297,6 +311,14 @@ class DataPage(RecipePage):
             self.recordings.setValue(recipe.data.synthetic.recordings)
         self.folder.setText(recipe.data.path or "")
         self.split.setCurrentText(recipe.data.split)
+        self._show_split_note()
+
+    def _show_split_note(self) -> None:
+        data = self.wizard_().recipe.data if self.wizard() is not None else None
+        fraction = data.test_fraction if data is not None and not isinstance(data, tuple) else 0.4
+        self.split_note.setText(f"{fraction:.0%} of the patients held out for testing, drawn at random"
+                                if self.split.currentText() == "patient" else
+                                "the dataset's own train and test recordings (its split file or folders)")
 
     def updated(self, recipe: ExperimentRecipe) -> ExperimentRecipe:
         if isinstance(recipe.data, tuple):
@@ -350,16 +372,26 @@ class DataPage(RecipePage):
         key = self._inspection_key()
 
         def job(report, cancel):
-            from lungkd.core.data.sources import resolve_dataset
+            from lungkd.core.data.sources import resolve_dataset, with_the_folders_split
 
-            return resolve_dataset(recipe.data, workspace, selection=recipe.selection).stats()
+            data = with_the_folders_split(recipe.data)
+            return data, resolve_dataset(data, workspace, selection=recipe.selection).stats()
 
         self.clear_inspection()
         self.detected.setText("Reading the dataset…")
         task = EngineTask(job, "Reading the dataset")
-        task.finished.connect(lambda stats: self.show_stats(stats, key))
+        task.finished.connect(lambda result: self._inspected(*result, key))
         task.failed.connect(self._inspection_failed)
         self.wizard_().queue.submit(task)
+
+    def _inspected(self, data, stats: dict, key: str) -> None:
+        """Takes the split the folder allows (patient-wise where it has no official split), then shows the stats."""
+        wizard = self.wizard_()
+        if data != wizard.recipe.data and key == self._inspection_key():
+            wizard.recipe = wizard.recipe.replace(data=data)
+            self.split.setCurrentText(data.split)
+            key = self._inspection_key()
+        self.show_stats(stats, key)
 
     def _inspection_failed(self, message: str, details: str) -> None:
         self._advance_when_inspected = False
