@@ -20,7 +20,9 @@ from lungkd.core.data.metadata import SPLIT_FILE
 from lungkd.core.data.labelled_folders import FORMAT_NAMES
 from lungkd.core.data.sources import data_specs, dataset_label, trainability_problem
 from lungkd.core.kd.progress import describe
+from lungkd.core.errors import LungKDError
 from lungkd.core.kd.report import ExperimentReport
+from lungkd.core.kd.store import ExperimentStore, RecipeChangedError, new_experiment_name
 from lungkd.core.labels import CLASS_NAMES
 from lungkd.core.models.registry import ARCHITECTURES, SIZES
 from lungkd.core.recipes import (ExperimentRecipe, SecondGeneration, SoftLabelSpec, SyntheticData, load_experiment,
@@ -39,6 +41,8 @@ SELECTION_TIP = ("Which epoch of each model is kept. best_test: the best on the 
                  "training patients (honest). last: the last epoch, nothing selected.")
 RECIPES_DIR = shipped_recipes_folder()  # the package data, wherever LungKD is installed
 # where the Run page trains (core.kd.executors); child processes keep the window smooth
+START_NEW = "Start as a new experiment"
+SHOWN_CHANGES = 3  # differences named where a changed recipe meets an experiment of its name
 EXECUTOR_LABELS = {"process": "child processes on this computer", "inprocess": "the window's own process",
                    "ray": "a Ray cluster"}
 
@@ -123,6 +127,7 @@ class TrainingWizard(QWizard):
                       ResultsPage()]
         for page in self.pages:
             self.addPage(page)
+        self.currentIdChanged.connect(lambda _: self.currentPage() is self.pages[4] and self.pages[4].propose_free_name())
         self.model_in_use: Path | None = None  # the main window's, for adapting
         self.adaptation: AdaptDialog | None = None
         self._offer_adaptation()
@@ -514,6 +519,18 @@ class TeachersPage(RecipePage):
         self.wizard_().queue.submit(task)
 
 
+def name_taken_by(workspace: Path, recipe: ExperimentRecipe) -> str:
+    """How `recipe` differs, in words, from the experiment of its name that was started with another recipe; empty
+    when the name is free or continues the same recipe. The first few differences are named, the rest counted. A
+    damaged experiment folder says so instead."""
+    try:
+        changes = ExperimentStore(workspace, recipe).changes()
+    except LungKDError as exc:
+        return exc.problem.message.rstrip(".")
+    more = len(changes) - SHOWN_CHANGES
+    return "; ".join(changes[:SHOWN_CHANGES]) + (f"; and {more} other setting{'s' * (more > 1)}" if more > 0 else "")
+
+
 def _at_most(labels: SoftLabelSpec, k: int) -> str:
     """The soft-label mode with at most k teachers (the ablations use none)."""
     return labels.name if labels.k <= k else f"{labels.mode}_{k}"
@@ -611,8 +628,12 @@ class ReviewPage(RecipePage):
         self.text.setReadOnly(True)
         save = QPushButton("Save as TOML…")
         save.clicked.connect(self._save)
+        self.note = QLabel(wordWrap=True, textFormat=Qt.TextFormat.PlainText)  # why the name was changed
+        self.note.setStyleSheet("color: #9a6700")
+        self.note.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)  # all its lines, not one
         layout = QFormLayout(self)
         layout.addRow("Experiment name", self.name)
+        layout.addRow(self.note)
         layout.addRow(self.text)
         layout.addRow(save)
         layout.addRow(self._error_label())
@@ -622,14 +643,39 @@ class ReviewPage(RecipePage):
         self.name.setText(recipe.name)
         self.text.setPlainText(recipe_to_toml(recipe))
 
-    def _refresh(self) -> None:
-        if self.wizard() is None:
-            return
+    def propose_free_name(self) -> None:
+        """A recipe whose name belongs to an experiment started with another recipe (other data, say) gets a new
+        name, and the note says why: running it under the old name could only be refused. Asked each time the page
+        is shown, coming back from a refused Run too."""
+        self.note.setText("")
         try:
-            self.text.setPlainText(recipe_to_toml(self.updated(self.wizard_().recipe)))
-            self.error.setText("")
+            recipe = self.updated(self.wizard_().recipe)
+        except ValueError:  # a name that cannot be a folder: the error line already says so
+            return
+        changes = name_taken_by(self.wizard_().workspace, recipe)
+        if changes:
+            name = new_experiment_name(self.wizard_().workspace, recipe)
+            self.name.setText(name)
+            self.note.setText(f"An experiment named '{recipe.name}' was started with another recipe: {changes}. This "
+                              f"one is named '{name}' so that both are kept; to continue '{recipe.name}' instead, go "
+                              "back and restore its recipe.")
+
+    def validatePage(self) -> bool:
+        return super().validatePage() and not self._refresh()
+
+    def _refresh(self) -> str:
+        """Shows the recipe as it will run, or says why it cannot (returned, empty when it can)."""
+        if self.wizard() is None:
+            return ""
+        try:
+            recipe = self.updated(self.wizard_().recipe)
+            self.text.setPlainText(recipe_to_toml(recipe))
+            changes = name_taken_by(self.wizard_().workspace, recipe)
+            self.error.setText(f"An experiment named '{recipe.name}' was started with another recipe: {changes}. "
+                               "Choose another name to start a new experiment." if changes else "")
         except Exception as exc:  # a name that cannot be a folder: say so while it is typed
             self.error.setText(str(exc))
+        return self.error.text()
 
     def updated(self, recipe: ExperimentRecipe) -> ExperimentRecipe:
         return recipe.replace(name=self.name.text().strip() or recipe.name)  # validated as a loaded file is
@@ -741,6 +787,9 @@ class RunPage(RecipePage):
     def start(self) -> None:
         wizard = self.wizard_()
         wizard.recipe = wizard.recipe.replace(executor=self.executor.currentData())  # saved with the recipe
+        if self.start_button.text() == START_NEW:  # the name is another experiment's: this recipe starts anew
+            wizard.recipe = wizard.recipe.replace(name=new_experiment_name(wizard.workspace, wizard.recipe))
+            self.log.appendPlainText(f"Started as the new experiment '{wizard.recipe.name}'.")
         recipe, workspace = wizard.recipe, wizard.workspace
         address = self.address.text().strip() or None if recipe.executor == "ray" else None
         self.ran = recipe
@@ -833,9 +882,14 @@ class RunPage(RecipePage):
 
     def _failed(self, message: str, details: str) -> None:
         self.error.setText(message)
-        self.log.appendPlainText(f"Stopped by an error: {message}")
+        self.log.appendPlainText("Stopped by an error; the reason is below.")
         self.details = f"{message}\n\n{details}"
         self.copy_details.setVisible(True)
+        if isinstance(self.wizard_().task.error, RecipeChangedError):  # Resume would be refused the same way
+            self._stopped("Stopped: the name is another experiment's, so Resume cannot help; start this recipe as a "
+                          "new experiment.")
+            self.start_button.setText(START_NEW)
+            return
         self._stopped("Stopped by an error: correct what it names, then press Resume (nothing finished is lost).")
 
     def _cancelled(self) -> None:

@@ -315,22 +315,22 @@ def test_the_real_icbhi_folder_here_is_refused_for_best_test_with_the_reason(wiz
 
 
 def test_a_refused_run_says_why_and_a_new_name_forgets_its_error(wizard, qtbot, model_folder):
-    recorded_experiment(wizard.workspace, model_folder, "demo-cpu")  # an earlier experiment took the name
     while not isinstance(wizard.currentPage(), RunPage):
         wizard.next()
+    recorded_experiment(wizard.workspace, model_folder, "demo-cpu")  # another recipe took the name meanwhile
     run = wizard.currentPage()
     run.start()
-    qtbot.waitUntil(lambda: run.start_button.text() == "Resume", timeout=60000)
-    assert "experiment 'demo-cpu' was started with another recipe" in run.error.text()
+    qtbot.waitUntil(lambda: run.start_button.text() == "Start as a new experiment", timeout=60000)
+    assert "experiment 'demo-cpu' was started with another recipe: the data was 14 generated" in run.error.text()
     assert "give the recipe a new name" in run.error.text()
     log = run.log.toPlainText()
-    assert log.startswith("Stopped by an error: ") and "was started with another recipe" in log
+    assert log.startswith("Stopped by an error; the reason is below.") and "another recipe" not in log  # said once
     assert "Traceback" not in log and run.copy_details.isVisible() and "Traceback" in run.details
 
     wizard.back()
     review = wizard.currentPage()
     assert isinstance(review, ReviewPage)
-    review.name.setText("demo-cpu-2")
+    assert review.name.text() == "synthetic-240-seed0-noise0"  # proposed: the name is taken by other data
     wizard.next()
     assert wizard.currentPage() is run
     assert run.error.text() == "" and run.start_button.text() == "Run" and run.log.toPlainText() == ""
