@@ -13,8 +13,8 @@ from PySide6.QtCore import QEventLoop, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from superqt.utils import qthrottled
 from PySide6.QtWidgets import (QAbstractScrollArea, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
-                               QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QProgressBar, QPushButton, QSizePolicy,
-                               QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWizard, QWizardPage)
+                               QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton,
+                               QSizePolicy, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWizard, QWizardPage)
 
 from lungkd.core.data.metadata import SPLIT_FILE
 from lungkd.core.data.labelled_folders import FORMAT_NAMES
@@ -24,6 +24,7 @@ from lungkd.core.errors import LungKDError
 from lungkd.core.kd.report import ExperimentReport
 from lungkd.core.kd.store import ExperimentStore, RecipeChangedError, new_experiment_name
 from lungkd.core.labels import CLASS_NAMES
+from lungkd.core.models.card import read_model_card
 from lungkd.core.models.registry import ARCHITECTURES, SIZES
 from lungkd.core.recipes import (ExperimentRecipe, SecondGeneration, SoftLabelSpec, SyntheticData, load_experiment,
                                  recipe_to_toml, shipped_recipes_folder)
@@ -127,7 +128,8 @@ class TrainingWizard(QWizard):
                       ResultsPage()]
         for page in self.pages:
             self.addPage(page)
-        self.currentIdChanged.connect(lambda _: self.currentPage() is self.pages[4] and self.pages[4].propose_free_name())
+        review = self.pages[4]
+        self.currentIdChanged.connect(lambda _: self.currentPage() is review and review.propose_free_name())
         self.model_in_use: Path | None = None  # the main window's, for adapting
         self.adaptation: AdaptDialog | None = None
         self._offer_adaptation()
@@ -172,8 +174,6 @@ class TrainingWizard(QWizard):
 
     def closeEvent(self, event) -> None:
         if self.task is not None and self.task.is_running():
-            from PySide6.QtWidgets import QMessageBox
-
             answer = QMessageBox.question(self, "LungKD", "Training is running. Stop it? It resumes from where it "
                                           "stopped the next time you run the same recipe.")
             if answer != QMessageBox.StandardButton.Yes:
@@ -914,6 +914,9 @@ class ResultsPage(RecipePage):
         self.summary = QLabel(wordWrap=True)
         self.notes = QLabel(wordWrap=True)  # checkpoint selections that found no epoch with Se > 5 %
         self.notes.setStyleSheet("color: #9a6700")
+        self.untrusted = QLabel(wordWrap=True, textFormat=Qt.TextFormat.PlainText)  # the student's test warnings
+        self.untrusted.setStyleSheet("color: #c0392b")
+        self.confirmation: QMessageBox | None = None  # asked before an untrusted student is used
         self.confusions = {role: show_every_row(_table(["true \\ predicted", *CLASS_NAMES], []))
                            for role in ("student", "baseline")}
         self.confusion_titles = {role: QLabel() for role in self.confusions}
@@ -926,6 +929,7 @@ class ResultsPage(RecipePage):
         layout.addLayout(row, 1)
         layout.addLayout(_titled("Students: distilled against the same student on hard labels (mean over seeds)",
                                  self.students))
+        layout.addWidget(self.untrusted)
         row = QHBoxLayout()
         for role, table in self.confusions.items():
             column = QVBoxLayout()
@@ -956,6 +960,11 @@ class ResultsPage(RecipePage):
         notes = report.selection_notes()
         self.notes.setText("Checkpoint selection fell back for " + " ".join(notes) if notes else "")
         self.notes.setVisible(bool(notes))
+        warnings = self.student_warnings()
+        self.untrusted.setText("⚠ The student offered for analysis should not be trusted yet. " + " ".join(warnings)
+                               if warnings else "")
+        self.untrusted.setVisible(bool(warnings))
+        self.use_student.setText("Use the student for analysis…" if warnings else "Use the student for analysis")
         for role, title in (("student", "distilled student"), ("baseline", "same student, hard labels")):
             runs = [s for s in report.students if s.role == role and s.confusion]
             best = max(runs, key=lambda s: s.score or 0.0, default=None)
@@ -984,7 +993,28 @@ class ResultsPage(RecipePage):
         best = max(students, key=lambda s: s.score or 0.0)
         return student_run_folder(self._folder(), "student", best.arch, best.labels, best.seed) / MODEL_FOLDER
 
-    def _use_student(self) -> None:
+    def student_warnings(self) -> list[str]:
+        """Why the student offered for analysis should not be trusted (its card's test warnings), in sentences."""
         folder = self.student_model()
-        if folder is not None:
-            self.wizard_().use_model.emit(str(folder))
+        try:
+            return [warning.text for warning in read_model_card(folder).test_warnings] if folder else []
+        except LungKDError as exc:  # a damaged card: that is the reason
+            return [str(exc)]
+
+    def _use_student(self) -> None:
+        """Hands the best student to the main window; one whose test Score does not show it can be trusted only
+        after the user has read why and confirmed."""
+        folder = self.student_model()
+        if folder is None:
+            return
+        warnings = self.student_warnings()
+        if warnings:
+            self.confirmation = QMessageBox(QMessageBox.Icon.Warning, "LungKD",
+                                            "This student should not be trusted yet.", parent=self)
+            self.confirmation.setInformativeText("\n\n".join(warnings) + "\n\nUse it for analysis anyway?")
+            self.confirmation.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel)
+            self.confirmation.setDefaultButton(QMessageBox.StandardButton.Cancel)
+            self.confirmation.button(QMessageBox.StandardButton.Yes).setText("Use it anyway")
+            if self.confirmation.exec() != QMessageBox.StandardButton.Yes:
+                return
+        self.wizard_().use_model.emit(str(folder))
