@@ -118,6 +118,7 @@ def test_every_new_workspace_gets_the_demo_and_later_starts_reopen_the_last_sess
     first = _start(qtbot, tmp_path / "first")
     demo = sorted((tmp_path / "first" / "datasets" / "studio-demo").glob("*.wav"))
     assert len(demo) == 6 and sorted(first.session.recordings) == demo
+    assert all(recording.generated for recording in first.session.recordings.values())  # marked so in the list
     first.recordings.recording_list.setCurrentRow(0)
     first.recordings.remove_current()  # the user closes one recording before quitting
     first.close()

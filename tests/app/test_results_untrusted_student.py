@@ -3,26 +3,13 @@ cycles): the page says so, and "Use the student for analysis" asks, with the rea
 from pathlib import Path
 
 import torch  # noqa: F401  - before PySide6, as in the entry point
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QMessageBox
 
 from lungkd.app.training.wizard import ResultsPage, RunPage
 from lungkd.core.kd.report import ExperimentReport
 from lungkd.core.workspace.layout import RECIPE_TOML, REPORT_JSON
 from recorded_experiment import recorded_experiment
-
-
-def answer_the_warning(qtbot, answer: QMessageBox.StandardButton, seen: list[str]) -> None:
-    """Once the warning box is open, keeps its text and informative text in `seen` and presses `answer`."""
-    def press():
-        box = QApplication.activeModalWidget()
-        if not isinstance(box, QMessageBox):
-            QTimer.singleShot(20, press)
-            return
-        seen.extend([box.text(), box.informativeText()])
-        box.button(answer).click()
-
-    QTimer.singleShot(0, press)
+from studio_driver import respond
 
 
 def _results(wizard, model_folder) -> ResultsPage:
@@ -46,14 +33,14 @@ def test_an_untrusted_student_is_marked_and_used_only_after_confirming_why(wizar
 
     used: list[str] = []
     wizard.use_model.connect(used.append)
-    seen: list[str] = []
-    answer_the_warning(qtbot, QMessageBox.StandardButton.Cancel, seen)
+    respond(QMessageBox.StandardButton.Cancel)
     results.use_student.click()
-    assert seen[0] == "This student should not be trusted yet."
-    assert "measured on only 25 cycles" in seen[1] and seen[1].endswith("Use it for analysis anyway?")
+    assert respond.text == "This student should not be trusted yet."
+    assert "measured on only 25 cycles" in respond.informative
+    assert respond.informative.endswith("Use it for analysis anyway?")
     assert used == []  # cancelled: the model in use stays
 
-    answer_the_warning(qtbot, QMessageBox.StandardButton.Yes, seen)
+    respond("Use it anyway")
     results.use_student.click()
     assert len(used) == 1 and (Path(used[0]) / "lungkd.json").is_file()
     assert Path(used[0]) == results.student_model()

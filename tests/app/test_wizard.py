@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch  # noqa: F401  - before PySide6, as in the entry point
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QLabel, QMessageBox, QWizard
+from PySide6.QtWidgets import QLabel, QWizard
 
 from lungkd.app.shell.main_window import MainWindow
 
@@ -14,7 +14,7 @@ from lungkd.app.training.wizard import (EXECUTOR_LABELS, RECIPES_DIR, DataPage, 
 from lungkd.core.kd.executors import InProcessExecutor
 from lungkd.core.kd.experiment import Experiment
 from lungkd.core.recipes import EXECUTORS, load_experiment
-from test_results_untrusted_student import answer_the_warning
+from studio_driver import respond
 
 
 
@@ -89,11 +89,10 @@ def test_wizard_end_to_end_with_cancel_and_resume(wizard, qtbot, tmp_path):
     titles = [label.text() for label in results.findChildren(QLabel)]
     assert any(t.startswith("<b>Teachers") for t in titles) and any(t.startswith("<b>Students") for t in titles)
     assert results.report_path().exists()
-    seen: list[str] = []
-    answer_the_warning(qtbot, QMessageBox.StandardButton.Yes, seen)  # ten recordings test on too few cycles
+    respond("Use it anyway")  # ten recordings test the student on too few cycles: asked first
     with qtbot.waitSignal(wizard.use_model) as used:
         results.use_student.click()
-    assert seen and "cycles (fewer than 50)" in seen[1]
+    assert "cycles (fewer than 50)" in respond.informative
     assert (Path(used.args[0]) / "lungkd.json").exists()
     runs = RunsView(tmp_path / "ws")
     qtbot.addWidget(runs)
