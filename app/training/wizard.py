@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pyqtgraph as pg
 from PySide6.QtCore import QEventLoop, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QGuiApplication
+from PySide6.QtGui import QDesktopServices, QGuiApplication, QValidator
 from superqt.utils import qthrottled
 from PySide6.QtWidgets import (QAbstractScrollArea, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
                                QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton,
@@ -219,13 +219,47 @@ def _arch_combo() -> QComboBox:
     return combo
 
 
-def _spin(low, high, value=0, decimals=None) -> QSpinBox | QDoubleSpinBox:
-    spin = QDoubleSpinBox() if decimals else QSpinBox()
-    if decimals:
-        spin.setDecimals(decimals)
+def _spin(low: int, high: int, value: int = 0) -> QSpinBox:
+    spin = QSpinBox()
     spin.setRange(low, high)
     spin.setValue(value)
     return spin
+
+
+def rate_text(value: float) -> str:
+    """A learning rate as people write it: 1e-3, 5e-5, 2.5e-4; 0.1 and above as decimals."""
+    if value >= 0.1:
+        return f"{value:g}"
+    mantissa, exponent = f"{value:.6e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+class RateSpin(QDoubleSpinBox):
+    """A learning rate shown and typed as written (1e-3); the arrows double or halve it."""
+
+    def __init__(self, value: float):
+        super().__init__()
+        self.setDecimals(12)  # what is kept, not what is shown
+        self.setRange(1e-7, 1.0)
+        self.setValue(value)
+
+    def textFromValue(self, value: float) -> str:
+        return rate_text(value)
+
+    def valueFromText(self, text: str) -> float:
+        return float(text)
+
+    def validate(self, text: str, position: int):
+        try:
+            inside = self.minimum() <= float(text) <= self.maximum()
+        except ValueError:  # "1e-" on the way to "1e-4"
+            inside = False
+        return (QValidator.State.Acceptable if inside else QValidator.State.Intermediate), text, position
+
+    def stepBy(self, steps: int) -> None:
+        for _ in range(abs(steps)):  # each step by the value itself, or by its half going down
+            self.setSingleStep(self.value() if steps > 0 else self.value() / 2)
+            super().stepBy(1 if steps > 0 else -1)
 
 
 class DataPage(RecipePage):
@@ -408,7 +442,7 @@ class DataPage(RecipePage):
         rows = [[split, *counts.values(), sum(counts.values()), usable.get(split, 0)]
                 for split, counts in stats["cycles"].items()]
         fill_table(self.counts, rows)
-        kind = self.data_kind(stats)
+        kind = self.data_kind(stats, self.wizard_().recipe.data)
         self.mapping.setText(self.mapping_text(stats))
         count = len(stats["warnings"])
         self.detected.setText(f"{kind}: {stats['recordings']} recordings ({stats['recordings_with_audio']} with "
@@ -423,10 +457,13 @@ class DataPage(RecipePage):
             self.wizard_().next()
 
     @staticmethod
-    def data_kind(stats: dict) -> str:
-        """What the folder is, in a few words."""
+    def data_kind(stats: dict, data=None) -> str:
+        """What the folder is, in a few words; generated recordings (the recipe's `data`) are said to be."""
         if stats.get("datasets"):
             return f"{len(stats['datasets'])} datasets pooled"
+        if data is not None and not isinstance(data, tuple) and data.synthetic is not None:
+            split = "split by patient" if data.split == "patient" else "with the split they were generated with"
+            return f"Generated recordings in the {FORMAT_NAMES[stats['format']]}, {split}"
         if stats["split_file"]:
             return "ICBHI layout with its official split"
         if stats["format"] == "icbhi":
@@ -460,7 +497,7 @@ class TeachersPage(RecipePage):
         self.k = _spin(1, 100, 5)
         self.epochs = _spin(1, 1000, 50)
         self.batch = _spin(1, 1024, 8)
-        self.lr = _spin(1e-7, 1.0, 5e-5, decimals=7)
+        self.lr = RateSpin(5e-5)
         self.device = QComboBox()
         self.device.addItems(["auto", "cpu", "cuda"])
         self.estimate = QLabel("—")
@@ -577,7 +614,7 @@ class StudentPage(RecipePage):
         self.seeds = QLineEdit()
         self.baseline = QCheckBox("Also train it on the hard labels (the baseline for the gain)")
         self.second = QCheckBox("Form the second-generation ensemble of the students (BTS-d++)")
-        self.epochs, self.batch, self.lr = _spin(1, 1000, 50), _spin(1, 1024, 8), _spin(1e-7, 1.0, 5e-5, decimals=7)
+        self.epochs, self.batch, self.lr = _spin(1, 1000, 50), _spin(1, 1024, 8), RateSpin(5e-5)
         form = QFormLayout(self)
         for label, widget in (("Architecture", self.arch), ("Size", self.size), ("Pretrained weights", self.pretrained),
                               ("Seeds", self.seeds), ("Epochs", self.epochs), ("Batch size", self.batch),

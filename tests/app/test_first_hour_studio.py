@@ -197,6 +197,8 @@ def runs(qtbot, workspace):
 
 def test_the_experiments_page_empty_then_listing_with_honest_status(runs, workspace, model_folder, qtbot):
     assert runs.stack.currentWidget() is runs.empty and "No experiments in this workspace yet" in runs.empty.text()
+    acting = {button.text(): button.isEnabled() for button in runs.on_selected}
+    assert acting == {"Open report": False, "Rename…": False, "Delete…": False}  # nothing to act on
     done = recorded_experiment(workspace, model_folder, "done")
     killed = recorded_experiment(workspace, model_folder, "killed", finished=False)
     runs.refresh()
@@ -213,7 +215,9 @@ def test_the_experiments_page_empty_then_listing_with_honest_status(runs, worksp
     runs.open_report()
     assert runs.message.text() == "Select an experiment in the table first."
     rows = {runs.table.item(r, 0).text(): r for r in range(runs.table.rowCount())}
+    assert not any(button.isEnabled() for button in runs.on_selected)  # listed, none selected yet
     runs.table.selectRow(rows["killed"])
+    assert all(button.isEnabled() for button in runs.on_selected)
     runs.open_report()
     assert runs.message.text() == "killed has no report yet: it has not run to the end."
     assert (done / "report.html").is_file()
