@@ -19,8 +19,8 @@ from PySide6.QtWidgets import (QAbstractScrollArea, QCheckBox, QComboBox, QDoubl
 from lungkd.core.data.metadata import SPLIT_FILE
 from lungkd.core.data.labelled_folders import FORMAT_NAMES
 from lungkd.core.data.sources import data_specs, dataset_label, trainability_problem
-from lungkd.core.kd.progress import describe
 from lungkd.core.errors import LungKDError
+from lungkd.core.kd.progress import describe
 from lungkd.core.kd.report import ExperimentReport
 from lungkd.core.kd.store import ExperimentStore, RecipeChangedError, new_experiment_name
 from lungkd.core.labels import CLASS_NAMES
@@ -41,9 +41,9 @@ SELECTION_TIP = ("Which epoch of each model is kept. best_test: the best on the 
                  "the test Score is then optimistic). best_val: the best on a validation split carved from the "
                  "training patients (honest). last: the last epoch, nothing selected.")
 RECIPES_DIR = shipped_recipes_folder()  # the package data, wherever LungKD is installed
-# where the Run page trains (core.kd.executors); child processes keep the window smooth
-START_NEW = "Start as a new experiment"
+START_NEW = "Start as a new experiment"  # the Run button where Resume cannot help: the name is another experiment's
 SHOWN_CHANGES = 3  # differences named where a changed recipe meets an experiment of its name
+# where the Run page trains (core.kd.executors); child processes keep the window smooth
 EXECUTOR_LABELS = {"process": "child processes on this computer", "inprocess": "the window's own process",
                    "ray": "a Ray cluster"}
 
@@ -953,7 +953,6 @@ class ResultsPage(RecipePage):
         self.notes.setStyleSheet("color: #9a6700")
         self.untrusted = QLabel(wordWrap=True, textFormat=Qt.TextFormat.PlainText)  # the student's test warnings
         self.untrusted.setStyleSheet("color: #c0392b")
-        self.confirmation: QMessageBox | None = None  # asked before an untrusted student is used
         self.confusions = {role: show_every_row(_table(["true \\ predicted", *CLASS_NAMES], []))
                            for role in ("student", "baseline")}
         self.confusion_titles = {role: QLabel() for role in self.confusions}
@@ -1046,12 +1045,12 @@ class ResultsPage(RecipePage):
             return
         warnings = self.student_warnings()
         if warnings:
-            self.confirmation = QMessageBox(QMessageBox.Icon.Warning, "LungKD",
-                                            "This student should not be trusted yet.", parent=self)
-            self.confirmation.setInformativeText("\n\n".join(warnings) + "\n\nUse it for analysis anyway?")
-            self.confirmation.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel)
-            self.confirmation.setDefaultButton(QMessageBox.StandardButton.Cancel)
-            self.confirmation.button(QMessageBox.StandardButton.Yes).setText("Use it anyway")
-            if self.confirmation.exec() != QMessageBox.StandardButton.Yes:
+            box = QMessageBox(QMessageBox.Icon.Warning, "LungKD", "This student should not be trusted yet.",
+                              parent=self)
+            box.setInformativeText("\n\n".join(warnings) + "\n\nUse it for analysis anyway?")
+            box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel)
+            box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+            box.button(QMessageBox.StandardButton.Yes).setText("Use it anyway")
+            if box.exec() != QMessageBox.StandardButton.Yes:
                 return
         self.wizard_().use_model.emit(str(folder))
