@@ -943,6 +943,10 @@ class ResultsPage(RecipePage):
         curve = pg.PlotWidget(background="w", title="ensemble Score against k",
                               axisItems={"bottom": IntegerAxis("bottom")})
         curve.setLabel("bottom", "teachers in the ensemble (k)")
+        curve.setLabel("left", "Score")
+        curve.setYRange(0, 100, padding=0)  # Scores on their own scale: a 0.5-point wobble is not a cliff
+        curve.setMouseEnabled(x=False, y=False)
+        self.k_plot = curve
         self.curve = curve.plot(pen=pg.mkPen((50, 110, 210), width=2), symbol="o")
         self.open_report = QPushButton("Open the report")
         self.open_report.clicked.connect(self._open_report)

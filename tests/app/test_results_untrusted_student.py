@@ -29,6 +29,7 @@ def test_an_untrusted_student_is_marked_and_used_only_after_confirming_why(wizar
     assert results.untrusted.text().startswith("⚠ The student offered for analysis should not be trusted yet. Its "
                                                "test Score was measured on only 25 cycles (fewer than 50)")
     assert results.use_student.text() == "Use the student for analysis…"
+    assert results.k_plot.getViewBox().viewRange()[1] == [0, 100]  # the Score against k on its whole scale
     results.grab().save(str(tmp_path / "results-untrusted.png"))
 
     used: list[str] = []
