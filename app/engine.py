@@ -68,6 +68,7 @@ class EngineTask(QObject):
         super().__init__(parent)
         self.title = title
         self.cancel_token = CancelToken()
+        self.error: Exception | None = None  # what the job raised, for a page that offers a way out by its kind
         self._idle = threading.Event()
         self._idle.set()
         self._reporter = Reporter()
@@ -86,6 +87,7 @@ class EngineTask(QObject):
             self.cancelled.emit()
         else:  # the window must keep working whatever the engine raises; a full disk is said as one
             said = storage_error(exc) or exc
+            self.error = exc
             self.failed.emit(str(said) or type(exc).__name__, "".join(traceback.format_exception(exc)))
 
     def _done(self) -> None:

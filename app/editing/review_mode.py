@@ -19,6 +19,7 @@ from lungkd.core.text import printable
 
 from ..recordings.page import RecordingsPage
 from ..recordings.session import Session
+from ..recordings.words import OUTSIDE
 from .annotation_actions import AnnotationActions, wrapping
 
 KEYS = ("→ next (keeps the class) · ← previous · Space play · N C W B set the class and go on · A accept the "
@@ -235,7 +236,17 @@ class ReviewMode(QObject):
         index = self.session.documents[entry.path].spans.index(span)
         self.bar.where.setText(printable(f"{self.position + 1} of {total}: {entry.path.name} · cycle {index + 1} · "
                                          f"{span.start:.2f}–{span.end:.2f} s{finished}"))
-        self.bar.reason.setText(review_reason(self._candidate(entry.path, span)))
+        self.bar.reason.setText(review_reason(self._candidate(entry.path, span)) + self._doubt(entry.path, index))
+
+    def _doubt(self, path: Path, index: int) -> str:
+        """What the reason must add when the model is outside its training data here: its view is doubtful."""
+        shown = self.session.documents[path].shown(self.session.model_folder)
+        cycle = shown[index] if index < len(shown) else None
+        if cycle is not None and cycle.recording_unlike:
+            return f" · this recording is {OUTSIDE}: doubt the model's view"
+        if cycle is not None and cycle.unlike_training:
+            return f" · this cycle is {OUTSIDE}: doubt the model's view"
+        return ""
 
     def _documents_changed(self) -> None:
         if not self.active:

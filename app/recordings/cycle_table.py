@@ -20,6 +20,7 @@ from lungkd.core.labels import CLASS_NAMES
 from ..theme import CLASS_COLOURS, DOUBTED, MISMATCH, MUTED, class_colour, translucent
 from .cycle_document import ShownCycle
 from .quality_marks import POOR_WORDS, quality_colour, reasons_html
+from .words import OUTSIDE
 
 COLUMNS = ("#", "start (s)", "end (s)", "prediction", *CLASS_NAMES, "annotated", "match", "training data", "quality")
 ENSEMBLE = "ens.\n{}"  # the teachers' ensemble; short, two lines: beside the teachers the table has no room left
@@ -34,7 +35,7 @@ def likeness(cycle: ShownCycle, limit: float | None) -> str:
     """The cycle's distance from the model's training data in words ('' when the model cannot tell)."""
     if cycle.training_distance is None or limit is None:
         return ""
-    return f"{'unlike' if cycle.unlike_training else 'like'} · {cycle.training_distance:.1f} (limit {limit:.1f})"
+    return f"{'outside' if cycle.unlike_training else 'inside'} · {cycle.training_distance:.1f} (limit {limit:.1f})"
 
 
 class ClassDelegate(QStyledItemDelegate):
@@ -93,7 +94,7 @@ class CycleTable(QTableWidget):
                     header.setToolTip(tip)
         self.horizontalHeaderItem(ANNOTATED).setToolTip("double click (or F2) to choose the class; keys N, C, W, B")
         self.horizontalHeaderItem(TRAINING).setToolTip(
-            "how far the cycle's sound is from the model's training data; beyond the limit it is unlike it, and "
+            "how far the cycle's sound is from the model's training data; beyond the limit it is outside it, and "
             "the prediction (greyed) is not to be trusted")
         self.horizontalHeaderItem(QUALITY).setToolTip(
             "whether the recording is good enough over the cycle to judge it (hover a cell for the reasons); a "
@@ -176,7 +177,7 @@ class CycleTable(QTableWidget):
             for k, p in enumerate(c.probabilities):
                 self._item(row, FIRST_PROBABILITY + k, f"{p:.3f}", translucent(colour(k), int(150 * p)))
             if c.doubted:
-                prediction.setToolTip("unlike the model's training data: not to be trusted")
+                prediction.setToolTip(f"{OUTSIDE}: not to be trusted")
         truth = self._item(row, ANNOTATED, "no class" if c.truth is None else CLASS_NAMES[c.truth],
                            None if c.truth is None else translucent(class_colour(c.truth), 70), editable=True)
         truth.setToolTip("double click to choose the class")

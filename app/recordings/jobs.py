@@ -16,6 +16,7 @@ from lungkd.core.analysis.limits import UsableModel, load_model_with_limits
 from lungkd.core.analysis.predict import RecordingAnalysis, analyse_samples, segment_recording
 from lungkd.core.data.annotation_io import annotation_path_for, file_digest
 from lungkd.core.data.audio import DecodedAudio, load_audio
+from lungkd.core.data.generated import is_generated
 from lungkd.core.data.patient_metadata import PatientMetadataError
 from lungkd.core.events import Event
 
@@ -39,6 +40,7 @@ class OpenRecording:
     notice: str = ""  # why there is no analysis, or what the analysis warned about
     model_folder: Path | None = None  # the model that analysed it
     annotation_digest: str | None = None  # of the annotation beside it when it was read (None: there was none)
+    generated: bool = False  # written by LungKD's generator (core.data.generated): no real patient's
 
     @property
     def samples(self) -> np.ndarray:
@@ -112,7 +114,7 @@ def open_job(paths: list[Path], model_folder: Path | None, settings: Spectrogram
         digest = annotation_digest(path)  # first: the annotation is read bounded and by type before anything else
         audio = load_audio(path)
         recording = OpenRecording(path, audio, compute_spectrogram(audio.samples, audio.sample_rate, settings),
-                                  model_folder=model_folder, annotation_digest=digest)
+                                  model_folder=model_folder, annotation_digest=digest, generated=is_generated(path))
         recording.analysis, recording.notice = _analyse(path, audio, model_folder, models, cancel)
         return recording
     each = _each_recording(paths, work)

@@ -37,5 +37,5 @@ class ModelNotesLabel(QLabel):
         amount = html_text(f"{notes.amount} · {calibration}" if notes.amount else calibration)
         colour = NOTICE.name() if warnings else "#3a404b"
         self.setText(f"<span style='color:{colour}'>{source}<br><small>{amount}</small></span>")
-        self.setToolTip("\n".join(warnings) or "Calibrated on cycles it did not train on; cycles unlike its training "
+        self.setToolTip("\n".join(warnings) or "Calibrated on cycles it did not train on; cycles outside its training "
                                                 "data are greyed.")

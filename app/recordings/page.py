@@ -23,6 +23,7 @@ from .recording_list import RecordingList
 from .recording_view import RecordingView
 from .session import Session
 from .spectrogram_settings import SpectrogramBar, SpectrogramSettings
+from .words import OUTSIDE
 
 PLACEHOLDER = ("<p style='font-size:15pt; color:#3a404b'>Drop lung-sound recordings here</p>"
                "<p style='color:#6e747e'>wav, flac or ogg files, or folders of them — or press Ctrl+O.<br>"
@@ -39,6 +40,7 @@ class RecordingsPage(QWidget):
         self.store = store
         self.player = player
         self.settings = SpectrogramSettings.load(store)
+        self.show_first: Path | None = None  # the first recording of the last open, shown as soon as it is read
 
         self.recording_list = RecordingList()
         self.spectrogram_bar = SpectrogramBar(self.settings)
@@ -122,12 +124,16 @@ class RecordingsPage(QWidget):
                 self.placeholder.setText(PLACEHOLDER + f"<p style='color:#c0392b'>{html.escape(reason)}</p>")
             return None
         self.placeholder.setText(PLACEHOLDER)
+        self.show_first = files[0]  # the first of what was opened (dropped, say) is shown, wherever it is listed
         return self.session.open(files, left_out, self.settings)
 
     def _recording_changed(self, recording: OpenRecording) -> None:
         """Listed with its summary; shown when no other recording is, or when it is the one on screen."""
         item = self._show_summary(recording)
         current = self.session.current
+        if recording.path == self.show_first:
+            self.show_first = None
+            current = None
         if current is None or current.path == recording.path:
             if self.recording_list.currentItem() is item:  # new analysis of the recording on screen
                 self.session.set_current(recording.path)
@@ -225,12 +231,12 @@ class RecordingsPage(QWidget):
         lines = list(analysis.model_warnings) if analysis else []
         unlike = [c for c in analysis.cycles if c.unlike_training] if analysis else []
         if analysis and analysis.unlike_training:
-            lines.insert(0, f"<b>This recording is unlike the model's training data</b> (median distance "
+            lines.insert(0, f"<b>This recording is {OUTSIDE}</b> (median distance "
                             f"{analysis.training_distance:.1f}, limit {analysis.distance_limit:.1f}): every prediction "
                             "on it is greyed and not to be trusted.")
         elif unlike:
-            lines.insert(0, f"<b>{len(unlike)} of {len(analysis.cycles)} cycles are unlike the model's training "
-                            "data</b>: their predictions are greyed and not to be trusted.")
+            lines.insert(0, f"<b>{len(unlike)} of {len(analysis.cycles)} cycles are {OUTSIDE}</b>: their "
+                            "predictions are greyed and not to be trusted.")
         self.notice.setText("<br>".join(lines))
         self.notice.setVisible(bool(lines))
 

@@ -1,5 +1,5 @@
 """The list of open recordings, each with its summary: duration, device, cycles and predicted classes,
-whether the recording is unlike the model's training data, its quality (the reasons in the tooltip), breathing
+whether the recording is outside the model's training data, its quality (the reasons in the tooltip), breathing
 rate and I:E ratio, and how many of its cycles are poorly recorded.
 A file that could not be opened stays in the list with its error (double click for the details)."""
 from __future__ import annotations
@@ -18,6 +18,7 @@ from ..theme import CLASS_COLOURS, EDITED, MISMATCH, MUTED, NOTICE
 from .cycle_document import CycleDocument
 from .jobs import OpenRecording
 from .quality_marks import checks_html, poor_cycles_html, reasons_html
+from .words import GENERATED, OUTSIDE, differ
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
 
@@ -30,6 +31,8 @@ def summary_html(recording: OpenRecording, document: CycleDocument | None = None
     facts = [f"{recording.duration:.1f} s", f"{recording.sample_rate / 1000:g} kHz"] + ([a.device] if a and a.device
                                                                                        else [])
     name = f"<b>{html_text(recording.path.name)}</b>"
+    if recording.generated:
+        name += f"<br><span style='color:{NOTICE.name()}'>◆ {GENERATED}</span>"
     if document is not None and document.modified:
         name += f"<br><span style='color:{EDITED.name()}'>● unsaved edits</span>"
     if document is not None and document.changed_on_disk:
@@ -43,11 +46,11 @@ def summary_html(recording: OpenRecording, document: CycleDocument | None = None
         counts_html = "&nbsp; ".join(f"<span style='color:{CLASS_COLOURS[n].name()}'>■</span>&nbsp;{counts[n]}&nbsp;{n}"
                                      for n in CLASS_NAMES if counts[n])
         mismatches = sum(c.matches is False for c in cycles)
-        flag = f" · <span style='color:{MISMATCH.name()}'>✗ {mismatches} unlike annotated</span>" * bool(mismatches)
+        flag = f" · <span style='color:{MISMATCH.name()}'>✗ {differ(mismatches)}</span>" * bool(mismatches)
         lines += [f"<span style='color:{MUTED.name()}'>{len(cycles)} cycles ({document.cycle_source})</span>" + flag,
                   counts_html]
         if any(c.recording_unlike for c in cycles):
-            lines.append(f"<span style='color:{NOTICE.name()}'>⚠ unlike the model's training data</span>")
+            lines.append(f"<span style='color:{NOTICE.name()}'>⚠ {OUTSIDE}</span>")
     if a is not None:
         lines += [checks_html(a)] + ([poor] if document is not None and (poor := poor_cycles_html(
             document.shown(model_folder))) else [])

@@ -24,6 +24,7 @@ from .cycle_document import ShownCycle
 from .jobs import OpenRecording, Spectrogram
 from .quality_marks import checks_html, poor_brush, reasons_html
 from .spectrogram_settings import SpectrogramSettings
+from .words import GENERATED
 
 AXIS_WIDTH = 80  # the same for every plot, so their time axes line up; wide enough for "annotated"
 SOURCE_WORDS = {"annotation": "from the annotation file", "automatic": "from automatic segmentation",
@@ -37,7 +38,7 @@ def confidence_alpha(confidence: float) -> int:
 
 def legend_html() -> str:
     return "  ".join(f"<span style='color:{c.name()}'>■</span> {name}" for name, c in
-                     (*CLASS_COLOURS.items(), ("unlike the training data", DOUBTED))) + \
+                     (*CLASS_COLOURS.items(), ("outside the training data", DOUBTED))) + \
         f"  <span style='color:{MISMATCH.name()}'>▨</span> poor recording quality"
 
 
@@ -254,7 +255,7 @@ class RecordingView(QWidget):
                 name, confidence = CLASS_NAMES[cycle.predicted], f"{cycle.confidence:.0%}"
                 texts = (f"{name} {confidence}", name, confidence)
                 if cycle.unlike_training and not cycle.recording_unlike:  # a whole recording: the notice says so
-                    texts = (f"{texts[0]} · unlike training", *texts)
+                    texts = (f"{texts[0]} · outside training data", *texts)
                 if cycle.poor:
                     texts = (f"{texts[0]} · poor quality", *texts)
                 self._label(texts, cycle, 1.5, colour.darker(170))
@@ -281,6 +282,8 @@ class RecordingView(QWidget):
         # Names come from files: escaped, so they are shown as written and never read as markup.
         device = f" · {html_text(a.device)}" if a and a.device else ""
         head = f"<b>{html_text(r.path.name)}</b> — {r.duration:.1f} s · {r.sample_rate / 1000:g} kHz{device}"
+        if r.generated:
+            head += f" · <span style='color:{NOTICE.name()}'>◆ {GENERATED}</span>"
         if a is None:
             return f"{head} · <i>{html_text(r.notice)}</i>"
         source = SOURCE_WORDS.get(a.cycle_source, a.cycle_source)

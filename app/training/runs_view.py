@@ -61,11 +61,15 @@ class RunsView(QWidget):
         self.message = QLabel(wordWrap=True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         buttons = QHBoxLayout()
+        self.on_selected: list[QPushButton] = []  # enabled while an experiment is selected
         for text, slot in (("Refresh", self.refresh), ("Open report", self.open_report),
                            ("Rename…", self.rename_selected), ("Delete…", self.delete_selected)):
             button = QPushButton(text)
             button.clicked.connect(slot)
             buttons.addWidget(button)
+            if slot != self.refresh:
+                self.on_selected.append(button)
+        self.table.itemSelectionChanged.connect(self._enable)
         buttons.addStretch(1)
         layout = QVBoxLayout(self)
         layout.addWidget(self.stack, 1)
@@ -85,6 +89,13 @@ class RunsView(QWidget):
                 item.setTextAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(r, c, item)
         self.stack.setCurrentWidget(self.table if rows else self.empty)
+        self._enable()
+
+    def _enable(self) -> None:
+        """Open report, Rename and Delete act on the selected experiment: disabled while none is (an empty list)."""
+        chosen = bool(self.table.selectionModel().selectedRows())
+        for button in self.on_selected:
+            button.setEnabled(chosen)
 
     def say(self, text: str, error: bool = False) -> None:
         self.message.setStyleSheet("color: #c0392b" if error else "")

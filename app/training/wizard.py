@@ -10,18 +10,21 @@ from pathlib import Path
 
 import pyqtgraph as pg
 from PySide6.QtCore import QEventLoop, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QGuiApplication
+from PySide6.QtGui import QDesktopServices, QGuiApplication, QValidator
 from superqt.utils import qthrottled
 from PySide6.QtWidgets import (QAbstractScrollArea, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
-                               QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QProgressBar, QPushButton, QSizePolicy,
-                               QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWizard, QWizardPage)
+                               QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton,
+                               QSizePolicy, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWizard, QWizardPage)
 
 from lungkd.core.data.metadata import SPLIT_FILE
 from lungkd.core.data.labelled_folders import FORMAT_NAMES
 from lungkd.core.data.sources import data_specs, dataset_label, trainability_problem
+from lungkd.core.errors import LungKDError
 from lungkd.core.kd.progress import describe
 from lungkd.core.kd.report import ExperimentReport
+from lungkd.core.kd.store import ExperimentStore, RecipeChangedError, new_experiment_name
 from lungkd.core.labels import CLASS_NAMES
+from lungkd.core.models.card import read_model_card
 from lungkd.core.models.registry import ARCHITECTURES, SIZES
 from lungkd.core.recipes import (ExperimentRecipe, SecondGeneration, SoftLabelSpec, SyntheticData, load_experiment,
                                  recipe_to_toml, shipped_recipes_folder)
@@ -31,7 +34,15 @@ from lungkd.core.workspace.layout import MODEL_FOLDER, REPORT_HTML, experiment_f
 from ..engine import EngineTask, TaskQueue
 from .adapt_dialog import AdaptDialog
 
+SPLIT_TIP = ("Which recordings test the models. official: the dataset's own split (ICBHI's split file, or train and "
+             "test folders). patient: patients drawn at random for testing, every recording of a patient on one "
+             "side; a folder without an official split always gets it.")
+SELECTION_TIP = ("Which epoch of each model is kept. best_test: the best on the test split (the papers' protocol; "
+                 "the test Score is then optimistic). best_val: the best on a validation split carved from the "
+                 "training patients (honest). last: the last epoch, nothing selected.")
 RECIPES_DIR = shipped_recipes_folder()  # the package data, wherever LungKD is installed
+START_NEW = "Start as a new experiment"  # the Run button where Resume cannot help: the name is another experiment's
+SHOWN_CHANGES = 3  # differences named where a changed recipe meets an experiment of its name
 # where the Run page trains (core.kd.executors); child processes keep the window smooth
 EXECUTOR_LABELS = {"process": "child processes on this computer", "inprocess": "the window's own process",
                    "ray": "a Ray cluster"}
@@ -117,6 +128,8 @@ class TrainingWizard(QWizard):
                       ResultsPage()]
         for page in self.pages:
             self.addPage(page)
+        review = self.pages[4]
+        self.currentIdChanged.connect(lambda _: self.currentPage() is review and review.propose_free_name())
         self.model_in_use: Path | None = None  # the main window's, for adapting
         self.adaptation: AdaptDialog | None = None
         self._offer_adaptation()
@@ -161,8 +174,6 @@ class TrainingWizard(QWizard):
 
     def closeEvent(self, event) -> None:
         if self.task is not None and self.task.is_running():
-            from PySide6.QtWidgets import QMessageBox
-
             answer = QMessageBox.question(self, "LungKD", "Training is running. Stop it? It resumes from where it "
                                           "stopped the next time you run the same recipe.")
             if answer != QMessageBox.StandardButton.Yes:
@@ -208,13 +219,47 @@ def _arch_combo() -> QComboBox:
     return combo
 
 
-def _spin(low, high, value=0, decimals=None) -> QSpinBox | QDoubleSpinBox:
-    spin = QDoubleSpinBox() if decimals else QSpinBox()
-    if decimals:
-        spin.setDecimals(decimals)
+def _spin(low: int, high: int, value: int = 0) -> QSpinBox:
+    spin = QSpinBox()
     spin.setRange(low, high)
     spin.setValue(value)
     return spin
+
+
+def rate_text(value: float) -> str:
+    """A learning rate as people write it: 1e-3, 5e-5, 2.5e-4; 0.1 and above as decimals."""
+    if value >= 0.1:
+        return f"{value:g}"
+    mantissa, exponent = f"{value:.6e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+class RateSpin(QDoubleSpinBox):
+    """A learning rate shown and typed as written (1e-3); the arrows double or halve it."""
+
+    def __init__(self, value: float):
+        super().__init__()
+        self.setDecimals(12)  # what is kept, not what is shown
+        self.setRange(1e-7, 1.0)
+        self.setValue(value)
+
+    def textFromValue(self, value: float) -> str:
+        return rate_text(value)
+
+    def valueFromText(self, text: str) -> float:
+        return float(text)
+
+    def validate(self, text: str, position: int):
+        try:
+            inside = self.minimum() <= float(text) <= self.maximum()
+        except ValueError:  # "1e-" on the way to "1e-4"
+            inside = False
+        return (QValidator.State.Acceptable if inside else QValidator.State.Intermediate), text, position
+
+    def stepBy(self, steps: int) -> None:
+        for _ in range(abs(steps)):  # each step by the value itself, or by its half going down
+            self.setSingleStep(self.value() if steps > 0 else self.value() / 2)
+            super().stepBy(1 if steps > 0 else -1)
 
 
 class DataPage(RecipePage):
@@ -237,8 +282,12 @@ class DataPage(RecipePage):
         self.recordings = _spin(4, 5000, 48)
         self.split = QComboBox()
         self.split.addItems(["official", "patient"])
+        self.split.setToolTip(SPLIT_TIP)
+        self.split_note = QLabel()  # what the chosen split holds out for testing
+        self.split.currentTextChanged.connect(lambda _: self._show_split_note())
         self.selection = QComboBox()
         self.selection.addItems([s.value for s in Selection])
+        self.selection.setToolTip(SELECTION_TIP)
         self.inspect = QPushButton("Inspect")
         self.inspect.clicked.connect(self._inspect)
         self.counts = show_every_row(_table(["split", *CLASS_NAMES, "total", "with audio"], []))
@@ -264,7 +313,10 @@ class DataPage(RecipePage):
         row.addWidget(QLabel("recordings"))
         row.addStretch(1)
         form.addRow("", row)
-        form.addRow("Split", self.split)
+        row = QHBoxLayout()
+        row.addWidget(self.split)
+        row.addWidget(self.split_note, 1)
+        form.addRow("Split", row)
         form.addRow("Checkpoint selection", self.selection)
         form.addRow(self.inspect, self.detected)
         form.addRow(self.counts)
@@ -277,6 +329,7 @@ class DataPage(RecipePage):
         if folder:
             self.folder.setText(folder)
             self._folder_chosen()
+            self._inspect()  # shows at once what the folder holds and the split it gets
 
     def _folder_chosen(self) -> None:
         """A folder replaces the generated dataset, and takes its own split (the CPU demo splits its generated
@@ -297,6 +350,14 @@ class DataPage(RecipePage):
             self.recordings.setValue(recipe.data.synthetic.recordings)
         self.folder.setText(recipe.data.path or "")
         self.split.setCurrentText(recipe.data.split)
+        self._show_split_note()
+
+    def _show_split_note(self) -> None:
+        data = self.wizard_().recipe.data if self.wizard() is not None else None
+        fraction = data.test_fraction if data is not None and not isinstance(data, tuple) else 0.4
+        self.split_note.setText(f"{fraction:.0%} of the patients held out for testing, drawn at random"
+                                if self.split.currentText() == "patient" else
+                                "the dataset's own train and test recordings (its split file or folders)")
 
     def updated(self, recipe: ExperimentRecipe) -> ExperimentRecipe:
         if isinstance(recipe.data, tuple):
@@ -350,16 +411,26 @@ class DataPage(RecipePage):
         key = self._inspection_key()
 
         def job(report, cancel):
-            from lungkd.core.data.sources import resolve_dataset
+            from lungkd.core.data.sources import resolve_dataset, with_the_folders_split
 
-            return resolve_dataset(recipe.data, workspace, selection=recipe.selection).stats()
+            data = with_the_folders_split(recipe.data)
+            return data, resolve_dataset(data, workspace, selection=recipe.selection).stats()
 
         self.clear_inspection()
         self.detected.setText("Reading the dataset…")
         task = EngineTask(job, "Reading the dataset")
-        task.finished.connect(lambda stats: self.show_stats(stats, key))
+        task.finished.connect(lambda result: self._inspected(*result, key))
         task.failed.connect(self._inspection_failed)
         self.wizard_().queue.submit(task)
+
+    def _inspected(self, data, stats: dict, key: str) -> None:
+        """Takes the split the folder allows (patient-wise where it has no official split), then shows the stats."""
+        wizard = self.wizard_()
+        if data != wizard.recipe.data and key == self._inspection_key():
+            wizard.recipe = wizard.recipe.replace(data=data)
+            self.split.setCurrentText(data.split)
+            key = self._inspection_key()
+        self.show_stats(stats, key)
 
     def _inspection_failed(self, message: str, details: str) -> None:
         self._advance_when_inspected = False
@@ -371,7 +442,7 @@ class DataPage(RecipePage):
         rows = [[split, *counts.values(), sum(counts.values()), usable.get(split, 0)]
                 for split, counts in stats["cycles"].items()]
         fill_table(self.counts, rows)
-        kind = self.data_kind(stats)
+        kind = self.data_kind(stats, self.wizard_().recipe.data)
         self.mapping.setText(self.mapping_text(stats))
         count = len(stats["warnings"])
         self.detected.setText(f"{kind}: {stats['recordings']} recordings ({stats['recordings_with_audio']} with "
@@ -386,10 +457,13 @@ class DataPage(RecipePage):
             self.wizard_().next()
 
     @staticmethod
-    def data_kind(stats: dict) -> str:
-        """What the folder is, in a few words."""
+    def data_kind(stats: dict, data=None) -> str:
+        """What the folder is, in a few words; generated recordings (the recipe's `data`) are said to be."""
         if stats.get("datasets"):
             return f"{len(stats['datasets'])} datasets pooled"
+        if data is not None and not isinstance(data, tuple) and data.synthetic is not None:
+            split = "split by patient" if data.split == "patient" else "with the split they were generated with"
+            return f"Generated recordings in the {FORMAT_NAMES[stats['format']]}, {split}"
         if stats["split_file"]:
             return "ICBHI layout with its official split"
         if stats["format"] == "icbhi":
@@ -423,7 +497,7 @@ class TeachersPage(RecipePage):
         self.k = _spin(1, 100, 5)
         self.epochs = _spin(1, 1000, 50)
         self.batch = _spin(1, 1024, 8)
-        self.lr = _spin(1e-7, 1.0, 5e-5, decimals=7)
+        self.lr = RateSpin(5e-5)
         self.device = QComboBox()
         self.device.addItems(["auto", "cpu", "cuda"])
         self.estimate = QLabel("—")
@@ -482,6 +556,18 @@ class TeachersPage(RecipePage):
         self.wizard_().queue.submit(task)
 
 
+def name_taken_by(workspace: Path, recipe: ExperimentRecipe) -> str:
+    """How `recipe` differs, in words, from the experiment of its name that was started with another recipe; empty
+    when the name is free or continues the same recipe. The first few differences are named, the rest counted. A
+    damaged experiment folder says so instead."""
+    try:
+        changes = ExperimentStore(workspace, recipe).changes()
+    except LungKDError as exc:
+        return exc.problem.message.rstrip(".")
+    more = len(changes) - SHOWN_CHANGES
+    return "; ".join(changes[:SHOWN_CHANGES]) + (f"; and {more} other setting{'s' * (more > 1)}" if more > 0 else "")
+
+
 def _at_most(labels: SoftLabelSpec, k: int) -> str:
     """The soft-label mode with at most k teachers (the ablations use none)."""
     return labels.name if labels.k <= k else f"{labels.mode}_{k}"
@@ -528,7 +614,7 @@ class StudentPage(RecipePage):
         self.seeds = QLineEdit()
         self.baseline = QCheckBox("Also train it on the hard labels (the baseline for the gain)")
         self.second = QCheckBox("Form the second-generation ensemble of the students (BTS-d++)")
-        self.epochs, self.batch, self.lr = _spin(1, 1000, 50), _spin(1, 1024, 8), _spin(1e-7, 1.0, 5e-5, decimals=7)
+        self.epochs, self.batch, self.lr = _spin(1, 1000, 50), _spin(1, 1024, 8), RateSpin(5e-5)
         form = QFormLayout(self)
         for label, widget in (("Architecture", self.arch), ("Size", self.size), ("Pretrained weights", self.pretrained),
                               ("Seeds", self.seeds), ("Epochs", self.epochs), ("Batch size", self.batch),
@@ -579,8 +665,12 @@ class ReviewPage(RecipePage):
         self.text.setReadOnly(True)
         save = QPushButton("Save as TOML…")
         save.clicked.connect(self._save)
+        self.note = QLabel(wordWrap=True, textFormat=Qt.TextFormat.PlainText)  # why the name was changed
+        self.note.setStyleSheet("color: #9a6700")
+        self.note.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)  # all its lines, not one
         layout = QFormLayout(self)
         layout.addRow("Experiment name", self.name)
+        layout.addRow(self.note)
         layout.addRow(self.text)
         layout.addRow(save)
         layout.addRow(self._error_label())
@@ -590,14 +680,39 @@ class ReviewPage(RecipePage):
         self.name.setText(recipe.name)
         self.text.setPlainText(recipe_to_toml(recipe))
 
-    def _refresh(self) -> None:
-        if self.wizard() is None:
-            return
+    def propose_free_name(self) -> None:
+        """A recipe whose name belongs to an experiment started with another recipe (other data, say) gets a new
+        name, and the note says why: running it under the old name could only be refused. Asked each time the page
+        is shown, coming back from a refused Run too."""
+        self.note.setText("")
         try:
-            self.text.setPlainText(recipe_to_toml(self.updated(self.wizard_().recipe)))
-            self.error.setText("")
+            recipe = self.updated(self.wizard_().recipe)
+        except ValueError:  # a name that cannot be a folder: the error line already says so
+            return
+        changes = name_taken_by(self.wizard_().workspace, recipe)
+        if changes:
+            name = new_experiment_name(self.wizard_().workspace, recipe)
+            self.name.setText(name)
+            self.note.setText(f"An experiment named '{recipe.name}' was started with another recipe: {changes}. This "
+                              f"one is named '{name}' so that both are kept; to continue '{recipe.name}' instead, go "
+                              "back and restore its recipe.")
+
+    def validatePage(self) -> bool:
+        return super().validatePage() and not self._refresh()
+
+    def _refresh(self) -> str:
+        """Shows the recipe as it will run, or says why it cannot (returned, empty when it can)."""
+        if self.wizard() is None:
+            return ""
+        try:
+            recipe = self.updated(self.wizard_().recipe)
+            self.text.setPlainText(recipe_to_toml(recipe))
+            changes = name_taken_by(self.wizard_().workspace, recipe)
+            self.error.setText(f"An experiment named '{recipe.name}' was started with another recipe: {changes}. "
+                               "Choose another name to start a new experiment." if changes else "")
         except Exception as exc:  # a name that cannot be a folder: say so while it is typed
             self.error.setText(str(exc))
+        return self.error.text()
 
     def updated(self, recipe: ExperimentRecipe) -> ExperimentRecipe:
         return recipe.replace(name=self.name.text().strip() or recipe.name)  # validated as a loaded file is
@@ -709,6 +824,9 @@ class RunPage(RecipePage):
     def start(self) -> None:
         wizard = self.wizard_()
         wizard.recipe = wizard.recipe.replace(executor=self.executor.currentData())  # saved with the recipe
+        if self.start_button.text() == START_NEW:  # the name is another experiment's: this recipe starts anew
+            wizard.recipe = wizard.recipe.replace(name=new_experiment_name(wizard.workspace, wizard.recipe))
+            self.log.appendPlainText(f"Started as the new experiment '{wizard.recipe.name}'.")
         recipe, workspace = wizard.recipe, wizard.workspace
         address = self.address.text().strip() or None if recipe.executor == "ray" else None
         self.ran = recipe
@@ -801,9 +919,14 @@ class RunPage(RecipePage):
 
     def _failed(self, message: str, details: str) -> None:
         self.error.setText(message)
-        self.log.appendPlainText(f"Stopped by an error: {message}")
+        self.log.appendPlainText("Stopped by an error; the reason is below.")
         self.details = f"{message}\n\n{details}"
         self.copy_details.setVisible(True)
+        if isinstance(self.wizard_().task.error, RecipeChangedError):  # Resume would be refused the same way
+            self._stopped("Stopped: the name is another experiment's, so Resume cannot help; start this recipe as a "
+                          "new experiment.")
+            self.start_button.setText(START_NEW)
+            return
         self._stopped("Stopped by an error: correct what it names, then press Resume (nothing finished is lost).")
 
     def _cancelled(self) -> None:
@@ -820,6 +943,10 @@ class ResultsPage(RecipePage):
         curve = pg.PlotWidget(background="w", title="ensemble Score against k",
                               axisItems={"bottom": IntegerAxis("bottom")})
         curve.setLabel("bottom", "teachers in the ensemble (k)")
+        curve.setLabel("left", "Score")
+        curve.setYRange(0, 100, padding=0)  # Scores on their own scale: a 0.5-point wobble is not a cliff
+        curve.setMouseEnabled(x=False, y=False)
+        self.k_plot = curve
         self.curve = curve.plot(pen=pg.mkPen((50, 110, 210), width=2), symbol="o")
         self.open_report = QPushButton("Open the report")
         self.open_report.clicked.connect(self._open_report)
@@ -828,6 +955,8 @@ class ResultsPage(RecipePage):
         self.summary = QLabel(wordWrap=True)
         self.notes = QLabel(wordWrap=True)  # checkpoint selections that found no epoch with Se > 5 %
         self.notes.setStyleSheet("color: #9a6700")
+        self.untrusted = QLabel(wordWrap=True, textFormat=Qt.TextFormat.PlainText)  # the student's test warnings
+        self.untrusted.setStyleSheet("color: #c0392b")
         self.confusions = {role: show_every_row(_table(["true \\ predicted", *CLASS_NAMES], []))
                            for role in ("student", "baseline")}
         self.confusion_titles = {role: QLabel() for role in self.confusions}
@@ -840,6 +969,7 @@ class ResultsPage(RecipePage):
         layout.addLayout(row, 1)
         layout.addLayout(_titled("Students: distilled against the same student on hard labels (mean over seeds)",
                                  self.students))
+        layout.addWidget(self.untrusted)
         row = QHBoxLayout()
         for role, table in self.confusions.items():
             column = QVBoxLayout()
@@ -870,6 +1000,11 @@ class ResultsPage(RecipePage):
         notes = report.selection_notes()
         self.notes.setText("Checkpoint selection fell back for " + " ".join(notes) if notes else "")
         self.notes.setVisible(bool(notes))
+        warnings = self.student_warnings()
+        self.untrusted.setText("⚠ The student offered for analysis should not be trusted yet. " + " ".join(warnings)
+                               if warnings else "")
+        self.untrusted.setVisible(bool(warnings))
+        self.use_student.setText("Use the student for analysis…" if warnings else "Use the student for analysis")
         for role, title in (("student", "distilled student"), ("baseline", "same student, hard labels")):
             runs = [s for s in report.students if s.role == role and s.confusion]
             best = max(runs, key=lambda s: s.score or 0.0, default=None)
@@ -898,7 +1033,28 @@ class ResultsPage(RecipePage):
         best = max(students, key=lambda s: s.score or 0.0)
         return student_run_folder(self._folder(), "student", best.arch, best.labels, best.seed) / MODEL_FOLDER
 
-    def _use_student(self) -> None:
+    def student_warnings(self) -> list[str]:
+        """Why the student offered for analysis should not be trusted (its card's test warnings), in sentences."""
         folder = self.student_model()
-        if folder is not None:
-            self.wizard_().use_model.emit(str(folder))
+        try:
+            return [warning.text for warning in read_model_card(folder).test_warnings] if folder else []
+        except LungKDError as exc:  # a damaged card: that is the reason
+            return [str(exc)]
+
+    def _use_student(self) -> None:
+        """Hands the best student to the main window; one whose test Score does not show it can be trusted only
+        after the user has read why and confirmed."""
+        folder = self.student_model()
+        if folder is None:
+            return
+        warnings = self.student_warnings()
+        if warnings:
+            box = QMessageBox(QMessageBox.Icon.Warning, "LungKD", "This student should not be trusted yet.",
+                              parent=self)
+            box.setInformativeText("\n\n".join(warnings) + "\n\nUse it for analysis anyway?")
+            box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel)
+            box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+            box.button(QMessageBox.StandardButton.Yes).setText("Use it anyway")
+            if box.exec() != QMessageBox.StandardButton.Yes:
+                return
+        self.wizard_().use_model.emit(str(folder))

@@ -156,7 +156,7 @@ def _marks(cycle, predicted: int) -> tuple[str, ...]:
     if cycle.poor:  # its reasons are the recording's, listed once above its snippets
         marks.append("poor recording quality")
     if cycle.unlike_training:
-        marks.append("unlike the model's training data")
+        marks.append("outside the model's training data")
     if cycle.truth is not None and cycle.truth != predicted:
         marks.append(f"annotated {CLASS_NAMES[cycle.truth]}")
     return tuple(marks)

@@ -160,7 +160,7 @@ def _snippets(entry: RecordingEntry) -> str:
 def _recording(entry: RecordingEntry) -> str:
     counts = ", ".join(f"{n} {name}" for name, n in entry.class_counts.items())
     reasons = "".join(f"<li>{escape(r)}</li>" for r in entry.quality_reasons)
-    unlike = f"<p style='color:{MARK}'>⚠ Most of its cycles are unlike the model's training data: do not trust " \
+    unlike = f"<p style='color:{MARK}'>⚠ Most of its cycles are outside the model's training data: do not trust " \
              "these predictions.</p>" if entry.unlike_training else ""
     poor = f", {entry.poor_cycles} of its cycles too poorly recorded for their prediction to mean much" \
         if entry.poor_cycles else ""

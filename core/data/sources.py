@@ -150,6 +150,24 @@ def evaluation_dataset(data: DataSpec, workspace: Path) -> tuple[DatasetIndex, s
     return index, "every cycle"
 
 
+def with_the_folders_split(data: DataSpec | tuple[DataSpec, ...]) -> DataSpec | tuple[DataSpec, ...]:
+    """`data` with split = "patient" where it keeps "official" on a folder that has no official split (no split
+    file, no train and test folders): a plain folder of recordings has none to keep. Generated, pooled and
+    already patient-wise data are returned as they are. A plain folder of one patient, which no patient-wise
+    split can divide, is refused with that cause."""
+    if isinstance(data, tuple) or data.path is None or data.split != "official":
+        return data
+    index = load_dataset(data.path, probe_audio_files=False, dataset_format=data.format, label_map=data.label_map)
+    if index.has_official_split:
+        return data
+    patients = sorted({r.patient for r in index.recordings})
+    if len(patients) < 2:
+        raise DataError(f"the folder has no split file, so its recordings are split by patient, but they are all "
+                        f"of one patient ({', '.join(patients) or 'none'}); a model is tested on patients it never "
+                        "trained on.", path=index.root, fix="add the recordings of at least one more patient.")
+    return data.replace(split="patient")
+
+
 def resolve_dataset(data: DataSpec | tuple[DataSpec, ...], workspace: Path, *,
                     selection: Selection = Selection.BEST_TEST) -> DatasetIndex:
     """The dataset of a recipe with its split applied: the official or a patient-wise split, and for

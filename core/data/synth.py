@@ -28,6 +28,7 @@ import numpy as np
 import soundfile as sf
 
 from lungkd.core.labels import CLASS_NAMES
+from lungkd.core.data.generated import mark_generated
 from lungkd.core.data.metadata import DEMOGRAPHICS_FILE, DIAGNOSIS_FILE, LOCATIONS, METADATA_FILE, SPLIT_FILE
 from lungkd.core.errors import DataError
 from lungkd.core.pool import run_jobs
@@ -807,6 +808,7 @@ def empty_output_folder(out_dir: str | Path) -> Path:
         raise DataError("the folder is not empty; files left from another dataset would join this one.",
                         path=out, fix="give the synthetic dataset a new or empty folder.")
     out.mkdir(parents=True, exist_ok=True)
+    mark_generated(out)  # a window says these recordings are generated, whatever their names say
     return out
 
 

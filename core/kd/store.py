@@ -17,6 +17,7 @@ import os
 import shutil
 from pathlib import Path
 
+from lungkd.core.data.sources import dataset_label
 from lungkd.core.events import EventLog
 from lungkd.core.kd.jobs import ExperimentError, RunSpec
 from lungkd.core.kd.report import ExperimentReport
@@ -28,21 +29,84 @@ from lungkd.core.workspace.catalog import Catalog
 from lungkd.core.errors import LungKDError
 from lungkd.core.workspace.layout import (CARD_FILE, EVENTS_FILE, EXPERIMENT_LOGITS_FILE, MODEL_FOLDER, RECIPE_FILE,
                                          RECIPE_TOML, REPORT_FILES, REPORT_JSON, experiment_folder, is_experiment_folder,
-                                         student_run_folder, teacher_run_folder, teachers_folder, teachers_root)
+                                         student_run_folder, teacher_run_folder, teachers_folder, teachers_root,
+                                         valid_name)
 from lungkd.core.workspace.locks import FolderLock
 from lungkd.core.workspace.status import is_running
 
 
 
-def recipe_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
-    out = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += recipe_differences(a, b, f"{prefix}{key}.")
-        elif a != b:
-            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
-    return out
+class RecipeChangedError(ExperimentError):
+    """The experiment's folder holds another recipe or other data: continuing it cannot work, a new name starts a
+    new experiment."""
+
+
+SOURCE_KEYS = ("path", "synthetic")  # where a [data] table's recordings come from
+
+
+def _words(value) -> str:
+    if value is None:
+        return "not set"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{key.replace('_', ' ')} {_words(item)}" for key, item in value.items())
+    if isinstance(value, list):
+        return ", ".join(map(_words, value))
+    return str(value)
+
+
+def _source_words(data) -> str:
+    """A [data] table's (or several pooled tables') recordings, as a person says them."""
+    if isinstance(data, list):
+        return " + ".join(map(_source_words, data))
+    if not isinstance(data, dict):
+        return _words(data)
+    if data.get("synthetic"):
+        generated = data["synthetic"]
+        return f"{generated.get('recordings')} generated recordings (seed {generated.get('seed', 0)})"
+    return f"the folder {data.get('path')}"
+
+
+def _changes(old, new, path: tuple[str, ...]) -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        if path == ("data",) and any(old.get(key) != new.get(key) for key in SOURCE_KEYS):
+            out.append(f"the data was {_source_words(old)}, now {_source_words(new)}")
+            old, new = ({k: v for k, v in d.items() if k not in SOURCE_KEYS} for d in (old, new))
+        for key in sorted(set(old) | set(new)):
+            out += _changes(old.get(key), new.get(key), path + (key,))
+        return out
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new) and path != ("data",):
+        return [change for i, (a, b) in enumerate(zip(old, new))
+                for change in _changes(a, b, path[:-1] + (f"{path[-1].rstrip('s')} {i + 1}",))]
+    if old == new:
+        return []
+    if path == ("data",):  # one dataset against several pooled
+        return [f"the data was {_source_words(old)}, now {_source_words(new)}"]
+    return [f"{' '.join(path).replace('_', ' ')} was {_words(old)}, now {_words(new)}"]
+
+
+def recipe_differences(old: dict, new: dict) -> list[str]:
+    """What differs between the recipe an experiment was started with (`old`, a `to_dict()`) and `new`, one phrase
+    each in words, e.g. "the data was 240 generated recordings (seed 0), now the folder /data/mine" or "teachers
+    train epochs was 10, now 5": said to a person, never as Python literals."""
+    return _changes(old, new, ())
+
+
+def new_experiment_name(workspace: Path, recipe: ExperimentRecipe) -> str:
+    """A name under which `recipe` starts a new experiment (or continues one of the very same recipe), for a recipe
+    whose own name belongs to an experiment started with another: the data's name where the data changed, else the
+    recipe's, with -2, -3, ... until one fits."""
+    stored = ExperimentStore(workspace, recipe)._stored()
+    changed_data = stored is not None and stored["recipe"].get("data") != recipe.to_dict()["data"]
+    base = valid_name(dataset_label(recipe.data)) if changed_data else recipe.name
+    for candidate in (base, *(valid_name(base, f"-{n}") for n in range(2, 1000))):
+        if not ExperimentStore(workspace, recipe.replace(name=candidate)).changes():
+            return candidate
+    raise ExperimentError(f"no free name like '{base}-N' is left in this workspace.", fix="give the recipe a name.")
 
 
 class ExperimentStore:
@@ -74,15 +138,23 @@ class ExperimentStore:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def changes(self) -> list[str]:
+        """How this recipe differs, in words, from the one the experiment of its name was started with; empty when
+        the name is free, nothing has been trained under it yet, or the recipe is the same (it continues). Reads
+        the folder without taking its lock, so a window can ask before it runs anything."""
+        stored = self._stored()
+        if stored is None or stored["data_fingerprint"] is None:
+            return []
+        return recipe_differences(stored["recipe"], self.recipe.to_dict())
+
     def _check_recipe(self) -> None:
-        current = self.recipe.to_dict()
         stored = self._stored()
         if stored is None or stored["data_fingerprint"] is None:  # nothing trained yet: nothing to keep
-            write_json_atomic(self.folder / RECIPE_FILE, {"recipe": current, "data_fingerprint": None})
+            write_json_atomic(self.folder / RECIPE_FILE, {"recipe": self.recipe.to_dict(), "data_fingerprint": None})
             write_text_atomic(self.folder / RECIPE_TOML, recipe_to_toml(self.recipe))
-        elif differences := recipe_differences(stored["recipe"], current):
-            raise ExperimentError(
-                f"experiment '{self.recipe.name}' was started with another recipe ({'; '.join(differences)}).",
+        elif differences := self.changes():
+            raise RecipeChangedError(
+                f"experiment '{self.recipe.name}' was started with another recipe: {'; '.join(differences)}.",
                 path=self.folder, fix="give the recipe a new name to start a new experiment, or restore the recipe "
                                       "it was started with to continue it.")
 
@@ -108,7 +180,7 @@ class ExperimentStore:
         if stored["data_fingerprint"] is None:
             write_json_atomic(self.folder / RECIPE_FILE, {**stored, "data_fingerprint": fingerprint})
         elif stored["data_fingerprint"] != fingerprint:
-            raise ExperimentError(
+            raise RecipeChangedError(
                 "the dataset changed since this experiment started (its recordings, cycles, labels or split differ).",
                 path=self.folder, fix="restore the dataset, or start a new experiment (a new name) on the new data.")
         self.data_fingerprint = fingerprint

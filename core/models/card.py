@@ -573,7 +573,7 @@ class ModelNotes(BaseModel):
             out.append("Uncalibrated: its probabilities were never fitted to cycles it did not train on, and may "
                        "be far surer than it is right.")
         if not self.marks_unlike:
-            out.append("Its card holds no statistics of its training data: cycles unlike that data cannot be marked.")
+            out.append("Its card holds no statistics of its training data: cycles outside that data cannot be marked.")
         return out
 
 

@@ -71,18 +71,19 @@ def click_row(page, row, modifier=NO):
 
 def respond(button):
     """Clicks `button` (a standard button or a button's text) in the next message box, once it is up (for
-    up to 10 s); the box's text and its text format are kept in `respond.text` and `respond.format`."""
+    up to 10 s); the box's text, its text format and its informative text are kept in `respond.text`,
+    `respond.format` and `respond.informative`."""
     def click(tries_left=500):
         box = QApplication.activeModalWidget()
         if not isinstance(box, QMessageBox):
             if tries_left:
                 QTimer.singleShot(20, lambda: click(tries_left - 1))
             return
-        respond.text, respond.format = box.text(), box.textFormat()
+        respond.text, respond.format, respond.informative = box.text(), box.textFormat(), box.informativeText()
         target = (box.button(button) if isinstance(button, QMessageBox.StandardButton)
                   else next(b for b in box.buttons() if b.text() == button))
         target.click()
-    respond.text = respond.format = None
+    respond.text = respond.format = respond.informative = None
     QTimer.singleShot(0, click)
 
 

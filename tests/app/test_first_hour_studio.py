@@ -118,6 +118,7 @@ def test_every_new_workspace_gets_the_demo_and_later_starts_reopen_the_last_sess
     first = _start(qtbot, tmp_path / "first")
     demo = sorted((tmp_path / "first" / "datasets" / "studio-demo").glob("*.wav"))
     assert len(demo) == 6 and sorted(first.session.recordings) == demo
+    assert all(recording.generated for recording in first.session.recordings.values())  # marked so in the list
     first.recordings.recording_list.setCurrentRow(0)
     first.recordings.remove_current()  # the user closes one recording before quitting
     first.close()
@@ -196,6 +197,8 @@ def runs(qtbot, workspace):
 
 def test_the_experiments_page_empty_then_listing_with_honest_status(runs, workspace, model_folder, qtbot):
     assert runs.stack.currentWidget() is runs.empty and "No experiments in this workspace yet" in runs.empty.text()
+    acting = {button.text(): button.isEnabled() for button in runs.on_selected}
+    assert acting == {"Open report": False, "Rename…": False, "Delete…": False}  # nothing to act on
     done = recorded_experiment(workspace, model_folder, "done")
     killed = recorded_experiment(workspace, model_folder, "killed", finished=False)
     runs.refresh()
@@ -212,7 +215,9 @@ def test_the_experiments_page_empty_then_listing_with_honest_status(runs, worksp
     runs.open_report()
     assert runs.message.text() == "Select an experiment in the table first."
     rows = {runs.table.item(r, 0).text(): r for r in range(runs.table.rowCount())}
+    assert not any(button.isEnabled() for button in runs.on_selected)  # listed, none selected yet
     runs.table.selectRow(rows["killed"])
+    assert all(button.isEnabled() for button in runs.on_selected)
     runs.open_report()
     assert runs.message.text() == "killed has no report yet: it has not run to the end."
     assert (done / "report.html").is_file()
@@ -315,22 +320,22 @@ def test_the_real_icbhi_folder_here_is_refused_for_best_test_with_the_reason(wiz
 
 
 def test_a_refused_run_says_why_and_a_new_name_forgets_its_error(wizard, qtbot, model_folder):
-    recorded_experiment(wizard.workspace, model_folder, "demo-cpu")  # an earlier experiment took the name
     while not isinstance(wizard.currentPage(), RunPage):
         wizard.next()
+    recorded_experiment(wizard.workspace, model_folder, "demo-cpu")  # another recipe took the name meanwhile
     run = wizard.currentPage()
     run.start()
-    qtbot.waitUntil(lambda: run.start_button.text() == "Resume", timeout=60000)
-    assert "experiment 'demo-cpu' was started with another recipe" in run.error.text()
+    qtbot.waitUntil(lambda: run.start_button.text() == "Start as a new experiment", timeout=60000)
+    assert "experiment 'demo-cpu' was started with another recipe: the data was 14 generated" in run.error.text()
     assert "give the recipe a new name" in run.error.text()
     log = run.log.toPlainText()
-    assert log.startswith("Stopped by an error: ") and "was started with another recipe" in log
+    assert log.startswith("Stopped by an error; the reason is below.") and "another recipe" not in log  # said once
     assert "Traceback" not in log and run.copy_details.isVisible() and "Traceback" in run.details
 
     wizard.back()
     review = wizard.currentPage()
     assert isinstance(review, ReviewPage)
-    review.name.setText("demo-cpu-2")
+    assert review.name.text() == "synthetic-240-seed0-noise0"  # proposed: the name is taken by other data
     wizard.next()
     assert wizard.currentPage() is run
     assert run.error.text() == "" and run.start_button.text() == "Run" and run.log.toPlainText() == ""

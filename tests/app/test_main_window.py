@@ -154,15 +154,15 @@ def test_the_model_says_what_it_learnt_from_and_predictions_on_unlike_sounds_are
     window.grab().save(str(tmp_path / "unlike.png"))
     analysis = page.session.current.analysis
     assert analysis.unlike_training and analysis.calibrated
-    assert page.notice.isVisible() and "This recording is unlike the model's training data" in page.notice.text()
-    assert "unlike the model's training data" in page.recording_list.label_text(tone_recording)
+    assert page.notice.isVisible() and "This recording is outside the model's training data" in page.notice.text()
+    assert "outside the model's training data" in page.recording_list.label_text(tone_recording)
     assert "training data" not in page.recording_list.label_text(recording)
     assert "synthetic recordings only" in page.notice.text()
     for row in range(page.table.rowCount()):
         assert page.table.item(row, 3).foreground().color() == DOUBTED
-        assert page.table.item(row, TRAINING).text().startswith("unlike · ")
+        assert page.table.item(row, TRAINING).text().startswith("outside · ")
     page.session.set_current(recording)
-    assert page.session.current.analysis.unlike_training is False and "unlike" not in page.notice.text()
+    assert page.session.current.analysis.unlike_training is False and "outside" not in page.notice.text()
     assert "synthetic recordings only" in page.notice.text()  # the model's warning stays on every prediction view
     assert page.table.item(0, 3).foreground().color() != DOUBTED
     picker.setCurrentIndex(picker.findData(str(window.workspace / "runs" / "tiny-cnn6" / "model")))
@@ -188,9 +188,9 @@ def test_edited_cycles_keep_their_marks_and_the_recording_is_judged_as_it_stands
     assert all(c.training_distance is not None and c.doubted for c in page.view.cycles)
     for row in range(page.table.rowCount()):
         assert page.table.item(row, 3).foreground().color() == DOUBTED
-        assert page.table.item(row, TRAINING).text().startswith("unlike · ")
-    assert "This recording is unlike the model's training data" in page.notice.text()
-    assert "unlike the model's training data" in page.recording_list.label_text(tone_recording)
+        assert page.table.item(row, TRAINING).text().startswith("outside · ")
+    assert "This recording is outside the model's training data" in page.notice.text()
+    assert "outside the model's training data" in page.recording_list.label_text(tone_recording)
     (analysis,) = page.session.analyses()
     assert analysis.cycle_source == "edited" and analysis.unlike_training and len(analysis.cycles) == len(before) + 1
     document.undo_stack.undo()

@@ -142,7 +142,9 @@ def test_the_whole_loop_review_correct_train_and_see_the_teachers(window, tmp_pa
     wizard.next()
     results = wizard.currentPage()
     assert isinstance(results, ResultsPage)
+    respond("Use it anyway")  # eight recordings test the student on too few cycles: the page asks first
     results.use_student.click()
+    assert "fewer than" in respond.informative
     student_model = results.student_model()
     assert page.session.model_folder == student_model
     assert [p.parent.name for p in page.session.teacher_folders] == ["seed-1", "seed-2"]

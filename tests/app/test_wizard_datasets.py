@@ -37,8 +37,9 @@ def test_the_data_page_shows_each_format_with_its_mapped_counts_and_what_was_lef
     assert "Left out: " in mapping and "of audio in no cycle (unlabelled time, not taken as normal)" in mapping
     if layout == "sprsound":
         assert "recordings annotated Poor Quality" in mapping
-    if layout == "table":  # no train/test folders: split patient-wise, and the warning says so
-        assert "no official split" in data.warnings.toPlainText()
+    if layout == "table":  # no train/test folders: the page takes the patient-wise split and shows it
+        assert data.split.currentText() == "patient" and wizard.recipe.data.split == "patient"
+        assert "of the patients held out for testing" in data.split_note.text()
     data.grab().save(str(tmp_path / f"data-page-{layout}.png"))
 
 
