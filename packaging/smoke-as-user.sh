@@ -32,6 +32,12 @@ step "lungkd predict (the shipped demo model) on $(basename "$RECORDING")"
 "$BUNDLE/lungkd" predict "$BUNDLE/_internal/lungkd/resources/models/demo-cnn6" "$RECORDING" | tee predict.txt
 grep -q " cycles from annotation" predict.txt || fail "predict printed no cycles"
 
+step "lungkd visit-report (the shipped demo model) on $(basename "$RECORDING"), as a PDF"
+"$BUNDLE/lungkd" visit-report "$RECORDING" --model "$BUNDLE/_internal/lungkd/resources/models/demo-cnn6" \
+    --out visit.pdf
+[ "$(head -c 5 visit.pdf)" = "%PDF-" ] || fail "no PDF written (Qt's PDF writer, started as the bundle with its flag)"
+echo "visit.pdf: $(stat -c %s visit.pdf) bytes"
+
 # A tiny experiment: 2 teachers and a distilled student, 1 epoch each, on 24 generated recordings.
 tiny_experiment() {  # NAME EXECUTOR
     cat > "$1.toml" <<EOF
