@@ -26,6 +26,7 @@ from lungkd.core.kd.store import ExperimentStore, RecipeChangedError, new_experi
 from lungkd.core.labels import CLASS_NAMES
 from lungkd.core.models.card import read_model_card
 from lungkd.core.models.registry import ARCHITECTURES, SIZES
+from lungkd.core.workspace.status import gain_text
 from lungkd.core.recipes import (ExperimentRecipe, SecondGeneration, SoftLabelSpec, SyntheticData, load_experiment,
                                  recipe_to_toml, shipped_recipes_folder)
 from lungkd.core.selection import Selection
@@ -993,7 +994,8 @@ class ResultsPage(RecipePage):
             return
         fill_table(self.teachers, [[t.seed, t.epoch, t.sp, t.se, t.score] for t in report.teachers])
         self.curve.setData([e.k for e in report.ensembles], [e.score or 0.0 for e in report.ensembles])
-        fill_table(self.students, [[g.arch, g.labels, g.distilled.n, g.distilled.mean, g.baseline.mean, g.gain]
+        fill_table(self.students, [[g.arch, g.labels, g.distilled.n, g.distilled.mean, g.baseline.mean,
+                                    gain_text(g.gain, dash=True)]
                                    for g in report.student_groups])
         self.summary.setText(f"Selection: {report.selection} · {report.train_cycles} training cycles, "
                              f"{report.test_cycles} test cycles")

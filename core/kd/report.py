@@ -18,7 +18,7 @@ from lungkd.core.models.card import ReliabilityBin, Role
 from lungkd.core.recipes import ExperimentRecipe, StudentSpec
 from lungkd.core.selection import Selection
 from lungkd.core.training.calibration import expected_calibration_error
-from lungkd.core.workspace.status import BestEnsemble, RunSummary, StudentSummary, number_text
+from lungkd.core.workspace.status import BestEnsemble, RunSummary, StudentSummary, gain_text, number_text
 
 
 class Record(BaseModel):
@@ -45,7 +45,9 @@ class ScoreSummary(Record):
     def text(self) -> str:
         if not self.n:
             return "—"
-        return f"{number_text(self.mean)} ± {'n/a' if self.std is None else number_text(self.std)} (n={self.n})"
+        if self.n == 1:  # one model has no spread to give
+            return f"{number_text(self.mean)} (one model)"
+        return f"{number_text(self.mean)} ± {number_text(self.std)} (n={self.n})"
 
 
 class RunCalibration(Record):
@@ -240,8 +242,8 @@ class ExperimentReport(Record):
         for g in self.student_groups:
             hard = f"hard labels {g.baseline.text()}" + (" (the teachers)" if g.baseline_source == "the teachers"
                                                          else "")
-            gain = "n/a" if g.gain is None else f"{g.gain:+.2f}"
-            lines.append(f"student {g.arch} ({g.labels}): Score {g.distilled.text()}, {hard}, gain {gain}")
+            lines.append(f"student {g.arch} ({g.labels}): Score {g.distilled.text()}, {hard}, "
+                         f"gain {gain_text(g.gain)}")
         if self.second_generation:
             lines.append(f"second generation: Score {number_text(self.second_generation.score)}")
         return lines + [f"note: {note}" for note in self.selection_notes()]

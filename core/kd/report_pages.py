@@ -7,6 +7,7 @@ from pathlib import Path
 
 from lungkd.core.kd.report import DatasetTable, EnsemblePoint, ExperimentReport, ReliabilityDiagram, RunRow
 from lungkd.core.kd.report import number_text as _n
+from lungkd.core.workspace.status import gain_text
 from lungkd.core.storage import write_json_atomic, write_text_atomic
 from lungkd.core.text import markdown_text, unescape_markdown
 from lungkd.core.workspace.layout import REPORT_HTML, REPORT_JSON, REPORT_MARKDOWN
@@ -41,7 +42,7 @@ def markdown_report(report: ExperimentReport) -> str:
                   f"{_ci(s)} |" for s in report.students]
         lines += ["", "| student | distilled Score | hard-label Score | gain |", "|---|---|---|---|"]
         lines += [f"| {q(g.arch)} ({q(g.labels)}) | {g.distilled.text()} | {g.baseline.text()}"
-                  f"{' (the teachers)' if g.baseline_source == 'the teachers' else ''} | {_n(g.gain)} |"
+                  f"{' (the teachers)' if g.baseline_source == 'the teachers' else ''} | {gain_text(g.gain)} |"
                   for g in report.student_groups]
     if s := report.second_generation:
         lines += ["", f"## Second generation (ensemble of {s.k} {q(s.arch)} students, {q(s.labels)})", "",

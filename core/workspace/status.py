@@ -19,6 +19,11 @@ def number_text(value: float | None, digits: int = 2, dash: bool = False) -> str
     return f"{value:.{digits}f}"
 
 
+def gain_text(value: float | None, dash: bool = False) -> str:
+    """A difference of Scores as people write one, with its sign: +2.14, -0.50; a missing one as number_text."""
+    return number_text(value, dash=dash) if value is None else f"{value:+.2f}"
+
+
 class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -20,10 +20,10 @@ from lungkd.core.kd.executors import InProcessExecutor
 from lungkd.core.kd.experiment import Experiment
 from lungkd.core.kd.jobs import ExperimentError
 from lungkd.core.kd.progress import ExperimentClock, PlannedRun, describe
-from lungkd.core.kd.report import ExperimentReport
+from lungkd.core.kd.report import ExperimentReport, ScoreSummary
 from lungkd.core.kd.report_pages import markdown_report
 from lungkd.core.kd.store import ExperimentStore, delete_experiment, rename_experiment
-from lungkd.core.workspace.status import is_running, status_text
+from lungkd.core.workspace.status import gain_text, is_running, status_text
 from lungkd.core.models.card import read_model_card
 from lungkd.core.models.inventory import find_models, shipped_models_folder
 from lungkd.core.models.registry import create_model
@@ -400,3 +400,12 @@ def test_train_on_a_terminal_shows_progress_within_each_epoch(tmp_path):
     bars = [part for part in text.split("\r") if part.startswith("epoch   1/2 |")]
     assert len(bars) >= 2 and "%" in bars[-1] and "ETA" in bars[0]  # redrawn in place within epoch 1
     assert "\nepoch   1/2  loss " in text and "selected epoch 2 (last)" in text
+
+
+def test_scores_and_gains_are_written_as_people_write_them():
+    """One model has no spread (not "± n/a (n=1)"); a gain carries its sign either way."""
+    assert ScoreSummary.of([62.0]).text() == "62.00 (one model)"
+    assert ScoreSummary.of([60.0, 64.0]).text() == "62.00 ± 2.83 (n=2)"
+    assert ScoreSummary.of([None]).text() == "—"
+    assert [gain_text(g) for g in (2.138, -0.5, 0.0)] == ["+2.14", "-0.50", "+0.00"]
+    assert gain_text(None) == "n/a" and gain_text(None, dash=True) == "—"
