@@ -151,11 +151,17 @@ def _commands(tmp_path, synthetic_dir) -> dict[str, tuple[list[str], float]]:
 @pytest.mark.parametrize("name", ["run", "train", "predict"])
 def test_ctrl_c_at_random_moments_ends_the_command_and_the_same_command_then_finishes(name, tmp_path, synthetic_dir):
     command, lasts = _commands(tmp_path, synthetic_dir)[name]
-    moments = random.Random(f"ctrl-c {name}")  # the same moments every time the suite runs
-    interrupted = 0
-    for _ in range(3):
-        process = _start(command)
-        time.sleep(moments.uniform(0.3, lasts))  # from the first imports to the end
+    moments = random.Random(f"ctrl-c {name}")  # the same draws every time the suite runs
+    took, interrupted = lasts, 0
+    for _ in range(6):  # three Ctrl-Cs at random moments, from the first imports to the end
+        if interrupted == 3:
+            break
+        process, began = _start(command), time.monotonic()
+        try:  # a command that ends before its moment tells how long it takes on this machine now
+            process.wait(timeout=moments.uniform(0.3, took))
+            took = max(0.6, 0.8 * (time.monotonic() - began))
+        except subprocess.TimeoutExpired:
+            pass
         _ctrl_c(process)
         code, out, err = _ended(process, [])
         if code == 0:

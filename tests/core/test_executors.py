@@ -139,7 +139,7 @@ def test_a_cancel_mid_run_stops_every_run_and_leaves_a_resumable_workspace(execu
     running = started - done_before
     timeline = [(e.run, e.kind, round(e.time - cancelled_at[0], 2)) for e in events
                 if e.run in TEACHERS and e.kind in ("started", "metrics", "finished", "cancelled")]
-    assert "teacher seed 1" in running, timeline
+    assert running, timeline  # a teacher was under way when the cancel came
     assert running <= {e.run for e in events if e.kind == "cancelled" and e.run}, timeline  # every one stopped
     assert not [e for e in events if e.kind == "finished" and e.run in running], timeline
     for run in running:  # from when it heard, within a step: the step under way, and at most the next
@@ -152,11 +152,14 @@ def test_a_cancel_mid_run_stops_every_run_and_leaves_a_resumable_workspace(execu
     assert read_events(folder / "events.jsonl")[-1].kind == "cancelled"
     with Catalog.for_workspace(tmp_path / "ws") as catalog:
         assert [e.status for e in catalog.experiments()] == ["cancelled"]
-    # the cancel came at its first epoch's end; a loaded machine may let it finish the next before it arrives
-    finished = max(e.data["epoch"] for e in events if e.run == "teacher seed 1" and e.kind == "metrics")
     (teacher_one,) = (tmp_path / "ws" / "teachers").glob("cnn6-*/seed-1")
-    assert torch.load(teacher_one / "train_state.pt", weights_only=True)["epoch"] == finished
-    assert not (teacher_one / MODEL_FOLDER).exists()
+    if "teacher seed 1" in running:
+        # the cancel came at its first epoch's end; a loaded machine may let it finish the next before it arrives
+        finished = max(e.data["epoch"] for e in events if e.run == "teacher seed 1" and e.kind == "metrics")
+        assert torch.load(teacher_one / "train_state.pt", weights_only=True)["epoch"] == finished
+        assert not (teacher_one / MODEL_FOLDER).exists()
+    else:  # a Ray task's events come in batches: it had finished, whole, before it could hear of the cancel
+        assert (teacher_one / MODEL_FOLDER).exists()
 
     again = []
     report = Experiment(RECIPE, tmp_path / "ws", on_event=again.append, executor=executor).run()
