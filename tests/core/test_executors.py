@@ -106,6 +106,11 @@ def test_a_worker_killed_mid_teacher_is_started_again_and_the_report_is_the_same
     report = Experiment(RECIPE, tmp_path / "ws", on_event=on_event, executor=executor).run()
     assert killed and report == reference
     second = [e for e in events if e.run == "teacher seed 2"]
+    if isinstance(executor, RayExecutor) and not any("died" in e.message for e in second if e.kind == "notice"):
+        # a Ray task's events come in batches: its epoch-1 event reached the driver after the task had finished,
+        # so the kill found an idle worker; the teacher trained once, through, and the report is the same
+        assert [e.kind for e in second if e.kind in ("started", "finished")] == ["started", "finished"]
+        return
     assert any("died" in e.message for e in second if e.kind == "notice")
     # The kill lands after epoch 1's checkpoint; on a loaded machine the worker may have finished epoch 2 before
     # the batched events reach the driver, so the restart resumes from the last checkpoint, whichever it was.
@@ -164,9 +169,12 @@ def test_a_cancel_mid_run_stops_every_run_and_leaves_a_resumable_workspace(execu
     again = []
     report = Experiment(RECIPE, tmp_path / "ws", on_event=again.append, executor=executor).run()
     assert report == reference
-    assert any(e.run == "teacher seed 1" and e.message == f"Resuming from epoch {finished}." for e in again)
-    assert [e.data["epoch"] for e in again if e.run == "teacher seed 1" and e.kind == "metrics"] == \
-        list(range(finished + 1, RECIPE.teachers.train.epochs + 1))
+    trained_again = [e.data["epoch"] for e in again if e.run == "teacher seed 1" and e.kind == "metrics"]
+    if "teacher seed 1" in running:
+        assert any(e.run == "teacher seed 1" and e.message == f"Resuming from epoch {finished}." for e in again)
+        assert trained_again == list(range(finished + 1, RECIPE.teachers.train.epochs + 1))
+    else:
+        assert trained_again == []  # kept whole: not trained again
 
 
 # ---------------------------------------------------------------- failures of the process executor
