@@ -116,7 +116,8 @@ def _preparation(value: Any) -> PrepSettings:
 def _features(value: Any) -> FbankSettings | ClapFeatureSettings:
     if isinstance(value, tuple(_FEATURE_KINDS.values())):
         return value
-    if not isinstance(value, dict) or value.get("kind") not in _FEATURE_KINDS:
+    kind = value.get("kind") if isinstance(value, dict) else None
+    if not isinstance(kind, str) or kind not in _FEATURE_KINDS:  # a list there is no key of the table
         raise ValueError(f"the features need a kind, one of {', '.join(_FEATURE_KINDS)}")
     settings = {k: v for k, v in value.items() if k != "kind"}
     return _settings(_FEATURE_KINDS[value["kind"]], settings, f"{value['kind']} features")

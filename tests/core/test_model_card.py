@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from lungkd.core.analysis.limits import load_model_with_limits
@@ -203,6 +203,7 @@ DEMO_PATHS = list(_paths(DEMO_DOCUMENT))
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(where=st.sampled_from(DEMO_PATHS), value=MUTATIONS)
+@example(where=("inputs", "features", "kind"), value=[])  # found by this test: a list was looked up as a key
 def test_any_field_changed_to_anything_parses_or_is_refused_as_damaged(where, value):
     document = copy.deepcopy(DEMO_DOCUMENT)
     target = document
