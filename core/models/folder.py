@@ -242,7 +242,8 @@ def _not_safetensors(start: bytes) -> str:
 def _tensors(header: dict, data_bytes: int, path: Path) -> Tensors:
     tensors, spans = {}, []
     for name, entry in header.items():
-        ok = isinstance(entry, dict) and entry.get("dtype") in ITEM_BYTES and isinstance(entry.get("shape"), list) \
+        ok = isinstance(entry, dict) and isinstance(entry.get("dtype"), str) and entry["dtype"] in ITEM_BYTES \
+            and isinstance(entry.get("shape"), list) \
             and all(isinstance(n, int) and n >= 0 for n in entry["shape"]) \
             and isinstance(entry.get("data_offsets"), list) and len(entry["data_offsets"]) == 2 \
             and all(isinstance(n, int) for n in entry["data_offsets"])

@@ -143,6 +143,8 @@ LIES = [
                                                      bytes(12))),
     ("describes tensor 'w' wrongly", _safetensors({"w": {"dtype": "F128", "shape": [1], "data_offsets": [0, 16]}},
                                                   bytes(16))),
+    ("describes tensor 'w' wrongly", _safetensors({"w": {"dtype": ["F32"], "shape": [1], "data_offsets": [0, 4]}},
+                                                  bytes(4))),
     ("overlap or leave gaps", _safetensors({"w": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}, bytes(8))),
     ("longer than its tensors", _safetensors({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, bytes(8))),
     ("header is missing or damaged", _safetensors({"w": 1}, b"", length=10**9)),
