@@ -78,17 +78,10 @@ class _DeafToInterruptContext(multiprocessing.context.SpawnContext):
     Process = _DeafToInterruptProcess
 
 
-class _Pool(ProcessPoolExecutor):
-    def __exit__(self, kind, value, traceback) -> bool:
-        # left by an exception (Ctrl-C, a cancel, a failed job): the work not yet begun is dropped, not waited for
-        self.shutdown(wait=True, cancel_futures=kind is not None)
-        return False
-
-
 def spawn_pool(workers: int) -> ProcessPoolExecutor:
-    """A pool of `workers` fresh interpreters computing on one thread each, deaf to Ctrl-C; leaving its `with`
-    by an exception drops the work not yet begun."""
-    return _Pool(workers, mp_context=_DeafToInterruptContext(), initializer=_one_thread)
+    """A pool of `workers` fresh interpreters computing on one thread each, deaf to Ctrl-C (run_jobs, which
+    starts it, drops the work not yet begun when it is left by an exception)."""
+    return ProcessPoolExecutor(workers, mp_context=_DeafToInterruptContext(), initializer=_one_thread)
 
 
 @contextmanager
