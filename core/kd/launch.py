@@ -24,18 +24,19 @@ def is_frozen() -> bool:
     return bool(getattr(sys, "frozen", False))
 
 
+def _program_command(module: str, frozen_flag: str, *args: str) -> list[str]:
+    """`python -m MODULE ARGS`, or in the bundle its launcher with the program's own flag."""
+    return [sys.executable, *((frozen_flag,) if is_frozen() else ("-m", module)), *args]
+
+
 def worker_command() -> list[str]:
     """The command line that starts a training worker from this process."""
-    if is_frozen():
-        return [sys.executable, FROZEN_WORKER_FLAG]
-    return [sys.executable, "-m", WORKER_MODULE]
+    return _program_command(WORKER_MODULE, FROZEN_WORKER_FLAG)
 
 
 def report_pdf_command(source: str, target: str) -> list[str]:
     """The command line that writes the HTML file `source` as the PDF `target` with Qt's writer."""
-    if is_frozen():
-        return [sys.executable, FROZEN_REPORT_PDF_FLAG, source, target]
-    return [sys.executable, "-m", REPORT_PDF_MODULE, source, target]
+    return _program_command(REPORT_PDF_MODULE, FROZEN_REPORT_PDF_FLAG, source, target)
 
 
 def report_pdf_files(argv: list[str]) -> list[str] | None:
