@@ -322,7 +322,7 @@ def _duration(seconds: float) -> str:
 
 
 def _recipes(args: argparse.Namespace) -> int:
-    from lungkd.core.recipes import shipped_recipes
+    from lungkd.core.recipe_files import shipped_recipes
 
     for kind, command in (("experiment", "lungkd run NAME"), ("training", "lungkd train NAME")):
         print(f"{kind} recipes ({command}):")
@@ -334,7 +334,7 @@ def _recipes(args: argparse.Namespace) -> int:
 
 
 def _recipe_path(args: argparse.Namespace) -> int:
-    from lungkd.core.recipes import find_recipe
+    from lungkd.core.recipe_files import find_recipe
 
     print(find_recipe(args.path))
     return 0

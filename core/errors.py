@@ -42,3 +42,7 @@ class DataError(LungKDError):
 
 class AudioError(LungKDError):
     """A recording that cannot be decoded or contains unusable samples."""
+
+
+class RecipeError(LungKDError):
+    """A recipe key with a missing, unknown or out-of-range value."""

@@ -7,15 +7,12 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
-from lungkd.core.errors import LungKDError
+from lungkd.core.errors import RecipeError
 
 
 MAX_SEED = 2**31 - 1  # what every consumer takes: torch, numpy's legacy generator (< 2**32), SQLite, a C int
 Seed = Annotated[StrictInt, Field(ge=0, le=MAX_SEED)]
 
-
-class RecipeError(LungKDError):
-    """A recipe key with a missing, unknown or out-of-range value."""
 
 
 class Spec(BaseModel):

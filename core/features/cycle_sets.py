@@ -14,29 +14,9 @@ from lungkd.core.data.dataset import DatasetIndex
 from lungkd.core.data.prompts import PARTS, dataset_prompts
 from lungkd.core.errors import DataError
 from lungkd.core.features.cache import FeatureCache, prepare_dataset
-from lungkd.core.features.prepare import PrepSettings
-from lungkd.core.features.spectral import ClapFeatureSettings, FbankSettings
+from lungkd.core.features.inputs import InputSpec
 
 SPLIT_ORDER = ("train", "val", "calibration", "test")  # calibration: held out of train (core.data.sources)
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """What a model consumes: clips prepared at a rate, the features computed from them, and whether it
-    also reads each cycle's BTS prompt."""
-
-    prep: PrepSettings
-    features: FbankSettings | ClapFeatureSettings
-    prompts: bool = False
-
-    @property
-    def kind(self) -> str:
-        return "clap" if isinstance(self.features, ClapFeatureSettings) else "fbank"
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """One cycle's input, without the batch axis."""
-        return self.features.output_shape(self.prep.clip_len)
 
 
 @dataclass

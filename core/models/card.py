@@ -30,7 +30,7 @@ from pydantic import (BaseModel, ConfigDict, Field, PlainSerializer, PlainValida
                       ValidationError, field_validator, model_validator)
 
 from lungkd.core.errors import LungKDError
-from lungkd.core.features.cycle_sets import InputSpec
+from lungkd.core.features.inputs import InputSpec
 from lungkd.core.features.prepare import PrepSettings
 from lungkd.core.features.spectral import ClapFeatureSettings, FbankSettings
 from lungkd.core.labels import CLASS_NAMES

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lungkd.core.errors import LungKDError
-from lungkd.core.features.cycle_sets import InputSpec
+from lungkd.core.features.inputs import InputSpec
 from lungkd.core.features.prepare import PrepSettings
 from lungkd.core.features.spectral import ClapFeatureSettings, FbankSettings
 from lungkd.core.labels import NUM_CLASSES

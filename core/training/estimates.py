@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from lungkd.core.data.dataset import DatasetIndex
 from lungkd.core.features.cache import FeatureCache, entry_key, prepare_dataset
-from lungkd.core.features.cycle_sets import InputSpec
+from lungkd.core.features.inputs import InputSpec
 from lungkd.core.models.inference import autocast_for, resolve_device
 from lungkd.core.models.registry import create_model, model_info
 from lungkd.core.pool import default_workers
