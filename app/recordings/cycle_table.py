@@ -183,9 +183,10 @@ class CycleTable(QTableWidget):
         truth.setToolTip("double click to choose the class")
         if c.truth is None:
             truth.setForeground(MUTED)
-        match = self._item(row, MATCH, "" if c.matches is None else ("✓" if c.matches else "✗ mismatch"))
+        match = self._item(row, MATCH, "" if c.matches is None else ("✓" if c.matches else "✗ differs"))
         if c.matches is False:
             match.setForeground(MISMATCH)
+            match.setToolTip("the prediction differs from the annotation")
         self._item(row, TRAINING, likeness(c, distance_limit))
         self._quality_cell(row, c)
         if c.doubted:

@@ -42,7 +42,7 @@ def page(window, synthetic_dir, tmp_path, wait_idle, qtbot):
 def mismatch(page) -> bool:
     """Whether the selected cycle's table row shows the model disagreeing with its annotation."""
     table = page.table
-    return table.item(table.current_cycle(), table.column("match")).text() == "✗ mismatch"
+    return table.item(table.current_cycle(), table.column("match")).text() == "✗ differs"
 
 
 def annotated_percent(page, entry) -> int:
