@@ -34,6 +34,7 @@ from lungkd.core.workspace.layout import MODEL_FOLDER, REPORT_HTML, experiment_f
 
 from ..engine import EngineTask, TaskQueue
 from .adapt_dialog import AdaptDialog
+from .run_styles import RunStyles
 
 SPLIT_TIP = ("Which recordings test the models. official: the dataset's own split (ICBHI's split file, or train and "
              "test folders). patient: patients drawn at random for testing, every recording of a patient on one "
@@ -44,6 +45,8 @@ SELECTION_TIP = ("Which epoch of each model is kept. best_test: the best on the 
 RECIPES_DIR = shipped_recipes_folder()  # the package data, wherever LungKD is installed
 START_NEW = "Start as a new experiment"  # the Run button where Resume cannot help: the name is another experiment's
 SHOWN_CHANGES = 3  # differences named where a changed recipe meets an experiment of its name
+LEGEND_ROWS = 12  # legend entries in one column; more go in two, so the legend stays within the plots' height
+LEGEND_TEXT = "#303540"  # darker than pyqtgraph's grey: the legend is read, not glanced at
 # where the Run page trains (core.kd.executors); child processes keep the window smooth
 EXECUTOR_LABELS = {"process": "child processes on this computer", "inprocess": "the window's own process",
                    "ray": "a Ray cluster"}
@@ -727,6 +730,14 @@ class ReviewPage(RecipePage):
             self.save_to(Path(path))
 
 
+def _curve_look(style, marker: bool = True) -> dict:
+    """pyqtgraph's arguments for a curve drawn in a run's style (markers on the Score curve, at each epoch)."""
+    look = {"pen": pg.mkPen(style.colour, width=2, style=style.line)}
+    if marker:
+        look.update(symbol=style.marker, symbolSize=7, symbolBrush=style.colour, symbolPen=style.colour)
+    return look
+
+
 class RunPage(RecipePage):
     def __init__(self):
         super().__init__()
@@ -742,11 +753,16 @@ class RunPage(RecipePage):
                                               axisItems={"bottom": IntegerAxis("bottom")})
         for plot in (self.loss_plot, self.score_plot):
             plot.setLabel("bottom", "epoch")
-        self.legend = pg.LegendItem()  # in a column of its own, at its own size: it never covers a curve
-        self.legend.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
-        self.curves.addItem(self.legend, row=0, col=2)
-        self.curves.ci.layout.setAlignment(self.legend, Qt.AlignmentFlag.AlignTop)
+        # The legends in columns of their own, at their own size, so they never cover a curve: the kinds of run
+        # (their colours), then the seeds (their lines and markers).
+        self.legend, self.seed_legend = pg.LegendItem(labelTextColor=LEGEND_TEXT), pg.LegendItem(
+            labelTextColor=LEGEND_TEXT)
+        for column, legend in enumerate((self.legend, self.seed_legend), start=2):
+            legend.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+            self.curves.addItem(legend, row=0, col=column)
+            self.curves.ci.layout.setAlignment(legend, Qt.AlignmentFlag.AlignTop)
         self.series: dict[str, tuple[list, list, list, object, object]] = {}
+        self.styles = RunStyles()
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.executor = QComboBox()
@@ -817,9 +833,11 @@ class RunPage(RecipePage):
         self.start_button.setText("Run")
         self.start_button.setEnabled(True)
         self.legend.clear()
+        self.seed_legend.clear()
         for plot in (self.loss_plot, self.score_plot):
             plot.clear()
         self.series.clear()
+        self.styles.clear()
         self.completeChanged.emit()
 
     def start(self) -> None:
@@ -886,18 +904,27 @@ class RunPage(RecipePage):
 
     def _plot(self, run: str, data: dict) -> None:
         if run not in self.series:
-            colour = pg.intColor(len(self.series), hues=9)
-            loss_curve = self.loss_plot.plot(pen=pg.mkPen(colour, width=2))
-            self.legend.addItem(loss_curve, run)
-            score_curve = self.score_plot.plot(pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=5,
-                                               symbolBrush=colour)
+            entries = len(self.styles.kinds), len(self.styles.seeds)
+            style = self.styles.style(run)
+            loss_curve = self.loss_plot.plot(**_curve_look(style, marker=False))
+            score_curve = self.score_plot.plot(**_curve_look(style))
             self.series[run] = ([], [], [], loss_curve, score_curve)
+            if (len(self.styles.kinds), len(self.styles.seeds)) != entries:
+                self._fill_legend()
         epochs, losses, scores, loss_curve, score_curve = self.series[run]
         epochs.append(data["epoch"])
         losses.append(data["loss"])
         scores.append(((data.get("test") or {}).get("score")) or 0.0)
         loss_curve.setData(epochs, losses)
         score_curve.setData(epochs, scores)
+
+    def _fill_legend(self) -> None:
+        """One entry per kind of run (its colour), and one per seed (its line and marker) beside them."""
+        for legend, entries in ((self.legend, self.styles.kind_styles()), (self.seed_legend, self.styles.seed_styles())):
+            legend.clear()
+            legend.setColumnCount(1 if len(entries) <= LEGEND_ROWS else 2)
+            for name, style in entries:
+                legend.addItem(pg.PlotDataItem(**_curve_look(style, marker=bool(style.marker))), name)
 
     def _finished(self, report: dict) -> None:
         self._show_progress.cancel()  # a late progress event must not overwrite "Finished"
