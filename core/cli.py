@@ -311,6 +311,8 @@ class _StageProgress:
                 self.bar.draw(f"{run}{left}", done, event.eta_s)
             else:
                 self.bar.write("  ".join(f"{r} {100 * d:3.0f}%" for r, d in self.training.items()) + left)
+        elif event.stage == "experiment" and event.kind == "failed":
+            pass  # the error reaches main(), which says it once, with its fix
         elif (sentence := describe(event)) is not None:
             self.bar.line(sentence)
 

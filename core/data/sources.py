@@ -12,6 +12,7 @@ from pydantic import AfterValidator, Discriminator, Field, Tag, model_serializer
 from lungkd.core.data.dataset import DatasetIndex, load_dataset
 from lungkd.core.data.index import ICBHI_FORMAT
 from lungkd.core.data.label_maps import LabelTarget
+from lungkd.core.data.metadata import SPLIT_FILE
 from lungkd.core.data.labelled_folders import FORMAT_NAMES, DatasetFormat
 from lungkd.core.data.pooled import pool_datasets
 from lungkd.core.data.splits import patient_split, train_patients, validation_split
@@ -190,7 +191,7 @@ def resolve_dataset(data: DataSpec | tuple[DataSpec, ...], workspace: Path, *,
         index.apply_split(validation_split(index, data.val_fraction, data.split_seed))
     elif data.calibration_fraction and train_patients(index) >= MIN_PATIENTS_TO_HOLD_OUT:
         index.apply_split(validation_split(index, data.calibration_fraction, data.split_seed, into=CALIBRATION_SPLIT))
-    elif data.calibration_fraction:
+    elif data.calibration_fraction and train_patients(index):  # none at all: check_trainable refuses with why
         index.warnings.append(Problem(str(index.root), f"only {train_patients(index)} training patients: none is held "
                                       "out to calibrate the model, whose probabilities stay uncalibrated.",
                                       f"use a dataset with at least {MIN_PATIENTS_TO_HOLD_OUT} training patients, or "
@@ -224,7 +225,13 @@ _FIXES = {"train": "put the recordings' audio files (.wav) beside their annotati
 
 def trainability_problem(stats: dict, selection: Selection) -> tuple[str, str] | None:
     """Why a dataset (its `DatasetIndex.stats()`) cannot be trained on with `selection`, and the fix; None when
-    it can. A split the selection needs without cycles that have readable audio is the reason."""
+    it can. A split the selection needs without cycles that have readable audio is the reason; a folder in ICBHI's
+    layout kept on split = "official" without ICBHI's split file has no split at all, and that is the reason."""
+    if not stats["official_split"] and set(stats["recordings_per_split"]) == {"none"}:
+        return (f'split = "official" takes the train and test recordings from ICBHI\'s split file ({SPLIT_FILE}), '
+                f"and the folder has none, so none of its {stats['recordings']} recordings is in train or test.",
+                'choose split = "patient" (a patient-wise split, test_fraction of the patients in test), or put '
+                f"{SPLIT_FILE} beside the recordings.")
     for split in Selection(selection).needs:
         if stats["cycles_with_audio"].get(split, 0):
             continue

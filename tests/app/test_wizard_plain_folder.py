@@ -1,28 +1,12 @@
 """The wizard on a user's own plain folder of recordings (wav + ICBHI txt, no split file): the Data page takes
 the patient split and says what it holds out, and a folder it must refuse is refused once, with the real cause
 and the one change that fixes it, in sentences."""
-import shutil
-from pathlib import Path
-
 import torch  # noqa: F401  - before PySide6, as in the entry point
 
 from lungkd.app.training.wizard import DataPage, TeachersPage
-from lungkd.core.data.dataset import load_dataset
+from plain_folder import plain_folder
 
 LITERAL_MARKS = ("{'", "': ", "None", "->", "Traceback")
-
-
-def plain_folder(synthetic_dir: Path, folder: Path, patients: int | None = None) -> Path:
-    """The generated recordings' wav and txt files alone, as a user keeps them: no split file, no metadata;
-    `patients` keeps only the recordings of that many patients."""
-    index = load_dataset(synthetic_dir)
-    kept = sorted({r.patient for r in index.recordings})[:patients]
-    folder.mkdir()
-    for recording in index.recordings:
-        if recording.patient in kept:
-            for suffix in (".wav", ".txt"):
-                shutil.copy(synthetic_dir / f"{recording.name}{suffix}", folder)
-    return folder
 
 
 def _sentences(text: str) -> bool:
