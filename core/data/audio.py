@@ -207,7 +207,7 @@ def decode_audio(path: str | Path) -> DecodedAudio:
         first = int(np.argmax(bad))
         raise AudioError(f"{int(bad.sum())} NaN or infinite samples, the first at {first / sr:.3f} s.", path=path,
                          fix="re-export the recording from its source; LungKD will not guess the missing samples.")
-    peak = float(np.abs(mono).max())
+    peak = max(float(mono.max()), -float(mono.min()))  # no whole-length |x| temporary: the size of the recording
     if peak > 1.0:
         mono = mono / np.float32(peak)
         warnings.append(Problem(str(path), f"samples reach {peak:.3g}, beyond the full scale of audio (1.0); the "
