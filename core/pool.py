@@ -13,6 +13,7 @@ the work) instead of each helper printing a traceback.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import multiprocessing.context
 import os
 import signal
@@ -39,11 +40,31 @@ def default_workers() -> int:
     return max(1, min(cpus, 4))
 
 
+def _helper_start() -> None:
+    _one_thread()
+    _leave_with_parent()
+
+
 def _one_thread() -> None:
     for variable in _THREAD_VARIABLES:  # read when numpy's BLAS or torch is first imported in the worker
         os.environ[variable] = "1"
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
+
+
+def _leave_with_parent() -> None:
+    """A helper whose caller is killed (no chance to shut its pool down) exits too, instead of waiting for work
+    forever: its work queue, of which it holds both ends, never tells it. The parent's sentinel does, on every
+    platform."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def exit_when_gone() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=exit_when_gone, name="leave with parent", daemon=True).start()
 
 
 @contextmanager
@@ -81,7 +102,7 @@ class _DeafToInterruptContext(multiprocessing.context.SpawnContext):
 def spawn_pool(workers: int) -> ProcessPoolExecutor:
     """A pool of `workers` fresh interpreters computing on one thread each, deaf to Ctrl-C (run_jobs, which
     starts it, drops the work not yet begun when it is left by an exception)."""
-    return ProcessPoolExecutor(workers, mp_context=_DeafToInterruptContext(), initializer=_one_thread)
+    return ProcessPoolExecutor(workers, mp_context=_DeafToInterruptContext(), initializer=_helper_start)
 
 
 @contextmanager

@@ -1,7 +1,11 @@
 """Small jobs do not pay for pools: `run_jobs` works in the caller's process and starts helper processes only
 when the work left outlasts starting them; what helpers compute is what the caller would have."""
 import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -73,3 +77,34 @@ def test_synthetic_recordings_are_the_same_bytes_whoever_renders_them(tmp_path, 
     assert alone.recordings == shared.recordings == 12
     for path in sorted((tmp_path / "alone").iterdir()):
         assert path.read_bytes() == (tmp_path / "shared" / path.name).read_bytes(), path.name
+
+
+CALLER = """
+import os, time
+from lungkd.core.pool import spawn_pool
+
+if __name__ == "__main__":
+    pool = spawn_pool(1)
+    print(pool.submit(os.getpid).result(), flush=True)  # the helper's pid, once it runs
+    time.sleep(300)
+"""
+
+
+def test_a_helper_whose_caller_is_killed_exits_instead_of_waiting_for_work_forever(tmp_path):
+    """Killed, the caller cannot shut its pool down; before, its idle helper lived on as an orphan."""
+    script = tmp_path / "caller.py"
+    script.write_text(CALLER)
+    caller = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    helper = int(caller.stdout.readline())
+    os.kill(helper, 0)  # alive and idle, waiting for the next job
+    caller.send_signal(signal.SIGKILL)
+    caller.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(helper, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(helper, signal.SIGKILL)
+    pytest.fail("the helper outlived its killed caller by 30 s")
