@@ -23,8 +23,7 @@ from lungkd.core.data.annotations import read_annotation_file
 from lungkd.core.data.dataset import load_dataset
 from lungkd.core.errors import LungKDError
 from lungkd.core.features.cache import FeatureCache, prepare_dataset
-from lungkd.core.features.prepare import PrepSettings
-from lungkd.core.features.spectral import FbankSettings
+from lungkd.core.features.inputs import FbankSettings, PrepSettings
 from lungkd.core.recipes import read_toml
 
 

@@ -83,7 +83,7 @@ class StageClock:
 def _instrument(clock: StageClock) -> None:
     from lungkd.core import storage
     from lungkd.core.analysis import batch, limits, predict, results
-    from lungkd.core.features.spectral import ClapFeatureSettings, FbankSettings
+    from lungkd.core.features.inputs import ClapFeatureSettings, FbankSettings
 
     clock.wrap(limits, "load_model_with_limits", "loading the model")
     clock.wrap(predict, "load_audio", "decoding")

@@ -23,8 +23,7 @@ from lungkd.core import pool, storage
 from lungkd.core.features.cache import FeatureCache, prepare_dataset
 from lungkd.core.pool import default_workers
 from lungkd.core.data.dataset import load_dataset
-from lungkd.core.features.spectral import ClapFeatureSettings, FbankSettings
-from lungkd.core.features.prepare import PrepSettings
+from lungkd.core.features.inputs import ClapFeatureSettings, FbankSettings, PrepSettings
 
 REAL_AUDIO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "icbhi" / "audio"
 FEATURES = {

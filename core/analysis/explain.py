@@ -39,9 +39,9 @@ from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.data.audio import DecodedAudio
 from lungkd.core.data.prompts import file_prompt
 from lungkd.core.data.records import Cycle
-from lungkd.core.features.inputs import InputSpec
-from lungkd.core.features.prepare import PrepSettings, clip_batches
-from lungkd.core.features.spectral import FBANK_FRAME_LENGTH_MS, FBANK_FRAME_SHIFT_MS, ClapFeatureSettings
+from lungkd.core.features.inputs import (FBANK_FRAME_LENGTH_MS, FBANK_FRAME_SHIFT_MS, ClapFeatureSettings, InputSpec,
+                                         PrepSettings)
+from lungkd.core.features.prepare import clip_batches
 from lungkd.core.models.registry import model_info
 
 IG_STEPS = 32  # points on the path; the weights' sum is then within a few % of the probability explained

@@ -29,11 +29,12 @@ from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.pool import default_workers, run_jobs
 from lungkd.core.storage import StorageError, atomic_path, file_sha256, json_sha256
 from lungkd.core.errors import AudioError, LungKDError, Problem
-from lungkd.core.features.prepare import PrepSettings, prepare_recording, require_audio
+from lungkd.core.features.prepare import prepare_recording, require_audio
+from lungkd.core.features.inputs import PrepSettings
 from lungkd.core.data.records import Cycle, Recording
 
 if TYPE_CHECKING:
-    from lungkd.core.features.spectral import ClapFeatureSettings, FbankSettings
+    from lungkd.core.features.inputs import ClapFeatureSettings, FbankSettings
 
     FeatureSettings = Union[FbankSettings, ClapFeatureSettings]
 

@@ -10,8 +10,7 @@ Matches the BTS / patch-mix reference code (`get_individual_cycles_torchaudio`, 
 """
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -20,40 +19,7 @@ import numpy as np
 from lungkd.core.data.audio import load_audio, resample_span, resampled_length
 from lungkd.core.errors import AudioError, Problem
 from lungkd.core.data.records import Cycle, Recording
-
-SAMPLE_RATES = (16000, 48000)  # fbank models / CLAP models
-PAD_MODES = ("repeat", "zero")
-FADE_DIVISOR = 16  # the reference fades over sr/16 samples (62.5 ms)
-
-
-@dataclass(frozen=True)
-class PrepSettings:
-    sample_rate: int = 16000
-    clip_seconds: float = 8.0
-    pad: str = "repeat"
-    fade: bool = True  # the whole-recording fade-in/out and the fade-out after tiling
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "clip_seconds", float(self.clip_seconds))  # 8 and 8.0 share a cache key
-        if self.sample_rate not in SAMPLE_RATES:
-            raise ValueError(f"sample_rate must be one of {SAMPLE_RATES}, not {self.sample_rate}.")
-        if self.pad not in PAD_MODES:
-            raise ValueError(f"pad must be one of {PAD_MODES}, not {self.pad!r}.")
-        if not self.clip_seconds > 0:
-            raise ValueError(f"clip_seconds must be positive, not {self.clip_seconds}.")
-
-    @property
-    def clip_len(self) -> int:
-        return int(round(self.clip_seconds * self.sample_rate))
-
-    @property
-    def fade_len(self) -> int:
-        return self.sample_rate // FADE_DIVISOR
-
-    def key(self) -> str:
-        """Stable text naming these settings, for cache keys."""
-        return "prep:" + json.dumps(asdict(self), sort_keys=True)
-
+from lungkd.core.features.inputs import PrepSettings
 
 def _fade_in_curve(n: int) -> np.ndarray:
     # torchaudio.transforms.Fade's linear shape, bit for bit: torch.linspace differs from

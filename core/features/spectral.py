@@ -1,96 +1,25 @@
 """Model inputs from prepared clips (docs/method.md section 4): Kaldi fbank, CLAP log-mel, SpecAugment.
 
-Both feature settings classes carry `sample_rate` (the clip rate they need), `key()` (for cache keys)
-and `compute(clips)`, so callers never branch on the feature kind.
+Both feature settings classes (core.features.inputs) carry `sample_rate` (the clip rate they need), `key()` (for
+cache keys) and `compute(clips)`, which calls the functions here, so callers never branch on the feature kind.
 """
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
+from lungkd.core.features.inputs import (FBANK_FRAME_LENGTH_MS, FBANK_FRAME_SHIFT_MS, FBANK_RATE, NORMALIZATIONS,
+                                         ClapFeatureSettings, fbank_frames)
+
 if TYPE_CHECKING:  # torch is imported where features are computed: the settings alone are read without it
     import torch
 
-FBANK_RATE = 16000
-FBANK_FRAME_LENGTH_MS = 25.0
-FBANK_FRAME_SHIFT_MS = 10.0
 AUDIOSET_MEAN, AUDIOSET_STD = -4.2677393, 4.5689974  # AST's AudioSet statistics
-NORMALIZATIONS = ("per_sample", "audioset")
 _MIN_STD = 1e-5  # a silent clip has a constant fbank; the reference would divide by zero there
-
-
-@dataclass(frozen=True)
-class FbankSettings:
-    """Kaldi fbank as the ICBHI reference code computes it; AST uses `audioset`, the CNNs `per_sample`."""
-
-    num_mel_bins: int = 128
-    normalization: str = "per_sample"
-
-    def __post_init__(self) -> None:
-        if self.normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, not {self.normalization!r}.")
-
-    @property
-    def sample_rate(self) -> int:
-        return FBANK_RATE
-
-    def key(self) -> str:
-        return "fbank:" + json.dumps(asdict(self), sort_keys=True)
-
-    def compute(self, clips: np.ndarray) -> np.ndarray:
-        return normalize_fbank(fbank(clips, self.num_mel_bins), self.normalization)
-
-    def output_shape(self, clip_samples: int) -> tuple[int, int]:
-        return fbank_frames(clip_samples), self.num_mel_bins
-
-
-@dataclass(frozen=True)
-class ClapFeatureSettings:
-    """The laion/clap-htsat-unfused preprocessor_config.json values, set explicitly because the
-    transformers class defaults differ (frequency_min 0, truncation "fusion")."""
-
-    feature_size: int = 64
-    sampling_rate: int = 48000
-    hop_length: int = 480
-    max_length_s: int = 10
-    fft_window_size: int = 1024
-    padding: str = "repeatpad"
-    truncation: str = "rand_trunc"
-    frequency_min: float = 50
-    frequency_max: float = 14000
-    seed: int = 0  # rand_trunc's crop position, used only for clips longer than max_length_s
-
-    @property
-    def sample_rate(self) -> int:
-        return self.sampling_rate
-
-    def key(self) -> str:
-        return "clap:" + json.dumps(asdict(self), sort_keys=True)
-
-    def compute(self, clips: np.ndarray) -> np.ndarray:
-        return clap_features(clips, self)
-
-    def output_shape(self, clip_samples: int) -> tuple[int, int, int]:
-        """Clips up to max_length_s are padded to it; longer ones are cropped to it (rand_trunc)."""
-        return 1, self.max_length_s * self.sampling_rate // self.hop_length + 1, self.feature_size
-
-    def extractor_kwargs(self) -> dict:
-        kwargs = asdict(self)
-        del kwargs["seed"]
-        return {**kwargs, "return_attention_mask": False}
-
-
-def fbank_frames(n_samples: int) -> int:
-    """Frames Kaldi (snip_edges) gives for n samples at 16 kHz: 798 for 8 s."""
-    window = int(FBANK_RATE * FBANK_FRAME_LENGTH_MS / 1000)
-    shift = int(FBANK_RATE * FBANK_FRAME_SHIFT_MS / 1000)
-    return 0 if n_samples < window else 1 + (n_samples - window) // shift
 
 
 def fbank(clips16k: np.ndarray, num_mel_bins: int = 128) -> np.ndarray:

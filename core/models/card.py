@@ -23,20 +23,19 @@ import binascii
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import numpy as np
 from pydantic import (BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, StringConstraints, TypeAdapter,
                       ValidationError, field_validator, model_validator)
 
 from lungkd.core.errors import LungKDError
-from lungkd.core.features.inputs import InputSpec
-from lungkd.core.features.prepare import PrepSettings
-from lungkd.core.features.spectral import ClapFeatureSettings, FbankSettings
+from lungkd.core.features.inputs import ClapFeatureSettings, FbankSettings, InputSpec, PrepSettings
 from lungkd.core.labels import CLASS_NAMES
-from lungkd.core.metrics import scores_from_confusion
 from lungkd.core.storage import UnreadableFileError, json_text, read_regular_file, write_text_atomic
 from lungkd.core.workspace.layout import CARD_FILE
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SCHEMA_VERSION = 2
 MAX_CARD_BYTES = 1 << 20  # a card is a few kB (the demo's: 12 kB); no honest one comes near this
@@ -207,6 +206,10 @@ def all_normal_score(counts: dict[str, int]) -> float | None:
     50 where both normal and abnormal cycles are there); None where a class group is missing, as for any model."""
     if not counts:
         return None
+    import numpy as np  # here, not above: listing models reads cards without numpy
+
+    from lungkd.core.metrics import scores_from_confusion
+
     confusion = np.zeros((len(CLASS_NAMES), len(CLASS_NAMES)), dtype=np.int64)
     confusion[:, 0] = [counts.get(name, 0) for name in CLASS_NAMES]
     score = scores_from_confusion(confusion).score
@@ -311,6 +314,8 @@ class StatisticsCard(CardPart):
 
     def array(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         """The decoded array, checked: exactly `shape` float64 values, all finite."""
+        import numpy as np
+
         try:
             raw = base64.b64decode(getattr(self, name), validate=True)
         except (binascii.Error, ValueError):

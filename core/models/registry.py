@@ -22,9 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lungkd.core.errors import LungKDError
-from lungkd.core.features.inputs import InputSpec
-from lungkd.core.features.prepare import PrepSettings
-from lungkd.core.features.spectral import ClapFeatureSettings, FbankSettings
+from lungkd.core.features.inputs import ClapFeatureSettings, FbankSettings, InputSpec, PrepSettings
 from lungkd.core.labels import NUM_CLASSES
 from lungkd.core.models.card import (CARD_FILE, DAMAGED_FIX, SIZES, DamagedModelError, InputContract, ModelCard,
                                      read_model_card, write_model_card)

@@ -16,8 +16,8 @@ from lungkd.core.storage import file_sha256
 from lungkd.core.features.cache import (CacheEntry, FeatureCache, PreparationCancelled, entry_key,
                                prepare_dataset)
 from lungkd.core.errors import Problem
-from lungkd.core.features.spectral import ClapFeatureSettings, FbankSettings
-from lungkd.core.features.prepare import PrepSettings, prepare_recording
+from lungkd.core.features.inputs import ClapFeatureSettings, FbankSettings, PrepSettings
+from lungkd.core.features.prepare import prepare_recording
 from lungkd.core.data.records import Cycle, Recording
 
 PREP = PrepSettings()

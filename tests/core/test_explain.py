@@ -13,7 +13,8 @@ import torch
 from lungkd.core.analysis.explain import clip_to_recording, explain_cycle, mel_centres, on_linear_grid
 from lungkd.core.data.records import Cycle
 from lungkd.core.data.synth import crackle_waves
-from lungkd.core.features.prepare import PrepSettings, clip_batches
+from lungkd.core.features.prepare import clip_batches
+from lungkd.core.features.inputs import PrepSettings
 from lungkd.core.labels import CLASS_NAMES
 from lungkd.core.models.inference import load_saved_model
 from lungkd.core.models.registry import create_model, model_info

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from lungkd.core.features.spectral import (AUDIOSET_MEAN, AUDIOSET_STD, ClapFeatureSettings, FbankSettings, clap_features,
-                                  fbank, fbank_frames, normalize_fbank, specaugment)
+from lungkd.core.features.spectral import AUDIOSET_MEAN, AUDIOSET_STD, clap_features, fbank, normalize_fbank, specaugment
+from lungkd.core.features.inputs import ClapFeatureSettings, FbankSettings, fbank_frames
 
 
 def noise(n, rows=2, seed=0):

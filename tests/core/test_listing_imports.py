@@ -1,5 +1,5 @@
-"""The listing commands answer without torch: `lungkd runs`, `recipes`, `models`, `--version` and `--help` run
-in a fresh interpreter, which is then asked what it imported (importing torch alone takes seconds)."""
+"""The listing commands answer without torch, or numpy: `lungkd runs`, `recipes`, `models`, `--version` and
+`--help` run in a fresh interpreter, which is then asked what it imported (importing torch alone takes seconds)."""
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +9,7 @@ import pytest
 from recorded_experiment import recorded_experiment
 
 DEMO_MODEL = Path(__file__).resolve().parents[2] / "resources" / "models" / "demo-cnn6"
-HEAVY = ("torch", "torchaudio", "transformers", "scipy", "PySide6")
+HEAVY = ("torch", "torchaudio", "transformers", "scipy", "PySide6", "numpy")  # numpy: a quarter second here
 
 
 def imported_after(*args: str) -> tuple[str, set[str]]:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from lungkd.core.analysis.limits import load_model_with_limits
 from lungkd.core.analysis.predict import analyse_recording
-from lungkd.core.features.spectral import FbankSettings
+from lungkd.core.features.inputs import FbankSettings
 from lungkd.core.kd.report import ExperimentReport
 from lungkd.core.kd.report_pages import html_report, markdown_report
 from lungkd.core.errors import LungKDError

@@ -6,7 +6,8 @@ import torch
 import torchaudio.transforms as T
 
 from lungkd.core.data.annotations import read_annotation_file
-from lungkd.core.features.prepare import PrepSettings, cycle_span, prepare_cycles, prepare_recording
+from lungkd.core.features.prepare import cycle_span, prepare_cycles, prepare_recording
+from lungkd.core.features.inputs import PrepSettings
 from lungkd.core.data.records import Cycle, Recording
 
 SR = 16000
