@@ -15,6 +15,7 @@ undo brings back the cycles and the segmentation before it.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,10 @@ class ShownCycle(PredictedClass):
     quality: str | None = None  # the cycle's recording quality: good, warning, poor (None: not checked yet)
     quality_reasons: tuple[str, ...] = ()
 
+    # worked out once per cycle: the plots, the table and the list ask them of every cycle on every redraw
+    predicted = cached_property(PredictedClass.predicted.fget)
+    confidence = cached_property(PredictedClass.confidence.fget)
+
     @property
     def poor(self) -> bool:
         """The recording is too poor over this cycle for its prediction to mean much. Views mark it."""
@@ -74,6 +79,13 @@ class ShownCycle(PredictedClass):
     @property
     def matches(self) -> bool | None:
         return None if self.truth is None or self.probabilities is None else self.truth == self.predicted
+
+
+def _shown_cycle(s: Span, p: CyclePrediction | None, bounds: float | None, recording_unlike: bool) -> ShownCycle:
+    return ShownCycle(s.start, s.end, s.label, None if p is None else p.probabilities,
+                      None if p is None else p.training_distance, None if p is None else p.unlike_training,
+                      bounds, recording_unlike, quality=None if p is None else p.quality,
+                      quality_reasons=() if p is None else tuple(p.quality_reasons))
 
 
 # ---------------------------------------------------------------- edits as plain functions of the cycles
@@ -226,6 +238,9 @@ class CycleDocument(QObject):
         # `changed`, so every other slot sees the cycles as they now are
         self._worked_out: dict[tuple[str, Path | None], object] = {}
         self.changed.connect(self._worked_out.clear)
+        # what was made of each cycle, kept across changes for the cycles a change left as they were
+        self._made: dict[tuple[str, Path | None], dict[SpanKey, tuple]] = {}
+        self._shift_checked: tuple[Segmentation | None, str] = (None, "")
 
     def _once(self, what: str, model_folder: Path | None, work):
         """`work()`, remembered until the cycles or their predictions change."""
@@ -233,6 +248,23 @@ class CycleDocument(QObject):
         if memo not in self._worked_out:
             self._worked_out[memo] = work()
         return self._worked_out[memo]
+
+    def _per_cycle(self, what: str, model_folder: Path | None, predicted, mark, make) -> list:
+        """`make(span, prediction, bounds confidence, mark)` for each (span, prediction), the very object made last
+        time for a cycle whose span and prediction are the same objects as then (and its bounds and `mark` equal):
+        an edit makes anew only the cycles it changed, and views that compare cycles by identity redraw only those."""
+        memo = (what, Path(model_folder) if model_folder else None)
+        before, made, out = self._made.get(memo, {}), {}, []
+        for span, prediction in predicted:
+            span_key = (span.start, span.end)
+            bounds = self.bounds_confidence.get(span_key)
+            old = before.get(span_key)
+            if old is None or old[0] is not span or old[1] is not prediction or old[2] != bounds or old[3] != mark:
+                old = (span, prediction, bounds, mark, make(span, prediction, bounds, mark))
+            made[span_key] = old
+            out.append(old[4])
+        self._made[memo] = made
+        return out
 
     @classmethod
     def from_analysis(cls, analysis: RecordingAnalysis, model_folder: Path, sample_rate: int,
@@ -293,8 +325,10 @@ class CycleDocument(QObject):
         return [key(s) for s in self.spans if key(s) not in known]
 
     def _predicted(self, model_folder: Path | None) -> list[tuple[Span, CyclePrediction | None]]:
-        return self._once("predicted", model_folder, lambda: [(s, self.prediction(model_folder, s))
-                                                              for s in self.spans])
+        def work():
+            known = self.predictions.get(Path(model_folder), {}) if model_folder else {}
+            return [(s, known.get((s.start, s.end))) for s in self.spans]
+        return self._once("predicted", model_folder, work)
 
     def _recording_distance(self, model_folder: Path | None, predicted) -> tuple[float | None, bool | None]:
         """The model's judgement of the whole recording, from its cycles as they stand (edits included)."""
@@ -308,11 +342,7 @@ class CycleDocument(QObject):
     def _shown(self, model_folder: Path | None) -> list[ShownCycle]:
         predicted = self._predicted(model_folder)
         _, unlike = self._recording_distance(model_folder, predicted)
-        return [ShownCycle(s.start, s.end, s.label, None if p is None else p.probabilities,
-                           None if p is None else p.training_distance, None if p is None else p.unlike_training,
-                           self.bounds_confidence.get(key(s)), bool(unlike),
-                           quality=None if p is None else p.quality,
-                           quality_reasons=() if p is None else tuple(p.quality_reasons)) for s, p in predicted]
+        return self._per_cycle("shown", model_folder, predicted, bool(unlike), _shown_cycle)
 
     @property
     def cycle_source(self) -> str:
@@ -331,9 +361,9 @@ class CycleDocument(QObject):
         predicted = self._predicted(model_folder)
         median, unlike = self._recording_distance(model_folder, predicted)
         first = self.first_analysis
-        cycles = [replace(p, start=s.start, end=s.end, truth=s.label,
-                          segmentation_confidence=self.bounds_confidence.get(key(s)))
-                  for s, p in predicted if p is not None]
+        cycles = self._per_cycle("analysis", model_folder, [(s, p) for s, p in predicted if p is not None], None,
+                                 lambda s, p, bounds, _: replace(p, start=s.start, end=s.end, truth=s.label,
+                                                                 segmentation_confidence=bounds))
         found = self.segmentation
         steered = {} if found is None else {"segmentation": found, "segmentation_confidence": found.confidence,
                                             "breathing_period": found.period, "fallback_reason": found.reason}
@@ -422,6 +452,18 @@ class CycleDocument(QObject):
         shifted = shift_to_other_phase(self.segmentation)
         phase = "the other phase" if shifted.shifted else "the phase the segmentation chose"
         return self.follow_segmentation(shifted, f"Shift the cycles to start at {phase}")
+
+    def shift_problem(self) -> str:
+        """Why the automatic cycles cannot start at the other phase, in the engine's words; "" where they can.
+        Checked once per segmentation: the check works the whole shift out."""
+        if self._shift_checked[0] is not self.segmentation:
+            try:
+                shift_to_other_phase(self.segmentation)
+                problem = ""
+            except LungKDError as exc:
+                problem = str(exc)
+            self._shift_checked = (self.segmentation, problem)
+        return self._shift_checked[1]
 
     def _follow(self, segmentation: Segmentation | None) -> None:
         self.segmentation = segmentation
