@@ -69,6 +69,9 @@ class CycleTable(QTableWidget):
         self._shown_rows: list[tuple] = []  # what each row shows: (cycle, teachers' votes, distance limit)
         self._with_teachers = False
         self._set_columns(False)
+        # columns fit the rows in view: measuring a thousand rows (Qt's default) after every edit that adds or
+        # removes a row stalls the window for tens of milliseconds
+        self.horizontalHeader().setResizeContentsPrecision(0)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed)

@@ -50,6 +50,7 @@ class CycleLabel:
     y: float
     texts: tuple[str, ...]  # longest first: the one shown is the longest that fits
     colour: int  # QColor.rgba()
+    unclassed: bool = False  # says the cycle has no class: shown only once the recording has annotated cycles
     shown: str | None = None  # the text the item holds now (None: hidden)
     at: tuple[float, float] | None = None  # where it is placed
 
@@ -65,8 +66,7 @@ class Stretch:
     changed (the document keeps a cycle it left alone the same object), so an hour edits as fast as a minute."""
 
     cycles: tuple[ShownCycle, ...]
-    annotated: bool  # whether the recording has annotated cycles: cycles without a class are then marked
-    items: dict[str, pg.GraphicsObject]  # by lane, and "boundaries"
+    items: dict[str, pg.GraphicsObject]  # by lane, and "boundaries"; "no class" shown once any cycle has a class
     labels: list[CycleLabel]
     end: float  # where its last cycle ends, s
     longest: float  # its longest cycle, s
@@ -157,6 +157,7 @@ class RecordingView(QWidget):
         self.plots.addItem(self.colour_bar, row=2, col=1)
 
         self._stretches: dict[int, Stretch] = {}  # by BAR_CHUNK_S of time
+        self._annotated = False  # some cycle has a class: the track has an annotated lane
         self._spare_labels: list[pg.TextItem] = []  # made once, reused for the cycles that come
         probe = pg.TextItem("")  # never shown: the labels' font and margins
         self._label_metrics = QFontMetricsF(probe.textItem.font())
@@ -187,6 +188,7 @@ class RecordingView(QWidget):
                 plot.getAxis(axis).setPen(MUTED)
         for plot in (self.track, self.spec):
             plot.setXLink(self.wave)
+        self.track.getAxis("left").setTicks([[(1.5, "model")]])  # and "annotated" once a cycle has a class
         self.wave.setLabel("left", "amplitude")
         self.wave.hideAxis("bottom")
         self.wave.setYRange(-1.05, 1.05, padding=0)
@@ -244,29 +246,34 @@ class RecordingView(QWidget):
         self.title.setText(self._title())
         self.title.setToolTip(self._title_tip())
         annotated = any(c.truth is not None for c in cycles)
-        self.track.getAxis("left").setTicks([[(1.5, "model")] + ([(0.5, "annotated")] if annotated else [])])
+        if annotated != self._annotated:  # the first class set, or the last removed: the "no class" lane with it
+            self._annotated = annotated
+            self.track.getAxis("left").setTicks([[(1.5, "model")] + ([(0.5, "annotated")] if annotated else [])])
+            for stretch in self._stretches.values():
+                if "no class" in stretch.items:
+                    stretch.items["no class"].setVisible(annotated)
         wanted = {chunk: tuple(members) for chunk, members in _by_chunk(cycles).items()}
         unused: dict[tuple, CycleLabel] = {}  # the labels of the stretches drawn again: an edit rewords few of them
         for chunk in [c for c, stretch in self._stretches.items()
-                      if wanted.get(c) != stretch.cycles or stretch.annotated != annotated]:
+                      if wanted.get(c) != stretch.cycles]:
             stretch = self._stretches.pop(chunk)
             for item in stretch.items.values():
                 item.getViewBox().removeItem(item)
             unused.update((label.wording, label) for label in stretch.labels)
         for chunk, members in wanted.items():
             if chunk not in self._stretches:
-                self._stretches[chunk] = self._stretch(members, annotated, unused)
+                self._stretches[chunk] = self._stretch(members, unused)
         for label in unused.values():  # the labels of cycles that are gone (or reworded): kept for the next ones
             if label.item is not None:
                 label.item.setVisible(False)
                 self._spare_labels.append(label.item)
         self._place_labels()
 
-    def _stretch(self, cycles: tuple[ShownCycle, ...], annotated: bool, unused: dict[tuple, CycleLabel]) -> Stretch:
+    def _stretch(self, cycles: tuple[ShownCycle, ...], unused: dict[tuple, CycleLabel]) -> Stretch:
         lanes = {"wave": (self.wave, cycles, -1.05, 2.1, -10), "model": (self.track, cycles, 1.06, 0.88, 5),
                  "poor": (self.track, [c for c in cycles if c.poor], 1.06, 0.88, 6),  # hatched over the prediction
                  "annotated": (self.track, [c for c in cycles if c.truth is not None], 0.06, 0.88, 5),
-                 "no class": (self.track, [c for c in cycles if c.truth is None] if annotated else [], 0.06, 0.88, 5)}
+                 "no class": (self.track, [c for c in cycles if c.truth is None], 0.06, 0.88, 5)}
         items = {lane: _bars(lane, tuple(members), y0, height) for lane, (_, members, y0, height, _) in lanes.items()
                  if members}
         top = self.recording.sample_rate / 2
@@ -276,10 +283,11 @@ class RecordingView(QWidget):
         for lane, item in items.items():
             plot, z = (self.spec, 5) if lane == "boundaries" else (lanes[lane][0], lanes[lane][4])
             item.setZValue(z)
+            item.setVisible(lane != "no class" or self._annotated)
             plot.addItem(item, ignoreBounds=True)
-        labels = [label for cycle in cycles for label in self._cycle_labels(cycle, annotated, unused)]
+        labels = [label for cycle in cycles for label in self._cycle_labels(cycle, unused)]
         narrowest = min(self._advance(text) for label in labels for text in label.texts)
-        return Stretch(cycles, annotated, items, labels, max(c.end for c in cycles),
+        return Stretch(cycles, items, labels, max(c.end for c in cycles),
                        max(c.end - c.start for c in cycles), narrowest)
 
     @property
@@ -288,9 +296,9 @@ class RecordingView(QWidget):
         return [label for chunk in sorted(self._stretches) for label in self._stretches[chunk].labels]
 
     @staticmethod
-    def _cycle_labels(cycle: ShownCycle, annotated: bool, unused: dict[tuple, CycleLabel]) -> list[CycleLabel]:
-        """The cycle's labels in the model's lane and the annotated one: the same ones as before where their wording
-        did not change (nothing to redraw)."""
+    def _cycle_labels(cycle: ShownCycle, unused: dict[tuple, CycleLabel]) -> list[CycleLabel]:
+        """The cycle's labels in the model's lane and the annotated one ("no class" when it has none): the same ones
+        as before where their wording did not change (nothing to redraw)."""
         wordings = []
         if cycle.predicted is None:
             wordings.append((("predicting…", "…"), 1.5, MUTED))
@@ -302,7 +310,7 @@ class RecordingView(QWidget):
             if cycle.poor:
                 texts = (f"{texts[0]} · poor quality", *texts)
             wordings.append((texts, 1.5, predicted_colour(cycle).darker(170)))
-        if cycle.truth is None and annotated:
+        if cycle.truth is None:
             wordings.append((("no class", "?"), 0.5, MUTED))
         elif cycle.truth is not None:
             mismatch = cycle.matches is False
@@ -312,7 +320,8 @@ class RecordingView(QWidget):
         labels = []
         for texts, y, colour in wordings:
             kept = unused.pop((cycle.start, cycle.end, y, texts, colour.rgba()), None)
-            labels.append(kept or CycleLabel(None, cycle.start, cycle.end, y, texts, colour.rgba()))
+            labels.append(kept or CycleLabel(None, cycle.start, cycle.end, y, texts, colour.rgba(),
+                                             unclassed=cycle.truth is None and y == 0.5))
         return labels
 
     def show_prompt(self, prompt: str | None) -> None:
@@ -400,7 +409,7 @@ class RecordingView(QWidget):
         """Shows the label where it fits (seconds_per_pixel 0: nowhere); whether it is shown."""
         start, end = max(label.start, x0), min(label.end, x1)
         text = centre = None
-        if seconds_per_pixel and end > start:
+        if seconds_per_pixel and end > start and (self._annotated or not label.unclassed):
             room = (end - start) / seconds_per_pixel
             centre = (start + end) / 2
             text = next((t for t in label.texts if self._advance(t) < room and

@@ -64,6 +64,8 @@ def drawing(view):
     bands, boundaries = {}, []
     for stretch in view._stretches.values():
         for lane, item in stretch.items.items():
+            if not item.isVisible():
+                continue
             if lane == "boundaries":
                 boundaries += list(item.getData()[0])
                 continue
