@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFontMetricsF
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
@@ -75,6 +75,7 @@ class Stretch:
 
 
 BAR_CHUNK_S = 30.0  # the cycles starting in each stretch of this length are one item per lane
+STRETCHES_AT_ONCE = 8  # drawn in one turn of the event loop: more (an hour at first) are drawn over several
 
 
 def predicted_colour(cycle: ShownCycle) -> QColor:
@@ -158,6 +159,9 @@ class RecordingView(QWidget):
 
         self._stretches: dict[int, Stretch] = {}  # by BAR_CHUNK_S of time
         self._annotated = False  # some cycle has a class: the track has an annotated lane
+        self._pending: dict[int, tuple[ShownCycle, ...]] = {}  # stretches still to draw, nearest the view first
+        self._pending_timer = QTimer(self, singleShot=True, interval=0)
+        self._pending_timer.timeout.connect(self._draw_pending)
         self._spare_labels: list[pg.TextItem] = []  # made once, reused for the cycles that come
         probe = pg.TextItem("")  # never shown: the labels' font and margins
         self._label_metrics = QFontMetricsF(probe.textItem.font())
@@ -260,14 +264,32 @@ class RecordingView(QWidget):
             for item in stretch.items.values():
                 item.getViewBox().removeItem(item)
             unused.update((label.wording, label) for label in stretch.labels)
-        for chunk, members in wanted.items():
-            if chunk not in self._stretches:
-                self._stretches[chunk] = self._stretch(members, unused)
+        x0, x1 = self.track.vb.viewRange()[0]
+        missing = sorted((chunk for chunk in wanted if chunk not in self._stretches),
+                         key=lambda chunk: (chunk * BAR_CHUNK_S >= x1 or (chunk + 1) * BAR_CHUNK_S <= x0, chunk))
+        self._pending = {chunk: wanted[chunk] for chunk in missing[STRETCHES_AT_ONCE:]}
+        for chunk in missing[:STRETCHES_AT_ONCE]:
+            self._stretches[chunk] = self._stretch(wanted[chunk], unused)
         for label in unused.values():  # the labels of cycles that are gone (or reworded): kept for the next ones
             if label.item is not None:
                 label.item.setVisible(False)
                 self._spare_labels.append(label.item)
         self._place_labels()
+        if self._pending:
+            self._pending_timer.start()
+
+    def _draw_pending(self) -> None:
+        """The next few stretches still to draw: an hour's first drawing never freezes the window."""
+        for chunk in list(self._pending)[:STRETCHES_AT_ONCE]:
+            self._stretches[chunk] = self._stretch(self._pending.pop(chunk), {})
+        self._place_labels()
+        if self._pending:
+            self._pending_timer.start()
+
+    @property
+    def drawing(self) -> bool:
+        """Stretches of the last cycles set are still to be drawn (in the next turns of the event loop)."""
+        return bool(self._pending)
 
     def _stretch(self, cycles: tuple[ShownCycle, ...], unused: dict[tuple, CycleLabel]) -> Stretch:
         lanes = {"wave": (self.wave, cycles, -1.05, 2.1, -10), "model": (self.track, cycles, 1.06, 0.88, 5),

@@ -6,6 +6,7 @@ import pyqtgraph as pg
 import pytest
 import soundfile as sf
 
+from lungkd.app.recordings import cycle_table, recording_view
 from lungkd.app.recordings.cycle_table import CycleTable
 from lungkd.app.recordings.recording_view import BAR_CHUNK_S
 
@@ -29,6 +30,8 @@ def opened(window, wait_idle, qtbot, three_minutes):
     def settle():
         wait_idle(window, 600000)
         qtbot.wait(20)  # the redraw the predictions scheduled
+        page = window.recordings
+        qtbot.waitUntil(lambda: not page.view.drawing and not page.table.filling)
 
     window.open_paths([three_minutes])
     settle()
@@ -77,11 +80,12 @@ def drawing(view):
     return {lane: sorted(b) for lane, b in bands.items()}, sorted(boundaries), labels
 
 
-def redrawn_from_nothing(view, cycles):
+def redrawn_from_nothing(view, cycles, qtbot):
     """The view's drawing of `cycles` made anew: everything it drew before is dropped first."""
     view.set_analysis([])
     assert not view._stretches and not view.labels
     view.set_analysis(cycles, edited=view.edited, phase_note=view.phase_note)
+    qtbot.waitUntil(lambda: not view.drawing)
     return drawing(view)
 
 
@@ -144,6 +148,18 @@ def test_the_document_makes_anew_only_the_cycles_an_edit_changed(opened):
     assert all(a is b for i, (a, b) in enumerate(zip(moved, predicted)) if i != 30)
 
 
+def same_as_from_nothing(window, qtbot):
+    """The window's plots and table show what a view and a table made anew for its cycles show."""
+    page, cycles = window.recordings, window.session.shown_cycles()
+    edited = drawing(page.view)
+    assert edited == redrawn_from_nothing(page.view, cycles, qtbot)
+    fresh = CycleTable()
+    fresh.show_cycles(cycles, distance_limit=window.session.current_analysis().distance_limit)
+    qtbot.waitUntil(lambda: not fresh.filling)
+    assert table_texts(page.table) == table_texts(fresh)
+    return edited
+
+
 def test_after_edits_the_plots_and_table_are_those_of_a_redraw_from_nothing(opened, qtbot):
     window, settle = opened
     page, document = window.recordings, window.session.current_document()
@@ -160,10 +176,23 @@ def test_after_edits_the_plots_and_table_are_those_of_a_redraw_from_nothing(open
     document.undo_stack.undo()  # the delete
     settle()
 
-    edited = drawing(page.view)
+    edited = same_as_from_nothing(window, qtbot)
     assert sum(shown is not None for _, shown, _ in edited[2]) >= 10  # labels shown, and placed
-    cycles = window.session.shown_cycles()
-    assert edited == redrawn_from_nothing(page.view, cycles)
-    fresh = CycleTable()
-    fresh.show_cycles(cycles, distance_limit=window.session.current_analysis().distance_limit)
-    assert table_texts(page.table) == table_texts(fresh)
+
+
+def test_a_long_recording_is_drawn_over_turns_of_the_event_loop_and_an_edit_meanwhile_is_kept(opened, qtbot,
+                                                                                              monkeypatch):
+    window, settle = opened
+    monkeypatch.setattr(recording_view, "STRETCHES_AT_ONCE", 2)  # as an hour's 120 stretches would be
+    monkeypatch.setattr(cycle_table, "ROWS_AT_ONCE", 10)
+    page, document = window.recordings, window.session.current_document()
+    page.view.set_analysis([])
+    page.table.show_cycles([])
+    window.session.set_current(document.audio_path)  # shown anew, as when it was opened
+    assert page.view.drawing and len(page.view._stretches) == 2
+    assert page.table.filling and sum(page.table.item(row, 0) is not None for row in range(len(document.spans))) == 10
+    document.set_labels({50: 1})  # before the rest is drawn
+    document.split(70, (document.spans[70].start + document.spans[70].end) / 2)
+    settle()
+    assert page.table.item(50, page.table.column("annotated")).text() == "crackle"
+    same_as_from_nothing(window, qtbot)
