@@ -81,6 +81,12 @@ class ShownCycle(PredictedClass):
         return None if self.truth is None or self.probabilities is None else self.truth == self.predicted
 
 
+def _alike(before: list[tuple], after: list[tuple]) -> int:
+    """How many (span, prediction) pairs lead both lists as the very same objects."""
+    return next((i for i, (a, b) in enumerate(zip(before, after)) if a[0] is not b[0] or a[1] is not b[1]),
+                min(len(before), len(after)))
+
+
 def _shown_cycle(s: Span, p: CyclePrediction | None, bounds: float | None, recording_unlike: bool) -> ShownCycle:
     return ShownCycle(s.start, s.end, s.label, None if p is None else p.probabilities,
                       None if p is None else p.training_distance, None if p is None else p.unlike_training,
@@ -239,7 +245,8 @@ class CycleDocument(QObject):
         self._worked_out: dict[tuple[str, Path | None], object] = {}
         self.changed.connect(self._worked_out.clear)
         # what was made of each cycle, kept across changes for the cycles a change left as they were
-        self._made: dict[tuple[str, Path | None], dict[SpanKey, tuple]] = {}
+        self._made: dict[tuple[str, Path | None], tuple[list, list, tuple]] = {}
+        self._bounds_revision = 0  # counts the changes of bounds_confidence
         self._shift_checked: tuple[Segmentation | None, str] = (None, "")
 
     def _once(self, what: str, model_folder: Path | None, work):
@@ -249,21 +256,22 @@ class CycleDocument(QObject):
             self._worked_out[memo] = work()
         return self._worked_out[memo]
 
-    def _per_cycle(self, what: str, model_folder: Path | None, predicted, mark, make) -> list:
-        """`make(span, prediction, bounds confidence, mark)` for each (span, prediction), the very object made last
-        time for a cycle whose span and prediction are the same objects as then (and its bounds and `mark` equal):
-        an edit makes anew only the cycles it changed, and views that compare cycles by identity redraw only those."""
+    def _per_cycle(self, what: str, model_folder: Path | None, predicted: list[tuple[Span, CyclePrediction | None]],
+                   mark, make) -> list:
+        """`make(span, prediction, bounds confidence, mark)` for each (span, prediction), keeping what was made last
+        time for the cycles before and after those whose span or prediction is another object now (and all of it
+        while `mark` and the bounds are as then): an edit makes anew only the cycles it changed, and views that
+        compare cycles by identity redraw only those."""
         memo = (what, Path(model_folder) if model_folder else None)
-        before, made, out = self._made.get(memo, {}), {}, []
-        for span, prediction in predicted:
-            span_key = (span.start, span.end)
-            bounds = self.bounds_confidence.get(span_key)
-            old = before.get(span_key)
-            if old is None or old[0] is not span or old[1] is not prediction or old[2] != bounds or old[3] != mark:
-                old = (span, prediction, bounds, mark, make(span, prediction, bounds, mark))
-            made[span_key] = old
-            out.append(old[4])
-        self._made[memo] = made
+        before, made, then = self._made.get(memo, ([], [], None))
+        if then != (mark, self._bounds_revision):
+            before, made = [], []
+        first = _alike(before, predicted)
+        last = _alike(before[first:][::-1], predicted[first:][::-1])
+        bounds = self.bounds_confidence
+        out = made[:first] + [make(span, prediction, bounds.get((span.start, span.end)), mark)
+                              for span, prediction in predicted[first:len(predicted) - last]] + made[len(made) - last:]
+        self._made[memo] = (predicted, out, (mark, self._bounds_revision))
         return out
 
     @classmethod
@@ -295,8 +303,8 @@ class CycleDocument(QObject):
         self.first_analysis = self.first_analysis or analysis
         self.model_analyses[Path(model_folder)] = analysis
         self.predictions.setdefault(Path(model_folder), {}).update({key(c): c for c in analysis.cycles})
-        self.bounds_confidence.update({key(c): c.segmentation_confidence for c in analysis.cycles
-                                       if c.segmentation_confidence is not None})
+        self._add_bounds({key(c): c.segmentation_confidence for c in analysis.cycles
+                          if c.segmentation_confidence is not None})
         self.changed.emit()
 
     def forget_predictions(self, model_folders: list[Path]) -> None:
@@ -468,7 +476,12 @@ class CycleDocument(QObject):
     def _follow(self, segmentation: Segmentation | None) -> None:
         self.segmentation = segmentation
         if segmentation is not None:
-            self.bounds_confidence.update({(c.start, c.end): c.confidence for c in segmentation.cycles})
+            self._add_bounds({(c.start, c.end): c.confidence for c in segmentation.cycles})
+
+    def _add_bounds(self, confidences: dict[SpanKey, float]) -> None:
+        if any(self.bounds_confidence.get(span_key) != confidence for span_key, confidence in confidences.items()):
+            self.bounds_confidence.update(confidences)
+            self._bounds_revision += 1
 
     # ---------------------------------------------------------------- saving
 

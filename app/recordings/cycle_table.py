@@ -154,10 +154,8 @@ class CycleTable(QTableWidget):
             self.model().removeRows(first, gone - new)
         elif new > gone:
             self.model().insertRows(first, new - gone)
-        if len(rows) != len(old):  # the cycles after a split or merge moved: their numbers change
-            for row in range(len(rows) - last, len(rows)):
-                if (item := self.item(row, 0)) is not None:  # else still to be written, with its number
-                    item.setText(str(row + 1))
+        if len(rows) != len(old) and last:  # the cycles after a split or merge moved: their numbers change
+            self._renumber(len(rows) - last, len(rows))
         self.blockSignals(False)
         self._shown_rows = old[:first] + [None] * new + old[len(old) - last:]
         self._wanted_rows = rows
@@ -165,6 +163,17 @@ class CycleTable(QTableWidget):
         self._pending_rows = sorted(range(first, first + new),
                                     key=lambda row: not top <= row <= (bottom if bottom >= 0 else len(rows)))
         self._write_pending()
+
+    def _renumber(self, first: int, end: int) -> None:
+        """Numbers the rows first..end-1 again, as one change of the model: one by one, each change would have the
+        view measure its rows again."""
+        model = self.model()
+        model.blockSignals(True)
+        for row in range(first, end):
+            if (item := self.item(row, 0)) is not None:  # else still to be written, with its number
+                item.setText(str(row + 1))
+        model.blockSignals(False)
+        model.dataChanged.emit(model.index(first, 0), model.index(end - 1, 0))
 
     @property
     def filling(self) -> bool:
