@@ -8,11 +8,12 @@ a cycle too poorly recorded to mean much is hatched. The header above the plots 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFontMetricsF
+from PySide6.QtGui import QColor, QFontMetricsF, QPen
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from lungkd.core.labels import CLASS_NAMES
@@ -90,6 +91,12 @@ def _by_chunk(cycles: list[ShownCycle]) -> dict[int, list[ShownCycle]]:
     return chunks
 
 
+@lru_cache(maxsize=None)
+def _pen(rgba: int, width: int = 1, style: Qt.PenStyle = Qt.PenStyle.SolidLine) -> QPen:
+    """One pen per colour, width and style, shared by every band drawn with it (a few dozen differ)."""
+    return pg.mkPen(QColor.fromRgba(rgba), width=width, style=style)
+
+
 def _bars(lane: str, cycles: tuple[ShownCycle, ...], y0: float, height: float) -> pg.BarGraphItem:
     """A lane's bands for some cycles: the model's prediction (faint while unsure or not yet predicted; on the
     waveform fainter still, outlined), the hatch of a cycle of poor recording quality, the annotated class (a red outline where the model disagrees), or the
@@ -99,19 +106,19 @@ def _bars(lane: str, cycles: tuple[ShownCycle, ...], y0: float, height: float) -
 
     if lane == "wave":
         brushes = [translucent(predicted_colour(c), alpha(c) // 2) for c in cycles]
-        pens = [pg.mkPen(predicted_colour(c).darker(130), width=1) for c in cycles]
+        pens = [_pen(predicted_colour(c).darker(130).rgba()) for c in cycles]
     elif lane == "model":
         brushes, pens = [translucent(predicted_colour(c), alpha(c)) for c in cycles], [None] * len(cycles)
     elif lane == "poor":  # outlined: its class is shown, and that it means little
         brushes = [poor_brush()] * len(cycles)
-        pens = [pg.mkPen(MISMATCH, width=1, style=Qt.PenStyle.DashLine)] * len(cycles)
+        pens = [_pen(MISMATCH.rgba(), style=Qt.PenStyle.DashLine)] * len(cycles)
     elif lane == "annotated":
         brushes = [translucent(class_colour(c.truth), 110) for c in cycles]
-        pens = [pg.mkPen(MISMATCH, width=2) if c.matches is False else None for c in cycles]
+        pens = [_pen(MISMATCH.rgba(), 2) if c.matches is False else None for c in cycles]
     else:
         brushes = [translucent(MUTED, 25)] * len(cycles)
-        pens = [pg.mkPen(MUTED, width=1, style=Qt.PenStyle.DashLine)] * len(cycles)
-    pens = [pen or pg.mkPen(PLOT_BACKGROUND, width=1) for pen in pens]
+        pens = [_pen(MUTED.rgba(), style=Qt.PenStyle.DashLine)] * len(cycles)
+    pens = [pen or _pen(PLOT_BACKGROUND.rgba()) for pen in pens]
     return pg.BarGraphItem(x0=[c.start for c in cycles], x1=[c.end for c in cycles], y0=y0, height=height,
                            brushes=brushes, pens=pens)
 
@@ -219,8 +226,7 @@ class RecordingView(QWidget):
                        *, edited: bool = False, phase_note: str = "") -> None:
         self.recording = recording
         duration = recording.duration
-        peak = float(np.abs(recording.samples).max()) or 1.0
-        self.curve.setData(np.arange(len(recording.samples)) / recording.sample_rate, recording.samples / peak)
+        self.curve.setData(recording.times, recording.samples / recording.peak)
         for plot in (self.wave, self.track, self.spec):
             plot.setLimits(xMin=0, xMax=duration)
         self.set_spectrogram(recording.spectrogram)
