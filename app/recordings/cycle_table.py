@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHeaderView, QStyledItemDelegate, QTableWidget,
-                               QTableWidgetItem)
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHeaderView, QStyledItemDelegate, QStyleOptionViewItem,
+                               QTableWidget, QTableWidgetItem)
 
 from lungkd.core.analysis.quality import POOR, WARNING
 from lungkd.core.analysis.review import teacher_votes
@@ -37,6 +37,16 @@ def likeness(cycle: ShownCycle, limit: float | None) -> str:
     if cycle.training_distance is None or limit is None:
         return ""
     return f"{'outside' if cycle.unlike_training else 'inside'} · {cycle.training_distance:.1f} (limit {limit:.1f})"
+
+
+class RowNumberDelegate(QStyledItemDelegate):
+    """The "#" column: each row's number, worked out as it is drawn, so a split or merge numbers no row again."""
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index) -> None:
+        super().initStyleOption(option, index)
+        option.text = str(index.row() + 1)
+        option.features |= QStyleOptionViewItem.ViewItemFeature.HasDisplay
+        option.displayAlignment = Qt.AlignmentFlag.AlignCenter
 
 
 class ClassDelegate(QStyledItemDelegate):
@@ -82,6 +92,7 @@ class CycleTable(QTableWidget):
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed)
         self.setItemDelegateForColumn(ANNOTATED, ClassDelegate(self))
+        self.setItemDelegateForColumn(0, RowNumberDelegate(self))
         self.verticalHeader().setVisible(False)
         self.verticalHeader().setDefaultSectionSize(24)
         self.setAlternatingRowColors(False)
@@ -119,6 +130,12 @@ class CycleTable(QTableWidget):
                                         if name in PROBABILITY_COLUMNS and not teachers
                                         else QHeaderView.ResizeMode.ResizeToContents)
 
+    def row_number(self, row: int) -> str:
+        """What the "#" column shows in the row."""
+        option = QStyleOptionViewItem()
+        self.itemDelegateForColumn(0).initStyleOption(option, self.model().index(row, 0))
+        return option.text
+
     def column(self, name: str) -> int:
         return [self.horizontalHeaderItem(i).text() for i in range(self.columnCount())].index(name)
 
@@ -154,8 +171,6 @@ class CycleTable(QTableWidget):
             self.model().removeRows(first, gone - new)
         elif new > gone:
             self.model().insertRows(first, new - gone)
-        if len(rows) != len(old) and last:  # the cycles after a split or merge moved: their numbers change
-            self._renumber(len(rows) - last, len(rows))
         self.blockSignals(False)
         self._shown_rows = old[:first] + [None] * new + old[len(old) - last:]
         self._wanted_rows = rows
@@ -163,17 +178,6 @@ class CycleTable(QTableWidget):
         self._pending_rows = sorted(range(first, first + new),
                                     key=lambda row: not top <= row <= (bottom if bottom >= 0 else len(rows)))
         self._write_pending()
-
-    def _renumber(self, first: int, end: int) -> None:
-        """Numbers the rows first..end-1 again, as one change of the model: one by one, each change would have the
-        view measure its rows again."""
-        model = self.model()
-        model.blockSignals(True)
-        for row in range(first, end):
-            if (item := self.item(row, 0)) is not None:  # else still to be written, with its number
-                item.setText(str(row + 1))
-        model.blockSignals(False)
-        model.dataChanged.emit(model.index(first, 0), model.index(end - 1, 0))
 
     @property
     def filling(self) -> bool:
@@ -199,7 +203,7 @@ class CycleTable(QTableWidget):
 
     def _write_row(self, row: int, c: ShownCycle, teachers: list[list[float]] | None,
                    distance_limit: float | None) -> None:
-        self._item(row, 0, str(row + 1))
+        self._item(row, 0, "")  # the number: RowNumberDelegate
         self._item(row, 1, f"{c.start:.3f}")
         self._item(row, 2, f"{c.end:.3f}")
         if c.predicted is None:
