@@ -14,8 +14,10 @@ undo brings back the cycles and the segmentation before it.
 """
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, replace
 from functools import cached_property
+from itertools import accumulate
 from pathlib import Path
 
 import numpy as np
@@ -327,6 +329,13 @@ class CycleDocument(QObject):
         """Each teacher's probabilities for the span; None until every one of them has voted."""
         votes = [self.probabilities(folder, span) for folder in teacher_folders]
         return None if any(v is None for v in votes) else votes
+
+    def span_at(self, seconds: float) -> Span | None:
+        """The first cycle holding `seconds`, or None; found by bisection (the review bar asks it of every entry
+        after each edit)."""
+        reach = self._once("reach", None, lambda: list(accumulate((s.end for s in self.spans), max)))
+        index = bisect_right(reach, seconds)  # the first cycle that ends after `seconds` (cycles may overlap)
+        return self.spans[index] if index < len(self.spans) and self.spans[index].start <= seconds else None
 
     def missing_spans(self, model_folder: Path) -> list[SpanKey]:
         known = self.predictions.get(Path(model_folder), {})

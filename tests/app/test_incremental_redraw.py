@@ -7,8 +7,10 @@ import pytest
 import soundfile as sf
 
 from lungkd.app.recordings import cycle_table, recording_view
+from lungkd.app.recordings.cycle_document import CycleDocument
 from lungkd.app.recordings.cycle_table import CycleTable
 from lungkd.app.recordings.recording_view import BAR_CHUNK_S
+from lungkd.core.data.annotation_io import Span
 
 
 @pytest.fixture
@@ -197,3 +199,14 @@ def test_a_long_recording_is_drawn_over_turns_of_the_event_loop_and_an_edit_mean
     settle()
     assert page.table.item(50, page.table.column("annotated")).text() == "crackle"
     same_as_from_nothing(window, qtbot)
+
+
+def test_the_cycle_at_a_time_is_the_first_holding_it_even_where_annotated_cycles_overlap(qtbot, tmp_path):
+    """The review bar finds each entry's cycle by bisection: the same cycle as reading the cycles in order."""
+    spans = [Span(0.0, 4.0, 0), Span(0.4, 4.4, 1), Span(4.4, 8.0, None), Span(5.0, 5.5, 2), Span(7.0, 12.0, 3),
+             Span(13.0, 14.0, 0)]  # overlapping, nested, and a gap
+    document = CycleDocument(tmp_path / "a.wav", 15.0, 4000, spans, "annotation", None)
+    for seconds in np.arange(-1.0, 16.0, 0.05):
+        assert document.span_at(seconds) == next((s for s in document.spans if s.start <= seconds < s.end), None)
+    document.split(2, 6.0)
+    assert document.span_at(6.2) == Span(6.0, 8.0, None) and document.span_at(12.5) is None
