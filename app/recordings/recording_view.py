@@ -13,7 +13,7 @@ from functools import lru_cache
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFontMetricsF, QPen
+from PySide6.QtGui import QBrush, QColor, QFontMetricsF, QPen
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from lungkd.core.labels import CLASS_NAMES
@@ -97,6 +97,12 @@ def _pen(rgba: int, width: int = 1, style: Qt.PenStyle = Qt.PenStyle.SolidLine) 
     return pg.mkPen(QColor.fromRgba(rgba), width=width, style=style)
 
 
+@lru_cache(maxsize=None)
+def _brush(rgba: int) -> QBrush:
+    """One brush per colour, shared by every band filled with it."""
+    return QBrush(QColor.fromRgba(rgba))
+
+
 def _bars(lane: str, cycles: tuple[ShownCycle, ...], y0: float, height: float) -> pg.BarGraphItem:
     """A lane's bands for some cycles: the model's prediction (faint while unsure or not yet predicted; on the
     waveform fainter still, outlined), the hatch of a cycle of poor recording quality, the annotated class (a red outline where the model disagrees), or the
@@ -105,18 +111,19 @@ def _bars(lane: str, cycles: tuple[ShownCycle, ...], y0: float, height: float) -
         return confidence_alpha(c.confidence or 0.0)
 
     if lane == "wave":
-        brushes = [translucent(predicted_colour(c), alpha(c) // 2) for c in cycles]
+        brushes = [_brush(translucent(predicted_colour(c), alpha(c) // 2).rgba()) for c in cycles]
         pens = [_pen(predicted_colour(c).darker(130).rgba()) for c in cycles]
     elif lane == "model":
-        brushes, pens = [translucent(predicted_colour(c), alpha(c)) for c in cycles], [None] * len(cycles)
+        brushes = [_brush(translucent(predicted_colour(c), alpha(c)).rgba()) for c in cycles]
+        pens = [None] * len(cycles)
     elif lane == "poor":  # outlined: its class is shown, and that it means little
         brushes = [poor_brush()] * len(cycles)
         pens = [_pen(MISMATCH.rgba(), style=Qt.PenStyle.DashLine)] * len(cycles)
     elif lane == "annotated":
-        brushes = [translucent(class_colour(c.truth), 110) for c in cycles]
+        brushes = [_brush(translucent(class_colour(c.truth), 110).rgba()) for c in cycles]
         pens = [_pen(MISMATCH.rgba(), 2) if c.matches is False else None for c in cycles]
     else:
-        brushes = [translucent(MUTED, 25)] * len(cycles)
+        brushes = [_brush(translucent(MUTED, 25).rgba())] * len(cycles)
         pens = [_pen(MUTED.rgba(), style=Qt.PenStyle.DashLine)] * len(cycles)
     pens = [pen or _pen(PLOT_BACKGROUND.rgba()) for pen in pens]
     return pg.BarGraphItem(x0=[c.start for c in cycles], x1=[c.end for c in cycles], y0=y0, height=height,
