@@ -209,7 +209,7 @@ class ReviewMode(QObject):
     def _span(self, entry: ReviewEntry):
         """The entry's cycle as it stands (its class may have changed), or None when it was deleted."""
         document = self.session.documents.get(entry.path)
-        return next((s for s in document.spans if s.start <= entry.middle < s.end), None) if document else None
+        return document.span_at(entry.middle) if document else None
 
     def likely_wrong_left(self) -> int:
         """The cycles not reviewed yet whose annotated class is likely wrong (core.analysis.review.likely_wrong)."""

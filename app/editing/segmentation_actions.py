@@ -10,7 +10,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QLineEdit, QVBoxLayout, QWidget
 
 from lungkd.core.analysis.breath_rhythm import USUAL_PERIOD_S
-from lungkd.core.analysis.segmentation import check_period_hint, shift_to_other_phase
+from lungkd.core.analysis.segmentation import check_period_hint
 from lungkd.core.errors import LungKDError
 from lungkd.core.text import printable
 
@@ -37,13 +37,7 @@ def not_steerable(document: CycleDocument | None) -> str:
 def not_shiftable(document: CycleDocument | None) -> str:
     """Why the cycles cannot start at the other phase (in the engine's words where it found none); "" where
     they can."""
-    if why := not_steerable(document):
-        return why
-    try:
-        shift_to_other_phase(document.segmentation)
-    except LungKDError as exc:
-        return str(exc)
-    return ""
+    return not_steerable(document) or document.shift_problem()
 
 
 class BreathPeriodDialog(QDialog):

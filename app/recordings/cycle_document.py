@@ -14,7 +14,10 @@ undo brings back the cycles and the segmentation before it.
 """
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, replace
+from functools import cached_property
+from itertools import accumulate
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +63,10 @@ class ShownCycle(PredictedClass):
     quality: str | None = None  # the cycle's recording quality: good, warning, poor (None: not checked yet)
     quality_reasons: tuple[str, ...] = ()
 
+    # worked out once per cycle: the plots, the table and the list ask them of every cycle on every redraw
+    predicted = cached_property(PredictedClass.predicted.fget)
+    confidence = cached_property(PredictedClass.confidence.fget)
+
     @property
     def poor(self) -> bool:
         """The recording is too poor over this cycle for its prediction to mean much. Views mark it."""
@@ -74,6 +81,19 @@ class ShownCycle(PredictedClass):
     @property
     def matches(self) -> bool | None:
         return None if self.truth is None or self.probabilities is None else self.truth == self.predicted
+
+
+def _alike(before: list[tuple], after: list[tuple]) -> int:
+    """How many (span, prediction) pairs lead both lists as the very same objects."""
+    return next((i for i, (a, b) in enumerate(zip(before, after)) if a[0] is not b[0] or a[1] is not b[1]),
+                min(len(before), len(after)))
+
+
+def _shown_cycle(s: Span, p: CyclePrediction | None, bounds: float | None, recording_unlike: bool) -> ShownCycle:
+    return ShownCycle(s.start, s.end, s.label, None if p is None else p.probabilities,
+                      None if p is None else p.training_distance, None if p is None else p.unlike_training,
+                      bounds, recording_unlike, quality=None if p is None else p.quality,
+                      quality_reasons=() if p is None else tuple(p.quality_reasons))
 
 
 # ---------------------------------------------------------------- edits as plain functions of the cycles
@@ -226,6 +246,10 @@ class CycleDocument(QObject):
         # `changed`, so every other slot sees the cycles as they now are
         self._worked_out: dict[tuple[str, Path | None], object] = {}
         self.changed.connect(self._worked_out.clear)
+        # what was made of each cycle, kept across changes for the cycles a change left as they were
+        self._made: dict[tuple[str, Path | None], tuple[list, list, tuple]] = {}
+        self._bounds_revision = 0  # counts the changes of bounds_confidence
+        self._shift_checked: tuple[Segmentation | None, str] = (None, "")
 
     def _once(self, what: str, model_folder: Path | None, work):
         """`work()`, remembered until the cycles or their predictions change."""
@@ -233,6 +257,24 @@ class CycleDocument(QObject):
         if memo not in self._worked_out:
             self._worked_out[memo] = work()
         return self._worked_out[memo]
+
+    def _per_cycle(self, what: str, model_folder: Path | None, predicted: list[tuple[Span, CyclePrediction | None]],
+                   mark, make) -> list:
+        """`make(span, prediction, bounds confidence, mark)` for each (span, prediction), keeping what was made last
+        time for the cycles before and after those whose span or prediction is another object now (and all of it
+        while `mark` and the bounds are as then): an edit makes anew only the cycles it changed, and views that
+        compare cycles by identity redraw only those."""
+        memo = (what, Path(model_folder) if model_folder else None)
+        before, made, then = self._made.get(memo, ([], [], None))
+        if then != (mark, self._bounds_revision):
+            before, made = [], []
+        first = _alike(before, predicted)
+        last = _alike(before[first:][::-1], predicted[first:][::-1])
+        bounds = self.bounds_confidence
+        out = made[:first] + [make(span, prediction, bounds.get((span.start, span.end)), mark)
+                              for span, prediction in predicted[first:len(predicted) - last]] + made[len(made) - last:]
+        self._made[memo] = (predicted, out, (mark, self._bounds_revision))
+        return out
 
     @classmethod
     def from_analysis(cls, analysis: RecordingAnalysis, model_folder: Path, sample_rate: int,
@@ -263,8 +305,8 @@ class CycleDocument(QObject):
         self.first_analysis = self.first_analysis or analysis
         self.model_analyses[Path(model_folder)] = analysis
         self.predictions.setdefault(Path(model_folder), {}).update({key(c): c for c in analysis.cycles})
-        self.bounds_confidence.update({key(c): c.segmentation_confidence for c in analysis.cycles
-                                       if c.segmentation_confidence is not None})
+        self._add_bounds({key(c): c.segmentation_confidence for c in analysis.cycles
+                          if c.segmentation_confidence is not None})
         self.changed.emit()
 
     def forget_predictions(self, model_folders: list[Path]) -> None:
@@ -288,13 +330,22 @@ class CycleDocument(QObject):
         votes = [self.probabilities(folder, span) for folder in teacher_folders]
         return None if any(v is None for v in votes) else votes
 
+    def span_at(self, seconds: float) -> Span | None:
+        """The first cycle holding `seconds`, or None; found by bisection (the review bar asks it of every entry
+        after each edit)."""
+        reach = self._once("reach", None, lambda: list(accumulate((s.end for s in self.spans), max)))
+        index = bisect_right(reach, seconds)  # the first cycle that ends after `seconds` (cycles may overlap)
+        return self.spans[index] if index < len(self.spans) and self.spans[index].start <= seconds else None
+
     def missing_spans(self, model_folder: Path) -> list[SpanKey]:
         known = self.predictions.get(Path(model_folder), {})
         return [key(s) for s in self.spans if key(s) not in known]
 
     def _predicted(self, model_folder: Path | None) -> list[tuple[Span, CyclePrediction | None]]:
-        return self._once("predicted", model_folder, lambda: [(s, self.prediction(model_folder, s))
-                                                              for s in self.spans])
+        def work():
+            known = self.predictions.get(Path(model_folder), {}) if model_folder else {}
+            return [(s, known.get((s.start, s.end))) for s in self.spans]
+        return self._once("predicted", model_folder, work)
 
     def _recording_distance(self, model_folder: Path | None, predicted) -> tuple[float | None, bool | None]:
         """The model's judgement of the whole recording, from its cycles as they stand (edits included)."""
@@ -308,11 +359,7 @@ class CycleDocument(QObject):
     def _shown(self, model_folder: Path | None) -> list[ShownCycle]:
         predicted = self._predicted(model_folder)
         _, unlike = self._recording_distance(model_folder, predicted)
-        return [ShownCycle(s.start, s.end, s.label, None if p is None else p.probabilities,
-                           None if p is None else p.training_distance, None if p is None else p.unlike_training,
-                           self.bounds_confidence.get(key(s)), bool(unlike),
-                           quality=None if p is None else p.quality,
-                           quality_reasons=() if p is None else tuple(p.quality_reasons)) for s, p in predicted]
+        return self._per_cycle("shown", model_folder, predicted, bool(unlike), _shown_cycle)
 
     @property
     def cycle_source(self) -> str:
@@ -331,9 +378,9 @@ class CycleDocument(QObject):
         predicted = self._predicted(model_folder)
         median, unlike = self._recording_distance(model_folder, predicted)
         first = self.first_analysis
-        cycles = [replace(p, start=s.start, end=s.end, truth=s.label,
-                          segmentation_confidence=self.bounds_confidence.get(key(s)))
-                  for s, p in predicted if p is not None]
+        cycles = self._per_cycle("analysis", model_folder, [(s, p) for s, p in predicted if p is not None], None,
+                                 lambda s, p, bounds, _: replace(p, start=s.start, end=s.end, truth=s.label,
+                                                                 segmentation_confidence=bounds))
         found = self.segmentation
         steered = {} if found is None else {"segmentation": found, "segmentation_confidence": found.confidence,
                                             "breathing_period": found.period, "fallback_reason": found.reason}
@@ -423,10 +470,27 @@ class CycleDocument(QObject):
         phase = "the other phase" if shifted.shifted else "the phase the segmentation chose"
         return self.follow_segmentation(shifted, f"Shift the cycles to start at {phase}")
 
+    def shift_problem(self) -> str:
+        """Why the automatic cycles cannot start at the other phase, in the engine's words; "" where they can.
+        Checked once per segmentation: the check works the whole shift out."""
+        if self._shift_checked[0] is not self.segmentation:
+            try:
+                shift_to_other_phase(self.segmentation)
+                problem = ""
+            except LungKDError as exc:
+                problem = str(exc)
+            self._shift_checked = (self.segmentation, problem)
+        return self._shift_checked[1]
+
     def _follow(self, segmentation: Segmentation | None) -> None:
         self.segmentation = segmentation
         if segmentation is not None:
-            self.bounds_confidence.update({(c.start, c.end): c.confidence for c in segmentation.cycles})
+            self._add_bounds({(c.start, c.end): c.confidence for c in segmentation.cycles})
+
+    def _add_bounds(self, confidences: dict[SpanKey, float]) -> None:
+        if any(self.bounds_confidence.get(span_key) != confidence for span_key, confidence in confidences.items()):
+            self.bounds_confidence.update(confidences)
+            self._bounds_revision += 1
 
     # ---------------------------------------------------------------- saving
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHeaderView, QStyledItemDelegate, QTableWidget,
-                               QTableWidgetItem)
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHeaderView, QStyledItemDelegate, QStyleOptionViewItem,
+                               QTableWidget, QTableWidgetItem)
 
 from lungkd.core.analysis.quality import POOR, WARNING
 from lungkd.core.analysis.review import teacher_votes
@@ -29,6 +29,7 @@ PROBABILITY_COLUMNS = set(CLASS_NAMES)  # share the width; the others take what 
 FIRST_PROBABILITY = COLUMNS.index(CLASS_NAMES[0])
 ANNOTATED, MATCH, TRAINING = COLUMNS.index("annotated"), COLUMNS.index("match"), COLUMNS.index("training data")
 QUALITY = COLUMNS.index("quality")
+ROWS_AT_ONCE = 64  # written in one turn of the event loop: more (an hour's rows at first) are written over several
 
 
 def likeness(cycle: ShownCycle, limit: float | None) -> str:
@@ -36,6 +37,16 @@ def likeness(cycle: ShownCycle, limit: float | None) -> str:
     if cycle.training_distance is None or limit is None:
         return ""
     return f"{'outside' if cycle.unlike_training else 'inside'} · {cycle.training_distance:.1f} (limit {limit:.1f})"
+
+
+class RowNumberDelegate(QStyledItemDelegate):
+    """The "#" column: each row's number, worked out as it is drawn, so a split or merge numbers no row again."""
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index) -> None:
+        super().initStyleOption(option, index)
+        option.text = str(index.row() + 1)
+        option.features |= QStyleOptionViewItem.ViewItemFeature.HasDisplay
+        option.displayAlignment = Qt.AlignmentFlag.AlignCenter
 
 
 class ClassDelegate(QStyledItemDelegate):
@@ -66,13 +77,22 @@ class CycleTable(QTableWidget):
 
     def __init__(self, parent=None):
         super().__init__(0, len(COLUMNS), parent)
-        self._shown_rows: list[tuple] = []  # what each row shows: (cycle, teachers' votes, distance limit)
+        # what each row shows: (cycle, teachers' votes, distance limit); None while it is still to be written
+        self._shown_rows: list[tuple | None] = []
+        self._wanted_rows: list[tuple] = []  # what each row is to show
+        self._pending_rows: list[int] = []  # the rows still to write, those in view first
+        self._pending_timer = QTimer(self, singleShot=True, interval=0)
+        self._pending_timer.timeout.connect(self._write_pending)
         self._with_teachers = False
         self._set_columns(False)
+        # columns fit the rows in view: measuring a thousand rows (Qt's default) after every edit that adds or
+        # removes a row stalls the window for tens of milliseconds
+        self.horizontalHeader().setResizeContentsPrecision(0)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed)
         self.setItemDelegateForColumn(ANNOTATED, ClassDelegate(self))
+        self.setItemDelegateForColumn(0, RowNumberDelegate(self))
         self.verticalHeader().setVisible(False)
         self.verticalHeader().setDefaultSectionSize(24)
         self.setAlternatingRowColors(False)
@@ -110,6 +130,12 @@ class CycleTable(QTableWidget):
                                         if name in PROBABILITY_COLUMNS and not teachers
                                         else QHeaderView.ResizeMode.ResizeToContents)
 
+    def row_number(self, row: int) -> str:
+        """What the "#" column shows in the row."""
+        option = QStyleOptionViewItem()
+        self.itemDelegateForColumn(0).initStyleOption(option, self.model().index(row, 0))
+        return option.text
+
     def column(self, name: str) -> int:
         return [self.horizontalHeaderItem(i).text() for i in range(self.columnCount())].index(name)
 
@@ -140,28 +166,44 @@ class CycleTable(QTableWidget):
         self.blockSignals(True)
         self._set_columns(teachers is not None)
         self._with_teachers = teachers is not None
+        gone, new = len(old) - first - last, len(rows) - first - last
+        if gone > new:
+            self.model().removeRows(first, gone - new)
+        elif new > gone:
+            self.model().insertRows(first, new - gone)
+        self.blockSignals(False)
+        self._shown_rows = old[:first] + [None] * new + old[len(old) - last:]
+        self._wanted_rows = rows
+        top, bottom = self.rowAt(0), self.rowAt(self.viewport().height())
+        self._pending_rows = sorted(range(first, first + new),
+                                    key=lambda row: not top <= row <= (bottom if bottom >= 0 else len(rows)))
+        self._write_pending()
+
+    @property
+    def filling(self) -> bool:
+        """Rows of the last cycles shown are still to be written (in the next turns of the event loop)."""
+        return bool(self._pending_rows)
+
+    def _write_pending(self) -> None:
+        """The next ROWS_AT_ONCE rows still to write: an hour's table never freezes the window."""
+        batch, self._pending_rows = self._pending_rows[:ROWS_AT_ONCE], self._pending_rows[ROWS_AT_ONCE:]
+        self.blockSignals(True)
         header = self.horizontalHeader()
         modes = [header.sectionResizeMode(c) for c in range(self.columnCount())]
         for column in range(self.columnCount()):  # sized once at the end, not again for every cell
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Fixed)
-        gone, new = len(old) - first - last, len(rows) - first - last
-        for _ in range(gone - new):
-            self.removeRow(first)
-        for _ in range(new - gone):
-            self.insertRow(first)
-        for row in range(first, len(rows) - last):
-            self._write_row(row, *rows[row])
-        if len(rows) != len(old):  # the cycles after a split or merge moved: their numbers change
-            for row in range(len(rows) - last, len(rows)):
-                self.item(row, 0).setText(str(row + 1))
-        self._shown_rows = rows
+        for row in batch:
+            self._write_row(row, *self._wanted_rows[row])
+            self._shown_rows[row] = self._wanted_rows[row]
         for column, mode in enumerate(modes):
             header.setSectionResizeMode(column, mode)
         self.blockSignals(False)
+        if self._pending_rows:
+            self._pending_timer.start()
 
     def _write_row(self, row: int, c: ShownCycle, teachers: list[list[float]] | None,
                    distance_limit: float | None) -> None:
-        self._item(row, 0, str(row + 1))
+        self._item(row, 0, "")  # the number: RowNumberDelegate
         self._item(row, 1, f"{c.start:.3f}")
         self._item(row, 2, f"{c.end:.3f}")
         if c.predicted is None:
@@ -227,7 +269,7 @@ class CycleTable(QTableWidget):
         if 0 <= index < self.rowCount() and self.selected_cycles() != [index]:
             flags = QItemSelectionModel.SelectionFlag
             self.selectionModel().setCurrentIndex(self.model().index(index, 0), flags.ClearAndSelect | flags.Rows)
-            self.scrollToItem(self.item(index, 0))
+            self.scrollTo(self.model().index(index, 0))
 
     def select_cycles(self, indices: list[int]) -> None:
         """Restores a selection without announcing it (after a redraw)."""
@@ -242,7 +284,7 @@ class CycleTable(QTableWidget):
         self.selectionModel().select(selection, flags.ClearAndSelect)
         if rows:
             self.selectionModel().setCurrentIndex(self.model().index(rows[0], 0), flags.NoUpdate)
-            self.scrollToItem(self.item(rows[0], 0))
+            self.scrollTo(self.model().index(rows[0], 0))
         self.blockSignals(False)
 
     def selected_cycles(self) -> list[int]:

@@ -4,7 +4,7 @@ reports a core `Event` per recording for progress and delivers each recording's 
 partial result."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,18 @@ class Spectrogram:
     key: tuple[float, float]  # the settings it was computed with (SpectrogramSettings.image_key)
 
 
+_TIME_AXES: dict[int, np.ndarray] = {}  # by sample rate: each sample's time, as long as the longest recording yet
+
+
+def time_axis(sample_rate: int, samples: int) -> np.ndarray:
+    """The time in seconds of each of `samples` samples: a view of one array per sample rate, made longer only
+    when a longer recording comes (an hour's axis is 14 million numbers)."""
+    axis = _TIME_AXES.get(sample_rate)
+    if axis is None or len(axis) < samples:
+        axis = _TIME_AXES[sample_rate] = np.arange(samples) / sample_rate
+    return axis[:samples]
+
+
 @dataclass
 class OpenRecording:
     path: Path
@@ -41,6 +53,10 @@ class OpenRecording:
     model_folder: Path | None = None  # the model that analysed it
     annotation_digest: str | None = None  # of the annotation beside it when it was read (None: there was none)
     generated: bool = False  # written by LungKD's generator (core.data.generated): no real patient's
+    peak: float = field(init=False)  # the largest magnitude of its samples (1 for silence): the waveform's scale
+
+    def __post_init__(self) -> None:  # where it is made: the engine thread, not the GUI when it is first shown
+        self.peak = float(np.abs(self.samples).max(initial=0.0)) or 1.0
 
     @property
     def samples(self) -> np.ndarray:
@@ -53,6 +69,10 @@ class OpenRecording:
     @property
     def duration(self) -> float:
         return len(self.samples) / self.sample_rate
+
+    @property
+    def times(self) -> np.ndarray:
+        return time_axis(self.sample_rate, len(self.samples))
 
 
 class ModelCache:
@@ -115,6 +135,7 @@ def open_job(paths: list[Path], model_folder: Path | None, settings: Spectrogram
         audio = load_audio(path)
         recording = OpenRecording(path, audio, compute_spectrogram(audio.samples, audio.sample_rate, settings),
                                   model_folder=model_folder, annotation_digest=digest, generated=is_generated(path))
+        time_axis(audio.sample_rate, len(audio.samples))  # made here, not on the GUI thread when first shown
         recording.analysis, recording.notice = _analyse(path, audio, model_folder, models, cancel)
         return recording
     each = _each_recording(paths, work)

@@ -81,10 +81,8 @@ class RecordingList(QListWidget):
         """Adds the recording, or updates its entry when it is already listed."""
         item = self.item_for(result.path) or QListWidgetItem(self)
         item.setData(PATH_ROLE, result.path)
-        label = QLabel(summary_html(result, document, model_folder) if isinstance(result, OpenRecording)
-                       else failure_html(result), wordWrap=True)
-        label.setContentsMargins(6, 4, 6, 4)
-        label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        text = summary_html(result, document, model_folder) if isinstance(result, OpenRecording) \
+            else failure_html(result)
         if isinstance(result, Failure):
             self.failures[result.path] = result
             item.setToolTip(f"<qt>{html_text(result.message)}<br>(double click for the details)</qt>")
@@ -93,7 +91,13 @@ class RecordingList(QListWidget):
             a = result.analysis
             reasons = reasons_html(a.quality, a.quality_reasons) if a is not None else ""
             item.setToolTip(f"<qt>{html_text(str(result.path))}" + (f"<br><br>{reasons}" if reasons else "") + "</qt>")
-        self.setItemWidget(item, label)
+        if (label := self.itemWidget(item)) is not None:  # each edit rewrites it: no new widget each time
+            label.setText(text)
+        else:
+            label = QLabel(text, wordWrap=True)
+            label.setContentsMargins(6, 4, 6, 4)
+            label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+            self.setItemWidget(item, label)
         self._fit(item)
         return item
 

@@ -8,11 +8,12 @@ a cycle too poorly recorded to mean much is hatched. The header above the plots 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFontMetricsF
+from PySide6.QtCore import QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor, QFontMetricsF, QPen
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from lungkd.core.labels import CLASS_NAMES
@@ -42,7 +43,7 @@ def legend_html() -> str:
         f"  <span style='color:{MISMATCH.name()}'>▨</span> poor recording quality"
 
 
-@dataclass
+@dataclass(eq=False)
 class CycleLabel:
     item: pg.TextItem | None  # None until it is first shown: most labels of an hour never fit
     start: float
@@ -50,6 +51,7 @@ class CycleLabel:
     y: float
     texts: tuple[str, ...]  # longest first: the one shown is the longest that fits
     colour: int  # QColor.rgba()
+    unclassed: bool = False  # says the cycle has no class: shown only once the recording has annotated cycles
     shown: str | None = None  # the text the item holds now (None: hidden)
     at: tuple[float, float] | None = None  # where it is placed
 
@@ -58,7 +60,23 @@ class CycleLabel:
         return self.start, self.end, self.y, self.texts, self.colour
 
 
+@dataclass(eq=False)
+class Stretch:
+    """The cycles starting in one BAR_CHUNK_S of time and what draws them: a band item per lane, their
+    boundaries over the spectrogram and their labels. An edit draws again only the stretches whose cycles
+    changed (the document keeps a cycle it left alone the same object), so an hour edits as fast as a minute."""
+
+    cycles: tuple[ShownCycle, ...]
+    items: dict[str, pg.GraphicsObject]  # by lane, and "boundaries"; "no class" shown once any cycle has a class
+    labels: list[CycleLabel]
+    end: float  # where its last cycle ends, s
+    longest: float  # its longest cycle, s
+    narrowest: float  # its narrowest label wording, pixels: where its longest cycle is narrower, none fits
+    showing: bool = False  # some of its labels are shown
+
+
 BAR_CHUNK_S = 30.0  # the cycles starting in each stretch of this length are one item per lane
+STRETCHES_AT_ONCE = 8  # drawn in one turn of the event loop: more (an hour at first) are drawn over several
 
 
 def predicted_colour(cycle: ShownCycle) -> QColor:
@@ -73,6 +91,18 @@ def _by_chunk(cycles: list[ShownCycle]) -> dict[int, list[ShownCycle]]:
     return chunks
 
 
+@lru_cache(maxsize=None)
+def _pen(rgba: int, width: int = 1, style: Qt.PenStyle = Qt.PenStyle.SolidLine) -> QPen:
+    """One pen per colour, width and style, shared by every band drawn with it (a few dozen differ)."""
+    return pg.mkPen(QColor.fromRgba(rgba), width=width, style=style)
+
+
+@lru_cache(maxsize=None)
+def _brush(rgba: int) -> QBrush:
+    """One brush per colour, shared by every band filled with it."""
+    return QBrush(QColor.fromRgba(rgba))
+
+
 def _bars(lane: str, cycles: tuple[ShownCycle, ...], y0: float, height: float) -> pg.BarGraphItem:
     """A lane's bands for some cycles: the model's prediction (faint while unsure or not yet predicted; on the
     waveform fainter still, outlined), the hatch of a cycle of poor recording quality, the annotated class (a red outline where the model disagrees), or the
@@ -81,20 +111,21 @@ def _bars(lane: str, cycles: tuple[ShownCycle, ...], y0: float, height: float) -
         return confidence_alpha(c.confidence or 0.0)
 
     if lane == "wave":
-        brushes = [translucent(predicted_colour(c), alpha(c) // 2) for c in cycles]
-        pens = [pg.mkPen(predicted_colour(c).darker(130), width=1) for c in cycles]
+        brushes = [_brush(translucent(predicted_colour(c), alpha(c) // 2).rgba()) for c in cycles]
+        pens = [_pen(predicted_colour(c).darker(130).rgba()) for c in cycles]
     elif lane == "model":
-        brushes, pens = [translucent(predicted_colour(c), alpha(c)) for c in cycles], [None] * len(cycles)
+        brushes = [_brush(translucent(predicted_colour(c), alpha(c)).rgba()) for c in cycles]
+        pens = [None] * len(cycles)
     elif lane == "poor":  # outlined: its class is shown, and that it means little
         brushes = [poor_brush()] * len(cycles)
-        pens = [pg.mkPen(MISMATCH, width=1, style=Qt.PenStyle.DashLine)] * len(cycles)
+        pens = [_pen(MISMATCH.rgba(), style=Qt.PenStyle.DashLine)] * len(cycles)
     elif lane == "annotated":
-        brushes = [translucent(class_colour(c.truth), 110) for c in cycles]
-        pens = [pg.mkPen(MISMATCH, width=2) if c.matches is False else None for c in cycles]
+        brushes = [_brush(translucent(class_colour(c.truth), 110).rgba()) for c in cycles]
+        pens = [_pen(MISMATCH.rgba(), 2) if c.matches is False else None for c in cycles]
     else:
-        brushes = [translucent(MUTED, 25)] * len(cycles)
-        pens = [pg.mkPen(MUTED, width=1, style=Qt.PenStyle.DashLine)] * len(cycles)
-    pens = [pen or pg.mkPen(PLOT_BACKGROUND, width=1) for pen in pens]
+        brushes = [_brush(translucent(MUTED, 25).rgba())] * len(cycles)
+        pens = [_pen(MUTED.rgba(), style=Qt.PenStyle.DashLine)] * len(cycles)
+    pens = [pen or _pen(PLOT_BACKGROUND.rgba()) for pen in pens]
     return pg.BarGraphItem(x0=[c.start for c in cycles], x1=[c.end for c in cycles], y0=y0, height=height,
                            brushes=brushes, pens=pens)
 
@@ -140,12 +171,16 @@ class RecordingView(QWidget):
         self.colour_bar.setImageItem(self.image)
         self.plots.addItem(self.colour_bar, row=2, col=1)
 
-        self._cycle_items: list[pg.GraphicsObject] = []
-        self._bar_chunks: dict[tuple[str, int], tuple[tuple, pg.BarGraphItem]] = {}  # (lane, chunk): cycles, item
-        self._labels: list[CycleLabel] = []
+        self._stretches: dict[int, Stretch] = {}  # by BAR_CHUNK_S of time
+        self._annotated = False  # some cycle has a class: the track has an annotated lane
+        self._pending: dict[int, tuple[ShownCycle, ...]] = {}  # stretches still to draw, nearest the view first
+        self._pending_timer = QTimer(self, singleShot=True, interval=0)
+        self._pending_timer.timeout.connect(self._draw_pending)
         self._spare_labels: list[pg.TextItem] = []  # made once, reused for the cycles that come
-        self._unused_labels: dict[tuple, CycleLabel] = {}  # the last drawing's, by wording, while drawing anew
-        self._label_probe = pg.TextItem("")  # never shown: the labels' font and margins
+        probe = pg.TextItem("")  # never shown: the labels' font and margins
+        self._label_metrics = QFontMetricsF(probe.textItem.font())
+        self._label_margins = 2 * probe.textItem.document().documentMargin()  # drawn around the text
+        self._advances: dict[str, float] = {}  # each label text's width, pixels
         self.selection = [self._overlay(pg.LinearRegionItem(movable=False, brush=(0, 0, 0, 0),
                                                             pen=pg.mkPen(pen, width=2)), plot)
                           for plot, pen in ((self.wave, INK), (self.track, INK), (self.spec, "w"))]
@@ -171,6 +206,7 @@ class RecordingView(QWidget):
                 plot.getAxis(axis).setPen(MUTED)
         for plot in (self.track, self.spec):
             plot.setXLink(self.wave)
+        self.track.getAxis("left").setTicks([[(1.5, "model")]])  # and "annotated" once a cycle has a class
         self.wave.setLabel("left", "amplitude")
         self.wave.hideAxis("bottom")
         self.wave.setYRange(-1.05, 1.05, padding=0)
@@ -197,8 +233,7 @@ class RecordingView(QWidget):
                        *, edited: bool = False, phase_note: str = "") -> None:
         self.recording = recording
         duration = recording.duration
-        peak = float(np.abs(recording.samples).max()) or 1.0
-        self.curve.setData(np.arange(len(recording.samples)) / recording.sample_rate, recording.samples / peak)
+        self.curve.setData(recording.times, recording.samples / recording.peak)
         for plot in (self.wave, self.track, self.spec):
             plot.setLimits(xMin=0, xMax=duration)
         self.set_spectrogram(recording.spectrogram)
@@ -221,53 +256,108 @@ class RecordingView(QWidget):
     def set_analysis(self, cycles: list[ShownCycle], *, edited: bool = False, phase_note: str = "") -> None:
         """Draws the cycles (none before a model has run); one the model has not seen yet is grey, and so is
         a prediction not to be trusted (the cycle or its recording unlike the model's training data). The header
-        gives `phase_note` where the cycles may start at expiration."""
-        for item in self._cycle_items:
-            item.getViewBox().removeItem(item)
-        self._cycle_items = []
-        self._unused_labels = {label.wording: label for label in self._labels}  # an edit rewords few of them
-        self._labels = []
+        gives `phase_note` where the cycles may start at expiration. Only the stretches of time whose cycles
+        changed are drawn again."""
         self.cycles, self.edited, self.phase_note = list(cycles), edited, phase_note
         self.select_cycle(None)
-        recording = self.recording
         self.title.setText(self._title())
         self.title.setToolTip(self._title_tip())
-        annotated = [c for c in cycles if c.truth is not None]
-        self.track.getAxis("left").setTicks([[(1.5, "model")] + ([(0.5, "annotated")] if annotated else [])])
-        if not cycles:
-            self._draw_bars({})
-            self._retire_unused_labels()
-            return
-        self._draw_bars({
-            "wave": (self.wave, cycles, -1.05, 2.1, -10),
-            "model": (self.track, cycles, 1.06, 0.88, 5),
-            "poor": (self.track, [c for c in cycles if c.poor], 1.06, 0.88, 6),  # hatched over the prediction
-            "annotated": (self.track, annotated, 0.06, 0.88, 5),
-            "no class": (self.track, [c for c in cycles if c.truth is None] if annotated else [], 0.06, 0.88, 5)})
-        boundaries = np.repeat([c.start for c in cycles], 2)
-        self._add(self.spec, pg.PlotCurveItem(boundaries, np.tile([0.0, recording.sample_rate / 2], len(cycles)),
-                                              connect="pairs", pen=pg.mkPen((255, 255, 255, 120), width=1)))
-        for cycle in cycles:
-            colour = predicted_colour(cycle)
-            if cycle.predicted is None:
-                self._label(("predicting…", "…"), cycle, 1.5, MUTED)
-            else:
-                name, confidence = CLASS_NAMES[cycle.predicted], f"{cycle.confidence:.0%}"
-                texts = (f"{name} {confidence}", name, confidence)
-                if cycle.unlike_training and not cycle.recording_unlike:  # a whole recording: the notice says so
-                    texts = (f"{texts[0]} · outside training data", *texts)
-                if cycle.poor:
-                    texts = (f"{texts[0]} · poor quality", *texts)
-                self._label(texts, cycle, 1.5, colour.darker(170))
-            if cycle.truth is None and annotated:
-                self._label(("no class", "?"), cycle, 0.5, MUTED)
-            elif cycle.truth is not None:
-                truth = CLASS_NAMES[cycle.truth]
-                mismatch = cycle.matches is False
-                self._label((f"{truth}  ✗", "✗") if mismatch else (truth,), cycle, 0.5,
-                            MISMATCH if mismatch else class_colour(cycle.truth).darker(170))
-        self._retire_unused_labels()
+        annotated = any(c.truth is not None for c in cycles)
+        if annotated != self._annotated:  # the first class set, or the last removed: the "no class" lane with it
+            self._annotated = annotated
+            self.track.getAxis("left").setTicks([[(1.5, "model")] + ([(0.5, "annotated")] if annotated else [])])
+            for stretch in self._stretches.values():
+                if "no class" in stretch.items:
+                    stretch.items["no class"].setVisible(annotated)
+        wanted = {chunk: tuple(members) for chunk, members in _by_chunk(cycles).items()}
+        unused: dict[tuple, CycleLabel] = {}  # the labels of the stretches drawn again: an edit rewords few of them
+        for chunk in [c for c, stretch in self._stretches.items()
+                      if wanted.get(c) != stretch.cycles]:
+            stretch = self._stretches.pop(chunk)
+            for item in stretch.items.values():
+                item.getViewBox().removeItem(item)
+            unused.update((label.wording, label) for label in stretch.labels)
+        x0, x1 = self.track.vb.viewRange()[0]
+        missing = sorted((chunk for chunk in wanted if chunk not in self._stretches),
+                         key=lambda chunk: (chunk * BAR_CHUNK_S >= x1 or (chunk + 1) * BAR_CHUNK_S <= x0, chunk))
+        self._pending = {chunk: wanted[chunk] for chunk in missing[STRETCHES_AT_ONCE:]}
+        for chunk in missing[:STRETCHES_AT_ONCE]:
+            self._stretches[chunk] = self._stretch(wanted[chunk], unused)
+        for label in unused.values():  # the labels of cycles that are gone (or reworded): kept for the next ones
+            if label.item is not None:
+                label.item.setVisible(False)
+                self._spare_labels.append(label.item)
         self._place_labels()
+        if self._pending:
+            self._pending_timer.start()
+
+    def _draw_pending(self) -> None:
+        """The next few stretches still to draw: an hour's first drawing never freezes the window."""
+        for chunk in list(self._pending)[:STRETCHES_AT_ONCE]:
+            self._stretches[chunk] = self._stretch(self._pending.pop(chunk), {})
+        self._place_labels()
+        if self._pending:
+            self._pending_timer.start()
+
+    @property
+    def drawing(self) -> bool:
+        """Stretches of the last cycles set are still to be drawn (in the next turns of the event loop)."""
+        return bool(self._pending)
+
+    def _stretch(self, cycles: tuple[ShownCycle, ...], unused: dict[tuple, CycleLabel]) -> Stretch:
+        lanes = {"wave": (self.wave, cycles, -1.05, 2.1, -10), "model": (self.track, cycles, 1.06, 0.88, 5),
+                 "poor": (self.track, [c for c in cycles if c.poor], 1.06, 0.88, 6),  # hatched over the prediction
+                 "annotated": (self.track, [c for c in cycles if c.truth is not None], 0.06, 0.88, 5),
+                 "no class": (self.track, [c for c in cycles if c.truth is None], 0.06, 0.88, 5)}
+        items = {lane: _bars(lane, tuple(members), y0, height) for lane, (_, members, y0, height, _) in lanes.items()
+                 if members}
+        top = self.recording.sample_rate / 2
+        items["boundaries"] = pg.PlotCurveItem(np.repeat([c.start for c in cycles], 2),
+                                               np.tile([0.0, top], len(cycles)), connect="pairs",
+                                               pen=pg.mkPen((255, 255, 255, 120), width=1))
+        for lane, item in items.items():
+            plot, z = (self.spec, 5) if lane == "boundaries" else (lanes[lane][0], lanes[lane][4])
+            item.setZValue(z)
+            item.setVisible(lane != "no class" or self._annotated)
+            plot.addItem(item, ignoreBounds=True)
+        labels = [label for cycle in cycles for label in self._cycle_labels(cycle, unused)]
+        narrowest = min(self._advance(text) for label in labels for text in label.texts)
+        return Stretch(cycles, items, labels, max(c.end for c in cycles),
+                       max(c.end - c.start for c in cycles), narrowest)
+
+    @property
+    def labels(self) -> list[CycleLabel]:
+        """Every cycle's labels, in time."""
+        return [label for chunk in sorted(self._stretches) for label in self._stretches[chunk].labels]
+
+    @staticmethod
+    def _cycle_labels(cycle: ShownCycle, unused: dict[tuple, CycleLabel]) -> list[CycleLabel]:
+        """The cycle's labels in the model's lane and the annotated one ("no class" when it has none): the same ones
+        as before where their wording did not change (nothing to redraw)."""
+        wordings = []
+        if cycle.predicted is None:
+            wordings.append((("predicting…", "…"), 1.5, MUTED))
+        else:
+            name, confidence = CLASS_NAMES[cycle.predicted], f"{cycle.confidence:.0%}"
+            texts = (f"{name} {confidence}", name, confidence)
+            if cycle.unlike_training and not cycle.recording_unlike:  # a whole recording: the notice says so
+                texts = (f"{texts[0]} · outside training data", *texts)
+            if cycle.poor:
+                texts = (f"{texts[0]} · poor quality", *texts)
+            wordings.append((texts, 1.5, predicted_colour(cycle).darker(170)))
+        if cycle.truth is None:
+            wordings.append((("no class", "?"), 0.5, MUTED))
+        elif cycle.truth is not None:
+            mismatch = cycle.matches is False
+            truth = CLASS_NAMES[cycle.truth]
+            wordings.append((((f"{truth}  ✗", "✗") if mismatch else (truth,)), 0.5,
+                             MISMATCH if mismatch else class_colour(cycle.truth).darker(170)))
+        labels = []
+        for texts, y, colour in wordings:
+            kept = unused.pop((cycle.start, cycle.end, y, texts, colour.rgba()), None)
+            labels.append(kept or CycleLabel(None, cycle.start, cycle.end, y, texts, colour.rgba(),
+                                             unclassed=cycle.truth is None and y == 0.5))
+        return labels
 
     def show_prompt(self, prompt: str | None) -> None:
         """The prompt the chosen model read with the recording's cycles, in the title's tooltip."""
@@ -315,41 +405,6 @@ class RecordingView(QWidget):
             parts.append(f"<b>Prompt:</b> {html_text(self.prompt)}")
         return f"<qt>{'<br><br>'.join(p for p in parts if p)}</qt>" if parts else ""
 
-    def _add(self, plot, item, z: float = 5) -> None:
-        item.setZValue(z)
-        plot.addItem(item, ignoreBounds=True)
-        self._cycle_items.append(item)
-
-    def _draw_bars(self, lanes: dict[str, tuple]) -> None:
-        """A band per cycle in each lane (plot, cycles, y0, height, z), one item per BAR_CHUNK_S of time: an edit
-        draws again only the stretches whose cycles changed, so an hour of breathing edits as fast as a minute."""
-        wanted = {}
-        for lane, (plot, cycles, y0, height, z) in lanes.items():
-            for chunk, members in _by_chunk(cycles).items():
-                wanted[lane, chunk] = (plot, tuple(members), y0, height, z)
-        for place in [p for p in self._bar_chunks if p not in wanted or self._bar_chunks[p][0] != wanted[p][1]]:
-            item = self._bar_chunks.pop(place)[1]
-            item.getViewBox().removeItem(item)
-        for place, (plot, members, y0, height, z) in wanted.items():
-            if place not in self._bar_chunks:
-                item = _bars(place[0], members, y0, height)
-                item.setZValue(z)
-                plot.addItem(item, ignoreBounds=True)
-                self._bar_chunks[place] = (members, item)
-
-    def _label(self, texts: tuple[str, ...], cycle, y: float, colour: QColor) -> None:
-        """The cycle's label: the same one as before where its wording did not change (nothing to redraw)."""
-        kept = self._unused_labels.pop((cycle.start, cycle.end, y, texts, colour.rgba()), None)
-        self._labels.append(kept or CycleLabel(None, cycle.start, cycle.end, y, texts, colour.rgba()))
-
-    def _retire_unused_labels(self) -> None:
-        """The labels of cycles that are gone (or reworded) are hidden and kept for the next ones."""
-        for label in self._unused_labels.values():
-            if label.item is not None:
-                label.item.setVisible(False)
-                self._spare_labels.append(label.item)
-        self._unused_labels = {}
-
     def _label_item(self, label: CycleLabel) -> pg.TextItem:
         """A text item for a label about to be shown: a spare one, else a new one."""
         if self._spare_labels:
@@ -362,36 +417,52 @@ class RecordingView(QWidget):
         label.item, label.shown, label.at = item, None, None
         return item
 
+    def _advance(self, text: str) -> float:
+        """A label text's width in pixels, margins included; measured once per text (a few hundred differ)."""
+        if text not in self._advances:
+            self._advances[text] = self._label_metrics.horizontalAdvance(text) + self._label_margins
+        return self._advances[text]
+
     def _place_labels(self) -> None:
         """Puts each label in the middle of the visible part of its cycle, in the longest wording that fits
         there and clears the label before it in its lane (annotated cycles may overlap), or hides it. Only the
-        labels whose text or place changed are touched."""
+        stretches in view whose cycles are wide enough for a label are measured, and only the labels whose text
+        or place changed are touched."""
         seconds_per_pixel = self.track.vb.viewPixelSize()[0] if self.track.vb.width() else 0
         x0, x1 = self.track.vb.viewRange()[0]
         lane_end: dict[float, float] = {}  # where the last label shown in each lane ends, s
-        metrics = QFontMetricsF(self._label_probe.textItem.font())  # every label has the same font
-        margins = 2 * self._label_probe.textItem.document().documentMargin()  # drawn around the text
-        for label in sorted(self._labels, key=lambda label: (label.y, label.start)):
-            start, end = max(label.start, x0), min(label.end, x1)
-            text = centre = None
-            if seconds_per_pixel and end > start:
-                room = (end - start) / seconds_per_pixel - margins
-                centre = (start + end) / 2
-                text = next((t for t in label.texts if metrics.horizontalAdvance(t) < room
-                             and centre - (metrics.horizontalAdvance(t) + margins) / 2 * seconds_per_pixel
-                             >= lane_end.get(label.y, -np.inf)), None)
-            if text is not None and label.item is None:
-                self._label_item(label)
-            if text != label.shown:  # only what changed is redrawn: an edit rewords a few labels of thousands
-                if text is not None:
-                    label.item.setText(text)
-                label.item.setVisible(text is not None)
-                label.shown = text
+        for chunk in sorted(self._stretches):  # in time, as the lanes are read
+            stretch = self._stretches[chunk]
+            fits = bool(seconds_per_pixel) and stretch.end > x0 and chunk * BAR_CHUNK_S < x1 and \
+                stretch.longest / seconds_per_pixel > stretch.narrowest
+            if fits or stretch.showing:
+                stretch.showing = any([self._place_label(label, x0, x1, seconds_per_pixel if fits else 0, lane_end)
+                                       for label in stretch.labels])
+
+    def _place_label(self, label: CycleLabel, x0: float, x1: float, seconds_per_pixel: float,
+                     lane_end: dict[float, float]) -> bool:
+        """Shows the label where it fits (seconds_per_pixel 0: nowhere); whether it is shown."""
+        start, end = max(label.start, x0), min(label.end, x1)
+        text = centre = None
+        if seconds_per_pixel and end > start and (self._annotated or not label.unclassed):
+            room = (end - start) / seconds_per_pixel
+            centre = (start + end) / 2
+            text = next((t for t in label.texts if self._advance(t) < room and
+                         centre - self._advance(t) / 2 * seconds_per_pixel >= lane_end.get(label.y, -np.inf)), None)
+        if text is not None and label.item is None:
+            self._label_item(label)
+        if text != label.shown:  # only what changed is redrawn: an edit rewords a few labels of thousands
             if text is not None:
-                if label.at != (centre, label.y):
-                    label.item.setPos(centre, label.y)
-                    label.at = (centre, label.y)
-                lane_end[label.y] = centre + (metrics.horizontalAdvance(text) + margins) / 2 * seconds_per_pixel
+                label.item.setText(text)
+            label.item.setVisible(text is not None)
+            label.shown = text
+        if text is None:
+            return False
+        if label.at != (centre, label.y):
+            label.item.setPos(centre, label.y)
+            label.at = (centre, label.y)
+        lane_end[label.y] = centre + self._advance(text) / 2 * seconds_per_pixel
+        return True
 
     # ---------------------------------------------------------------- selection, playback, zoom
 

@@ -74,7 +74,7 @@ def test_a_recording_shows_its_annotated_cycles_with_the_truth(analysed, recordi
         assert table.item(row, column["match"]).text() == ("✓" if cycle.matches else "✗ differs")
         assert sum(float(table.item(row, column[n]).text()) for n in CLASS_NAMES) == pytest.approx(1, abs=0.01)
     assert "from the annotation file" in analysed.view.title.text()
-    assert len(analysed.view._labels) == 2 * len(annotated)  # a prediction and an annotation label per cycle
+    assert len(analysed.view.labels) == 2 * len(annotated)  # a prediction and an annotation label per cycle
 
 
 def test_table_and_plot_select_each_other(analysed, qtbot):

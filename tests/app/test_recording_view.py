@@ -51,7 +51,7 @@ def view(qtbot):
 def shown_labels(view):
     """(lane y, scene rectangle, text, cycle start, cycle end) of every visible label."""
     return [(label.y, label.item.sceneBoundingRect(), label.item.toPlainText(), label.start, label.end)
-            for label in view._labels if label.item is not None and label.item.isVisible()]  # None: never shown
+            for label in view.labels if label.item is not None and label.item.isVisible()]  # None: never shown
 
 
 def assert_labels_apart_and_inside(view):
@@ -73,7 +73,7 @@ def test_labels_of_very_short_cycles_never_overlap(view, qtbot):
     show(view, recording_with(SHORT_AND_LONG, truth=True, source="annotation"))
     qtbot.wait(50)
     shown = shown_labels(view)
-    assert shown and len(shown) < len(view._labels)  # the long cycles are labelled, the shortest are not
+    assert shown and len(shown) < len(view.labels)  # the long cycles are labelled, the shortest are not
     assert_labels_apart_and_inside(view)
     texts = {text for _, _, text, start, end in shown if end - start >= 2}
     assert any(" " in text for text in texts)  # a long cycle has room for the class and its confidence
