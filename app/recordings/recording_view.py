@@ -160,10 +160,11 @@ class RecordingView(QWidget):
         self.track = self.plots.addPlot(row=1, col=0)
         self.spec = self.plots.addPlot(row=2, col=0)
         self._style_plots()
-        self.curve = self.wave.plot(pen=pg.mkPen(INK, width=1))
-        # peak downsampling and clipping keep an hour-long recording as quick to pan as a short one
-        self.curve.setDownsampling(auto=True, method="peak")
-        self.curve.setClipToView(True)
+        # only what is in view, from the recording's WaveformSummary: an hour pans as quickly as a minute
+        self.curve = pg.PlotCurveItem(pen=pg.mkPen(INK, width=1))
+        self.wave.addItem(self.curve, ignoreBounds=True)
+        self.wave.sigXRangeChanged.connect(self._draw_waveform)
+        self.wave.vb.sigResized.connect(self._draw_waveform)
         self.image = pg.ImageItem(axisOrder="col-major")
         self.spec.addItem(self.image)
         self.colour_bar = pg.ColorBarItem(values=(-70, 0), colorMap=colour_map("viridis"), label="dB",
@@ -233,7 +234,6 @@ class RecordingView(QWidget):
                        *, edited: bool = False, phase_note: str = "") -> None:
         self.recording = recording
         duration = recording.duration
-        self.curve.setData(recording.times, recording.samples / recording.peak)
         for plot in (self.wave, self.track, self.spec):
             plot.setLimits(xMin=0, xMax=duration)
         self.set_spectrogram(recording.spectrogram)
@@ -241,6 +241,14 @@ class RecordingView(QWidget):
         self.set_analysis(cycles, edited=edited, phase_note=phase_note)
         self.set_play_position(None)
         self.wave.setXRange(0, duration, padding=0)
+        self._draw_waveform()  # the range may not have changed (a recording as long as the last one)
+
+    def _draw_waveform(self) -> None:
+        """The waveform in view, as wide as the plot's pixels: its summary's envelope, or its samples zoomed in."""
+        if self.recording is None:
+            return
+        x0, x1 = self.wave.vb.viewRange()[0]
+        self.curve.setData(*self.recording.waveform.envelope(x0, x1, self.wave.vb.width()))
 
     def set_spectrogram(self, spectrogram: Spectrogram) -> None:
         self.image.setImage(spectrogram.db, autoLevels=False)
