@@ -103,7 +103,40 @@ def _brush(rgba: int) -> QBrush:
     return QBrush(QColor.fromRgba(rgba))
 
 
-def _bars(lane: str, cycles: tuple[ShownCycle, ...], y0: float, height: float) -> pg.BarGraphItem:
+class Bands(pg.BarGraphItem):
+    """A lane's bands, painted with one drawRects per pen and brush (a few differ) and bounded once per view
+    transform: pyqtgraph's own item sets the pen and brush of each band in turn and works out the pixel size each
+    time Qt asks for its bounds, most of the time an hour with thousands of bands took to paint zoomed out. Never
+    changed once made: a stretch whose cycles change is made anew."""
+
+    _bounds: QRectF | None = None
+    _groups: list[tuple[QPen, QBrush, list[QRectF]]] | None = None  # the bands by pen and brush, once painted
+
+    def paint(self, painter, *args) -> None:
+        if self._groups is None:
+            o = self.opts
+            groups: dict[tuple[int, int], tuple[QPen, QBrush, list[QRectF]]] = {}
+            for x0, x1, pen, brush in zip(o["x0"], o["x1"], o["pens"], o["brushes"]):  # pens and brushes are shared
+                groups.setdefault((id(pen), id(brush)), (pen, brush, []))[2].append(
+                    QRectF(x0, o["y0"], x1 - x0, o["height"]))
+            self._groups = list(groups.values())
+        for pen, brush, rects in self._groups:
+            painter.setPen(pen)
+            painter.setBrush(brush)
+            painter.drawRects(rects)
+
+    def boundingRect(self) -> QRectF:
+        if self._bounds is None:
+            self._bounds = super().boundingRect()
+        return self._bounds
+
+    def viewTransformChanged(self) -> None:  # its outline's width, in pixels, is another width in time
+        self._bounds = None
+        self.prepareGeometryChange()
+        super().viewTransformChanged()
+
+
+def _bars(lane: str, cycles: tuple[ShownCycle, ...], y0: float, height: float) -> Bands:
     """A lane's bands for some cycles: the model's prediction (faint while unsure or not yet predicted; on the
     waveform fainter still, outlined), the hatch of a cycle of poor recording quality, the annotated class (a red outline where the model disagrees), or the
     dashed place of a cycle without a class. A pen of None draws a hairline in the background colour."""
@@ -126,8 +159,8 @@ def _bars(lane: str, cycles: tuple[ShownCycle, ...], y0: float, height: float) -
         brushes = [_brush(translucent(MUTED, 25).rgba())] * len(cycles)
         pens = [_pen(MUTED.rgba(), style=Qt.PenStyle.DashLine)] * len(cycles)
     pens = [pen or _pen(PLOT_BACKGROUND.rgba()) for pen in pens]
-    return pg.BarGraphItem(x0=[c.start for c in cycles], x1=[c.end for c in cycles], y0=y0, height=height,
-                           brushes=brushes, pens=pens)
+    return Bands(x0=[c.start for c in cycles], x1=[c.end for c in cycles], y0=y0, height=height,
+                 brushes=brushes, pens=pens)
 
 
 class RecordingView(QWidget):
