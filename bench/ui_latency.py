@@ -101,6 +101,7 @@ def demo_training(workspace: Path, executor_name: str) -> dict:
 
 def long_recording(workspace: Path, minutes: float) -> tuple[str, object]:
     """Loads the recording; returns the measurement and the window, still open, for the editing run."""
+    from lungkd.app.shell.main import freeze_start_up_objects
     from lungkd.app.shell.main_window import MainWindow
 
     sr = 4000
@@ -112,6 +113,7 @@ def long_recording(workspace: Path, minutes: float) -> tuple[str, object]:
     sf.write(path, (0.2 * breath).astype(np.float32), sr, subtype="PCM_16")
     window = MainWindow(workspace)
     window.show()
+    freeze_start_up_objects()  # as the Studio does once its window is shown
     probe = StallProbe()
     probe.start()
     started = time.perf_counter()

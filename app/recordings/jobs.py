@@ -21,6 +21,7 @@ from lungkd.core.data.patient_metadata import PatientMetadataError
 from lungkd.core.events import Event
 
 from .spectrogram_settings import SpectrogramSettings
+from .waveform_summary import WaveformSummary
 
 
 @dataclass
@@ -29,18 +30,6 @@ class Spectrogram:
     seconds_per_frame: float
     hz_per_bin: float
     key: tuple[float, float]  # the settings it was computed with (SpectrogramSettings.image_key)
-
-
-_TIME_AXES: dict[int, np.ndarray] = {}  # by sample rate: each sample's time, as long as the longest recording yet
-
-
-def time_axis(sample_rate: int, samples: int) -> np.ndarray:
-    """The time in seconds of each of `samples` samples: a view of one array per sample rate, made longer only
-    when a longer recording comes (an hour's axis is 14 million numbers)."""
-    axis = _TIME_AXES.get(sample_rate)
-    if axis is None or len(axis) < samples:
-        axis = _TIME_AXES[sample_rate] = np.arange(samples) / sample_rate
-    return axis[:samples]
 
 
 @dataclass
@@ -53,10 +42,10 @@ class OpenRecording:
     model_folder: Path | None = None  # the model that analysed it
     annotation_digest: str | None = None  # of the annotation beside it when it was read (None: there was none)
     generated: bool = False  # written by LungKD's generator (core.data.generated): no real patient's
-    peak: float = field(init=False)  # the largest magnitude of its samples (1 for silence): the waveform's scale
+    waveform: WaveformSummary = field(init=False)  # what the view draws of its samples, at any zoom
 
     def __post_init__(self) -> None:  # where it is made: the engine thread, not the GUI when it is first shown
-        self.peak = float(np.abs(self.samples).max(initial=0.0)) or 1.0
+        self.waveform = WaveformSummary.of(self.samples, self.sample_rate)
 
     @property
     def samples(self) -> np.ndarray:
@@ -69,10 +58,6 @@ class OpenRecording:
     @property
     def duration(self) -> float:
         return len(self.samples) / self.sample_rate
-
-    @property
-    def times(self) -> np.ndarray:
-        return time_axis(self.sample_rate, len(self.samples))
 
 
 class ModelCache:
@@ -135,7 +120,6 @@ def open_job(paths: list[Path], model_folder: Path | None, settings: Spectrogram
         audio = load_audio(path)
         recording = OpenRecording(path, audio, compute_spectrogram(audio.samples, audio.sample_rate, settings),
                                   model_folder=model_folder, annotation_digest=digest, generated=is_generated(path))
-        time_axis(audio.sample_rate, len(audio.samples))  # made here, not on the GUI thread when first shown
         recording.analysis, recording.notice = _analyse(path, audio, model_folder, models, cancel)
         return recording
     each = _each_recording(paths, work)
