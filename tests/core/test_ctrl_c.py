@@ -105,7 +105,17 @@ def test_ctrl_c_just_after_a_reused_teacher_is_reported_ends_the_run_and_the_sam
     assert REUSED in again.stdout and "report: " in again.stdout
 
 
-def test_while_counted_ctrl_c_is_a_number_the_loop_reads_and_afterwards_python_s_own_again():
+@pytest.fixture
+def python_s_own_sigint_handler():
+    """Ctrl-C as in a terminal: a test run started in the background (`cmd &` in a script) inherits SIGINT
+    ignored, and then Python installs no handler of its own, which counting_interrupts leaves alone."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_while_counted_ctrl_c_is_a_number_the_loop_reads_and_afterwards_python_s_own_again(
+        python_s_own_sigint_handler):
     with counting_interrupts() as interrupts:
         for pressed in (1, 2):  # one after the other: two SIGINTs pending at once are one signal to the kernel
             os.kill(os.getpid(), signal.SIGINT)

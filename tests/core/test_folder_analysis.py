@@ -181,7 +181,9 @@ def test_lungkd_predict_exports_a_folder_and_goes_on_after_ctrl_c(folder, tmp_pa
     workspace, export = tmp_path / "ws", tmp_path / "export"
     started = subprocess.Popen([sys.executable, "-m", "lungkd.core.cli", "predict", DEMO_MODEL, folder,
                                 "--workspace", workspace, "--export", export], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               # Ctrl-C as in a terminal, also where this run itself was started with it ignored
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     while not list((workspace / "results").rglob("*.json")) and started.poll() is None:
         time.sleep(0.05)  # until the first recording's analysis is kept
     started.send_signal(signal.SIGINT)
