@@ -3,6 +3,7 @@ import shutil
 import pytest
 from PySide6.QtCore import QSettings
 
+from lungkd.app.recordings.recording_view import RecordingView
 from lungkd.app.shell.main_window import MODEL_KEY, MainWindow
 from lungkd.app.training.wizard import TrainingWizard
 from tiny_model import tiny_model_folder
@@ -64,3 +65,14 @@ def wizard(qtbot, tmp_path):
     qtbot.addWidget(w)
     w.show()
     return w
+
+
+@pytest.fixture
+def view(qtbot):
+    """A RecordingView on its own, shown at 1000 x 500."""
+    widget = RecordingView()
+    qtbot.addWidget(widget)
+    widget.resize(1000, 500)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget

@@ -9,7 +9,6 @@ from PySide6.QtCore import QPointF
 
 from lungkd.app.recordings.cycle_document import CycleDocument
 from lungkd.app.recordings.jobs import OpenRecording, compute_spectrogram
-from lungkd.app.recordings.recording_view import RecordingView
 from lungkd.app.recordings.spectrogram_settings import SpectrogramSettings
 from lungkd.core.analysis.predict import CyclePrediction, RecordingAnalysis
 from lungkd.core.data.audio import DecodedAudio
@@ -36,16 +35,6 @@ def show(view, recording):
     model = Path("/models/any")
     document = CycleDocument.from_analysis(recording.analysis, model, recording.sample_rate, None)
     view.show_recording(recording, SpectrogramSettings(), document.shown(model))
-
-
-@pytest.fixture
-def view(qtbot):
-    widget = RecordingView()
-    qtbot.addWidget(widget)
-    widget.resize(1000, 500)
-    widget.show()
-    qtbot.waitExposed(widget)
-    return widget
 
 
 def shown_labels(view):

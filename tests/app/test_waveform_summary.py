@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from lungkd.app.recordings.jobs import OpenRecording, compute_spectrogram
-from lungkd.app.recordings.recording_view import RecordingView
 from lungkd.app.recordings.spectrogram_settings import SpectrogramSettings
 from lungkd.app.recordings.waveform_summary import FEWEST_BLOCKS, FINEST_BLOCK, LEVEL_STEP, WaveformSummary
 from lungkd.core.data.audio import DecodedAudio
@@ -84,16 +83,6 @@ def test_zoomed_in_the_samples_themselves_are_drawn():
     times, values = summary.envelope(300, 301, 1000)  # 4 samples a pixel
     np.testing.assert_allclose(times, np.arange(300 * SR - 1, 301 * SR + 1) / SR)
     np.testing.assert_allclose(values, samples[300 * SR - 1:301 * SR + 1] / summary.peak)
-
-
-@pytest.fixture
-def view(qtbot):
-    widget = RecordingView()
-    qtbot.addWidget(widget)
-    widget.resize(1000, 500)
-    widget.show()
-    qtbot.waitExposed(widget)
-    return widget
 
 
 def open_recording(samples: np.ndarray) -> OpenRecording:

@@ -191,9 +191,6 @@ def test_lungkd_predict_exports_a_folder_and_goes_on_after_ctrl_c(folder, tmp_pa
     kept = len(list((workspace / "results").rglob("*.json")))
     if started.returncode == 130:  # stopped before the end: nothing exported, what was done kept
         assert "run the same command again to go on" in stderr and not export.exists()
-    else:  # on a loaded machine it can finish before Ctrl-C reaches it: everything kept, broken.wav listed
-        assert started.returncode == 1 and "broken.wav" in stderr and export.exists(), stderr
-        shutil.rmtree(export)
     resumed = lungkd("predict", DEMO_MODEL, folder, "--workspace", workspace, "--export", export)
     assert resumed.returncode == 1, resumed.stderr  # 1: a file failed (broken.wav), the others are exported
     assert f"{kept} of 5 recording(s) were analysed before" in resumed.stderr
