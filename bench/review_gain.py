@@ -3,7 +3,8 @@ Score gained by correcting them.
 
     python -m bench.review_gain [--seeds 0,1,2] [--choose-seeds 100,101] [--recordings 240] [--label-noise 0.2]
                                 [--shares 0.05,0.1,0.2] [--gain-shares 0.1] [--epochs 10] [--adapt-epochs 3]
-                                [--threads 1] [--workspace DIR] [--report-only]
+                                [--train-again ORDERS] [--threads 1]
+                                [--workspace DIR] [--report-only]
 
 Each data seed is a generated dataset with `--label-noise` of its labels wrong, split by patient (a quarter of
 the patients for testing, a tenth of the others held out to calibrate, as the CPU demo splits). A tiny CNN6 is
@@ -20,7 +21,10 @@ holds the labels the recordings would be written with at no label noise):
   datasets, which took no part in the choice, report it.
 Then, for N = `--gain-shares`, the model is adapted (core/kd/adapt.py: the whole model, `--adapt-epochs` epochs,
 from its own weights) on the corrected annotation files and, for the gain, on the files as written, with the
-same seed and data order; both are scored on the test patients' true labels. Printed: wrong labels found per
+same seed and data order; both are scored on the test patients' true labels. With `--train-again`, the orders
+named there (at the same N) are also trained again from scratch on the corrected files with the base model's
+recipe and seed, and the gain is taken against the base model itself (trained the same way on the files as
+written); the test patients are checked to be the same. Printed: wrong labels found per
 reviewed cycle and the Score gained per order and N, means over the report seeds with 95 % t-intervals; how many
 labels the Studio counts as likely wrong (core.analysis.review.likely_wrong) and how many of them are; the wall
 time. Each finished data seed leaves its figures in WORKSPACE/review-gain/data<N>/result.json, which the same
@@ -85,6 +89,7 @@ class Dataset:
         recipe = TrainRecipe(name=f"review-gain-data{seed}", data=self.spec(args.label_noise), selection="last",
                              device="cpu", model=ModelSpec(arch="cnn6", size="tiny"),
                              train=TrainConfig(epochs=args.epochs, batch_size=8, lr=1e-3, specaugment=False))
+        self.recipe = recipe
         _, self.model_folder = train_from_recipe(recipe, self.workspace, epoch_line(recipe.name))
         model, card = load_saved_model(self.model_folder)
         self.index = resolve_dataset(self.spec(args.label_noise), self.workspace, selection="last")
@@ -140,7 +145,22 @@ class Dataset:
         out = self.workspace / "review-gain" / f"data{self.seed}" / f"model-{name}"
         adapt_model(self.model_folder, index, out, AdaptSettings(layers="all", epochs=self.args.adapt_epochs,
                                                                  device="cpu"), data, cache=self.cache)
-        model, _ = load_saved_model(out)
+        return self.test_score(out)
+
+    def trained_again_score(self, folder: Path, name: str) -> float:
+        """A model trained from scratch on the annotations in `folder` with the base model's recipe and seed,
+        scored on the test patients' true labels."""
+        data = DataSpec(path=str(folder), split="patient", test_fraction=0.25)
+        recipe = self.recipe.model_copy(update={"name": f"{self.recipe.name}-{name}", "data": data})
+        index = resolve_dataset(data, self.workspace, selection="last")
+        tested = sorted(r.name for r in index.recordings if r.split == "test")
+        assert tested == sorted({i.rsplit("#", 1)[0] for i in self.test.cycle_ids}), \
+            "the corrected folder splits its patients differently from the base dataset"
+        _, model_folder = train_from_recipe(recipe, self.workspace, epoch_line(recipe.name))
+        return self.test_score(model_folder)
+
+    def test_score(self, model_folder: Path) -> float:
+        model, _ = load_saved_model(model_folder)
         return scores_from_logits(predict_logits(model, self.test), self.test_truth).score
 
 
@@ -186,46 +206,71 @@ def result_file(args, seed: int) -> Path:
 
 
 def measure(args, seed: int, started: float) -> dict:
-    """One report seed's figures: per order and N, wrong labels found per cycle and (for --gain-shares) the
-    Score gained; and the likely wrong labels."""
+    """One report seed's figures, adding to those a previous run left: per order and N, wrong labels found per
+    cycle and (for --gain-shares) the Score gained by adapting, and by training again for --train-again; and the
+    likely wrong labels."""
+    seed_started = time.time()
     dataset = Dataset(args, seed)
     wrong = dataset.written != dataset.truth
     assert abs(np.mean(wrong) - args.label_noise) < 0.05, "the generator's truth does not match the written labels"
-    flagged = np.array([likely_wrong(c) for c in dataset.candidates])
-    result = {"cycles": len(wrong), "wrong": int(wrong.sum()), "likely_wrong": int(flagged.sum()),
-              "likely_wrong_and_wrong": int((flagged & wrong).sum()), "orders": {}}
-    print(f"data seed {seed}: {len(wrong)} cycles to review, {wrong.sum()} wrong, {flagged.sum()} likely wrong "
-          f"({(flagged & wrong).sum()} of them wrong); model trained, {time.time() - started:.0f} s", flush=True)
-    baseline = dataset.adapted_score(dataset.index.root, "written") if args.gain_shares else None
+    path = result_file(args, seed)
+    result = json.loads(path.read_text()) if path.is_file() else {}
+    if "orders" not in result:
+        flagged = np.array([likely_wrong(c) for c in dataset.candidates])
+        result = {"cycles": len(wrong), "wrong": int(wrong.sum()), "likely_wrong": int(flagged.sum()),
+                  "likely_wrong_and_wrong": int((flagged & wrong).sum()), "orders": {}}
+    print(f"data seed {seed}: {len(wrong)} cycles to review, {wrong.sum()} wrong, {result['likely_wrong']} likely "
+          f"wrong ({result['likely_wrong_and_wrong']} of them wrong); model trained, {time.time() - started:.0f} s",
+          flush=True)
+    adapted_baseline = trained_baseline = None
     for name, order in orders(dataset.candidates, seed, candidates_too=False).items():
         for share in args.shares:
             count = round(share * len(dataset.candidates))
-            figures = {"found": found_per_cycle(dataset, order, count)}
-            if share in args.gain_shares:
-                tag = f"{name.split(' (')[0].replace(' ', '-')}-{share:g}"
-                figures["gain"] = dataset.adapted_score(dataset.corrected_folder(dataset.reviewed(order, count), tag),
-                                                        tag) - baseline
-            result["orders"][f"{name}|{share:g}"] = figures
+            figures = result["orders"].setdefault(f"{name}|{share:g}",
+                                                  {"found": found_per_cycle(dataset, order, count)})
+            tag = f"{name.split(' (')[0].replace(' ', '-')}-{share:g}"
+            corrected = (lambda: dataset.corrected_folder(dataset.reviewed(order, count), tag))
+            if share in args.gain_shares and "gain" not in figures:
+                if adapted_baseline is None:
+                    adapted_baseline = dataset.adapted_score(dataset.index.root, "written")
+                figures["gain"] = dataset.adapted_score(corrected(), tag) - adapted_baseline
+            if share in args.gain_shares and name in args.train_again and "trained_again" not in figures:
+                if trained_baseline is None:
+                    trained_baseline = dataset.test_score(dataset.model_folder)
+                figures["trained_again"] = dataset.trained_again_score(corrected(), tag) - trained_baseline
+            write_text_atomic(path, json.dumps(result, indent=1))
             print(f"  {name}, N = {share:.0%} ({count} cycles): {figures['found']:.3f} wrong per cycle"
-                  + (f", Score {figures['gain']:+.2f}" if "gain" in figures else "")
+                  + (f", Score {figures['gain']:+.2f} adapted" if "gain" in figures else "")
+                  + (f", {figures['trained_again']:+.2f} trained again" if "trained_again" in figures else "")
                   + f", {time.time() - started:.0f} s", flush=True)
-    result["seconds"] = round(time.time() - started)
-    write_text_atomic(result_file(args, seed), json.dumps(result, indent=1))
+    result["seconds"] = result.get("seconds", 0) + round(time.time() - seed_started)
+    write_text_atomic(path, json.dumps(result, indent=1))
     return result
+
+
+def finished(args, seed: int) -> bool:
+    """Whether the seed's result holds every figure this command asks for."""
+    if not result_file(args, seed).is_file():
+        return False
+    figures = json.loads(result_file(args, seed).read_text()).get("orders", {})
+    wanted = [f"{name}|{share:g}" for name in args.train_again for share in args.gain_shares]
+    return bool(figures) and all("trained_again" in figures.get(key, {}) for key in wanted)
 
 
 def report(args, results: dict[int, dict]) -> None:
     seeds = sorted(results)
     print(f"\n{len(seeds)} data seeds ({', '.join(map(str, seeds))}); means with 95 % t-intervals over seeds")
-    print("\n| order | N | wrong labels found per reviewed cycle | × random order | Score gained |")
-    print("|---|---|---|---|---|")
+    print("\n| order | N | wrong labels found per reviewed cycle | × random order | Score gained, adapted "
+          "| Score gained, trained again |")
+    print("|---|---|---|---|---|---|")
     for key in results[seeds[0]]["orders"]:
         name, share = key.split("|")
         rows = [results[seed]["orders"] for seed in seeds]
         found = [r[key]["found"] for r in rows]
         ratio = [r[key]["found"] / max(r[f"random order|{share}"]["found"], 1e-9) for r in rows]
-        gain = interval([r[key]["gain"] for r in rows]) if "gain" in rows[0][key] else ""
-        print(f"| {name} | {float(share):.0%} | {interval(found, 3)} | {interval(ratio)} | {gain} |")
+        gains = [interval([r[key][kind] for r in rows]) if all(kind in r[key] for r in rows) else ""
+                 for kind in ("gain", "trained_again")]
+        print(f"| {name} | {float(share):.0%} | {interval(found, 3)} | {interval(ratio)} | {' | '.join(gains)} |")
     flagged = [results[s]["likely_wrong"] for s in seeds]
     right = [results[s]["likely_wrong_and_wrong"] / max(results[s]["likely_wrong"], 1) for s in seeds]
     found = [results[s]["likely_wrong_and_wrong"] / results[s]["wrong"] for s in seeds]
@@ -248,6 +293,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--shares", type=numbers(float), default=[0.05, 0.1, 0.2], help="of the cycles, reviewed")
     parser.add_argument("--gain-shares", type=numbers(float), default=[0.1],
                         help="the shares at which the model is adapted on the corrected labels")
+    parser.add_argument("--train-again", type=lambda text: [v.strip() for v in text.split(",") if v.strip()],
+                        default=[], help='orders whose corrected labels also train a model from scratch, e.g. '
+                                         '"review queue,random order"')
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--adapt-epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1,
@@ -255,6 +303,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workspace", type=Path)
     parser.add_argument("--report-only", action="store_true", help="print the tables of the finished data seeds")
     args = parser.parse_args()
+    unknown = set(args.train_again) - {"review queue", "random order", *KEYS}
+    if unknown:
+        parser.error(f"--train-again: no order named {', '.join(sorted(unknown))}")
     torch.set_num_threads(args.threads)
     args.workspace = (args.workspace or Path(tempfile.mkdtemp(prefix="lungkd-review-gain-"))).absolute()
     return args
@@ -270,7 +321,7 @@ def main() -> None:
         if args.choose_seeds:
             choose(args)
         for seed in args.seeds:
-            if not result_file(args, seed).is_file():
+            if not finished(args, seed):
                 measure(args, seed, started)
     results = {seed: json.loads(result_file(args, seed).read_text()) for seed in args.seeds
                if result_file(args, seed).is_file()}
