@@ -57,6 +57,10 @@ class RecordingsPage(QWidget):
         self._layout()
         self._redraw_timer = QTimer(self, singleShot=True, interval=0)
         self._redraw_timer.timeout.connect(self._redraw)
+        # an edit's own redraw comes first; the recording list's summary follows in the next turn of the event loop
+        self._summaries_due: set[Path] = set()
+        self._summary_timer = QTimer(self, singleShot=True, interval=0)
+        self._summary_timer.timeout.connect(self._show_due_summaries)
         self._pending_selection: list[int] | None = None
 
         self.recording_list.recording_chosen.connect(session.set_current)
@@ -147,6 +151,13 @@ class RecordingsPage(QWidget):
             return self.recording_list.show_result(recording, self.session.documents.get(recording.path),
                                                    self.session.model_folder)
 
+    def _show_due_summaries(self) -> None:
+        due, self._summaries_due = self._summaries_due, set()
+        for path in due:
+            document = self.session.documents.get(path)
+            if document is not None:
+                self._show_summary(document)
+
     def _recording_removed(self, path: Path) -> None:
         self.player.stop()
         self.recording_list.remove(path)  # the list's next recording becomes the current one
@@ -162,7 +173,8 @@ class RecordingsPage(QWidget):
             self._pending_selection = list(document.selection_hint)
 
     def _document_changed(self, document: CycleDocument) -> None:
-        self._show_summary(document)
+        self._summaries_due.add(document.audio_path)
+        self._summary_timer.start()
         shown = self.explanation.explanation
         if shown is not None and document.audio_path == getattr(self.session.current, "path", None) and \
                 (shown.start, shown.end) not in {(s.start, s.end) for s in document.spans}:

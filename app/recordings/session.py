@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QFileSystemWatcher, QObject, Signal
+from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 from PySide6.QtGui import QUndoGroup
 
 from lungkd.core.analysis.batch import Failure
@@ -65,6 +65,8 @@ class Session(QObject):
         self.models = ModelCache()
         self.undo_group = QUndoGroup(self)
         self.predictions = PredictionUpdates(queue, self.models, self.recordings, self.documents, self)
+        self._documents_changed_later = QTimer(self, singleShot=True, interval=0)
+        self._documents_changed_later.timeout.connect(self.documents_changed)
         self.predictions.failed.connect(self.error)
         self.watcher = QFileSystemWatcher(self)  # annotation files (and their folders) changed by others
         self.watcher.fileChanged.connect(self._disk_changed)
@@ -227,7 +229,9 @@ class Session(QObject):
     def _document_changed(self, document: CycleDocument) -> None:
         self.predictions.request([document], self.model_folders())
         self.document_changed.emit(document)
-        self.documents_changed.emit()
+        # the menus, the edit and review bars: in the next turn of the event loop, once however many changes came
+        # (a boundary dragged changes the document at every mouse move; the redraw comes first)
+        self._documents_changed_later.start()
 
     def _state_changed(self, document: CycleDocument) -> None:
         self.document_state_changed.emit(document)
