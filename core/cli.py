@@ -541,6 +541,7 @@ def _predict(args: argparse.Namespace) -> int:
     from lungkd.core.analysis.limits import load_model_with_limits
     from lungkd.core.analysis.results import ResultsCache, csv_header
     from lungkd.core.data.patient_metadata import read_patient_table
+    from lungkd.core.pool import default_workers
     from lungkd.core.storage import write_text_atomic
     from lungkd.core.workspace.paths import resolve_workspace
 
@@ -558,8 +559,9 @@ def _predict(args: argparse.Namespace) -> int:
         print(f"note: no results cache ({exc.strerror or exc}); nothing will be skipped next time.", file=sys.stderr)
         results = None
     try:
+        # the command has the process to itself: the model may use more cores where that proves faster
         batch = analyse_folder(args.recordings, model, results, glob=args.glob, cancel=cancel, patients=patients,
-                               on_progress=lambda p: _draw_batch(bar, p))
+                               on_progress=lambda p: _draw_batch(bar, p), threads=default_workers())
     except (KeyboardInterrupt, Cancelled):
         cancel.cancel()
         bar.close()

@@ -22,6 +22,7 @@ from lungkd.core.data.annotations import annotation_beside, annotations_elsewher
 from lungkd.core.data.audio import AUDIO_EXTENSIONS, distinct_recordings, probe_audio
 from lungkd.core.data.patient_metadata import PatientTable
 from lungkd.core.errors import AudioError, LungKDError, Problem
+from lungkd.core.pool import FasterThreads
 from lungkd.core.storage import file_sha256, walk_files
 
 Result = TypeVar("Result")
@@ -159,15 +160,17 @@ class Batch(Generic[Result]):
 
 def analyse_paths(paths: list[Path], model: UsableModel, *, cancel: CancelToken | None = None,
                   on_progress: Callable[[Progress], None] | None = None,
-                  patients: PatientTable | None = None) -> Batch[RecordingAnalysis]:
+                  patients: PatientTable | None = None, threads: int = 1) -> Batch[RecordingAnalysis]:
     """Every recording the paths hold, analysed by the model (with the patient metadata of `patients` where it
-    names them); the files that failed (or were left out) with their reasons."""
+    names them; the features and model on one torch thread or up to `threads`, whichever `FasterThreads` finds
+    faster); the files that failed (or were left out)
+    with their reasons."""
     recordings, left_out = expand_recordings(paths)
     batch: Batch[RecordingAnalysis] = Batch(failures=[f for f in left_out if not f.skipped],
                                             left_out=[f for f in left_out if f.skipped])
-    for outcome in for_each_recording(recordings, lambda path, token: analyse_recording(path, model, cancel=token,
-                                                                                        patients=patients),
-                                      cancel=cancel, on_progress=on_progress):
+    chooser = FasterThreads(threads)
+    for outcome in for_each_recording(recordings, lambda path, token: analyse_recording(
+            path, model, cancel=token, patients=patients, threads=chooser), cancel=cancel, on_progress=on_progress):
         (batch.failures if isinstance(outcome, Failure) else batch.results).append(outcome)
     return batch
 
@@ -206,9 +209,10 @@ class TimeLeft:
 def analyse_folder(paths: list[Path], model: UsableModel, results: ResultsCache | None, *, glob: str | None = None,
                    cancel: CancelToken | None = None, on_progress: Callable[[Progress], None] | None = None,
                    on_result: Callable[[AnalysedRecording | Failure], None] | None = None,
-                   patients: PatientTable | None = None) -> Batch[AnalysedRecording]:
+                   patients: PatientTable | None = None, threads: int = 1) -> Batch[AnalysedRecording]:
     """Every recording the paths hold (`glob` narrowing folders), each analysed by the model (with the patient
-    metadata of `patients` where it names them) unless `results` holds its analysis by the same model, from the
+    metadata of `patients` where it names them; the features and model on one torch thread or up to `threads`,
+    whichever `FasterThreads` finds faster) unless `results` holds its analysis by the same model, from the
     same prompt, already; each new analysis is stored there as soon as it is made, so a cancel (Cancelled) loses
     only the recording being analysed. Progress carries the time left."""
     recordings, left_out = expand_recordings(paths, glob)
@@ -216,6 +220,7 @@ def analyse_folder(paths: list[Path], model: UsableModel, results: ResultsCache 
                                             left_out=[f for f in left_out if f.skipped])
     identity = ModelIdentity.of(model)
     clock = TimeLeft(recordings)
+    chooser = FasterThreads(threads)  # shared by the recordings: short ones teach it too
 
     def work(path: Path, token: CancelToken | None) -> AnalysedRecording:
         began = time.perf_counter()
@@ -226,8 +231,8 @@ def analyse_folder(paths: list[Path], model: UsableModel, results: ResultsCache 
         entry = results.entry(path, digest, identity, prompt) if results is not None else None
         analysed = results.get(entry, digest, identity) if results is not None else None
         if analysed is None:
-            analysed = AnalysedRecording.of(analyse_recording(path, model, cancel=token, patients=patients), digest,
-                                            identity)
+            analysed = AnalysedRecording.of(analyse_recording(path, model, cancel=token, patients=patients,
+                                                              threads=chooser), digest, identity)
             if results is not None:
                 results.put(entry, analysed)
         clock.record(path, time.perf_counter() - began, analysed.reused)

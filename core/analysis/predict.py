@@ -38,7 +38,7 @@ from lungkd.core.storage import json_text
 from lungkd.core.text import spreadsheet_cell
 from lungkd.core.models.card import PromptPolicy
 from lungkd.core.models.inference import predict_logits
-from lungkd.core.pool import one_thread_here
+from lungkd.core.pool import FasterThreads, one_thread_here, torch_threads
 
 EDITED = "edited"  # cycles given by the caller: an annotation being edited, predicted before it is saved
 CYCLE_SOURCES = ("annotation", "automatic", FIXED_WINDOWS, EDITED)
@@ -265,19 +265,24 @@ def prompt_for(path: Path, policy: PromptPolicy, patients: PatientTable | None =
 
 def analyse_recording(path: str | Path, model: UsableModel, *, batch_size: int = BATCH_CYCLES,
                       cancel: CancelToken | None = None, spans: list[tuple[float, float]] | None = None,
-                      patients: PatientTable | None = None) -> RecordingAnalysis:
+                      patients: PatientTable | None = None, threads: FasterThreads | None = None
+                      ) -> RecordingAnalysis:
     """The four class probabilities of every cycle, through the preparation, features and prompt policy the
     model's card says it was trained with."""
     decoded = load_audio(path)
-    return analyse_samples(path, decoded, model, batch_size=batch_size, cancel=cancel, spans=spans, patients=patients)
+    return analyse_samples(path, decoded, model, batch_size=batch_size, cancel=cancel, spans=spans, patients=patients,
+                           threads=threads)
 
 
 @one_thread_here()  # many small operations: torch's intra-op threads slowed the analysis 2.3 times (busy 2 cores)
 def analyse_samples(path: str | Path, decoded: DecodedAudio, model: UsableModel, *, batch_size: int = BATCH_CYCLES,
                     cancel: CancelToken | None = None, spans: list[tuple[float, float]] | None = None,
-                    patients: PatientTable | None = None) -> RecordingAnalysis:
+                    patients: PatientTable | None = None, threads: FasterThreads | None = None
+                    ) -> RecordingAnalysis:
     """`analyse_recording` on audio already decoded (at the file's own rate): the cycles are found at that
-    rate, the model's clips are cut from the same samples resampled to its rate, `batch_size` at a time.
+    rate, the model's clips are cut from the same samples resampled to its rate, `batch_size` at a time. The
+    features and the model of each batch compute on the torch threads `threads` chooses (a command with the
+    process to itself), everything else on one.
     The model's limits calibrate and mark (without them the probabilities are the plain softmax and nothing is
     marked). `spans` (start, end in seconds) replace the cycles found beside the recording: the cycles of an
     annotation being edited, predicted before it is saved (cycle source "edited", no truth). A model that reads
@@ -294,12 +299,13 @@ def analyse_samples(path: str | Path, decoded: DecodedAudio, model: UsableModel,
     for batch in clip_batches(decoded.samples, decoded.sample_rate, cycles, inputs.prep, batch_size, str(path)):
         if cancel is not None and cancel.is_set():
             raise Cancelled("analysis cancelled.")
-        features = torch.from_numpy(inputs.features.compute(batch.clips))
-        data = CycleSet(features, torch.zeros(len(features), dtype=torch.int64),
-                        [prompt.text] * len(features) if prompt else None)
-        probabilities[batch.indices] = limits.probabilities(predict_logits(model.model, data, batch_size,
-                                                                           cancel=cancel))
-        distances[batch.indices] = limits.distances(features)
+        with threads.timed(len(batch.clips)) if threads else torch_threads(1):
+            features = torch.from_numpy(inputs.features.compute(batch.clips))
+            data = CycleSet(features, torch.zeros(len(features), dtype=torch.int64),
+                            [prompt.text] * len(features) if prompt else None)
+            probabilities[batch.indices] = limits.probabilities(predict_logits(model.model, data, batch_size,
+                                                                               cancel=cancel))
+            distances[batch.indices] = limits.distances(features)
         clip_problems += batch.problems
     parsed = parse_recording_name(path.stem)
     cycle_confidences = [c.confidence for c in segmentation.cycles] if segmentation else [None] * len(cycles)
