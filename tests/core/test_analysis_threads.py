@@ -18,17 +18,17 @@ DEMO_MODEL = Path(__file__).resolve().parents[2] / "resources" / "models" / "dem
 
 
 def test_the_faster_thread_count_is_kept_and_the_other_tried_again_now_and_then():
-    """Work that takes 20 ms an item on one thread and 4 ms on two, then 1 ms on one thread and 20 on two (as when
+    """Work that takes 50 ms an item on one thread and 10 ms on two, then 1 ms on one thread and 50 on two (as when
     other work comes to the machine): after trying both, the faster is chosen, and a change is noticed at the next
-    recheck."""
+    recheck. The durations are far apart, so a sleep that overshoots on a busy machine cannot swap them."""
     chooser, chosen = FasterThreads(2, recheck=4), []
-    fast = {2: 0.004}
+    fast = {2: 0.01}
 
     def run(items=2):
         with chooser.timed(items):
             threads = torch.get_num_threads()
             chosen.append(threads)
-            time.sleep(items * fast.get(threads, 0.02))
+            time.sleep(items * fast.get(threads, 0.05))
 
     for _ in range(8):
         run()
