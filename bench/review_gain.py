@@ -229,15 +229,17 @@ def measure(args, seed: int, started: float) -> dict:
             figures = result["orders"].setdefault(f"{name}|{share:g}",
                                                   {"found": found_per_cycle(dataset, order, count)})
             tag = f"{name.split(' (')[0].replace(' ', '-')}-{share:g}"
-            corrected = (lambda: dataset.corrected_folder(dataset.reviewed(order, count), tag))
-            if share in args.gain_shares and "gain" not in figures:
+            adapt = share in args.gain_shares and "gain" not in figures
+            train = share in args.gain_shares and name in args.train_again and "trained_again" not in figures
+            corrected = dataset.corrected_folder(dataset.reviewed(order, count), tag) if adapt or train else None
+            if adapt:
                 if adapted_baseline is None:
                     adapted_baseline = dataset.adapted_score(dataset.index.root, "written")
-                figures["gain"] = dataset.adapted_score(corrected(), tag) - adapted_baseline
-            if share in args.gain_shares and name in args.train_again and "trained_again" not in figures:
+                figures["gain"] = dataset.adapted_score(corrected, tag) - adapted_baseline
+            if train:
                 if trained_baseline is None:
                     trained_baseline = dataset.test_score(dataset.model_folder)
-                figures["trained_again"] = dataset.trained_again_score(corrected(), tag) - trained_baseline
+                figures["trained_again"] = dataset.trained_again_score(corrected, tag) - trained_baseline
             write_text_atomic(path, json.dumps(result, indent=1))
             print(f"  {name}, N = {share:.0%} ({count} cycles): {figures['found']:.3f} wrong per cycle"
                   + (f", Score {figures['gain']:+.2f} adapted" if "gain" in figures else "")

@@ -144,9 +144,8 @@ class FasterThreads:
         if untried:
             return untried[0]
         best = min(self.options, key=self.per_item.__getitem__)
-        if self.runs % self.recheck == 0:
-            return next(n for n in self.options if n != best) if len(self.options) > 1 else best
-        return best
+        others = [n for n in self.options if n != best]
+        return others[0] if others and self.runs % self.recheck == 0 else best
 
     @contextmanager
     def timed(self, items: int) -> Iterator[None]:

@@ -229,8 +229,8 @@ class Session(QObject):
     def _document_changed(self, document: CycleDocument) -> None:
         self.predictions.request([document], self.model_folders())
         self.document_changed.emit(document)
-        # the menus, the edit and review bars: in the next turn of the event loop, once however many changes came
-        # (a boundary dragged changes the document at every mouse move; the redraw comes first)
+        # the menus, the edit and review bars: in the next turn of the event loop, once however many changes came in
+        # this one (an edit and the predictions that follow it); the redraw comes first
         self._documents_changed_later.start()
 
     def _state_changed(self, document: CycleDocument) -> None:

@@ -13,6 +13,7 @@ marked where the model's card allows it (core/analysis/limits.py).
 from __future__ import annotations
 
 import csv
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from lungkd.core.storage import json_text
 from lungkd.core.text import spreadsheet_cell
 from lungkd.core.models.card import PromptPolicy
 from lungkd.core.models.inference import predict_logits
-from lungkd.core.pool import FasterThreads, one_thread_here, torch_threads
+from lungkd.core.pool import FasterThreads, one_thread_here
 
 EDITED = "edited"  # cycles given by the caller: an annotation being edited, predicted before it is saved
 CYCLE_SOURCES = ("annotation", "automatic", FIXED_WINDOWS, EDITED)
@@ -299,7 +300,7 @@ def analyse_samples(path: str | Path, decoded: DecodedAudio, model: UsableModel,
     for batch in clip_batches(decoded.samples, decoded.sample_rate, cycles, inputs.prep, batch_size, str(path)):
         if cancel is not None and cancel.is_set():
             raise Cancelled("analysis cancelled.")
-        with threads.timed(len(batch.clips)) if threads else torch_threads(1):
+        with threads.timed(len(batch.clips)) if threads else nullcontext():  # nullcontext: one thread, as the rest
             features = torch.from_numpy(inputs.features.compute(batch.clips))
             data = CycleSet(features, torch.zeros(len(features), dtype=torch.int64),
                             [prompt.text] * len(features) if prompt else None)

@@ -348,13 +348,13 @@ def _assemble(recs: list[Recording], outcomes: dict[int, _Outcome], workers: int
     item_shape = kept[0][1].shape[1:] if kept else ()
     inputs = np.empty((sum(len(rec.cycles) for rec, _ in kept), *item_shape), dtype=np.float32)
     cycles: list[Cycle] = []
-    rows = []
-    for rec, entry in kept:
-        rows.append((entry, inputs[len(cycles):len(cycles) + len(rec.cycles)]))
+    rows = []  # each entry's rows of the array
+    for rec, _ in kept:
+        rows.append(inputs[len(cycles):len(cycles) + len(rec.cycles)])
         cycles.extend(rec.cycles)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for _ in pool.map(lambda entry_and_rows: entry_and_rows[0].read_into(entry_and_rows[1]), rows):
-            pass  # map's results raise here what a read raised
+        # list(): a read's error is raised here
+        list(pool.map(lambda entry, out: entry.read_into(out), [entry for _, entry in kept], rows))
     problems: list[Problem] = []
     failed: dict[str, Problem] = {}
     for i, rec in enumerate(recs):
