@@ -335,26 +335,20 @@ def prepare_dataset(recordings: Sequence[Recording], prep: PrepSettings,
     jobs = [_Job(i, recs[i], prep, features, str(cache.root) if cache else None, keys.get(i))
             for i in range(len(recs)) if i not in outcomes]
     _execute(jobs, workers, on_done, cancel)
-    result = _assemble(recs, outcomes, workers)
+    result = _assemble(recs, outcomes)
     result.cache_hits, result.computed = hits, len(jobs)
     return result
 
 
-def _assemble(recs: list[Recording], outcomes: dict[int, _Outcome], workers: int) -> PreparedDataset:
-    """One array in dataset order, each entry copied once into its rows (cached ones straight from disk, by
-    `workers` threads: a file read releases the interpreter lock, and reading 900 recordings' features back one
-    after another was a fifth of preparing them with two workers)."""
+def _assemble(recs: list[Recording], outcomes: dict[int, _Outcome]) -> PreparedDataset:
+    """One array in dataset order, each entry copied once into its rows (cached ones straight from disk)."""
     kept = [(rec, outcomes[i].entry) for i, rec in enumerate(recs) if outcomes[i].entry is not None]
     item_shape = kept[0][1].shape[1:] if kept else ()
     inputs = np.empty((sum(len(rec.cycles) for rec, _ in kept), *item_shape), dtype=np.float32)
     cycles: list[Cycle] = []
-    rows = []  # each entry's rows of the array
-    for rec, _ in kept:
-        rows.append(inputs[len(cycles):len(cycles) + len(rec.cycles)])
+    for rec, entry in kept:
+        entry.read_into(inputs[len(cycles):len(cycles) + len(rec.cycles)])
         cycles.extend(rec.cycles)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        # list(): a read's error is raised here
-        list(pool.map(lambda entry, out: entry.read_into(out), [entry for _, entry in kept], rows))
     problems: list[Problem] = []
     failed: dict[str, Problem] = {}
     for i, rec in enumerate(recs):
