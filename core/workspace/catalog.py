@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
@@ -196,6 +197,20 @@ def _to_json(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
 
 
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Puts the file in WAL mode (kept in the file, so done once). Switching needs the file to itself, and
+    SQLite answers that switch with BUSY at once, without its busy wait, while another process has the new
+    file open (two processes creating one workspace's catalog together), so the wait is done here."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as e:
+            if getattr(e, "sqlite_errorcode", -1) & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _version(conn: sqlite3.Connection) -> int:
     return conn.execute("PRAGMA user_version").fetchone()[0]
 
@@ -253,7 +268,7 @@ class Catalog:
                                    check_same_thread=False)
             try:
                 self._refuse_newer_or_damaged(conn)
-                conn.execute("PRAGMA journal_mode = WAL")
+                _use_wal(conn)
                 conn.execute("PRAGMA synchronous = FULL")
                 conn.execute("PRAGMA foreign_keys = ON")
             except BaseException:
