@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage, signal
+from scipy import fft, ndimage, signal
 
 from lungkd.core.data.audio import resample
 
@@ -105,8 +105,11 @@ def onset_strength(envelope: BreathEnvelope) -> np.ndarray:
 
 def _autocorrelation(x: np.ndarray) -> np.ndarray:
     z = x - x.mean()
-    spectrum = np.fft.rfft(z, 2 * len(z))
-    r = np.fft.irfft(spectrum * np.conj(spectrum))[:len(z)]
+    # zero-padded to at least twice the length, so no lag wraps round; to a length of small primes, which the
+    # FFT computes tens of times faster than one with a large prime factor (a long recording's frame count)
+    size = fft.next_fast_len(2 * len(z), real=True)
+    spectrum = np.fft.rfft(z, size)
+    r = np.fft.irfft(spectrum * np.conj(spectrum), size)[:len(z)]
     return r / (r[0] + 1e-12)
 
 

@@ -45,12 +45,15 @@ def track_cycle_starts(onsets: np.ndarray, period_frames: float) -> tuple[np.nda
     link_cost = TIGHTNESS * np.log(lags / period_frames) ** 2
     best_before = np.maximum.accumulate(score)  # the best score up to each frame, and where it is
     best_at = _first_best(score)
+    # score at each frame's candidates, earliest first: frame f's row holds score[f - longest .. f - shortest]
+    padded = np.concatenate((np.full(longest, -np.inf), score))
     for start in range(shortest, n, shortest):
         frames = np.arange(start, min(start + shortest, n))
-        candidates = frames[:, None] - lags[None, :]
-        chained = np.where(candidates >= 0, score[np.maximum(candidates, 0)] - link_cost, -np.inf)
-        best = np.argmax(chained, axis=1)
-        link, value = candidates[np.arange(len(frames)), best], chained[np.arange(len(frames)), best]
+        rows = np.lib.stride_tricks.sliding_window_view(padded[start:frames[-1] - shortest + longest + 1],
+                                                        len(lags))  # a view: no copy of the candidates
+        best = np.argmax(rows - link_cost, axis=1)
+        link = frames - lags[best]
+        value = rows[np.arange(len(frames)), best] - link_cost[best]
         # a pause, cough or noise longer than two periods: bridge it at a fixed cost rather than lose the chain
         before = frames - longest - 1  # the last frame before the candidates
         bridged = (before >= 0) & (best_before[np.maximum(before, 0)] - GAP_COST > value)
@@ -58,6 +61,7 @@ def track_cycle_starts(onsets: np.ndarray, period_frames: float) -> tuple[np.nda
         value = np.where(bridged, best_before[np.maximum(before, 0)] - GAP_COST, value)
         extend = value > 0  # a chain worth extending; otherwise a chain starts afresh here
         score[frames] += np.where(extend, value, 0.0)
+        padded[longest + frames] = score[frames]
         previous[frames] = np.where(extend, link, -1)
         block_best = np.maximum.accumulate(score[frames])
         best_before[frames] = np.maximum(best_before[start - 1], block_best)

@@ -92,7 +92,7 @@ def _fallen(x: np.ndarray, peak: float, floor: float) -> np.ndarray:
 
 def split_cycle(level: np.ndarray, times: np.ndarray, start: float, end: float) -> BreathPhases | None:
     """Where inspiration starts and ends in the cycle [start, end), or None when its sound shows no split."""
-    inside = (times >= start) & (times < end)
+    inside = slice(np.searchsorted(times, start), np.searchsorted(times, end))  # times ascend: [start, end)
     x, t = level[inside], times[inside]
     if len(x) < MIN_CYCLE_FRAMES:
         return None
@@ -120,7 +120,7 @@ def _inspiration_start(level: np.ndarray, times: np.ndarray, start: float, peak_
     """Where the sound rising to the inspiration's peak left the floor: the last frame before the peak, from
     ONSET_LOOKBACK_S before the cycle's start, within FALLEN_SHARE of the range above the floor. A cycle's
     start is placed on a rise, a little after it began; the inspiration is timed from its beginning."""
-    before = (times >= start - ONSET_LOOKBACK_S) & (times <= peak_time)
+    before = slice(np.searchsorted(times, start - ONSET_LOOKBACK_S), np.searchsorted(times, peak_time, "right"))
     x, t = level[before], times[before]
     if peak - x.min() < MIN_DIP_DB:  # already loud from the window's start: the cycle's start is all there is
         return start
