@@ -322,6 +322,9 @@ def prepare_dataset(recordings: Sequence[Recording], prep: PrepSettings,
     recs = sorted((r for r in recordings if r.cycles), key=order)
     outcomes, keys = _look_up(recs, prep, features, cache, workers)
     hits = sum(1 for o in outcomes.values() if o.entry is not None)
+    rows = _Rows(recs)
+    for outcome in outcomes.values():
+        rows.put(outcome)
 
     def report() -> None:
         if progress is not None:
@@ -329,34 +332,59 @@ def prepare_dataset(recordings: Sequence[Recording], prep: PrepSettings,
 
     def on_done(outcome: _Outcome) -> None:
         outcomes[outcome.position] = outcome
+        rows.put(outcome)
         report()
 
     report()
     jobs = [_Job(i, recs[i], prep, features, str(cache.root) if cache else None, keys.get(i))
             for i in range(len(recs)) if i not in outcomes]
     _execute(jobs, workers, on_done, cancel)
-    result = _assemble(recs, outcomes)
+    result = rows.dataset(outcomes)
     result.cache_hits, result.computed = hits, len(jobs)
     return result
 
 
-def _assemble(recs: list[Recording], outcomes: dict[int, _Outcome]) -> PreparedDataset:
-    """One array in dataset order, each entry copied once into its rows (cached ones straight from disk)."""
-    kept = [(rec, outcomes[i].entry) for i, rec in enumerate(recs) if outcomes[i].entry is not None]
-    item_shape = kept[0][1].shape[1:] if kept else ()
-    inputs = np.empty((sum(len(rec.cycles) for rec, _ in kept), *item_shape), dtype=np.float32)
-    cycles: list[Cycle] = []
-    for rec, entry in kept:
-        entry.read_into(inputs[len(cycles):len(cycles) + len(rec.cycles)])
-        cycles.extend(rec.cycles)
-    problems: list[Problem] = []
-    failed: dict[str, Problem] = {}
-    for i, rec in enumerate(recs):
-        outcome = outcomes[i]
+class _Rows:
+    """The dataset array, each recording's entry copied into its rows as soon as its outcome is known.
+
+    Copied during the work rather than after it: the array's pages are new memory, and touching them for the
+    first time can cost more than the copy itself (5 s for 2 GiB on a virtual machine whose host hands out
+    pages on first touch). Spread over the work, that cost is taken while helpers go on with other recordings,
+    instead of after all of them, by this process alone."""
+
+    def __init__(self, recs: list[Recording]):
+        self.recs = recs
+        self.first_row = np.concatenate(([0], np.cumsum([len(rec.cycles) for rec in recs])))
+        self.inputs: np.ndarray | None = None  # allocated with the first entry, which gives the item shape
+
+    def put(self, outcome: _Outcome) -> None:
         if outcome.entry is None:
-            failed[rec.name] = outcome.failure
-            problems.append(outcome.failure)
-        else:
-            problems.extend(outcome.entry.warnings)
-    labels = np.array([c.label for c in cycles], dtype=np.int64)
-    return PreparedDataset(inputs, labels, cycles, problems, failed)
+            return
+        if self.inputs is None:
+            self.inputs = np.empty((int(self.first_row[-1]), *outcome.entry.shape[1:]), dtype=np.float32)
+        i = outcome.position
+        outcome.entry.read_into(self.inputs[self.first_row[i]:self.first_row[i + 1]])
+
+    def dataset(self, outcomes: dict[int, _Outcome]) -> PreparedDataset:
+        """The rows of the recordings that were prepared, in dataset order, with every problem."""
+        kept = [i for i in range(len(self.recs)) if outcomes[i].entry is not None]
+        inputs = self.inputs if self.inputs is not None else np.empty((0,), dtype=np.float32)
+        if len(kept) < len(self.recs):  # a recording failed: the rows after its own move up over them, in place
+            end = 0
+            for i in kept:
+                start, stop = self.first_row[i], self.first_row[i + 1]
+                inputs[end:end + stop - start] = inputs[start:stop]
+                end += stop - start
+            inputs = inputs[:end]
+        cycles = [cycle for i in kept for cycle in self.recs[i].cycles]
+        problems: list[Problem] = []
+        failed: dict[str, Problem] = {}
+        for i, rec in enumerate(self.recs):
+            outcome = outcomes[i]
+            if outcome.entry is None:
+                failed[rec.name] = outcome.failure
+                problems.append(outcome.failure)
+            else:
+                problems.extend(outcome.entry.warnings)
+        labels = np.array([c.label for c in cycles], dtype=np.int64)
+        return PreparedDataset(inputs, labels, cycles, problems, failed)

@@ -209,8 +209,13 @@ def test_a_recording_that_fails_to_decode_is_reported_and_the_rest_proceed(tmp_p
     bad = recording(tmp_path, "101_1b1_Al_sc_Meditron")
     bad.audio_path.write_bytes(b"RIFF this is not a wav file")
     missing = Recording("103_1b1_Al_sc_Meditron", "103", cycles=good.cycles)
-    result = prepare_dataset([good, bad, missing], SHORT, None, FeatureCache(tmp_path / "c"), workers=1)
-    assert result.inputs.shape == (2, 16000) and [c.recording for c in result.cycles] == [good.name] * 2
+    later = recording(tmp_path, "104_1b1_Ar_sc_Meditron", spans=((0.5, 1.5),), seed=1)
+    result = prepare_dataset([later, good, bad, missing], SHORT, None, FeatureCache(tmp_path / "c"), workers=1)
+    assert result.inputs.shape == (3, 16000)
+    assert [c.recording for c in result.cycles] == [good.name] * 2 + [later.name]
+    # the failed recordings' rows are gone and the good ones' clips follow each other, in dataset order
+    np.testing.assert_array_equal(result.inputs, np.concatenate([prepare_recording(good, SHORT)[0],
+                                                                 prepare_recording(later, SHORT)[0]]))
     assert set(result.failed) == {bad.name, missing.name}
     failure = result.failed[bad.name]
     assert failure.path == str(bad.audio_path) and "not a readable audio file" in failure.message
