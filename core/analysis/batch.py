@@ -160,17 +160,15 @@ class Batch(Generic[Result]):
 
 def analyse_paths(paths: list[Path], model: UsableModel, *, cancel: CancelToken | None = None,
                   on_progress: Callable[[Progress], None] | None = None,
-                  patients: PatientTable | None = None, threads: int = 1) -> Batch[RecordingAnalysis]:
+                  patients: PatientTable | None = None) -> Batch[RecordingAnalysis]:
     """Every recording the paths hold, analysed by the model (with the patient metadata of `patients` where it
-    names them; the features and model on one torch thread or up to `threads`, whichever `FasterThreads` finds
-    faster); the files that failed (or were left out)
-    with their reasons."""
+    names them); the files that failed (or were left out) with their reasons."""
     recordings, left_out = expand_recordings(paths)
     batch: Batch[RecordingAnalysis] = Batch(failures=[f for f in left_out if not f.skipped],
                                             left_out=[f for f in left_out if f.skipped])
-    chooser = FasterThreads(threads)
-    for outcome in for_each_recording(recordings, lambda path, token: analyse_recording(
-            path, model, cancel=token, patients=patients, threads=chooser), cancel=cancel, on_progress=on_progress):
+    for outcome in for_each_recording(recordings, lambda path, token: analyse_recording(path, model, cancel=token,
+                                                                                        patients=patients),
+                                      cancel=cancel, on_progress=on_progress):
         (batch.failures if isinstance(outcome, Failure) else batch.results).append(outcome)
     return batch
 

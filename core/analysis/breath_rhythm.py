@@ -51,9 +51,9 @@ def track_cycle_starts(onsets: np.ndarray, period_frames: float) -> tuple[np.nda
         frames = np.arange(start, min(start + shortest, n))
         rows = np.lib.stride_tricks.sliding_window_view(padded[start:frames[-1] - shortest + longest + 1],
                                                         len(lags))  # a view: no copy of the candidates
-        best = np.argmax(rows - link_cost, axis=1)
-        link = frames - lags[best]
-        value = rows[np.arange(len(frames)), best] - link_cost[best]
+        chained = rows - link_cost
+        best = np.argmax(chained, axis=1)
+        link, value = frames - lags[best], chained[np.arange(len(frames)), best]
         # a pause, cough or noise longer than two periods: bridge it at a fixed cost rather than lose the chain
         before = frames - longest - 1  # the last frame before the candidates
         bridged = (before >= 0) & (best_before[np.maximum(before, 0)] - GAP_COST > value)
