@@ -284,7 +284,10 @@ def main() -> int:
         data = args.data or (REAL_AUDIO if any(REAL_AUDIO.glob("*.wav")) else None)
         if data is not None:
             recordings = sorted(data.glob("*.wav"))
-            sets.append((f"{len(recordings)} recordings of {data}", recordings))
+            if recordings:
+                sets.append((f"{len(recordings)} recordings of {data}", recordings))
+            else:  # `lungkd predict` with no files is a usage error
+                print(f"no recordings in {data}: that set is skipped")
         for name, paths in sets:
             report(name, stages(env, str(args.model), paths, tmp), from_outside(env, str(args.model), paths, tmp))
     return 0
