@@ -31,7 +31,7 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage, signal
 
-from lungkd.core.analysis.band_levels import HOP_S, measure_bands
+from lungkd.core.analysis.band_levels import HOP_S, BandLevels, measure_bands
 from lungkd.core.analysis.segmentation import AUTOMATIC, Segmentation, segment_cycles
 
 BREATH_BAND = (150.0, 1200.0)
@@ -76,10 +76,11 @@ class Breathing:
         return "" if self.ie_ratio is None else f"1:{1 / self.ie_ratio:.1f}"
 
 
-def _envelope(samples: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
-    """Breath-band level in dB and the frame times."""
-    levels = measure_bands(samples, sr, (BREATH_BAND,))
-    level = levels.level_db(0)
+def _envelope(samples: np.ndarray, sr: int, levels: BandLevels | None) -> tuple[np.ndarray, np.ndarray]:
+    """Breath-band level in dB and the frame times, from `levels` where they hold the breath band."""
+    if levels is None or BREATH_BAND not in levels.bands:
+        levels = measure_bands(samples, sr, (BREATH_BAND,))
+    level = levels.level_db(levels.bands.index(BREATH_BAND))
     if len(level):
         level = ndimage.median_filter(level, int(round(MEDIAN_S / HOP_S)) | 1, mode="nearest")
         level = ndimage.uniform_filter1d(level, max(1, int(round(SMOOTH_S / HOP_S))), mode="nearest")
@@ -145,29 +146,31 @@ def _whole(spans: Sequence[tuple[float, float]], duration: float) -> list[tuple[
 
 
 def breathing_of_cycles(samples: np.ndarray, sr: int, spans: Sequence[tuple[float, float]], confidence: float,
-                        source: str, whole_only: bool = True) -> Breathing:
+                        source: str, whole_only: bool = True, levels: BandLevels | None = None) -> Breathing:
     """Rate and I:E ratio from cycle spans (s) whose bounds are as sure as `confidence`; with `whole_only`,
-    from those the file's ends do not cut where there are any."""
+    from those the file's ends do not cut where there are any. `levels`: the recording's `measure_bands`, where
+    measured already with the breath band among its bands."""
     given = [(s, e) for s, e in spans if e > s]
     whole = (_whole(given, len(samples) / sr) if whole_only else given) or given
     if not whole:
         return Breathing(None, 0.0, None, 0.0, 0, (), source, "no breathing cycle to count")
     rate = 60.0 / float(np.median([e - s for s, e in whole]))
-    level, times = _envelope(samples, sr)
+    level, times = _envelope(samples, sr, levels)
     phases = [p for s, e in whole if (p := split_cycle(level, times, s, e)) is not None]
     ratio, ie_confidence, ie_reason = _ie(phases, len(whole), confidence)
     return Breathing(round(rate, 2), round(confidence, 3), ratio, ie_confidence, len(whole), tuple(phases), source,
                      ie_reason)
 
 
-def assess_breathing(samples: np.ndarray, sr: int, segmentation: Segmentation | None = None) -> Breathing:
+def assess_breathing(samples: np.ndarray, sr: int, segmentation: Segmentation | None = None,
+                     levels: BandLevels | None = None) -> Breathing:
     """The breathing of a recording without an annotation, from its automatic segmentation (computed here
-    unless given)."""
+    unless given); `levels` as `breathing_of_cycles` takes them."""
     segmentation = segmentation or segment_cycles(samples, sr)
     if segmentation.method != AUTOMATIC:
         return Breathing(None, 0.0, None, 0.0, 0, (), segmentation.method,
                          f"no breathing rate: {segmentation.reason or 'no breathing rhythm found'}")
-    return breathing_of_cycles(samples, sr, segmentation.spans, segmentation.confidence, AUTOMATIC)
+    return breathing_of_cycles(samples, sr, segmentation.spans, segmentation.confidence, AUTOMATIC, levels=levels)
 
 
 def breathing_of_annotation(samples: np.ndarray, sr: int, spans: Sequence[tuple[float, float]]) -> Breathing:

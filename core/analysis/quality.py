@@ -264,9 +264,10 @@ def _hum(spectrum: LongTermSpectrum, breath_power: float) -> tuple[float, float]
     return (mains, ratio) if ratio >= HUM_AUDIBLE_DB else None
 
 
-def _measure(samples: np.ndarray, sr: int) -> _Trace:
+def _measure(samples: np.ndarray, sr: int, levels: BandLevels | None) -> _Trace:
     cells = _sample_cells(samples, sr)
-    levels, spectrum = measure_bands(samples, sr, BANDS), long_term_spectrum(samples, sr)
+    levels = measure_bands(samples, sr, BANDS) if levels is None else levels
+    spectrum = long_term_spectrum(samples, sr)
     raw = levels.level_db(_BREATH)
     breath = ndimage.median_filter(raw, _frames(MEDIAN_S) | 1, mode="nearest") if len(raw) else raw
     floor = float(np.percentile(breath, 10)) if len(breath) else -200.0
@@ -401,9 +402,11 @@ def _span_quality(trace: _Trace, start: float, end: float, quiet: QualityFinding
     return SpanQuality(round(start, 3), round(end, 3), tuple(f for f in findings if f is not None))
 
 
-def assess_quality(samples: np.ndarray, sr: int, cycles: list[tuple[float, float]] | None = None) -> RecordingQuality:
-    """The quality of a recording (mono samples at its own rate `sr`) and of each cycle (start, end in s)."""
-    trace = _measure(samples, sr)
+def assess_quality(samples: np.ndarray, sr: int, cycles: list[tuple[float, float]] | None = None,
+                   levels: BandLevels | None = None) -> RecordingQuality:
+    """The quality of a recording (mono samples at its own rate `sr`) and of each cycle (start, end in s);
+    `levels`: its `measure_bands(samples, sr, BANDS)` where measured already (measured here otherwise)."""
+    trace = _measure(samples, sr, levels)
     loud, quiet = _loudness(trace)
     whole = _span_quality(trace, 0.0, trace.duration, quiet, whole=True)
     spans = tuple(_span_quality(trace, max(0.0, s), min(e, trace.duration), quiet, whole=False)

@@ -12,8 +12,9 @@ from typing import Sequence
 
 import numpy as np
 
+from lungkd.core.analysis.band_levels import measure_bands
 from lungkd.core.analysis.breathing import Breathing, assess_breathing, breathing_of_cycles
-from lungkd.core.analysis.quality import RecordingQuality, assess_quality
+from lungkd.core.analysis.quality import BANDS, RecordingQuality, assess_quality
 from lungkd.core.analysis.segmentation import Segmentation
 
 
@@ -27,11 +28,12 @@ def check_recording(samples: np.ndarray, sr: int, spans: Sequence[tuple[float, f
                     segmentation: Segmentation | None) -> RecordingChecks:
     """Quality of the recording and of each span (in their order), and the breathing: from the segmentation
     when the cycles are its own, else from the spans as a person placed them (`source`: annotation, edited)."""
-    quality = assess_quality(samples, sr, list(spans))
+    levels = measure_bands(samples, sr, BANDS)  # the breath band is among them: one pass serves both checks
+    quality = assess_quality(samples, sr, list(spans), levels)
     if segmentation is not None:
-        breathing = assess_breathing(samples, sr, segmentation)
+        breathing = assess_breathing(samples, sr, segmentation, levels)
     else:
-        breathing = breathing_of_cycles(samples, sr, spans, 1.0, source, whole_only=False)
+        breathing = breathing_of_cycles(samples, sr, spans, 1.0, source, whole_only=False, levels=levels)
     return RecordingChecks(quality, breathing)
 
 
