@@ -103,7 +103,8 @@ def onset_strength(envelope: BreathEnvelope) -> np.ndarray:
     return _quiet_ends(np.maximum(ahead - quietest, 0.0), envelope, EDGE_S + ONSET_BEFORE_S)
 
 
-def _autocorrelation(x: np.ndarray) -> np.ndarray:
+def autocorrelation(x: np.ndarray) -> np.ndarray:
+    """The autocorrelation of `x` less its mean at lags 0 to len(x) - 1, over its value at lag 0."""
     z = x - x.mean()
     # zero-padded to at least twice the length, so no lag wraps round; to a length of small primes, which the
     # FFT computes tens of times faster than one with a large prime factor (a long recording's frame count)
@@ -117,4 +118,4 @@ def periodicity(envelope: BreathEnvelope) -> np.ndarray:
     """How well the breath sound repeats after each lag (frames): the mean autocorrelation of its loudness and
     its colour. Inspiration and expiration can be about as loud (at the trachea) but differ in colour, so half a
     breath repeats the loudness and not the colour, and a whole breath repeats both."""
-    return (_autocorrelation(envelope.values) + _autocorrelation(envelope.timbre)) / 2
+    return (autocorrelation(envelope.values) + autocorrelation(envelope.timbre)) / 2

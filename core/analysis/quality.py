@@ -56,6 +56,7 @@ import numpy as np
 from scipy import ndimage, signal
 
 from lungkd.core.analysis.band_levels import HOP_S, BandLevels, LongTermSpectrum, long_term_spectrum, measure_bands
+from lungkd.core.analysis.breath_envelope import autocorrelation
 
 GOOD, WARNING, POOR = "good", "warning", "poor"
 CLIPPING, TOO_QUIET, LOW_SNR, FRICTION, HEART, HUM, TOO_SHORT = (
@@ -228,10 +229,7 @@ def _heart_transients(levels: BandLevels) -> tuple[bool, np.ndarray, np.ndarray]
     lo, hi = (_frames(s) for s in HEART_PERIOD_S)
     if len(residual) < 2 * hi or not residual.any():
         return False, np.zeros(0, dtype=int), np.zeros(0)
-    centred = residual - residual.mean()
-    spectrum = np.fft.rfft(centred, 2 * len(centred))
-    correlation = np.fft.irfft(spectrum * np.conj(spectrum))[:hi + 1]
-    periodic = float(correlation[lo:hi + 1].max() / (correlation[0] + 1e-12)) >= HEART_PERIODICITY
+    periodic = float(autocorrelation(residual)[lo:hi + 1].max()) >= HEART_PERIODICITY
     peaks, _ = signal.find_peaks(residual, distance=_frames(0.2))
     return periodic, peaks, residual[peaks]
 
