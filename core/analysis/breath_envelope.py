@@ -65,7 +65,8 @@ def breath_envelope(samples: np.ndarray, sr: int) -> BreathEnvelope:
     if len(audio) < int(round(FRAME_S * rate)):
         return BreathEnvelope(np.zeros(0), np.zeros(0), np.zeros(0), HOP_S)
     level, times = _band_levels(audio, rate)
-    level = ndimage.median_filter(level, size=(1, int(round(MEDIAN_S / HOP_S)) | 1), mode="nearest")
+    # band by band: scipy's fast running median takes one dimension only (ten times faster than a (1, n) window)
+    level = np.stack([ndimage.median_filter(band, int(round(MEDIAN_S / HOP_S)) | 1, mode="nearest") for band in level])
     level -= np.percentile(level, 10, axis=1, keepdims=True)
     smooth = max(1, int(round(SMOOTH_S / HOP_S)))
     loudness = ndimage.uniform_filter1d(level.mean(axis=0), smooth, mode="nearest")
