@@ -100,16 +100,17 @@ def input_summary(features: np.ndarray | torch.Tensor) -> np.ndarray:
     """(N, 3 · SUMMARY_BANDS) float64: for each of SUMMARY_BANDS frequency bands of each cycle's input
     ((N, frames, bins) fbank or (N, 1, frames, bins) CLAP log-mel), its mean over time, its spread over time
     and its mean change from one frame to the next."""
-    x = torch.as_tensor(features)
+    # numpy, not torch: on two intra-op threads torch's small reductions here took 49 ms a batch of 16 cycles on a
+    # busy two-core machine (4.5 ms on one); numpy's take 2.4-3.2 ms either way
+    x = np.asarray(features)
     x = x.reshape(len(x), x.shape[-2], x.shape[-1])
-    groups = torch.arange(x.shape[-1]) * SUMMARY_BANDS // x.shape[-1]  # bin -> band, as even as the bins allow
+    groups = np.arange(x.shape[-1]) * SUMMARY_BANDS // x.shape[-1]  # bin -> band, as even as the bins allow
+    average = np.eye(SUMMARY_BANDS)[groups] / np.bincount(groups, minlength=SUMMARY_BANDS)  # (bins, bands)
     out = np.empty((len(x), 3 * SUMMARY_BANDS))
     for first in range(0, len(x), _SUMMARY_BATCH):
-        chunk = x[first:first + _SUMMARY_BATCH].double()
-        bands = torch.zeros(*chunk.shape[:2], SUMMARY_BANDS, dtype=torch.float64).index_add_(2, groups, chunk)
-        bands /= torch.bincount(groups, minlength=SUMMARY_BANDS)
-        change = (bands[:, 1:] - bands[:, :-1]).abs().mean(dim=1)
-        out[first:first + len(chunk)] = torch.cat([bands.mean(dim=1), bands.std(dim=1), change], dim=1).numpy()
+        bands = x[first:first + _SUMMARY_BATCH] @ average  # float64
+        change = np.abs(np.diff(bands, axis=1)).mean(axis=1)
+        out[first:first + len(bands)] = np.concatenate([bands.mean(axis=1), bands.std(axis=1, ddof=1), change], axis=1)
     return out
 
 

@@ -24,8 +24,9 @@ from lungkd.core.models.inference import load_saved_model
 from lungkd.core.models.inventory import shipped_models_folder
 from lungkd.core.models.registry import model_info
 from lungkd.core.recipes import load_experiment, load_recipe, shipped_recipes_folder
-from lungkd.core.training.calibration import (MIN_HELD_OUT_CYCLES, TrainingStatistics, expected_calibration_error,
-                                              fit_limits, fit_temperature, reliability, softmax)
+from lungkd.core.training.calibration import (MIN_HELD_OUT_CYCLES, SUMMARY_BANDS, TrainingStatistics,
+                                              expected_calibration_error, fit_limits, fit_temperature, input_summary,
+                                              reliability, softmax)
 from tiny_model import tiny_model_folder, without_limits
 from tiny_recipe import tiny_recipe
 
@@ -41,6 +42,23 @@ def tiny(synthetic_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def demo():
     return load_model_with_limits(DEMO)
+
+
+# ---------------------------------------------------------------- the input summary
+
+
+@pytest.mark.parametrize("shape", [(300, 80, 128), (5, 1, 60, 64), (7, 40, 100)])  # fbank, CLAP, uneven bands
+def test_the_input_summary_is_each_bands_level_spread_and_change_over_time(shape):
+    """Against the definition, one cycle and one band at a time; cycles beyond one summary batch included."""
+    features = torch.from_numpy(np.random.default_rng(3).normal(-5, 3, shape).astype(np.float32))
+    x = features.numpy().reshape(shape[0], shape[-2], shape[-1]).astype(np.float64)
+    band_of_bin = np.arange(shape[-1]) * SUMMARY_BANDS // shape[-1]
+    expected = []
+    for cycle in x:
+        bands = [cycle[:, band_of_bin == b].mean(axis=1) for b in range(SUMMARY_BANDS)]
+        expected.append([b.mean() for b in bands] + [b.std(ddof=1) for b in bands]
+                        + [np.abs(np.diff(b)).mean() for b in bands])
+    np.testing.assert_allclose(input_summary(features), expected, rtol=0, atol=1e-12)
 
 
 # ---------------------------------------------------------------- calibration
