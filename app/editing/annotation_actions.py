@@ -216,7 +216,7 @@ class AnnotationActions(QObject):
 
     def split_at_mouse(self, _=False, seconds: float | None = None) -> None:
         seconds = self.editor.cursor_seconds if seconds is None else seconds
-        index = self.page.view.cycle_at(seconds) if seconds is not None else None
+        index = self.page.cycle_at(seconds) if seconds is not None else None
         if index is None or not self.session.current_document().split(index, seconds):
             self.session.status.emit("Point with the mouse at the place in a cycle where it should be split, then "
                                   "press S (each part keeps at least 50 ms).")
@@ -234,7 +234,7 @@ class AnnotationActions(QObject):
 
     def context_menu(self, seconds: float, where) -> None:
         """Right click on a plot: the edits for the cycle there (it becomes the selection)."""
-        index = self.page.view.cycle_at(seconds)
+        index = self.page.cycle_at(seconds)
         if index is not None and index not in self.page.selected_cycles():
             self.page.select_cycle(index)
         menu = QMenu(self.window)

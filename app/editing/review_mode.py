@@ -12,11 +12,12 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QGridLayout, QLabel, QProgressBar, QPushButton, QWidget
+from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QWidget
 
 from lungkd.core.analysis.review import LIKELY_WRONG, ReviewCandidate, likely_wrong, review_order, review_reason
 from lungkd.core.text import printable
 
+from ..progress_bar import ProgressBar
 from ..recordings.page import RecordingsPage
 from ..recordings.session import Session
 from ..recordings.words import OUTSIDE
@@ -49,7 +50,7 @@ class ReviewBar(QWidget):
         super().__init__(parent)
         self.setObjectName("reviewBar")
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
-        self.progress = QProgressBar(textVisible=True, minimumWidth=150, maximumWidth=200)
+        self.progress = ProgressBar(textVisible=True, minimumWidth=150, maximumWidth=200)
         self.likely_wrong = QLabel(objectName="likelyWrong")
         self.likely_wrong.setToolTip(f"Cycles not reviewed yet whose annotated class {LIKELY_WRONG}: the queue puts "
                                      "them first")

@@ -27,7 +27,7 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 from lungkd.core.analysis.limits import recording_distance
 from lungkd.core.analysis.predict import EDITED, CyclePrediction, RecordingAnalysis
 from lungkd.core.analysis.quality import POOR
-from lungkd.core.analysis.segmentation import Segmentation, shift_to_other_phase
+from lungkd.core.analysis.segmentation import Segmentation, other_phase_problem, shift_to_other_phase
 from lungkd.core.analysis.review import PredictedClass
 from lungkd.core.data.annotation_io import SavedAnnotation, Span, annotation_path_for, save_annotation
 from lungkd.core.errors import LungKDError
@@ -249,7 +249,6 @@ class CycleDocument(QObject):
         # what was made of each cycle, kept across changes for the cycles a change left as they were
         self._made: dict[tuple[str, Path | None], tuple[list, list, tuple]] = {}
         self._bounds_revision = 0  # counts the changes of bounds_confidence
-        self._shift_checked: tuple[Segmentation | None, str] = (None, "")
 
     def _once(self, what: str, model_folder: Path | None, work):
         """`work()`, remembered until the cycles or their predictions change."""
@@ -471,16 +470,9 @@ class CycleDocument(QObject):
         return self.follow_segmentation(shifted, f"Shift the cycles to start at {phase}")
 
     def shift_problem(self) -> str:
-        """Why the automatic cycles cannot start at the other phase, in the engine's words; "" where they can.
-        Checked once per segmentation: the check works the whole shift out."""
-        if self._shift_checked[0] is not self.segmentation:
-            try:
-                shift_to_other_phase(self.segmentation)
-                problem = ""
-            except LungKDError as exc:
-                problem = str(exc)
-            self._shift_checked = (self.segmentation, problem)
-        return self._shift_checked[1]
+        """Why the automatic cycles cannot start at the other phase, in the engine's words; "" where they can."""
+        problem = other_phase_problem(self.segmentation)
+        return "" if problem is None else str(problem)
 
     def _follow(self, segmentation: Segmentation | None) -> None:
         self.segmentation = segmentation

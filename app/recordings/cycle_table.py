@@ -29,7 +29,7 @@ PROBABILITY_COLUMNS = set(CLASS_NAMES)  # share the width; the others take what 
 FIRST_PROBABILITY = COLUMNS.index(CLASS_NAMES[0])
 ANNOTATED, MATCH, TRAINING = COLUMNS.index("annotated"), COLUMNS.index("match"), COLUMNS.index("training data")
 QUALITY = COLUMNS.index("quality")
-ROWS_AT_ONCE = 64  # written in one turn of the event loop: more (an hour's rows at first) are written over several
+ROWS_AT_ONCE = 32  # written in one turn of the event loop: more (an hour's rows at first) are written over several
 
 
 def likeness(cycle: ShownCycle, limit: float | None) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
-                               QListWidget, QListWidgetItem, QProgressBar, QPushButton, QVBoxLayout, QWidget)
+                               QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget)
 
 from lungkd.core.analysis.batch import Failure, Progress, analyse_folder
 from lungkd.core.analysis.combined_export import EXPORT_FILES, write_combined_export
@@ -20,6 +20,7 @@ from lungkd.core.analysis.results import ResultsCache
 from lungkd.core.text import printable
 
 from ..engine import EngineTask
+from ..progress_bar import ProgressBar
 
 
 def time_left(seconds: float | None) -> str:
@@ -61,7 +62,7 @@ class FolderAnalysisDialog(QDialog):
         form.addRow("Only", self.glob)
         form.addRow("Export to", self._with_button(self.export, "Choose…", self._choose_export))
         form.addRow("Model", QLabel(printable(model_name)))
-        self.progress = QProgressBar(textVisible=True)
+        self.progress = ProgressBar(textVisible=True)
         self.progress.setFormat("")
         self.status = QLabel(wordWrap=True, textFormat=Qt.TextFormat.PlainText)
         self.status.setMinimumHeight(3 * self.status.fontMetrics().lineSpacing())

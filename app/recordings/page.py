@@ -4,7 +4,9 @@ everything slow (decoding, spectrograms, analysis, explaining a cycle's class) r
 from __future__ import annotations
 
 import html
+from collections import deque
 from pathlib import Path
+from typing import Callable
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtWidgets import QLabel, QListWidgetItem, QSplitter, QStackedWidget, QVBoxLayout, QWidget
@@ -45,7 +47,7 @@ class RecordingsPage(QWidget):
         self.recording_list = RecordingList()
         self.spectrogram_bar = SpectrogramBar(self.settings)
         self.view = RecordingView()
-        self.table = CycleTable()
+        self._cycle_table = CycleTable()
         self.patient = PatientPanel()
         self.bars = QVBoxLayout()  # the edit and review bars (editing/annotation_actions.py, review_mode.py)
         self.bars.setContentsMargins(0, 0, 0, 0)
@@ -62,6 +64,11 @@ class RecordingsPage(QWidget):
         self._summary_timer = QTimer(self, singleShot=True, interval=0)
         self._summary_timer.timeout.connect(self._show_due_summaries)
         self._pending_selection: list[int] | None = None
+        # a recording shown anew comes in turns of the event loop (plots, notice, table), so that not even an
+        # hour's recording holds the window long; whatever reads the page finishes them first (finish_showing)
+        self._pieces_due: deque[Callable[[], None]] = deque()
+        self._piece_timer = QTimer(self, singleShot=True, interval=0)
+        self._piece_timer.timeout.connect(self._show_next_piece)
 
         self.recording_list.recording_chosen.connect(session.set_current)
         self.recording_list.failure_activated.connect(lambda f: session.error.emit(f"{f.path.name}: {f.message}",
@@ -69,9 +76,9 @@ class RecordingsPage(QWidget):
         self.spectrogram_bar.changed.connect(self.apply_settings)
         self.view.cycle_clicked.connect(self.select_cycle)
         self.view.cycle_double_clicked.connect(self.play_cycle)
-        self.table.cycle_selected.connect(self._table_selected)
-        self.table.cycle_activated.connect(self.play_cycle)
-        self.table.label_chosen.connect(lambda row, label: session.current_document().set_labels({row: label}))
+        self._cycle_table.cycle_selected.connect(self._table_selected)
+        self._cycle_table.cycle_activated.connect(self.play_cycle)
+        self._cycle_table.label_chosen.connect(lambda row, label: session.current_document().set_labels({row: label}))
         self.patient.saved.connect(session.patient_changed)
         self.player.position.connect(self.view.set_play_position)
         session.recording_changed.connect(self._recording_changed)
@@ -94,7 +101,7 @@ class RecordingsPage(QWidget):
         column.addWidget(self.explanation_caption)
         self.plots_and_table = QSplitter(Qt.Orientation.Vertical)
         self.plots_and_table.addWidget(self.view)
-        self.plots_and_table.addWidget(self.table)
+        self.plots_and_table.addWidget(self._cycle_table)
         self.plots_and_table.setStretchFactor(0, 3)
         self.plots_and_table.setStretchFactor(1, 1)
         self.plots_and_table.setSizes([560, 220])
@@ -162,8 +169,9 @@ class RecordingsPage(QWidget):
         self.player.stop()
         self.recording_list.remove(path)  # the list's next recording becomes the current one
         if not self.session.recordings:
+            self._stop_showing()
             self.stack.setCurrentIndex(0)
-            self.table.show_cycles([])
+            self._cycle_table.show_cycles([])
             self._show_notice(None)
             self.patient.show_recording(None)
         self.selection_changed.emit()
@@ -196,7 +204,8 @@ class RecordingsPage(QWidget):
         self._pending_selection = None
         cycles = self.session.shown_cycles()
         self.view.set_analysis(cycles, edited=self._edited(), phase_note=self._phase_note())
-        self._show_table_and_notice(cycles)
+        self._show_table(cycles)
+        self._show_notice_and_panels()
         self.table.select_cycles(selection)
         current = self.table.current_cycle()
         self.view.select_cycle(current)
@@ -210,26 +219,62 @@ class RecordingsPage(QWidget):
         document = self.session.current_document_or_none()
         return document.phase_note if document else ""
 
-    def _show_table_and_notice(self, cycles) -> None:
+    @property
+    def table(self) -> CycleTable:
+        """The cycle table, with the recording on screen in it (see finish_showing)."""
+        self.finish_showing()
+        return self._cycle_table
+
+    def _show_table(self, cycles) -> None:
         analysis = self.session.current_analysis()
-        self.table.show_cycles(cycles, self.session.teacher_probabilities(),
-                               distance_limit=analysis.distance_limit if analysis else None)
+        self._cycle_table.show_cycles(cycles, self.session.teacher_probabilities(),
+                                      distance_limit=analysis.distance_limit if analysis else None)
+
+    def _show_notice_and_panels(self) -> None:
+        analysis = self.session.current_analysis()
         self._show_notice(analysis)
         self.patient.show_analysis(analysis)
         self.view.show_prompt(analysis.prompt if analysis else None)
 
     def _show_current(self) -> None:
-        recording = self.session.current
+        """The recording chosen, in pieces: its plots, then what the model made of it, then its table."""
         self.player.stop()
         self._clear_explanation()
+        self.patient.show_recording(self.session.current.path)
+        self._stop_showing()  # what was still to come of the last one
+        self._pieces_due.extend([self._show_plots, self._show_notice_and_panels, self._show_table_and_selection])
+        self._piece_timer.start()
+
+    def _show_plots(self) -> None:
         self.stack.setCurrentWidget(self.plots_and_table)
-        self.patient.show_recording(recording.path)
-        cycles = self.session.shown_cycles()
-        self.view.show_recording(recording, self.settings, cycles, edited=self._edited(),
-                                 phase_note=self._phase_note())
-        self._show_table_and_notice(cycles)
+        self.view.show_recording(self.session.current, self.settings, self.session.shown_cycles(),
+                                 edited=self._edited(), phase_note=self._phase_note())
         self._refresh_spectrogram()
+
+    def _show_table_and_selection(self) -> None:
+        self._show_table(self.session.shown_cycles())
         self.selection_changed.emit()
+
+    def _show_next_piece(self) -> None:
+        if self._pieces_due:
+            self._pieces_due.popleft()()
+        if self._pieces_due:
+            self._piece_timer.start()
+
+    @property
+    def showing(self) -> bool:
+        """Pieces of the recording on screen are still to be shown (in the next turns of the event loop)."""
+        return bool(self._pieces_due)
+
+    def finish_showing(self) -> None:
+        """Shows at once what is still to come of the recording on screen: for whatever reads the page."""
+        self._piece_timer.stop()
+        while self._pieces_due:
+            self._pieces_due.popleft()()
+
+    def _stop_showing(self) -> None:
+        self._piece_timer.stop()
+        self._pieces_due.clear()
 
     def remove_current(self) -> None:
         """Closes the recording chosen in the list (its unsaved edits are the caller's to ask about)."""
@@ -296,6 +341,7 @@ class RecordingsPage(QWidget):
         return self.table.selected_cycles()
 
     def step_cycle(self, step: int) -> None:
+        self.finish_showing()
         cycles = self.view.cycles
         if cycles:
             index = self.table.current_cycle()
@@ -327,16 +373,22 @@ class RecordingsPage(QWidget):
             if item is None:
                 return None
             self.recording_list.setCurrentItem(item)
-        index = self.view.cycle_at(seconds)
+        index = self.cycle_at(seconds)
         if index is not None:
             self.select_cycle(index)
         return index
 
+    def cycle_at(self, seconds: float) -> int | None:
+        """The cycle of the recording on screen at `seconds`, if any."""
+        self.finish_showing()
+        return self.view.cycle_at(seconds)
+
     # ---------------------------------------------------------------- why this class
 
     def can_explain(self) -> bool:
-        return self.session.model_folder is not None and self.table.current_cycle() is not None and \
-            self.session.current is not None
+        # while the table is still to come nothing is selected in it; asking would show it inside this call
+        return self.session.model_folder is not None and self.session.current is not None and not self.showing and \
+            self._cycle_table.current_cycle() is not None
 
     def explain_selected(self) -> EngineTask | None:
         """Explains the selected cycle's class in the engine (Esc cancels); drawn over the spectrogram when done."""

@@ -76,7 +76,7 @@ class Stretch:
 
 
 BAR_CHUNK_S = 30.0  # the cycles starting in each stretch of this length are one item per lane
-STRETCHES_AT_ONCE = 8  # drawn in one turn of the event loop: more (an hour at first) are drawn over several
+STRETCHES_AT_ONCE = 4  # drawn in one turn of the event loop: more (an hour at first) are drawn over several
 
 
 def predicted_colour(cycle: ShownCycle) -> QColor:

@@ -8,7 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from superqt.utils import qthrottled
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow, QMenu, QMessageBox, QProgressBar,
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QLabel, QMainWindow, QMenu, QMessageBox,
                                QPushButton, QStyle, QStyleOptionComboBox, QStylePainter, QTabWidget, QToolBar)
 
 from lungkd.core.models.inventory import ModelEntry, find_models, shipped_models_folder
@@ -17,6 +17,7 @@ from lungkd.core.text import html_text, printable
 from ..editing.annotation_actions import AnnotationActions, ask_to_save
 from ..editing.review_mode import ReviewMode
 from ..engine import TaskQueue
+from ..progress_bar import ProgressBar
 from ..recordings.folder_analysis import FolderAnalysisDialog
 from ..recordings.model_notes import ModelNotesLabel
 from ..recordings.page import RecordingsPage
@@ -233,7 +234,7 @@ class MainWindow(QMainWindow):
         toolbar.addWidget(self.model_notes)
 
     def _build_status_bar(self) -> None:
-        self.progress = QProgressBar(maximumWidth=220, textVisible=True)
+        self.progress = ProgressBar(maximumWidth=220, textVisible=True)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.queue.cancel_all)
         for widget in (self.progress, self.cancel_button):

@@ -10,13 +10,14 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QLineEdit, QProgressBar, QPushButton, QSpinBox, QVBoxLayout)
+                               QLineEdit, QPushButton, QSpinBox, QVBoxLayout)
 
 from lungkd.core.kd.adapt import AdaptSettings, adapt_to_folder, adapted_name
 from lungkd.core.kd.store import teachers_for_model
 from lungkd.core.models.inventory import find_models, shipped_models_folder
 
 from ..engine import EngineTask
+from ..progress_bar import ProgressBar
 
 LAYER_CHOICES = (("last", "The head and the last block (recommended)"), ("head", "The head only"),
                  ("all", "The whole model"))
@@ -53,7 +54,7 @@ class AdaptDialog(QDialog):
         self.model.currentIndexChanged.connect(self._model_chosen)
         self.name = QLineEdit()
         self.status = QLabel(textFormat=Qt.TextFormat.PlainText, wordWrap=True)  # names files: never markup
-        self.bar = QProgressBar()
+        self.bar = ProgressBar()
         self.start_button = QPushButton("Adapt")
         self.start_button.clicked.connect(self.start)
         self.cancel_button = QPushButton("Cancel", enabled=False)

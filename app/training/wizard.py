@@ -13,7 +13,7 @@ from PySide6.QtCore import QEventLoop, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QValidator
 from superqt.utils import qthrottled
 from PySide6.QtWidgets import (QAbstractScrollArea, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
-                               QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton,
+                               QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPlainTextEdit, QPushButton,
                                QSizePolicy, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWizard, QWizardPage)
 
 from lungkd.core.data.metadata import SPLIT_FILE
@@ -33,6 +33,7 @@ from lungkd.core.selection import Selection
 from lungkd.core.workspace.layout import MODEL_FOLDER, REPORT_HTML, experiment_folder, student_run_folder, valid_name
 
 from ..engine import EngineTask, TaskQueue
+from ..progress_bar import ProgressBar
 from .adapt_dialog import AdaptDialog
 from .run_styles import RunStyles
 
@@ -744,7 +745,7 @@ class RunPage(RecipePage):
         self.setTitle("Run")
         self.setSubTitle("Stages with progress; closing or cancelling keeps what is finished.")
         self.stage = QLabel("Not started", textFormat=Qt.TextFormat.PlainText)
-        self.bar = QProgressBar()
+        self.bar = ProgressBar()
         self.eta = QLabel()
         self.curves = pg.GraphicsLayoutWidget()
         self.curves.setBackground("w")

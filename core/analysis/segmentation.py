@@ -186,15 +186,23 @@ def segment_cycles(samples: np.ndarray, sr: int, *, location: str | None = None,
     return segmentation
 
 
+def other_phase_problem(segmentation: Segmentation) -> LungKDError | None:
+    """Why the cycles cannot start at the other breathing phase; None where they can. Cheap: the Studio asks at
+    every change of selection, without working the shift out."""
+    if segmentation.method != AUTOMATIC or len(segmentation.other_onsets) < 2:
+        return LungKDError("these cycles have no other breathing phase to start at: "
+                           + (segmentation.reason or "only one phase was heard") + ".",
+                           fix="segment the recording again with the breathing period you hear, or mark the "
+                               "cycles by hand.")
+    return None
+
+
 def shift_to_other_phase(segmentation: Segmentation) -> Segmentation:
     """The same segmentation with its cycles starting at the other breathing phase (where it took expiration to
     start, or back): for a recording whose cycles the user sees start at expiration. Shifting twice gives the
     segmentation back."""
-    if segmentation.method != AUTOMATIC or len(segmentation.other_onsets) < 2:
-        raise LungKDError("these cycles have no other breathing phase to start at: "
-                          + (segmentation.reason or "only one phase was heard") + ".",
-                          fix="segment the recording again with the breathing period you hear, or mark the "
-                              "cycles by hand.")
+    if (problem := other_phase_problem(segmentation)) is not None:
+        raise problem
     return _automatic(segmentation.other_onsets, segmentation.onsets, segmentation.duration, segmentation.period,
                       segmentation.phase_sureness, segmentation.phase_reason, not segmentation.shifted)
 

@@ -54,8 +54,9 @@ def window(qtbot, workspace, store):
 
 @pytest.fixture
 def wait_idle(qtbot):
-    """Waits until the window's engine queue has finished every task."""
-    return lambda window, timeout=60000: qtbot.waitUntil(lambda: not window.queue.is_busy(), timeout=timeout)
+    """Waits until the window's engine queue has finished every task and the recording on screen is shown whole."""
+    return lambda window, timeout=60000: qtbot.waitUntil(
+        lambda: not window.queue.is_busy() and not window.recordings.showing, timeout=timeout)
 
 
 @pytest.fixture

@@ -151,6 +151,7 @@ def test_the_model_says_what_it_learnt_from_and_predictions_on_unlike_sounds_are
     wait_idle(window)
     page = window.recordings
     page.session.set_current(tone_recording)
+    wait_idle(window)  # shown in turns: plots, notice, table
     window.grab().save(str(tmp_path / "unlike.png"))
     analysis = page.session.current.analysis
     assert analysis.unlike_training and analysis.calibrated
@@ -162,6 +163,7 @@ def test_the_model_says_what_it_learnt_from_and_predictions_on_unlike_sounds_are
         assert page.table.item(row, 3).foreground().color() == DOUBTED
         assert page.table.item(row, TRAINING).text().startswith("outside · ")
     page.session.set_current(recording)
+    wait_idle(window)
     assert page.session.current.analysis.unlike_training is False and "outside" not in page.notice.text()
     assert "synthetic recordings only" in page.notice.text()  # the model's warning stays on every prediction view
     assert page.table.item(0, 3).foreground().color() != DOUBTED

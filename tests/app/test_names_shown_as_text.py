@@ -19,7 +19,7 @@ def shown(rich_text: str) -> str:
     return document.toPlainText()
 
 
-def test_names_that_are_html_or_not_utf8_are_shown_as_written(window, recording, tmp_path, wait_idle):
+def test_names_that_are_html_or_not_utf8_are_shown_as_written(window, recording, tmp_path, wait_idle, qtbot):
     folder = tmp_path / "names"
     folder.mkdir()
     markup = "<b>bold<i>x<img src=x> &amp; more"  # no "/": a file name cannot hold one
@@ -36,6 +36,7 @@ def test_names_that_are_html_or_not_utf8_are_shown_as_written(window, recording,
     assert set(page.session.recordings) == {named, latin1}
 
     page.recording_list.setCurrentItem(page.recording_list.item_for(named))
+    qtbot.waitUntil(lambda: not page.showing)  # the plots come a turn later
     title = shown(page.view.title.text())
     assert title.startswith(f"{markup}.wav — ")  # every character as the file system has it
     assert f"⚠ {folder / markup}.txt: the annotation gives no usable cycle, so the cycles were found without it" \
@@ -45,6 +46,7 @@ def test_names_that_are_html_or_not_utf8_are_shown_as_written(window, recording,
     window.grab().save(str(tmp_path / "names.png"))  # for a look: it stays in the test's folder
 
     page.recording_list.setCurrentItem(page.recording_list.item_for(latin1))
+    qtbot.waitUntil(lambda: not page.showing)
     assert shown(page.view.title.text()).startswith("caf\ufffd.wav — ")
     assert shown(page.recording_list.label_text(latin1)).startswith("caf\ufffd.wav\n")
 

@@ -12,8 +12,8 @@ import soundfile as sf
 from breath_recordings import TRACHEA, scores_by_device, synthetic_recordings, total
 from lungkd.core.analysis.breath_envelope import breath_envelope, steepness
 from lungkd.core.analysis.breath_phase import other_onsets, phase_evidence
-from lungkd.core.analysis.segmentation import (AUTOMATIC, Segmentation, fixed_windows, score_segmentation,
-                                               segment_cycles, shift_to_other_phase)
+from lungkd.core.analysis.segmentation import (AUTOMATIC, Segmentation, fixed_windows, other_phase_problem,
+                                               score_segmentation, segment_cycles, shift_to_other_phase)
 from lungkd.core.data.annotations import read_annotation_file
 from lungkd.core.errors import LungKDError
 
@@ -148,11 +148,14 @@ def test_shifting_starts_every_cycle_at_the_other_phase_and_shifting_back_restor
     assert shifted.phase_uncertain and "shifted to start at the other phase" in shifted.phase_note
     assert all(c.confidence < 0.5 for c in shifted.cycles)  # the segmentation still thinks otherwise
     assert shift_to_other_phase(shifted) == unsure_of_site
+    assert other_phase_problem(unsure_of_site) is None and other_phase_problem(shifted) is None
 
 
 def test_fixed_windows_have_no_other_phase_to_shift_to():
     with pytest.raises(LungKDError, match="no other breathing phase to start at: no breathing heard.*Fix: segment"):
         shift_to_other_phase(fixed_windows(10.0, "no breathing heard"))
+    said = other_phase_problem(fixed_windows(10.0, "no breathing heard"))  # what the Studio's menu says, unshifted
+    assert "no other breathing phase to start at: no breathing heard." in str(said) and "Fix: segment" in str(said)
 
 
 # ---------------------------------------------------------------- the real recordings
