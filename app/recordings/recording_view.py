@@ -277,7 +277,8 @@ class RecordingView(QWidget):
             plot.setLimits(xMin=0, xMax=duration)
         self.set_spectrogram(recording.spectrogram)
         self.apply_settings(settings)
-        self.set_analysis(cycles, edited=edited, phase_note=phase_note)
+        # its cycles in the next turns: the recording's first paint comes sooner (an hour's took 45-65 ms at once)
+        self.set_analysis(cycles, edited=edited, phase_note=phase_note, drawn_now=0)
         self.set_play_position(None)
         self.wave.setXRange(0, duration, padding=0)
         self._draw_waveform()  # the range may not have changed (a recording as long as the last one)
@@ -300,11 +301,12 @@ class RecordingView(QWidget):
         nyquist = self.recording.sample_rate / 2 if self.recording else settings.fmax
         self.spec.setYRange(min(settings.fmin, nyquist - 100), min(settings.fmax, nyquist), padding=0)
 
-    def set_analysis(self, cycles: list[ShownCycle], *, edited: bool = False, phase_note: str = "") -> None:
+    def set_analysis(self, cycles: list[ShownCycle], *, edited: bool = False, phase_note: str = "",
+                     drawn_now: int = STRETCHES_AT_ONCE) -> None:
         """Draws the cycles (none before a model has run); one the model has not seen yet is grey, and so is
         a prediction not to be trusted (the cycle or its recording unlike the model's training data). The header
         gives `phase_note` where the cycles may start at expiration. Only the stretches of time whose cycles
-        changed are drawn again."""
+        changed are drawn again: `drawn_now` of them in this call, the rest over the next turns of the event loop."""
         self.cycles, self.edited, self.phase_note = list(cycles), edited, phase_note
         self.select_cycle(None)
         self.title.setText(self._title())
@@ -327,8 +329,8 @@ class RecordingView(QWidget):
         x0, x1 = self.track.vb.viewRange()[0]
         missing = sorted((chunk for chunk in wanted if chunk not in self._stretches),
                          key=lambda chunk: (chunk * BAR_CHUNK_S >= x1 or (chunk + 1) * BAR_CHUNK_S <= x0, chunk))
-        self._pending = {chunk: wanted[chunk] for chunk in missing[STRETCHES_AT_ONCE:]}
-        for chunk in missing[:STRETCHES_AT_ONCE]:
+        self._pending = {chunk: wanted[chunk] for chunk in missing[drawn_now:]}
+        for chunk in missing[:drawn_now]:
             self._stretches[chunk] = self._stretch(wanted[chunk], unused)
         for label in unused.values():  # the labels of cycles that are gone (or reworded): kept for the next ones
             if label.item is not None:

@@ -297,6 +297,12 @@ class Session(QObject):
         analyses = (document.analysis(self.model_folder) for document in self.documents.values())
         return [analysis for analysis in analyses if analysis is not None]
 
+    def has_analyses(self) -> bool:
+        """Whether `analyses` holds any, without working them out."""
+        folder = self.model_folder
+        return folder is not None and any(document.model_analyses.get(Path(folder)) is not None
+                                          for document in self.documents.values())
+
     def export_csv(self, path: Path) -> None:
         analyses = self.analyses()
         write_csv(analyses, path)

@@ -243,7 +243,7 @@ class MainWindow(QMainWindow):
 
     def _update_actions(self) -> None:
         session = self.session
-        self.export_action.setEnabled(bool(session.analyses()))
+        self.export_action.setEnabled(session.has_analyses())
         self.remove_action.setEnabled(session.current is not None)
         self.play_action.setEnabled(self.player.available and session.current is not None)
         self.play_action.setToolTip(self.player.unavailable_reason or "Play the selected cycle (Space)")

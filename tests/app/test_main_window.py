@@ -91,6 +91,15 @@ def test_table_and_plot_select_each_other(analysed, qtbot):
     assert "cycle 6" in view.describe(view.track, middle, 1.5)
 
 
+def test_export_is_offered_while_the_model_has_analysed_an_open_recording(window, recording, wait_idle):
+    assert not window.export_action.isEnabled() and not window.session.has_analyses()
+    window.open_paths([recording])
+    wait_idle(window)
+    assert window.export_action.isEnabled() and window.session.has_analyses() and window.session.analyses()
+    window.recordings.remove_current()
+    assert not window.export_action.isEnabled() and not window.session.has_analyses()
+
+
 def test_cycles_export_as_csv(analysed, window, recording, tmp_path, monkeypatch):
     target = tmp_path / "cycles.csv"
     monkeypatch.setattr("lungkd.app.shell.main_window.QFileDialog.getSaveFileName", lambda *a, **k: (str(target), ""))
