@@ -16,7 +16,8 @@ def display_spectrogram(samples: np.ndarray, sr: int, *, window_s: float = 0.032
     n_fft = 1 << max(6, int(np.ceil(np.log2(window_s * sr))))
     hop = max(int(hop_s * sr), int(np.ceil(len(samples) / max_frames)))
     window = torch.hann_window(n_fft)
-    spec = torch.stft(torch.from_numpy(samples.astype(np.float32)), n_fft, hop, window=window,
+    audio = np.asarray(samples, dtype=np.float32)  # float32 samples read where they lie: an hour's copy is 57 MB
+    spec = torch.stft(torch.from_numpy(audio if audio.flags.writeable else audio.copy()), n_fft, hop, window=window,
                       return_complex=True).abs() * (2 / window.sum())  # a full-scale sine reads 0 dBFS
     db = 20 * torch.log10(spec + 1e-9)
     return db.T.numpy(), hop / sr, sr / n_fft
