@@ -68,10 +68,12 @@ def _leave_with_parent() -> None:
 
 
 @contextmanager
-def _interrupts_held() -> Iterator[None]:
-    """Ctrl-C while a worker starts is answered once it has started: cut between its launch and the start-up data
-    sent to it, the worker would print a traceback. The worker inherits the blocked mask through fork and exec,
-    and so stays deaf to Ctrl-C (any thread may start a worker; only the main thread holds the handler)."""
+def interrupts_held() -> Iterator[None]:
+    """Ctrl-C during the block is answered once it is over. For what must not be cut: a worker's start (cut
+    between its launch and the start-up data sent to it, the worker would print a traceback; it inherits the
+    blocked mask through fork and exec, and so stays deaf to Ctrl-C), and a C library calling back into Python
+    (a KeyboardInterrupt raised in the callback is swallowed there). Any thread may use it; only the main
+    thread holds the handler."""
     held: list[int] = []
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous_handler = signal.signal(signal.SIGINT, lambda number, _: held.append(number)) if in_main_thread else None
@@ -91,7 +93,7 @@ class _DeafToInterruptProcess(multiprocessing.context.SpawnProcess):
         if not hasattr(signal, "pthread_sigmask"):  # Windows delivers Ctrl-C otherwise
             super().start()
             return
-        with _interrupts_held():
+        with interrupts_held():
             super().start()
 
 

@@ -31,7 +31,7 @@ from lungkd.core.labels import CLASS_NAMES
 from lungkd.core.data.generated import mark_generated
 from lungkd.core.data.metadata import DEMOGRAPHICS_FILE, DIAGNOSIS_FILE, LOCATIONS, METADATA_FILE, SPLIT_FILE
 from lungkd.core.errors import DataError
-from lungkd.core.pool import run_jobs
+from lungkd.core.pool import interrupts_held, run_jobs
 
 CLASS_SHARES = np.array([0.53, 0.27, 0.13, 0.07])  # ICBHI: 3642 / 1864 / 886 / 506 of 6898 cycles
 TRAIN_SHARE = 0.6  # of recordings; ICBHI has 539 / 920
@@ -787,7 +787,9 @@ def _summary(out: Path, patients: list[Patient], plans: list[RecordingPlan], lab
 def _write_audio(seed: int, job: tuple[Path, RecordingPlan, int]) -> None:
     path, plan, index = job
     encoded = io.BytesIO()  # written by Python, not libsndfile: a full disk is an OSError saying so, not "System error"
-    sf.write(encoded, render_recording(plan, seed, index), plan.sample_rate, subtype=plan.subtype, format="WAV")
+    samples = render_recording(plan, seed, index)
+    with interrupts_held():  # libsndfile writes through Python callbacks, which would swallow a KeyboardInterrupt
+        sf.write(encoded, samples, plan.sample_rate, subtype=plan.subtype, format="WAV")
     path.write_bytes(encoded.getvalue())
 
 

@@ -14,7 +14,7 @@ import soundfile as sf
 from lungkd.core.errors import DataError
 from lungkd.core.labels import CLASS_NAMES
 from lungkd.core.data.synth import (CLASS_SHARES, COARSE_CRACKLE_HZ, DIAGNOSES, FINE_CRACKLE_HZ, SynthSummary,
-                               crackle_waves, write_synthetic_dataset)
+                               crackle_waves, plan_dataset, write_synthetic_dataset)
 
 SEED = 7
 RECORDINGS = 90
@@ -423,3 +423,30 @@ def test_an_interrupted_generation_leaves_nothing_that_breaks_the_next(tmp_path)
     assert not folder.exists()
     ensure_synthetic_dataset(folder, SyntheticData(recordings=4, seed=2))
     assert len(load_dataset(folder).recordings) == 4
+
+
+
+def test_ctrl_c_while_a_recording_is_encoded_is_a_keyboard_interrupt_not_a_failed_write(tmp_path, monkeypatch):
+    """libsndfile writes the encoded recording through Python callbacks; a KeyboardInterrupt raised inside one was
+    swallowed there and surfaced as soundfile's AssertionError (lungkd train ended with a traceback and exit 1
+    instead of 130). Ctrl-C pressed while libsndfile writes is the KeyboardInterrupt it is, once the write is done."""
+    import io
+    import os
+    import signal
+
+    from lungkd.core.data import synth
+
+    class PressedWhileWritten(io.BytesIO):
+        def write(self, data):
+            if not self.tell():
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C inside libsndfile's write callback
+            return super().write(data)
+
+    monkeypatch.setattr(synth.io, "BytesIO", PressedWhileWritten)
+    _, plans = plan_dataset(1, seed=2)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            synth._write_audio(2, (tmp_path / "a.wav", plans[0], 0))
+    finally:
+        signal.signal(signal.SIGINT, previous)
