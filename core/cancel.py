@@ -14,10 +14,12 @@ class Cancelled(LungKDError):
 
 
 class CancelToken:
-    """Set from any thread (the GUI, a signal handler); long work checks `is_set()` between steps."""
+    """Set from any thread (the GUI, a signal handler); long work checks `is_set()` between steps. `event` is
+    the flag to use, when it is shared: a multiprocessing Event lets work in a helper process hear a cancel set
+    in its parent."""
 
-    def __init__(self) -> None:
-        self._event = threading.Event()
+    def __init__(self, event=None) -> None:
+        self._event = event if event is not None else threading.Event()
 
     def cancel(self) -> None:
         self._event.set()

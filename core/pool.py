@@ -40,9 +40,11 @@ def default_workers() -> int:
     return max(1, min(cpus, 4))
 
 
-def _helper_start() -> None:
+def _helper_start(set_up: Callable[..., None] | None = None, set_up_args: tuple = ()) -> None:
     _one_thread()
     _leave_with_parent()
+    if set_up is not None:
+        set_up(*set_up_args)
 
 
 def _one_thread() -> None:
@@ -101,10 +103,17 @@ class _DeafToInterruptContext(multiprocessing.context.SpawnContext):
     Process = _DeafToInterruptProcess
 
 
-def spawn_pool(workers: int) -> ProcessPoolExecutor:
+def spawn_pool(workers: int, set_up: Callable[..., None] | None = None, *set_up_args) -> ProcessPoolExecutor:
     """A pool of `workers` fresh interpreters computing on one thread each, deaf to Ctrl-C (run_jobs, which
-    starts it, drops the work not yet begun when it is left by an exception)."""
-    return ProcessPoolExecutor(workers, mp_context=_DeafToInterruptContext(), initializer=_helper_start)
+    starts it, drops the work not yet begun when it is left by an exception). Each helper calls
+    `set_up(*set_up_args)` (a module-level function) once it has started."""
+    return ProcessPoolExecutor(workers, mp_context=_DeafToInterruptContext(), initializer=_helper_start,
+                               initargs=(set_up, set_up_args))
+
+
+def spawn_event():
+    """An event a parent and the helpers of its `spawn_pool`s share, given to them through `set_up_args`."""
+    return _DeafToInterruptContext().Event()
 
 
 @contextmanager

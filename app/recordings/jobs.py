@@ -12,14 +12,14 @@ import numpy as np
 from lungkd.core.analysis.batch import Failure, Progress, for_each_recording
 from lungkd.core.analysis.display import display_spectrogram, relative_to_loud_parts
 from lungkd.core.analysis.explain import explain_recording_cycle
-from lungkd.core.analysis.limits import UsableModel, load_model_with_limits
-from lungkd.core.analysis.predict import RecordingAnalysis, analyse_samples, segment_recording
+from lungkd.core.analysis.predict import RecordingAnalysis, segment_recording
 from lungkd.core.data.annotation_io import annotation_path_for, file_digest
 from lungkd.core.data.audio import DecodedAudio, load_audio
 from lungkd.core.data.generated import is_generated
 from lungkd.core.data.patient_metadata import PatientMetadataError
 from lungkd.core.events import Event
 
+from .analysis_process import AnalysisProcess, loaded_model
 from .spectrogram_settings import SpectrogramSettings
 from .waveform_summary import WaveformSummary
 
@@ -60,19 +60,6 @@ class OpenRecording:
         return len(self.samples) / self.sample_rate
 
 
-class ModelCache:
-    """Loaded models (with the limits their cards store) by folder, so re-analysing ten recordings loads the
-    model once. Used by one job at a time (the task queue runs them in turn)."""
-
-    def __init__(self) -> None:
-        self._models: dict[Path, UsableModel] = {}
-
-    def get(self, folder: Path) -> UsableModel:
-        if folder not in self._models:
-            self._models[folder] = load_model_with_limits(folder)
-        return self._models[folder]
-
-
 def compute_spectrogram(samples: np.ndarray, sample_rate: int, settings: SpectrogramSettings) -> Spectrogram:
     db, seconds_per_frame, hz_per_bin = display_spectrogram(samples, sample_rate, window_s=settings.window_ms / 1000,
                                                             hop_s=settings.hop_ms / 1000)
@@ -85,12 +72,12 @@ def annotation_digest(audio: Path) -> str | None:
     return file_digest(annotation_path_for(audio))
 
 
-def _analyse(path: Path, audio: DecodedAudio, model_folder: Path | None, models: ModelCache, cancel,
+def _analyse(path: Path, audio: DecodedAudio, model_folder: Path | None, analyses: AnalysisProcess, cancel,
              spans: list[tuple[float, float]] | None = None) -> tuple[RecordingAnalysis | None, str]:
     if model_folder is None:
         return None, "No model chosen: pick one in the toolbar to see predictions."
     try:
-        analysis = analyse_samples(path, audio, models.get(model_folder), cancel=cancel, spans=spans)
+        analysis = analyses.analyse(path, audio, model_folder, cancel=cancel, spans=spans)
     except PatientMetadataError as exc:  # the recording still opens: the patient panel mends the sidecar
         return None, f"{exc.problem.message} Correct it in the Patient panel."
     return analysis, "\n".join(analysis.warnings)
@@ -111,7 +98,7 @@ def _each_recording(items: list, work):
     return job
 
 
-def open_job(paths: list[Path], model_folder: Path | None, settings: SpectrogramSettings, models: ModelCache,
+def open_job(paths: list[Path], model_folder: Path | None, settings: SpectrogramSettings, analyses: AnalysisProcess,
              left_out: list[Failure] = ()):
     """Decode each recording once, then draw and analyse it from those samples: OpenRecording results, after
     the Failures of what `expand_recordings` left out."""
@@ -120,7 +107,7 @@ def open_job(paths: list[Path], model_folder: Path | None, settings: Spectrogram
         audio = load_audio(path)
         recording = OpenRecording(path, audio, compute_spectrogram(audio.samples, audio.sample_rate, settings),
                                   model_folder=model_folder, annotation_digest=digest, generated=is_generated(path))
-        recording.analysis, recording.notice = _analyse(path, audio, model_folder, models, cancel)
+        recording.analysis, recording.notice = _analyse(path, audio, model_folder, analyses, cancel)
         return recording
     each = _each_recording(paths, work)
 
@@ -144,7 +131,7 @@ class Analysed:
 
 
 def reanalyse_job(requests: list[tuple[OpenRecording, list[tuple[float, float]] | None]], model_folder: Path,
-                  models: ModelCache):
+                  analyses: AnalysisProcess):
     """Open recordings (again) with a model, from their decoded samples: of the cycles found beside each when
     its spans are None, else of those spans (an annotation being edited). Analysed results."""
     spans = {recording.path: given for recording, given in requests}
@@ -153,7 +140,7 @@ def reanalyse_job(requests: list[tuple[OpenRecording, list[tuple[float, float]] 
         given = spans[recording.path]
         digest = annotation_digest(recording.path) if given is None else None
         return Analysed(recording.path, model_folder,
-                        *_analyse(recording.path, recording.audio, model_folder, models, cancel, given), digest)
+                        *_analyse(recording.path, recording.audio, model_folder, analyses, cancel, given), digest)
     return _each_recording([recording for recording, _ in requests], work)
 
 
@@ -161,9 +148,9 @@ def spectrogram_job(samples: np.ndarray, sample_rate: int, settings: Spectrogram
     return lambda report, cancel: compute_spectrogram(samples, sample_rate, settings)
 
 
-def explain_job(recording: OpenRecording, model_folder: Path, models: ModelCache, start: float, end: float):
+def explain_job(recording: OpenRecording, model_folder: Path, start: float, end: float):
     """Why the model gives the cycle [start, end) its class (core.analysis.explain): a CycleExplanation."""
-    return lambda report, cancel: explain_recording_cycle(recording.path, recording.audio, models.get(model_folder),
+    return lambda report, cancel: explain_recording_cycle(recording.path, recording.audio, loaded_model(model_folder),
                                                           start, end, cancel=cancel)
 
 

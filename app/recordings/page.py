@@ -397,7 +397,7 @@ class RecordingsPage(QWidget):
             self.session.status.emit("Select a cycle, with a model chosen, to see why it got its class.")
             return None
         cycle = self.view.cycles[index]
-        task = EngineTask(explain_job(recording, folder, self.session.models, cycle.start, cycle.end),
+        task = EngineTask(explain_job(recording, folder, cycle.start, cycle.end),
                           f"Explaining cycle {index + 1}")
         task.finished.connect(lambda explanation: self._explained(recording, explanation))
         task.failed.connect(self.session.error)

@@ -12,17 +12,18 @@ from lungkd.core.text import printable
 
 from ..engine import EngineTask, TaskQueue
 from .cycle_document import CycleDocument
-from .jobs import Analysed, ModelCache, OpenRecording, reanalyse_job
+from .analysis_process import AnalysisProcess
+from .jobs import Analysed, OpenRecording, reanalyse_job
 
 
 class PredictionUpdates(QObject):
     failed = Signal(str, str)  # message, details
 
-    def __init__(self, queue: TaskQueue, models: ModelCache, recordings: dict[Path, OpenRecording],
+    def __init__(self, queue: TaskQueue, analyses: AnalysisProcess, recordings: dict[Path, OpenRecording],
                  documents: dict[Path, CycleDocument], parent: QObject | None = None):
         super().__init__(parent)
         self.queue = queue
-        self.models = models
+        self.analyses = analyses
         self.recordings = recordings  # the session's: the decoded audio the predictions are made from
         self.documents = documents  # the session's: a closed recording is no longer asked about
         self._queued: set[tuple[Path, Path]] = set()  # (recording, model) with a task on its way
@@ -45,7 +46,7 @@ class PredictionUpdates(QObject):
                 continue
             self._queued.update((path, folder) for path in asked)
             job = reanalyse_job([(self.recordings[path], spans) for path, (_, spans, _) in asked.items()], folder,
-                                self.models)
+                                self.analyses)
             task = EngineTask(job, title)
             task.partial.connect(lambda result, f=folder, a=asked: self._answer(f, a, result))
             task.done.connect(lambda f=folder, a=asked: self._done(f, a))

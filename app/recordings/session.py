@@ -24,8 +24,9 @@ from lungkd.core.models.inference import input_contract
 from lungkd.core.text import printable
 
 from ..engine import EngineTask, TaskQueue
+from .analysis_process import shared_analyses
 from .cycle_document import CycleDocument, ShownCycle
-from .jobs import Analysed, ModelCache, OpenRecording, open_job, reanalyse_job, segment_job
+from .jobs import Analysed, OpenRecording, open_job, reanalyse_job, segment_job
 from .prediction_updates import PredictionUpdates
 from .spectrogram_settings import SpectrogramSettings
 
@@ -62,9 +63,9 @@ class Session(QObject):
         self.model_folder: Path | None = None
         self.teacher_folders: list[Path] = []  # the chosen model's experiment's teachers, when it is a student
         self.show_teachers = False
-        self.models = ModelCache()
+        self.analysis_helper = shared_analyses()
         self.undo_group = QUndoGroup(self)
-        self.predictions = PredictionUpdates(queue, self.models, self.recordings, self.documents, self)
+        self.predictions = PredictionUpdates(queue, self.analysis_helper, self.recordings, self.documents, self)
         self._documents_changed_later = QTimer(self, singleShot=True, interval=0)
         self._documents_changed_later.timeout.connect(self.documents_changed)
         self.predictions.failed.connect(self.error)
@@ -77,7 +78,7 @@ class Session(QObject):
     def open(self, files: list[Path], left_out: list[Failure], settings: SpectrogramSettings) -> EngineTask:
         """Decodes, draws and analyses the files with the chosen model in the engine; each arrives as
         `recording_changed`, after the `recording_failed` of what `expand_recordings` left out."""
-        return self._submit(EngineTask(open_job(files, self.model_folder, settings, self.models, left_out),
+        return self._submit(EngineTask(open_job(files, self.model_folder, settings, self.analysis_helper, left_out),
                                        "Opening recordings"))
 
     def _submit(self, task: EngineTask) -> EngineTask:
@@ -94,10 +95,11 @@ class Session(QObject):
         self.teacher_folders = teachers_for_model(folder) if folder is not None else []
         self.show_teachers = self.show_teachers and bool(self.teacher_folders)
         if folder is not None:
+            self.analysis_helper.prepare(folder)
             unanalysed = [(recording, None) for path, recording in self.recordings.items()
                           if path not in self.documents]
             if unanalysed:
-                self._submit(EngineTask(reanalyse_job(unanalysed, folder, self.models), "Analysing"))
+                self._submit(EngineTask(reanalyse_job(unanalysed, folder, self.analysis_helper), "Analysing"))
             self.predictions.request(list(self.documents.values()), [folder], "Analysing")
         self.model_changed.emit()
 
@@ -118,7 +120,7 @@ class Session(QObject):
         document = self.documents.get(path)
         if document is None:
             if self.model_folder is not None:
-                self._submit(EngineTask(reanalyse_job([(recording, None)], self.model_folder, self.models),
+                self._submit(EngineTask(reanalyse_job([(recording, None)], self.model_folder, self.analysis_helper),
                                         "Analysing"))
             return
         readers = [folder for folder in {*document.predictions, *self.model_folders()} if reads_prompts(folder)]

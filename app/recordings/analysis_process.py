@@ -1,0 +1,231 @@
+"""The Studio's analyses (a recording opened, an edit's cycles predicted) run in one helper process, not in the
+engine's thread. An analysis makes thousands of small numpy and torch calls, each letting go of the
+interpreter's lock and taking it back at once, and the GUI thread waiting for that lock kept losing the race:
+beside the 60-minute recording's analysis in a thread the window's timer came 32-93 ms late, beside the same
+analysis in another process 4-10 ms (`python -m bench.gil_wait --minutes 60`, bench/README.md).
+
+One helper serves the whole application, started when a model is chosen (or at the first analysis) and kept.
+It holds the models it loaded (loaded again when their folder's files change) and the samples of the last few
+recordings it analysed, so an edit's prediction sends only its spans. A recording's samples travel once, through
+shared memory: numpy copies them there without holding the lock, where pickling them through a pipe would hold
+it for the whole copy. Cancel reaches the helper through a shared event. When no helper can start at all (a
+system that forbids it), the analyses run in the calling thread instead, as they did before; a helper that
+started and then died (killed, out of memory, a crash in a library) fails only the analysis it was doing, and
+the next one starts a new helper.
+
+This module imports only the engine: the helper imports it too, and must not load Qt."""
+from __future__ import annotations
+
+import itertools
+import threading
+import weakref
+from collections import OrderedDict
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from multiprocessing import shared_memory
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from lungkd.core.analysis.limits import UsableModel, load_model_with_limits
+from lungkd.core.analysis.predict import RecordingAnalysis, analyse_samples
+from lungkd.core.cancel import CancelToken
+from lungkd.core.data.audio import DecodedAudio
+from lungkd.core.errors import LungKDError
+from lungkd.core.pool import spawn_event, spawn_pool
+
+CANCEL_POLL_S = 0.05  # how often the waiting thread passes its cancel on to the helper
+RECORDINGS_HELD = 3  # recordings whose samples the helper keeps (an hour at 4 kHz: 57 MB)
+
+Spans = list[tuple[float, float]] | None
+SentSamples = tuple[str, tuple[int, ...], str]  # shared memory block's name, the array's shape and dtype
+
+
+class _HelperWillNotStart(Exception):
+    """No helper process could start here."""
+
+
+class AnalysisProcess:
+    """Analyses in the helper process, one at a time (the window's task queue runs its jobs in turn; the lock
+    keeps any other caller waiting rather than sharing the helper's cancel)."""
+
+    def __init__(self, start_pool: Callable[[object], ProcessPoolExecutor] | None = None):
+        self._start_pool = start_pool or (lambda event: spawn_pool(1, _set_up_helper, event))
+        self._lock = threading.Lock()
+        self._pool: ProcessPoolExecutor | None = None
+        self._helper_up: Future | None = None  # answers once the helper has started
+        self._cancel = spawn_event()
+        self.helpers_start = False  # a helper has started here (a later one that dies is an error, not a reason)
+        self.in_thread = False  # no helper could start here: analyses run in the calling thread
+        self._tokens: dict[int, tuple[weakref.ref, int]] = {}  # id(DecodedAudio) -> (the object, its token)
+        self._next_token = itertools.count(1)
+
+    def analyse(self, path: Path, audio: DecodedAudio, model_folder: Path, cancel: CancelToken | None = None,
+                spans: Spans = None) -> RecordingAnalysis:
+        """`analyse_samples` of the recording with the model in `model_folder`, as if called here."""
+        with self._lock:
+            if not self.in_thread:
+                try:
+                    return self._through_helper(path, audio, Path(model_folder), cancel, spans)
+                except _HelperWillNotStart:
+                    self.in_thread = True
+            return analyse_samples(path, audio, loaded_model(Path(model_folder)), cancel=cancel, spans=spans)
+
+    def prepare(self, model_folder: Path) -> None:
+        """Starts the helper and has it load the model, without waiting: a window that has chosen its model
+        pays for the helper's start (a new interpreter importing torch: seconds) before its first recording."""
+        if not self._lock.acquire(blocking=False):
+            return  # an analysis is running: the helper is up
+        try:
+            if not self.in_thread:
+                self._helper().submit(_load_in_helper, Path(model_folder))  # an error shows at the analysis
+        except BrokenProcessPool:
+            pass  # the next analysis finds out why
+        finally:
+            self._lock.release()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
+
+    def _helper(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = self._start_pool(self._cancel)
+            self._helper_up = self._pool.submit(_answer)
+        return self._pool
+
+    def _through_helper(self, path: Path, audio: DecodedAudio, model_folder: Path, cancel: CancelToken | None,
+                        spans: Spans) -> RecordingAnalysis:
+        call = (path, self._token(audio), audio.sample_rate, audio.warnings, model_folder, spans)
+        analysis = self._in_helper(call, None, cancel)
+        if analysis is None:  # the helper does not hold these samples (yet, or any more)
+            with _shared(audio.samples) as sent:
+                analysis = self._in_helper(call, sent, cancel)
+        return analysis
+
+    def _in_helper(self, call: tuple, sent: SentSamples | None, cancel: CancelToken | None):
+        pool = self._helper()
+        self._cancel.clear()
+        try:
+            if not self.helpers_start:
+                self._wait(self._helper_up, cancel)
+                self.helpers_start = True
+            return self._wait(pool.submit(_analyse_in_helper, *call, sent), cancel)
+        except BrokenProcessPool:
+            pool.shutdown(wait=False)
+            self._pool = None
+            if not self.helpers_start:
+                raise _HelperWillNotStart from None
+            raise LungKDError("the helper process analysing recordings stopped (killed, or out of memory).",
+                              path=call[0], fix="analyse it again: a new helper starts.") from None
+
+    def _wait(self, future: Future, cancel: CancelToken | None):
+        """The future's result, waited for without the interpreter's lock; a cancel meanwhile is passed on (the
+        helper raises Cancelled at its next step, and that comes back here)."""
+        while True:
+            try:
+                return future.result(timeout=CANCEL_POLL_S)
+            except TimeoutError:
+                if cancel is not None and cancel.is_set():
+                    self._cancel.set()
+
+    def _token(self, audio: DecodedAudio) -> int:
+        """A number for these decoded samples, the same as long as the object lives (an id can be reused)."""
+        held = self._tokens.get(id(audio))
+        if held is not None and held[0]() is audio:
+            return held[1]
+        token = next(self._next_token)
+        self._tokens = {key: value for key, value in self._tokens.items() if value[0]() is not None}
+        self._tokens[id(audio)] = (weakref.ref(audio), token)
+        return token
+
+
+_models: dict[Path, tuple[tuple, UsableModel]] = {}  # by folder: (its files' state, the model)
+
+
+def _folder_state(folder: Path) -> tuple:
+    return tuple(sorted((p.name, s.st_size, s.st_mtime_ns) for p in folder.iterdir() if p.is_file()
+                        for s in [p.stat()]))
+
+
+def loaded_model(folder: Path) -> UsableModel:
+    """The model in `folder` (with the limits its card stores), loaded once in this process while the folder's
+    files stay as they are."""
+    state = _folder_state(folder) if folder.is_dir() else ()
+    held = _models.get(folder)
+    if held is None or held[0] != state:
+        _models[folder] = (state, load_model_with_limits(folder))
+    return _models[folder][1]
+
+
+_shared_analyses: AnalysisProcess | None = None
+
+
+def shared_analyses() -> AnalysisProcess:
+    """The application's one helper for analyses (windows and tests share it: each helper imports torch)."""
+    global _shared_analyses
+    if _shared_analyses is None:
+        _shared_analyses = AnalysisProcess()
+    return _shared_analyses
+
+
+@contextmanager
+def _shared(samples: np.ndarray) -> Iterator[SentSamples]:
+    """The samples copied into a shared memory block for the helper, freed after the block."""
+    block = shared_memory.SharedMemory(create=True, size=max(samples.nbytes, 1))
+    try:
+        view = np.ndarray(samples.shape, samples.dtype, buffer=block.buf)
+        np.copyto(view, samples)
+        del view  # the block cannot close while an array looks into it
+        yield block.name, samples.shape, samples.dtype.str
+    finally:
+        block.close()
+        block.unlink()
+
+
+def _received(sent: SentSamples) -> np.ndarray:
+    name, shape, dtype = sent
+    block = shared_memory.SharedMemory(name=name)
+    try:
+        view = np.ndarray(shape, np.dtype(dtype), buffer=block.buf)
+        samples = view.copy()
+        del view
+    finally:
+        block.close()
+    return samples
+
+
+# In the helper process.
+_helper_cancel = None
+_recordings: OrderedDict[int, DecodedAudio] = OrderedDict()
+
+
+def _set_up_helper(cancel_event) -> None:
+    global _helper_cancel
+    _helper_cancel = cancel_event
+
+
+def _answer() -> bool:
+    return True
+
+
+def _load_in_helper(model_folder: Path) -> None:
+    loaded_model(model_folder)
+
+
+def _analyse_in_helper(path: Path, token: int, sample_rate: int, warnings: list, model_folder: Path, spans: Spans,
+                       sent: SentSamples | None) -> RecordingAnalysis | None:
+    """The analysis, or None when the samples are not held here and were not sent."""
+    audio = _recordings.get(token)
+    if audio is None:
+        if sent is None:
+            return None
+        audio = _recordings[token] = DecodedAudio(_received(sent), sample_rate, warnings)
+        while len(_recordings) > RECORDINGS_HELD:
+            _recordings.popitem(last=False)
+    _recordings.move_to_end(token)
+    return analyse_samples(path, audio, loaded_model(model_folder), cancel=CancelToken(_helper_cancel), spans=spans)
