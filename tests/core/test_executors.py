@@ -116,7 +116,7 @@ def test_a_worker_killed_mid_teacher_is_started_again_and_the_report_is_the_same
     # The kill lands after epoch 1's checkpoint; on a loaded machine the worker may have finished epoch 2 before
     # the batched events reach the driver, so the restart resumes from the last checkpoint, whichever it was.
     resumes = [i for i, e in enumerate(second) if re.fullmatch(r"Resuming from epoch \d+\.", e.message)]
-    if isinstance(executor, RayExecutor) and not resumes:
+    if not resumes:
         # ... or it had finished training and saved the teacher before the kill reached it (its logits or its
         # finished event not yet out): the restart reuses the saved teacher and trains nothing again
         again = second[died[0]:]
