@@ -1,8 +1,8 @@
-"""The Studio's analyses (a recording opened, an edit's cycles predicted) run in one helper process, not in the
-engine's thread. An analysis makes thousands of small numpy and torch calls, each letting go of the
-interpreter's lock and taking it back at once, and the GUI thread waiting for that lock kept losing the race:
-beside the 60-minute recording's analysis in a thread the window's timer came 32-93 ms late, beside the same
-analysis in another process 4-10 ms (`python -m bench.gil_wait --minutes 60`, bench/README.md).
+"""The Studio's analyses (a recording opened, an edit's cycles predicted, a recording segmented again) run in one
+helper process, not in the engine's thread. An analysis makes thousands of small numpy and torch calls, each
+letting go of the interpreter's lock and taking it back at once, and the GUI thread waiting for that lock kept
+losing the race: beside the 60-minute recording's analysis in a thread the window's timer came 32-93 ms late,
+beside the same analysis in another process 4-10 ms (`python -m bench.gil_wait --minutes 60`, bench/README.md).
 
 One helper serves the whole application, started when a model is chosen (or at the first analysis) and kept.
 It holds the models it loaded (loaded again when their folder's files change) and the samples of the last few
@@ -30,7 +30,8 @@ from typing import Callable, Iterator
 import numpy as np
 
 from lungkd.core.analysis.limits import UsableModel, load_model_with_limits
-from lungkd.core.analysis.predict import RecordingAnalysis, analyse_samples
+from lungkd.core.analysis.predict import RecordingAnalysis, analyse_samples, segment_recording
+from lungkd.core.analysis.segmentation import Segmentation
 from lungkd.core.cancel import CancelToken
 from lungkd.core.data.audio import DecodedAudio
 from lungkd.core.errors import LungKDError
@@ -65,13 +66,21 @@ class AnalysisProcess:
     def analyse(self, path: Path, audio: DecodedAudio, model_folder: Path, cancel: CancelToken | None = None,
                 spans: Spans = None) -> RecordingAnalysis:
         """`analyse_samples` of the recording with the model in `model_folder`, as if called here."""
+        return self._run(audio, cancel, _analysis, Path(path), Path(model_folder), spans)
+
+    def segment(self, path: Path, audio: DecodedAudio, period: float | None) -> Segmentation:
+        """`segment_recording` of the recording at a breathing period, as if called here."""
+        return self._run(audio, None, _segmentation, Path(path), period)
+
+    def _run(self, audio: DecodedAudio, cancel: CancelToken | None, work: Callable, *args):
+        """`work(audio, cancel, *args)`, a module-level function, in the helper (or here, where none starts)."""
         with self._lock:
             if not self.in_thread:
                 try:
-                    return self._through_helper(path, audio, Path(model_folder), cancel, spans)
+                    return self._through_helper(audio, cancel, work, args)
                 except _HelperWillNotStart:
                     self.in_thread = True
-            return analyse_samples(path, audio, loaded_model(Path(model_folder)), cancel=cancel, spans=spans)
+            return work(audio, cancel, *args)
 
     def prepare(self, model_folder: Path) -> None:
         """Starts the helper and has it load the model, without waiting: a window that has chosen its model
@@ -98,30 +107,31 @@ class AnalysisProcess:
             self._helper_up = self._pool.submit(_answer)
         return self._pool
 
-    def _through_helper(self, path: Path, audio: DecodedAudio, model_folder: Path, cancel: CancelToken | None,
-                        spans: Spans) -> RecordingAnalysis:
-        call = (path, self._token(audio), audio.sample_rate, audio.warnings, model_folder, spans)
-        analysis = self._in_helper(call, None, cancel)
-        if analysis is None:  # the helper does not hold these samples (yet, or any more)
+    def _through_helper(self, audio: DecodedAudio, cancel: CancelToken | None, work: Callable, args: tuple):
+        held = (self._token(audio), audio.sample_rate, audio.warnings)
+        done, result = self._in_helper(held, None, work, args, cancel)
+        if not done:  # the helper does not hold these samples (yet, or any more)
             with _shared(audio.samples) as sent:
-                analysis = self._in_helper(call, sent, cancel)
-        return analysis
+                done, result = self._in_helper(held, sent, work, args, cancel)
+        return result
 
-    def _in_helper(self, call: tuple, sent: SentSamples | None, cancel: CancelToken | None):
+    def _in_helper(self, held: tuple, sent: SentSamples | None, work: Callable, args: tuple,
+                   cancel: CancelToken | None) -> tuple[bool, object]:
         pool = self._helper()
         self._cancel.clear()
         try:
             if not self.helpers_start:
                 self._wait(self._helper_up, cancel)
                 self.helpers_start = True
-            return self._wait(pool.submit(_analyse_in_helper, *call, sent), cancel)
+            return self._wait(pool.submit(_in_helper_with_samples, *held, sent, work, args), cancel)
         except BrokenProcessPool:
             pool.shutdown(wait=False)
             self._pool = None
             if not self.helpers_start:
                 raise _HelperWillNotStart from None
+            path = args[0]  # every job's first argument is the recording's path
             raise LungKDError("the helper process analysing recordings stopped (killed, or out of memory).",
-                              path=call[0], fix="analyse it again: a new helper starts.") from None
+                              path=path, fix="analyse it again: a new helper starts.") from None
 
     def _wait(self, future: Future, cancel: CancelToken | None):
         """The future's result, waited for without the interpreter's lock; a cancel meanwhile is passed on (the
@@ -217,15 +227,25 @@ def _load_in_helper(model_folder: Path) -> None:
     loaded_model(model_folder)
 
 
-def _analyse_in_helper(path: Path, token: int, sample_rate: int, warnings: list, model_folder: Path, spans: Spans,
-                       sent: SentSamples | None) -> RecordingAnalysis | None:
-    """The analysis, or None when the samples are not held here and were not sent."""
+def _in_helper_with_samples(token: int, sample_rate: int, warnings: list, sent: SentSamples | None, work: Callable,
+                            args: tuple) -> tuple[bool, object]:
+    """(True, `work(audio, cancel, *args)`) on the recording's samples; (False, None) when they are not held here
+    and were not sent."""
     audio = _recordings.get(token)
     if audio is None:
         if sent is None:
-            return None
+            return False, None
         audio = _recordings[token] = DecodedAudio(_received(sent), sample_rate, warnings)
         while len(_recordings) > RECORDINGS_HELD:
             _recordings.popitem(last=False)
     _recordings.move_to_end(token)
-    return analyse_samples(path, audio, loaded_model(model_folder), cancel=CancelToken(_helper_cancel), spans=spans)
+    return True, work(audio, CancelToken(_helper_cancel), *args)
+
+
+def _analysis(audio: DecodedAudio, cancel: CancelToken | None, path: Path, model_folder: Path,
+              spans: Spans) -> RecordingAnalysis:
+    return analyse_samples(path, audio, loaded_model(model_folder), cancel=cancel, spans=spans)
+
+
+def _segmentation(audio: DecodedAudio, cancel: CancelToken | None, path: Path, period: float | None) -> Segmentation:
+    return segment_recording(path, audio.samples, audio.sample_rate, period)

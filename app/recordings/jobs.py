@@ -12,7 +12,7 @@ import numpy as np
 from lungkd.core.analysis.batch import Failure, Progress, for_each_recording
 from lungkd.core.analysis.display import display_spectrogram, relative_to_loud_parts
 from lungkd.core.analysis.explain import explain_recording_cycle
-from lungkd.core.analysis.predict import RecordingAnalysis, segment_recording
+from lungkd.core.analysis.predict import RecordingAnalysis
 from lungkd.core.data.annotation_io import annotation_path_for, file_digest
 from lungkd.core.data.audio import DecodedAudio, load_audio
 from lungkd.core.data.generated import is_generated
@@ -154,6 +154,6 @@ def explain_job(recording: OpenRecording, model_folder: Path, start: float, end:
                                                           start, end, cancel=cancel)
 
 
-def segment_job(recording: OpenRecording, period: float):
+def segment_job(recording: OpenRecording, period: float, analyses: AnalysisProcess):
     """The recording's automatic segmentation again, at a breathing period the user gives."""
-    return lambda report, cancel: segment_recording(recording.path, recording.samples, recording.sample_rate, period)
+    return lambda report, cancel: analyses.segment(recording.path, recording.audio, period)

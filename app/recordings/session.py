@@ -259,7 +259,7 @@ class Session(QObject):
     def segment_again(self, document: CycleDocument, period: float) -> EngineTask:
         """Segments the recording again at the breathing period `period` (s) in the engine; the cycles found
         replace the document's as one edit."""
-        task = EngineTask(segment_job(self.recordings[document.audio_path], period),
+        task = EngineTask(segment_job(self.recordings[document.audio_path], period, self.analysis_helper),
                           printable(f"Segmenting {document.name} again"))
         task.finished.connect(lambda segmentation: self._segmented_again(document, period, segmentation))
         task.failed.connect(self.error)

@@ -1,7 +1,8 @@
-"""The Studio's analyses in their helper process (app/recordings/analysis_process.py): the same analysis as in
-the calling thread, a recording's samples sent once, cancel heard mid-analysis, a killed helper replaced, a
-helper that cannot start leaving the analyses to the calling thread, models loaded again when their files
-change, and the helper's module free of Qt. Each test starts its own real helper (a spawned interpreter)."""
+"""The Studio's analyses in their helper process (app/recordings/analysis_process.py): the same analysis and
+segmentation as in the calling thread, a recording's samples sent once, cancel heard mid-analysis, a killed
+helper replaced, a helper that cannot start leaving the analyses to the calling thread, models loaded again
+when their folder's files change, and the helper's module free of Qt. Each test starts its own real helper (a
+spawned interpreter)."""
 import multiprocessing
 import os
 import signal
@@ -16,7 +17,7 @@ import pytest
 from lungkd.app.recordings import analysis_process
 from lungkd.app.recordings.analysis_process import AnalysisProcess, loaded_model
 from lungkd.core.analysis.limits import load_model_with_limits
-from lungkd.core.analysis.predict import analyse_samples
+from lungkd.core.analysis.predict import analyse_samples, segment_recording
 from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.data.audio import DecodedAudio, load_audio
 from lungkd.core.errors import LungKDError
@@ -74,6 +75,14 @@ def test_choosing_a_model_starts_the_helper_before_the_first_recording(analyses,
     assert analyses.analyse(recording, audio, model_folder) == analyse_samples(
         recording, audio, load_model_with_limits(model_folder))
     assert _helper_pids(before) == {helper}
+
+
+def test_a_recording_segmented_again_in_the_helper_is_segmented_as_in_the_calling_thread(analyses, sends,
+                                                                                          recording, tmp_path):
+    path, long = _long(recording, tmp_path, 3)
+    for period in (2.5, 4.0):
+        assert analyses.segment(path, long, period) == segment_recording(path, long.samples, long.sample_rate, period)
+    assert sends == [len(long.samples)]
 
 
 def test_a_recordings_samples_go_to_the_helper_once(analyses, sends, model_folder, recording):
