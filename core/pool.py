@@ -111,9 +111,10 @@ def spawn_pool(workers: int, set_up: Callable[..., None] | None = None, *set_up_
                                initargs=(set_up, set_up_args))
 
 
-def spawn_event():
-    """An event a parent and the helpers of its `spawn_pool`s share, given to them through `set_up_args`."""
-    return _DeafToInterruptContext().Event()
+def spawn_context() -> multiprocessing.context.SpawnContext:
+    """The context `spawn_pool`'s helpers start in: the Events and Queues it makes can be handed to them through
+    `set_up_args`, and so shared with the parent."""
+    return _DeafToInterruptContext()
 
 
 @contextmanager

@@ -17,6 +17,7 @@ This module imports only the engine: the helper imports it too, and must not loa
 from __future__ import annotations
 
 import itertools
+import queue
 import threading
 import weakref
 from collections import OrderedDict
@@ -29,19 +30,24 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from lungkd.core.analysis.batch import Batch, Failure, Progress, analyse_folder
 from lungkd.core.analysis.limits import UsableModel, load_model_with_limits
 from lungkd.core.analysis.predict import RecordingAnalysis, analyse_samples, segment_recording
+from lungkd.core.analysis.results import AnalysedRecording, ResultsCache
 from lungkd.core.analysis.segmentation import Segmentation
 from lungkd.core.cancel import CancelToken
 from lungkd.core.data.audio import DecodedAudio
 from lungkd.core.errors import LungKDError
-from lungkd.core.pool import spawn_event, spawn_pool
+from lungkd.core.pool import spawn_context, spawn_pool
 
-CANCEL_POLL_S = 0.05  # how often the waiting thread passes its cancel on to the helper
+CANCEL_POLL_S = 0.05  # how often the waiting thread passes its cancel on to the helper and reads its reports
+REPORTS_END_S = 10.0  # how long an ended job's last reports are waited for
 RECORDINGS_HELD = 3  # recordings whose samples the helper keeps (an hour at 4 kHz: 57 MB)
 
 Spans = list[tuple[float, float]] | None
 SentSamples = tuple[str, tuple[int, ...], str]  # shared memory block's name, the array's shape and dtype
+Report = Callable[[str, object], None]  # what a job reports as it goes: (kind, payload)
+_JOB_ENDED = "job ended"  # the last report of every job in the helper, after all of its own
 
 
 class _HelperWillNotStart(Exception):
@@ -52,12 +58,14 @@ class AnalysisProcess:
     """Analyses in the helper process, one at a time (the window's task queue runs its jobs in turn; the lock
     keeps any other caller waiting rather than sharing the helper's cancel)."""
 
-    def __init__(self, start_pool: Callable[[object], ProcessPoolExecutor] | None = None):
-        self._start_pool = start_pool or (lambda event: spawn_pool(1, _set_up_helper, event))
+    def __init__(self, start_pool: Callable[..., ProcessPoolExecutor] | None = None):
+        """`start_pool(cancel, reports)`: the helper's pool, handed the event and queue it shares with this one."""
+        self._start_pool = start_pool or (lambda *shared: spawn_pool(1, _set_up_helper, *shared))
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
         self._helper_up: Future | None = None  # answers once the helper has started
-        self._cancel = spawn_event()
+        self._cancel = self._reports = None  # shared with the helper: made anew with each one
+        self._jobs = itertools.count(1)
         self.helpers_start = False  # a helper has started here (a later one that dies is an error, not a reason)
         self.in_thread = False  # no helper could start here: analyses run in the calling thread
         self._tokens: dict[int, tuple[weakref.ref, int]] = {}  # id(DecodedAudio) -> (the object, its token)
@@ -66,21 +74,34 @@ class AnalysisProcess:
     def analyse(self, path: Path, audio: DecodedAudio, model_folder: Path, cancel: CancelToken | None = None,
                 spans: Spans = None) -> RecordingAnalysis:
         """`analyse_samples` of the recording with the model in `model_folder`, as if called here."""
-        return self._run(audio, cancel, _analysis, Path(path), Path(model_folder), spans)
+        return self._run(audio, cancel, None, _analysis, Path(path), Path(model_folder), spans)
 
     def segment(self, path: Path, audio: DecodedAudio, period: float | None) -> Segmentation:
         """`segment_recording` of the recording at a breathing period, as if called here."""
-        return self._run(audio, None, _segmentation, Path(path), period)
+        return self._run(audio, None, None, _segmentation, Path(path), period)
 
-    def _run(self, audio: DecodedAudio, cancel: CancelToken | None, work: Callable, *args):
-        """`work(audio, cancel, *args)`, a module-level function, in the helper (or here, where none starts)."""
+    def analyse_folder(self, folder: Path, glob: str | None, model_folder: Path, workspace: Path,
+                       cancel: CancelToken | None, on_progress: Callable[[Progress], None],
+                       on_result: Callable[[AnalysedRecording | Failure], None]) -> Batch:
+        """`core.analysis.batch.analyse_folder` with the workspace's results cache, as if called here: progress and
+        each recording's outcome reported as they come."""
+        def report(kind: str, payload) -> None:
+            (on_progress if kind == "progress" else on_result)(payload)
+        return self._run(None, cancel, report, _folder_analysis, Path(folder), glob, Path(model_folder),
+                         Path(workspace))
+
+    def _run(self, audio: DecodedAudio | None, cancel: CancelToken | None, report: Report | None, work: Callable,
+             *args):
+        """`work(audio, cancel, report, *args)`, a module-level function, in the helper (or here, where none
+        starts); `audio`, when given, is the recording the job reads (sent to the helper once)."""
+        report = report or _ignore
         with self._lock:
             if not self.in_thread:
                 try:
-                    return self._through_helper(audio, cancel, work, args)
+                    return self._through_helper(audio, cancel, report, work, args)
                 except _HelperWillNotStart:
                     self.in_thread = True
-            return work(audio, cancel, *args)
+            return work(audio, cancel, report, *args)
 
     def prepare(self, model_folder: Path) -> None:
         """Starts the helper and has it load the model, without waiting: a window that has chosen its model
@@ -103,45 +124,72 @@ class AnalysisProcess:
 
     def _helper(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = self._start_pool(self._cancel)
+            context = spawn_context()  # a helper killed mid-report leaves nothing half-written for the next
+            self._cancel, self._reports = context.Event(), context.Queue()
+            self._pool = self._start_pool(self._cancel, self._reports)
             self._helper_up = self._pool.submit(_answer)
         return self._pool
 
-    def _through_helper(self, audio: DecodedAudio, cancel: CancelToken | None, work: Callable, args: tuple):
-        held = (self._token(audio), audio.sample_rate, audio.warnings)
-        done, result = self._in_helper(held, None, work, args, cancel)
+    def _through_helper(self, audio: DecodedAudio | None, cancel: CancelToken | None, report: Report,
+                        work: Callable, args: tuple):
+        held = (self._token(audio), audio.sample_rate, audio.warnings) if audio is not None else None
+        done, result = self._in_helper(held, None, work, args, cancel, report)
         if not done:  # the helper does not hold these samples (yet, or any more)
             with _shared(audio.samples) as sent:
-                done, result = self._in_helper(held, sent, work, args, cancel)
+                done, result = self._in_helper(held, sent, work, args, cancel, report)
         return result
 
-    def _in_helper(self, held: tuple, sent: SentSamples | None, work: Callable, args: tuple,
-                   cancel: CancelToken | None) -> tuple[bool, object]:
+    def _in_helper(self, held: tuple | None, sent: SentSamples | None, work: Callable, args: tuple,
+                   cancel: CancelToken | None, report: Report) -> tuple[bool, object]:
         pool = self._helper()
         self._cancel.clear()
         try:
             if not self.helpers_start:
                 self._wait(self._helper_up, cancel)
                 self.helpers_start = True
-            return self._wait(pool.submit(_in_helper_with_samples, *held, sent, work, args), cancel)
+            job = next(self._jobs)
+            return self._wait(pool.submit(_job_in_helper, job, held, sent, work, args), cancel, (job, report))
         except BrokenProcessPool:
             pool.shutdown(wait=False)
             self._pool = None
             if not self.helpers_start:
                 raise _HelperWillNotStart from None
-            path = args[0]  # every job's first argument is the recording's path
+            path = args[0]  # every job's first argument is the recording's path, or the folder's
             raise LungKDError("the helper process analysing recordings stopped (killed, or out of memory).",
                               path=path, fix="analyse it again: a new helper starts.") from None
 
-    def _wait(self, future: Future, cancel: CancelToken | None):
-        """The future's result, waited for without the interpreter's lock; a cancel meanwhile is passed on (the
-        helper raises Cancelled at its next step, and that comes back here)."""
-        while True:
+    def _wait(self, future: Future, cancel: CancelToken | None, reports: tuple[int, Report] | None = None):
+        """The future's result, waited for without the interpreter's lock; meanwhile the job's reports are passed
+        on, and so is a cancel (the helper raises Cancelled at its next step, and that comes back here)."""
+        ended = reports is None
+        while not future.done():
             try:
-                return future.result(timeout=CANCEL_POLL_S)
+                future.result(timeout=CANCEL_POLL_S)
             except TimeoutError:
                 if cancel is not None and cancel.is_set():
                     self._cancel.set()
+            except Exception:
+                break  # raised below, once the job's reports are read
+            if not ended:
+                ended = self._pass_reports(*reports, wait=False)
+        if not ended and not isinstance(future.exception(), BrokenProcessPool):
+            self._pass_reports(*reports, wait=True)
+        return future.result()
+
+    def _pass_reports(self, job: int, report: Report, wait: bool) -> bool:
+        """The job's reports that have come, or (`wait`: it has ended) all of them, whose end follows the result by
+        moments (the helper's queue writes from a thread of its own). Whether its end has come."""
+        while True:
+            try:
+                sender, kind, payload = self._reports.get(timeout=REPORTS_END_S) if wait else \
+                    self._reports.get_nowait()
+            except queue.Empty:
+                return False
+            if sender != job:
+                continue  # a late report of an earlier job, whose end did not come in time
+            if kind == _JOB_ENDED:
+                return True
+            report(kind, payload)
 
     def _token(self, audio: DecodedAudio) -> int:
         """A number for these decoded samples, the same as long as the object lives (an id can be reused)."""
@@ -209,14 +257,19 @@ def _received(sent: SentSamples) -> np.ndarray:
     return samples
 
 
+def _ignore(kind: str, payload) -> None:
+    pass
+
+
 # In the helper process.
 _helper_cancel = None
+_helper_reports = None
 _recordings: OrderedDict[int, DecodedAudio] = OrderedDict()
 
 
-def _set_up_helper(cancel_event) -> None:
-    global _helper_cancel
-    _helper_cancel = cancel_event
+def _set_up_helper(cancel_event, reports) -> None:
+    global _helper_cancel, _helper_reports
+    _helper_cancel, _helper_reports = cancel_event, reports
 
 
 def _answer() -> bool:
@@ -227,25 +280,49 @@ def _load_in_helper(model_folder: Path) -> None:
     loaded_model(model_folder)
 
 
-def _in_helper_with_samples(token: int, sample_rate: int, warnings: list, sent: SentSamples | None, work: Callable,
-                            args: tuple) -> tuple[bool, object]:
-    """(True, `work(audio, cancel, *args)`) on the recording's samples; (False, None) when they are not held here
-    and were not sent."""
+def _job_in_helper(job: int, held: tuple | None, sent: SentSamples | None, work: Callable,
+                   args: tuple) -> tuple[bool, object]:
+    """(True, `work(audio, cancel, report, *args)`), `audio` the recording `held` names (token, rate, warnings) or
+    None; (False, None) when its samples are not held here and were not sent. Reports go to the parent tagged
+    with `job`, the last one saying the job ended."""
+    def report(kind: str, payload) -> None:
+        _helper_reports.put((job, kind, payload))
+    try:
+        audio = None
+        if held is not None:
+            audio = _held_audio(*held, sent)
+            if audio is None:
+                return False, None
+        return True, work(audio, CancelToken(_helper_cancel), report, *args)
+    finally:
+        report(_JOB_ENDED, None)
+
+
+def _held_audio(token: int, sample_rate: int, warnings: list, sent: SentSamples | None) -> DecodedAudio | None:
     audio = _recordings.get(token)
     if audio is None:
         if sent is None:
-            return False, None
+            return None
         audio = _recordings[token] = DecodedAudio(_received(sent), sample_rate, warnings)
         while len(_recordings) > RECORDINGS_HELD:
             _recordings.popitem(last=False)
     _recordings.move_to_end(token)
-    return True, work(audio, CancelToken(_helper_cancel), *args)
+    return audio
 
 
-def _analysis(audio: DecodedAudio, cancel: CancelToken | None, path: Path, model_folder: Path,
+# The jobs: work(audio, cancel, report, *args), run in the helper or, where none starts, in the calling thread.
+def _analysis(audio: DecodedAudio, cancel: CancelToken | None, report: Report, path: Path, model_folder: Path,
               spans: Spans) -> RecordingAnalysis:
     return analyse_samples(path, audio, loaded_model(model_folder), cancel=cancel, spans=spans)
 
 
-def _segmentation(audio: DecodedAudio, cancel: CancelToken | None, path: Path, period: float | None) -> Segmentation:
+def _segmentation(audio: DecodedAudio, cancel: CancelToken | None, report: Report, path: Path,
+                  period: float | None) -> Segmentation:
     return segment_recording(path, audio.samples, audio.sample_rate, period)
+
+
+def _folder_analysis(audio: None, cancel: CancelToken | None, report: Report, folder: Path, glob: str | None,
+                     model_folder: Path, workspace: Path) -> Batch:
+    return analyse_folder([folder], loaded_model(model_folder), ResultsCache.for_workspace(workspace), glob=glob,
+                          cancel=cancel, on_progress=lambda progress: report("progress", progress),
+                          on_result=lambda outcome: report("result", outcome))

@@ -1,5 +1,5 @@
 """File ▸ Analyse a folder…: every recording of a folder (and its subfolders) analysed by the chosen model in
-the engine thread, as `lungkd predict FOLDER --export OUT` does it: a progress bar with the time left, Cancel,
+the analysis helper process, as `lungkd predict FOLDER --export OUT` does it: a progress bar with the time left, Cancel,
 and Resume, which skips what the workspace's results cache holds (core.analysis.results); a file that fails is
 listed with its reason and the others go on. The run ends in one combined export (CSV, JSON and a Raven
 selection table, each row with its provenance) in the export folder. The recordings are not opened in the
@@ -13,14 +13,13 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
                                QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget)
 
-from lungkd.core.analysis.batch import Failure, Progress, analyse_folder
+from lungkd.core.analysis.batch import Failure, Progress
 from lungkd.core.analysis.combined_export import EXPORT_FILES, write_combined_export
-from lungkd.core.analysis.limits import load_model_with_limits
-from lungkd.core.analysis.results import ResultsCache
 from lungkd.core.text import printable
 
 from ..engine import EngineTask
 from ..progress_bar import ProgressBar
+from .analysis_process import shared_analyses
 
 
 def time_left(seconds: float | None) -> str:
@@ -32,12 +31,12 @@ def time_left(seconds: float | None) -> str:
 
 
 def folder_job(folder: Path, glob: str | None, model_folder: Path, export: Path, workspace: Path):
-    """The engine's folder analysis with the results cache, then the combined export: progress as batch
-    Progress, each recording's outcome delivered as it comes; the Batch and the export's paths at the end."""
+    """The engine's folder analysis with the results cache (in the analysis helper), then the combined export:
+    progress as batch Progress, each recording's outcome delivered as it comes; the Batch and the export's paths
+    at the end."""
     def job(report, cancel):
-        model = load_model_with_limits(model_folder)
-        batch = analyse_folder([folder], model, ResultsCache.for_workspace(workspace), glob=glob, cancel=cancel,
-                               on_progress=report, on_result=report.deliver)
+        batch = shared_analyses().analyse_folder(folder, glob, model_folder, workspace, cancel, on_progress=report,
+                                                 on_result=report.deliver)
         return batch, write_combined_export(export, batch)
     return job
 

@@ -16,6 +16,7 @@ import pytest
 
 from lungkd.app.recordings import analysis_process
 from lungkd.app.recordings.analysis_process import AnalysisProcess, loaded_model
+from lungkd.core.analysis.batch import analyse_folder
 from lungkd.core.analysis.limits import load_model_with_limits
 from lungkd.core.analysis.predict import analyse_samples, segment_recording
 from lungkd.core.cancel import Cancelled, CancelToken
@@ -85,6 +86,20 @@ def test_a_recording_segmented_again_in_the_helper_is_segmented_as_in_the_callin
     assert sends == [len(long.samples)]
 
 
+def test_a_folder_analysed_in_the_helper_reports_progress_and_each_outcome_as_the_calling_thread_does(
+        analyses, model_folder, synthetic_dir, tmp_path):
+    progress, outcomes = [], []
+    batch = analyses.analyse_folder(synthetic_dir, None, model_folder, tmp_path / "ws", None, progress.append,
+                                    outcomes.append)
+    here = analyse_folder([synthetic_dir], load_model_with_limits(model_folder), None)
+    assert [r.json for r in batch.results] == [r.json for r in here.results] and len(here.results) == 14
+    assert outcomes == batch.results  # each as it came, every one before the batch returned
+    assert [p.done for p in progress] == sorted(p.done for p in progress) and progress[-1].done == 14
+    again = analyses.analyse_folder(synthetic_dir, None, model_folder, tmp_path / "ws", None, progress.append,
+                                    outcomes.append)  # the workspace's results cache, read in the helper
+    assert all(r.reused for r in again.results) and [r.json for r in again.results] == [r.json for r in here.results]
+
+
 def test_a_recordings_samples_go_to_the_helper_once(analyses, sends, model_folder, recording):
     audio = load_audio(recording)
     first = analyses.analyse(recording, audio, model_folder)
@@ -123,7 +138,7 @@ def test_a_killed_helper_fails_that_analysis_with_a_clear_error_and_a_new_one_st
 
 
 def test_where_no_helper_can_start_the_analyses_run_in_the_calling_thread(model_folder, recording):
-    def helper_that_exits(event) -> ProcessPoolExecutor:
+    def helper_that_exits(*shared) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=os._exit,
                                    initargs=(3,))
     analyses = AnalysisProcess(start_pool=helper_that_exits)
