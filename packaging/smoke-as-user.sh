@@ -17,8 +17,11 @@ step "lungkd --version"
 grep -q "^Location *bundle $BUNDLE/_internal" version.txt || fail "not running from $BUNDLE"
 
 step "lungkd-studio, first start: generated recordings analysed by the shipped demo model"
-"$BUNDLE/lungkd-studio" --screenshot first-start.png
+"$BUNDLE/lungkd-studio" --screenshot first-start.png 2> first-start.err || { cat first-start.err >&2; fail "no window"; }
+cat first-start.err >&2
 picture first-start.png
+# the analyses ran in their helper process: the frozen bundle starts it as the launcher's multiprocessing child
+! grep -q "no helper process could start" first-start.err || fail "the Studio's analysis helper did not start"
 echo "workspace: $workspace"
 # the demo recordings the window lists, as `lungkd data stats` sees them
 "$BUNDLE/lungkd" data stats "$workspace/datasets/studio-demo" | tee demo-stats.txt

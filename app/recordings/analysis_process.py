@@ -17,6 +17,7 @@ This module imports only the engine: the helper imports it too, and must not loa
 from __future__ import annotations
 
 import itertools
+import logging
 import queue
 import threading
 import weakref
@@ -46,6 +47,8 @@ RECORDINGS_HELD = 3  # recordings whose samples the helper keeps (an hour at 4 k
 
 Spans = list[tuple[float, float]] | None
 SentSamples = tuple[str, tuple[int, ...], str]  # shared memory block's name, the array's shape and dtype
+NO_HELPER = ("lungkd-studio: no helper process could start for the analyses; they run in the window's process, "
+             "which may pause while they do.")
 Report = Callable[[str, object], None]  # what a job reports as it goes: (kind, payload)
 _JOB_ENDED = "job ended"  # the last report of every job in the helper, after all of its own
 
@@ -101,6 +104,7 @@ class AnalysisProcess:
                     return self._through_helper(audio, cancel, report, work, args)
                 except _HelperWillNotStart:
                     self.in_thread = True
+                    logging.getLogger(__name__).warning(NO_HELPER)
             return work(audio, cancel, report, *args)
 
     def prepare(self, model_folder: Path) -> None:

@@ -137,7 +137,7 @@ def test_a_killed_helper_fails_that_analysis_with_a_clear_error_and_a_new_one_st
     assert _helper_pids(before) - {helper} and analyses.helpers_start and not analyses.in_thread
 
 
-def test_where_no_helper_can_start_the_analyses_run_in_the_calling_thread(model_folder, recording):
+def test_where_no_helper_can_start_the_analyses_run_in_the_calling_thread(model_folder, recording, caplog):
     def helper_that_exits(*shared) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=os._exit,
                                    initargs=(3,))
@@ -147,6 +147,9 @@ def test_where_no_helper_can_start_the_analyses_run_in_the_calling_thread(model_
         assert analyses.analyse(recording, audio, model_folder) == analyse_samples(
             recording, audio, load_model_with_limits(model_folder))
         assert analyses.in_thread
+        assert [r.getMessage() for r in caplog.records] == [analysis_process.NO_HELPER]  # said once, on stderr
+        analyses.analyse(recording, audio, model_folder)
+        assert len(caplog.records) == 1
     finally:
         analyses.close()
 
