@@ -107,14 +107,21 @@ class AnalysisProcess:
                     logging.getLogger(__name__).warning(NO_HELPER)
             return work(audio, cancel, report, *args)
 
+    def start(self) -> None:
+        """Starts the helper without waiting for it (a new interpreter importing torch: seconds), so that the first
+        analysis need not."""
+        self._without_waiting(lambda pool: None)
+
     def prepare(self, model_folder: Path) -> None:
-        """Starts the helper and has it load the model, without waiting: a window that has chosen its model
-        pays for the helper's start (a new interpreter importing torch: seconds) before its first recording."""
+        """Starts the helper, if it is not, and has it load the model, without waiting."""
+        self._without_waiting(lambda pool: pool.submit(_load_in_helper, Path(model_folder)))  # errors: at analysis
+
+    def _without_waiting(self, then: Callable[[ProcessPoolExecutor], object]) -> None:
         if not self._lock.acquire(blocking=False):
             return  # an analysis is running: the helper is up
         try:
             if not self.in_thread:
-                self._helper().submit(_load_in_helper, Path(model_folder))  # an error shows at the analysis
+                then(self._helper())
         except BrokenProcessPool:
             pass  # the next analysis finds out why
         finally:

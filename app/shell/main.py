@@ -120,6 +120,9 @@ def _start(argv: list[str] | None) -> int:
             print(f"lungkd-studio: {problem}", file=sys.stderr)
             return 1
         os.environ["QT_QPA_PLATFORM"] = "offscreen"  # a screenshot needs no display
+    from ..recordings.analysis_process import shared_analyses
+
+    shared_analyses().start()  # the analyses' helper imports torch on another core while this process starts Qt
     from PySide6.QtWidgets import QApplication
 
     from ..theme import application_icon

@@ -68,10 +68,12 @@ def test_the_helper_gives_the_analysis_the_calling_thread_gives(analyses, model_
     assert not analyses.in_thread
 
 
-def test_choosing_a_model_starts_the_helper_before_the_first_recording(analyses, model_folder, recording):
+def test_the_helper_starts_and_loads_the_model_before_the_first_recording(analyses, model_folder, recording):
     before = {child.pid for child in multiprocessing.active_children()}
-    analyses.prepare(model_folder)  # returns at once; the helper starts and loads the model meanwhile
+    analyses.start()  # as the Studio does first thing: returns at once, the helper starts meanwhile
     (helper,) = _helper_pids(before)
+    analyses.prepare(model_folder)  # a model chosen: the same helper loads it meanwhile
+    assert _helper_pids(before) == {helper}
     audio = load_audio(recording)
     assert analyses.analyse(recording, audio, model_folder) == analyse_samples(
         recording, audio, load_model_with_limits(model_folder))
