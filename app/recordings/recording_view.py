@@ -216,6 +216,7 @@ class RecordingView(QWidget):
         self._pending: dict[int, tuple[ShownCycle, ...]] = {}  # stretches still to draw, nearest the view first
         self._pending_timer = QTimer(self, singleShot=True, interval=0)
         self._pending_timer.timeout.connect(self._draw_pending)
+        self._layers: dict[tuple[int, float], pg.ItemGroup] = {}  # by plot and depth: the stretches' items
         self._spare_labels: list[pg.TextItem] = []  # made once, reused for the cycles that come
         probe = pg.TextItem("")  # never shown: the labels' font and margins
         self._label_metrics = QFontMetricsF(probe.textItem.font())
@@ -259,6 +260,18 @@ class RecordingView(QWidget):
         self.plots.ci.layout.setRowStretchFactor(0, 2)
         self.plots.ci.layout.setRowStretchFactor(2, 3)
         self.plots.ci.layout.setVerticalSpacing(4)
+
+    def _layer(self, plot: pg.PlotItem, z: float) -> pg.ItemGroup:
+        """The group that the items of every stretch drawn at this depth of the plot join. Adding an item to the
+        plot itself (or removing one) repaints the whole plot, as pyqtgraph's ViewBox queues a check of its
+        auto-range at each change of its items; a group's children change without it, so an edit repaints only
+        the stretches it redraws."""
+        key = (id(plot), z)
+        if key not in self._layers:
+            layer = self._layers[key] = pg.ItemGroup()
+            layer.setZValue(z)
+            plot.addItem(layer, ignoreBounds=True)
+        return self._layers[key]
 
     @staticmethod
     def _overlay(item, plot):
@@ -324,7 +337,7 @@ class RecordingView(QWidget):
                       if wanted.get(c) != stretch.cycles]:
             stretch = self._stretches.pop(chunk)
             for item in stretch.items.values():
-                item.getViewBox().removeItem(item)
+                item.scene().removeItem(item)
             unused.update((label.wording, label) for label in stretch.labels)
         x0, x1 = self.track.vb.viewRange()[0]
         missing = sorted((chunk for chunk in wanted if chunk not in self._stretches),
@@ -366,9 +379,8 @@ class RecordingView(QWidget):
                                                pen=pg.mkPen((255, 255, 255, 120), width=1))
         for lane, item in items.items():
             plot, z = (self.spec, 5) if lane == "boundaries" else (lanes[lane][0], lanes[lane][4])
-            item.setZValue(z)
             item.setVisible(lane != "no class" or self._annotated)
-            plot.addItem(item, ignoreBounds=True)
+            item.setParentItem(self._layer(plot, z))
         labels = [label for cycle in cycles for label in self._cycle_labels(cycle, unused)]
         narrowest = min(self._advance(text) for label in labels for text in label.texts)
         return Stretch(cycles, items, labels, max(c.end for c in cycles),
@@ -460,8 +472,7 @@ class RecordingView(QWidget):
             item = self._spare_labels.pop()
         else:
             item = pg.TextItem("", anchor=(0.5, 0.5))
-            item.setZValue(10)
-            self.track.addItem(item, ignoreBounds=True)
+            item.setParentItem(self._layer(self.track, 10))
         item.setColor(QColor.fromRgba(label.colour))
         label.item, label.shown, label.at = item, None, None
         return item

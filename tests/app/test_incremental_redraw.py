@@ -5,6 +5,8 @@ import numpy as np
 import pyqtgraph as pg
 import pytest
 import soundfile as sf
+from PySide6.QtCore import QEvent, QObject
+from PySide6.QtGui import QRegion
 
 from lungkd.app.recordings import cycle_table, recording_view
 from lungkd.app.recordings.cycle_document import CycleDocument
@@ -130,6 +132,40 @@ def test_an_edit_redraws_only_the_rows_and_stretches_it_changed(opened):
     assert page.table.item(20, page.table.column("annotated")).text() == "normal"  # as the setup set it
     bands = drawing(page.view)[0]["model"]
     assert [(x0, x1) for x0, x1, *_ in bands] == sorted((c.start, c.end) for c in window.session.shown_cycles())
+
+
+class PaintedRegion(QObject):
+    """The part of a widget repainted while it watches."""
+
+    def __init__(self, widget):
+        super().__init__()
+        self.region = QRegion()
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() == QEvent.Type.Paint:
+            self.region = self.region.united(event.region())
+        return False
+
+
+def test_an_edit_repaints_only_the_stretch_of_time_it_redrew(opened, qtbot):
+    """pyqtgraph repaints a whole plot whenever an item is added to it or taken from it (its ViewBox checks its
+    auto-range): an edit's stretches join and leave groups of their own instead."""
+    window, settle = opened
+    page, document = window.recordings, window.session.current_document()
+    page.view.wave.setXRange(0, 180, padding=0)  # the whole recording in view: six stretches of time
+    document.set_labels({index: 0 for index in range(len(document.spans))})  # the annotated lane, once
+    settle()
+    viewport = page.view.plots.viewport()
+    for edit in (lambda: document.set_labels({30: 1}), lambda: document.split(50, document.spans[50].start + 0.5),
+                 document.undo_stack.undo):
+        painted = PaintedRegion(viewport)
+        edit()
+        settle()
+        viewport.removeEventFilter(painted)
+        # the stretch redrawn (or two, where the edit's cycle crosses into the next), not the whole plots
+        assert not painted.region.isEmpty()
+        assert painted.region.boundingRect().width() < viewport.width() / 2, painted.region.boundingRect()
 
 
 def test_the_document_makes_anew_only_the_cycles_an_edit_changed(opened):
