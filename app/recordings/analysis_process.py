@@ -4,14 +4,14 @@ letting go of the interpreter's lock and taking it back at once, and the GUI thr
 losing the race: beside the 60-minute recording's analysis in a thread the window's timer came 32-93 ms late,
 beside the same analysis in another process 4-10 ms (`python -m bench.gil_wait --minutes 60`, bench/README.md).
 
-One helper serves the whole application, started when a model is chosen (or at the first analysis) and kept.
-It holds the models it loaded (loaded again when their folder's files change) and the samples of the last few
-recordings it analysed, so an edit's prediction sends only its spans. A recording's samples travel once, through
-shared memory: numpy copies them there without holding the lock, where pickling them through a pipe would hold
-it for the whole copy. Cancel reaches the helper through a shared event. When no helper can start at all (a
-system that forbids it), the analyses run in the calling thread instead, as they did before; a helper that
-started and then died (killed, out of memory, a crash in a library) fails only the analysis it was doing, and
-the next one starts a new helper.
+One helper serves the window's analyses, started first thing (or when a model is chosen) and kept; Analyse a folder
+starts one of its own for its run, so that the window's analyses go on beside it. A helper holds the models it
+loaded (loaded again when their folder's files change) and the samples of the last few recordings it analysed, so
+an edit's prediction sends only its spans. A recording's samples travel once, through shared memory: numpy copies
+them there without holding the lock, where pickling them through a pipe would hold it for the whole copy. Cancel
+reaches the helper through a shared event. When no helper can start at all (a system that forbids it), the analyses
+run in the calling thread instead, as they did before; a helper that started and then died (killed, out of memory,
+a crash in a library) fails only the analysis it was doing, and the next one starts a new helper.
 
 This module imports only the engine: the helper imports it too, and must not load Qt."""
 from __future__ import annotations

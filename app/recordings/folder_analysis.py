@@ -1,9 +1,9 @@
-"""File ▸ Analyse a folder…: every recording of a folder (and its subfolders) analysed by the chosen model in
-the analysis helper process, as `lungkd predict FOLDER --export OUT` does it: a progress bar with the time left, Cancel,
-and Resume, which skips what the workspace's results cache holds (core.analysis.results); a file that fails is
-listed with its reason and the others go on. The run ends in one combined export (CSV, JSON and a Raven
-selection table, each row with its provenance) in the export folder. The recordings are not opened in the
-window: a folder may hold thousands."""
+"""File ▸ Analyse a folder…: every recording of a folder (and its subfolders) analysed by the chosen model in a
+helper process of its own, as `lungkd predict FOLDER --export OUT` does it: a progress bar with the time left,
+Cancel, and Resume, which skips what the workspace's results cache holds (core.analysis.results); a file that fails
+is listed with its reason and the others go on. The run ends in one combined export (CSV, JSON and a Raven selection
+table, each row with its provenance) in the export folder. The recordings are not opened in the window: a folder may
+hold thousands."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,7 +19,7 @@ from lungkd.core.text import printable
 
 from ..engine import EngineTask
 from ..progress_bar import ProgressBar
-from .analysis_process import shared_analyses
+from .analysis_process import AnalysisProcess
 
 
 def time_left(seconds: float | None) -> str:
@@ -31,12 +31,16 @@ def time_left(seconds: float | None) -> str:
 
 
 def folder_job(folder: Path, glob: str | None, model_folder: Path, export: Path, workspace: Path):
-    """The engine's folder analysis with the results cache (in the analysis helper), then the combined export:
+    """The engine's folder analysis with the results cache (in a helper process), then the combined export:
     progress as batch Progress, each recording's outcome delivered as it comes; the Batch and the export's paths
     at the end."""
     def job(report, cancel):
-        batch = shared_analyses().analyse_folder(folder, glob, model_folder, workspace, cancel, on_progress=report,
-                                                 on_result=report.deliver)
+        helper = AnalysisProcess()  # a helper of its own: the window's analyses go on beside a folder's
+        try:
+            batch = helper.analyse_folder(folder, glob, model_folder, workspace, cancel, on_progress=report,
+                                          on_result=report.deliver)
+        finally:
+            helper.close()
         return batch, write_combined_export(export, batch)
     return job
 

@@ -82,3 +82,24 @@ def test_the_action_says_why_it_waits_for_a_model(qtbot, tmp_path):
         assert "Choose a model" in empty.analyse_folder_action.toolTip()
     else:  # the shipped demo model is chosen
         assert empty.analyse_folder_action.isEnabled()
+
+
+def test_a_recording_opened_while_a_folder_is_analysed_is_analysed_without_waiting_for_it(window, qtbot, synthetic_dir,
+                                                                                         recording, tmp_path):
+    """The dialog is not modal: the folder's analyses run in a helper of their own, beside the window's."""
+    big = tmp_path / "big"
+    big.mkdir()
+    for copy in range(8):  # some hundred recordings: far longer than one recording's analysis
+        for wav in sorted(synthetic_dir.glob("*.wav")):
+            shutil.copy(wav, big / f"{copy}_{wav.name}")
+            shutil.copy(wav.with_suffix(".txt"), big / f"{copy}_{wav.stem}.txt")
+    dialog = window.analyse_folder_dialog()
+    dialog.folder.setText(str(big))
+    click(dialog.start_button)
+    qtbot.waitUntil(lambda: dialog.progress.value() >= 1, timeout=300000)  # the folder's helper is at work
+    window.open_paths([recording])
+    qtbot.waitUntil(lambda: window.session.current is not None and window.session.current.analysis is not None,
+                    timeout=300000)
+    assert not dialog.start_button.isEnabled() and dialog.progress.value() < dialog.progress.maximum()
+    click(dialog.cancel_button)
+    qtbot.waitUntil(lambda: dialog.start_button.isEnabled(), timeout=300000)
