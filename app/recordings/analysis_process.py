@@ -57,6 +57,10 @@ class _HelperWillNotStart(Exception):
     """No helper process could start here."""
 
 
+class _HelperDied(Exception):
+    """A helper that had started stopped during a job."""
+
+
 class AnalysisProcess:
     """Analyses in the helper process, one at a time (the window's task queue runs its jobs in turn; the lock
     keeps any other caller waiting rather than sharing the helper's cancel)."""
@@ -77,11 +81,11 @@ class AnalysisProcess:
     def analyse(self, path: Path, audio: DecodedAudio, model_folder: Path, cancel: CancelToken | None = None,
                 spans: Spans = None) -> RecordingAnalysis:
         """`analyse_samples` of the recording with the model in `model_folder`, as if called here."""
-        return self._run(audio, cancel, None, _analysis, Path(path), Path(model_folder), spans)
+        return self._run(Path(path), audio, cancel, None, _analysis, Path(model_folder), spans)
 
     def segment(self, path: Path, audio: DecodedAudio, period: float | None) -> Segmentation:
         """`segment_recording` of the recording at a breathing period, as if called here."""
-        return self._run(audio, None, None, _segmentation, Path(path), period)
+        return self._run(Path(path), audio, None, None, _segmentation, period)
 
     def analyse_folder(self, folder: Path, glob: str | None, model_folder: Path, workspace: Path,
                        cancel: CancelToken | None, on_progress: Callable[[Progress], None],
@@ -90,14 +94,15 @@ class AnalysisProcess:
         each recording's outcome reported as they come."""
         def report(kind: str, payload) -> None:
             (on_progress if kind == "progress" else on_result)(payload)
-        return self._run(None, cancel, report, _folder_analysis, Path(folder), glob, Path(model_folder),
+        return self._run(Path(folder), None, cancel, report, _folder_analysis, glob, Path(model_folder),
                          Path(workspace))
 
-    def _run(self, audio: DecodedAudio | None, cancel: CancelToken | None, report: Report | None, work: Callable,
-             *args):
-        """`work(audio, cancel, report, *args)`, a module-level function, in the helper (or here, where none
-        starts); `audio`, when given, is the recording the job reads (sent to the helper once)."""
-        report = report or _ignore
+    def _run(self, subject: Path, audio: DecodedAudio | None, cancel: CancelToken | None, report: Report | None,
+             work: Callable, *args):
+        """`work(audio, cancel, report, subject, *args)`, a module-level function, in the helper (or here, where
+        none starts); `subject` is the recording or folder it is about, `audio`, when given, the recording the job
+        reads (sent to the helper once)."""
+        report, args = report or _ignore, (subject, *args)
         with self._lock:
             if not self.in_thread:
                 try:
@@ -105,6 +110,9 @@ class AnalysisProcess:
                 except _HelperWillNotStart:
                     self.in_thread = True
                     logging.getLogger(__name__).warning(NO_HELPER)
+                except _HelperDied:
+                    raise LungKDError("the helper process analysing recordings stopped (killed, or out of memory).",
+                                      path=subject, fix="analyse it again: a new helper starts.") from None
             return work(audio, cancel, report, *args)
 
     def start(self) -> None:
@@ -163,11 +171,7 @@ class AnalysisProcess:
         except BrokenProcessPool:
             pool.shutdown(wait=False)
             self._pool = None
-            if not self.helpers_start:
-                raise _HelperWillNotStart from None
-            path = args[0]  # every job's first argument is the recording's path, or the folder's
-            raise LungKDError("the helper process analysing recordings stopped (killed, or out of memory).",
-                              path=path, fix="analyse it again: a new helper starts.") from None
+            raise (_HelperDied if self.helpers_start else _HelperWillNotStart) from None
 
     def _wait(self, future: Future, cancel: CancelToken | None, reports: tuple[int, Report] | None = None):
         """The future's result, waited for without the interpreter's lock; meanwhile the job's reports are passed
