@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import signal
-
+from lungkd.core.analysis.spectra import power_spectrogram, stft
 from lungkd.core.data.audio import resample_span, resampled_length
 
 ANALYSIS_RATE = 8000  # Hz
@@ -77,9 +76,8 @@ def measure_bands(samples: np.ndarray, sr: int, bands: tuple[tuple[float, float]
     power = np.full((len(bands), sum(count for _, count, _, _ in spans)), np.nan)
     flatness = np.full_like(power, np.nan)
     for first, count, a, b in spans:
-        _, _, stft = signal.stft(resample_span(samples, sr, rate, a, b), rate, nperseg=frame, noverlap=frame - hop,
-                                 boundary=None, padded=False)
-        magnitude = np.abs(stft[:, :count]) ** 2
+        _, spectrum = stft(resample_span(samples, sr, rate, a, b), rate, frame, hop)
+        magnitude = np.abs(spectrum[:, :count]) ** 2
         for i, mask in enumerate(masks):
             if mask.any():
                 power[i, first:first + count] = magnitude[mask].mean(axis=0)
@@ -97,8 +95,7 @@ def long_term_spectrum(samples: np.ndarray, sr: int, block_segments: int = BLOCK
     total, segments = np.zeros(segment // 2 + 1), 0
     for _, count, a, b in _block_spans(resampled_length(len(samples), sr, rate), segment, segment // 2,
                                        block_segments):
-        _, _, periodograms = signal.spectrogram(resample_span(samples, sr, rate, a, b), rate, window="hann",
-                                                nperseg=segment, noverlap=segment - segment // 2, mode="psd")
+        _, periodograms = power_spectrogram(resample_span(samples, sr, rate, a, b), rate, segment)
         total += periodograms[:, :count].sum(axis=1)
         segments += count
     return LongTermSpectrum(np.fft.rfftfreq(segment, 1 / rate), total / max(segments, 1), segments)

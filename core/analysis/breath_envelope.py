@@ -14,8 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import fft, ndimage, signal
+from scipy import fft, ndimage
 
+from lungkd.core.analysis.spectra import stft
 from lungkd.core.data.audio import resample
 
 ANALYSIS_RATE = 4000  # Hz
@@ -49,12 +50,11 @@ def _band_levels(audio: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
     bands = np.empty((BANDS, frames))
     for first in range(0, frames, STFT_BLOCK_FRAMES):  # the spectrum a block at a time: memory stays bounded
         last = min(frames, first + STFT_BLOCK_FRAMES)
-        freqs, _, spectrum = signal.stft(audio[first * hop:(last - 1) * hop + frame], rate, nperseg=frame,
-                                         noverlap=frame - hop, boundary=None, padded=False)
+        freqs, spectrum = stft(audio[first * hop:(last - 1) * hop + frame], rate, frame, hop)
         power = np.abs(spectrum) ** 2
         bands[:, first:last] = [power[(freqs >= lo) & (freqs < hi)].mean(axis=0)
                                 for lo, hi in zip(edges[:-1], edges[1:])]
-    times = (frame / 2 + hop * np.arange(frames)) / rate  # the middle of each frame, as signal.stft gives it
+    times = (frame / 2 + hop * np.arange(frames)) / rate  # the middle of each frame, as scipy.signal.stft gives it
     return 10 * np.log10(bands + 1e-12), times
 
 

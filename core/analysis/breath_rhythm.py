@@ -10,9 +10,8 @@ taken for two breaths) nor twice it wins a near tie. Given a period (the user's)
 from __future__ import annotations
 
 import numpy as np
-from scipy import signal
-
 from lungkd.core.analysis.breath_envelope import BreathEnvelope, periodicity
+from lungkd.core.analysis.spectra import find_peaks
 
 PERIOD_RANGE_S = (1.0, 8.0)
 USUAL_PERIOD_S, PERIOD_SPREAD = 2.6, 0.5  # median ICBHI cycle; spread of the weighting, in log units
@@ -23,7 +22,7 @@ GAP_COST = 2.0  # of bridging more than two periods without an onset (a pause, a
 
 def typical_onset(onsets: np.ndarray, period_frames: float) -> float:
     """The height of a typical strong onset: the upper quartile of the peaks at least half a period apart."""
-    peaks, _ = signal.find_peaks(onsets, distance=max(1, int(period_frames / 2)))
+    peaks = find_peaks(onsets, distance=max(1, int(period_frames / 2)))
     heights = onsets[peaks]
     return float(np.percentile(heights, 75)) if len(heights) else 0.0
 
@@ -95,7 +94,7 @@ def period_and_starts(envelope: BreathEnvelope, onsets: np.ndarray,
     r = periodicity(envelope)
     lo = envelope.frames(PERIOD_RANGE_S[0])
     hi = min(envelope.frames(PERIOD_RANGE_S[1]), len(r) // 2)
-    peaks, _ = signal.find_peaks(r[:hi + 1])
+    peaks = find_peaks(r[:hi + 1])
     candidates = peaks[(peaks >= lo) & (r[peaks] > 0)]
     best = (None, np.zeros(0, dtype=int), 0.0)
     for frames in candidates:

@@ -29,10 +29,11 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy import ndimage, signal
+from scipy import ndimage
 
 from lungkd.core.analysis.band_levels import HOP_S, BandLevels, measure_bands
 from lungkd.core.analysis.segmentation import AUTOMATIC, Segmentation, segment_cycles
+from lungkd.core.analysis.spectra import find_peaks
 
 BREATH_BAND = (150.0, 1200.0)
 MEDIAN_S, SMOOTH_S = 0.1, 0.1  # the median takes out crackles and clicks; longer ones fill the dip as well
@@ -97,7 +98,7 @@ def split_cycle(level: np.ndarray, times: np.ndarray, start: float, end: float) 
     x, t = level[inside], times[inside]
     if len(x) < MIN_CYCLE_FRAMES:
         return None
-    peaks, _ = signal.find_peaks(np.concatenate([[x.min() - 1], x, [x.min() - 1]]), prominence=MIN_DIP_DB)
+    peaks = find_peaks(np.concatenate([[x.min() - 1], x, [x.min() - 1]]), prominence=MIN_DIP_DB)
     peaks -= 1  # the padding lets a hump at either end of the cycle count as a peak
     if not len(peaks):
         return None

@@ -53,10 +53,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy import ndimage, signal
+from scipy import ndimage
 
 from lungkd.core.analysis.band_levels import HOP_S, BandLevels, LongTermSpectrum, long_term_spectrum, measure_bands
 from lungkd.core.analysis.breath_envelope import autocorrelation
+from lungkd.core.analysis.spectra import find_peaks
 
 GOOD, WARNING, POOR = "good", "warning", "poor"
 CLIPPING, TOO_QUIET, LOW_SNR, FRICTION, HEART, HUM, TOO_SHORT = (
@@ -230,7 +231,7 @@ def _heart_transients(levels: BandLevels) -> tuple[bool, np.ndarray, np.ndarray]
     if len(residual) < 2 * hi or not residual.any():
         return False, np.zeros(0, dtype=int), np.zeros(0)
     periodic = float(autocorrelation(residual)[lo:hi + 1].max()) >= HEART_PERIODICITY
-    peaks, _ = signal.find_peaks(residual, distance=_frames(0.2))
+    peaks = find_peaks(residual, distance=_frames(0.2))
     return periodic, peaks, residual[peaks]
 
 
