@@ -95,6 +95,11 @@ class _DeafToInterruptProcess(multiprocessing.context.SpawnProcess):
         if not hasattr(signal, "pthread_sigmask"):  # Windows delivers Ctrl-C otherwise
             super().start()
             return
+        # a spawn starts multiprocessing's resource tracker first, if it is not running, and that start unblocks
+        # Ctrl-C on its way out: started beforehand, the helper inherits the mask held here (POSIX only)
+        from multiprocessing import resource_tracker
+
+        resource_tracker.ensure_running()
         with interrupts_held():
             super().start()
 
@@ -109,6 +114,19 @@ def spawn_pool(workers: int, set_up: Callable[..., None] | None = None, *set_up_
     `set_up(*set_up_args)` (a module-level function) once it has started."""
     return ProcessPoolExecutor(workers, mp_context=_DeafToInterruptContext(), initializer=_helper_start,
                                initargs=(set_up, set_up_args))
+
+
+def spawn_helper(target: Callable[..., None], *args) -> multiprocessing.Process:
+    """A fresh interpreter running `target(*args)` (a module-level function), started: on one thread, deaf to
+    Ctrl-C and gone with this process, as the pools' helpers are."""
+    process = _DeafToInterruptContext().Process(target=_run_helper, args=(target, args), daemon=True)
+    process.start()
+    return process
+
+
+def _run_helper(target: Callable[..., None], args: tuple) -> None:
+    _helper_start()
+    target(*args)
 
 
 def spawn_context() -> multiprocessing.context.SpawnContext:

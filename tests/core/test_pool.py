@@ -108,3 +108,14 @@ def test_a_helper_whose_caller_is_killed_exits_instead_of_waiting_for_work_forev
         time.sleep(0.1)
     os.kill(helper, signal.SIGKILL)
     pytest.fail("the helper outlived its killed caller by 30 s")
+
+
+def test_the_first_helper_a_process_starts_is_deaf_to_ctrl_c_too():
+    """Spawning starts multiprocessing's resource tracker first, and its start unblocked Ctrl-C: the first helper of
+    a process (`lungkd predict`'s Scout) died of a Ctrl-C meant for the command, with a traceback of its own."""
+    code = ("import os, signal, time\nfrom lungkd.core.pool import spawn_helper\n"
+            "helper = spawn_helper(time.sleep, 2.0)\ntime.sleep(0.5)\nos.kill(helper.pid, signal.SIGINT)\n"
+            "helper.join()\nprint('exit', helper.exitcode)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "exit 0", result.stderr
+    assert "KeyboardInterrupt" not in result.stderr
