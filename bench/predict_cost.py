@@ -3,16 +3,19 @@ peak memory.
 
     python -m bench.predict_cost [--model DIR] [--minutes 60] [--data DIR] [--rounds 1] [--pythonpath DIR]
 
-1. Stages. A fresh process imports what `lungkd predict` imports, then runs the command as the shell would
-   (core.cli.main: `predict MODEL FILES --csv --out FILE --workspace NEW`) with each stage's function timed
-   where the code calls it: decoding, segmentation (or reading the annotation), resampling and cutting the
-   clips, the features, the model, calibration and distances, hashing and the results cache, writing. The limit
-   is the features and the model alone on the same cycles in the same batches (their clips cut beforehand),
-   measured afterwards in the same process, with one torch thread and with torch's default (the faster counts). Start-up is the time from starting the process to the imports
-   done, as the parent saw it.
+1. Stages. A fresh process imports the command line, then runs the command as the shell would
+   (core.cli.main: `predict MODEL FILES --csv --out FILE --workspace NEW`) with its import of torch and the
+   analysis timed, and each stage's function timed where the code calls it: decoding, finding the cycles (the
+   segmentation or the annotation; where the command's helper process finds them, the time it waited for them),
+   resampling and cutting the clips, the features, the model, calibration and distances, the quality and
+   breathing checks (or the wait for the helper's), hashing and the results cache, writing. The limit is the
+   features and the model alone on the same cycles in the same batches (their clips cut beforehand), measured
+   afterwards in the same process, with one torch thread and with torch's default (the faster counts). Start-up
+   is the time from starting the process to the command line imported, as the parent saw it.
 2. The command from outside: its wall time, the time to its first line of output, and its peak memory, both
    resident (VmHWM, which counts the pages of the shared libraries torch maps: about 600 MB for a CUDA build)
-   and anonymous (what the process allocated itself; sampled every 10 ms).
+   and anonymous (what the process allocated itself; sampled every 10 ms), alone and with its helper
+   processes' added (sampled together).
 
 Data: one synthetic 4 kHz recording (a Litt3200, the lowest rate ICBHI has) repeated to --minutes, without
 annotation (segmented first), and the recordings of --data (default: the 10 real ICBHI recordings in
@@ -38,8 +41,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 REAL_AUDIO = ROOT.parent / "shared" / "data" / "icbhi" / "audio"
 DEMO = ROOT / "resources" / "models" / "demo-cnn6"
-STAGES = ("start-up and imports", "loading the model", "decoding", "segmentation", "resampling and clips",
-          "features", "the model", "calibration and distances", "hashing and the results cache", "writing")
+STAGES = ("start-up and imports", "importing torch and the analysis", "loading the model", "decoding", "finding the cycles", "resampling and clips",
+          "features", "the model", "calibration and distances", "quality and breathing checks",
+          "hashing and the results cache", "writing")
 
 
 # ---------------------------------------------------------------- the child: the command with its stages timed
@@ -82,12 +86,15 @@ class StageClock:
 
 def _instrument(clock: StageClock) -> None:
     from lungkd.core import storage
-    from lungkd.core.analysis import batch, limits, predict, results
+    from lungkd.core.analysis import batch, groundwork, limits, predict, results
     from lungkd.core.features.inputs import ClapFeatureSettings, FbankSettings
 
     clock.wrap(limits, "load_model_with_limits", "loading the model")
     clock.wrap(predict, "load_audio", "decoding")
-    clock.wrap(predict, "find_cycles", "segmentation")
+    clock.wrap(predict, "find_cycles", "finding the cycles")  # here, or (below) waiting for the helper's
+    clock.wrap(groundwork.Scout, "found", "finding the cycles")
+    clock.wrap(predict, "checks_of", "quality and breathing checks")
+    clock.wrap(groundwork.Scout, "checks", "quality and breathing checks")
     clock.wrap_generator(predict, "clip_batches", "resampling and clips")
     clock.wrap(FbankSettings, "compute", "features")
     clock.wrap(ClapFeatureSettings, "compute", "features")
@@ -147,14 +154,29 @@ def _features_and_model(model_folder: str, table: Path) -> tuple[float, int]:
     return seconds, cycles
 
 
+def _instrument_when_imported(clock: StageClock) -> None:
+    """The stages' functions wrapped where `lungkd predict` imports torch and the analysis (its helper process has
+    started by then, and works meanwhile): those imports timed as a stage of their own."""
+    from lungkd.core import cli
+
+    predict_with = cli._predict_with
+
+    def imported_then_predict(*args, **kwargs):
+        started = time.perf_counter()
+        import lungkd.core.analysis.combined_export  # noqa: F401  - what _predict_with imports first
+        import lungkd.core.analysis.limits  # noqa: F401  - torch with it
+        _instrument(clock)
+        clock.seconds["importing torch and the analysis"] += time.perf_counter() - started
+        return predict_with(*args, **kwargs)
+    cli._predict_with = imported_then_predict
+
+
 def child(model: str, paths: list[str], out: str, workspace: str) -> dict:
-    import lungkd.core.analysis.batch  # noqa: F401  - what `lungkd predict` imports, torch with it
-    import lungkd.core.analysis.combined_export  # noqa: F401
     from lungkd.core.cli import main
 
     ready = time.time()
     clock = StageClock()
-    _instrument(clock)
+    _instrument_when_imported(clock)
     started = time.perf_counter()
     code = main(["predict", model, *paths, "--csv", "--out", out, "--workspace", workspace])
     total, seconds = time.perf_counter() - started, dict(clock.seconds)
@@ -187,6 +209,14 @@ def stages(env: dict, model: str, paths: list[Path], tmp: Path) -> dict:
     return result
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(child) for child in f.read().split()]
+    except OSError:
+        return []
+
+
 def _memory(pid: int) -> tuple[int, int]:
     """(peak resident, current anonymous) kB of a process, from /proc."""
     fields = {}
@@ -204,7 +234,7 @@ def from_outside(env: dict, model: str, paths: list[Path], tmp: Path) -> dict:
     began = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     first: list[float] = []
-    peaks = {"rss": 0, "anon": 0}
+    peaks = {"rss": 0, "anon": 0, "anon_with_helpers": 0}
 
     def sample() -> None:
         while process.poll() is None:
@@ -212,7 +242,14 @@ def from_outside(env: dict, model: str, paths: list[Path], tmp: Path) -> dict:
                 rss, anon = _memory(process.pid)
             except (OSError, IndexError, ValueError):
                 break
+            helpers = 0
+            for child in _children(process.pid):
+                try:
+                    helpers += _memory(child)[1]
+                except (OSError, IndexError, ValueError):
+                    pass  # gone meanwhile
             peaks["rss"], peaks["anon"] = max(peaks["rss"], rss), max(peaks["anon"], anon)
+            peaks["anon_with_helpers"] = max(peaks["anon_with_helpers"], anon + helpers)
             time.sleep(0.01)
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -222,7 +259,8 @@ def from_outside(env: dict, model: str, paths: list[Path], tmp: Path) -> dict:
     process.wait()
     sampler.join()
     return {"wall": time.perf_counter() - began, "first_output": first[0] if first else float("nan"),
-            "peak_rss_mb": peaks["rss"] / 1024, "peak_anon_mb": peaks["anon"] / 1024, "code": process.returncode}
+            "peak_rss_mb": peaks["rss"] / 1024, "peak_anon_mb": peaks["anon"] / 1024,
+            "peak_anon_with_helpers_mb": peaks["anon_with_helpers"] / 1024, "code": process.returncode}
 
 
 def long_recording(path: Path, minutes: float) -> int:
@@ -253,7 +291,8 @@ def report(name: str, measured: dict, outside: dict) -> None:
     print(f"{'limit: features + model alone':<32}{limit:>8.2f}{1:>9.2f}   "
           f"({1000 * limit / max(measured['cycles'], 1):.1f} ms a cycle)")
     print(f"from outside: {outside['wall']:.1f} s, first output after {outside['first_output']:.2f} s, peak memory "
-          f"{outside['peak_rss_mb']:.0f} MB resident, {outside['peak_anon_mb']:.0f} MB anonymous", flush=True)
+          f"{outside['peak_rss_mb']:.0f} MB resident, {outside['peak_anon_mb']:.0f} MB anonymous "
+          f"({outside['peak_anon_with_helpers_mb']:.0f} MB with its helper's)", flush=True)
 
 
 def main() -> int:

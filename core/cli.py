@@ -8,11 +8,15 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.errors import LungKDError
 from lungkd.core.labels import CLASS_NAMES
 from lungkd.core.storage import StorageError, disk_failure, json_text, output_file, storage_error
+
+if TYPE_CHECKING:  # numpy and scipy: the listing commands answer without them
+    from lungkd.core.analysis.groundwork import Scout
 
 # What `lungkd` exits with, the same for every command (the epilog of `lungkd --help` says it).
 EXIT_OK = 0
@@ -536,6 +540,17 @@ def _predict(args: argparse.Namespace) -> int:
     for warning in notes.warnings():
         print(f"note: {warning}", file=sys.stderr, flush=True)
 
+    from lungkd.core.analysis.batch import expand_recordings
+    from lungkd.core.analysis.groundwork import Scout
+
+    with Scout() as scout:  # a helper finding the cycles: the first recording's while torch and the model load
+        recordings, _ = expand_recordings(args.recordings, args.glob)
+        if recordings:
+            scout.order(recordings[0])
+        return _predict_with(args, scout)
+
+
+def _predict_with(args: argparse.Namespace, scout: Scout) -> int:
     from lungkd.core.analysis.batch import analyse_folder
     from lungkd.core.analysis.combined_export import check_export_folder, write_combined_export
     from lungkd.core.analysis.limits import load_model_with_limits
@@ -561,7 +576,7 @@ def _predict(args: argparse.Namespace) -> int:
     try:
         # the command has the process to itself: the model may use more cores where that proves faster
         batch = analyse_folder(args.recordings, model, results, glob=args.glob, cancel=cancel, patients=patients,
-                               on_progress=lambda p: _draw_batch(bar, p), threads=default_workers())
+                               on_progress=lambda p: _draw_batch(bar, p), threads=default_workers(), scout=scout)
     except (KeyboardInterrupt, Cancelled):
         cancel.cancel()
         bar.close()

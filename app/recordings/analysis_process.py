@@ -33,7 +33,8 @@ import numpy as np
 
 from lungkd.core.analysis.batch import Batch, Failure, Progress, analyse_folder
 from lungkd.core.analysis.limits import UsableModel, load_model_with_limits
-from lungkd.core.analysis.predict import RecordingAnalysis, analyse_samples, segment_recording
+from lungkd.core.analysis.groundwork import segment_recording
+from lungkd.core.analysis.predict import RecordingAnalysis, analyse_samples
 from lungkd.core.analysis.results import AnalysedRecording, ResultsCache
 from lungkd.core.analysis.segmentation import Segmentation
 from lungkd.core.cancel import CancelToken

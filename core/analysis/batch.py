@@ -12,11 +12,9 @@ import traceback
 from dataclasses import dataclass, field
 from itertools import accumulate
 from pathlib import Path, PurePath
-from typing import Callable, Generic, Iterator, TypeVar
+from typing import TYPE_CHECKING, Callable, Generic, Iterator, TypeVar
 
-from lungkd.core.analysis.limits import UsableModel
-from lungkd.core.analysis.predict import RecordingAnalysis, analyse_recording, prompt_for
-from lungkd.core.analysis.results import AnalysedRecording, ModelIdentity, ResultsCache
+from lungkd.core.analysis.groundwork import Scout
 from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.data.annotations import annotation_beside, annotations_elsewhere
 from lungkd.core.data.audio import AUDIO_EXTENSIONS, distinct_recordings, probe_audio
@@ -24,6 +22,11 @@ from lungkd.core.data.patient_metadata import PatientTable
 from lungkd.core.errors import AudioError, LungKDError, Problem
 from lungkd.core.pool import FasterThreads
 from lungkd.core.storage import file_sha256, walk_files
+
+if TYPE_CHECKING:  # the analysis imports torch: the command line lists the recordings and starts a Scout before it
+    from lungkd.core.analysis.limits import UsableModel
+    from lungkd.core.analysis.predict import RecordingAnalysis
+    from lungkd.core.analysis.results import AnalysedRecording, ResultsCache
 
 Result = TypeVar("Result")
 
@@ -163,6 +166,8 @@ def analyse_paths(paths: list[Path], model: UsableModel, *, cancel: CancelToken 
                   patients: PatientTable | None = None) -> Batch[RecordingAnalysis]:
     """Every recording the paths hold, analysed by the model (with the patient metadata of `patients` where it
     names them); the files that failed (or were left out) with their reasons."""
+    from lungkd.core.analysis.predict import analyse_recording
+
     recordings, left_out = expand_recordings(paths)
     batch: Batch[RecordingAnalysis] = Batch(failures=[f for f in left_out if not f.skipped],
                                             left_out=[f for f in left_out if f.skipped])
@@ -207,18 +212,24 @@ class TimeLeft:
 def analyse_folder(paths: list[Path], model: UsableModel, results: ResultsCache | None, *, glob: str | None = None,
                    cancel: CancelToken | None = None, on_progress: Callable[[Progress], None] | None = None,
                    on_result: Callable[[AnalysedRecording | Failure], None] | None = None,
-                   patients: PatientTable | None = None, threads: int = 1) -> Batch[AnalysedRecording]:
+                   patients: PatientTable | None = None, threads: int = 1,
+                   scout: Scout | None = None) -> Batch[AnalysedRecording]:
     """Every recording the paths hold (`glob` narrowing folders), each analysed by the model (with the patient
     metadata of `patients` where it names them; the features and model on one torch thread or up to `threads`,
     whichever `FasterThreads` finds faster) unless `results` holds its analysis by the same model, from the
     same prompt, already; each new analysis is stored there as soon as it is made, so a cancel (Cancelled) loses
-    only the recording being analysed. Progress carries the time left."""
+    only the recording being analysed. Progress carries the time left. A `scout` finds each recording's cycles
+    and checks it in its helper process, and the next recording's while the model works on this one's."""
+    from lungkd.core.analysis.predict import analyse_recording, prompt_for
+    from lungkd.core.analysis.results import AnalysedRecording, ModelIdentity
+
     recordings, left_out = expand_recordings(paths, glob)
     batch: Batch[AnalysedRecording] = Batch(failures=[f for f in left_out if not f.skipped],
                                             left_out=[f for f in left_out if f.skipped])
     identity = ModelIdentity.of(model)
     clock = TimeLeft(recordings)
     chooser = FasterThreads(threads)  # shared by the recordings: short ones teach it too
+    following = dict(zip(recordings, recordings[1:]))
 
     def work(path: Path, token: CancelToken | None) -> AnalysedRecording:
         began = time.perf_counter()
@@ -229,8 +240,12 @@ def analyse_folder(paths: list[Path], model: UsableModel, results: ResultsCache 
         entry = results.entry(path, digest, identity, prompt) if results is not None else None
         analysed = results.get(entry, digest, identity) if results is not None else None
         if analysed is None:
+            if scout is not None:
+                scout.order(path)
+                if path in following:  # ahead, on the other core; wasted only if the next one proves cached
+                    scout.order(following[path])
             analysed = AnalysedRecording.of(analyse_recording(path, model, cancel=token, patients=patients,
-                                                              threads=chooser), digest, identity)
+                                                              threads=chooser, scout=scout), digest, identity)
             if results is not None:
                 results.put(entry, analysed)
         clock.record(path, time.perf_counter() - began, analysed.reused)

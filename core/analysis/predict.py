@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lungkd.core.analysis.groundwork import EDITED, Scout, checks_of, edited_cycles, find_cycles
 from lungkd.core.analysis.limits import UsableModel, recording_distance
 from lungkd.core.analysis.quality import POOR
-from lungkd.core.analysis.recording_checks import RecordingChecks, breathing_words, check_recording
-from lungkd.core.analysis.segmentation import FIXED_WINDOWS, Segmentation, segment_cycles
-from lungkd.core.data.annotations import annotation_beside, clip_cycles_to_duration, read_annotation_file
+from lungkd.core.analysis.recording_checks import RecordingChecks, breathing_words
+from lungkd.core.analysis.segmentation import FIXED_WINDOWS, Segmentation
 from lungkd.core.data.audio import DecodedAudio, load_audio
 from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.errors import Problem
@@ -34,14 +34,12 @@ from lungkd.core.data.metadata import parse_recording_name
 from lungkd.core.features.prepare import clip_batches
 from lungkd.core.data.patient_metadata import PatientTable, patient_facts, sidecar_path
 from lungkd.core.data.prompts import MISSING_WORDING, patient_prompt
-from lungkd.core.data.records import Cycle
 from lungkd.core.storage import json_text
 from lungkd.core.text import spreadsheet_cell
 from lungkd.core.models.card import PromptPolicy
 from lungkd.core.models.inference import predict_logits
 from lungkd.core.pool import FasterThreads, one_thread_here
 
-EDITED = "edited"  # cycles given by the caller: an annotation being edited, predicted before it is saved
 CYCLE_SOURCES = ("annotation", "automatic", FIXED_WINDOWS, EDITED)
 BATCH_CYCLES = 16  # cycles prepared and classified at once: 15 MB of 16 kHz clips and features, and the model's
 # activations (a full-size CNN6's first block alone holds 26 MB per cycle)
@@ -197,48 +195,7 @@ def to_json(analyses: list[RecordingAnalysis]) -> str:
     return json_text([a.to_dict() for a in analyses])
 
 
-# ---------------------------------------------------------------- finding the cycles
-
-
-@dataclass
-class FoundCycles:
-    cycles: list[Cycle]
-    source: str  # one of CYCLE_SOURCES
-    problems: list[Problem]
-    segmentation: Segmentation | None = None  # when there was no annotation
-
-
-def segment_recording(path: Path, samples: np.ndarray, sr: int, period_hint: float | None = None) -> Segmentation:
-    """The automatic segmentation at the site the recording's ICBHI name gives: the site decides which breathing
-    phase is inspiration (the trachea's is the softer)."""
-    name = parse_recording_name(path.stem)
-    return segment_cycles(samples, sr, location=name.location if name else None, period_hint=period_hint)
-
-
-def find_cycles(path: Path, samples: np.ndarray, sr: int) -> FoundCycles:
-    """The annotation beside the recording, else the automatic segmentation (or its fixed windows). An
-    annotation without a usable cycle is named in the problems, which say that segmentation replaced it."""
-    annotation, problems = annotation_beside(path)
-    if annotation is not None:
-        cycles, line_problems = read_annotation_file(annotation, path.stem)
-        problems += line_problems
-        if cycles:
-            kept, clipped = clip_cycles_to_duration(cycles, len(samples) / sr, annotation)
-            return FoundCycles(list(kept), "annotation", problems + clipped)
-    segmentation = segment_recording(path, samples, sr)
-    if annotation is not None:
-        problems.insert(0, Problem(str(annotation), "the annotation gives no usable cycle, so the cycles were "
-                                   f"found without it ({segmentation.method}).", "correct the annotation file."))
-    return FoundCycles([Cycle(path.stem, i, c.start, c.end, 0, 0) for i, c in enumerate(segmentation.cycles)],
-                       segmentation.method, problems, segmentation)
-
-
 # ---------------------------------------------------------------- predicting
-
-
-def edited_cycles(path: Path, spans: list[tuple[float, float]]) -> FoundCycles:
-    """Cycles the caller gives (start, end in seconds), in its order: an annotation being edited."""
-    return FoundCycles([Cycle(path.stem, i, start, end, 0, 0) for i, (start, end) in enumerate(spans)], EDITED, [])
 
 
 @dataclass(frozen=True)
@@ -266,20 +223,20 @@ def prompt_for(path: Path, policy: PromptPolicy, patients: PatientTable | None =
 
 def analyse_recording(path: str | Path, model: UsableModel, *, batch_size: int = BATCH_CYCLES,
                       cancel: CancelToken | None = None, spans: list[tuple[float, float]] | None = None,
-                      patients: PatientTable | None = None, threads: FasterThreads | None = None
-                      ) -> RecordingAnalysis:
+                      patients: PatientTable | None = None, threads: FasterThreads | None = None,
+                      scout: Scout | None = None) -> RecordingAnalysis:
     """The four class probabilities of every cycle, through the preparation, features and prompt policy the
     model's card says it was trained with."""
     decoded = load_audio(path)
     return analyse_samples(path, decoded, model, batch_size=batch_size, cancel=cancel, spans=spans, patients=patients,
-                           threads=threads)
+                           threads=threads, scout=scout)
 
 
 @one_thread_here()  # many small operations: torch's intra-op threads slowed the analysis 2.3 times (busy 2 cores)
 def analyse_samples(path: str | Path, decoded: DecodedAudio, model: UsableModel, *, batch_size: int = BATCH_CYCLES,
                     cancel: CancelToken | None = None, spans: list[tuple[float, float]] | None = None,
-                    patients: PatientTable | None = None, threads: FasterThreads | None = None
-                    ) -> RecordingAnalysis:
+                    patients: PatientTable | None = None, threads: FasterThreads | None = None,
+                    scout: Scout | None = None) -> RecordingAnalysis:
     """`analyse_recording` on audio already decoded (at the file's own rate): the cycles are found at that
     rate, the model's clips are cut from the same samples resampled to its rate, `batch_size` at a time. The
     features and the model of each batch compute on the torch threads `threads` chooses (a command with the
@@ -287,11 +244,15 @@ def analyse_samples(path: str | Path, decoded: DecodedAudio, model: UsableModel,
     The model's limits calibrate and mark (without them the probabilities are the plain softmax and nothing is
     marked). `spans` (start, end in seconds) replace the cycles found beside the recording: the cycles of an
     annotation being edited, predicted before it is saved (cycle source "edited", no truth). A model that reads
-    prompts gets the recording's, from `patients` (a --metadata table), the sidecar or the ICBHI side files."""
+    prompts gets the recording's, from `patients` (a --metadata table), the sidecar or the ICBHI side files.
+    A `scout` (without `spans`) finds the cycles and checks the recording in its helper process, where it can."""
     path = Path(path)
     limits, inputs = model.limits, model.inputs.spec()
     prompt = prompt_for(path, model.inputs.prompts, patients) if model.inputs.prompts else None
-    found = find_cycles(path, decoded.samples, decoded.sample_rate) if spans is None else edited_cycles(path, spans)
+    scout = scout if spans is None else None
+    found = scout.found(path) if scout else None
+    if found is None:
+        found = find_cycles(path, decoded.samples, decoded.sample_rate) if spans is None else edited_cycles(path, spans)
     cycles, segmentation = found.cycles, found.segmentation
     annotated = found.source == "annotation"
     probabilities = np.zeros((len(cycles), NUM_CLASSES))
@@ -314,8 +275,9 @@ def analyse_samples(path: str | Path, decoded: DecodedAudio, model: UsableModel,
     median, recording_unlike = recording_distance(distances, limits.limit)
     if cancel is not None and cancel.is_set():
         raise Cancelled("analysis cancelled.")
-    checks = check_recording(decoded.samples, decoded.sample_rate, [(c.start, c.end) for c in cycles], found.source,
-                             segmentation)
+    checks = scout.checks(path) if scout else None
+    if checks is None:
+        checks = checks_of(decoded.samples, decoded.sample_rate, found)
     return with_checks(RecordingAnalysis(
         str(path), decoded.sample_rate, len(decoded.samples) / decoded.sample_rate, parsed.device if parsed else None,
         found.source,

@@ -18,7 +18,8 @@ from lungkd.app.recordings import analysis_process
 from lungkd.app.recordings.analysis_process import AnalysisProcess, loaded_model
 from lungkd.core.analysis.batch import analyse_folder
 from lungkd.core.analysis.limits import load_model_with_limits
-from lungkd.core.analysis.predict import analyse_samples, segment_recording
+from lungkd.core.analysis.groundwork import segment_recording
+from lungkd.core.analysis.predict import analyse_samples
 from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.data.audio import DecodedAudio, load_audio
 from lungkd.core.errors import LungKDError
