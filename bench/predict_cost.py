@@ -41,9 +41,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 REAL_AUDIO = ROOT.parent / "shared" / "data" / "icbhi" / "audio"
 DEMO = ROOT / "resources" / "models" / "demo-cnn6"
-STAGES = ("start-up and imports", "importing torch and the analysis", "loading the model", "decoding", "finding the cycles", "resampling and clips",
-          "features", "the model", "calibration and distances", "quality and breathing checks",
-          "hashing and the results cache", "writing")
+STAGES = ("start-up and imports", "importing torch and the analysis", "loading the model", "decoding",
+          "finding the cycles", "resampling and clips", "features", "the model", "calibration and distances",
+          "quality and breathing checks", "hashing and the results cache", "writing")
 
 
 # ---------------------------------------------------------------- the child: the command with its stages timed

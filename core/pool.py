@@ -12,6 +12,7 @@ the work) instead of each helper printing a traceback.
 """
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import multiprocessing.connection
 import multiprocessing.context
@@ -127,6 +128,18 @@ def spawn_helper(target: Callable[..., None], *args) -> multiprocessing.Process:
 def _run_helper(target: Callable[..., None], args: tuple) -> None:
     _helper_start()
     target(*args)
+
+
+def hand_back_freed_memory() -> None:
+    """Returns the memory the heap has freed to the system, where the C library can (glibc's malloc_trim): a
+    helper waiting for its next job otherwise keeps what its last job's peak took."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # a C library without it (musl)
+        return
+    trim(0)
 
 
 def spawn_context() -> multiprocessing.context.SpawnContext:

@@ -26,7 +26,7 @@ from lungkd.core.data.audio import load_audio
 from lungkd.core.data.metadata import parse_recording_name
 from lungkd.core.data.records import Cycle
 from lungkd.core.errors import LungKDError, Problem
-from lungkd.core.pool import spawn_helper
+from lungkd.core.pool import hand_back_freed_memory, spawn_helper
 
 EDITED = "edited"  # cycles a person is placing, predicted before they are saved
 HELPER_GONE = ("the helper process finding recordings' cycles stopped (killed, or out of memory); the rest are "
@@ -188,5 +188,7 @@ def _scout(connection) -> None:
             found = find_cycles(path, decoded.samples, decoded.sample_rate)
             connection.send((path, _CYCLES, found))
             connection.send((path, _CHECKS, checks_of(decoded.samples, decoded.sample_rate, found)))
+            del decoded, found
+            hand_back_freed_memory()  # idle until the next order: about 130 MB held otherwise, 40 MB handed back
         except Exception as exc:  # said where the recording is analysed, as if it had failed there
             connection.send((path, _FAILED, exc if isinstance(exc, LungKDError) else RuntimeError(str(exc))))
