@@ -1,12 +1,13 @@
 """A folder of recordings analysed as `lungkd predict FOLDER` does it (core.analysis.batch.analyse_folder with
-the results cache): cold, and again after a cancel at half way, resumed.
+the results cache, a Scout finding the cycles in its helper process, the model on one thread or two): cold,
+and again after a cancel at half way, resumed; and cold without the Scout, for what it saves.
 
     python -m bench.batch [--recordings 200] [--model DIR] [--workspace DIR]
 
 The recordings are generated (core.data.synth: four devices at 4 to 44.1 kHz, every tenth one repeated to
 three times its length) and left without annotations, so each is segmented first, as a user's folder would
-be. One process, the model loaded once; each run has a results cache of its own. Prints recordings per second
-of the cold run, and the resumed run's time as a share of the cold run's.
+be. One process (with the Scout's helper), the model loaded once; each run has a results cache of its own.
+Prints recordings per second of the cold runs, and the resumed run's time as a share of the cold run's.
 """
 from __future__ import annotations
 
@@ -54,10 +55,12 @@ def main() -> int:
     args = parser.parse_args()
 
     from lungkd.core.analysis.batch import analyse_folder
+    from lungkd.core.analysis.groundwork import Scout
     from lungkd.core.analysis.limits import load_model_with_limits
     from lungkd.core.analysis.results import ResultsCache
     from lungkd.core.cancel import Cancelled, CancelToken
     from lungkd.core.data.audio import probe_audio
+    from lungkd.core.pool import default_workers
 
     print(f"{describe()}; load {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory(prefix="lungkd-batch-") as tmp:
@@ -71,7 +74,15 @@ def main() -> int:
               f"-{max(i.frames / i.sample_rate for i in infos):.0f} s each")
         model = load_model_with_limits(args.model)
         folder = paths[0].parent
-        cold_s, cold = timed(lambda: analyse_folder([folder], model, ResultsCache(workspace / f"cold-{time.time()}")))
+
+        def as_predict(results, scouted=True, **options):
+            if not scouted:
+                return analyse_folder([folder], model, results, threads=default_workers(), **options)
+            with Scout() as scout:
+                return analyse_folder([folder], model, results, threads=default_workers(), scout=scout, **options)
+
+        alone_s, alone = timed(lambda: as_predict(ResultsCache(workspace / f"alone-{time.time()}"), scouted=False))
+        cold_s, cold = timed(lambda: as_predict(ResultsCache(workspace / f"cold-{time.time()}")))
         results = ResultsCache(workspace / f"resumed-{time.time()}")
         cancel, done = CancelToken(), []
 
@@ -82,14 +93,15 @@ def main() -> int:
 
         started = time.perf_counter()
         try:
-            analyse_folder([folder], model, results, cancel=cancel, on_result=stop_half_way)
+            as_predict(results, cancel=cancel, on_result=stop_half_way)
         except Cancelled:
             pass
         first_s = time.perf_counter() - started
-        resumed_s, resumed = timed(lambda: analyse_folder([folder], model, results))
+        resumed_s, resumed = timed(lambda: as_predict(results))
         reused = sum(r.reused for r in resumed.results)
         print(f"load {os.getloadavg()[0]:.1f} at the end")
         print(f"{'run':<44}{'s':>8}{'recordings/s':>14}")
+        print(f"{'cold, without the Scout':<44}{alone_s:>8.1f}{len(alone.results) / alone_s:>14.2f}")
         print(f"{'cold':<44}{cold_s:>8.1f}{len(cold.results) / cold_s:>14.2f}")
         print(f"{f'cancelled after {len(done)} recordings':<44}{first_s:>8.1f}{len(done) / first_s:>14.2f}")
         print(f"{f'resumed ({reused} from the results cache)':<44}{resumed_s:>8.1f}"
@@ -97,7 +109,8 @@ def main() -> int:
         print(f"resumed / cold: {resumed_s / cold_s:.2f}; cancelled + resumed / cold: "
               f"{(first_s + resumed_s) / cold_s:.2f}; failures {len(cold.failures)} cold, {len(resumed.failures)} "
               f"resumed; the resumed run's rows equal the cold run's: "
-              f"{sorted(map(_rows, cold.results)) == sorted(map(_rows, resumed.results))}")
+              f"{sorted(map(_rows, cold.results)) == sorted(map(_rows, resumed.results))}, and the cold run's "
+              f"without the Scout: {sorted(map(_rows, cold.results)) == sorted(map(_rows, alone.results))}")
     return 0
 
 

@@ -32,8 +32,11 @@ step "lungkd-studio --open $(basename "$RECORDING") --screenshot"
 picture real-recording.png
 
 step "lungkd predict (the shipped demo model) on $(basename "$RECORDING")"
-"$BUNDLE/lungkd" predict "$BUNDLE/_internal/lungkd/resources/models/demo-cnn6" "$RECORDING" | tee predict.txt
+"$BUNDLE/lungkd" predict "$BUNDLE/_internal/lungkd/resources/models/demo-cnn6" "$RECORDING" 2>predict.err | tee predict.txt
+cat predict.err >&2
 grep -q " cycles from annotation" predict.txt || fail "predict printed no cycles"
+# its cycles were found in its helper process (the Scout), started as the launcher's multiprocessing child
+! grep -q "helper process finding recordings' cycles stopped" predict.err || fail "lungkd predict's helper did not start"
 
 step "lungkd visit-report (the shipped demo model) on $(basename "$RECORDING"), as a PDF"
 "$BUNDLE/lungkd" visit-report "$RECORDING" --model "$BUNDLE/_internal/lungkd/resources/models/demo-cnn6" \
