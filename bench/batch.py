@@ -81,8 +81,9 @@ def main() -> int:
             with Scout() as scout:
                 return analyse_folder([folder], model, results, threads=default_workers(), scout=scout, **options)
 
-        alone_s, alone = timed(lambda: as_predict(ResultsCache(workspace / f"alone-{time.time()}"), scouted=False))
+        # the Scout's run first: the first run pays the model's and the threads' warm-up
         cold_s, cold = timed(lambda: as_predict(ResultsCache(workspace / f"cold-{time.time()}")))
+        alone_s, alone = timed(lambda: as_predict(ResultsCache(workspace / f"alone-{time.time()}"), scouted=False))
         results = ResultsCache(workspace / f"resumed-{time.time()}")
         cancel, done = CancelToken(), []
 
