@@ -70,10 +70,14 @@ def normalize_fbank(x: np.ndarray, mode: str = "per_sample") -> np.ndarray:
         return ((x - AUDIOSET_MEAN) / (2 * AUDIOSET_STD)).astype(np.float32)
     if mode != "per_sample":
         raise ValueError(f"mode must be one of {NORMALIZATIONS}, not {mode!r}.")
-    x64 = np.asarray(x, dtype=np.float64)
-    mean = x64.mean(axis=(-2, -1), keepdims=True)
-    std = np.maximum(x64.std(axis=(-2, -1), keepdims=True, ddof=1), _MIN_STD)
-    return ((x64 - mean) / (2 * std)).astype(np.float32)
+    # numpy's own steps for std(ddof=1), the centred values kept for the result: the same numbers as
+    # (x - mean) / (2 * std) without centring twice (half the time, and two whole-batch temporaries fewer)
+    axes, count = (-2, -1), x.shape[-2] * x.shape[-1]
+    centred = np.array(x, dtype=np.float64)
+    centred -= centred.mean(axis=axes, keepdims=True)
+    std = np.sqrt(np.multiply(centred, centred).sum(axis=axes, keepdims=True) / (count - 1))
+    centred /= 2 * np.maximum(std, _MIN_STD)
+    return centred.astype(np.float32)
 
 
 @lru_cache(maxsize=4)

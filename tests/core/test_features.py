@@ -38,6 +38,14 @@ def test_per_sample_normalisation_gives_mean_0_and_std_one_half(raw_fbank):
         assert sample.std(ddof=1) == pytest.approx(0.5, abs=1e-5)  # torch's unbiased std, as the reference
 
 
+@pytest.mark.parametrize("shape", [(16, 798, 128), (3, 1001, 64), (1, 5, 7)])
+def test_per_sample_normalisation_is_the_formula_to_the_bit(shape):
+    x = (np.random.default_rng(len(shape)).standard_normal(shape) * 3 - 7).astype(np.float32)
+    x64 = x.astype(np.float64)
+    formula = (x64 - x64.mean(axis=(-2, -1), keepdims=True)) / (2 * x64.std(axis=(-2, -1), keepdims=True, ddof=1))
+    np.testing.assert_array_equal(normalize_fbank(x, "per_sample"), formula.astype(np.float32))
+
+
 def test_audioset_normalisation_uses_asts_constants(raw_fbank):
     x = normalize_fbank(raw_fbank, "audioset")
     np.testing.assert_allclose(x, (raw_fbank + 4.2677393) / (2 * 4.5689974), rtol=1e-6)
