@@ -3,7 +3,8 @@
 Cycles come from the annotation file beside the recording when there is one (ground truth is then
 known), else from the automatic segmentation of the breathing (core/analysis/segmentation.py), which falls
 back to fixed windows when it finds no breathing it can trust; or from the caller (the cycles of an
-annotation being edited in the Studio, before it is saved).
+annotation being edited in the Studio, before it is saved). core/analysis/groundwork.py finds them, here or
+ahead in a helper process (`lungkd predict`'s Scout), with the recording's quality and breathing checks.
 
 The recording is decoded once; its cycles are prepared, featurised and classified a batch at a time, each
 batch resampling only the stretch of audio it needs, so memory does not grow with the recording's length
