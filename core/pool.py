@@ -120,14 +120,10 @@ def spawn_pool(workers: int, set_up: Callable[..., None] | None = None, *set_up_
 def spawn_helper(target: Callable[..., None], *args) -> multiprocessing.Process:
     """A fresh interpreter running `target(*args)` (a module-level function), started: on one thread, deaf to
     Ctrl-C and gone with this process, as the pools' helpers are."""
-    process = _DeafToInterruptContext().Process(target=_run_helper, args=(target, args), daemon=True)
+    # the pools' start-up, whose last step (their set-up) is here the whole of the helper's work
+    process = _DeafToInterruptContext().Process(target=_helper_start, args=(target, args), daemon=True)
     process.start()
     return process
-
-
-def _run_helper(target: Callable[..., None], args: tuple) -> None:
-    _helper_start()
-    target(*args)
 
 
 def hand_back_freed_memory() -> None:

@@ -71,9 +71,10 @@ def normalize_fbank(x: np.ndarray, mode: str = "per_sample") -> np.ndarray:
     if mode != "per_sample":
         raise ValueError(f"mode must be one of {NORMALIZATIONS}, not {mode!r}.")
     # numpy's own steps for std(ddof=1), the centred values kept for the result: the same numbers as
-    # (x - mean) / (2 * std) without centring twice (half the time, and two whole-batch temporaries fewer)
-    axes, count = (-2, -1), x.shape[-2] * x.shape[-1]
+    # (x - mean) / (2 * std) without centring twice (0.86-0.88 of the time, python -m bench.features, and two
+    # whole-batch temporaries fewer)
     centred = np.array(x, dtype=np.float64)
+    axes, count = (-2, -1), centred.shape[-2] * centred.shape[-1]
     centred -= centred.mean(axis=axes, keepdims=True)
     std = np.sqrt(np.multiply(centred, centred).sum(axis=axes, keepdims=True) / (count - 1))
     centred /= 2 * np.maximum(std, _MIN_STD)
