@@ -90,18 +90,23 @@ def read_regular_file(path: str | Path, max_bytes: int) -> bytes:
     """The bytes of a regular file of at most `max_bytes`. A FIFO or device is refused by its type, before a
     byte is read (opening a FIFO would wait for a writer; /dev/zero never ends), and a larger file by its size;
     both raise UnreadableFileError, other failures the OSError the system gave."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    # the descriptor has one owner, this block: handed to a file object, a Ctrl-C between the hand-over and
+    # forgetting it here closed it twice, and the second close's EBADF replaced the KeyboardInterrupt
+    fd = None
     try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             kind = "a folder" if stat.S_ISDIR(mode) else "a pipe" if stat.S_ISFIFO(mode) else "a device or socket"
             raise UnreadableFileError(path, f"it is {kind}, not a regular file")
-        with os.fdopen(fd, "rb") as f:
-            fd = None  # the file object closes it
-            data = f.read(max_bytes + 1)
+        chunks, left = [], max_bytes + 1
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+            chunks.append(chunk)
+            left -= len(chunk)
     finally:
         if fd is not None:
             os.close(fd)
+    data = b"".join(chunks)
     if len(data) > max_bytes:
         raise UnreadableFileError(path, f"it is larger than {_size(max_bytes)}")
     return data

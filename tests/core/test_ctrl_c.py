@@ -129,6 +129,57 @@ def test_while_counted_ctrl_c_is_a_number_the_loop_reads_and_afterwards_python_s
         time.sleep(1)
 
 
+def _open_descriptors() -> set[int]:
+    return {int(name) for name in os.listdir("/proc/self/fd")}
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="lists descriptors through /proc")
+def test_ctrl_c_before_any_line_of_reading_a_file_is_a_keyboard_interrupt_and_closes_only_that_file(tmp_path):
+    """Reading a card, an annotation or a split file can be cut by Ctrl-C anywhere. Cut between handing its
+    descriptor to a file object and forgetting it, it was closed twice: the second close's EBADF replaced the
+    KeyboardInterrupt (`lungkd predict` said "the model card cannot be read (Bad file descriptor)", exit 2), and
+    where another thread had opened a file in between, that file was closed under it. Cut anywhere, the cut is a
+    KeyboardInterrupt and no other descriptor is closed; the file's own stays open only where the cut falls in
+    the closing itself."""
+    import inspect
+
+    from lungkd.core.storage import read_regular_file
+
+    path = tmp_path / "card.json"
+    path.write_bytes(bytes(range(256)) * 10_000)  # 2.5 MB: the reading takes more than one step
+    assert read_regular_file(path, 3 << 20) == path.read_bytes()
+    reading = read_regular_file.__code__
+    source, first = inspect.getsourcelines(read_regular_file)
+    closing = {first + i for i, line in enumerate(source) if "fd is not None" in line or "os.close(fd)" in line}
+    cut_at, cut_lines = 0, []
+    while True:
+        cut_at, lines = cut_at + 1, 0
+
+        def on_line(frame, event, arg):
+            nonlocal lines
+            if event == "line":
+                lines += 1
+                if lines == cut_at:
+                    cut_lines.append(frame.f_lineno)
+                    raise KeyboardInterrupt  # Ctrl-C's exception, raised as this line is about to run
+            return on_line
+
+        before = _open_descriptors()
+        sys.settrace(lambda frame, event, arg: on_line if frame.f_code is reading else None)
+        try:
+            read_regular_file(path, 3 << 20)
+        except KeyboardInterrupt:
+            pass
+        else:
+            break  # it ran to the end: every line has been cut
+        finally:
+            sys.settrace(None)
+        after = _open_descriptors()
+        assert before <= after, f"cut at line {cut_lines[-1]}: a descriptor it did not open was closed"
+        assert after == before or cut_lines[-1] in closing, f"cut at line {cut_lines[-1]}: its descriptor left open"
+    assert len(cut_lines) >= 8 and closing <= set(cut_lines)  # opening, checking, reading in steps, closing
+
+
 TRAIN_RECIPE = """
 name = "ctrl-c-train"
 selection = "last"
