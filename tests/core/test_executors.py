@@ -152,7 +152,11 @@ def test_a_cancel_mid_run_stops_every_run_and_leaves_a_resumable_workspace(execu
     running = started - done_before
     timeline = [(e.run, e.kind, round(e.time - cancelled_at[0], 2)) for e in events
                 if e.run in TEACHERS and e.kind in ("started", "metrics", "finished", "cancelled")]
-    assert running, timeline  # a teacher was under way when the cancel came
+    if not running:
+        # a loaded machine can hold a Ray task's batched epoch-1 event back until both teachers have finished:
+        # no teacher was under way to be stopped, and the cancel stops the stage after them
+        assert isinstance(executor, RayExecutor) and done_before == TEACHERS, timeline
+        assert not [e for e in events if e.stage == "students" and e.kind == "finished"], timeline
     assert running <= {e.run for e in events if e.kind == "cancelled" and e.run}, timeline  # every one stopped
     assert not [e for e in events if e.kind == "finished" and e.run in running], timeline
     for run in running:  # from when it heard, within a step: the step under way, and at most the next
