@@ -91,6 +91,7 @@ def _instrument(clock: StageClock) -> None:
 
     clock.wrap(limits, "load_model_with_limits", "loading the model")
     clock.wrap(predict, "load_audio", "decoding")
+    clock.wrap(predict, "open_audio", "decoding")  # beside the helper: a batch's stretch is read with its clips
     clock.wrap(predict, "find_cycles", "finding the cycles")  # here, or (below) waiting for the helper's
     clock.wrap(groundwork.Scout, "found", "finding the cycles")
     clock.wrap(predict, "checks_of", "quality and breathing checks")

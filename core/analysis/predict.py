@@ -26,7 +26,7 @@ from lungkd.core.analysis.limits import UsableModel, recording_distance
 from lungkd.core.analysis.quality import POOR
 from lungkd.core.analysis.recording_checks import RecordingChecks, breathing_words
 from lungkd.core.analysis.segmentation import FIXED_WINDOWS, Segmentation
-from lungkd.core.data.audio import DecodedAudio, load_audio
+from lungkd.core.data.audio import DecodedAudio, in_memory, load_audio, open_audio
 from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.errors import Problem
 from lungkd.core.features.cycle_sets import CycleSet
@@ -227,8 +227,9 @@ def analyse_recording(path: str | Path, model: UsableModel, *, batch_size: int =
                       patients: PatientTable | None = None, threads: FasterThreads | None = None,
                       scout: Scout | None = None) -> RecordingAnalysis:
     """The four class probabilities of every cycle, through the preparation, features and prompt policy the
-    model's card says it was trained with."""
-    decoded = load_audio(path)
+    model's card says it was trained with. With a `scout` finding the cycles and checking the recording, this
+    process reads the recording a batch's stretch at a time where that is exact (`open_audio`)."""
+    decoded = open_audio(path) if scout is not None and spans is None else load_audio(path)
     return analyse_samples(path, decoded, model, batch_size=batch_size, cancel=cancel, spans=spans, patients=patients,
                            threads=threads, scout=scout)
 
@@ -252,8 +253,11 @@ def analyse_samples(path: str | Path, decoded: DecodedAudio, model: UsableModel,
     prompt = prompt_for(path, model.inputs.prompts, patients) if model.inputs.prompts else None
     scout = scout if spans is None else None
     found = scout.found(path) if scout else None
-    if found is None:
-        found = find_cycles(path, decoded.samples, decoded.sample_rate) if spans is None else edited_cycles(path, spans)
+    if found is None and spans is None:
+        decoded = in_memory(decoded)
+        found = find_cycles(path, decoded.samples, decoded.sample_rate)
+    elif found is None:
+        found = edited_cycles(path, spans)
     cycles, segmentation = found.cycles, found.segmentation
     annotated = found.source == "annotation"
     probabilities = np.zeros((len(cycles), NUM_CLASSES))
@@ -278,6 +282,7 @@ def analyse_samples(path: str | Path, decoded: DecodedAudio, model: UsableModel,
         raise Cancelled("analysis cancelled.")
     checks = scout.checks(path) if scout else None
     if checks is None:
+        decoded = in_memory(decoded)
         checks = checks_of(decoded.samples, decoded.sample_rate, found)
     return with_checks(RecordingAnalysis(
         str(path), decoded.sample_rate, len(decoded.samples) / decoded.sample_rate, parsed.device if parsed else None,

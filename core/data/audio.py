@@ -88,9 +88,42 @@ def _native(path: Path):
     return str(path) if os.name == "nt" else os.fsencode(path)
 
 
+# Integer PCM decodes sample by sample into -1..1 and holds no NaN: a stretch read from the file is, to the bit,
+# that stretch of the whole recording decoded, and nothing in the whole is needed to use it.
+STRETCH_EXACT_SUBTYPES = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32"})
+
+
+class SamplesOnDisk:
+    """A recording's float32 mono samples left in its file: `samples[a:b]` reads and decodes that stretch only,
+    the numbers `decode_audio` gives there. What an analysis that works a batch of cycles at a time needs, without
+    holding an hour of audio (57 MB at 4 kHz, 635 MB at 44.1 kHz)."""
+
+    def __init__(self, path: Path, info: AudioInfo):
+        self.path, self.frames, self.channels = path, info.frames, info.channels
+
+    def __len__(self) -> int:
+        return self.frames
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        start, stop, step = index.indices(self.frames)
+        if step != 1:
+            raise ValueError("a recording on disk is read in stretches of consecutive samples")
+        try:
+            with sf.SoundFile(_native(self.path)) as f:
+                f.seek(start)
+                block = f.read(max(0, stop - start), dtype="float32", always_2d=True)
+        except Exception as exc:  # changed or removed since it was opened
+            raise AudioError(f"the recording cannot be read any more ({_reason(exc)}).", path=self.path,
+                             fix="leave the recording in place while it is analysed, and analyse it again.") from None
+        if len(block) != max(0, stop - start):
+            raise AudioError("the recording became shorter while it was analysed.", path=self.path,
+                             fix="leave the recording in place while it is analysed, and analyse it again.")
+        return _mono(block)
+
+
 @dataclass
 class DecodedAudio:
-    samples: np.ndarray  # float32, mono
+    samples: np.ndarray | SamplesOnDisk  # float32, mono
     sample_rate: int
     warnings: list[Problem]
 
@@ -224,9 +257,32 @@ def _decode_mono(path: Path, frames: int) -> tuple[np.ndarray, int]:
     with sf.SoundFile(_native(path)) as f:
         for block in f.blocks(blocksize=DECODE_BLOCK, dtype="float32", always_2d=True):
             block = block[:frames - filled]
-            mono[filled:filled + len(block)] = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
+            mono[filled:filled + len(block)] = _mono(block)
             filled += len(block)
         return mono[:filled], f.samplerate
+
+
+def _mono(block: np.ndarray) -> np.ndarray:
+    """(frames,) of a (frames, channels) float32 block: its channels' mean, row by row (so the same numbers
+    however the recording is cut into blocks)."""
+    return block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
+
+
+def open_audio(path: str | Path) -> DecodedAudio:
+    """The recording as `decode_audio` gives it, for an analysis reading it a stretch at a time: integer PCM
+    (STRETCH_EXACT_SUBTYPES) stays in its file (SamplesOnDisk), anything else is decoded whole, as only the whole
+    can tell NaN and a float recording beyond full scale."""
+    path = Path(path)
+    info = probe_audio(path)
+    if info.subtype not in STRETCH_EXACT_SUBTYPES:
+        return decode_audio(path)
+    return DecodedAudio(SamplesOnDisk(path, info), info.sample_rate,
+                        [info.truncation_problem(path)] if info.truncated else [])
+
+
+def in_memory(audio: DecodedAudio) -> DecodedAudio:
+    """The audio with every sample decoded (what segmentation and the whole-recording checks read)."""
+    return decode_audio(audio.samples.path) if isinstance(audio.samples, SamplesOnDisk) else audio
 
 
 # The reference resamples with torchaudio.transforms.Resample (sinc interpolation with a Hann window, six

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lungkd.core.data.audio import decode_audio, load_audio
+from lungkd.core.data.audio import STRETCH_EXACT_SUBTYPES, SamplesOnDisk, decode_audio, in_memory, load_audio, open_audio
+from lungkd.core.errors import AudioError
 
 SR = 8000
 
@@ -48,6 +49,67 @@ def test_ogg_vorbis_decodes_close_to_the_signal(tmp_path):
     assert abs(len(decoded.samples) - len(signal)) <= 1
     n = min(len(signal), len(decoded.samples))
     assert np.corrcoef(decoded.samples[:n], signal[:n])[0, 1] > 0.99  # lossy, but the same sound
+
+
+STRETCHES = [(".wav", "WAV", "PCM_U8", 1), (".wav", "WAV", "PCM_16", 1), (".wav", "WAV", "PCM_24", 2),
+             (".wav", "WAV", "PCM_32", 3), (".flac", "FLAC", "PCM_16", 2), (".flac", "FLAC", "PCM_24", 1)]
+
+
+@pytest.mark.parametrize("ext,fmt,subtype,channels", STRETCHES, ids=[f"{f}-{s}-{c}ch" for _, f, s, c in STRETCHES])
+def test_a_stretch_read_from_an_integer_recording_is_that_stretch_of_the_whole_decoded_to_the_bit(
+        tmp_path, ext, fmt, subtype, channels):
+    """What `lungkd predict` reads a batch at a time, beside its helper finding the cycles: the same float32."""
+    path = tmp_path / f"a{ext}"
+    rng = np.random.default_rng(7)
+    sf.write(path, rng.uniform(-1, 1, (3 * SR + 17, channels)), SR, format=fmt, subtype=subtype)
+    whole = decode_audio(path)
+    opened = open_audio(path)
+    assert isinstance(opened.samples, SamplesOnDisk) and subtype in STRETCH_EXACT_SUBTYPES
+    assert (len(opened.samples), opened.sample_rate, opened.warnings) == (len(whole.samples), SR, [])
+    cuts = [(0, 1), (0, len(whole.samples)), (SR - 3, 2 * SR + 5), (len(whole.samples) - 9, len(whole.samples) + 40)]
+    cuts += [tuple(sorted(rng.integers(0, len(whole.samples), 2))) for _ in range(20)]
+    for a, b in cuts:  # past the end: as far as it goes, as a numpy slice does
+        stretch = opened.samples[a:b]
+        assert stretch.dtype == np.float32
+        np.testing.assert_array_equal(stretch, whole.samples[a:b])
+    np.testing.assert_array_equal(in_memory(opened).samples, whole.samples)
+
+
+def test_a_truncated_integer_recording_opened_is_read_as_far_as_it_goes_with_the_same_warning(tmp_path):
+    path = tmp_path / "cut.wav"
+    sf.write(path, tone(4.0), SR, subtype="PCM_16")
+    path.write_bytes(path.read_bytes()[:44 + 2 * 6000])  # the header promises 4 s, the file holds 0.75 s
+    whole, opened = decode_audio(path), open_audio(path)
+    assert len(opened.samples) == 6000 and opened.warnings == whole.warnings and "truncated" in opened.warnings[0].message
+    np.testing.assert_array_equal(opened.samples[5000:7000], whole.samples[5000:])
+
+
+@pytest.mark.parametrize("subtype", ["FLOAT", "DOUBLE"])
+def test_float_and_lossy_recordings_are_opened_decoded_whole(tmp_path, subtype):
+    """Only the whole of a float recording says whether it holds NaN or goes beyond full scale (then it is scaled
+    down as a whole); a lossy one is decoded from its start."""
+    loud = tmp_path / "loud.wav"
+    sf.write(loud, 3 * tone(), SR, subtype=subtype)  # peaks at 1.5: scaled to 1 with a warning
+    opened = open_audio(loud)
+    assert isinstance(opened.samples, np.ndarray) and "beyond the full scale" in opened.warnings[0].message
+    np.testing.assert_array_equal(opened.samples, decode_audio(loud).samples)
+    lossy = tmp_path / "a.ogg"
+    sf.write(lossy, tone(2.0, sr=16000), 16000, format="OGG", subtype="VORBIS")
+    assert isinstance(open_audio(lossy).samples, np.ndarray)
+
+
+def test_a_recording_removed_or_shortened_while_it_is_read_in_stretches_is_an_error_naming_it(tmp_path):
+    path = tmp_path / "moved.wav"
+    sf.write(path, tone(3.0), SR, subtype="PCM_16")
+    opened = open_audio(path)
+    path.write_bytes(path.read_bytes()[:44 + 2 * SR])  # another program rewrote it: 1 s left
+    with pytest.raises(AudioError, match="became shorter") as shortened:
+        opened.samples[SR // 2:2 * SR]
+    assert str(path) in str(shortened.value)
+    path.unlink()
+    with pytest.raises(AudioError, match="cannot be read any more") as removed:
+        opened.samples[0:10]
+    assert str(path) in str(removed.value) and "leave the recording in place" in str(removed.value)
 
 
 @pytest.mark.parametrize("channels", [2, 4])

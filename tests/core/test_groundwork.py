@@ -1,6 +1,6 @@
 """The Scout: a helper process finding recordings' cycles and checking them ahead of the analysis. With it a
 folder's analysis is the analysis without it, the cycles found in the helper (this process never finds them
-itself), a recording that fails there fails with the same words, and a helper killed mid-batch leaves the rest to
+itself, nor decodes a whole recording), a recording that fails there fails with the same words, and a helper killed mid-batch leaves the rest to
 this process. Real spawned helpers, the shipped demo model, the session's synthetic recordings."""
 import logging
 import os
@@ -16,6 +16,7 @@ from lungkd.core.analysis import groundwork, predict
 from lungkd.core.analysis.batch import analyse_folder
 from lungkd.core.analysis.groundwork import HELPER_GONE, Scout, find_cycles
 from lungkd.core.analysis.limits import load_model_with_limits
+from lungkd.core.data import audio
 from lungkd.core.data.audio import load_audio
 
 DEMO_MODEL = Path(__file__).resolve().parents[2] / "resources" / "models" / "demo-cnn6"
@@ -48,9 +49,16 @@ def never_here(*args, **kwargs):
     raise AssertionError("the cycles were found in this process, not in the helper")
 
 
+def never_decoded_whole(*args, **kwargs):
+    raise AssertionError("a whole recording was decoded in this process")
+
+
 def test_a_folder_analysed_with_a_scout_is_the_analysis_without_one(folder, model, monkeypatch):
     alone = analyse_folder([folder], model, None)
     monkeypatch.setattr(predict, "find_cycles", never_here)  # the helper is a fresh interpreter: it finds them
+    # ... and this process never holds a whole recording: it reads each batch's stretch from the file
+    monkeypatch.setattr(predict, "load_audio", never_decoded_whole)
+    monkeypatch.setattr(audio, "decode_audio", never_decoded_whole)
     with Scout() as scout:
         scouted = analyse_folder([folder], model, None, scout=scout)
     assert outcomes(scouted) == outcomes(alone)
