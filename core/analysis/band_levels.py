@@ -4,8 +4,9 @@ breathing analysis (breathing.py) read them.
 
 The recording is resampled to ANALYSIS_RATE (8 kHz: everything up to 4 kHz, above which lung sounds and
 their artefacts carry little that the checks need) or kept at its own rate when that is lower (the
-Litt3200's 4 kHz); a band beyond the rate's reach has no level (NaN). The resampling is core.data.audio's,
-piece by piece (`resample_span`), so the blocks join without seams.
+Litt3200's 4 kHz); a band beyond the rate's reach has no level (NaN). The resampling is core.data.audio's
+interpolation without torch (`resample_without_torch`: a measurement), piece by piece (`resample_span`), so the
+blocks join without seams.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from lungkd.core.analysis.spectra import power_spectrogram, stft
-from lungkd.core.data.audio import resample_span, resampled_length
+from lungkd.core.data.audio import resample_span, resample_without_torch, resampled_length
 
 ANALYSIS_RATE = 8000  # Hz
 FRAME_S, HOP_S = 0.064, 0.02  # 15.6 Hz resolution; a 20 ms hop resolves a 40 ms burst in two frames
@@ -65,6 +66,10 @@ def _block_spans(total: int, frame: int, hop: int, frames_per_block: int):
         yield first, count, first * hop, (first + count - 1) * hop + frame
 
 
+def _resampled(samples: np.ndarray, sr: int, rate: int, start: int, stop: int) -> np.ndarray:
+    return resample_span(samples, sr, rate, start, stop, resampler=resample_without_torch)
+
+
 def measure_bands(samples: np.ndarray, sr: int, bands: tuple[tuple[float, float], ...],
                   block_frames: int = BLOCK_FRAMES) -> BandLevels:
     """Band levels every HOP_S over FRAME_S frames of a recording at rate `sr`, `block_frames` at a time."""
@@ -76,7 +81,7 @@ def measure_bands(samples: np.ndarray, sr: int, bands: tuple[tuple[float, float]
     power = np.full((len(bands), sum(count for _, count, _, _ in spans)), np.nan)
     flatness = np.full_like(power, np.nan)
     for first, count, a, b in spans:
-        _, spectrum = stft(resample_span(samples, sr, rate, a, b), rate, frame, hop)
+        _, spectrum = stft(_resampled(samples, sr, rate, a, b), rate, frame, hop)
         magnitude = np.abs(spectrum[:, :count]) ** 2
         for i, mask in enumerate(masks):
             if mask.any():
@@ -95,7 +100,7 @@ def long_term_spectrum(samples: np.ndarray, sr: int, block_segments: int = BLOCK
     total, segments = np.zeros(segment // 2 + 1), 0
     for _, count, a, b in _block_spans(resampled_length(len(samples), sr, rate), segment, segment // 2,
                                        block_segments):
-        _, periodograms = power_spectrogram(resample_span(samples, sr, rate, a, b), rate, segment)
+        _, periodograms = power_spectrogram(_resampled(samples, sr, rate, a, b), rate, segment)
         total += periodograms[:, :count].sum(axis=1)
         segments += count
     return LongTermSpectrum(np.fft.rfftfreq(segment, 1 / rate), total / max(segments, 1), segments)

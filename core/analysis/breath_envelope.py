@@ -17,7 +17,7 @@ import numpy as np
 from scipy import fft, ndimage
 
 from lungkd.core.analysis.spectra import stft
-from lungkd.core.data.audio import resample
+from lungkd.core.data.audio import resample_without_torch
 
 ANALYSIS_RATE = 4000  # Hz
 FRAME_S, HOP_S = 0.064, 0.02
@@ -61,7 +61,7 @@ def _band_levels(audio: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
 def breath_envelope(samples: np.ndarray, sr: int) -> BreathEnvelope:
     """Breath loudness and colour every HOP_S: band-limited, heart sounds and crackles removed."""
     rate = min(sr, ANALYSIS_RATE)
-    audio = resample(samples, sr, rate)
+    audio = resample_without_torch(samples, sr, rate)  # a measurement: torch is not needed for it
     if len(audio) < int(round(FRAME_S * rate)):
         return BreathEnvelope(np.zeros(0), np.zeros(0), np.zeros(0), HOP_S)
     level, times = _band_levels(audio, rate)

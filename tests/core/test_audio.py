@@ -186,6 +186,37 @@ def test_the_phase_by_phase_resampler_is_the_reference_interpolation():
         np.testing.assert_array_equal(resample(x, 44100, target), reference)  # below the limit: the reference itself
 
 
+RATE_PAIRS = [(8000, 4000), (11025, 4000), (16000, 4000), (22050, 4000), (44100, 4000), (48000, 4000),
+              (96000, 4000), (44100, 8000), (48000, 8000), (4000, 8000)]
+
+
+@pytest.mark.parametrize("orig,target", RATE_PAIRS)
+def test_resampling_without_torch_has_the_reference_taps_and_its_samples_within_float32_rounding(orig, target):
+    """What the breath envelope and the recording checks measure with, in a helper that never imports torch."""
+    import torchaudio.transforms as T
+
+    from lungkd.core.data import audio
+
+    o, n, width = audio._reduced(orig, target)
+    reference = T.Resample(orig, target, lowpass_filter_width=audio.LOWPASS_WIDTH, rolloff=audio.ROLLOFF)
+    np.testing.assert_array_equal(audio._reference_kernel(o, n, width), reference.kernel[:, 0, :].numpy())
+    x = np.random.default_rng(3).uniform(-1, 1, 3 * orig + 11).astype(np.float32)  # full scale: the worst case
+    with_torch, without = audio.resample(x, orig, target), audio.resample_without_torch(x, orig, target)
+    assert without.dtype == np.float32 and len(without) == len(with_torch)
+    np.testing.assert_allclose(without, with_torch, rtol=0, atol=1e-6)
+    for start, stop in ((0, 5), (target - 3, 2 * target + 1), (len(without) - 40, len(without))):
+        np.testing.assert_allclose(audio.resample_span(x, orig, target, start, stop,
+                                                       resampler=audio.resample_without_torch),
+                                   without[start:stop], rtol=0, atol=1e-6)
+
+
+def test_resampling_without_torch_leaves_awkward_rates_to_the_phase_by_phase_path():
+    from lungkd.core.data import audio
+
+    x = np.random.default_rng(4).uniform(-0.5, 0.5, 2 * 44101).astype(np.float32)
+    np.testing.assert_array_equal(audio.resample_without_torch(x, 44101, 4000), audio.resample(x, 44101, 4000))
+
+
 def test_long_recordings_resample_block_by_block_to_the_same_samples(monkeypatch):
     import torch
     import torchaudio.transforms as T

@@ -110,6 +110,28 @@ def test_a_closed_scout_leaves_no_process_behind(folder):
     assert not process.is_alive() and process.exitcode is not None
 
 
+def test_the_helper_finds_and_checks_a_44_khz_recording_without_importing_torch(tmp_path):
+    """Most stethoscopes record at 44.1 kHz: measuring such a recording (segmentation, quality, breathing)
+    resamples it without torch, whose import would cost the helper 1-2 s and 255 MB beside the command's own."""
+    import soundfile as sf
+
+    from lungkd.core.data.synth import plan_dataset, render_recording
+
+    _, plans = plan_dataset(40, seed=5)
+    index, plan = next((i, p) for i, p in enumerate(plans) if p.sample_rate == 44100)
+    path = tmp_path / "clinic-44k.wav"
+    sf.write(path, render_recording(plan, 5, index), 44100, subtype="PCM_16")
+    code = ("import sys\nfrom pathlib import Path\nfrom lungkd.core.analysis.groundwork import checks_of, find_cycles\n"
+            "from lungkd.core.data.audio import load_audio\n"
+            f"path = Path({str(path)!r})\ndecoded = load_audio(path)\n"
+            "found = find_cycles(path, decoded.samples, decoded.sample_rate)\n"
+            "checks = checks_of(decoded.samples, decoded.sample_rate, found)\n"
+            "print(decoded.sample_rate, found.source, len(found.cycles), 'torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    rate, source, cycles, torch_imported = result.stdout.split()
+    assert (rate, source, torch_imported) == ("44100", "automatic", "False") and int(cycles) > 0
+
+
 def test_what_the_helper_and_the_command_line_import_before_the_model_holds_no_torch():
     code = ("import sys\nimport lungkd.core.analysis.groundwork, lungkd.core.analysis.batch\n"
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers'}))")
