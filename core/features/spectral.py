@@ -14,6 +14,7 @@ import numpy as np
 
 from lungkd.core.features.inputs import (FBANK_FRAME_LENGTH_MS, FBANK_FRAME_SHIFT_MS, FBANK_RATE, NORMALIZATIONS,
                                          ClapFeatureSettings, fbank_frames)
+from lungkd.core.pool import interrupts_held
 
 if TYPE_CHECKING:  # torch is imported where features are computed: the settings alone are read without it
     import torch
@@ -49,7 +50,10 @@ def fbank(clips16k: np.ndarray, num_mel_bins: int = 128) -> np.ndarray:
         for i in range(len(clips)):
             compute(i)
     else:
-        list(_fbank_threads(threads).map(compute, range(len(clips))))
+        # Ctrl-C waits for the batch (a few tens of ms): cut while the pool was starting a thread, that thread
+        # was left out of the pool's own list, and the interpreter waited for it for ever on its way out
+        with interrupts_held():
+            list(_fbank_threads(threads).map(compute, range(len(clips))))
     return out
 
 
