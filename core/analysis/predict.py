@@ -6,9 +6,10 @@ back to fixed windows when it finds no breathing it can trust; or from the calle
 annotation being edited in the Studio, before it is saved). core/analysis/groundwork.py finds them, here or
 ahead in a helper process (`lungkd predict`'s Scout), with the recording's quality and breathing checks.
 
-The recording is decoded once; its cycles are prepared, featurised and classified a batch at a time, each
-batch resampling only the stretch of audio it needs, so memory does not grow with the recording's length
-beyond the decoded samples. Probabilities are calibrated and cycles unlike the model's training data are
+The recording is decoded once (beside a Scout, an integer-PCM recording not at all: each batch reads its own
+stretch from the file); its cycles are prepared, featurised and classified a batch at a time, each batch
+resampling only the stretch of audio it needs, so memory does not grow with the recording's length beyond the
+decoded samples. Probabilities are calibrated and cycles unlike the model's training data are
 marked where the model's card allows it (core/analysis/limits.py).
 """
 from __future__ import annotations
