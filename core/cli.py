@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.errors import LungKDError
 from lungkd.core.labels import CLASS_NAMES
+from lungkd.core.pool import numpy_blas_on_one_thread
 from lungkd.core.storage import StorageError, disk_failure, json_text, output_file, storage_error
 
 if TYPE_CHECKING:  # numpy and scipy: the listing commands answer without them
@@ -977,6 +978,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
+    numpy_blas_on_one_thread()
     for stream in (sys.stdout, sys.stderr):  # names that are not valid UTF-8 are shown, not a crash
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")

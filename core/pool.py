@@ -29,7 +29,7 @@ from typing import Callable, Iterator, Sequence, TypeVar
 Job = TypeVar("Job")
 Result = TypeVar("Result")
 
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 WORKER_START_S = 5.0  # starting one helper, until this process has timed one (a loaded 2-core machine: 3-8 s)
 PAYS_AFTER_STARTS = 2.0  # helpers start when the work left alone would take this many helper starts
 _measured_start_s: float | None = None  # how long this process's last helper took to start
@@ -49,10 +49,26 @@ def _helper_start(set_up: Callable[..., None] | None = None, set_up_args: tuple 
 
 
 def _one_thread() -> None:
-    for variable in _THREAD_VARIABLES:  # read when numpy's BLAS or torch is first imported in the worker
+    for variable in _THREAD_VARIABLES:  # read when torch is first imported in the worker
         os.environ[variable] = "1"
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
+    numpy_blas_on_one_thread()
+
+
+def numpy_blas_on_one_thread() -> None:
+    """numpy's BLAS (OpenBLAS, numpy's and scipy's own copies) computes on the calling thread alone, in this process
+    and in the processes it starts: the copies loaded already through threadpoolctl, those loaded later through
+    OPENBLAS_NUM_THREADS. LungKD's matrix products are small (a resampler's taps, a batch's band means), and
+    after each one OpenBLAS's worker threads spin for a while: through `lungkd predict` of an hour its one worker
+    took three quarters of a core on a two-core machine, away from torch's threads and the fbank's, and the
+    hour's batches took 13-14 s instead of 10 s (python -m bench.predict_cost). The processes are the
+    parallelism here, and torch's threads where they pay (FasterThreads)."""
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    if "numpy" in sys.modules or "scipy" in sys.modules:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1, user_api="blas")
 
 
 def _leave_with_parent() -> None:

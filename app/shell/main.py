@@ -112,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _start(argv: list[str] | None) -> int:
+    from lungkd.core.pool import numpy_blas_on_one_thread
+
+    numpy_blas_on_one_thread()
     args = build_parser().parse_args(argv)
     from ..system_check import startup_problem
 

@@ -1,5 +1,6 @@
 """Small jobs do not pay for pools: `run_jobs` works in the caller's process and starts helper processes only
 when the work left outlasts starting them; what helpers compute is what the caller would have."""
+import json
 import os
 import signal
 import subprocess
@@ -131,3 +132,26 @@ def test_freed_memory_held_between_live_blocks_is_handed_back():
             "before = anon()\nhand_back_freed_memory()\nprint(before - anon())")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert int(result.stdout) > 100_000  # kB: about 180 MB of holes freed, at least 100 MB of them handed back
+
+
+BLAS_THREADS = ("import json; from threadpoolctl import threadpool_info; "
+                "print(json.dumps([i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas']))")
+
+
+def test_a_lungkd_command_keeps_numpy_blas_to_one_thread_in_its_process_and_those_it_starts():
+    """OpenBLAS's idle workers spin after every matrix product: through `lungkd predict` of an hour its one worker took
+    three quarters of a core from torch and the fbank threads. A command leaves numpy's BLAS one thread, loaded
+    before it started or after, and in the processes it starts. The interpreter starts with OPENBLAS_NUM_THREADS=2,
+    so that the check can fail on any machine."""
+    script = ("import json, subprocess, sys\n"
+              "import numpy\n"
+              f"exec({BLAS_THREADS!r})\n"
+              "from lungkd.core.cli import main\n"
+              "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
+              f"exec({BLAS_THREADS!r})\n"
+              f"subprocess.run([sys.executable, '-c', 'import numpy; ' + {BLAS_THREADS!r}])\n")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "OPENBLAS_NUM_THREADS": "2"})
+    assert run.returncode == 0, run.stderr
+    counts = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("[")]
+    assert counts == [[2], [1], [1]]  # before the command; after it; a process it starts
