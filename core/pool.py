@@ -186,13 +186,19 @@ class FasterThreads:
     """Chooses torch's intra-op threads for work done again and again (a model on batch after batch) by timing
     it: one thread and `most` are tried in turn, then the faster per item is kept, and the other tried again
     every `recheck` runs, as the machine's other work comes and goes. A free core makes a batched model 1.6x
-    faster on two threads; on a two-core machine busy with other work two threads made it 1.3x slower."""
+    faster on two threads; on a two-core machine busy with other work two threads made it 1.3x slower.
+
+    The first run after a change of count is not timed: it pays for the change (threads woken, kernels made for
+    the new count; 13 % slower here for the fbank and the demo model), and timed, that cost swapped the choice
+    for `recheck` runs at a time (python -m bench.predict_cost). Each count is therefore tried twice in a row,
+    and timed the second time."""
 
     def __init__(self, most: int, recheck: int = 16):
         self.options = sorted({1, max(1, most)})
         self.recheck = recheck
-        self.per_item: dict[int, float] = {}  # the last seconds per item with each count
+        self.per_item: dict[int, float] = {}  # seconds per item of each count's last timed run
         self.runs = 0
+        self._last: int | None = None  # the count of the last run
 
     def choice(self) -> int:
         untried = [n for n in self.options if n not in self.per_item]
@@ -200,16 +206,18 @@ class FasterThreads:
             return untried[0]
         best = min(self.options, key=self.per_item.__getitem__)
         others = [n for n in self.options if n != best]
-        return others[0] if others and self.runs % self.recheck == 0 else best
+        return others[0] if others and self.runs % self.recheck in (0, 1) else best
 
     @contextmanager
     def timed(self, items: int) -> Iterator[None]:
-        """The block on the chosen threads, timed for the next choice."""
+        """The block on the chosen threads, timed for the next choice unless the count has just changed."""
         threads = self.choice()
         started = time.perf_counter()
         with torch_threads(threads):
             yield
-        self.per_item[threads] = (time.perf_counter() - started) / max(items, 1)
+        if threads == self._last:
+            self.per_item[threads] = (time.perf_counter() - started) / max(items, 1)
+        self._last = threads
         self.runs += 1
 
 
