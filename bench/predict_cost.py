@@ -96,7 +96,7 @@ def _instrument(clock: StageClock) -> None:
     clock.wrap(groundwork.Scout, "found", "finding the cycles")
     clock.wrap(predict, "checks_of", "quality and breathing checks")
     clock.wrap(groundwork.Scout, "checks", "quality and breathing checks")
-    clock.wrap_generator(predict, "clip_batches", "resampling and clips")
+    clock.wrap_generator(predict, "recording_clips", "resampling and clips")
     clock.wrap(FbankSettings, "compute", "features")
     clock.wrap(ClapFeatureSettings, "compute", "features")
     clock.wrap(predict, "predict_logits", "the model")

@@ -35,13 +35,13 @@ import torch
 from scipy import ndimage
 
 from lungkd.core.analysis.limits import UsableModel
+from lungkd.core.analysis.predict import recording_clips
 from lungkd.core.cancel import Cancelled, CancelToken
 from lungkd.core.data.audio import DecodedAudio
 from lungkd.core.data.prompts import file_prompt
 from lungkd.core.data.records import Cycle
 from lungkd.core.features.inputs import (FBANK_FRAME_LENGTH_MS, FBANK_FRAME_SHIFT_MS, ClapFeatureSettings, InputSpec,
                                          PrepSettings)
-from lungkd.core.features.prepare import clip_batches
 from lungkd.core.models.registry import model_info
 
 IG_STEPS = 32  # points on the path; the weights' sum is then within a few % of the probability explained
@@ -186,8 +186,7 @@ def explain_recording_cycle(path: str | Path, decoded: DecodedAudio, usable: Usa
     builds it: from the model card's contract (preparation, features, the prompt from the file's name). A
     cancel stops it between batches of the path's points (Cancelled)."""
     inputs, stem = usable.inputs.spec(), Path(path).stem
-    batch = next(clip_batches(decoded.samples, decoded.sample_rate, [Cycle(stem, 0, start, end, 0, 0)], inputs.prep,
-                              1, str(path)))
+    batch = next(recording_clips(decoded, [Cycle(stem, 0, start, end, 0, 0)], inputs.prep, 1, str(path)))
     features = torch.from_numpy(inputs.features.compute(batch.clips))[0]
     prompt = file_prompt(stem, missing=usable.inputs.prompts.missing) if usable.inputs.prompts else None
 

@@ -16,7 +16,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from lungkd.core.data.audio import load_audio, resample_span, resampled_length
+from lungkd.core.data.audio import load_audio, resample, resample_span, resampled_length
 from lungkd.core.errors import AudioError, Problem
 from lungkd.core.data.records import Cycle, Recording
 from lungkd.core.features.inputs import PrepSettings
@@ -126,10 +126,11 @@ class ClipBatch:
 
 
 def clip_batches(samples: np.ndarray, sr: int, cycles: Sequence[Cycle], settings: PrepSettings, batch_size: int,
-                 source: str | None = None) -> Iterator[ClipBatch]:
+                 source: str | None = None, *,
+                 resampler: Callable[[np.ndarray, int, int], np.ndarray] = resample) -> Iterator[ClipBatch]:
     """`prepare_cycles` of a recording at its own rate, `batch_size` cycles at a time (in order of their
-    starts): each batch resamples only the stretch of audio its clips come from, so memory does not grow
-    with the recording's length beyond the samples given."""
+    starts): each batch resamples (with `resampler`, see `resample_span`) only the stretch of audio its clips
+    come from, so memory does not grow with the recording's length beyond the samples given."""
     rate = settings.sample_rate
     total = resampled_length(len(samples), sr, rate)
     order = np.argsort([c.start for c in cycles], kind="stable")
@@ -138,7 +139,7 @@ def clip_batches(samples: np.ndarray, sr: int, cycles: Sequence[Cycle], settings
         batch = [cycles[i] for i in indices]
         spans = [cycle_span(c, rate, total) for c in batch]
         lo, hi = min(a for a, _ in spans), max(min(b, a + settings.clip_len + 1) for a, b in spans)
-        stretch = resample_span(samples, sr, rate, lo, hi)
+        stretch = resample_span(samples, sr, rate, lo, hi, resampler=resampler)
         clips, problems = cut_clips(lambda a, b: stretch[a - lo:b - lo], total, batch, settings, source)
         yield ClipBatch(indices, clips, problems)
 
