@@ -8,13 +8,15 @@ clicks. Each band is measured above its own floor (its 10th percentile in this r
 frequency response does not decide which band counts. The bands are not scaled to one range as well: a band in
 which breathing barely shows would then count as much as one in which it shows clearly (on the ten real ICBHI
 recordings boundary F1 fell from 0.93 to 0.86 when they were).
+
+scipy is imported in the functions that compute with it: `lungkd predict` imports this module only to read
+the results its helper process sends, and scipy's import cost it about 0.3 s before its helper could start.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import fft, ndimage
 
 from lungkd.core.analysis.spectra import stft
 from lungkd.core.data.audio import resample_without_torch
@@ -65,6 +67,8 @@ def breath_envelope(samples: np.ndarray, sr: int) -> BreathEnvelope:
     if len(audio) < int(round(FRAME_S * rate)):
         return BreathEnvelope(np.zeros(0), np.zeros(0), np.zeros(0), HOP_S)
     level, times = _band_levels(audio, rate)
+    from scipy import ndimage  # here, not at the top: see the module's docstring
+
     # band by band: scipy's fast running median takes one dimension only (ten times faster than a (1, n) window)
     level = np.stack([ndimage.median_filter(band, int(round(MEDIAN_S / HOP_S)) | 1, mode="nearest") for band in level])
     level -= np.percentile(level, 10, axis=1, keepdims=True)
@@ -98,6 +102,8 @@ def onset_strength(envelope: BreathEnvelope) -> np.ndarray:
     e = envelope.values
     if not len(e):
         return e.copy()
+    from scipy import ndimage  # here, not at the top: see the module's docstring
+
     after, before = max(1, envelope.frames(ONSET_AFTER_S)), max(1, envelope.frames(ONSET_BEFORE_S))
     ahead = ndimage.uniform_filter1d(e, after, origin=-(after // 2), mode="nearest")  # mean of e[t:t + after]
     quietest = ndimage.minimum_filter1d(e, before, origin=(before - 1) // 2, mode="nearest")  # min up to t
@@ -109,6 +115,8 @@ def autocorrelation(x: np.ndarray) -> np.ndarray:
     z = x - x.mean()
     # zero-padded to at least twice the length, so no lag wraps round; to a length of small primes, which the
     # FFT computes tens of times faster than one with a large prime factor (a long recording's frame count)
+    from scipy import fft
+
     size = fft.next_fast_len(2 * len(z), real=True)
     spectrum = np.fft.rfft(z, size)
     r = np.fft.irfft(spectrum * np.conj(spectrum), size)[:len(z)]

@@ -22,6 +22,9 @@ can be told apart, the I:E ratio (inspiratory over expiratory time), each with a
 
 Where the segmentation starts cycles at expiration (a tracheal recording whose phases are equally loud, see
 bench/README.md), the ratio reads expiration for inspiration; the confidence cannot tell.
+
+scipy is imported in the functions that compute with it: `lungkd predict` imports this module only to read
+the results its helper process sends, and scipy's import cost it about 0.3 s before its helper could start.
 """
 from __future__ import annotations
 
@@ -29,7 +32,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy import ndimage
 
 from lungkd.core.analysis.band_levels import HOP_S, BandLevels, measure_bands
 from lungkd.core.analysis.segmentation import AUTOMATIC, Segmentation, segment_cycles
@@ -83,6 +85,8 @@ def _envelope(samples: np.ndarray, sr: int, levels: BandLevels | None) -> tuple[
         levels = measure_bands(samples, sr, (BREATH_BAND,))
     level = levels.level_db(levels.bands.index(BREATH_BAND))
     if len(level):
+        from scipy import ndimage  # here, not at the top: see the module's docstring
+
         level = ndimage.median_filter(level, int(round(MEDIAN_S / HOP_S)) | 1, mode="nearest")
         level = ndimage.uniform_filter1d(level, max(1, int(round(SMOOTH_S / HOP_S))), mode="nearest")
     return level, levels.times

@@ -47,13 +47,15 @@ Loudness and hum belong to the recording (the gain, the room), so every cycle sh
 signal-to-noise sets its breathing against the recording's background; clipping, friction and heart sounds are
 measured within each span. The audio is read a block at
 a time (band_levels.py and `_sample_cells`): memory stays bounded however long the recording is.
+
+scipy is imported in the functions that compute with it: `lungkd predict` imports this module only to read
+the results its helper process sends, and scipy's import cost it about 0.3 s before its helper could start.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy import ndimage
 
 from lungkd.core.analysis.band_levels import HOP_S, BandLevels, LongTermSpectrum, long_term_spectrum, measure_bands
 from lungkd.core.analysis.breath_envelope import autocorrelation
@@ -211,6 +213,8 @@ def _friction_bursts(levels: BandLevels, clipped_frames: np.ndarray) -> list[tup
     flatter than the breath's (which falls off there) and noise-like, for at least FRICTION_MIN_S."""
     if np.isnan(levels.power[_UPPER]).all() or not len(levels.times):
         return []
+    from scipy import ndimage  # here, not at the top: see the module's docstring
+
     upper, lower = levels.level_db(_UPPER), levels.level_db(_LOWER)
     jump = upper - ndimage.median_filter(upper, _frames(FRICTION_BACKGROUND_S) | 1, mode="nearest")
     breathing = levels.level_db(_BREATH) >= np.percentile(levels.level_db(_BREATH), 75)
@@ -225,6 +229,8 @@ def _friction_bursts(levels: BandLevels, clipped_frames: np.ndarray) -> list[tup
 
 def _heart_transients(levels: BandLevels) -> tuple[bool, np.ndarray, np.ndarray]:
     """Whether the breath band's transients recur at a heart rate, their frames and their height (dB)."""
+    from scipy import ndimage  # here, not at the top: see the module's docstring
+
     raw = levels.level_db(_BREATH)
     residual = np.maximum(raw - ndimage.median_filter(raw, _frames(MEDIAN_S) | 1, mode="nearest"), 0.0)
     lo, hi = (_frames(s) for s in HEART_PERIOD_S)
@@ -264,6 +270,8 @@ def _hum(spectrum: LongTermSpectrum, breath_power: float) -> tuple[float, float]
 
 
 def _measure(samples: np.ndarray, sr: int, levels: BandLevels | None) -> _Trace:
+    from scipy import ndimage  # here, not at the top: see the module's docstring
+
     cells = _sample_cells(samples, sr)
     levels = measure_bands(samples, sr, BANDS) if levels is None else levels
     spectrum = long_term_spectrum(samples, sr)

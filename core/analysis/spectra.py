@@ -4,11 +4,11 @@ without importing scipy.signal.
 Importing scipy.signal imports scipy.stats and scipy.optimize with it: 0.9 s and 32 MB, paid by every
 `lungkd predict` and by the Studio's analysis helper before any audio, for the four functions used here. Each
 is written in the operations and the order scipy uses, so that its numbers are scipy's (the STFT and the
-spectrogram to the bit, the peaks exactly): tests/core/test_spectra.py checks them against scipy.signal."""
+spectrogram to the bit, the peaks exactly): tests/core/test_spectra.py checks them against scipy.signal.
+scipy.fft itself is imported where it is used, for the same reason as in breath_envelope.py."""
 from __future__ import annotations
 
 import numpy as np
-from scipy import fft
 
 _PROMINENCE_CELLS = 1 << 20  # peaks x samples compared at once when measuring prominences
 
@@ -37,6 +37,8 @@ def _windowed_spectra(x: np.ndarray, frame: int, hop: int, detrend: bool) -> tup
     frames = np.lib.stride_tricks.sliding_window_view(x, frame)[::hop]
     if detrend:
         frames = frames - np.mean(frames, axis=-1, keepdims=True)
+    from scipy import fft  # here, not at the top: see the module's docstring
+
     # the window's imaginary part is zero: the real part of scipy's complex product, without computing it whole
     return fft.rfft(window.real.astype(frames.dtype, copy=False) * frames, n=frame), window
 
@@ -46,7 +48,7 @@ def stft(x: np.ndarray, rate: float, frame: int, hop: int) -> tuple[np.ndarray, 
     boundary=None, padded=False): Hann frames from the first sample, scaled by the window's sum."""
     spectra, window = _windowed_spectra(x, frame, hop, detrend=False)
     spectra *= np.sqrt(1.0 / window.sum() ** 2)
-    return fft.rfftfreq(frame, 1 / rate), spectra.astype(np.result_type(x, np.complex64), copy=False).T
+    return np.fft.rfftfreq(frame, 1 / rate), spectra.astype(np.result_type(x, np.complex64), copy=False).T
 
 
 def power_spectrogram(x: np.ndarray, rate: float, segment: int) -> tuple[np.ndarray, np.ndarray]:
@@ -57,7 +59,7 @@ def power_spectrogram(x: np.ndarray, rate: float, segment: int) -> tuple[np.ndar
     power = np.conjugate(spectra) * spectra
     power *= 1.0 / (rate * (window * window).sum())
     power[..., 1:-1 if segment % 2 == 0 else None] *= 2  # one-sided: each bin but DC (and Nyquist) counts twice
-    return fft.rfftfreq(segment, 1 / rate), power.astype(np.result_type(x, np.complex64), copy=False).real.T
+    return np.fft.rfftfreq(segment, 1 / rate), power.astype(np.result_type(x, np.complex64), copy=False).real.T
 
 
 def find_peaks(x: np.ndarray, *, distance: float | None = None, prominence: float | None = None) -> np.ndarray:
