@@ -12,6 +12,9 @@ peak memory.
    features and the model alone on the same cycles in the same batches (their clips cut beforehand), measured
    afterwards in the same process, with one torch thread and with torch's default (the faster counts). Start-up
    is the time from starting the process to the command line imported, as the parent saw it.
+   With --rounds N the command and its limit are measured N times, each pair in its own process (on a shared
+   machine the limit alone moved by a third between runs): the ratio of each round is printed, and the stage
+   table of the round with the median ratio.
 2. The command from outside: its wall time, the time to its first line of output, and its peak memory, both
    resident (VmHWM, which counts the pages of the shared libraries torch maps: about 600 MB for a CUDA build)
    and anonymous (what the process allocated itself; sampled every 10 ms), alone and with its helper
@@ -278,10 +281,19 @@ def long_recording(path: Path, minutes: float) -> int:
     return samples
 
 
-def report(name: str, measured: dict, outside: dict) -> None:
-    limit = measured["limit"]
-    command = measured["command"] + measured["stages"]["start-up and imports"]
+def whole_command(measured: dict) -> float:
+    return measured["command"] + measured["stages"]["start-up and imports"]
+
+
+def report(name: str, rounds: list[dict], outside: dict) -> None:
+    ratios = [whole_command(r) / r["limit"] for r in rounds]
+    median = sorted(range(len(rounds)), key=ratios.__getitem__)[len(rounds) // 2]
+    measured = rounds[median]
+    limit, command = measured["limit"], whole_command(measured)
     print(f"\n{name}: {measured['cycles']} cycles; load {os.getloadavg()[0]:.1f}")
+    if len(rounds) > 1:
+        print(f"whole command / limit in {len(rounds)} rounds: {', '.join(f'{r:.2f}' for r in ratios)}; "
+              f"median {ratios[median]:.2f}, whose stages follow")
     print(f"{'stage':<32}{'s':>8}{'/ limit':>9}")
     for stage in STAGES:
         seconds = measured["stages"].get(stage, 0.0)
@@ -301,6 +313,7 @@ def main() -> int:
     parser.add_argument("--model", type=Path, default=DEMO)
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--data", type=Path, help="recordings (default: the real ICBHI ones)")
+    parser.add_argument("--rounds", type=int, default=1, help="measure the command and its limit this many times")
     parser.add_argument("--pythonpath", type=Path, help="measure the LungKD found here instead")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -329,7 +342,8 @@ def main() -> int:
             else:  # `lungkd predict` with no files is a usage error
                 print(f"no recordings in {data}: that set is skipped")
         for name, paths in sets:
-            report(name, stages(env, str(args.model), paths, tmp), from_outside(env, str(args.model), paths, tmp))
+            rounds = [stages(env, str(args.model), paths, tmp) for _ in range(max(1, args.rounds))]
+            report(name, rounds, from_outside(env, str(args.model), paths, tmp))
     return 0
 
 
