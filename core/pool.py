@@ -125,12 +125,22 @@ class _DeafToInterruptContext(multiprocessing.context.SpawnContext):
     Process = _DeafToInterruptProcess
 
 
+class _DeafToInterruptPool(ProcessPoolExecutor):
+    def submit(self, *args, **kwargs) -> Future:
+        # the pool starts its workers inside submit: Ctrl-C is answered once submit has returned and the pool has
+        # listed them, so that its shutdown waits for them. Answered between a worker's start and that listing
+        # (where the worker's own hold used to end), this process left without it, and the worker, still reading
+        # its start-up data, printed a traceback: its queues' semaphores were gone
+        with interrupts_held():
+            return super().submit(*args, **kwargs)
+
+
 def spawn_pool(workers: int, set_up: Callable[..., None] | None = None, *set_up_args) -> ProcessPoolExecutor:
     """A pool of `workers` fresh interpreters computing on one thread each, deaf to Ctrl-C (run_jobs, which
     starts it, drops the work not yet begun when it is left by an exception). Each helper calls
     `set_up(*set_up_args)` (a module-level function) once it has started."""
-    return ProcessPoolExecutor(workers, mp_context=_DeafToInterruptContext(), initializer=_helper_start,
-                               initargs=(set_up, set_up_args))
+    return _DeafToInterruptPool(workers, mp_context=_DeafToInterruptContext(), initializer=_helper_start,
+                                initargs=(set_up, set_up_args))
 
 
 def spawn_helper(target: Callable[..., None], *args) -> multiprocessing.Process:
